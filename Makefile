@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both need only python3 (3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo simulator bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check precoro_assets tests bench
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+simulator: $(STAMP)
+	$(BIN)/precoro-assets simulator --port 8787 --seed 7
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Dagster assets for Precoro procurement data: ingest, reconcile, write back."""

@@ -1,0 +1,741 @@
+"""The simulator's HTTP application: Precoro's API plus the `/_sim/` control API (WSGI, werkzeug).
+
+Every Precoro request goes through the same steps, in Precoro's order: route, authenticate, count
+against the rate limits (429), apply faults on demand, answer, record statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .company import CUSTOM_FIELD_RESOURCES, RESOURCES, Filters, Invalid, Record, money
+from .content import SUPPLIER_STATUS_NAMES
+from .faults import BadRule, FaultBook, FaultRule
+from .generator import build_company
+from .limits import Limits, RateLimiter, Rejection
+
+PER_PAGE_ALLOWED = (10, 20, 50, 100, 200)
+DEFAULT_PER_PAGE = 10
+MAX_EXTERNAL_IDS = 200
+SIM_EMAIL = "api@acme-sim.example"
+
+
+def token_for_seed(seed: int) -> str:
+    """A token that looks like a real secret (so leak tests have something to grep for)."""
+    return "simtok_" + hashlib.sha256(f"precoro-simulator-{seed}".encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    seed: int = 7
+    days: int = 90
+    documents: int = 600
+    limits: Limits = Limits(enabled=False)
+
+
+class ApiError(Exception):
+    """An error answer in Precoro's shape."""
+
+    def __init__(self, status: int, body: dict):
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+
+
+def validation_error(field_name: str, message: str) -> ApiError:
+    return ApiError(400, {"errors": {"errors": {field_name: message}}})
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)  # Decimals here have at most 4 places: the float's repr is the same number
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json(payload: object) -> bytes:
+    # PHP's json_encode escapes non-ASCII by default, as Precoro's answers do
+    return json.dumps(payload, default=_json_default, ensure_ascii=True).encode()
+
+
+def nest_form(pairs: Iterable[tuple[str, str]]) -> dict:
+    """Form fields with bracket keys (`invoice[id]`, `currencies[]`, `contacts[data][0][email]`) as nested data."""
+    root: dict = {}
+    for key, value in pairs:
+        name, _, rest = key.partition("[")
+        parts = [name] + (re.findall(r"([^\[\]]*)\]", "[" + rest) if rest else [])
+        node = root
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if part == "":
+                raise validation_error(key, "An empty [] is only allowed at the end of a field name.")
+            following = None if last else parts[index + 1]
+            if last:
+                node[part] = value
+            elif following == "" and index + 1 == len(parts) - 1:
+                node.setdefault(part, []).append(value)
+                break
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise validation_error(key, "This field is given both as a value and as a group.")
+
+    def lists(node: object) -> object:
+        if isinstance(node, dict):
+            converted = {k: lists(v) for k, v in node.items()}
+            if converted and all(k.isdigit() for k in converted):
+                return [converted[k] for k in sorted(converted, key=int)]
+            return converted
+        return node
+
+    return lists(root)  # type: ignore[return-value]
+
+
+def parse_day(field_name: str, text: str) -> date:
+    try:
+        return datetime.strptime(text, "%d.%m.%Y").date()
+    except ValueError:
+        raise validation_error(field_name, "This value is not a valid date (dd.mm.yyyy).") from None
+
+
+def parse_moment(field_name: str, text: str) -> datetime:
+    """An ISO 8601 date or datetime; naive values are UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise validation_error(field_name, "This value is not a valid datetime.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_money(field_name: str, text: object) -> Decimal:
+    try:
+        amount = Decimal(str(text))
+    except InvalidOperation:
+        raise validation_error(field_name, "This value is not a valid number.") from None
+    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+        raise validation_error(field_name, "This value must be a number with at most 2 decimals.")
+    return money(amount)
+
+
+def parse_int(field_name: str, text: object) -> int:
+    try:
+        return int(str(text))
+    except ValueError:
+        raise validation_error(field_name, "This value is not a valid integer.") from None
+
+
+def parse_bool(field_name: str, text: object) -> bool:
+    value = str(text).lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise validation_error(field_name, "This value must be true or false.")
+
+
+def parse_filters(args, token_user_id: int | None) -> Filters:
+    """Precoro's list filters from the query string, or a 400 naming the bad one."""
+    def ints(name: str) -> frozenset[int] | None:
+        values = args.getlist(name)
+        return frozenset(parse_int(name, v) for v in values) if values else None
+
+    modified = args.get("modifiedSince")
+    modified_since = None
+    if modified is not None:
+        try:
+            modified_since = datetime.strptime(modified, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        except ValueError:
+            raise validation_error("modifiedSince", "This value is not a valid datetime (YYYY-MM-DDTHH:MM:SS).") from None
+    external_ids = args.getlist("external_id[]")
+    if len(external_ids) > MAX_EXTERNAL_IDS:
+        raise validation_error("external_id", f"At most {MAX_EXTERNAL_IDS} values can be given.")
+    enable = args.get("enable")
+
+    def day(name: str) -> date | None:
+        value = args.get(name)
+        return parse_day(name, value) if value is not None else None
+
+    return Filters(
+        modified_since=modified_since,
+        created_from=day("createDate[left_date]"),
+        created_to=day("createDate[right_date]"),
+        approved_from=day("approvalDate[left_date]"),
+        approved_to=day("approvalDate[right_date]"),
+        statuses=ints("status[]"),
+        external_ids=frozenset(external_ids) if external_ids else None,
+        suppliers=ints("supplier[]"),
+        enable=parse_bool("enable", enable) if enable is not None else None,
+        logic_types=ints("logicType[]"),
+        attached_file=args.get("attachedFile") == "1",
+        waiting_for_user=token_user_id if args.get("waitingForapprove") == "yes" else None,
+    )
+
+
+def only_fields(form: dict, allowed: set[str]) -> None:
+    extra = set(form) - allowed
+    if extra:
+        raise validation_error(sorted(extra)[0], "This form should not contain extra fields.")
+
+
+URLS = Map([
+    Rule("/attachments/<key>", methods=["GET"], endpoint="attachment"),
+    Rule("/receipts/<key>", methods=["POST"], endpoint="create_receipt"),
+    Rule("/<resource>", methods=["GET"], endpoint="list"),
+    Rule("/<resource>", methods=["POST"], endpoint="create"),
+    Rule("/<resource>/<key>", methods=["GET"], endpoint="detail"),
+    Rule("/<resource>/<key>", methods=["PUT"], endpoint="replace"),
+    Rule("/<resource>/<key>", methods=["PATCH"], endpoint="patch"),
+    Rule("/<resource>/<key>/<any(approve, reject, confirm):action>", methods=["POST"], endpoint="workflow"),
+    Rule("/<resource>/<key>/options", methods=["POST"], endpoint="option_create"),
+    Rule("/<resource>/<key>/options/<option>", methods=["PUT", "PATCH"], endpoint="option_write"),
+], strict_slashes=False)
+
+
+def path_template(endpoint: str, args: dict) -> str:
+    """The request's route with the key named, e.g. `/invoices/{idn}` (for statistics and fault rules)."""
+    resource = args.get("resource", "")
+    spec = RESOURCES.get(resource)
+    key = "{" + (spec.key if spec else "id") + "}"
+    return {
+        "attachment": "/attachments/{id}",
+        "create_receipt": "/receipts/{purchase_order_id}",
+        "list": f"/{resource}",
+        "create": f"/{resource}",
+        "detail": f"/{resource}/{key}",
+        "replace": f"/{resource}/{key}",
+        "patch": f"/{resource}/{key}",
+        "workflow": f"/{resource}/{key}/{args.get('action')}",
+        "option_create": f"/{resource}/{{id}}/options",
+        "option_write": f"/{resource}/{{id}}/options/{{optionId}}",
+    }.get(endpoint, "(unknown)")
+
+
+class SimulatorApp:
+    """Precoro's API over one simulated company, with rate limits, faults and a control API."""
+
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.token = token_for_seed(config.seed)
+        self.email = SIM_EMAIL
+        self.base_url = ""  # set by the server once the port is known
+        self.lock = threading.RLock()
+        self.reset()
+
+    # ---- state ----------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.company, self.builder = build_company(self.config.seed, self.config.days, self.config.documents)
+            self.limiter = RateLimiter(self.config.limits, self.clock)
+            self.faults = FaultBook()
+            self.counts: Counter[tuple[str, str, int]] = Counter()
+            self.rate_limited: Counter[str] = Counter()
+            self.log: list[dict] = []
+
+    def tick(self, events: int) -> list[dict]:
+        with self.lock:
+            return [change.as_dict() for change in self.builder.tick(events)]
+
+    # ---- WSGI entry -----------------------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request = Request(environ)
+        if request.path.startswith("/_sim"):
+            response = self.control(request)
+        else:
+            response = self.precoro(request, environ)
+        return response(environ, start_response)
+
+    # ---- Precoro's API ----------------------------------------------------------------------------
+
+    def precoro(self, request: Request, environ: dict) -> Response:
+        arrival = self.clock()
+        method = request.method
+        adapter = URLS.bind_to_environ(environ)
+        try:
+            endpoint, args = adapter.match()
+            template = path_template(endpoint, args)
+        except (NotFound, MethodNotAllowed) as exc:
+            endpoint, args, template = None, {}, "(no route)"
+            route_error = ApiError(exc.code or 404, {"error": f'No route found for "{method} {request.path}"'})
+        query = {k: request.args.getlist(k) for k in request.args}
+        url = request.full_path.rstrip("?")
+
+        if not self._authenticated(request):
+            body = {"error": "Invalid credentials: check the X-AUTH-TOKEN and email headers."}
+            return self._finish(arrival, method, template, url, 401, to_json(body))
+
+        with self.lock:
+            url_key = request.path + "?" + "&".join(sorted(f"{k}={v}" for k, vs in query.items() for v in vs))
+            rejection = self.limiter.admit(self.token, method, url_key, now=arrival)
+            if rejection is not None:
+                return self._too_many(arrival, method, template, url, rejection)
+            rules = self.faults.due(method, request.path, template, query)
+        transport = next((r for r in rules if r.kind in ("error", "reset", "slow", "lost_response",
+                                                           "malformed_json", "rate_limit")), None)
+        content_rules = [r for r in rules if r is not transport]
+        if transport is not None:
+            early = self._transport_fault(transport, arrival, method, template, url, environ)
+            if early is not None:
+                return early
+        if endpoint is None:
+            error = route_error
+            return self._finish(arrival, method, template, url, error.status, to_json(error.body))
+        try:
+            with self.lock:
+                result = self._dispatch(endpoint, args, request, content_rules)
+            status, body = 200, result if isinstance(result, Response) else to_json(result)
+        except ApiError as error:
+            status, body = error.status, to_json(error.body)
+        except Invalid as invalid:
+            status, body = 400, to_json({"errors": {"errors": {invalid.field: invalid.message}}})
+        if transport is not None and transport.kind == "lost_response":
+            environ["sim.drop_connection"]()
+            return self._finish(arrival, method, template, url, 0, b"")
+        if transport is not None and transport.kind == "malformed_json" and not isinstance(body, Response):
+            body = body[: max(1, len(body) // 2)]
+        return self._finish(arrival, method, template, url, status, body)
+
+    def _authenticated(self, request: Request) -> bool:
+        return (request.headers.get("X-AUTH-TOKEN") == self.token
+                and (request.headers.get("email") or "").lower() == self.email)
+
+    def _too_many(self, arrival: float, method: str, template: str, url: str, rejection: Rejection) -> Response:
+        self.rate_limited[rejection.limit_type] += 1
+        return self._finish(arrival, method, template, url, 429, to_json(rejection.body()),
+                            rate_limit_type=rejection.limit_type)
+
+    def _transport_fault(self, rule: FaultRule, arrival: float, method: str, template: str, url: str,
+                         environ: dict) -> Response | None:
+        """Answer for a fault that replaces the normal answer, or None to go on (slow, lost, malformed)."""
+        if rule.kind == "error":
+            status = int(rule.options.get("status", 500))
+            body = {"error": rule.options.get("message", "Internal Server Error")}
+            return self._finish(arrival, method, template, url, status, to_json(body))
+        if rule.kind == "reset":
+            environ["sim.drop_connection"]()
+            return self._finish(arrival, method, template, url, 0, b"")
+        if rule.kind == "rate_limit":
+            with self.lock:
+                rejection = self.limiter.force(self.token, rule.options.get("window", "Minute limiter"),
+                                               int(rule.options.get("limit", 300)),
+                                               float(rule.options.get("retry_after", 5)))
+                return self._too_many(arrival, method, template, url, rejection)
+        if rule.kind == "slow":
+            time.sleep(float(rule.options.get("seconds", 5)))
+        return None
+
+    def _finish(self, arrival: float, method: str, template: str, url: str, status: int, body: bytes | Response,
+                rate_limit_type: str | None = None) -> Response:
+        """Record the request in the statistics and build the answer (status 0 = connection dropped)."""
+        with self.lock:
+            self.counts[(method, template, status)] += 1
+            self.log.append({"seq": len(self.log) + 1, "time": arrival, "method": method, "path": template,
+                             "url": url, "status": status, "rate_limit_type": rate_limit_type})
+        if isinstance(body, Response):
+            return body
+        return Response(body, status=status or 500, content_type="application/json")
+
+    def _dispatch(self, endpoint: str, args: dict, request: Request, content_rules: list[FaultRule]) -> object:
+        if endpoint == "attachment":
+            return self.attachment(args["key"])
+        resource = args.get("resource")
+        if endpoint not in ("create_receipt",) and resource not in RESOURCES:
+            raise ApiError(404, {"error": f'No route found for "{request.method} {request.path}"'})
+        if endpoint == "list":
+            return self.list(resource, request, content_rules)
+        if endpoint == "detail":
+            return self.detail(resource, args["key"], content_rules)
+        form = self._form(request)
+        if endpoint == "create_receipt":
+            return self.create_receipt(args["key"], form)
+        if endpoint == "create":
+            return self.create(resource, form)
+        if endpoint == "replace":
+            return self.replace(resource, args["key"], form)
+        if endpoint == "patch":
+            return self.patch(resource, args["key"], form)
+        if endpoint == "workflow":
+            return self.workflow(resource, args["key"], args["action"], form)
+        if endpoint == "option_create":
+            return self.option_create(resource, args["key"], form)
+        return self.option_write(resource, args["key"], args["option"], request.method, form)
+
+    @staticmethod
+    def _form(request: Request) -> dict:
+        if request.mimetype == "application/json":
+            raise validation_error("body", "JSON bodies are not accepted: send the fields form-encoded "
+                                           "(application/x-www-form-urlencoded) with bracket keys.")
+        return nest_form(request.form.items(multi=True))
+
+    def _record(self, resource: str, key: str) -> Record:
+        record = self.company.get(resource, key)
+        if record is None:
+            spec = RESOURCES[resource]
+            raise ApiError(404, {"error": f"{resource} with {spec.key} {key} not found."})
+        return record
+
+    # ---- reads ------------------------------------------------------------------------------------
+
+    def list(self, resource: str, request: Request, content_rules: list[FaultRule]) -> dict:
+        args = request.args
+        page = parse_int("page", args.get("page", "1"))
+        per_page = parse_int("per_page", args.get("per_page", str(DEFAULT_PER_PAGE)))
+        if page < 1:
+            raise validation_error("page", "This value should be 1 or more.")
+        if per_page not in PER_PAGE_ALLOWED:
+            raise validation_error("per_page", f"This value should be one of {', '.join(map(str, PER_PAGE_ALLOWED))}.")
+        filters = parse_filters(args, self.company.token_user_id)
+        for rule in content_rules:
+            if rule.kind == "shift_rows":
+                self._shift_rows(resource, filters, page, per_page, rule.options.get("mode", "insert"))
+        rows = self.company.select(resource, filters)
+        total = len(rows)
+        total_pages = max(1, -(-total // per_page))
+        chunk = rows[(page - 1) * per_page: page * per_page]
+        spec = RESOURCES[resource]
+        data = [self.company.header(r) if spec.is_document else self.company.detail(r) for r in chunk]
+        data = [self._alter(row, content_rules) for row in data]
+        pagination = {"total": total, "count": len(data), "per_page": per_page, "current_page": page,
+                      "total_pages": total_pages, "has_next_page": page < total_pages, "links": {}}
+        if any(rule.kind == "legacy_pagination" for rule in content_rules):
+            del pagination["has_next_page"]
+        return {"data": data, "meta": {"pagination": pagination}}
+
+    def detail(self, resource: str, key: str, content_rules: list[FaultRule]) -> dict:
+        if not RESOURCES[resource].has_detail:
+            raise ApiError(405, {"error": f'No route found for "GET /{resource}/{key}": Method Not Allowed'})
+        return self._alter(self.company.detail(self._record(resource, key)), content_rules)
+
+    def attachment(self, key: str) -> Response:
+        attachment = self.company.attachments.get(parse_int("id", key)) if key.isdigit() else None
+        if attachment is None:
+            raise ApiError(404, {"error": f"attachments with id {key} not found."})
+        return Response(attachment.content, content_type=attachment.mime_type,
+                        headers={"Content-Disposition": f'attachment; filename="{attachment.id}"'})
+
+    @staticmethod
+    def _alter(row: dict, content_rules: list[FaultRule]) -> dict:
+        """Apply field faults: records with missing, unknown or renamed fields."""
+        for rule in content_rules:
+            if rule.kind == "missing_fields":
+                for name in rule.options.get("fields", []):
+                    row.pop(name, None)
+            elif rule.kind == "unknown_fields":
+                row.update(rule.options.get("fields", {"newField": "surprise"}))
+            elif rule.kind == "renamed_fields":
+                for old, new in rule.options.get("rename", {}).items():
+                    if old in row:
+                        row[new] = row.pop(old)
+        return row
+
+    def _shift_rows(self, resource: str, filters: Filters, page: int, per_page: int, mode: str) -> None:
+        """Rows move between two page requests: a record appears on top, or one already served vanishes."""
+        if mode == "insert":
+            created = self.company.now()
+            if filters.created_to is not None:
+                created = datetime.combine(filters.created_to, created.time(), tzinfo=UTC)
+            self.builder.create_like(resource, created)
+        else:
+            served = self.company.select(resource, filters)[: (page - 1) * per_page]
+            if served:
+                self.company.delete(served[0])
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def create(self, resource: str, form: dict) -> dict:
+        creators = {"payments": self.create_payment, "suppliers": self.create_supplier, "items": self.create_item,
+                    "taxes": self.create_tax, "paymentterms": self.create_payment_term,
+                    "purchaserequisitions": self.create_requisition}
+        creator = creators.get(resource)
+        if creator is None:
+            raise ApiError(405, {"error": f'No route found for "POST /{resource}": Method Not Allowed'})
+        return self.company.detail(creator(form))
+
+    def create_payment(self, form: dict) -> Record:
+        only_fields(form, {"invoice", "sumPaid", "logicType", "payDate"})
+        invoice_ref = form.get("invoice")
+        if not isinstance(invoice_ref, dict) or not invoice_ref.get("id"):
+            raise validation_error("invoice", "This value should not be blank (send invoice[id]).")
+        invoice = self.company.get_by_id("invoices", invoice_ref["id"])
+        if invoice is None:
+            raise validation_error("invoice", f"Invoice with id {invoice_ref['id']} not found.")
+        if "sumPaid" not in form:
+            raise validation_error("sumPaid", "This value should not be blank.")
+        amount = parse_money("sumPaid", form["sumPaid"])
+        pay_date = parse_moment("payDate", form["payDate"]) if form.get("payDate") else self.company.now()
+        return self.company.record_payment(invoice, amount, pay_date, logic_type=parse_int("logicType",
+                                                                                           form.get("logicType", 0)))
+
+    SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxNumber", "externalId",
+                       "status"}
+
+    def _apply_supplier(self, record_data: dict, form: dict) -> None:
+        only_fields(form, self.SUPPLIER_FIELDS)
+        for name in ("name", "uniqueCode", "currency", "taxNumber", "externalId"):
+            if name in form:
+                record_data[name] = form[name]
+        if "currencies" in form:
+            currencies = form["currencies"]
+            record_data["currencies"] = currencies if isinstance(currencies, list) else [currencies]
+        if "enable" in form:
+            record_data["enable"] = parse_bool("enable", form["enable"])
+        if "status" in form:
+            status = parse_int("status", form["status"])
+            if status not in SUPPLIER_STATUS_NAMES:
+                raise validation_error("status", "This value should be 1, 2 or 3.")
+            record_data["status"], record_data["statusString"] = status, SUPPLIER_STATUS_NAMES[status]
+
+    def create_supplier(self, form: dict) -> Record:
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
+                "enable": True, "currency": "USD", "currencies": ["USD"], "taxNumber": None,
+                "paymentTerms": {"data": []}, "contacts": {"data": []}, "externalId": None, "approvalDate": None}
+        self._apply_supplier(data, form)
+        return self.company.add("suppliers", data, self.company.now())
+
+    ITEM_FIELDS = {"name", "sku", "price", "currency", "unit", "supplier", "externalId"}
+
+    def _apply_item(self, record_data: dict, form: dict) -> None:
+        only_fields(form, self.ITEM_FIELDS)
+        for name in ("name", "sku", "currency", "unit", "externalId"):
+            if name in form:
+                record_data[name] = form[name]
+        if "price" in form:
+            record_data["price"] = parse_money("price", form["price"])
+        if "supplier" in form:
+            supplier_id = (form["supplier"] or {}).get("id") if isinstance(form["supplier"], dict) else None
+            supplier = self.company.get_by_id("suppliers", supplier_id)
+            if supplier is None:
+                raise validation_error("supplier", "Supplier not found (send supplier[id]).")
+            record_data["supplier"] = {"id": supplier.id, "name": supplier.data["name"]}
+
+    def create_item(self, form: dict) -> Record:
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        data = {"name": "", "sku": None, "price": Decimal("0.00"), "currency": "USD", "unit": "pcs",
+                "category": None, "supplier": None, "dataProductCustomFields": {"data": []}, "externalId": None}
+        self._apply_item(data, form)
+        return self.company.add("items", data, self.company.now())
+
+    def _apply_tax(self, record_data: dict, form: dict) -> None:
+        only_fields(form, {"name", "value", "enable", "externalId"})
+        for name in ("name", "externalId"):
+            if name in form:
+                record_data[name] = form[name]
+        if "value" in form:
+            try:
+                record_data["value"] = Decimal(str(form["value"]))
+            except InvalidOperation:
+                raise validation_error("value", "This value is not a valid number.") from None
+        if "enable" in form:
+            record_data["enable"] = parse_bool("enable", form["enable"])
+
+    def create_tax(self, form: dict) -> Record:
+        for name in ("name", "value"):
+            if not form.get(name):
+                raise validation_error(name, "This value should not be blank.")
+        data = {"name": "", "value": Decimal(0), "enable": True, "externalId": None}
+        self._apply_tax(data, form)
+        return self.company.add("taxes", data, self.company.now())
+
+    def create_payment_term(self, form: dict) -> Record:
+        only_fields(form, {"name", "days", "externalId"})
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        data = {"name": form["name"], "days": parse_int("days", form.get("days", 0)), "enable": True,
+                "externalId": form.get("externalId")}
+        return self.company.add("paymentterms", data, self.company.now())
+
+    def create_requisition(self, form: dict) -> Record:
+        """A purchase requisition from form lines; it starts pending approval."""
+        only_fields(form, {"supplier", "location", "currency", "description", "items"})
+        lines = form.get("items")
+        if not isinstance(lines, list) or not lines:
+            raise validation_error("items", "At least one line is required (items[0][name], [quantity], [price]).")
+        now = self.company.now()
+        record = self.builder.purchase_requisition(now, now)
+        built = []
+        for index, line in enumerate(lines):
+            if not isinstance(line, dict) or not line.get("name"):
+                raise validation_error(f"items[{index}][name]", "This value should not be blank.")
+            quantity = parse_money(f"items[{index}][quantity]", line.get("quantity", "1"))
+            price = parse_money(f"items[{index}][price]", line.get("price", "0"))
+            built.append({"id": self.company.new_id("lines"), "item": None, "name": line["name"], "sku": None,
+                          "unit": line.get("unit", "pcs"), "quantity": quantity, "price": price,
+                          "netSum": money(quantity * price), "taxSum": Decimal("0.00"),
+                          "sum": money(quantity * price), "tax": None, "dataItemCustomFields": {"data": []}})
+        total = sum((line["sum"] for line in built), Decimal("0.00"))
+        record.data.update({"items": {"data": built}, "taxes": {"data": []}, "sum": total, "netSum": total,
+                            "description": form.get("description"), "status": 1, "statusString": "Pending"})
+        record.approved = None
+        self.company.touch(record, now)
+        return record
+
+    def create_receipt(self, purchase_order_id: str, form: dict) -> dict:
+        """POST /receipts/{purchase_order_id}: goods received against an approved PO (numeric id, not idn)."""
+        only_fields(form, {"items"})
+        order = self.company.get_by_id("purchaseorders", purchase_order_id)
+        if order is None:
+            raise ApiError(404, {"error": f"purchaseorders with id {purchase_order_id} not found."})
+        if order.data["status"] != 2:
+            raise validation_error("purchaseOrder", f"The purchase order is not approved (status {order.data['statusString']}).")
+        lines = None
+        if "items" in form:
+            ordered = {line["id"]: line["quantity"] for line in order.data["items"]["data"]}
+            lines = {}
+            for index, line in enumerate(form["items"] if isinstance(form["items"], list) else []):
+                line_id = parse_int(f"items[{index}][id]", line.get("id"))
+                quantity = parse_money(f"items[{index}][quantity]", line.get("quantity"))
+                if line_id not in ordered:
+                    raise validation_error(f"items[{index}][id]", "This line is not on the purchase order.")
+                if quantity > ordered[line_id]:
+                    raise validation_error(f"items[{index}][quantity]", "More than ordered cannot be received.")
+                lines[line_id] = quantity
+        now = self.company.now()
+        return self.company.detail(self.builder.receipt(now, now, order, lines))
+
+    def replace(self, resource: str, key: str, form: dict) -> dict:
+        appliers = {"suppliers": self._apply_supplier, "items": self._apply_item, "taxes": self._apply_tax}
+        applier = appliers.get(resource)
+        if applier is None:
+            raise ApiError(405, {"error": f'No route found for "PUT /{resource}/{key}": Method Not Allowed'})
+        record = self._record(resource, key)
+        applier(record.data, form)
+        self.company.touch(record)
+        return self.company.detail(record)
+
+    def _external_fields(self, form: dict) -> dict:
+        only_fields(form, {"externalId", "externalIntegrationLog"})
+        if not form:
+            raise validation_error("externalId", "Send externalId and/or externalIntegrationLog.")
+        return form
+
+    def patch(self, resource: str, key: str, form: dict) -> dict:
+        if not RESOURCES[resource].patchable:
+            raise ApiError(405, {"error": f'No route found for "PATCH /{resource}/{key}": Method Not Allowed'})
+        record = self._record(resource, key)
+        self.company.patch_external(record, self._external_fields(form))
+        return self.company.detail(record)
+
+    def workflow(self, resource: str, key: str, action: str, form: dict) -> dict:
+        if not RESOURCES[resource].is_document:
+            raise ApiError(405, {"error": f'No route found for "POST /{resource}/{key}/{action}"'})
+        record = self._record(resource, key)
+        if action == "approve":
+            self.company.approve(record)
+        elif action == "reject":
+            self.company.reject(record, str(form.get("comment") or ""))
+        else:
+            self.company.confirm(record)
+        return self.company.detail(record)
+
+    def _custom_field(self, resource: str, key: str) -> Record:
+        if resource not in CUSTOM_FIELD_RESOURCES:
+            raise ApiError(404, {"error": f"/{resource}/{key}/options does not exist."})
+        return self._record(resource, key)
+
+    def option_create(self, resource: str, key: str, form: dict) -> dict:
+        field = self._custom_field(resource, key)
+        only_fields(form, {"name", "code", "externalId"})
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        option = {"id": self.company.new_id("options"), "name": form["name"], "code": form.get("code"),
+                  "externalId": form.get("externalId"), "enable": True}
+        field.data["options"].append(option)
+        self.company.touch(field)
+        return option
+
+    def option_write(self, resource: str, key: str, option_id: str, method: str, form: dict) -> dict:
+        field = self._custom_field(resource, key)
+        option = next((o for o in field.data["options"] if str(o["id"]) == option_id), None)
+        if option is None:
+            raise ApiError(404, {"error": f"Option {option_id} of {resource} {key} not found."})
+        if method == "PUT":
+            only_fields(form, {"name", "code", "externalId"})
+            option.update({k: form[k] for k in ("name", "code", "externalId") if k in form})
+        else:
+            for name, value in self._external_fields(form).items():
+                option[name] = value or None
+        self.company.touch(field)
+        return option
+
+    # ---- the control API ------------------------------------------------------------------------
+
+    def control(self, request: Request) -> Response:
+        try:
+            payload = self._control(request)
+            return Response(json.dumps(payload, default=_json_default, ensure_ascii=False),
+                            content_type="application/json")
+        except BadRule as error:
+            return Response(json.dumps({"error": str(error)}), status=400, content_type="application/json")
+        except HTTPException as error:
+            return Response(json.dumps({"error": error.description}), status=error.code or 400,
+                            content_type="application/json")
+
+    def _control(self, request: Request) -> object:
+        parts = request.path.strip("/").split("/")
+        action = parts[1] if len(parts) > 1 else ""
+        body = request.get_json(silent=True) if request.data else None
+        if action == "info" and request.method == "GET":
+            return self.info()
+        if action == "stats" and request.method == "GET":
+            return self.stats()
+        if action == "requests" and request.method == "GET":
+            since = int(request.args.get("since", "0"))
+            with self.lock:
+                entries = self.log[since:]
+                return {"requests": entries, "next": len(self.log)}
+        if action == "faults":
+            with self.lock:
+                if request.method == "POST":
+                    return {"id": self.faults.add(body or {}).id}
+                if request.method == "DELETE":
+                    self.faults.clear()
+                    return {"faults": []}
+                return {"faults": [rule.as_dict() for rule in self.faults.rules], "injected": self.faults.injected}
+        if action == "tick" and request.method == "POST":
+            events = int((body or {}).get("events", 5))
+            return {"changes": self.tick(events)}
+        if action == "reset" and request.method == "POST":
+            self.reset()
+            return {"reset": True}
+        if action == "export" and request.method == "GET" and len(parts) == 3:
+            return self.export(parts[2])
+        raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
+
+    def info(self) -> dict:
+        return {"url": self.base_url, "token": self.token, "email": self.email, "seed": self.config.seed,
+                "days": self.config.days, "documents": self.config.documents,
+                "limits": self.config.limits.describe(), "resources": sorted(RESOURCES)}
+
+    def stats(self) -> dict:
+        with self.lock:
+            requests = [{"method": m, "path": p, "status": s, "count": n} for (m, p, s), n in sorted(self.counts.items())]
+            return {"total": sum(self.counts.values()), "requests": requests, "rate_limited": dict(self.rate_limited),
+                    "faults_injected": dict(self.faults.injected), "quota": self.limiter.usage(self.token)}
+
+    def export(self, resource: str) -> dict:
+        """Ground truth: every record of a resource with its full detail, by id."""
+        with self.lock:
+            if resource == "attachments":
+                return {"data": [{"id": a.id, "name": a.name, "mimeType": a.mime_type, "size": len(a.content),
+                                  "sha256": hashlib.sha256(a.content).hexdigest()}
+                                 for a in self.company.attachments.values()]}
+            if resource not in RESOURCES:
+                raise NotFound(f"unknown resource {resource!r}; one of {', '.join(sorted(RESOURCES))}")
+            return {"data": [self.company.detail(r) for r in self.company.all(resource)]}

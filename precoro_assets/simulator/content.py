@@ -1,0 +1,173 @@
+"""Static content the simulated company is made of: names, currencies, statuses, file bytes.
+
+Names deliberately contain quotes, `&`, `;` and non-ASCII characters so that every layer
+(HTTP, JSON, SQL, CSV) is exercised with the text real companies have.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from decimal import Decimal
+
+COMPANY_CURRENCY = "USD"
+
+# Units of company currency per unit of the currency (4 decimals, like Precoro's exchangeRate).
+EXCHANGE_RATES: dict[str, Decimal] = {
+    "USD": Decimal("1.0000"),
+    "EUR": Decimal("1.0812"),
+    "GBP": Decimal("1.2705"),
+    "PLN": Decimal("0.2493"),
+    "UAH": Decimal("0.0241"),
+    "CHF": Decimal("1.1236"),
+}
+
+# The statuses Precoro documents use (invoices and expenses; the simulator uses them for every document).
+STATUS_NAMES: dict[int, str] = {
+    0: "Open",
+    1: "Pending",
+    2: "Approved",
+    3: "Denied",
+    4: "Partly paid",
+    5: "Paid",
+    6: "Awaiting confirmation",
+    7: "On revise",
+    8: "Canceled",
+    9: "Pending receipt",
+    10: "Approval review",
+    11: "Closed",
+}
+
+SUPPLIER_STATUS_NAMES = {1: "Pending", 2: "Approved", 3: "Rejected"}
+
+SUPPLIER_NAMES = [
+    "Acme Office Supplies",
+    "O'Brien & Sons Ltd",
+    "Zürich Bürobedarf AG",
+    'Café "Lumière" SARL',
+    "Łódź Logistics Sp. z o.o.",
+    "Nordic Timber Økonomi AS",
+    "Smith & Wesson Paper Co.",
+    "Müller Elektrotechnik GmbH",
+    "São Paulo Importação Ltda",
+    "Tokyo Denki 東京電機",
+    "Київ Друк ТОВ",
+    "Global IT Services; Inc.",
+    "Blue River Catering",
+    "Delta Facilities Management",
+    '"Quick" Couriers & Express',
+    "Ångström Lab Equipment AB",
+    "Çelik Yapı A.Ş.",
+    "Peña & Hijos S.L.",
+    "Northwind Traders",
+    "Contoso Cleaning Services",
+]
+
+COMPANY_SUFFIXES = ["Ltd", "GmbH", "LLC", "S.A.", "Oy", "B.V.", "Inc.", "Sp. z o.o."]
+
+ITEM_NAMES = [
+    ("Copy paper A4, 500 sheets", "pack"),
+    ("Laptop 14\" business", "pcs"),
+    ("Monitor 27\" 4K", "pcs"),
+    ("Office chair \"Ergo\"", "pcs"),
+    ("Coffee beans 1 kg – Arabica", "kg"),
+    ("Cleaning service, monthly", "service"),
+    ("Software licence; annual", "licence"),
+    ("Courier delivery", "service"),
+    ("Safety gloves size L", "pair"),
+    ("Whiteboard markers & erasers set", "set"),
+    ("Server rack 42U", "pcs"),
+    ("Catering lunch (per person)", "person"),
+    ("Toner cartridge Ø 45 mm", "pcs"),
+    ("Electricity installation work", "hour"),
+    ("Timber beam 4 m", "m"),
+]
+
+ITEM_CATEGORIES = ["Office", "IT hardware", "Services", "Facilities", "Raw materials"]
+
+LOCATIONS = [
+    ("Headquarters – New York", "350 Fifth Avenue, New York, NY 10118"),
+    ("Kraków Office", "ul. Floriańska 3, 31-019 Kraków"),
+    ("München Lager", "Schleißheimer Str. 12, 80333 München"),
+    ("Kyiv R&D", "вул. Хрещатик 1, Київ"),
+]
+
+LEGAL_ENTITIES = [
+    ("Acme Corp (US) Inc.", "US-EIN 12-3456789"),
+    ("Acme Polska Sp. z o.o.", "PL 5260001234"),
+    ("Acme Deutschland GmbH", "DE 123456789"),
+]
+
+PAYMENT_TERMS = [("Net 15", 15), ("Net 30", 30), ("Net 45", 45), ("Due on receipt", 0), ("2/10 Net 30", 30)]
+
+TAXES = [("VAT 20%", Decimal("20.00")), ("VAT 23%", Decimal("23.00")), ("Reduced 7%", Decimal("7.00")),
+         ("Zero-rated", Decimal("0.00")), ("Sales tax 8.875%", Decimal("8.875"))]
+
+USERS = [
+    ("Ada", "Lovelace"),
+    ("Jürgen", "Weiß"),
+    ("Zofia", "Łukasiewicz"),
+    ("Seán", "O'Connor"),
+    ("Олена", "Шевченко"),
+    ("Maria", "García-Núñez"),
+    ("Li", "Wei"),
+    ("Tom", "Smith & Co"),
+]
+
+WAREHOUSES = ["Main warehouse", "Kraków stock", "München Außenlager"]
+
+# Document custom fields: (name, type, options). Drop-downs ("select") carry options.
+DOCUMENT_CUSTOM_FIELDS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("Cost center", "select", [("Marketing", "CC-100"), ("R&D", "CC-200"), ("Sales & Ops", "CC-300"),
+                               ("Finance", "CC-400"), ("Büro/Verwaltung", "CC-500")]),
+    ("Project", "select", [("Apollo", "PRJ-A"), ("Zeus \"Phase 2\"", "PRJ-Z"), ("Kyiv launch", "PRJ-K")]),
+    ("Budget note", "text", []),
+    ("Contract number", "text", []),
+]
+
+ITEM_CUSTOM_FIELDS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("GL account", "select", [("6000 Office supplies", "6000"), ("6100 IT equipment", "6100"),
+                              ("6200 Services", "6200"), ("1500 Fixed assets", "1500")]),
+    ("Asset tag", "text", []),
+]
+
+BUDGET_NOTES = ["Q3 budget", "Approved by CFO; urgent", "Replacement for broken unit", "Ref: \"framework\" deal",
+                "Kostenstelle Süd", "Оплата до кінця місяця"]
+
+
+def pdf_bytes(title: str) -> bytes:
+    """A small, valid one-page PDF whose text is `title` (so attachments are real files)."""
+    safe = title.encode("latin-1", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    stream = b"BT /F1 18 Tf 72 720 Td (" + safe + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += str(number).encode() + b" 0 obj\n" + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 " + str(len(objects) + 1).encode() + b"\n0000000000 65535 f \n"
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += b"trailer\n<< /Size " + str(len(objects) + 1).encode() + b" /Root 1 0 R >>\nstartxref\n"
+    out += str(xref).encode() + b"\n%%EOF\n"
+    return bytes(out)
+
+
+def png_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A small, valid solid-colour PNG (so attachments are real files)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height))
+            + chunk(b"IEND", b""))

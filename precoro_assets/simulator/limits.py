@@ -1,0 +1,171 @@
+"""Precoro's rate limits, enforced per token exactly as the help centre documents them.
+
+All at once: 1 request per second, no identical GET within 60 s, 300 per minute, 1,500 per hour and
+3,000 per day. Every request counts, 429s included, and after a 429 every request fails until the
+window passes. Windows are sliding (the strictest reading: a client that passes here also passes
+fixed calendar windows). Hand-written rather than pyrate-limiter because we must *reproduce* Precoro's
+answers (which window, when to retry, counting rejected requests), not pace a client.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+SECOND_LIMITER = "Second limiter"
+IDENTICAL_GET_LIMITER = "Route based limiter by minute"
+MINUTE_LIMITER = "Minute limiter"
+HOURLY_LIMITER = "Hourly limiter"
+DAILY_LIMITER = "Daily limiter"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The documented limits; `scale` F divides every window (a quota day passes in 86400/F s)."""
+
+    enabled: bool = True
+    scale: float = 1.0
+    per_second: int = 1
+    identical_get_seconds: float = 60.0
+    per_minute: int = 300
+    per_hour: int = 1500
+    per_day: int = 3000
+
+    @classmethod
+    def parse(cls, text: str) -> Limits:
+        """`real`, `off` or `scaled:F` (the simulator's --limits option)."""
+        if text == "real":
+            return cls()
+        if text == "off":
+            return cls(enabled=False)
+        if text.startswith("scaled:"):
+            try:
+                scale = float(text.split(":", 1)[1])
+            except ValueError:
+                scale = 0
+            if scale > 0:
+                return cls(scale=scale)
+        raise ValueError(f"--limits must be 'real', 'off' or 'scaled:F' with F > 0, not {text!r}")
+
+    @property
+    def mode(self) -> str:
+        if not self.enabled:
+            return "off"
+        return "real" if self.scale == 1 else f"scaled:{self.scale:g}"
+
+    def windows(self) -> list[tuple[str, float, int]]:
+        """(RateLimit-Type, window length in seconds, requests allowed), longest window first."""
+        return [
+            (DAILY_LIMITER, 86400 / self.scale, self.per_day),
+            (HOURLY_LIMITER, 3600 / self.scale, self.per_hour),
+            (MINUTE_LIMITER, 60 / self.scale, self.per_minute),
+            (SECOND_LIMITER, 1 / self.scale, self.per_second),
+        ]
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "scale": self.scale, "per_second": self.per_second,
+                "identical_get_seconds": self.identical_get_seconds / self.scale,
+                "per_minute": self.per_minute, "per_hour": self.per_hour, "per_day": self.per_day}
+
+
+@dataclass
+class Rejection:
+    """What a 429 says: which window, its limit and when to retry."""
+
+    limit_type: str
+    limit: int
+    retry_at: float  # epoch seconds, already rounded up to the whole second Precoro shows
+
+    def body(self) -> dict:
+        retry = datetime.fromtimestamp(self.retry_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return {"error": "Too many requests for this endpoint", "RateLimit-Type": self.limit_type,
+                "RateLimit-Retry-After": retry, "RateLimit-Limit": self.limit}
+
+
+@dataclass
+class _TokenState:
+    arrivals: list[float] = field(default_factory=list)  # every counted request, in arrival order
+    last_get: dict[str, float] = field(default_factory=dict)  # normalized URL -> last arrival
+    blocked: Rejection | None = None
+
+
+class RateLimiter:
+    """Decides, request by request, whether Precoro would answer 429."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.time):
+        self.limits = limits
+        self.clock = clock
+        self._tokens: dict[str, _TokenState] = {}
+
+    def admit(self, token: str, method: str, url_key: str, now: float | None = None) -> Rejection | None:
+        """Count a request; return the 429 it gets, or None when it may be served."""
+        if not self.limits.enabled:
+            return None
+        now = self.clock() if now is None else now
+        state = self._tokens.setdefault(token, _TokenState())
+        previous = state.arrivals[-1] if state.arrivals else None
+        previous_same_get = state.last_get.get(url_key) if method == "GET" else None
+        state.arrivals.append(now)  # every request counts, the rejected ones too
+        if method == "GET":
+            state.last_get[url_key] = now
+        self._forget_old(state, now)
+
+        if state.blocked is not None and now < state.blocked.retry_at:
+            return state.blocked
+        rejections = []
+        for limit_type, window, allowed in self.limits.windows():
+            in_window = self._in_window(state, now, window)
+            if limit_type == SECOND_LIMITER:
+                if previous is not None and now - previous < window:
+                    rejections.append(Rejection(limit_type, allowed, now + window))
+            elif in_window > allowed:
+                # the next request passes once all but `allowed - 1` requests have left the window
+                oldest_that_must_leave = state.arrivals[len(state.arrivals) - allowed]
+                rejections.append(Rejection(limit_type, allowed, oldest_that_must_leave + window))
+        identical_window = self.limits.identical_get_seconds / self.limits.scale
+        if previous_same_get is not None and now - previous_same_get < identical_window:
+            rejections.append(Rejection(IDENTICAL_GET_LIMITER, 1, now + identical_window))
+        if not rejections:
+            return None
+        worst = max(rejections, key=lambda r: r.retry_at)
+        worst.retry_at = float(math.ceil(worst.retry_at))
+        state.blocked = worst
+        return worst
+
+    def force(self, token: str, limit_type: str, limit: int, retry_after_seconds: float) -> Rejection:
+        """A 429 on demand (fault injection): blocks the token like a real one."""
+        now = self.clock()
+        state = self._tokens.setdefault(token, _TokenState())
+        state.arrivals.append(now)
+        rejection = Rejection(limit_type, limit, float(math.ceil(now + retry_after_seconds)))
+        state.blocked = rejection
+        return rejection
+
+    @staticmethod
+    def _in_window(state: _TokenState, now: float, window: float) -> int:
+        """Requests that arrived in the last `window` seconds (one exactly `window` ago has left)."""
+        return len(state.arrivals) - bisect.bisect_right(state.arrivals, now - window)
+
+    def _forget_old(self, state: _TokenState, now: float) -> None:
+        day = 86400 / self.limits.scale
+        if len(state.arrivals) > 1024 and state.arrivals[0] < now - day:
+            del state.arrivals[: bisect.bisect_left(state.arrivals, now - day)]
+        if len(state.last_get) > 4096:
+            horizon = now - self.limits.identical_get_seconds / self.limits.scale
+            state.last_get = {k: v for k, v in state.last_get.items() if v >= horizon}
+
+    def usage(self, token: str) -> dict:
+        """Requests counted in each window right now (for /_sim/stats)."""
+        now = self.clock()
+        state = self._tokens.get(token, _TokenState())
+        names = {DAILY_LIMITER: "day", HOURLY_LIMITER: "hour", MINUTE_LIMITER: "minute", SECOND_LIMITER: "second"}
+        usage = {names[t]: self._in_window(state, now, w) for t, w, _ in self.limits.windows()}
+        blocked = state.blocked if state.blocked and state.blocked.retry_at > now else None
+        usage["blocked_until"] = (datetime.fromtimestamp(blocked.retry_at, UTC).isoformat() if blocked else None)
+        usage["blocked_by"] = blocked.limit_type if blocked else None
+        usage["limits"] = self.limits.describe()
+        return usage
