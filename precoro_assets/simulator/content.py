@@ -10,6 +10,8 @@ import struct
 import zlib
 from decimal import Decimal
 
+from ..api.catalogue import STATUS_NAMES  # noqa: F401  (re-exported: the simulator speaks the contract)
+
 COMPANY_CURRENCY = "USD"
 
 # Units of company currency per unit of the currency (4 decimals, like Precoro's exchangeRate).
@@ -20,22 +22,6 @@ EXCHANGE_RATES: dict[str, Decimal] = {
     "PLN": Decimal("0.2493"),
     "UAH": Decimal("0.0241"),
     "CHF": Decimal("1.1236"),
-}
-
-# The statuses Precoro documents use (invoices and expenses; the simulator uses them for every document).
-STATUS_NAMES: dict[int, str] = {
-    0: "Open",
-    1: "Pending",
-    2: "Approved",
-    3: "Denied",
-    4: "Partly paid",
-    5: "Paid",
-    6: "Awaiting confirmation",
-    7: "On revise",
-    8: "Canceled",
-    9: "Pending receipt",
-    10: "Approval review",
-    11: "Closed",
 }
 
 SUPPLIER_STATUS_NAMES = {1: "Pending", 2: "Approved", 3: "Rejected"}

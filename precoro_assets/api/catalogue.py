@@ -1,0 +1,352 @@
+"""The entity catalogue: one declarative entry per Precoro resource and the warehouse tables it fills.
+
+Everything else is generated from this file: Dagster assets, warehouse tables and their comments,
+column schema metadata, asset checks and analyst documentation. To add a field, add a `Column`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Document statuses as Precoro numbers them (invoices; the other documents use the same numbers).
+STATUS_NAMES: dict[int, str] = {
+    0: "Open", 1: "Pending", 2: "Approved", 3: "Denied", 4: "Partly paid", 5: "Paid", 6: "Awaiting confirmation",
+    7: "On revise", 8: "Canceled", 9: "Pending receipt", 10: "Approval review", 11: "Closed",
+}
+
+MONEY = "DECIMAL(18,2)"
+RATE = "DECIMAL(18,6)"
+QUANTITY = "DECIMAL(18,4)"
+TIME = "TIMESTAMPTZ"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed warehouse column read from a dotted path of the Precoro record (`supplier.id`)."""
+
+    name: str
+    type: str
+    source: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Rows that live in a nested collection of each record (`items`, `contacts`, ...)."""
+
+    name: str
+    collection: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # unique within the table, together with the parent key
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One Precoro resource, the table it lands in, and how it is kept current."""
+
+    name: str  # asset and table name, snake_case, plural
+    path: str  # Precoro URL segment
+    key: str  # "idn" (documents) or "id" (reference data)
+    description: str
+    columns: tuple[Column, ...]
+    children: tuple[ChildTable, ...] = ()
+    partitioned: bool = False  # documents: daily partitions on createDate
+    fetch_detail: bool = False  # list rows are headers only: one GET per new or changed record
+    document_type: str = ""  # singular name used in child tables, e.g. "invoice"
+    status_filter_values: tuple[int, ...] = field(default=())
+
+    @property
+    def key_column(self) -> str:
+        return self.key
+
+    @property
+    def parent_column(self) -> str:
+        """The column that links a child row to this entity's row."""
+        return f"{self.document_type}_{self.key}"
+
+    def table(self, child: ChildTable | None = None) -> str:
+        return child.name if child else self.name
+
+
+def c(name: str, type_: str, source: str, description: str) -> Column:
+    return Column(name, type_, source, description)
+
+
+# ---- columns that many entities share ------------------------------------------------------------
+
+def _dates(approval: bool = True) -> tuple[Column, ...]:
+    columns = (
+        c("create_date", TIME, "createDate", "When the record was created in Precoro (UTC)."),
+        c("update_date", TIME, "updateDate", "When the record was last modified in Precoro (UTC); "
+                                              "what Precoro's modifiedSince filter compares."),
+    )
+    if approval:
+        columns += (c("approval_date", TIME, "approvalDate", "When the record was approved; empty if not approved."),)
+    return columns
+
+
+def _links() -> tuple[Column, ...]:
+    return (
+        c("external_id", "VARCHAR", "externalId", "Id of the twin record in the accounting system; empty if not linked."),
+        c("external_integration_log", "VARCHAR", "externalIntegrationLog",
+          "Error text from the last accounting sync attempt (Precoro shows a 'Not synced' card); empty = no error."),
+    )
+
+
+def _document_header(amounts: bool = True) -> tuple[Column, ...]:
+    columns = (
+        c("id", "BIGINT", "id", "Precoro's numeric id of the document."),
+        c("idn", "VARCHAR", "idn", "The company's document number in Precoro (how Precoro addresses documents)."),
+        c("status", "INTEGER", "status", "Status code (see precoro.status_names)."),
+        c("status_name", "VARCHAR", "statusString", "Status as Precoro names it."),
+        c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."),
+        c("supplier_name", "VARCHAR", "supplier.name", "The supplier's name as shown on the document."),
+        c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),
+        c("currency", "VARCHAR", "currency", "ISO currency code of the document's amounts."),
+    )
+    if amounts:
+        columns += (
+            c("exchange_rate", RATE, "exchangeRate", "Company-currency units per unit of the document currency."),
+            c("sum", MONEY, "sum", "Total including taxes, in the document currency."),
+            c("net_sum", MONEY, "netSum", "Total before taxes, in the document currency."),
+            c("sum_in_company_currency", MONEY, "sumInCompanyCurrency", "Total converted to the company currency."),
+            c("legal_entity_id", "BIGINT", "legalEntity.id", "The legal entity (precoro.legal_entities.id)."),
+            c("creator_id", "BIGINT", "creator.id", "The user who created the document (precoro.users.id)."),
+            c("required_date", TIME, "requiredDate", "When the goods or services are needed."),
+        )
+    return columns
+
+
+def _line_columns(document_type: str) -> tuple[Column, ...]:
+    return (
+        c("line_id", "BIGINT", "id", "Precoro's id of the line."),
+        c("item_id", "BIGINT", "item.id", "The catalogue item (precoro.items.id); empty for free-text lines."),
+        c("name", "VARCHAR", "name", "What was ordered, as written on the line."),
+        c("sku", "VARCHAR", "sku", "The item's SKU."),
+        c("unit", "VARCHAR", "unit", "Unit of measure."),
+        c("quantity", QUANTITY, "quantity", "Quantity."),
+        c("price", MONEY, "price", f"Unit price, in the {document_type}'s currency."),
+        c("net_sum", MONEY, "netSum", "Line total before tax."),
+        c("tax_sum", MONEY, "taxSum", "Tax on the line."),
+        c("sum", MONEY, "sum", "Line total including tax."),
+        c("tax_id", "BIGINT", "tax.id", "The tax applied (precoro.taxes.id)."),
+    )
+
+
+def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTable, ...]:
+    children = []
+    if lines:
+        children.append(ChildTable(f"{document_type}_items", "items", f"Line items of {document_type}s.",
+                                   _line_columns(document_type), ("line_id",)))
+        children.append(ChildTable(
+            f"{document_type}_line_custom_field_values", "items.*.dataItemCustomFields",
+            f"Item custom field values on {document_type} lines; for drop-downs `value` is an option id "
+            "(see the *_custom_fields_resolved views for names).",
+            (c("line_id", "BIGINT", "^id", "The line (the *_items table's line_id)."),
+             c("field_id", "BIGINT", "itemCustomField.id", "The item custom field (precoro.item_custom_fields.id)."),
+             c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for drop-downs.")),
+            ("line_id", "field_id")))
+    children += [
+        ChildTable(
+            f"{document_type}_custom_field_values", "dataDocumentCustomFields",
+            f"Document custom field values of {document_type}s; for drop-downs `value` is an option id.",
+            (c("field_id", "BIGINT", "documentCustomField.id",
+               "The document custom field (precoro.document_custom_fields.id)."),
+             c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for drop-downs.")),
+            ("field_id",)),
+        ChildTable(
+            f"{document_type}_attachments", "attachments", f"Files attached to {document_type}s (metadata only).",
+            (c("attachment_id", "BIGINT", "id", "Precoro's attachment id (GET /attachments/{id} returns the file)."),
+             c("name", "VARCHAR", "name", "File name."),
+             c("mime_type", "VARCHAR", "mimeType", "MIME type of the file."),
+             c("size", "BIGINT", "size", "Size in bytes.")),
+            ("attachment_id",)),
+        ChildTable(
+            f"{document_type}_approval_steps", "approvalSteps", f"Approval steps of {document_type}s.",
+            (c("step_id", "BIGINT", "id", "Precoro's id of the approval step."),
+             c("step", "INTEGER", "step", "Position of the step in the approval flow."),
+             c("user_id", "BIGINT", "user.id", "The approver (precoro.users.id)."),
+             c("user_name", "VARCHAR", "user.fullName", "The approver's name."),
+             c("step_status", "INTEGER", "status", "0 waiting, 1 approved, 2 rejected."),
+             c("approval_date", TIME, "approvalDate", "When the approver acted.")),
+            ("step_id",)),
+    ]
+    return tuple(children)
+
+
+# ---- documents: partitioned by day of createDate, details fetched for new or changed ones ----------
+
+DOCUMENTS: tuple[Entity, ...] = (
+    Entity(
+        "purchase_requisitions", "purchaserequisitions", "idn",
+        "Purchase requisitions: requests to buy, before a purchase order.",
+        _document_header() + (c("description", "VARCHAR", "description", "Why the purchase is requested."),)
+        + _links() + _dates(),
+        _document_children("purchase_requisition"), partitioned=True, fetch_detail=True,
+        document_type="purchase_requisition"),
+    Entity(
+        "purchase_orders", "purchaseorders", "idn",
+        "Purchase orders sent to suppliers.",
+        _document_header() + (
+            c("issue_date", TIME, "issueDate", "When the purchase order was issued."),
+            c("delivery_address", "VARCHAR", "deliveryAddress", "Where the goods are delivered."),
+            c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
+            c("purchase_requisition_idn", "VARCHAR", "purchaseRequisition.idn",
+              "The requisition this order came from, if any."),
+            c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
+        ) + _links() + _dates(),
+        _document_children("purchase_order"), partitioned=True, fetch_detail=True, document_type="purchase_order"),
+    Entity(
+        "receipts", "receipts", "idn",
+        "Goods receipts: what was received against purchase orders.",
+        (c("id", "BIGINT", "id", "Precoro's numeric id of the receipt."),
+         c("idn", "VARCHAR", "idn", "The company's receipt number in Precoro."),
+         c("status", "INTEGER", "status", "Status code (see precoro.status_names)."),
+         c("status_name", "VARCHAR", "statusString", "Status as Precoro names it."),
+         c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id."),
+         c("purchase_order_idn", "VARCHAR", "purchaseOrder.idn", "The purchase order's number."),
+         c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."),
+         c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),
+         c("currency", "VARCHAR", "currency", "ISO currency code."),
+         c("sum", MONEY, "sum", "Value of the goods received.")) + _links() + _dates(),
+        (ChildTable("receipt_items", "items", "Lines of goods receipts.",
+                    (c("line_id", "BIGINT", "id", "Precoro's id of the receipt line."),
+                     c("purchase_order_item_id", "BIGINT", "purchaseOrderItem.id",
+                       "The purchase order line received (precoro.purchase_order_items.line_id)."),
+                     c("item_id", "BIGINT", "item.id", "The catalogue item (precoro.items.id)."),
+                     c("name", "VARCHAR", "name", "What was received."),
+                     c("quantity", QUANTITY, "quantity", "Quantity received."),
+                     c("price", MONEY, "price", "Unit price."),
+                     c("sum", MONEY, "sum", "Value received on the line.")), ("line_id",)),)
+        + _document_children("receipt", lines=False),
+        partitioned=True, fetch_detail=True, document_type="receipt"),
+    Entity(
+        "invoices", "invoices", "idn",
+        "Supplier invoices, credit notes included (logic_type 1 or 5).",
+        _document_header() + (
+            c("logic_type", "INTEGER", "logicType", "0 invoice; 1 and 5 are credit notes."),
+            c("invoice_number", "VARCHAR", "invoiceNumber", "The supplier's invoice number."),
+            c("sum_paid", MONEY, "sumPaid", "Amount paid so far, as recorded in Precoro."),
+            c("issue_date", TIME, "issueDate", "Invoice date."),
+            c("due_date", TIME, "dueDate", "Payment due date."),
+            c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
+            c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id, if any."),
+            c("purchase_order_idn", "VARCHAR", "purchaseOrder.idn", "The purchase order's number, if any."),
+            c("parent_idn", "VARCHAR", "parentData.idn", "For split-cost child invoices: the parent invoice's number."),
+            c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
+        ) + _links() + _dates(),
+        _document_children("invoice") + (
+            ChildTable("invoice_payments", "payments", "Payments recorded against each invoice (invoice ↔ payment).",
+                       (c("payment_id", "BIGINT", "id", "The payment's numeric id."),
+                        c("payment_idn", "VARCHAR", "idn", "The payment's number (precoro.payments.idn)."),
+                        c("sum_paid", MONEY, "sumPaid", "Amount of this payment."),
+                        c("pay_date", TIME, "payDate", "When it was paid."),
+                        c("currency", "VARCHAR", "currency", "Currency of the payment.")), ("payment_id",)),
+        ),
+        partitioned=True, fetch_detail=True, document_type="invoice"),
+    Entity(
+        "payments", "payments", "idn",
+        "Payments recorded in Precoro against invoices.",
+        (c("id", "BIGINT", "id", "Precoro's numeric id of the payment."),
+         c("idn", "VARCHAR", "idn", "The company's payment number in Precoro."),
+         c("invoice_id", "BIGINT", "invoice.id", "The paid invoice's numeric id."),
+         c("invoice_idn", "VARCHAR", "invoice.idn", "The paid invoice's number (precoro.invoices.idn)."),
+         c("supplier_id", "BIGINT", "supplier.id", "The supplier paid."),
+         c("sum_paid", MONEY, "sumPaid", "Amount paid."),
+         c("pay_date", TIME, "payDate", "When it was paid."),
+         c("currency", "VARCHAR", "currency", "Currency of the payment."),
+         c("logic_type", "INTEGER", "logicType", "Payment logic type (0 = payment)."),
+         c("status", "INTEGER", "status", "Status code.")) + _links() + _dates(),
+        (), partitioned=True, fetch_detail=False, document_type="payment"),
+)
+
+
+# ---- reference data: unpartitioned, synced by modifiedSince ---------------------------------------
+
+def _custom_fields(name: str, path: str, kind: str) -> Entity:
+    singular = name[:-1]
+    return Entity(
+        name, path, "id", f"{kind.capitalize()} custom fields defined in Precoro, with their drop-down options.",
+        (c("id", "BIGINT", "id", "Precoro's id of the custom field."),
+         c("name", "VARCHAR", "name", "The field's label."),
+         c("type", "VARCHAR", "type", "Field type (select = drop-down, text, number, date)."),
+         c("required", "BOOLEAN", "required", "Whether the field must be filled."),
+         c("enable", "BOOLEAN", "enable", "Whether the field is active.")) + _dates(approval=False),
+        (ChildTable(f"{singular}_options", "options", f"Drop-down options of {kind} custom fields.",
+                    (c("option_id", "BIGINT", "id", "Precoro's id of the option (what values refer to)."),
+                     c("name", "VARCHAR", "name", "The option's label."),
+                     c("code", "VARCHAR", "code", "The option's code."),
+                     c("enable", "BOOLEAN", "enable", "Whether the option is active.")) + _links()[:1]
+                    + (c("external_integration_log", "VARCHAR", "externalIntegrationLog",
+                         "Error text from the last accounting sync attempt."),),
+                    ("option_id",)),),
+        document_type=singular)
+
+
+def _simple(name: str, path: str, description: str, extra: tuple[Column, ...], links: bool = True) -> Entity:
+    columns = (c("id", "BIGINT", "id", "Precoro's id."), c("name", "VARCHAR", "name", "Name."))
+    return Entity(name, path, "id", description,
+                  columns + extra + (_links() if links else ()) + _dates(approval=False), document_type=name[:-1])
+
+
+REFERENCE: tuple[Entity, ...] = (
+    Entity(
+        "suppliers", "suppliers", "id", "Suppliers (vendors) the company buys from.",
+        (c("id", "BIGINT", "id", "Precoro's id of the supplier."),
+         c("name", "VARCHAR", "name", "Supplier name."),
+         c("unique_code", "VARCHAR", "uniqueCode", "The company's supplier code."),
+         c("status", "INTEGER", "status", "1 pending, 2 approved, 3 rejected."),
+         c("status_name", "VARCHAR", "statusString", "Status as Precoro names it."),
+         c("enable", "BOOLEAN", "enable", "Whether the supplier is active."),
+         c("currency", "VARCHAR", "currency", "Default currency."),
+         c("currencies", "VARCHAR", "currencies", "All currencies the supplier works in (JSON list)."),
+         c("tax_number", "VARCHAR", "taxNumber", "Tax/VAT number.")) + _links()[:1] + _dates(),
+        (ChildTable("supplier_contacts", "contacts", "Contact people of suppliers.",
+                    (c("contact_id", "BIGINT", "id", "Precoro's id of the contact."),
+                     c("name", "VARCHAR", "name", "Contact name."),
+                     c("email", "VARCHAR", "email", "E-mail address."),
+                     c("phone", "VARCHAR", "phone", "Phone number.")), ("contact_id",)),
+         ChildTable("supplier_payment_terms", "paymentTerms", "Payment terms agreed with each supplier.",
+                    (c("payment_term_id", "BIGINT", "id", "The payment term (precoro.payment_terms.id)."),
+                     c("name", "VARCHAR", "name", "Payment term name."),
+                     c("days", "INTEGER", "days", "Days until due.")), ("payment_term_id",))),
+        document_type="supplier"),
+    Entity(
+        "items", "items", "id", "Catalogue items (products and services) with their supplier and price.",
+        (c("id", "BIGINT", "id", "Precoro's id of the item."),
+         c("name", "VARCHAR", "name", "Item name."),
+         c("sku", "VARCHAR", "sku", "Stock keeping unit."),
+         c("price", MONEY, "price", "Catalogue price in the item's currency."),
+         c("currency", "VARCHAR", "currency", "Currency of the price."),
+         c("unit", "VARCHAR", "unit", "Unit of measure."),
+         c("category_name", "VARCHAR", "category.name", "Item category."),
+         c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."))
+        + _links()[:1] + _dates(approval=False),
+        (ChildTable("item_custom_field_values", "dataProductCustomFields", "Custom field values of catalogue items.",
+                    (c("field_id", "BIGINT", "itemCustomField.id", "The item custom field."),
+                     c("value", "VARCHAR", "value", "Text, or an option id for drop-downs.")), ("field_id",)),),
+        document_type="item"),
+    _simple("taxes", "taxes", "Taxes defined in Precoro.",
+            (c("value", RATE, "value", "Tax rate in percent."), c("enable", "BOOLEAN", "enable", "Active."))),
+    _simple("payment_terms", "paymentterms", "Payment terms.",
+            (c("days", "INTEGER", "days", "Days until due."), c("enable", "BOOLEAN", "enable", "Active."))),
+    _simple("locations", "locations", "Company locations (offices, sites).",
+            (c("address", "VARCHAR", "address", "Address."), c("enable", "BOOLEAN", "enable", "Active."))),
+    _simple("legal_entities", "legalentities", "The company's legal entities.",
+            (c("tax_number", "VARCHAR", "taxNumber", "Tax number."), c("enable", "BOOLEAN", "enable", "Active."))),
+    _custom_fields("document_custom_fields", "documentcustomfields", "document"),
+    _custom_fields("item_custom_fields", "itemcustomfields", "item (line)"),
+    Entity(
+        "users", "users", "id", "Users of the company's Precoro account (as far as the API token may see).",
+        (c("id", "BIGINT", "id", "Precoro's id of the user."),
+         c("full_name", "VARCHAR", "fullName", "Full name."),
+         c("email", "VARCHAR", "email", "E-mail address."),
+         c("enable", "BOOLEAN", "enable", "Whether the user is active.")) + _dates(approval=False),
+        document_type="user"),
+    _simple("warehouses", "warehouses", "Warehouses (stock locations).",
+            (c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),), links=False),
+)
+
+ENTITIES: tuple[Entity, ...] = DOCUMENTS + REFERENCE
+BY_NAME: dict[str, Entity] = {entity.name: entity for entity in ENTITIES}

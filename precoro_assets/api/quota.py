@@ -1,0 +1,339 @@
+"""The Precoro request budget, shared by every process on this machine.
+
+Dagster runs each partition, backfill step and sensor tick in its own process, but Precoro
+counts requests per token. So the budget lives on disk, in one small SQLite ledger per state
+directory, and every request is written to it *before* it is sent:
+
+    requests(token_key, started, method, url_key)   one row per request start (kept one day)
+    blocks(token_key, until, limit_type)             "send nothing before `until`" after a 429
+
+`acquire()` opens a `BEGIN IMMEDIATE` transaction (one writer at a time across processes),
+works out the earliest moment every rule allows the request, and either inserts its row and
+commits (the slot is taken, the caller sends at once) or rolls back and sleeps until then.
+Because the check and the insert happen in one write transaction, two processes can never
+both take the same slot. The rules, per token:
+
+- request starts are spaced by 1/per_second seconds plus a safety margin;
+- a GET whose normalized URL (path + sorted query) started less than 60 s ago waits;
+- sliding windows: at most 300 starts in any minute, 1,500 in any hour, 3,000 in any day
+  (a sliding window never exceeds a fixed window's count, so it is safe either way);
+- nothing is sent before a shared `blocks.until` recorded from a 429's `RateLimit-Retry-After`.
+
+When the earliest allowed moment is further away than `max_wait_seconds` (the hour or day is
+full, or a 429 said "come back tomorrow"), `acquire()` raises `QuotaExhausted(resume_at)`
+without sending anything.
+
+Why a hand-written ledger and not pyrate-limiter's SQLiteBucket: the bucket counts items in
+rate windows, but it cannot take the identical-GET rule and the shared 429 block into the same
+atomic decision, and it does not tell us *when* the day window frees up (we need that exact
+moment for `QuotaExhausted.resume_at`). The ledger below is one table and a few COUNT queries.
+
+The token itself is never stored: rows are keyed by a SHA-256 of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from precoro_assets.api.errors import QuotaExhausted
+
+logger = logging.getLogger(__name__)
+
+SECOND, MINUTE, HOUR, DAY = 1.0, 60.0, 3600.0, 86400.0
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    """Precoro's documented limits (the defaults) and the margins we keep under them.
+
+    `time_scale` F divides every window (the simulator's `--limits scaled:F`): with F=1000 a
+    day lasts 86.4 s. Counts are never scaled.
+    """
+
+    per_second: float = 1.0
+    per_minute: int = 300
+    per_hour: int = 1500
+    per_day: int = 3000
+    identical_get_seconds: float = 60.0
+    time_scale: float = 1.0
+    # Starts are spaced (1 + spacing_margin) / per_second apart: latency and scheduling jitter
+    # between our processes must not make two requests land closer than Precoro's 1 s. A generous
+    # margin costs nothing real: the day's 3,000 requests, not the pace, bound the throughput.
+    spacing_margin: float = 0.25
+    # Added to the identical-GET window and to the minute/hour/day windows, so that a request's
+    # latency (we record its start, Precoro its arrival) can't make a window look shorter.
+    window_margin_seconds: float = 1.0
+    # Latency does not shrink with time_scale: margins never go below these wall-clock seconds
+    # (windows: a request's latency; spacing: the moment between taking a slot and sending).
+    margin_floor_seconds: float = 0.01
+    spacing_floor_seconds: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        if self.per_second <= 0 or min(self.per_minute, self.per_hour, self.per_day) <= 0:
+            raise ValueError("limits must be positive")
+
+    def _scaled(self, seconds: float, margin: float, floor: float) -> float:
+        """A window in wall-clock seconds: scaled length plus a scaled margin (at least `floor`)."""
+        return seconds / self.time_scale + max(margin / self.time_scale, floor)
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between two request starts."""
+        interval = 1.0 / self.per_second
+        return self._scaled(interval, interval * self.spacing_margin, self.spacing_floor_seconds)
+
+    @property
+    def identical_get_window(self) -> float:
+        return self._scaled(self.identical_get_seconds, self.window_margin_seconds, self.margin_floor_seconds)
+
+    def windows(self) -> list[tuple[str, float, int]]:
+        """(name, length in seconds, max requests) for each counting window, shortest first."""
+        return [
+            (name, self._scaled(length, self.window_margin_seconds, self.margin_floor_seconds), limit)
+            for name, length, limit in (
+                ("minute", MINUTE, self.per_minute),
+                ("hour", HOUR, self.per_hour),
+                ("day", DAY, self.per_day),
+            )
+        ]
+
+    def window_after_429(self, limit_type: str) -> float:
+        """How long to block after a 429 whose body gave no retry time, judged by its type."""
+        lowered = limit_type.lower()
+        if "daily" in lowered or "day" in lowered:
+            return DAY / self.time_scale
+        if "hour" in lowered:
+            return HOUR / self.time_scale
+        if "second" in lowered:
+            return SECOND / self.time_scale
+        return MINUTE / self.time_scale
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """What the ledger says right now, for logs and Dagster metadata."""
+
+    spent_by_this_client: int
+    used: dict[str, int]  # window name -> requests started in it (all processes)
+    remaining: dict[str, int]  # window name -> requests still allowed in it
+    blocked_until: datetime | None
+
+    def as_metadata(self) -> dict[str, int | str]:
+        """Flat values for a Dagster MaterializeResult / Output metadata."""
+        metadata: dict[str, int | str] = {"precoro_requests_spent": self.spent_by_this_client}
+        for name, left in self.remaining.items():
+            metadata[f"precoro_requests_left_{name}"] = left
+        if self.blocked_until is not None:
+            metadata["precoro_blocked_until"] = self.blocked_until.isoformat()
+        return metadata
+
+
+def token_key(token: str) -> str:
+    """Key the shared state by a hash of the token, never by the token itself."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    token_key TEXT NOT NULL,
+    started   REAL NOT NULL,
+    method    TEXT NOT NULL,
+    url_key   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_start ON requests (token_key, started);
+CREATE INDEX IF NOT EXISTS requests_by_url ON requests (token_key, url_key, started);
+CREATE TABLE IF NOT EXISTS blocks (
+    token_key TEXT PRIMARY KEY,
+    until      REAL NOT NULL,
+    limit_type TEXT NOT NULL
+);
+"""
+
+
+class QuotaGuard:
+    """Reserve a slot in the shared budget before each request (see the module docstring)."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        token: str,
+        limits: QuotaLimits | None = None,
+        *,
+        max_wait_seconds: float = 600.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = limits or QuotaLimits()
+        self.max_wait_seconds = max_wait_seconds
+        self.path = Path(state_dir) / "precoro-quota.sqlite3"
+        self._key = token_key(token)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()  # one transaction at a time per process
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid: int | None = None
+        self.spent = 0
+
+    def __repr__(self) -> str:
+        return f"QuotaGuard(path={str(self.path)!r}, limits={self.limits!r})"
+
+    # -- the ledger ---------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: reopen when we find ourselves in a new process.
+        if self._conn is None or self._conn_pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn, self._conn_pid = conn, os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._conn_pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def _earliest_start(self, conn: sqlite3.Connection, now: float, method: str,
+                        url_key: str) -> tuple[float, str]:
+        """The earliest moment every rule allows this request, and the rule that decides it."""
+        key = self._key
+        candidates: list[tuple[float, str]] = [(now, "none")]
+
+        row = conn.execute("SELECT until, limit_type FROM blocks WHERE token_key = ?", (key,)).fetchone()
+        if row is not None and row[0] > now:
+            candidates.append((row[0], row[1]))
+
+        (last,) = conn.execute("SELECT MAX(started) FROM requests WHERE token_key = ?", (key,)).fetchone()
+        if last is not None:
+            candidates.append((last + self.limits.spacing, "second"))
+
+        if method == "GET":
+            (same,) = conn.execute(
+                "SELECT MAX(started) FROM requests WHERE token_key = ? AND url_key = ? AND method = 'GET'",
+                (key, url_key),
+            ).fetchone()
+            if same is not None:
+                candidates.append((same + self.limits.identical_get_window, "identical GET"))
+
+        for name, length, limit in self.limits.windows():
+            (used,) = conn.execute(
+                "SELECT COUNT(*) FROM requests WHERE token_key = ? AND started > ?", (key, now - length)
+            ).fetchone()
+            if used >= limit:
+                # The window frees a slot when its (used - limit + 1)-th oldest start leaves it.
+                (oldest,) = conn.execute(
+                    "SELECT started FROM requests WHERE token_key = ? AND started > ? "
+                    "ORDER BY started LIMIT 1 OFFSET ?",
+                    (key, now - length, used - limit),
+                ).fetchone()
+                candidates.append((oldest + length, name))
+
+        return max(candidates)
+
+    def acquire(self, method: str, url_key: str) -> int:
+        """Block until this request may start, then record (charge) it; or raise QuotaExhausted.
+
+        `url_key` is the normalized URL (path + sorted query) used by the identical-GET rule.
+        Call this immediately before sending: the recorded start is "now". Returns a ticket for
+        `mark_sent`.
+        """
+        method = method.upper()
+        while True:
+            with self._lock:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    now = self._clock()
+                    ready_at, rule = self._earliest_start(conn, now, method, url_key)
+                    if ready_at <= now:
+                        ticket = conn.execute(
+                            "INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
+                            (self._key, now, method, url_key),
+                        ).lastrowid
+                        longest = max(length for _, length, _ in self.limits.windows())
+                        conn.execute(
+                            "DELETE FROM requests WHERE token_key = ? AND started < ?",
+                            (self._key, now - max(longest, self.limits.identical_get_window)),
+                        )
+                        conn.execute("COMMIT")
+                        self.spent += 1
+                        return int(ticket or 0)
+                    conn.execute("ROLLBACK")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            wait = ready_at - now
+            # The spacing and identical-GET waits are short by nature; only a full window or a
+            # 429 block can be worth giving up for.
+            if wait > self.max_wait_seconds and rule not in ("second", "identical GET"):
+                resume_at = datetime.fromtimestamp(ready_at, UTC)
+                logger.warning("Precoro quota: %s window full, resuming at %s", rule, resume_at)
+                raise QuotaExhausted(resume_at=resume_at, window=rule)
+            if wait > 5 * self.limits.spacing:
+                logger.info("Precoro quota: waiting %.1f s (%s rule) before %s %s", wait, rule, method, url_key)
+            self._sleep(wait)
+
+    def mark_sent(self, ticket: int) -> None:
+        """Move a request's recorded start to the moment its first byte goes out.
+
+        Opening a connection (a TLS handshake to Precoro can take a few hundred ms) happens
+        after the slot was taken; the next request must be spaced from when this one really
+        left, not from when it was allowed to.
+        """
+        with self._lock:
+            self._connection().execute(
+                "UPDATE requests SET started = MAX(started, ?) WHERE rowid = ?", (self._clock(), ticket)
+            )
+
+    def record_rate_limited(self, until: datetime, limit_type: str) -> None:
+        """Remember a 429 so that every process sends nothing before `until`."""
+        until_ts = until.timestamp()
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO blocks (token_key, until, limit_type) VALUES (?, ?, ?) "
+                    "ON CONFLICT (token_key) DO UPDATE SET until = excluded.until, limit_type = excluded.limit_type "
+                    "WHERE excluded.until > blocks.until",
+                    (self._key, until_ts, limit_type),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        logger.warning("Precoro answered 429 (%s): every process waits until %s", limit_type, until.isoformat())
+
+    def usage(self) -> QuotaUsage:
+        """Requests used and left in each window right now (all processes), and any 429 block."""
+        with self._lock:
+            conn = self._connection()
+            now = self._clock()
+            used: dict[str, int] = {}
+            remaining: dict[str, int] = {}
+            for name, length, limit in self.limits.windows():
+                (count,) = conn.execute(
+                    "SELECT COUNT(*) FROM requests WHERE token_key = ? AND started > ?",
+                    (self._key, now - length),
+                ).fetchone()
+                used[name] = count
+                remaining[name] = max(0, limit - count)
+            row = conn.execute("SELECT until FROM blocks WHERE token_key = ?", (self._key,)).fetchone()
+        blocked = datetime.fromtimestamp(row[0], UTC) if row is not None and row[0] > now else None
+        return QuotaUsage(spent_by_this_client=self.spent, used=used, remaining=remaining, blocked_until=blocked)

@@ -1,0 +1,49 @@
+"""The code location: every asset, check, job, schedule, sensor and resource of precoro-assets.
+
+Read this file first; each piece is built from the entity catalogue (precoro_assets/api/catalogue.py).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from . import settings
+from .api.resource import PrecoroResource
+from .defs.changes import build_change_sensor
+from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
+from .defs.resources import WarehouseResource
+from .defs.views import analyst_views
+
+
+def build_definitions(config: settings.Settings) -> dg.Definitions:
+    partitions = build_partitions(config.start_date)
+    ingest = build_ingest_assets(partitions)
+    documents_job = dg.define_asset_job(
+        "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP), partitions_def=partitions,
+        description="Sync Precoro documents for one or more days of createDate.")
+    reference_job = dg.define_asset_job(
+        "precoro_reference", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
+        description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
+    return dg.Definitions(
+        assets=[*ingest, analyst_views],
+        jobs=[documents_job, reference_job],
+        schedules=[dg.ScheduleDefinition(
+            name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description="Reference data changes rarely: every 6 hours costs about 40 requests a day.")],
+        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job)],
+        resources={
+            "precoro": PrecoroResource(
+                api_token=dg.EnvVar("PRECORO_API_TOKEN"),
+                email=dg.EnvVar("PRECORO_EMAIL"),
+                base_url=config.base_url,
+                region=config.region,
+                time_scale=config.time_scale,
+                state_dir=str(config.state_dir / "quota"),
+            ),
+            "warehouse": WarehouseResource(location=str(config.warehouse), state_dir=str(config.state_dir)),
+        },
+    )
+
+
+defs = build_definitions(settings.load())

@@ -1,0 +1,212 @@
+"""Dagster assets over the entity catalogue: one asset per Precoro entity.
+
+Documents are partitioned by day of createDate and synced incrementally (see `precoro_assets.sync`);
+reference data is synced by modifiedSince. Each asset writes its table and child tables, reports what it
+did and what it spent, and checks what it wrote (keys, counts against Precoro's list, parents, totals).
+"""
+
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+
+from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
+from ..api.errors import QuotaExhausted
+from ..api.resource import PrecoroResource
+from ..sync import SyncSummary, sync_documents, sync_reference
+from ..warehouse import tables
+from ..warehouse.rows import table_columns
+from .resources import WarehouseResource
+
+DOCUMENTS_GROUP = "precoro_documents"
+REFERENCE_GROUP = "precoro_reference"
+API_POOL = "precoro_api"
+
+
+def asset_key(entity: Entity) -> dg.AssetKey:
+    return dg.AssetKey(["precoro", entity.name])
+
+
+def table_schema(entity: Entity, child=None) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description)
+                                   for c in table_columns(entity, child)])
+
+
+def definition_metadata(entity: Entity) -> dict:
+    """Column schemas of the entity's table and child tables, shown in the asset's page."""
+    metadata: dict = {
+        "dagster/column_schema": table_schema(entity),
+        "dagster/table_name": f"precoro.{entity.name}",
+        "precoro/resource": f"/{entity.path} (key: {entity.key})",
+    }
+    for child in entity.children:
+        metadata[f"child table precoro.{child.name}"] = dg.MetadataValue.table_schema(table_schema(entity, child))
+    return metadata
+
+
+# ---- checks -----------------------------------------------------------------------------------
+
+def check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
+    key = asset_key(entity)
+    specs = [
+        dg.AssetCheckSpec("unique_keys", asset=key, description=f"Every {entity.key} appears once in "
+                          f"precoro.{entity.name}, and child rows are unique within their parent."),
+        dg.AssetCheckSpec("children_have_parents", asset=key,
+                          description="Every child-table row points at an existing parent row."),
+    ]
+    if entity.partitioned:
+        specs.append(dg.AssetCheckSpec("count_matches_precoro", asset=key, description=(
+            "Rows stored per partition day equal the number of documents Precoro listed for that day.")))
+    if any(child.name.endswith("_items") and any(c.name == "sum" for c in child.columns) for child in entity.children) \
+            and any(c.name == "sum" for c in entity.columns):
+        specs.append(dg.AssetCheckSpec("total_equals_lines", asset=key, description=(
+            "Each document's total equals the sum of its lines (within a cent per line)."),
+            blocking=False))
+    return specs
+
+
+def _check_results(entity: Entity, con, summary: SyncSummary, start: date | None, end: date | None):
+    key = asset_key(entity)
+    duplicates = tables.duplicate_keys(con, entity)
+    yield dg.AssetCheckResult(asset_key=key, check_name="unique_keys", passed=not duplicates,
+                              metadata={"duplicates": len(duplicates), "examples": str(duplicates[:5])})
+    orphans = tables.orphan_children(con, entity)
+    yield dg.AssetCheckResult(asset_key=key, check_name="children_have_parents", passed=not any(orphans.values()),
+                              metadata={f"{t} orphans": n for t, n in orphans.items()} or {"child tables": 0})
+    if entity.partitioned:
+        stored = tables.count_per_day(con, entity, start, end)
+        mismatches = {day: (listed, stored.get(day, 0)) for day, listed in summary.listed_per_day.items()
+                      if stored.get(day, 0) != listed}
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name="count_matches_precoro", passed=not mismatches,
+            metadata={"days checked": len(summary.listed_per_day), "documents listed": summary.listed,
+                      "mismatches (day: listed, stored)": str(dict(list(mismatches.items())[:10]))})
+    if any(spec.name == "total_equals_lines" for spec in check_specs(entity)):
+        off = tables.totals_not_matching_lines(con, entity, start, end)
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name="total_equals_lines", passed=not off,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"documents off": len(off), "examples (key, total, lines)": str(off[:5])})
+
+
+# ---- metadata ----------------------------------------------------------------------------------
+
+def _preview(con, table: str, start: date | None, end: date | None) -> dg.MetadataValue:
+    rows = tables.preview(con, table, start, end)
+    if not rows:
+        return dg.MetadataValue.md("_no rows_")
+    columns = list(rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|")[:40] for c in columns) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, con,
+                    start: date | None = None, end: date | None = None) -> dg.MaterializeResult:
+    metadata: dict = {
+        "dagster/row_count": tables.count_rows_between(con, entity.name, start, end),
+        "listed by Precoro": summary.listed,
+        "new": summary.new,
+        "changed": summary.changed,
+        "unchanged": summary.unchanged,
+        "removed": summary.removed,
+        "detail requests": summary.details_fetched,
+        "details reused from a failed run": summary.details_from_staging,
+        "rows written": dg.MetadataValue.json(summary.rows_written),
+        "rejected records": len(summary.rejected),
+        "field problems": len(summary.problems),
+        "preview": _preview(con, entity.name, start, end),
+        **{f"quota {k}": v for k, v in precoro.accounting_metadata().items()},
+    }
+    if summary.full_refresh is not None:
+        metadata["full refresh"] = summary.full_refresh
+    if summary.rejected:
+        metadata["rejected (first 10)"] = dg.MetadataValue.md("\n".join(f"- {r}" for r in summary.rejected[:10]))
+    if summary.problems:
+        metadata["field problems (first 10)"] = dg.MetadataValue.md(
+            "\n".join(f"- {p}" for p in summary.problems[:10]))
+    return dg.MaterializeResult(asset_key=asset_key(entity), metadata=metadata)
+
+
+def _quota_stop(context, error: QuotaExhausted) -> dg.RetryRequested:
+    """The day's (or hour's) requests are spent: stop cleanly and let Dagster retry when they are back."""
+    wait = max(1, int((error.resume_at - datetime.now(error.resume_at.tzinfo)).total_seconds()) + 1)
+    context.log.warning(f"Precoro request quota spent ({error.window}); work resumes at "
+                        f"{error.resume_at:%Y-%m-%d %H:%M:%S %Z} (in {timedelta(seconds=wait)}). "
+                        "Details fetched so far are kept and will not be requested again.")
+    return dg.RetryRequested(max_retries=3, seconds_to_wait=wait)
+
+
+# ---- factories ----------------------------------------------------------------------------------
+
+def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=asset_key(entity),
+        description=entity.description + f"\n\nTable `precoro.{entity.name}`, partitioned by day of createDate; "
+        "a run lists the days' documents and fetches details only for new or changed ones.",
+        group_name=DOCUMENTS_GROUP,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=API_POOL,
+        kinds={"duckdb"},
+        metadata=definition_metadata(entity),
+        check_specs=check_specs(entity),
+    )
+    def _document(context: dg.AssetExecutionContext, precoro: PrecoroResource, warehouse: WarehouseResource):
+        window = context.partition_time_window
+        start, end = window.start.date(), (window.end - timedelta(days=1)).date()
+        store = warehouse.open()
+        store.write(lambda con: tables.ensure_tables(con, entity))
+        try:
+            summary = sync_documents(precoro.get_client(), store, warehouse.staging(), entity, start, end,
+                                     progress=context.log.info)
+        except QuotaExhausted as error:
+            raise _quota_stop(context, error) from error
+        for line in summary.rejected[:20]:
+            context.log.warning(f"kept out of precoro.{entity.name}: {line}")
+        with store.reader() as con:
+            yield materialization(entity, summary, precoro, con, start, end)
+            yield from _check_results(entity, con, summary, start, end)
+
+    return _document
+
+
+def reference_asset(entity: Entity) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=asset_key(entity),
+        description=entity.description + f"\n\nTable `precoro.{entity.name}`, synced by modifiedSince "
+        "(with a full refresh every 7 days, or when `full_refresh` is set).",
+        group_name=REFERENCE_GROUP,
+        pool=API_POOL,
+        kinds={"duckdb"},
+        metadata=definition_metadata(entity),
+        check_specs=check_specs(entity),
+    )
+    def _reference(context: dg.AssetExecutionContext, config: ReferenceSyncConfig, precoro: PrecoroResource,
+                   warehouse: WarehouseResource):
+        store = warehouse.open()
+        store.write(lambda con: (tables.ensure_sync_state(con), tables.ensure_tables(con, entity)))
+        try:
+            summary = sync_reference(precoro.get_client(), store, entity, full_refresh=config.full_refresh,
+                                     progress=context.log.info)
+        except QuotaExhausted as error:
+            raise _quota_stop(context, error) from error
+        with store.reader() as con:
+            yield materialization(entity, summary, precoro, con)
+            yield from _check_results(entity, con, summary, None, None)
+
+    return _reference
+
+
+class ReferenceSyncConfig(dg.Config):
+    full_refresh: bool = False
+    """Read every record instead of the changes since the last sync (also removes deleted ones)."""
+
+
+def build_partitions(start_date: date) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's partition exists, so documents created today can be synced today
+    return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1, timezone="UTC")
+
+
+def build_ingest_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [document_asset(e, partitions) for e in DOCUMENTS] + [reference_asset(e) for e in REFERENCE]

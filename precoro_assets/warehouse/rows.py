@@ -1,0 +1,256 @@
+"""Turns Precoro records into typed rows for the warehouse tables the catalogue describes.
+
+Tolerant by design: a missing, renamed or mistyped field becomes NULL in its typed column and is
+reported as a problem, while the record's full JSON is kept in `raw`, so nothing Precoro sent is lost.
+A record without its key cannot be stored in its table; it is rejected with the reason (and kept in
+`precoro.rejected_records` by the caller).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+import pyarrow as pa
+
+from ..api.catalogue import ChildTable, Column, Entity
+
+# Columns every table gets besides the catalogue's.
+RAW_COLUMN = Column("raw", "JSON", "", "The record exactly as Precoro sent it (JSON), so no field is ever lost.")
+PARTITION_COLUMN = Column("partition_day", "DATE", "",
+                          "Day of the document's createDate (UTC): the Dagster partition it belongs to.")
+SYNCED_COLUMN = Column("synced_at", "TIMESTAMPTZ", "", "When this row was written to the warehouse.")
+
+
+class RecordRejected(ValueError):
+    """A record that cannot be stored in its table (e.g. it has no key)."""
+
+
+@dataclass
+class Problem:
+    """A field that could not be read as its column's type (the value stays in `raw`)."""
+
+    table: str
+    key: str
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.key}: {self.column}: {self.message}"
+
+
+@dataclass
+class Rows:
+    """Rows for one entity's tables, accumulated record by record."""
+
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, table: str, row: dict) -> None:
+        self.tables.setdefault(table, []).append(row)
+
+
+def unwrap(value: object) -> list:
+    """A nested collection as a list: accepts `{"data": [...]}`, a bare list, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get("data", [])
+    return list(value) if isinstance(value, list) else []
+
+
+def value_at(record: dict, path: str) -> object:
+    """The value at a dotted path (`supplier.id`); None when any step is missing."""
+    node: object = record
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def parse_time(value: object) -> datetime:
+    """Precoro's ISO 8601 datetimes (with or without an offset; naive = UTC) as aware UTC datetimes."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _decimal_scale(type_: str) -> int:
+    return int(type_.rstrip(")").split(",")[1])
+
+
+def convert(value: object, type_: str) -> object:
+    """A JSON value as the Python value of a DuckDB column type; raises ValueError when it can't be."""
+    if value is None or value == "" and type_ != "VARCHAR":
+        return None
+    if type_ in ("BIGINT", "INTEGER"):
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        number = Decimal(str(value))
+        if number != number.to_integral_value():
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(number)
+    if type_.startswith("DECIMAL"):
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if not number.is_finite():
+            raise ValueError(f"expected a finite number, got {value!r}")
+        scaled = number.quantize(Decimal(1).scaleb(-_decimal_scale(type_)))
+        if scaled != number:
+            raise ValueError(f"{value!r} has more decimals than {type_} keeps")
+        return scaled
+    if type_ == "TIMESTAMPTZ":
+        try:
+            return parse_time(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected an ISO 8601 datetime, got {value!r}") from None
+    if type_ == "BOOLEAN":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true"):
+            return True
+        if str(value).lower() in ("0", "false"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if type_ == "VARCHAR":
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False, default=str)
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        return str(value)
+    raise ValueError(f"no conversion to {type_}")
+
+
+def to_json(record: object) -> str:
+    """JSON text of a record parsed with Decimal numbers.
+
+    Decimals are written as JSON numbers through float: for amounts of up to 15 significant digits the
+    shortest float repr is the same decimal text, so `raw` keeps the value (typed columns stay DECIMAL).
+    """
+    return json.dumps(record, ensure_ascii=False, default=_json_value, separators=(",", ":"))
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def _typed(columns: Iterable[Column], source: dict, table: str, key: str, problems: list[Problem],
+           outer: dict | None = None) -> dict:
+    row = {}
+    for column in columns:
+        if column.source.startswith("^"):
+            raw_value = value_at(outer or {}, column.source[1:])
+        else:
+            raw_value = value_at(source, column.source)
+        try:
+            row[column.name] = convert(raw_value, column.type)
+        except ValueError as error:
+            row[column.name] = None
+            problems.append(Problem(table, key, column.name, str(error)))
+    return row
+
+
+def _child_sources(record: dict, collection: str) -> Iterator[tuple[dict, dict | None]]:
+    """(element, outer element) pairs of a collection path such as `items` or `items.*.dataItemCustomFields`."""
+    if ".*." in collection:
+        outer_path, inner_path = collection.split(".*.", 1)
+        for outer in unwrap(value_at(record, outer_path)):
+            if isinstance(outer, dict):
+                for inner in unwrap(value_at(outer, inner_path)):
+                    if isinstance(inner, dict):
+                        yield inner, outer
+    else:
+        for element in unwrap(value_at(record, collection)):
+            if isinstance(element, dict):
+                yield element, None
+
+
+def record_key(entity: Entity, record: dict) -> str:
+    value = record.get(entity.key) if isinstance(record, dict) else None
+    if value is None or value == "":
+        raise RecordRejected(f"the record has no {entity.key!r}, so it cannot be stored in {entity.name}")
+    try:
+        return str(convert(value, "VARCHAR" if entity.key == "idn" else "BIGINT"))
+    except ValueError as error:
+        raise RecordRejected(f"its {entity.key} is unusable: {error}") from None
+
+
+def flatten(entity: Entity, record: dict, rows: Rows, synced_at: datetime,
+            partition_day: date | None = None) -> None:
+    """Add the rows one record contributes to its entity's table and child tables."""
+    key = record_key(entity, record)
+    extras = {"synced_at": synced_at}
+    if entity.partitioned:
+        extras["partition_day"] = partition_day
+    parent = _typed(entity.columns, record, entity.name, key, rows.problems)
+    parent.update(raw=to_json(record), **extras)
+    rows.add(entity.name, parent)
+    parent_key = {entity.parent_column: parent[entity.key]}
+    for child in entity.children:
+        seen: set[tuple] = set()
+        for element, outer in _child_sources(record, child.collection):
+            row = {**parent_key, **_typed(child.columns, element, child.name, key, rows.problems, outer)}
+            identity = tuple(row[k] for k in child.key)
+            if identity in seen or any(v is None for v in identity):
+                rows.problems.append(Problem(child.name, key, ",".join(child.key),
+                                             f"duplicate or missing key {identity}; row kept out"))
+                continue
+            seen.add(identity)
+            row.update(raw=to_json(element), **extras)
+            rows.add(child.name, row)
+
+
+# ---- table layouts ---------------------------------------------------------------------------------
+
+def table_columns(entity: Entity, child: ChildTable | None = None) -> list[Column]:
+    """Every column of a table, in order: the parent key for child tables, the catalogue's, then ours."""
+    columns: list[Column] = []
+    if child is not None:
+        columns.append(Column(entity.parent_column, "VARCHAR" if entity.key == "idn" else "BIGINT", "",
+                              f"The {entity.document_type.replace('_', ' ')} this row belongs to "
+                              f"(precoro.{entity.name}.{entity.key})."))
+        columns += child.columns
+    else:
+        columns += entity.columns
+    columns.append(RAW_COLUMN)
+    if entity.partitioned:
+        columns.append(PARTITION_COLUMN)
+    columns.append(SYNCED_COLUMN)
+    return columns
+
+
+def arrow_type(type_: str) -> pa.DataType:
+    if type_ == "BIGINT":
+        return pa.int64()
+    if type_ == "INTEGER":
+        return pa.int32()
+    if type_ in ("VARCHAR", "JSON"):
+        return pa.string()
+    if type_ == "BOOLEAN":
+        return pa.bool_()
+    if type_ == "DATE":
+        return pa.date32()
+    if type_ == "TIMESTAMPTZ":
+        return pa.timestamp("us", tz="UTC")
+    if type_.startswith("DECIMAL"):
+        precision, scale = type_[len("DECIMAL("):-1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    raise ValueError(f"no Arrow type for {type_}")
+
+
+def to_arrow(columns: list[Column], rows: list[dict]) -> pa.Table:
+    """Rows as an Arrow table with the exact column types (DECIMAL stays exact)."""
+    schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
+    return pa.Table.from_pylist([{c.name: row.get(c.name) for c in columns} for row in rows], schema=schema)

@@ -1,0 +1,544 @@
+"""The warehouse: connections and atomic writes.
+
+Storage is DuckLake (SQLite catalog + local Parquet files) so that parallel partition runs, sensors and an
+analyst's open DuckDB session can all use the warehouse at once; see docs/storage.md for the evidence.
+
+Two rules make concurrent writers safe with the SQLite catalog of ducklake 1.5.5:
+- every write transaction runs under one cross-process lock file (``write.lock``), because two overlapping
+  DuckLake commits on a SQLite catalog make the later one fail with "database is locked" instead of being
+  resolved by DuckLake's own retry;
+- a failed attempt is rolled back and retried from scratch with back-off (writers that do not use this module,
+  such as an analyst writing by hand, can still collide with us).
+Readers take no lock: the catalog runs in SQLite WAL mode, where readers and writers never block each other.
+
+SQL safety: every value that comes from data is a bound parameter or a registered Arrow table. Identifiers
+(tables, columns) and type names come from our own code; they are quoted or checked, never taken from the API.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Rows = pa.Table | pd.DataFrame
+
+CATALOG_ALIAS = "warehouse"
+SCHEMA = "precoro"
+ENV_LOCATION = "PRECORO_WAREHOUSE"
+DEFAULT_LOCATION = Path(__file__).resolve().parents[2] / "var" / "warehouse"
+
+# Retries of a whole write attempt: 0.1 s doubling to 5 s, ~25 s in total before giving up.
+MAX_ATTEMPTS = 10
+FIRST_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 5.0
+# How long a writer waits for the write lock; holders keep it only for one short transaction.
+LOCK_TIMEOUT_S = 600.0
+# SQLite's own wait for a locked catalog, in ms.
+META_BUSY_TIMEOUT_MS = 10_000
+
+_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_ (),]*$")
+_INCOMING = "_incoming"
+_INCOMING_RAW = "_incoming_raw"
+
+
+class WarehouseBusyError(TimeoutError):
+    """The write lock could not be taken in time (another writer is stuck holding it)."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write changed, for materialization metadata."""
+
+    rows_deleted: int
+    rows_written: int
+
+
+def _extension_file(package: str, name: str) -> Path:
+    """The .duckdb_extension file shipped inside a duckdb-extension-* wheel, so nothing is downloaded."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"Python package {package} is not installed; it ships the DuckDB '{name}' extension")
+    for root in spec.submodule_search_locations:
+        found = sorted(Path(root).rglob(f"{name}.duckdb_extension"))
+        if found:
+            return found[-1]
+    raise RuntimeError(f"{package} contains no {name}.duckdb_extension file")
+
+
+def extension_files() -> list[Path]:
+    """The extension files to LOAD, in order: the SQLite scanner first, DuckLake needs it for the catalog."""
+    return [
+        _extension_file("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+        _extension_file("duckdb_extension_ducklake", "ducklake"),
+    ]
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier from our own catalogue (table or column name)."""
+    if not name:
+        raise ValueError("empty SQL identifier")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    """Quote a string for the few statements that take no parameters (COMMENT ON, LOAD, ATTACH)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _check_type(sql_type: str) -> str:
+    if not _TYPE_RE.match(sql_type):
+        raise ValueError(f"not a plain SQL type name: {sql_type!r}")
+    return sql_type
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Commit races and catalog locks are worth another attempt; anything else is a real error."""
+    if not isinstance(exc, duckdb.Error):
+        return False
+    message = str(exc).lower()
+    return (
+        isinstance(exc, duckdb.TransactionException)
+        or "database is locked" in message
+        or "conflict" in message
+    )
+
+
+def _as_arrow(rows: Rows) -> pa.Table:
+    if isinstance(rows, pd.DataFrame):
+        return pa.Table.from_pandas(rows, preserve_index=False)
+    if isinstance(rows, pa.Table):
+        return rows
+    raise TypeError(f"rows must be a pyarrow.Table or a pandas.DataFrame, not {type(rows).__name__}")
+
+
+class Warehouse:
+    """The DuckLake warehouse in one directory: ``catalog.sqlite``, ``data/`` (Parquet) and ``write.lock``."""
+
+    def __init__(self, location: str | Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+        if location is None:
+            location = os.environ.get(ENV_LOCATION) or DEFAULT_LOCATION
+        self.location = Path(location).expanduser().resolve()
+        self.catalog_path = self.location / "catalog.sqlite"
+        self.data_path = self.location / "data"
+        self.lock_path = self.location / "write.lock"
+        self.lock_timeout_s = lock_timeout_s
+        self._created = False
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.location)!r})"
+
+    # ----------------------------------------------------------------------------------------------- connections
+
+    def attach_sql(self, *, read_only: bool, catalog_path: Path | None = None) -> str:
+        """The ATTACH statement; the data path is always given so a moved warehouse directory still works."""
+        options = [
+            f"DATA_PATH {_quote_literal(str(self.data_path) + os.sep)}",
+            "OVERRIDE_DATA_PATH TRUE",
+            "META_JOURNAL_MODE 'WAL'",
+            f"META_BUSY_TIMEOUT {META_BUSY_TIMEOUT_MS}",
+        ]
+        if read_only:
+            options.append("READ_ONLY")
+        target = _quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
+        return f"ATTACH {target} AS {CATALOG_ALIAS} ({', '.join(options)})"
+
+    def _open(self, *, read_only: bool, catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
+        # No network (no autoinstall) and no Python replacement scans: a typo must not read a local variable.
+        con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
+        try:
+            for path in extension_files():
+                con.execute(f"LOAD {_quote_literal(str(path))}")
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(self.attach_sql(read_only=read_only, catalog_path=catalog_path))
+            con.execute(f"USE {CATALOG_ALIAS}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _ensure_created(self) -> None:
+        """Create the directory, catalog and schema on first use.
+
+        The catalog is built under a temporary name and renamed into place, so ``catalog.sqlite`` existing
+        means it is complete; the write lock makes parallel first runs build it only once.
+        """
+        if self._created or self.catalog_path.exists():
+            self._created = True
+            return
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        with self._write_lock():
+            if not self.catalog_path.exists():
+                building = self.catalog_path.with_name(self.catalog_path.name + ".new")
+                for leftover in self.location.glob(building.name + "*"):  # from a crash while building
+                    leftover.unlink()
+                con = self._open(read_only=False, catalog_path=building)
+                try:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+                finally:
+                    con.close()
+                os.replace(building, self.catalog_path)
+        self._created = True
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh connection with the warehouse attached and USEd; write through ``write()`` to be safe."""
+        self._ensure_created()
+        con = self._open(read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection: it never blocks writers, and sees each query's latest committed snapshot."""
+        with self.connect(read_only=True) as con:
+            yield con
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """The cross-process writer lock; the kernel drops it if its holder dies (even on kill -9)."""
+        self.location.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        with open(self.lock_path, "a+b") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WarehouseBusyError(
+                            f"no write lock on {self.lock_path} after {self.lock_timeout_s:.0f} s"
+                        ) from None
+                    time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not security
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _retrying(self, attempt: Callable[[], T], what: str) -> T:
+        """Run attempt() until it succeeds, retrying only on lock/conflict errors, with back-off."""
+        backoff = FIRST_BACKOFF_S
+        for number in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except duckdb.Error as exc:
+                if not _is_retryable(exc) or number == MAX_ATTEMPTS:
+                    raise
+                log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, number, exc, backoff)
+            time.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "write") -> T:
+        """Run fn(con) in one transaction under the write lock; on a conflict the whole attempt is redone.
+
+        fn must only stage and write (it may run more than once); the transaction is all-or-nothing, so a crash
+        at any point leaves the previous committed state.
+        """
+        self._ensure_created()
+
+        def attempt() -> T:
+            con = self._open(read_only=False)  # opening takes ~0.1 s: do it before queueing for the lock
+            try:
+                with self._write_lock():
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        result = fn(con)
+                        con.execute("COMMIT")
+                    except BaseException:
+                        try:
+                            con.execute("ROLLBACK")
+                        except duckdb.Error:
+                            pass  # a failed COMMIT has already ended the transaction
+                        raise
+                    return result
+            finally:
+                con.close()
+
+        return self._retrying(attempt, what)
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn(con) on a read-only connection, retrying if the catalog was momentarily locked."""
+
+        def attempt() -> T:
+            with self.reader() as con:
+                return fn(con)
+
+        return self._retrying(attempt, "read")
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a read-only query; takes no lock, so it never blocks or is blocked by materializations.
+
+        Decimals come back as exact ``decimal.Decimal`` values (via Arrow), not floats.
+        """
+        return self.read(lambda con: con.execute(sql, params).to_arrow_table().to_pandas())
+
+    # ------------------------------------------------------------------------------------------------- writes
+
+    def replace_partition(
+        self,
+        table: str,
+        partition_column: str,
+        partition_value: Any,
+        rows: Rows,
+        *,
+        key_columns: Sequence[str] = (),
+        column_types: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Make the partition hold exactly ``rows``: delete + insert in one transaction (old or new, never a mix).
+
+        Every row must carry ``partition_value`` in ``partition_column``; ``key_columns``, if given, must be
+        unique and not null. The table is created on first use and gains any new columns.
+        """
+        incoming = _as_arrow(rows)
+        if incoming.num_rows and partition_column not in incoming.column_names:
+            raise ValueError(f"rows for {table} have no partition column {partition_column!r}")
+
+        def fn(con: duckdb.DuckDBPyConnection) -> WriteResult:
+            # No rows without even the partition column: nothing to stage, the partition just becomes empty.
+            if partition_column not in incoming.column_names or not _stage(con, table, incoming, column_types):
+                return WriteResult(_delete_rows(con, table, partition_column, partition_value), 0)
+            stray = con.execute(
+                f"SELECT count(*) FROM {_INCOMING} WHERE {quote_ident(partition_column)} IS DISTINCT FROM ?",  # noqa: S608
+                [partition_value],
+            ).fetchone()[0]
+            if stray:
+                raise ValueError(f"{stray} row(s) for {table} are not in partition {partition_value!r}")
+            _check_keys(con, table, key_columns)
+            deleted = _delete_rows(con, table, partition_column, partition_value)
+            return WriteResult(deleted, _insert_incoming(con, table))
+
+        return self.write(fn, what=f"replace {table} {partition_column}={partition_value}")
+
+    def upsert(
+        self,
+        table: str,
+        key_columns: Sequence[str],
+        rows: Rows,
+        *,
+        column_types: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Insert or fully replace rows by key, atomically (for reference data fetched with modifiedSince)."""
+        if not key_columns:
+            raise ValueError("upsert needs at least one key column")
+        incoming = _as_arrow(rows)
+        missing = [k for k in key_columns if k not in incoming.column_names]
+        if incoming.num_rows and missing:
+            raise ValueError(f"rows for {table} lack key column(s) {missing}")
+        target = _table_ref(table)
+        match = " AND ".join(f"{target}.{quote_ident(k)} = s.{quote_ident(k)}" for k in key_columns)
+        keys = ", ".join(quote_ident(k) for k in key_columns)
+
+        def fn(con: duckdb.DuckDBPyConnection) -> WriteResult:
+            if not incoming.num_rows or not _stage(con, table, incoming, column_types):
+                return WriteResult(0, 0)
+            _check_keys(con, table, key_columns)
+            deleted = con.execute(
+                f"DELETE FROM {target} USING (SELECT {keys} FROM {_INCOMING}) AS s WHERE {match}"  # noqa: S608
+            ).fetchone()[0]
+            return WriteResult(int(deleted), _insert_incoming(con, table))
+
+        return self.write(fn, what=f"upsert {table}")
+
+    def replace_all(
+        self,
+        table: str,
+        rows: Rows,
+        *,
+        key_columns: Sequence[str] = (),
+        column_types: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Replace the whole table's rows in one transaction (full refresh; catches removals)."""
+        incoming = _as_arrow(rows)
+
+        def fn(con: duckdb.DuckDBPyConnection) -> WriteResult:
+            if not _stage(con, table, incoming, column_types):
+                return WriteResult(_delete_rows(con, table), 0)
+            _check_keys(con, table, key_columns)
+            deleted = _delete_rows(con, table)
+            return WriteResult(deleted, _insert_incoming(con, table))
+
+        return self.write(fn, what=f"replace all of {table}")
+
+    # ---------------------------------------------------------------------------------------- descriptions, views
+
+    def describe(
+        self, table: str, table_description: str, column_descriptions: Mapping[str, str] | None = None
+    ) -> None:
+        """Store descriptions as DuckDB comments, which analysts read from duckdb_tables()/duckdb_columns().
+
+        COMMENT ON takes no parameters, so the text (ours, not API data) is quoted as a literal.
+        """
+        target = _table_ref(table)
+
+        def fn(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"COMMENT ON TABLE {target} IS {_quote_literal(table_description)}")
+            for column, text in (column_descriptions or {}).items():
+                con.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {_quote_literal(text)}")
+
+        self.write(fn, what=f"describe {table}")
+
+    def create_or_replace_view(self, name: str, sql: str, description: str) -> None:
+        """Create an analyst view in the warehouse (visible to anyone who attaches it) with its description.
+
+        ``sql`` is our own SELECT; it should name tables as ``precoro.<table>`` (views resolve inside the
+        warehouse, whatever alias the analyst attached it under).
+        """
+        target = _table_ref(name)
+
+        def fn(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"CREATE OR REPLACE VIEW {target} AS {sql}")
+            con.execute(f"COMMENT ON VIEW {target} IS {_quote_literal(description)}")
+
+        self.write(fn, what=f"view {name}")
+
+    # ------------------------------------------------------------------------------------------- maintenance
+
+    def maintain(self, older_than_days: int = 7) -> None:
+        """Merge small Parquet files and drop files only snapshots older than N days still need.
+
+        Every commit writes at least one file per table, so run this daily. Snapshots younger than N days (and
+        analysts' time travel into them) stay intact; files of a killed writer are removed after N days.
+        """
+        days = int(older_than_days)
+        calls = [
+            f"CALL ducklake_merge_adjacent_files('{CATALOG_ALIAS}')",
+            f"CALL ducklake_expire_snapshots('{CATALOG_ALIAS}', older_than => now() - INTERVAL {days} DAY)",
+            f"CALL ducklake_cleanup_old_files('{CATALOG_ALIAS}', older_than => now() - INTERVAL {days} DAY)",
+            f"CALL ducklake_delete_orphaned_files('{CATALOG_ALIAS}', older_than => now() - INTERVAL {days} DAY)",
+        ]
+        self._ensure_created()
+
+        def attempt() -> None:
+            with self._write_lock(), self.connect() as con:
+                for call in calls:
+                    con.execute(call)
+
+        self._retrying(attempt, "maintain")
+
+    # ---------------------------------------------------------------------------------------------- analysts
+
+    def analyst_snippet(self) -> str:
+        """The SQL an analyst pastes into the duckdb CLI (1.5.5) or ``duckdb.connect().execute(...)``."""
+        loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in extension_files())
+        return (
+            "-- Precoro warehouse, read-only; never blocks the pipeline. DuckDB 1.5.5.\n"
+            "-- Online you may instead run once: INSTALL ducklake; INSTALL sqlite;  then: LOAD ducklake; LOAD sqlite;\n"
+            f"{loads}\n"
+            f"{self.attach_sql(read_only=True)};\n"
+            f"USE {CATALOG_ALIAS};\n"
+            f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = '{CATALOG_ALIAS}';\n"
+        )
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def _table_ref(table: str) -> str:
+    return f"{SCHEMA}.{quote_ident(table)}"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+        [CATALOG_ALIAS, SCHEMA, table],
+    ).fetchone()[0]
+    return bool(found)
+
+
+def _delete_rows(
+    con: duckdb.DuckDBPyConnection, table: str, partition_column: str | None = None, value: Any = None
+) -> int:
+    """Delete one partition's rows (or all rows); a table that does not exist yet has none."""
+    if not _table_exists(con, table):
+        return 0
+    if partition_column is None:
+        return int(con.execute(f"DELETE FROM {_table_ref(table)}").fetchone()[0])  # noqa: S608 - identifiers only
+    sql = f"DELETE FROM {_table_ref(table)} WHERE {quote_ident(partition_column)} = ?"  # noqa: S608
+    return int(con.execute(sql, [value]).fetchone()[0])
+
+
+def _insert_incoming(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Insert the staged rows by column name: columns the rows lack stay NULL."""
+    sql = f"INSERT INTO {_table_ref(table)} BY NAME SELECT * FROM {_INCOMING}"  # noqa: S608 - identifiers only
+    return int(con.execute(sql).fetchone()[0])
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns()"
+        " WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [CATALOG_ALIAS, SCHEMA, table],
+    ).fetchall()
+    return dict(rows)
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, table: str, incoming: pa.Table, column_types: Mapping[str, str] | None
+) -> bool:
+    """Load the rows into temp table _incoming (typed), then create/evolve the target table to fit them.
+
+    Returns False when the rows have no columns at all (nothing to create or insert).
+    """
+    if not incoming.num_columns:
+        return False
+    types = dict(column_types or {})
+    select = []
+    for field in incoming.schema:
+        column = quote_ident(field.name)
+        if field.name in types:
+            select.append(f"CAST({column} AS {_check_type(types[field.name])}) AS {column}")
+        elif pa.types.is_null(field.type):  # an all-None column: keep it text rather than guess a type
+            select.append(f"CAST({column} AS VARCHAR) AS {column}")
+        else:
+            select.append(column)
+    con.register(_INCOMING_RAW, incoming)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_INCOMING} AS SELECT {', '.join(select)} FROM {_INCOMING_RAW}")  # noqa: S608
+    con.unregister(_INCOMING_RAW)
+    incoming_columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE {_INCOMING}").fetchall()]
+
+    target = _table_ref(table)
+    existing = _existing_columns(con, table)
+    if not existing:
+        columns = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in incoming_columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({columns})")
+    else:
+        for name, sql_type in incoming_columns:
+            if name not in existing:
+                log.info("schema evolution: adding %s.%s %s", table, name, sql_type)
+                con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {sql_type}")
+    return True
+
+
+def _check_keys(con: duckdb.DuckDBPyConnection, table: str, key_columns: Sequence[str]) -> None:
+    """Refuse null or duplicate keys: either would make the next upsert/replace ambiguous."""
+    if not key_columns:
+        return
+    keys = ", ".join(quote_ident(k) for k in key_columns)
+    nulls = " OR ".join(f"{quote_ident(k)} IS NULL" for k in key_columns)
+    null_count = con.execute(f"SELECT count(*) FROM {_INCOMING} WHERE {nulls}").fetchone()[0]  # noqa: S608
+    if null_count:
+        raise ValueError(f"{null_count} row(s) for {table} have a null key ({', '.join(key_columns)})")
+    duplicates = con.execute(
+        f"SELECT count(*) FROM (SELECT {keys} FROM {_INCOMING} GROUP BY ALL HAVING count(*) > 1)"  # noqa: S608
+    ).fetchone()[0]
+    if duplicates:
+        raise ValueError(f"{duplicates} key(s) for {table} occur more than once ({', '.join(key_columns)})")

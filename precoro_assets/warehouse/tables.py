@@ -1,0 +1,214 @@
+"""The catalogue's tables in the warehouse: create and evolve them, read what is stored, write rows.
+
+Every function takes an open DuckDB connection whose default catalog is the warehouse; the caller
+owns the transaction (see `store.Warehouse.transaction`). Identifiers come from our catalogue only and
+are quoted; every value from Precoro is passed as a parameter or through Arrow, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+
+from ..api.catalogue import ChildTable, Entity
+from .rows import Rows, table_columns, to_arrow
+
+SCHEMA = "precoro"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier (names come from the catalogue, never from Precoro)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: str) -> str:
+    return f"{SCHEMA}.{ident(table)}"
+
+
+def sql_text(text: str) -> str:
+    """A SQL string literal, for COMMENT ON (which takes no parameters); our own text only."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+SYNC_STATE = "sync_state"
+
+
+def ensure_sync_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(SYNC_STATE)} (entity VARCHAR, last_full_refresh TIMESTAMPTZ)")
+    con.execute(f"COMMENT ON TABLE {qualified(SYNC_STATE)} IS "
+                f"{sql_text('Bookkeeping of the sync: when each reference table was last fully refreshed.')}")
+    con.execute(f"COMMENT ON COLUMN {qualified(SYNC_STATE)}.entity IS {sql_text('The reference table.')}")
+    con.execute(f"COMMENT ON COLUMN {qualified(SYNC_STATE)}.last_full_refresh IS "
+                f"{sql_text('When every record was last read from Precoro (removals are caught then).')}")
+
+
+def last_full_refresh(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
+    row = con.execute(f"SELECT max(last_full_refresh) FROM {qualified(SYNC_STATE)} WHERE entity = ?",
+                      [entity.name]).fetchone()
+    return row[0] if row else None
+
+
+def set_last_full_refresh(con: duckdb.DuckDBPyConnection, entity: Entity, moment: datetime) -> None:
+    con.execute(f"DELETE FROM {qualified(SYNC_STATE)} WHERE entity = ?", [entity.name])
+    con.execute(f"INSERT INTO {qualified(SYNC_STATE)} VALUES (?, ?)", [entity.name, moment])
+
+
+def _layouts(entity: Entity) -> list[tuple[str, ChildTable | None]]:
+    return [(entity.name, None)] + [(child.name, child) for child in entity.children]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """Create the entity's tables, add columns the catalogue gained since, and (re)write descriptions."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    for table, child in _layouts(entity):
+        columns = table_columns(entity, child)
+        existing = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                "AND table_catalog = current_database()",
+                [SCHEMA, table],
+            ).fetchall()
+        }
+        if not existing:
+            body = ", ".join(f"{ident(c.name)} {c.type}" for c in columns)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({body})")
+        else:
+            for column in columns:
+                if column.name not in existing:
+                    con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
+        description = child.description if child else entity.description
+        con.execute(f"COMMENT ON TABLE {qualified(table)} IS {sql_text(description)}")
+        for column in columns:
+            con.execute(f"COMMENT ON COLUMN {qualified(table)}.{ident(column.name)} IS {sql_text(column.description)}")
+
+
+def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, start: date,
+                            end: date) -> dict[date, dict[str, datetime | None]]:
+    """Per partition day, key -> update_date of the stored documents."""
+    rows = con.execute(
+        f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), update_date FROM {qualified(entity.name)} "
+        "WHERE partition_day BETWEEN ? AND ?", [start, end]
+    ).fetchall()
+    by_day: dict[date, dict[str, datetime | None]] = {}
+    for day, key, updated in rows:
+        by_day.setdefault(day, {})[str(key)] = updated
+    return by_day
+
+
+def max_update_date(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
+    return con.execute(f"SELECT max(update_date) FROM {qualified(entity.name)}").fetchone()[0]
+
+
+def stored_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> set[str]:
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR) FROM {qualified(entity.name)}").fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _key_list(entity: Entity, keys: set[str]) -> list:
+    return sorted(keys) if entity.key == "idn" else sorted(int(k) for k in keys)
+
+
+def delete_records(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
+    """Remove records (and their child rows) by key."""
+    if not keys:
+        return
+    values = _key_list(entity, keys)
+    key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
+    con.execute(f"DELETE FROM {qualified(entity.name)} WHERE {ident(entity.key)} IN "
+                f"(SELECT unnest(?::{key_type}[]))", [values])
+    for child in entity.children:
+        con.execute(f"DELETE FROM {qualified(child.name)} WHERE {ident(entity.parent_column)} IN "
+                    f"(SELECT unnest(?::{key_type}[]))", [values])
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, entity: Entity, rows: Rows) -> dict[str, int]:
+    """Append the rows of every table of the entity; returns rows written per table."""
+    written = {}
+    for table, child in _layouts(entity):
+        table_rows = rows.tables.get(table, [])
+        written[table] = len(table_rows)
+        if not table_rows:
+            continue
+        con.register("incoming_rows", to_arrow(table_columns(entity, child), table_rows))
+        try:
+            con.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM incoming_rows")
+        finally:
+            con.unregister("incoming_rows")
+    return written
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str, day: date | None = None) -> int:
+    if day is None:
+        return con.execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {qualified(table)} WHERE partition_day = ?", [day]).fetchone()[0]
+
+
+def _day_filter(start: date | None, end: date | None) -> tuple[str, list]:
+    if start is None or end is None:
+        return "", []
+    return " WHERE partition_day BETWEEN ? AND ?", [start, end]
+
+
+def count_rows_between(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end: date | None) -> int:
+    where, params = _day_filter(start, end)
+    return con.execute(f"SELECT count(*) FROM {qualified(table)}{where}", params).fetchone()[0]
+
+
+def count_per_day(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None,
+                  end: date | None) -> dict[str, int]:
+    where, params = _day_filter(start, end)
+    rows = con.execute(f"SELECT partition_day, count(*) FROM {qualified(entity.name)}{where} GROUP BY 1",
+                       params).fetchall()
+    return {day.isoformat(): count for day, count in rows}
+
+
+def duplicate_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> list[tuple]:
+    """Keys that appear more than once, in the entity's table or within a parent's child rows."""
+    found = [("precoro." + entity.name, *row) for row in con.execute(
+        f"SELECT {ident(entity.key)}, count(*) FROM {qualified(entity.name)} GROUP BY 1 HAVING count(*) > 1 LIMIT 20"
+    ).fetchall()]
+    for child in entity.children:
+        keys = ", ".join(ident(k) for k in (entity.parent_column, *child.key))
+        found += [("precoro." + child.name, *row) for row in con.execute(
+            f"SELECT {keys}, count(*) FROM {qualified(child.name)} GROUP BY ALL HAVING count(*) > 1 LIMIT 20"
+        ).fetchall()]
+    return found
+
+
+def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, int]:
+    """Per child table, rows whose parent is not in the entity's table."""
+    orphans = {}
+    for child in entity.children:
+        orphans[child.name] = con.execute(
+            f"SELECT count(*) FROM {qualified(child.name)} c ANTI JOIN {qualified(entity.name)} p "
+            f"ON c.{ident(entity.parent_column)} = p.{ident(entity.key)}"
+        ).fetchone()[0]
+    return orphans
+
+
+def totals_not_matching_lines(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None,
+                              end: date | None) -> list[tuple]:
+    """Documents whose total differs from the sum of their lines by more than a cent per line."""
+    lines = f"{entity.document_type}_items"
+    where, params = _day_filter(start, end)
+    where = where.replace("partition_day", "d.partition_day")
+    return con.execute(
+        f"SELECT d.{ident(entity.key)}, d.sum, sum(l.sum) AS lines FROM {qualified(entity.name)} d "
+        f"JOIN {qualified(lines)} l ON l.{ident(entity.parent_column)} = d.{ident(entity.key)}{where} "
+        "GROUP BY d.{key}, d.sum HAVING abs(d.sum - sum(l.sum)) > 0.01 * count(*) LIMIT 20".replace(
+            "{key}", ident(entity.key)),
+        params,
+    ).fetchall()
+
+
+def preview(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end: date | None,
+            limit: int = 5) -> list[dict]:
+    """A few rows without the raw JSON, newest first, for the materialization's preview."""
+    where, params = _day_filter(start, end)
+    cursor = con.execute(f"SELECT * EXCLUDE (raw) FROM {qualified(table)}{where} ORDER BY synced_at DESC LIMIT {int(limit)}",
+                         params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

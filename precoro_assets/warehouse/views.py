@@ -1,0 +1,178 @@
+"""Analyst views: the warehouse's tables joined and named so that a question needs no Precoro knowledge.
+
+Each view has a description and column descriptions (COMMENT ON), like every table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from ..api.catalogue import DOCUMENTS, ENTITIES, STATUS_NAMES
+from .tables import SCHEMA, ensure_sync_state, ensure_tables, qualified, sql_text
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    description: str
+    sql: str
+    columns: dict[str, str]  # column -> description
+
+
+def _custom_field_union(kind: str) -> str:
+    """One SELECT over every document type's custom field values (document or line level)."""
+    parts = []
+    for entity in DOCUMENTS:
+        table = f"{entity.document_type}_{kind}custom_field_values"
+        if not any(child.name == table for child in entity.children):
+            continue
+        line = "v.line_id" if kind == "line_" else "NULL::BIGINT"
+        parts.append(f"SELECT '{entity.document_type}' AS document_type, v.{entity.parent_column} AS document_idn, "
+                     f"{line} AS line_id, v.field_id, v.value FROM {qualified(table)} v")
+    return "\nUNION ALL\n".join(parts)
+
+
+def _resolved(kind: str, fields: str, options: str) -> str:
+    return f"""
+SELECT v.document_type, v.document_idn, v.line_id, v.field_id, f.name AS field_name, f.type AS field_type,
+       v.value, o.name AS option_name, o.code AS option_code,
+       coalesce(o.name, v.value) AS display_value
+FROM ({_custom_field_union(kind)}) v
+LEFT JOIN {qualified(fields)} f ON f.id = v.field_id
+LEFT JOIN {qualified(options)} o ON o.{fields[:-1]}_id = v.field_id AND f.type = 'select'
+     AND o.option_id = TRY_CAST(v.value AS BIGINT)
+"""
+
+
+VIEWS: tuple[View, ...] = (
+    View(
+        "invoices_overview",
+        "Invoices with supplier name, status name, amount, paid and outstanding (credit notes flagged).",
+        f"""
+SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier_name) AS supplier_name,
+       i.status, coalesce(st.name, i.status_name) AS status_name,
+       i.logic_type IN (1, 5) AS is_credit_note, i.currency, i.sum AS amount,
+       coalesce(i.sum_paid, 0)::DECIMAL(18,2) AS paid,
+       CASE WHEN i.logic_type IN (1, 5) OR i.status IN (3, 8) THEN 0::DECIMAL(18,2)
+            ELSE greatest(i.sum - coalesce(i.sum_paid, 0), 0)::DECIMAL(18,2) END AS outstanding,
+       i.sum_in_company_currency, i.issue_date, i.due_date,
+       i.due_date < now() AND i.status IN (2, 4) AS overdue,
+       i.purchase_order_idn, i.parent_idn, i.external_id, i.external_integration_log, i.create_date, i.update_date
+FROM {qualified('invoices')} i
+LEFT JOIN {qualified('suppliers')} s ON s.id = i.supplier_id
+LEFT JOIN {qualified('status_names')} st ON st.status = i.status
+""",
+        {
+            "idn": "Invoice number in Precoro.", "id": "Precoro's numeric id.",
+            "invoice_number": "The supplier's invoice number.", "supplier_id": "The supplier's id.",
+            "supplier_name": "The supplier's current name (from precoro.suppliers).",
+            "status": "Status code.", "status_name": "Status name.",
+            "is_credit_note": "True for credit notes (logicType 1 or 5).", "currency": "Currency of the amounts.",
+            "amount": "Invoice total including taxes.", "paid": "Amount paid so far in Precoro.",
+            "outstanding": "Amount still to pay (0 for credit notes, denied and canceled invoices).",
+            "sum_in_company_currency": "Total in the company currency.", "issue_date": "Invoice date.",
+            "due_date": "Due date.", "overdue": "Approved or partly paid and past its due date.",
+            "purchase_order_idn": "The purchase order it bills, if any.",
+            "parent_idn": "For split-cost children: the parent invoice.",
+            "external_id": "Accounting system id, if linked.",
+            "external_integration_log": "Last accounting sync error, if any.",
+            "create_date": "Created in Precoro.", "update_date": "Last modified in Precoro.",
+        },
+    ),
+    View(
+        "document_custom_fields_resolved",
+        "Document custom field values of every document type, with field names and drop-down option names.",
+        _resolved("", "document_custom_fields", "document_custom_field_options"),
+        {
+            "document_type": "purchase_requisition, purchase_order, receipt or invoice.",
+            "document_idn": "The document's number.", "line_id": "Always empty (document-level fields).",
+            "field_id": "The custom field's id.", "field_name": "The custom field's label.",
+            "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
+            "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
+            "display_value": "What a person sees: the option's label, or the text.",
+        },
+    ),
+    View(
+        "line_custom_fields_resolved",
+        "Item custom field values on document lines, with field names and drop-down option names.",
+        _resolved("line_", "item_custom_fields", "item_custom_field_options"),
+        {
+            "document_type": "purchase_requisition, purchase_order or invoice.",
+            "document_idn": "The document's number.", "line_id": "The line (the *_items table's line_id).",
+            "field_id": "The item custom field's id.", "field_name": "The field's label.",
+            "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
+            "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
+            "display_value": "What a person sees: the option's label, or the text.",
+        },
+    ),
+    View(
+        "purchase_order_lines",
+        "Purchase order lines with the order's status, supplier and the catalogue item's name.",
+        f"""
+SELECT po.idn AS purchase_order_idn, po.status, coalesce(st.name, po.status_name) AS status_name,
+       po.supplier_id, coalesce(s.name, po.supplier_name) AS supplier_name, po.currency,
+       l.line_id, l.item_id, coalesce(it.name, l.name) AS item_name, l.sku, l.unit, l.quantity, l.price,
+       l.net_sum, l.tax_sum, l.sum, po.create_date, po.approval_date
+FROM {qualified('purchase_order_items')} l
+JOIN {qualified('purchase_orders')} po ON po.idn = l.purchase_order_idn
+LEFT JOIN {qualified('suppliers')} s ON s.id = po.supplier_id
+LEFT JOIN {qualified('items')} it ON it.id = l.item_id
+LEFT JOIN {qualified('status_names')} st ON st.status = po.status
+""",
+        {
+            "purchase_order_idn": "The purchase order's number.", "status": "Order status code.",
+            "status_name": "Order status name.", "supplier_id": "The supplier's id.",
+            "supplier_name": "The supplier's current name.", "currency": "Currency of the amounts.",
+            "line_id": "The line's id.", "item_id": "The catalogue item's id (empty for free text).",
+            "item_name": "The catalogue item's name, else the line's text.", "sku": "SKU.", "unit": "Unit.",
+            "quantity": "Quantity ordered.", "price": "Unit price.", "net_sum": "Line total before tax.",
+            "tax_sum": "Tax.", "sum": "Line total with tax.", "create_date": "Order created.",
+            "approval_date": "Order approved.",
+        },
+    ),
+)
+
+
+def create_status_names(con: duckdb.DuckDBPyConnection) -> None:
+    """A small lookup of Precoro's document status codes."""
+    table = qualified("status_names")
+    con.execute(f"CREATE OR REPLACE TABLE {table} (status INTEGER, name VARCHAR)")
+    con.executemany(f"INSERT INTO {table} VALUES (?, ?)", list(STATUS_NAMES.items()))
+    con.execute(f"COMMENT ON TABLE {table} IS {sql_text('Precoro document status codes and their names.')}")
+    con.execute(f"COMMENT ON COLUMN {table}.status IS {sql_text('Status code as stored in document tables.')}")
+    con.execute(f"COMMENT ON COLUMN {table}.name IS {sql_text('What Precoro calls the status.')}")
+
+
+def create_column_descriptions(con: duckdb.DuckDBPyConnection) -> None:
+    """`precoro.column_descriptions`: every column of every table and view, described in one place.
+
+    Table columns also carry COMMENT ON; view columns can't in DuckLake, so this table is where they are.
+    """
+    table = qualified("column_descriptions")
+    con.execute(f"CREATE OR REPLACE TABLE {table} (table_name VARCHAR, column_name VARCHAR, kind VARCHAR, "
+                "description VARCHAR)")
+    rows = [(r[0], r[1], "table", r[2]) for r in con.execute(
+        "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE schema_name = ? "
+        "AND database_name = current_database() AND table_name <> 'column_descriptions'", [SCHEMA]).fetchall()]
+    rows += [(view.name, column, "view", description) for view in VIEWS for column, description in view.columns.items()]
+    con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", rows)
+    con.execute(f"COMMENT ON TABLE {table} IS {sql_text('What every column of every precoro table and view holds.')}")
+    for column, description in (("table_name", "The table or view."), ("column_name", "The column."),
+                                ("kind", "table or view."), ("description", "What the column holds.")):
+        con.execute(f"COMMENT ON COLUMN {table}.{column} IS {sql_text(description)}")
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every table the views read, the status lookup, the views, then the column descriptions."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    ensure_sync_state(con)
+    for entity in ENTITIES:
+        ensure_tables(con, entity)
+    create_status_names(con)
+    for view in VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {qualified(view.name)} AS {view.sql}")
+        con.execute(f"COMMENT ON VIEW {qualified(view.name)} IS {sql_text(view.description)}")
+    create_column_descriptions(con)
+    return [view.name for view in VIEWS]

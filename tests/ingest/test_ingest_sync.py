@@ -1,0 +1,169 @@
+"""The warehouse holds exactly what Precoro holds, and keeping it so costs the fewest requests."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import dagster as dg
+import httpx
+from truth import differences
+
+from precoro_assets.api.catalogue import BY_NAME, DOCUMENTS, REFERENCE
+from precoro_assets.sync import partition_day
+
+DOCUMENT_KEYS = [f"precoro/{e.name}" for e in DOCUMENTS]
+REFERENCE_KEYS = [f"precoro/{e.name}" for e in REFERENCE]
+
+
+def sync_everything(env) -> None:
+    start, end = env.days()
+    assert env.materialize(REFERENCE_KEYS).success
+    assert env.materialize(DOCUMENT_KEYS, partition_range=(start.isoformat(), end.isoformat())).success
+    assert env.materialize(["precoro/analyst_views"]).success
+
+
+def detail_gets(log: list[dict]) -> list[dict]:
+    return [r for r in log if r["method"] == "GET" and r["path"].endswith("{idn}")]
+
+
+def list_gets(log: list[dict]) -> list[dict]:
+    return [r for r in log if r["method"] == "GET" and not r["path"].endswith("}")]
+
+
+def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(env):
+    sync_everything(env)
+    for entity in DOCUMENTS + REFERENCE:
+        assert differences(env, entity) == [], entity.name
+    # typed columns carry exact values: money as DECIMAL, sumPaid read from Precoro's string
+    truth = {str(r["idn"]): r for r in env.export("invoices")}
+    for idn, amount, paid, created in env.query("SELECT idn, sum, sum_paid, create_date FROM precoro.invoices"):
+        assert amount == Decimal(str(truth[idn]["sum"]))
+        assert paid == Decimal(truth[idn]["sumPaid"])
+        assert created.isoformat().replace("+00:00", "") == truth[idn]["createDate"].replace("+00:00", "")
+
+
+def test_every_detail_is_fetched_once_and_list_pages_are_few(env):
+    start, end = env.days()
+    _, mark = env.request_log()
+    assert env.materialize(DOCUMENT_KEYS, partition_range=(start.isoformat(), end.isoformat())).success
+    log, _ = env.request_log(mark)
+    details = detail_gets(log)
+    documents = sum(len(env.export(e.path)) for e in DOCUMENTS if e.fetch_detail)
+    assert len(details) == documents
+    assert len({r["url"] for r in details}) == len(details)  # no detail twice
+    assert all(r["status"] == 200 for r in log)
+    # one walk per document type over the whole range: ceil(n / 200) pages each
+    expected_pages = sum(max(1, -(-len(env.export(e.path)) // 200)) for e in DOCUMENTS)
+    assert len(list_gets(log)) == expected_pages
+
+
+def test_rematerializing_an_unchanged_partition_spends_only_its_list_request(env):
+    sync_everything(env)
+    busiest = max(({partition_day(r) for r in env.export("invoices")}), key=lambda d: sum(
+        1 for r in env.export("invoices") if partition_day(r) == d))
+    _, mark = env.request_log()
+    result = env.materialize("precoro/invoices", partition=busiest.isoformat())
+    assert result.success
+    log, _ = env.request_log(mark)
+    assert detail_gets(log) == []
+    assert len(list_gets(log)) == 1
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["new"].value == 0 and metadata["changed"].value == 0 and metadata["unchanged"].value > 0
+
+
+def test_the_change_sensor_requests_exactly_the_partitions_that_changed(env):
+    sync_everything(env)
+    changes = env.control("POST", "tick", json={"events": 12})["changes"]
+    expected = set()
+    for change in changes:
+        entity = next((e for e in DOCUMENTS if e.path == change["resource"]), None)
+        if entity is None:
+            continue
+        record = next(r for r in env.export(entity.path) if str(r["idn"]) == change["key"])
+        expected.add((f"precoro/{entity.name}", partition_day(record).isoformat()))
+    assert expected, "the tick changed no document"
+
+    _, mark = env.request_log()
+    sensor = env.defs.resolve_sensor_def("precoro_changes")
+    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources) as context:
+        result = sensor.evaluate_tick(context)
+    requested = {(r.asset_selection[0].to_user_string(), r.partition_key) for r in result.run_requests}
+    assert requested == expected
+    sensor_log, mark = env.request_log(mark)
+    assert len(sensor_log) == len(DOCUMENTS)  # one list request per document type
+
+    for asset, day in sorted(requested):
+        assert env.materialize(asset, partition=day).success
+    runs_log, _ = env.request_log(mark)
+    changed_documents = {(c["resource"], c["key"]) for c in changes
+                         if c["resource"] in {e.path for e in DOCUMENTS if e.fetch_detail}}
+    assert len(detail_gets(runs_log)) <= len(changed_documents)
+    assert len(runs_log) <= len(requested) + len(changed_documents)  # one list page per partition run
+    for entity in DOCUMENTS:
+        assert differences(env, entity) == [], entity.name
+
+    # a second tick of the sensor with nothing new requests nothing (run keys and the cursor agree)
+    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources,
+                                 cursor=result.cursor) as context:
+        again = sensor.evaluate_tick(context)
+    assert again.run_requests == []
+
+
+def test_documents_deleted_in_precoro_leave_the_warehouse(env):
+    sync_everything(env)
+    newest = env.export("invoices")[-1]
+    # the shift_rows fault (delete mode) removes the newest invoice when page 2 of a list is asked for
+    env.control("POST", "faults", json={"kind": "shift_rows", "mode": "delete", "path": "/invoices", "count": 1})
+    headers = {"X-AUTH-TOKEN": env.sim.token, "email": env.sim.email}
+    httpx.get(f"{env.sim.url}/invoices", params={"per_page": 10, "page": 2}, headers=headers).raise_for_status()
+    assert str(newest["idn"]) not in {str(r["idn"]) for r in env.export("invoices")}
+
+    result = env.materialize("precoro/invoices", partition=partition_day(newest).isoformat())
+    assert result.success
+    assert result.get_asset_materialization_events()[0].materialization.metadata["removed"].value == 1
+    assert differences(env, BY_NAME["invoices"]) == []
+
+
+def test_analyst_views_resolve_names(env):
+    sync_everything(env)
+    rows = env.query("SELECT field_name, option_name, display_value FROM precoro.document_custom_fields_resolved "
+                     "WHERE field_type = 'select'")
+    assert rows and all(name is not None and option is not None for name, option, _ in rows)
+    overview = env.query("SELECT amount, paid, outstanding, is_credit_note, supplier_name FROM precoro.invoices_overview")
+    assert overview
+    for amount, paid, outstanding, credit, supplier in overview:
+        assert supplier
+        assert outstanding == (0 if credit else max(amount - paid, 0)) or outstanding == 0
+    lines = env.query("SELECT count(*) FROM precoro.purchase_order_lines")[0][0]
+    assert lines == env.query("SELECT count(*) FROM precoro.purchase_order_items")[0][0]
+
+
+def test_every_table_and_column_has_a_description(env):
+    sync_everything(env)
+    undescribed_tables = env.query(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'precoro' AND (comment IS NULL OR comment = '') "
+        "AND database_name = current_database()")
+    undescribed_views = env.query(
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'precoro' AND (comment IS NULL OR comment = '') "
+        "AND database_name = current_database()")
+    table_columns = env.query(
+        "SELECT c.table_name, c.column_name, c.comment FROM duckdb_columns() c JOIN duckdb_tables() t "
+        "ON t.table_name = c.table_name AND t.schema_name = c.schema_name AND t.database_name = c.database_name "
+        "WHERE c.schema_name = 'precoro' AND c.database_name = current_database()")
+    assert undescribed_tables == [] and undescribed_views == []
+    assert table_columns and [(t, c) for t, c, comment in table_columns if not comment] == []
+    # view columns can't carry COMMENT ON in DuckLake: precoro.column_descriptions describes them
+    view_columns = env.query(
+        "SELECT c.table_name, c.column_name FROM duckdb_columns() c JOIN duckdb_views() v "
+        "ON v.view_name = c.table_name AND v.schema_name = c.schema_name AND v.database_name = c.database_name "
+        "WHERE c.schema_name = 'precoro' AND c.database_name = current_database()")
+    described = set(env.query("SELECT table_name, column_name FROM precoro.column_descriptions "
+                              "WHERE description IS NOT NULL AND description <> ''"))
+    assert view_columns and set(view_columns) <= described
+
+
+def test_partition_start_is_configurable(env):
+    partitions = env.defs.get_assets_def(dg.AssetKey(["precoro", "invoices"])).partitions_def
+    assert partitions.get_first_partition_key() == env.config.start_date.isoformat()
+    assert isinstance(env.config.start_date, date)
