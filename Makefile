@@ -20,6 +20,10 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
+# The simulator and the Dagster UI on http://127.0.0.1:3000, ready to launch a backfill (Ctrl-C stops both).
+demo: $(STAMP)
+	$(BIN)/precoro-assets demo
+
 simulator: $(STAMP)
 	$(BIN)/precoro-assets simulator --port 8787 --seed 7
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -70,15 +71,15 @@ def _simulator_if_needed(config):
     """With the embedded default and no simulator listening, run one in this process meanwhile."""
     from . import settings
 
-    if not config.using_simulator or _port_open(settings.SIMULATOR_PORT):
+    if not config.using_simulator or _port_open(settings.simulator_port()):
         yield None
         return
     from .simulator import start_simulator
 
-    click.echo(f"No Precoro account configured and no simulator on port {settings.SIMULATOR_PORT}: "
+    click.echo(f"No Precoro account configured and no simulator on port {settings.simulator_port()}: "
                f"starting the bundled simulator (seed {settings.SIMULATOR_SEED}).", err=True)
     simulator = start_simulator(seed=settings.SIMULATOR_SEED, days=settings.SIMULATOR_DAYS,
-                                limits=settings.simulator_limits(), port=settings.SIMULATOR_PORT)
+                                limits=settings.simulator_limits(), port=settings.simulator_port())
     try:
         yield simulator
     finally:
@@ -105,12 +106,15 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool) -> None:
     with _simulator_if_needed(config):
         results = run_sync(first, last, full_refresh)
     _print_summary(results)
-    if any(not ok for ok, _ in results.values()):
+    if not all(ok for _, _, ok, _ in results):
         sys.exit(1)
 
 
-def run_sync(first: date, last: date, full_refresh: bool = False) -> dict[str, tuple[bool, dict]]:
-    """Materialize reference data, views and documents for first..last; per asset: success and metadata."""
+def run_sync(first: date, last: date, full_refresh: bool = False) -> list[tuple[str, str, bool, dict]]:
+    """Materialize reference data, documents for first..last, then the views.
+
+    Returns (run, asset, succeeded, metadata) per asset, in order.
+    """
     import dagster as dg
 
     from .definitions import defs
@@ -118,49 +122,53 @@ def run_sync(first: date, last: date, full_refresh: bool = False) -> dict[str, t
 
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
-    results: dict[str, tuple[bool, dict]] = {}
-    reference = dg.AssetSelection.groups(REFERENCE_GROUP)
-    documents = dg.AssetSelection.groups(DOCUMENTS_GROUP)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     runs = [
-        ("precoro_reference", reference, {}, {"ops": {}} if not full_refresh else _full_refresh_config(defs)),
-        ("precoro_documents", documents, {"dagster/asset_partition_range_start": first.isoformat(),
-                                          "dagster/asset_partition_range_end": last.isoformat()}, {}),
-        ("precoro_views", dg.AssetSelection.keys(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
+        ("reference", dg.AssetSelection.groups(REFERENCE_GROUP), {},
+         _full_refresh_config() if full_refresh else {}),
+        ("documents", dg.AssetSelection.groups(DOCUMENTS_GROUP),
+         {"dagster/asset_partition_range_start": first.isoformat(),
+          "dagster/asset_partition_range_end": last.isoformat()}, {}),
+        ("views", dg.AssetSelection.keys(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
     ]
+    results = []
     for name, selection, tags, run_config in runs:
         keys = selection.resolve(graph)
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
-        result = dg.materialize(assets, instance=instance, resources=defs.resources, tags={**tags, "precoro/cli": name},
-                                run_config=run_config or None, raise_on_error=False, selection=selection)
+        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
+                                tags={**tags, "precoro/cli": f"sync {name}"}, run_config={**quiet, **run_config},
+                                raise_on_error=False)
         events = {e.asset_key.to_user_string(): e.materialization.metadata
                   for e in result.get_asset_materialization_events()}
-        for key in sorted(keys, key=lambda k: k.to_user_string()):
-            text = key.to_user_string()
-            results[text] = (text in events, {k: v.value for k, v in events.get(text, {}).items()})
+        for key in sorted(k.to_user_string() for k in keys):
+            metadata = {k: v.value for k, v in events.get(key, {}).items()}
+            results.append((name, key, key in events, metadata))
         if not result.success:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            message = failure.step_failure_data.error.message.strip() if failure else "run failed"
-            click.echo(f"{name}: {message}", err=True)
+            for event in result.all_events:
+                if event.is_step_failure:
+                    click.echo(f"{event.step_key}: {event.step_failure_data.error.message.strip()}", err=True)
     return results
 
 
-def _full_refresh_config(defs) -> dict:
+def _full_refresh_config() -> dict:
     from .api.catalogue import REFERENCE
 
     return {"ops": {f"precoro__{e.name}": {"config": {"full_refresh": True}} for e in REFERENCE}}
 
 
-def _print_summary(results: dict[str, tuple[bool, dict]]) -> None:
-    click.echo(f"{'asset':38} {'ok':3} {'listed':>7} {'new':>6} {'changed':>7} {'removed':>7} {'details':>7} {'rows':>8}")
-    spent = None
-    for key, (ok, meta) in results.items():
-        click.echo(f"{key:38} {'yes' if ok else 'NO':3} {meta.get('listed by Precoro', ''):>7} {meta.get('new', ''):>6} "
-                   f"{meta.get('changed', ''):>7} {meta.get('removed', ''):>7} {meta.get('detail requests', ''):>7} "
-                   f"{meta.get('dagster/row_count', ''):>8}")
-        spent = meta.get("quota requests_this_run", spent)
-    left = {k: v for k, v in next(iter(results.values()), (True, {}))[1].items() if k.startswith("quota")}
-    if left:
-        click.echo("quota: " + ", ".join(f"{k[6:]}={v}" for k, v in left.items()))
+def _print_summary(results: list[tuple[str, str, bool, dict]]) -> None:
+    columns = ("listed by Precoro", "new", "changed", "removed", "detail requests", "dagster/row_count")
+    click.echo(f"{'asset':34} {'ok':3} {'listed':>7} {'new':>6} {'changed':>7} {'removed':>7} {'details':>7} {'rows':>7}")
+    spent: dict[str, int] = {}
+    left = {}
+    for run, key, ok, meta in results:
+        values = " ".join(f"{meta.get(c, ''):>{w}}" for c, w in zip(columns, (7, 6, 7, 7, 7, 7), strict=True))
+        click.echo(f"{key:34} {'yes' if ok else 'NO':3} {values}")
+        if "requests spent" in meta:  # cumulative within a run: the run's last value is its total
+            spent[run] = max(spent.get(run, 0), int(meta["requests spent"]))
+            left = {k[len("requests left "):]: v for k, v in meta.items() if k.startswith("requests left ")}
+    click.echo(f"requests spent: {sum(spent.values())}" + (
+        "; left now: " + ", ".join(f"{v} this {k}" for k, v in left.items()) if left else ""))
 
 
 # ---- sql -------------------------------------------------------------------------------------
@@ -200,15 +208,18 @@ def demo(port: int) -> None:
 
     config = settings.load()
     dagster_home = _dagster_home(config.home)
+    # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     processes = []
     try:
-        if config.using_simulator and not _port_open(settings.SIMULATOR_PORT):
+        if config.using_simulator and not _port_open(settings.simulator_port()):
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "precoro_assets.cli", "simulator", "--port", str(settings.SIMULATOR_PORT),
+                [sys.executable, "-m", "precoro_assets.cli", "simulator", "--port", str(settings.simulator_port()),
                  "--seed", str(settings.SIMULATOR_SEED), "--limits", settings.simulator_limits(),
                  "--tick-every", "60"]))
             for _ in range(300):
-                if _port_open(settings.SIMULATOR_PORT):
+                if _port_open(settings.simulator_port()):
                     break
                 time.sleep(0.1)
         workspace = PACKAGE_ROOT / "workspace.yaml"
@@ -220,10 +231,13 @@ def demo(port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes:
+        for process in reversed(processes):
             process.terminate()
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 DEMO_GUIDE = """

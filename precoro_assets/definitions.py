@@ -5,6 +5,8 @@ Read this file first; each piece is built from the entity catalogue (precoro_ass
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from . import settings
@@ -14,12 +16,15 @@ from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, 
 from .defs.resources import WarehouseResource
 from .defs.views import analyst_views
 
+# BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+
 
 def build_definitions(config: settings.Settings) -> dg.Definitions:
     partitions = build_partitions(config.start_date)
     ingest = build_ingest_assets(partitions)
     documents_job = dg.define_asset_job(
-        "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP), partitions_def=partitions,
+        "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),
         description="Sync Precoro documents for one or more days of createDate.")
     reference_job = dg.define_asset_job(
         "precoro_reference", selection=dg.AssetSelection.groups(REFERENCE_GROUP),

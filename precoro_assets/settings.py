@@ -20,6 +20,11 @@ SIMULATOR_DAYS = 90
 SIMULATOR_TIME_SCALE = 10.0
 
 
+def simulator_port() -> int:
+    """Where the embedded default looks for (or starts) the simulator: PRECORO_SIMULATOR_PORT, else 8787."""
+    return int(os.environ.get("PRECORO_SIMULATOR_PORT", SIMULATOR_PORT))
+
+
 def simulator_limits() -> str:
     return f"scaled:{SIMULATOR_TIME_SCALE:g}"
 
@@ -63,7 +68,7 @@ def apply_embedded_default() -> bool:
 
     os.environ["PRECORO_API_TOKEN"] = token_for_seed(SIMULATOR_SEED)
     os.environ.setdefault("PRECORO_EMAIL", SIM_EMAIL)
-    os.environ.setdefault("PRECORO_BASE_URL", f"http://127.0.0.1:{SIMULATOR_PORT}")
+    os.environ.setdefault("PRECORO_BASE_URL", f"http://127.0.0.1:{simulator_port()}")
     os.environ.setdefault("PRECORO_START_DATE", (datetime.now(UTC).date() - timedelta(days=SIMULATOR_DAYS)).isoformat())
     return True
 

@@ -116,7 +116,7 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         "rejected records": len(summary.rejected),
         "field problems": len(summary.problems),
         "preview": _preview(con, entity.name, start, end),
-        **{f"quota {k}": v for k, v in precoro.accounting_metadata().items()},
+        **{k.replace("precoro_", "").replace("_", " "): v for k, v in precoro.accounting_metadata().items()},
     }
     if summary.full_refresh is not None:
         metadata["full refresh"] = summary.full_refresh
