@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .api.catalogue import Entity
 from .warehouse import tables
-from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key
+from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
 from .warehouse.staging import DetailStaging
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,13 @@ class SyncSummary:
     full_refresh: bool | None = None
     listed_per_day: dict[str, int] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
     problems: list[Problem] = field(default_factory=list)
+
+    def reject(self, reason: str, record: object, day: date | None = None) -> None:
+        """Keep a record out of its table, with the reason; it goes to precoro.rejected_records."""
+        self.rejected.append({"partition_day": day, "reason": reason, "raw": to_json(record),
+                              "seen_at": datetime.now(UTC)})
 
     def add_written(self, written: dict[str, int]) -> None:
         for table, count in written.items():
@@ -79,11 +84,11 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             key = record_key(entity, row)
             day = partition_day(row)
         except (RecordRejected, KeyError, TypeError, ValueError) as error:
-            summary.rejected.append(f"list row {str(row)[:200]}: {error}")
+            summary.reject(f"unusable list row: {error}", row)
             continue
         if not start <= day <= end:
-            summary.rejected.append(f"{entity.key} {key}: createDate {row.get('createDate')} is outside "
-                                    f"{start}..{end} although Precoro listed it there")
+            summary.reject(f"{entity.key} {key}: createDate {row.get('createDate')} is outside {start}..{end} "
+                           "although Precoro listed it there", row)
             continue
         # Keep only what the comparison needs, unless the list row is all we will store.
         listed.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
@@ -99,6 +104,9 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             batch.flush(warehouse, staging, entity, summary, progress)
         day += timedelta(days=1)
     batch.flush(warehouse, staging, entity, summary, progress)
+    if summary.rejected or warehouse.read(lambda con: tables.count_rejected(con, entity)):
+        warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
+                        what=f"record rejected {entity.name}")
     return summary
 
 
@@ -156,7 +164,7 @@ def _plan_day(client, staging: DetailStaging, entity: Entity, day: date, listed:
         try:
             flatten(entity, record, batch.rows, synced_at, day)
         except RecordRejected as error:
-            summary.rejected.append(f"{entity.key} {key}: {error}")
+            summary.reject(f"{entity.key} {key}: {error}", record, day)
     batch.delete |= set(to_write) | removed
     batch.fetched += to_write
     batch.days.append(day)
@@ -193,7 +201,7 @@ def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False
             flatten(entity, record, rows, now)
             listed.add(key)
         except RecordRejected as error:
-            summary.rejected.append(f"{str(record)[:200]}: {error}")
+            summary.reject(str(error), record)
     summary.listed = len(listed)
 
     def write(con) -> dict[str, int]:
@@ -204,6 +212,7 @@ def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False
         summary.removed = len(removed)
         tables.delete_records(con, entity, listed | removed)
         written = tables.insert_rows(con, entity, rows)
+        tables.replace_rejected(con, entity, None, None, summary.rejected)
         if full:
             tables.set_last_full_refresh(con, entity, now)
         return written

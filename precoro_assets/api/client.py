@@ -463,9 +463,13 @@ class PrecoroClient:
                 last_total = total
             fresh = []
             for row in rows:
-                if not isinstance(row, Mapping) or key not in row:
-                    raise PrecoroServerError(f"a row of {path} has no {key!r}: cannot de-duplicate", path=path)
-                row_key = str(row[key])
+                if isinstance(row, Mapping) and row.get(key) not in (None, ""):
+                    row_key = str(row[key])
+                else:
+                    # A row without its key is still passed on (the caller keeps it as rejected, nothing is
+                    # lost); it is de-duplicated by its whole content instead.
+                    logger.warning("a row of %s has no %r; passing it on for the caller to reject", path, key)
+                    row_key = "no-key:" + json.dumps(row, sort_keys=True, default=str)
                 walk_keys.add(row_key)
                 if row_key not in seen:
                     seen.add(row_key)

@@ -121,7 +121,8 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
     if summary.full_refresh is not None:
         metadata["full refresh"] = summary.full_refresh
     if summary.rejected:
-        metadata["rejected (first 10)"] = dg.MetadataValue.md("\n".join(f"- {r}" for r in summary.rejected[:10]))
+        metadata["rejected (first 10; all in precoro.rejected_records)"] = dg.MetadataValue.md(
+            "\n".join(f"- {r['reason']}" for r in summary.rejected[:10]))
     if summary.problems:
         metadata["field problems (first 10)"] = dg.MetadataValue.md(
             "\n".join(f"- {p}" for p in summary.problems[:10]))
@@ -162,8 +163,9 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
                                      progress=context.log.info)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        for line in summary.rejected[:20]:
-            context.log.warning(f"kept out of precoro.{entity.name}: {line}")
+        for rejection in summary.rejected[:20]:
+            context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
+                                f"{rejection['reason']}")
         with store.reader() as con:
             yield materialization(entity, summary, precoro, con, start, end)
             yield from _check_results(entity, con, summary, start, end)

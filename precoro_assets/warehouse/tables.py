@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from ..api.catalogue import ChildTable, Entity
+from ..api.catalogue import ChildTable, Column, Entity
 from .rows import Rows, table_columns, to_arrow
 
 SCHEMA = "precoro"
@@ -32,6 +32,18 @@ def sql_text(text: str) -> str:
 
 
 SYNC_STATE = "sync_state"
+
+# Records Precoro sent that can't be stored in their table (no key, no createDate): kept here, never dropped.
+REJECTED = "rejected_records"
+REJECTED_DESCRIPTION = ("Records Precoro sent that could not be stored in their table (e.g. no key), with the "
+                        "reason and the record as sent. Rows of a day are replaced when the day is synced again.")
+REJECTED_COLUMNS = [
+    Column("entity", "VARCHAR", "", "The table the record was meant for."),
+    Column("partition_day", "DATE", "", "The partition day being synced (empty for reference data)."),
+    Column("reason", "VARCHAR", "", "Why it was kept out."),
+    Column("raw", "JSON", "", "The record exactly as Precoro sent it."),
+    Column("seen_at", "TIMESTAMPTZ", "", "When it was seen."),
+]
 
 
 def ensure_sync_state(con: duckdb.DuckDBPyConnection) -> None:
@@ -59,30 +71,34 @@ def _layouts(entity: Entity) -> list[tuple[str, ChildTable | None]]:
     return [(entity.name, None)] + [(child.name, child) for child in entity.children]
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
-    """Create the entity's tables, add columns the catalogue gained since, and (re)write descriptions."""
+def ensure_table(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: list[Column]) -> None:
+    """Create `precoro.<table>`, add columns it lacks, and (re)write its descriptions."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    for table, child in _layouts(entity):
-        columns = table_columns(entity, child)
-        existing = {
-            row[0]
-            for row in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-                "AND table_catalog = current_database()",
-                [SCHEMA, table],
-            ).fetchall()
-        }
-        if not existing:
-            body = ", ".join(f"{ident(c.name)} {c.type}" for c in columns)
-            con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({body})")
-        else:
-            for column in columns:
-                if column.name not in existing:
-                    con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
-        description = child.description if child else entity.description
-        con.execute(f"COMMENT ON TABLE {qualified(table)} IS {sql_text(description)}")
+    existing = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "AND table_catalog = current_database()",
+            [SCHEMA, table],
+        ).fetchall()
+    }
+    if not existing:
+        body = ", ".join(f"{ident(c.name)} {c.type}" for c in columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({body})")
+    else:
         for column in columns:
-            con.execute(f"COMMENT ON COLUMN {qualified(table)}.{ident(column.name)} IS {sql_text(column.description)}")
+            if column.name not in existing:
+                con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
+    con.execute(f"COMMENT ON TABLE {qualified(table)} IS {sql_text(description)}")
+    for column in columns:
+        con.execute(f"COMMENT ON COLUMN {qualified(table)}.{ident(column.name)} IS {sql_text(column.description)}")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
+    """The entity's table and child tables, as the catalogue describes them today."""
+    for table, child in _layouts(entity):
+        ensure_table(con, table, child.description if child else entity.description, table_columns(entity, child))
+    ensure_table(con, REJECTED, REJECTED_DESCRIPTION, REJECTED_COLUMNS)
 
 
 def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, start: date,
@@ -212,3 +228,44 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end:
                          params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+# ---- described tables outside the catalogue (ledger, reconciliation, write-back outbox) ------------------------
+
+def replace_described(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: list[Column],
+                      rows: list[dict]) -> int:
+    """Make `precoro.<table>` hold exactly `rows`: create or evolve it, describe it, replace its rows.
+
+    For tables that are rebuilt whole on every run (the ledger snapshot, reconciliation results, the outbox
+    mirror). The caller owns the transaction, so readers see the old rows or the new ones, never a mix.
+    """
+    ensure_table(con, table, description, columns)
+    con.execute(f"DELETE FROM {qualified(table)}")
+    if not rows:
+        return 0
+    con.register("described_rows", to_arrow(columns, rows))
+    try:
+        con.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM described_rows")
+    finally:
+        con.unregister("described_rows")
+    return len(rows)
+
+
+def replace_rejected(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None,
+                     rejected: list[dict]) -> None:
+    """Record what a sync of `entity` (for start..end, or all of it) had to keep out, replacing the previous list."""
+    if start is None or end is None:
+        con.execute(f"DELETE FROM {qualified(REJECTED)} WHERE entity = ?", [entity.name])
+    else:
+        con.execute(f"DELETE FROM {qualified(REJECTED)} WHERE entity = ? AND (partition_day BETWEEN ? AND ? "
+                    "OR partition_day IS NULL)", [entity.name, start, end])
+    if rejected:
+        con.register("rejected_rows", to_arrow(REJECTED_COLUMNS, [{"entity": entity.name, **r} for r in rejected]))
+        try:
+            con.execute(f"INSERT INTO {qualified(REJECTED)} BY NAME SELECT * FROM rejected_rows")
+        finally:
+            con.unregister("rejected_rows")
+
+
+def count_rejected(con: duckdb.DuckDBPyConnection, entity: Entity) -> int:
+    return con.execute(f"SELECT count(*) FROM {qualified(REJECTED)} WHERE entity = ?", [entity.name]).fetchone()[0]
