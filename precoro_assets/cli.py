@@ -144,9 +144,12 @@ def run_sync(first: date, last: date, full_refresh: bool = False) -> list[tuple[
             metadata = {k: v.value for k, v in events.get(key, {}).items()}
             results.append((name, key, key in events, metadata))
         if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure:
-                    click.echo(f"{event.step_key}: {event.step_failure_data.error.message.strip()}", err=True)
+            failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+            for error in failures:
+                click.echo(f"failed: {error.message.strip().splitlines()[0]}", err=True)
+            if any(error.cls_name == "PrecoroAuthError" for error in failures):
+                click.echo("Stopping: Precoro rejected the credentials (nothing more was sent).", err=True)
+                break
     return results
 
 

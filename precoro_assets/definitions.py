@@ -13,19 +13,19 @@ from . import settings
 from .api.resource import PrecoroResource
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
-from .defs.maintenance import freshness, maintenance_schedule, precoro_warehouse_maintenance
+from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
 from .defs.resources import WarehouseResource
 from .defs.views import analyst_views
 
 # BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+# The freshness check builders are "preview"/"beta" too; both are the current documented APIs.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_definitions(config: settings.Settings) -> dg.Definitions:
     partitions = build_partitions(config.start_date)
     ingest = build_ingest_assets(partitions)
-    freshness_checks, freshness_sensor = freshness([a for a in ingest if a.partitions_def is not None],
-                                                   [a for a in ingest if a.partitions_def is None])
     documents_job = dg.define_asset_job(
         "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),
         description="Sync Precoro documents for one or more days of createDate.")
@@ -34,15 +34,13 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
         description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
     return dg.Definitions(
         assets=[*ingest, analyst_views],
-        asset_checks=freshness_checks,
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
             default_status=dg.DefaultScheduleStatus.STOPPED,
             description="Reference data changes rarely: every 6 hours costs about 40 requests a day."),
             maintenance_schedule],
-        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
-                 freshness_sensor],
+        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job)],
         resources={
             "precoro": PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"),

@@ -245,6 +245,7 @@ class PrecoroClient:
             base_url = REGIONS[region]
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self._email = email
         if quota is None:
             if state_dir is None:
                 raise ValueError("state_dir is required (where the shared request budget is kept)")
@@ -318,6 +319,10 @@ class PrecoroClient:
         logger.warning("Precoro request failed (attempt %d), retrying: %s", state.attempt_number, error)
 
     def _send_once(self, method: str, path: str, params: Params, body: bytes | None) -> Any:
+        rejected_at = self.quota.credentials_rejected_at(self._email)
+        if rejected_at is not None:
+            raise PrecoroAuthError(method=method, path=path, detail=(
+                f"these credentials were rejected at {rejected_at:%H:%M:%S} UTC, so nothing was sent"))
         ticket = self.quota.acquire(method, normalized_url(path, params))
 
         def trace(event: str, info: Mapping[str, Any]) -> None:
@@ -361,6 +366,7 @@ class PrecoroClient:
             body = None
         detail = _error_text(body, text)
         if status == 401:
+            self.quota.record_rejected_credentials(self._email)
             raise PrecoroAuthError(method=method, path=path, detail=detail)
         if status == 404:
             raise PrecoroNotFound(method=method, path=path)

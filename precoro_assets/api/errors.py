@@ -44,7 +44,7 @@ class PrecoroAuthError(PrecoroError):
         where = f" (HTTP 401 on {method} {path})" if method else ""
         message = (
             f"Precoro rejected the credentials{where}"
-            + (f": {detail}" if detail else "")
+            + (f": {detail.rstrip('.')}" if detail else "")
             + ". Check the environment variable PRECORO_API_TOKEN (the API token from Precoro's "
             "Settings > API) and PRECORO_EMAIL (the email of the user who owns that token), "
             "set them to valid values and run again."

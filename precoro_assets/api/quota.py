@@ -158,7 +158,15 @@ CREATE TABLE IF NOT EXISTS blocks (
     until      REAL NOT NULL,
     limit_type TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rejected_credentials (
+    credentials_key TEXT PRIMARY KEY,
+    at              REAL NOT NULL
+);
 """
+
+# After a 401 no process sends with the same token and e-mail for this long: Precoro may block a client
+# that keeps sending failing requests, and a wrong token stays wrong until someone changes it.
+REJECTED_CREDENTIALS_SECONDS = 600.0
 
 
 class QuotaGuard:
@@ -319,6 +327,24 @@ class QuotaGuard:
                     conn.execute("ROLLBACK")
                 raise
         logger.warning("Precoro answered 429 (%s): every process waits until %s", limit_type, until.isoformat())
+
+    def _credentials_key(self, email: str) -> str:
+        return token_key(self._key + "\n" + email.strip().lower())
+
+    def record_rejected_credentials(self, email: str) -> None:
+        """Remember a 401 for this token and e-mail, for every process."""
+        with self._lock:
+            self._connection().execute("INSERT OR REPLACE INTO rejected_credentials VALUES (?, ?)",
+                                       (self._credentials_key(email), self._clock()))
+
+    def credentials_rejected_at(self, email: str) -> datetime | None:
+        """When Precoro last rejected these credentials, if that was recent enough to not try again."""
+        with self._lock:
+            row = self._connection().execute("SELECT at FROM rejected_credentials WHERE credentials_key = ?",
+                                             (self._credentials_key(email),)).fetchone()
+        if row is None or self._clock() - row[0] > REJECTED_CREDENTIALS_SECONDS:
+            return None
+        return datetime.fromtimestamp(row[0], UTC)
 
     def usage(self) -> QuotaUsage:
         """Requests used and left in each window right now (all processes), and any 429 block."""

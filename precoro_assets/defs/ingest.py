@@ -16,6 +16,7 @@ from ..api.resource import PrecoroResource
 from ..sync import SyncSummary, sync_documents, sync_reference
 from ..warehouse import tables
 from ..warehouse.rows import table_columns
+from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
 
 DOCUMENTS_GROUP = "precoro_documents"
@@ -148,6 +149,7 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         group_name=DOCUMENTS_GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=DOCUMENTS_FRESHNESS,
         pool=API_POOL,
         kinds={"duckdb"},
         metadata=definition_metadata(entity),
@@ -179,6 +181,7 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
         description=entity.description + f"\n\nTable `precoro.{entity.name}`, synced by modifiedSince "
         "(with a full refresh every 7 days, or when `full_refresh` is set).",
         group_name=REFERENCE_GROUP,
+        freshness_policy=REFERENCE_FRESHNESS,
         pool=API_POOL,
         kinds={"duckdb"},
         metadata=definition_metadata(entity),
