@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check precoro_assets tests bench
+	$(BIN)/ruff check .
 
 test: $(STAMP) lint
 	$(BIN)/pytest -q
