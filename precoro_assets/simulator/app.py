@@ -6,6 +6,7 @@ against the rate limits (429), apply faults on demand, answer, record statistics
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -22,9 +23,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .company import CUSTOM_FIELD_RESOURCES, RESOURCES, Filters, Invalid, Record, money
-from .content import SUPPLIER_STATUS_NAMES
-from .faults import BadRule, FaultBook, FaultRule
-from .generator import build_company
+from .content import EXCHANGE_RATES, SUPPLIER_STATUS_NAMES
+from .faults import TRANSPORT_KINDS, BadRule, FaultBook, FaultRule
+from .generator import build_company, start_of_today
 from .limits import Limits, RateLimiter, Rejection
 
 PER_PAGE_ALLOWED = (10, 20, 50, 100, 200)
@@ -136,6 +137,14 @@ def parse_int(field_name: str, text: object) -> int:
         raise validation_error(field_name, "This value is not a valid integer.") from None
 
 
+def parse_currency(field_name: str, text: object) -> str:
+    """One of the simulated company's currencies (Precoro only accepts currencies the company enabled)."""
+    if text not in EXCHANGE_RATES:
+        raise validation_error(field_name, f"This value is not one of the company's currencies "
+                                           f"({', '.join(EXCHANGE_RATES)}).")
+    return str(text)
+
+
 def parse_bool(field_name: str, text: object) -> bool:
     value = str(text).lower()
     if value in ("true", "1"):
@@ -232,18 +241,29 @@ class SimulatorApp:
         self.email = SIM_EMAIL
         self.base_url = ""  # set by the server once the port is known
         self.lock = threading.RLock()
+        self._pristine: tuple | None = None
         self.reset()
 
     # ---- state ----------------------------------------------------------------------------------
 
     def reset(self) -> None:
         with self.lock:
-            self.company, self.builder = build_company(self.config.seed, self.config.days, self.config.documents)
+            if self._pristine is None or self._fingerprint() != self._pristine:
+                self.company, self.builder = build_company(self.config.seed, self.config.days, self.config.documents)
+                self._pristine = self._fingerprint()
+            # else: nothing has changed the company since it was built today, and rebuilding it would give
+            # the very same one (the same records, ids and random state): keep it
             self.limiter = RateLimiter(self.config.limits, self.clock)
             self.faults = FaultBook()
             self.counts: Counter[tuple[str, str, int]] = Counter()
             self.rate_limited: Counter[str] = Counter()
             self.log: list[dict] = []
+
+    def _fingerprint(self) -> tuple:
+        """What any change to the company moves: record versions, id counters, the random state, the day."""
+        company = self.company
+        return (start_of_today(), tuple(company.versions.values()), tuple(company._next_id.values()),
+                tuple(company._next_idn.values()), len(company.attachments), self.builder.rng.getstate())
 
     def tick(self, events: int) -> list[dict]:
         with self.lock:
@@ -284,8 +304,14 @@ class SimulatorApp:
             if rejection is not None:
                 return self._too_many(arrival, method, template, url, rejection)
             rules = self.faults.due(method, request.path, template, query)
-        transport = next((r for r in rules if r.kind in ("error", "reset", "slow", "lost_response",
-                                                           "malformed_json", "rate_limit")), None)
+            transport = next((r for r in rules if r.kind in TRANSPORT_KINDS), None)
+            if transport is not None and transport.kind == "rate_limit":
+                # decided in the same step as the real limits, so it blocks exactly like a real 429
+                rejection = self.limiter.force(self.token, transport.options.get("window", "Minute limiter"),
+                                               int(transport.options.get("limit", 300)),
+                                               float(transport.options.get("retry_after", 5)),
+                                               method=method, url_key=url_key)
+                return self._too_many(arrival, method, template, url, rejection)
         content_rules = [r for r in rules if r is not transport]
         if transport is not None:
             early = self._transport_fault(transport, arrival, method, template, url, environ)
@@ -328,12 +354,6 @@ class SimulatorApp:
         if rule.kind == "reset":
             environ["sim.drop_connection"]()
             return self._finish(arrival, method, template, url, 0, b"")
-        if rule.kind == "rate_limit":
-            with self.lock:
-                rejection = self.limiter.force(self.token, rule.options.get("window", "Minute limiter"),
-                                               int(rule.options.get("limit", 300)),
-                                               float(rule.options.get("retry_after", 5)))
-                return self._too_many(arrival, method, template, url, rejection)
         if rule.kind == "slow":
             time.sleep(float(rule.options.get("seconds", 5)))
         return None
@@ -481,18 +501,44 @@ class SimulatorApp:
                                                                                            form.get("logicType", 0)))
 
     SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxNumber", "externalId",
-                       "status"}
+                       "status", "contacts"}
+    CONTACT_FIELDS = {"id", "name", "email", "phone"}
+
+    def _contacts(self, given: object, existing: list[dict]) -> list[dict]:
+        """`contacts[data][N][name|email|phone]` (an `id` keeps an existing contact's id): the new list."""
+        rows = given.get("data") if isinstance(given, dict) else given
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise validation_error("contacts", "Send contacts[data][N][name], [email] and [phone].")
+        known = {str(contact["id"]) for contact in existing}
+        contacts = []
+        for index, row in enumerate(rows):
+            extra = set(row) - self.CONTACT_FIELDS
+            if extra:
+                raise validation_error(f"contacts[data][{index}][{sorted(extra)[0]}]",
+                                       "This form should not contain extra fields.")
+            email = row.get("email") or None
+            if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise validation_error(f"contacts[data][{index}][email]", "This value is not a valid email address.")
+            contact_id = int(row["id"]) if str(row.get("id")) in known else self.company.new_id("contacts")
+            contacts.append({"id": contact_id, "name": row.get("name") or None, "email": email,
+                             "phone": row.get("phone") or None})
+        return contacts
 
     def _apply_supplier(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.SUPPLIER_FIELDS)
-        for name in ("name", "uniqueCode", "currency", "taxNumber", "externalId"):
+        for name in ("name", "uniqueCode", "taxNumber", "externalId"):
             if name in form:
                 record_data[name] = form[name]
+        if "currency" in form:
+            record_data["currency"] = parse_currency("currency", form["currency"])
         if "currencies" in form:
             currencies = form["currencies"]
-            record_data["currencies"] = currencies if isinstance(currencies, list) else [currencies]
+            currencies = currencies if isinstance(currencies, list) else [currencies]
+            record_data["currencies"] = [parse_currency("currencies", c) for c in currencies]
         if "enable" in form:
             record_data["enable"] = parse_bool("enable", form["enable"])
+        if "contacts" in form:  # like currencies[], what is sent replaces the whole list
+            record_data["contacts"] = {"data": self._contacts(form["contacts"], record_data["contacts"]["data"])}
         if "status" in form:
             status = parse_int("status", form["status"])
             if status not in SUPPLIER_STATUS_NAMES:
@@ -512,9 +558,11 @@ class SimulatorApp:
 
     def _apply_item(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.ITEM_FIELDS)
-        for name in ("name", "sku", "currency", "unit", "externalId"):
+        for name in ("name", "sku", "unit", "externalId"):
             if name in form:
                 record_data[name] = form[name]
+        if "currency" in form:
+            record_data["currency"] = parse_currency("currency", form["currency"])
         if "price" in form:
             record_data["price"] = parse_money("price", form["price"])
         if "supplier" in form:
@@ -562,26 +610,44 @@ class SimulatorApp:
         return self.company.add("paymentterms", data, self.company.now())
 
     def create_requisition(self, form: dict) -> Record:
-        """A purchase requisition from form lines; it starts pending approval."""
+        """A purchase requisition from form lines (`items[N][name|quantity|price|unit]`, optional
+        `supplier[id]`, `location[id]`, `currency`, `description`); it starts pending approval."""
         only_fields(form, {"supplier", "location", "currency", "description", "items"})
         lines = form.get("items")
         if not isinstance(lines, list) or not lines:
             raise validation_error("items", "At least one line is required (items[0][name], [quantity], [price]).")
-        now = self.company.now()
-        record = self.builder.purchase_requisition(now, now)
         built = []
         for index, line in enumerate(lines):
             if not isinstance(line, dict) or not line.get("name"):
                 raise validation_error(f"items[{index}][name]", "This value should not be blank.")
             quantity = parse_money(f"items[{index}][quantity]", line.get("quantity", "1"))
             price = parse_money(f"items[{index}][price]", line.get("price", "0"))
-            built.append({"id": self.company.new_id("lines"), "item": None, "name": line["name"], "sku": None,
+            built.append({"item": None, "name": line["name"], "sku": None,
                           "unit": line.get("unit", "pcs"), "quantity": quantity, "price": price,
                           "netSum": money(quantity * price), "taxSum": Decimal("0.00"),
                           "sum": money(quantity * price), "tax": None, "dataItemCustomFields": {"data": []}})
+        references = {}
+        for name, resource in (("supplier", "suppliers"), ("location", "locations")):
+            if name in form:
+                given = form[name].get("id") if isinstance(form[name], dict) else None
+                found = self.company.get_by_id(resource, given) if given else None
+                if found is None:
+                    raise validation_error(name, f"Not found (send {name}[id] with the numeric id).")
+                references[name] = {"id": found.id, "name": found.data["name"]}
+        currency = parse_currency("currency", form["currency"]) if "currency" in form else None
+
+        now = self.company.now()
+        record = self.builder.purchase_requisition(now, now)
         total = sum((line["sum"] for line in built), Decimal("0.00"))
-        record.data.update({"items": {"data": built}, "taxes": {"data": []}, "sum": total, "netSum": total,
-                            "description": form.get("description"), "status": 1, "statusString": "Pending"})
+        currency = currency or record.data["currency"]
+        record.data.update({
+            **references,
+            "items": {"data": [{"id": self.company.new_id("lines"), **line} for line in built]},
+            "taxes": {"data": []}, "sum": total, "netSum": total, "currency": currency,
+            "exchangeRate": EXCHANGE_RATES[currency], "sumInCompanyCurrency": money(total * EXCHANGE_RATES[currency]),
+            "description": form.get("description"), "status": 1, "statusString": "Pending",
+            "approvalSteps": {"data": self.builder.approval_steps(1, None)},
+        })
         record.approved = None
         self.company.touch(record, now)
         return record
@@ -615,7 +681,9 @@ class SimulatorApp:
         if applier is None:
             raise ApiError(405, {"error": f'No route found for "PUT /{resource}/{key}": Method Not Allowed'})
         record = self._record(resource, key)
-        applier(record.data, form)
+        draft = copy.deepcopy(record.data)
+        applier(draft, form)  # a 400 on any field leaves the record as it was
+        record.data.update(draft)
         self.company.touch(record)
         return self.company.detail(record)
 

@@ -96,11 +96,16 @@ class Invalid(Exception):
 
 def iso(moment: datetime) -> str:
     """Precoro's date format: ISO 8601 with an explicit offset, whole seconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=0).isoformat()
+
+
+CENT = Decimal("0.01")
 
 
 def money(value: Decimal | int | str) -> Decimal:
-    return Decimal(value).quantize(Decimal("0.01"))
+    return Decimal(value).quantize(CENT)
 
 
 @dataclass
@@ -219,7 +224,7 @@ class Company:
             data["idn"] = self._next_idn[resource]
             # keep id and idn first, the way Precoro's payloads start
             data = {"id": record_id, "idn": data.pop("idn"), **{k: v for k, v in data.items() if k != "id"}}
-        updated = max(updated or created, created)
+        updated = max(updated or created, created, approved or created)  # approving modifies a record
         record = Record(resource, record_id, data, created, updated, approved)
         self._write_dates(record)
         self.records[resource][record_id] = record

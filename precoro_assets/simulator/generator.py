@@ -7,6 +7,8 @@ created later looks exactly like one generated at start.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -29,6 +31,8 @@ class CompanyBuilder:
         self.company = company
         self.rng = rng
         self._lists: dict[str, tuple[int, list[Record]]] = {}
+        self._fields: dict[tuple[str, str], tuple[int, Record]] = {}
+        self._cumulative: dict[tuple, tuple[list[int], list[int]]] = {}
         self._items_by_supplier: tuple[int, dict[int, list[Record]]] = (-1, {})
 
     # ---- small helpers ----------------------------------------------------------------------
@@ -54,7 +58,8 @@ class CompanyBuilder:
         if self._items_by_supplier[0] != version:
             index: dict[int, list[Record]] = {}
             for item in self._list("items"):
-                index.setdefault(item.data["supplier"]["id"], []).append(item)
+                if item.data.get("supplier"):  # items created through the API may have none
+                    index.setdefault(item.data["supplier"]["id"], []).append(item)
             self._items_by_supplier = (version, index)
         return self._items_by_supplier[1].get(supplier.id) or self._list("items")
 
@@ -65,7 +70,13 @@ class CompanyBuilder:
         return {"id": record.id, **{f: record.data[f] for f in fields}}
 
     def _choose_status(self, weights: dict[int, int]) -> int:
-        return self.rng.choices(list(weights), list(weights.values()))[0]
+        # the same draw as rng.choices(statuses, weights), with the cumulative weights computed once
+        cache_key = tuple(weights.items())
+        prepared = self._cumulative.get(cache_key)
+        if prepared is None:
+            prepared = (list(weights), list(itertools.accumulate(weights.values())))
+            self._cumulative[cache_key] = prepared
+        return self.rng.choices(prepared[0], cum_weights=prepared[1])[0]
 
     # ---- reference data ------------------------------------------------------------------------
 
@@ -163,7 +174,12 @@ class CompanyBuilder:
     # ---- document parts ----------------------------------------------------------------------------
 
     def _custom_field(self, resource: str, name: str) -> Record:
-        return next(r for r in self._list(resource) if r.data["name"] == name)
+        version = self.company.versions[resource]
+        cached = self._fields.get((resource, name))
+        if cached is None or cached[0] != version:
+            cached = (version, next(r for r in self._list(resource) if r.data["name"] == name))
+            self._fields[(resource, name)] = cached
+        return cached[1]
 
     def _option_value(self, field: Record) -> dict:
         key = "documentCustomField" if field.resource == "documentcustomfields" else "itemCustomField"
@@ -233,7 +249,7 @@ class CompanyBuilder:
             files.append({"id": attachment_id, "name": name, "fileName": name, "mimeType": mime, "size": len(data)})
         return files
 
-    def _approval_steps(self, status: int, approved: datetime | None) -> list[dict]:
+    def approval_steps(self, status: int, approved: datetime | None) -> list[dict]:
         users = self._list("users")
         steps = []
         for step_number in range(1, self.rng.randint(1, 2) + 1):
@@ -279,7 +295,7 @@ class CompanyBuilder:
             "taxes": totals["taxes"],
             "dataDocumentCustomFields": {"data": self._document_custom_fields()},
             "attachments": {"data": []},
-            "approvalSteps": {"data": self._approval_steps(status, approved)},
+            "approvalSteps": {"data": self.approval_steps(status, approved)},
         }
         record = c.add(resource, data, created, updated, approved)
         record.data["attachments"]["data"] = self._attachments(f"{resource[:-1]} {record.data['idn']}")
@@ -341,11 +357,14 @@ class CompanyBuilder:
         rng = self.rng
         if status is None:
             status = self._choose_status({2: 60, 1: 12, 3: 4, 8: 4, 0: 5, 6: 5, 10: 5, 11: 5})
-        supplier = (self.company.get_by_id("suppliers", purchase_order.data["supplier"]["id"])
-                    if purchase_order else None) or self._pick("suppliers")
+        # a split-cost child bills the same supplier as its parent
+        billed = parent.data["supplier"]["id"] if parent else (
+            purchase_order.data["supplier"]["id"] if purchase_order else None)
+        supplier = (self.company.get_by_id("suppliers", billed) if billed else None) or self._pick("suppliers")
         extra = {
             "logicType": logic_type,
-            "invoiceNumber": f"{supplier.data['uniqueCode'][-3:]}/{created:%Y}/{rng.randint(1, 99999):05d}",
+            "invoiceNumber": f"{(supplier.data['uniqueCode'] or str(supplier.id))[-3:]}/{created:%Y}/"
+                             f"{rng.randint(1, 99999):05d}",
             "sumPaid": "0.00",
             "issueDate": iso(created - timedelta(days=rng.randint(0, 5))),
             "dueDate": iso(created + timedelta(days=30)),
@@ -415,7 +434,8 @@ class CompanyBuilder:
             payments += [(moment, amount, invoice) for moment, amount in self.payment_plan(invoice, end)]
             if rng.random() < 0.03 and logic_type == 0:  # split cost: two child invoices point at this one
                 for _ in range(2):
-                    child = self.invoice(created + timedelta(minutes=1), end, purchase_order, parent=invoice)
+                    child_created = min(created + timedelta(minutes=1), end - timedelta(seconds=1))
+                    child = self.invoice(child_created, end, purchase_order, parent=invoice)
                     payments += [(m, a, child) for m, a in self.payment_plan(child, end)]
         for moment, amount, invoice in sorted(payments, key=lambda entry: (entry[0], entry[2].id)):
             self.company.record_payment(invoice, amount, pay_date=moment, created=moment)
@@ -437,7 +457,7 @@ class CompanyBuilder:
     def create_like(self, resource: str, created: datetime) -> Record | None:
         """A new record of `resource` (used by tick and by the shift_rows fault)."""
         c = self.company
-        end = created + timedelta(seconds=1)
+        end = created  # nothing about a record created now happens later than now
         builders: dict[str, Callable[[], Record | None]] = {
             "purchaserequisitions": lambda: self.purchase_requisition(created, end),
             "purchaseorders": lambda: self.purchase_order(created, end),
@@ -507,7 +527,11 @@ class CompanyBuilder:
                     changes.append(Change("invoices", invoice.key, "paid", {"sumPaid": invoice.data["sumPaid"]}))
             else:
                 supplier = self._pick("suppliers")
-                supplier.data["contacts"]["data"][0]["phone"] = f"+1-555-{rng.randint(1000, 9999)}"
+                contacts = supplier.data["contacts"]["data"]
+                if not contacts:  # e.g. created through the API without any
+                    contacts.append({"id": c.new_id("contacts"), "name": "Accounts payable",
+                                     "email": f"ap@supplier{supplier.id}.example", "phone": None})
+                contacts[0]["phone"] = f"+1-555-{rng.randint(1000, 9999)}"
                 c.touch(supplier, now)
                 changes.append(Change("suppliers", supplier.key, "updated"))
         return changes
@@ -518,5 +542,13 @@ def build_company(seed: int, days: int, documents: int, end: datetime | None = N
     """The company a seed describes, with its documents dated over the `days` days before today."""
     company = Company(clock)
     builder = CompanyBuilder(company, random.Random(seed))
-    builder.populate(days, documents, end or start_of_today())
+    # Building allocates millions of small, long-lived containers and no garbage cycles: the cyclic
+    # collector would rescan the growing heap again and again (it more than doubles the time at 100k).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        builder.populate(days, documents, end or start_of_today())
+    finally:
+        if collecting:
+            gc.enable()
     return company, builder

@@ -89,12 +89,20 @@ class Rejection:
 @dataclass
 class _TokenState:
     arrivals: list[float] = field(default_factory=list)  # every counted request, in arrival order
-    last_get: dict[str, float] = field(default_factory=dict)  # normalized URL -> last arrival
+    last_get: dict[str, float] = field(default_factory=dict)  # normalized URL -> last answered arrival
     blocked: Rejection | None = None
+    last_armed: tuple[str, float | None] | None = None  # (URL, its previous last_get) of the last GET let in
 
 
 class RateLimiter:
-    """Decides, request by request, whether Precoro would answer 429."""
+    """Decides, request by request, whether Precoro would answer 429.
+
+    Every request counts in the second, minute, hour and day windows, rejected ones too. Only a GET that
+    is answered (not a 429) starts its URL's identical-GET minute: a refused GET was never served.
+    A 429's retry time is one at which the refused request, sent again, passes provided the client sends
+    nothing else meanwhile: it covers the window that refused the request, any block in force, and the windows the
+    refused request itself now fills (so a request sent during a block may push the retry time later).
+    """
 
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.time):
         self.limits = limits
@@ -103,45 +111,70 @@ class RateLimiter:
 
     def admit(self, token: str, method: str, url_key: str, now: float | None = None) -> Rejection | None:
         """Count a request; return the 429 it gets, or None when it may be served."""
-        if not self.limits.enabled:
-            return None
         now = self.clock() if now is None else now
+        if not self.limits.enabled:
+            # no limits, but a 429 injected by a fault (`force`) still blocks until its retry time
+            state = self._tokens.get(token)
+            if state is not None and state.blocked is not None and now < state.blocked.retry_at:
+                return state.blocked
+            return None
         state = self._tokens.setdefault(token, _TokenState())
-        previous = state.arrivals[-1] if state.arrivals else None
+        # Requests handled in parallel can reach the limiter out of arrival order: keep `arrivals`
+        # sorted and compare with the nearest neighbour on either side.
+        index = bisect.bisect_right(state.arrivals, now)
+        previous = state.arrivals[index - 1] if index else None
+        following = state.arrivals[index] if index < len(state.arrivals) else None
         previous_same_get = state.last_get.get(url_key) if method == "GET" else None
-        state.arrivals.append(now)  # every request counts, the rejected ones too
-        if method == "GET":
-            state.last_get[url_key] = now
+        state.arrivals.insert(index, now)  # every request counts, the rejected ones too
         self._forget_old(state, now)
 
-        if state.blocked is not None and now < state.blocked.retry_at:
-            return state.blocked
         rejections = []
         for limit_type, window, allowed in self.limits.windows():
-            in_window = self._in_window(state, now, window)
             if limit_type == SECOND_LIMITER:
-                if previous is not None and now - previous < window:
-                    rejections.append(Rejection(limit_type, allowed, now + window))
-            elif in_window > allowed:
+                too_close = ((previous is not None and now - previous < window)
+                             or (following is not None and following - now < window))
+                if too_close:
+                    rejections.append(Rejection(limit_type, allowed, max(now, following or now) + window))
+            elif self._in_window(state, now, window) > allowed:
                 # the next request passes once all but `allowed - 1` requests have left the window
                 oldest_that_must_leave = state.arrivals[len(state.arrivals) - allowed]
                 rejections.append(Rejection(limit_type, allowed, oldest_that_must_leave + window))
         identical_window = self.limits.identical_get_seconds / self.limits.scale
-        if previous_same_get is not None and now - previous_same_get < identical_window:
-            rejections.append(Rejection(IDENTICAL_GET_LIMITER, 1, now + identical_window))
-        if not rejections:
+        if previous_same_get is not None and abs(now - previous_same_get) < identical_window:
+            rejections.append(Rejection(IDENTICAL_GET_LIMITER, 1, previous_same_get + identical_window))
+        blocked = state.blocked if state.blocked is not None and now < state.blocked.retry_at else None
+        if blocked is None and not rejections:
+            if method == "GET":
+                state.last_armed = (url_key, previous_same_get)
+                state.last_get[url_key] = max(now, previous_same_get or now)
             return None
+        if blocked is not None:
+            # after a 429 every request fails until the window passes; this one still counts (in the
+            # per-second window at least), so its answer may have to name a later time than the block's
+            rejections = [r for r in rejections if r.retry_at > blocked.retry_at]
+            if not rejections:
+                return blocked
         worst = max(rejections, key=lambda r: r.retry_at)
         worst.retry_at = float(math.ceil(worst.retry_at))
         state.blocked = worst
         return worst
 
-    def force(self, token: str, limit_type: str, limit: int, retry_after_seconds: float) -> Rejection:
-        """A 429 on demand (fault injection): blocks the token like a real one."""
+    def force(self, token: str, limit_type: str, limit: int, retry_after_seconds: float,
+              method: str = "GET", url_key: str | None = None) -> Rejection:
+        """A 429 on demand (fault injection) for a request `admit` has let in: blocks the token like a
+        real one, and the refused GET does not start its URL's identical-GET minute."""
         now = self.clock()
-        state = self._tokens.setdefault(token, _TokenState())
-        state.arrivals.append(now)
-        rejection = Rejection(limit_type, limit, float(math.ceil(now + retry_after_seconds)))
+        state = self._tokens.setdefault(token, _TokenState())  # `admit` has already counted the request
+        if method == "GET" and url_key is not None and state.last_armed and state.last_armed[0] == url_key:
+            previous = state.last_armed[1]
+            if previous is None:
+                state.last_get.pop(url_key, None)
+            else:
+                state.last_get[url_key] = previous
+        retry_at = now + retry_after_seconds
+        if self.limits.enabled:
+            retry_at = max(retry_at, now + 1 / self.limits.scale)
+        rejection = Rejection(limit_type, limit, float(math.ceil(retry_at)))
         state.blocked = rejection
         return rejection
 

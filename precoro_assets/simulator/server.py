@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
@@ -27,7 +28,16 @@ class _Handler(WSGIRequestHandler):
 
     def make_environ(self) -> dict:
         environ = super().make_environ()
-        environ["sim.drop_connection"] = self._drop_connection
+        # werkzeug keeps `self.environ`: a bound method in it would make handler and environ a reference
+        # cycle that pins the server, the app and the whole company in memory until a full collection
+        handler = weakref.ref(self)
+
+        def drop_connection() -> None:
+            alive = handler()
+            if alive is not None:
+                alive._drop_connection()
+
+        environ["sim.drop_connection"] = drop_connection
         return environ
 
     def _drop_connection(self) -> None:
@@ -126,11 +136,11 @@ def serve_forever(seed: int, days: int, documents: int, limits: str, port: int, 
     print(f"  PRECORO_BASE_URL={simulator.url}")
     print(f"  PRECORO_API_TOKEN={simulator.token}")
     print(f"  PRECORO_EMAIL={simulator.email}")
-    print(f"  limits: {simulator.app.config.limits.mode}; control API: {simulator.url}/_sim/info")
+    print(f"  limits: {simulator.app.config.limits.mode}; control API: {simulator.url}/_sim/info", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("stopping")
+        print("stopping", flush=True)
     finally:
         simulator.stop()

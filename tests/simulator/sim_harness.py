@@ -1,0 +1,174 @@
+"""Helpers for the simulator's acceptance tests: an httpx client speaking Precoro's API as the token user,
+the `/_sim/` control API, and the facts of the contract (/work/shared/precoro-api.md) the tests compare with.
+
+Nothing here is taken from the simulator's code: resource names, keys and shapes are the contract's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import httpx
+
+# The contract's resources: documents are addressed by idn, reference data by id.
+DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "payments"]
+REFERENCE = ["suppliers", "items", "taxes", "paymentterms", "locations", "legalentities",
+             "documentcustomfields", "itemcustomfields", "users", "warehouses"]
+RESOURCES = DOCUMENTS + REFERENCE
+WITH_DETAIL = DOCUMENTS + ["suppliers", "items"]  # GET /{resource}/{key}
+PAGINATION_FIELDS = {"total", "count", "per_page", "current_page", "total_pages", "has_next_page", "links"}
+RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+
+
+def key_of(resource: str) -> str:
+    return "idn" if resource in DOCUMENTS else "id"
+
+
+def is_collection(value: object) -> bool:
+    """A nested collection as Precoro wraps it: `{"data": [...]}`."""
+    return isinstance(value, dict) and set(value) == {"data"} and isinstance(value["data"], list)
+
+
+def without_collections(record: dict) -> dict:
+    return {name: value for name, value in record.items() if not is_collection(value)}
+
+
+def moment(text: str) -> datetime:
+    """A response date (ISO 8601 with offset) as an aware datetime."""
+    parsed = datetime.fromisoformat(text)
+    assert parsed.tzinfo is not None, f"{text!r} has no offset"
+    return parsed
+
+
+def modified_since_text(when: datetime) -> str:
+    """`modifiedSince`'s format: YYYY-MM-DDTHH:MM:SS in UTC."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def day_text(day: date) -> str:
+    """The date filters' format: dd.mm.yyyy."""
+    return day.strftime("%d.%m.%Y")
+
+
+def whole_second_now() -> datetime:
+    """Now, floored to the whole second (`modifiedSince` has no fractions)."""
+    return datetime.fromtimestamp(math.floor(time.time()), UTC)
+
+
+def amount(value: object) -> Decimal:
+    """A JSON amount (a number, or a string like sumPaid) as the exact decimal it denotes."""
+    return Decimal(str(value))
+
+
+def retry_time(body: dict) -> datetime:
+    return datetime.strptime(body["RateLimit-Retry-After"], RETRY_AFTER_FORMAT).replace(tzinfo=UTC)
+
+
+def sleep_until(when: datetime, margin: float = 0.02) -> None:
+    delay = when.timestamp() - time.time() + margin
+    if delay > 0:
+        time.sleep(delay)
+
+
+class Api:
+    """Precoro's API on a running simulator, as its token user, plus the simulator's control API."""
+
+    def __init__(self, running, timeout: float = 30) -> None:
+        self.running = running
+        self.url: str = running.url
+        self.token: str = running.token
+        self.email: str = running.email
+        self.headers = {"X-AUTH-TOKEN": self.token, "email": self.email}
+        self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+        self.control = httpx.Client(base_url=self.url, timeout=120)
+
+    def close(self) -> None:
+        self.http.close()
+        self.control.close()
+
+    # ---- Precoro's API --------------------------------------------------------------------------
+
+    def get(self, path: str, params: object = None, **options) -> httpx.Response:
+        return self.http.get(path, params=params, **options)
+
+    def ok(self, method: str, path: str, **options) -> dict:
+        """A request that must succeed; its JSON body."""
+        response = self.http.request(method, path, **options)
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def page(self, resource: str, page: int = 1, per_page: int = 200, params: Iterable | None = None) -> dict:
+        query = [("page", page), ("per_page", per_page), *(params or [])]
+        return self.ok("GET", f"/{resource}", params=query)
+
+    def walk(self, resource: str, per_page: int = 200, params: Iterable | None = None) -> list[dict]:
+        """Every row of a list, page by page, checking the documented envelope on each page."""
+        rows: list[dict] = []
+        page = 1
+        while True:
+            body = self.page(resource, page, per_page, params)
+            check_envelope(body, page, per_page)
+            rows += body["data"]
+            if not body["meta"]["pagination"]["has_next_page"]:
+                return rows
+            page += 1
+            assert page <= 10_000, "pagination never ends"
+
+    def keys(self, resource: str, params: Iterable | None = None, per_page: int = 200) -> list[str]:
+        return [str(row[key_of(resource)]) for row in self.walk(resource, per_page, params)]
+
+    def detail(self, resource: str, key: object) -> dict:
+        return self.ok("GET", f"/{resource}/{key}")
+
+    # ---- the control API ---------------------------------------------------------------------------
+
+    def export(self, resource: str) -> list[dict]:
+        response = self.control.get(f"/_sim/export/{resource}")
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def exported(self, resource: str) -> dict[str, dict]:
+        return {str(record[key_of(resource)]): record for record in self.export(resource)}
+
+    def stats(self) -> dict:
+        return self.control.get("/_sim/stats").json()
+
+    def requests(self, since: int = 0) -> list[dict]:
+        return self.control.get("/_sim/requests", params={"since": since}).json()["requests"]
+
+    def fault(self, **rule) -> int:
+        response = self.control.post("/_sim/faults", json=rule)
+        assert response.status_code == 200, response.text
+        return response.json()["id"]
+
+    def faults(self) -> list[dict]:
+        return self.control.get("/_sim/faults").json()["faults"]
+
+    def tick(self, events: int) -> list[dict]:
+        response = self.control.post("/_sim/tick", json={"events": events})
+        response.raise_for_status()
+        return response.json()["changes"]
+
+    def reset(self) -> None:
+        self.control.post("/_sim/reset").raise_for_status()
+
+
+def check_envelope(body: dict, page: int, per_page: int) -> None:
+    """The documented list envelope: `data` plus `meta.pagination` with every field, consistent."""
+    assert set(body) == {"data", "meta"}, sorted(body)
+    assert isinstance(body["data"], list)
+    pagination = body["meta"]["pagination"]
+    assert set(pagination) == PAGINATION_FIELDS, sorted(pagination)
+    total = pagination["total"]
+    assert pagination["per_page"] == per_page
+    assert pagination["current_page"] == page
+    assert pagination["count"] == len(body["data"])
+    assert pagination["total_pages"] == max(1, math.ceil(total / per_page))
+    assert pagination["has_next_page"] is (page < pagination["total_pages"])
+    expected_count = max(0, min(per_page, total - (page - 1) * per_page))
+    assert pagination["count"] == expected_count
+    assert isinstance(pagination["links"], dict)
