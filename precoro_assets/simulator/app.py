@@ -282,7 +282,10 @@ class SimulatorApp:
     # ---- Precoro's API ----------------------------------------------------------------------------
 
     def precoro(self, request: Request, environ: dict) -> Response:
-        arrival = self.clock()
+        # The server stamps each request when its first line is read, before werkzeug parses the rest, so
+        # that a busy machine doesn't squeeze the arrival times of well-spaced requests together.
+        arrival = environ.get("sim.arrival") if self.clock is time.time else None
+        arrival = arrival or self.clock()
         method = request.method
         adapter = URLS.bind_to_environ(environ)
         try:
@@ -293,16 +296,20 @@ class SimulatorApp:
             route_error = ApiError(exc.code or 404, {"error": f'No route found for "{method} {request.path}"'})
         query = {k: request.args.getlist(k) for k in request.args}
         url = request.full_path.rstrip("?")
+        with self.lock:  # the log is in arrival order; the status is filled in when the answer is ready
+            entry = {"seq": len(self.log) + 1, "time": arrival, "method": method, "path": template, "url": url,
+                     "status": None, "rate_limit_type": None}
+            self.log.append(entry)
 
         if not self._authenticated(request):
             body = {"error": "Invalid credentials: check the X-AUTH-TOKEN and email headers."}
-            return self._finish(arrival, method, template, url, 401, to_json(body))
+            return self._finish(entry, 401, to_json(body))
 
         with self.lock:
             url_key = request.path + "?" + "&".join(sorted(f"{k}={v}" for k, vs in query.items() for v in vs))
             rejection = self.limiter.admit(self.token, method, url_key, now=arrival)
             if rejection is not None:
-                return self._too_many(arrival, method, template, url, rejection)
+                return self._too_many(entry, rejection)
             rules = self.faults.due(method, request.path, template, query)
             transport = next((r for r in rules if r.kind in TRANSPORT_KINDS), None)
             if transport is not None and transport.kind == "rate_limit":
@@ -311,15 +318,15 @@ class SimulatorApp:
                                                int(transport.options.get("limit", 300)),
                                                float(transport.options.get("retry_after", 5)),
                                                method=method, url_key=url_key)
-                return self._too_many(arrival, method, template, url, rejection)
+                return self._too_many(entry, rejection)
         content_rules = [r for r in rules if r is not transport]
         if transport is not None:
-            early = self._transport_fault(transport, arrival, method, template, url, environ)
+            early = self._transport_fault(transport, entry, environ)
             if early is not None:
                 return early
         if endpoint is None:
             error = route_error
-            return self._finish(arrival, method, template, url, error.status, to_json(error.body))
+            return self._finish(entry, error.status, to_json(error.body))
         try:
             with self.lock:
                 result = self._dispatch(endpoint, args, request, content_rules)
@@ -330,41 +337,39 @@ class SimulatorApp:
             status, body = 400, to_json({"errors": {"errors": {invalid.field: invalid.message}}})
         if transport is not None and transport.kind == "lost_response":
             environ["sim.drop_connection"]()
-            return self._finish(arrival, method, template, url, 0, b"")
+            return self._finish(entry, 0, b"")
         if transport is not None and transport.kind == "malformed_json" and not isinstance(body, Response):
             body = body[: max(1, len(body) // 2)]
-        return self._finish(arrival, method, template, url, status, body)
+        return self._finish(entry, status, body)
 
     def _authenticated(self, request: Request) -> bool:
         return (request.headers.get("X-AUTH-TOKEN") == self.token
                 and (request.headers.get("email") or "").lower() == self.email)
 
-    def _too_many(self, arrival: float, method: str, template: str, url: str, rejection: Rejection) -> Response:
+    def _too_many(self, entry: dict, rejection: Rejection) -> Response:
         self.rate_limited[rejection.limit_type] += 1
-        return self._finish(arrival, method, template, url, 429, to_json(rejection.body()),
+        return self._finish(entry, 429, to_json(rejection.body()),
                             rate_limit_type=rejection.limit_type)
 
-    def _transport_fault(self, rule: FaultRule, arrival: float, method: str, template: str, url: str,
-                         environ: dict) -> Response | None:
+    def _transport_fault(self, rule: FaultRule, entry: dict, environ: dict) -> Response | None:
         """Answer for a fault that replaces the normal answer, or None to go on (slow, lost, malformed)."""
         if rule.kind == "error":
             status = int(rule.options.get("status", 500))
             body = {"error": rule.options.get("message", "Internal Server Error")}
-            return self._finish(arrival, method, template, url, status, to_json(body))
+            return self._finish(entry, status, to_json(body))
         if rule.kind == "reset":
             environ["sim.drop_connection"]()
-            return self._finish(arrival, method, template, url, 0, b"")
+            return self._finish(entry, 0, b"")
         if rule.kind == "slow":
             time.sleep(float(rule.options.get("seconds", 5)))
         return None
 
-    def _finish(self, arrival: float, method: str, template: str, url: str, status: int, body: bytes | Response,
+    def _finish(self, entry: dict, status: int, body: bytes | Response,
                 rate_limit_type: str | None = None) -> Response:
-        """Record the request in the statistics and build the answer (status 0 = connection dropped)."""
+        """Record the answer in the statistics and the request log (status 0 = connection dropped)."""
         with self.lock:
-            self.counts[(method, template, status)] += 1
-            self.log.append({"seq": len(self.log) + 1, "time": arrival, "method": method, "path": template,
-                             "url": url, "status": status, "rate_limit_type": rate_limit_type})
+            self.counts[(entry["method"], entry["path"], status)] += 1
+            entry.update(status=status, rate_limit_type=rate_limit_type)
         if isinstance(body, Response):
             return body
         return Response(body, status=status or 500, content_type="application/json")

@@ -26,8 +26,13 @@ HOST = "127.0.0.1"  # never another interface: the simulator is for this machine
 class _Handler(WSGIRequestHandler):
     """Quiet request handler that can drop its connection on demand (fault injection)."""
 
+    def parse_request(self) -> bool:
+        self.sim_arrival = time.time()  # the request line has just been read: the request has arrived
+        return super().parse_request()
+
     def make_environ(self) -> dict:
         environ = super().make_environ()
+        environ["sim.arrival"] = getattr(self, "sim_arrival", None)
         # werkzeug keeps `self.environ`: a bound method in it would make handler and environ a reference
         # cycle that pins the server, the app and the whole company in memory until a full collection
         handler = weakref.ref(self)
