@@ -102,6 +102,7 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
         _plan_day(client, staging, entity, day, listed.get(day, {}), stored_by_day.get(day, {}), summary, batch)
         if batch.documents >= WRITE_BATCH_DOCUMENTS:
             batch.flush(warehouse, staging, entity, summary, progress)
+            batch = _Batch()
         day += timedelta(days=1)
     batch.flush(warehouse, staging, entity, summary, progress)
     if summary.rejected or warehouse.read(lambda con: tables.count_rejected(con, entity)):
@@ -140,7 +141,6 @@ class _Batch:
             staging.forget(entity.name, self.fetched)
         progress(f"{entity.name}: wrote {self.documents} documents of {len(self.days)} day(s) "
                  f"{min(self.days)}..{max(self.days)}")
-        self.__init__()
 
 
 def _plan_day(client, staging: DetailStaging, entity: Entity, day: date, listed: dict[str, dict],
