@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -201,6 +201,121 @@ def sql(query: str, fmt: str) -> None:
             click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
 
 
+# ---- reconciliation and write-back ----------------------------------------------------------
+
+def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[list[Path], str]:
+    """Write the demo ledger for the simulator's company; returns the files and where the company came from."""
+    from . import settings
+    from .ledger.demo import company_from_simulator, company_in_process, demo_ledger_for, write_demo_ledger
+
+    config = settings.load()
+    if from_url is None and config.using_simulator and _port_open(settings.simulator_port()):
+        from_url = config.base_url
+    if from_url:
+        records, origin = company_from_simulator(from_url), f"the simulator at {from_url}"
+    else:
+        records = company_in_process(settings.SIMULATOR_SEED, settings.SIMULATOR_DAYS, SIMULATOR_DOCUMENTS)
+        origin = f"the simulator's company (seed {settings.SIMULATOR_SEED}), built in-process"
+    return write_demo_ledger(demo_ledger_for(records, seed=settings.SIMULATOR_SEED), directory), origin
+
+
+SIMULATOR_DOCUMENTS = 600  # what `precoro-assets simulator` and the demo generate by default
+
+
+def _demo_ledger_if_empty() -> None:
+    """The demo needs an accounting side: write the demo ledger unless the ledger folder already has files."""
+    from .ledger.files import ledger_dir
+
+    directory = ledger_dir()
+    if directory.exists() and any(directory.iterdir()):
+        return
+    try:
+        files, origin = demo_ledger_files(directory)
+    except Exception as error:  # noqa: BLE001 - the demo still runs without a ledger
+        click.echo(f"Could not write the demo ledger to {directory}: {error}", err=True)
+        return
+    click.echo(f"Demo ledger for {origin} written to {directory} ({len(files)} files).", err=True)
+
+
+@main.command("ledger-demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (default: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger).")
+@click.option("--from-url", default=None,
+              help="Read the company from this simulator's /_sim/export (default: the embedded simulator if it is "
+                   "running, else the same company built in-process from seed 7).")
+def ledger_demo(out: Path | None, from_url: str | None) -> None:
+    """Write a demo accounting ledger (CSV) that fits the simulator's company, disagreements included."""
+    from .ledger.files import ledger_dir
+
+    directory = out or ledger_dir()
+    files, origin = demo_ledger_files(directory, from_url)
+    click.echo(f"Demo ledger for {origin} written to {directory}: {', '.join(f.name for f in files)}")
+
+
+@main.command()
+def reconcile() -> None:
+    """Load the ledger, reconcile it with the synced invoices and queue write-backs (through Dagster)."""
+    import dagster as dg
+
+    from . import settings
+    from .definitions import defs
+
+    config = settings.load()
+    _dagster_home(config.home)
+    result = defs.resolve_job_def("precoro_reconcile").execute_in_process(
+        instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"precoro/cli": "reconcile"})
+    for event in result.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        counts = [f"{k.split(': ', 1)[1]}={v}" for k, v in metadata.items() if isinstance(v, int) and ": " in k]
+        click.echo(f"{event.asset_key.to_user_string()}: {metadata.get('dagster/row_count')} rows"
+                   + (f"; {', '.join(counts)}" if counts else ""))
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        raise click.ClickException(failure.step_failure_data.error.message.strip() if failure else "run failed")
+    click.echo('Details: precoro-assets sql "SELECT class, reason FROM precoro.reconciliation_invoices"')
+
+
+@main.command()
+@click.option("--send", is_flag=True, help="Really write to Precoro (default: a dry run that sends nothing).")
+@click.option("--limit", default=0, show_default=True, help="At most this many outbox rows (0 = all).")
+@click.option("--retry-failed", is_flag=True, help="Put failed rows back in the queue first (after fixing the cause).")
+def writeback(send: bool, limit: int, retry_failed: bool) -> None:
+    """Run the write-back job headless and print what was (or would be) sent to Precoro."""
+    import dagster as dg
+
+    from . import settings
+    from .definitions import defs
+
+    config = settings.load()
+    _dagster_home(config.home)
+    if retry_failed:
+        from .writeback.outbox import Outbox
+
+        click.echo(f"{Outbox(config.state_dir / 'outbox.sqlite').requeue_failed()} failed row(s) queued again")
+    run_config = {"ops": {"write_back": {"config": {"send": send, "limit": limit}}}}
+    from .defs.writeback import sending_enabled
+
+    with _simulator_if_needed(config) if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
+        result = defs.resolve_job_def("precoro_writeback").execute_in_process(
+            run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False,
+            tags={"precoro/cli": "writeback"})
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        raise click.ClickException(failure.step_failure_data.error.message.strip() if failure else "run failed")
+    output = result.output_for_node("write_back")
+    reports = output["reports"]
+    if not reports:
+        click.echo("Nothing to write back: the outbox has no pending row.")
+        return
+    for report in reports:
+        click.echo(f"{report['status']:10} {report['kind']:22} {report['target']:22} {report['request'] or ''}")
+        if output["send"]:
+            click.echo(f"{'':10} {report['outcome']}" + (f" | error: {report['error']}" if report["error"] else ""))
+    if not output["send"]:
+        click.echo(f"Dry run: {len(reports)} write-back(s) would be sent; nothing was sent. "
+                   "Send them with: precoro-assets writeback --send")
+
+
 # ---- demo ------------------------------------------------------------------------------------
 
 @main.command()
@@ -225,6 +340,8 @@ def demo(port: int) -> None:
                 if _port_open(settings.simulator_port()):
                     break
                 time.sleep(0.1)
+        if config.using_simulator:
+            _demo_ledger_if_empty()
         workspace = PACKAGE_ROOT / "workspace.yaml"
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
@@ -253,6 +370,9 @@ What to click:
   3. Overview -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
   4. Automation -> turn on "precoro_changes": changes the simulated company makes every minute are synced
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
+  6. Assets -> group "precoro_reconciliation" -> Materialize all: the demo ledger (in {home}/ledger) is
+     reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says
+     send: true), or turn on the "precoro_writeback" sensor
 Warehouse and state live in {home}
 """
 

@@ -14,8 +14,12 @@ from .api.resource import PrecoroResource
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
 from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
+from .defs.reconcile import GROUP as RECONCILIATION_GROUP
+from .defs.reconcile import RECONCILIATION_ASSETS, LedgerResource, OutboxResource
 from .defs.resources import WarehouseResource
 from .defs.views import analyst_views
+from .defs.writeback import build_writeback_sensor, writeback_job
+from .ledger.files import ledger_dir
 
 # BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
 # The freshness check builders are "preview"/"beta" too; both are the current documented APIs.
@@ -32,15 +36,19 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
     reference_job = dg.define_asset_job(
         "precoro_reference", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
         description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
+    reconcile_job = dg.define_asset_job(
+        "precoro_reconcile", selection=dg.AssetSelection.groups(RECONCILIATION_GROUP),
+        description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
     return dg.Definitions(
-        assets=[*ingest, analyst_views],
-        jobs=[documents_job, reference_job, precoro_warehouse_maintenance],
+        assets=[*ingest, analyst_views, *RECONCILIATION_ASSETS],
+        jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
             default_status=dg.DefaultScheduleStatus.STOPPED,
             description="Reference data changes rarely: every 6 hours costs about 40 requests a day."),
             maintenance_schedule],
-        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job)],
+        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
+                 build_writeback_sensor()],
         resources={
             "precoro": PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"),
@@ -51,6 +59,8 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                 state_dir=str(config.state_dir / "quota"),
             ),
             "warehouse": WarehouseResource(location=str(config.warehouse), state_dir=str(config.state_dir)),
+            "ledger": LedgerResource(directory=str(ledger_dir())),
+            "outbox": OutboxResource(path=str(config.state_dir / "outbox.sqlite")),
         },
     )
 

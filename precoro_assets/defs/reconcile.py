@@ -1,0 +1,173 @@
+"""Dagster assets of the accounting side and of the reconciliation.
+
+- `precoro/ledger_payments` + `precoro/ledger_bills`: one load of the ledger (LedgerSource) into the warehouse,
+  with every unreadable row kept in `precoro.ledger_rejected_rows` and listed in the metadata.
+- `precoro/reconciliation_invoices` + `precoro/reconciliation_ledger` + `precoro/writeback_outbox`: classify
+  every invoice and ledger record, and queue the write-backs that would make both sides agree. Nothing is
+  sent to Precoro here; the write-back job does that (see defs/writeback.py).
+"""
+
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from ..api.catalogue import BY_NAME, Column
+from ..ledger.files import FileLedgerSink, FileLedgerSource
+from ..ledger.source import LedgerSink, LedgerSource
+from ..reconcile import CLASSES, Reconciliation, reconcile
+from ..warehouse import reconciliation as tables
+from ..writeback.outbox import Outbox
+from .ingest import asset_key
+from .resources import WarehouseResource
+
+GROUP = "precoro_reconciliation"
+LEDGER_PAYMENTS = dg.AssetKey(["precoro", "ledger_payments"])
+LEDGER_BILLS = dg.AssetKey(["precoro", "ledger_bills"])
+RECONCILIATION_INVOICES = dg.AssetKey(["precoro", "reconciliation_invoices"])
+RECONCILIATION_LEDGER = dg.AssetKey(["precoro", "reconciliation_ledger"])
+WRITEBACK_OUTBOX = dg.AssetKey(["precoro", "writeback_outbox"])
+PRECORO_INPUTS = [asset_key(BY_NAME[name]) for name in ("invoices", "payments", "purchase_orders")]
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The accounting side: where its exports are read from and where documents are offered to it."""
+
+    directory: str = Field(description="The ledger drop folder (PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger).")
+
+    def source(self) -> LedgerSource:
+        return FileLedgerSource(Path(self.directory))
+
+    def sink(self) -> LedgerSink:
+        return FileLedgerSink(Path(self.directory))
+
+
+class OutboxResource(dg.ConfigurableResource):
+    """The write-back queue (a SQLite file in PRECORO_STATE_DIR; see writeback/outbox.py for why)."""
+
+    path: str = Field(description="The outbox file, <PRECORO_STATE_DIR>/outbox.sqlite.")
+
+    def open(self) -> Outbox:
+        return Outbox(Path(self.path))
+
+
+def schema(columns: tuple[Column, ...]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
+
+
+def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey]) -> dg.AssetSpec:
+    name, description, columns = layout
+    return dg.AssetSpec(key, description=f"{description}\n\nTable `precoro.{name}`.", deps=deps, group_name=GROUP,
+                        kinds={"duckdb"}, metadata={"dagster/column_schema": schema(columns),
+                                                    "dagster/table_name": f"precoro.{name}"})
+
+
+def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+# ---- the ledger -----------------------------------------------------------------------------------------------
+
+@dg.multi_asset(
+    name="ledger",
+    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, []), spec(LEDGER_BILLS, tables.LEDGER_BILLS, [])],
+    description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
+)
+def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
+    source = ledger.source()
+    snapshot = source.load()
+    written = warehouse.open().write(lambda con: tables.write_ledger(con, snapshot, datetime.now(UTC)),
+                                     what="write the ledger")
+    for row in snapshot.rejected:
+        context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
+    rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])
+    common = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
+              "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected}
+    yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={
+        "dagster/row_count": written["ledger_payments"], **common})
+    yield dg.MaterializeResult(asset_key=LEDGER_BILLS, metadata={
+        "dagster/row_count": written["ledger_bills"], **common})
+
+
+# ---- the reconciliation ---------------------------------------------------------------------------------------
+
+def class_totals(result: Reconciliation) -> dict[str, dict]:
+    """Per asset: the count of every class, and a table of counts and amounts per class and currency."""
+    totals = result.totals()
+    amounts: dict[tuple[str, str, str], list] = {}  # (side, class, currency) -> [count, amount, ledger paid]
+
+    def add(side: str, klass: str, currency: str, amount: Decimal, ledger_paid: Decimal) -> None:
+        entry = amounts.setdefault((side, klass, currency), [0, Decimal("0.00"), Decimal("0.00")])
+        entry[0], entry[1], entry[2] = entry[0] + 1, entry[1] + amount, entry[2] + ledger_paid
+
+    for row in result.invoices:
+        add("invoices", row.klass, row.invoice.currency, row.invoice.total, row.ledger_paid)
+    for row in result.ledger:
+        add("ledger", row.klass, row.currency, row.amount, Decimal("0.00"))
+    out = {}
+    for side in ("invoices", "ledger"):
+        counts = {f"{side}: {klass}": totals[side][klass] for klass in CLASSES}
+        if side == "invoices":
+            header = ["class", "currency", "count", "Precoro total", "ledger paid"]
+            rows = [[k, cur, n, f"{a:.2f}", f"{b:.2f}"] for (s, k, cur), (n, a, b) in sorted(amounts.items())
+                    if s == side]
+        else:
+            header = ["class", "currency", "count", "ledger amount"]
+            rows = [[k, cur, n, f"{a:.2f}"] for (s, k, cur), (n, a, _) in sorted(amounts.items()) if s == side]
+        out[side] = {**counts, "totals per class and currency": _markdown(rows, header)}
+    return out
+
+
+@dg.multi_asset(
+    name="reconciliation",
+    specs=[spec(RECONCILIATION_INVOICES, tables.RECONCILIATION_INVOICES, [*PRECORO_INPUTS, LEDGER_PAYMENTS,
+                                                                          LEDGER_BILLS]),
+           spec(RECONCILIATION_LEDGER, tables.RECONCILIATION_LEDGER, [LEDGER_PAYMENTS, LEDGER_BILLS]),
+           spec(WRITEBACK_OUTBOX, tables.WRITEBACK_OUTBOX, [RECONCILIATION_INVOICES, RECONCILIATION_LEDGER])],
+    description="Classify every invoice and ledger record and queue the write-backs that make both sides agree.",
+)
+def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource):
+    store = warehouse.open()
+    store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
+
+    def inputs(con):
+        return tables.load_invoices(con), tables.load_purchase_orders(con), tables.load_ledger(con)
+
+    invoices, purchase_orders, (payments, bills) = store.read(inputs)
+    result = reconcile(invoices, payments, bills, purchase_orders)
+    now, batch = datetime.now(UTC), context.run.run_id
+    store.write(lambda con: tables.write_reconciliation(con, result, now, batch), what="write the reconciliation")
+    queue = outbox.open()
+    proposed = queue.propose(result.proposals, batch)
+    mirror_outbox(store, queue)
+    totals = class_totals(result)
+    context.log.info(f"reconciled {len(result.invoices)} invoices and {len(result.ledger)} ledger records; "
+                     f"{proposed.new} new write-backs queued ({proposed.known} already known)")
+    yield dg.MaterializeResult(asset_key=RECONCILIATION_INVOICES, metadata={
+        "dagster/row_count": len(result.invoices), **totals["invoices"]})
+    yield dg.MaterializeResult(asset_key=RECONCILIATION_LEDGER, metadata={
+        "dagster/row_count": len(result.ledger), **totals["ledger"]})
+    kinds: dict[str, int] = {}
+    for proposal in result.proposals:
+        kinds[proposal.kind] = kinds.get(proposal.kind, 0) + 1
+    counts = queue.counts()
+    yield dg.MaterializeResult(asset_key=WRITEBACK_OUTBOX, metadata={
+        "dagster/row_count": sum(counts.values()), "batch": batch, "proposed": proposed.proposed,
+        "newly queued": proposed.new, "already queued": proposed.known, "queued again": proposed.revived,
+        "superseded": proposed.superseded,
+        "proposed per kind": dg.MetadataValue.json(kinds), **{f"status: {k}": v for k, v in counts.items()},
+        "outbox file": outbox.path})
+
+
+def mirror_outbox(store, queue: Outbox) -> int:
+    """Refresh the analysts' copy of the outbox in the warehouse."""
+    rows = [row.as_table_row() for row in queue.rows()]
+    return store.write(lambda con: tables.write_outbox_copy(con, rows), what="copy the outbox")
+
+
+RECONCILIATION_ASSETS = [load_ledger, reconciliation]

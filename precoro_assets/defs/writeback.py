@@ -1,0 +1,98 @@
+"""The write-back job and its sensor.
+
+The sensor watches `precoro/writeback_outbox`: after each reconciliation that left pending rows it requests one
+run of `precoro_writeback` (run key = the reconciliation's run, so a batch is launched once). The sensor only
+reads; every request to Precoro and every file written happens inside the run.
+
+The job is a dry run unless sending is switched on explicitly, by run config
+`{"ops": {"write_back": {"config": {"send": true}}}}` or by the environment variable PRECORO_WRITEBACK_SEND=1
+of the process that runs it. A dry run reads nothing from Precoro and sends nothing: it lists what it would send.
+"""
+
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from ..api.resource import PrecoroResource
+from ..writeback.executor import WriteBack
+from ..writeback.outbox import PENDING
+from .ingest import API_POOL, _quota_stop
+from .reconcile import WRITEBACK_OUTBOX, LedgerResource, OutboxResource, mirror_outbox
+from .resources import WarehouseResource
+
+ENV_SEND = "PRECORO_WRITEBACK_SEND"
+JOB_NAME = "precoro_writeback"
+
+
+def sending_enabled(config_send: bool) -> bool:
+    """Run config `send: true`, or PRECORO_WRITEBACK_SEND=1 in the run's environment."""
+    return config_send or os.environ.get(ENV_SEND, "").strip().lower() in ("1", "true", "yes")
+
+
+class WriteBackConfig(dg.Config):
+    send: bool = Field(default=False, description="Really write to Precoro (default: dry run). "
+                                                  "PRECORO_WRITEBACK_SEND=1 switches it on too.")
+    limit: int = Field(default=0, description="Handle at most this many outbox rows (0 = all).")
+
+
+@dg.op(pool=API_POOL, description="Send the outbox's pending write-backs to Precoro (dry run unless `send`).")
+def write_back(context: dg.OpExecutionContext, config: WriteBackConfig, precoro: PrecoroResource,
+               warehouse: WarehouseResource, outbox: OutboxResource, ledger: LedgerResource) -> dict:
+    from ..api.errors import QuotaExhausted
+
+    send = sending_enabled(config.send)
+    queue = outbox.open()
+    client = precoro.get_client() if send else None
+    executor = WriteBack(client, queue, ledger.sink(), context.run_id, send, log=context.log.info)
+    try:
+        reports = executor.run(limit=config.limit or None)
+    except QuotaExhausted as error:
+        raise _quota_stop(context, error) from error
+    finally:
+        mirror_outbox(warehouse.open(), queue)
+    if not send:
+        for report in reports:
+            context.log.info(f"dry run, would send: {report.request}")
+        context.log.info(f"dry run: {len(reports)} write-back(s) would be sent; nothing was sent. Switch sending on "
+                         f"with run config send: true or {ENV_SEND}=1.")
+    by_status: dict[str, int] = {}
+    for report in reports:
+        by_status[report.status] = by_status.get(report.status, 0) + 1
+    metadata = {"mode": "send" if send else "dry run", "rows handled": len(reports),
+                **{f"rows {status}": n for status, n in sorted(by_status.items())},
+                **{f"outbox {status}": n for status, n in queue.counts().items()}}
+    if send:
+        metadata.update({f"quota {k}": v for k, v in precoro.accounting_metadata().items()})
+    context.add_output_metadata(metadata)
+    return {"send": send, "reports": [vars(r) for r in reports]}
+
+
+@dg.job(name=JOB_NAME, description="Write reconciliation results back to Precoro: payments, externalId links, "
+        "externalIntegrationLog errors, exports to the accounting side. Dry run unless send is on.",
+        tags={"precoro/writes": "true"})
+def writeback_job():
+    write_back()
+
+
+def build_writeback_sensor(interval_seconds: int = 60) -> dg.SensorDefinition:
+    @dg.asset_sensor(
+        asset_key=WRITEBACK_OUTBOX,
+        job=writeback_job,
+        name="precoro_writeback",
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="After a reconciliation that left pending write-backs, launches precoro_writeback once for "
+                    "that batch (a dry run unless PRECORO_WRITEBACK_SEND=1).",
+    )
+    def precoro_writeback(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
+                          outbox: OutboxResource):
+        pending = outbox.open().counts()[PENDING]
+        batch = asset_event.run_id
+        if not pending:
+            return dg.SkipReason(f"reconciliation {batch} left no pending write-back")
+        return dg.RunRequest(run_key=f"writeback:{batch}", tags={"precoro/batch": batch,
+                                                                  "precoro/pending": str(pending)})
+
+    return precoro_writeback

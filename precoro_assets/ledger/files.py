@@ -1,0 +1,361 @@
+"""The default accounting side: a drop folder of CSV or Parquet exports, and an export folder for documents.
+
+Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
+
+    payments*.csv | payments*.parquet   payment_id, amount, currency, paid_on, and either bill_id
+                                         (the bill = the Precoro invoice's externalId) or supplier + invoice_number
+    bills*.csv    | bills*.parquet      bill_id, supplier, invoice_number, amount, currency, [bill_date], [type]
+                                         (type "credit_note", or a negative amount, marks a credit note)
+    vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports)
+    export/                              written by FileLedgerSink: documents handed to the accounting side
+
+Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
+decimals ("1234.50"), dates are YYYY-MM-DD, text is UTF-8. A row that breaks a rule is not loaded: it is
+returned as a `RejectedRow` with its file, line and reason, and the rest of the file still loads.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from .source import (
+    BILL,
+    CREDIT_NOTE,
+    ExportDocument,
+    ExportResult,
+    LedgerBill,
+    LedgerPayment,
+    LedgerSnapshot,
+    RejectedRow,
+    same_name,
+)
+
+ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
+EXPORT_FOLDER = "export"
+VENDORS_FILE = "vendors.csv"
+
+PAYMENT_COLUMNS = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
+PAYMENT_REQUIRED = ("payment_id", "amount", "currency", "paid_on")
+BILL_COLUMNS = ("bill_id", "type", "supplier", "invoice_number", "amount", "currency", "bill_date")
+BILL_REQUIRED = ("bill_id", "supplier", "invoice_number", "amount", "currency")
+
+_AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def ledger_dir() -> Path:
+    """The drop folder: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger."""
+    configured = os.environ.get(ENV_LEDGER_DIR)
+    return Path(configured).expanduser().resolve() if configured else settings.project_home() / "ledger"
+
+
+class BadValue(ValueError):
+    """A field that breaks the file format; the message is what the person fixing the export reads."""
+
+
+# ---- field parsers: text (or a typed Parquet value) -> the value, or BadValue with a reason ---------------------
+
+def parse_amount(value: Any, column: str = "amount") -> Decimal:
+    """An exact amount with at most two decimals. Floats are refused: they can't carry cents exactly."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise BadValue(f"{column} {value!r} is a floating-point number; export amounts as decimals or text")
+    if isinstance(value, int | Decimal):
+        number = Decimal(value)
+    else:
+        text = str(value or "").strip()
+        if not text:
+            raise BadValue(f"{column} is empty")
+        if not _AMOUNT.match(text):
+            raise BadValue(f"{column} {text!r} is not a plain decimal number (write 1234.50: a dot for decimals, "
+                           "no thousands separators or currency signs)")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise BadValue(f"{column} {text!r} is not a number") from None
+    if not number.is_finite():
+        raise BadValue(f"{column} {value!r} is not a finite number")
+    if number != number.quantize(Decimal("0.01")):
+        raise BadValue(f"{column} {value!r} has more than two decimals")
+    return number.quantize(Decimal("0.01"))
+
+
+def parse_day(value: Any, column: str) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value or "").strip()
+    if not _DATE.match(text):
+        raise BadValue(f"{column} {text!r} is not a date in the form YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise BadValue(f"{column} {text!r} is not a valid date ({error})") from None
+
+
+def parse_currency(value: Any) -> str:
+    text = str(value or "").strip().upper()
+    if not _CURRENCY.match(text):
+        raise BadValue(f"currency {value!r} is not a three-letter ISO code")
+    return text
+
+
+def parse_text(value: Any, column: str, required: bool = True) -> str | None:
+    text = "" if value is None else str(value).strip()
+    if not text:
+        if required:
+            raise BadValue(f"{column} is empty")
+        return None
+    return text
+
+
+def payment_from(fields: dict[str, Any], file: str, line: int) -> LedgerPayment:
+    amount = parse_amount(fields.get("amount"))
+    if amount <= 0:
+        raise BadValue(f"amount {amount} must be greater than zero (record refunds and credits as credit notes "
+                       "in the bills file)")
+    bill_id = parse_text(fields.get("bill_id"), "bill_id", required=False)
+    supplier = parse_text(fields.get("supplier"), "supplier", required=False)
+    number = parse_text(fields.get("invoice_number"), "invoice_number", required=False)
+    if bill_id is None and (supplier is None or number is None):
+        raise BadValue("the payment names no invoice: give bill_id, or supplier and invoice_number")
+    return LedgerPayment(
+        payment_id=parse_text(fields.get("payment_id"), "payment_id"), amount=amount,
+        currency=parse_currency(fields.get("currency")), paid_on=parse_day(fields.get("paid_on"), "paid_on"),
+        bill_id=bill_id, supplier=supplier, invoice_number=number, source_file=file, source_line=line)
+
+
+def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
+    amount = parse_amount(fields.get("amount"))
+    kind = (parse_text(fields.get("type"), "type", required=False) or "").lower().replace(" ", "_")
+    if kind not in ("", BILL, CREDIT_NOTE):
+        raise BadValue(f"type {fields.get('type')!r} is neither 'bill' nor 'credit_note'")
+    if amount < 0 and kind == BILL:
+        raise BadValue(f"amount {amount} is negative on a bill; mark credit notes with type credit_note")
+    if amount == 0:
+        raise BadValue("amount is zero")
+    kind = CREDIT_NOTE if kind == CREDIT_NOTE or amount < 0 else BILL
+    bill_date = fields.get("bill_date")
+    return LedgerBill(
+        bill_id=parse_text(fields.get("bill_id"), "bill_id"), kind=kind,
+        supplier=parse_text(fields.get("supplier"), "supplier"),
+        invoice_number=parse_text(fields.get("invoice_number"), "invoice_number"),
+        amount=abs(amount), currency=parse_currency(fields.get("currency")),
+        bill_date=parse_day(bill_date, "bill_date") if parse_text(bill_date, "bill_date", False) else None,
+        source_file=file, source_line=line)
+
+
+# ---- readers: one file -> (line number, fields) pairs, or rejected rows ----------------------------------------
+
+Row = tuple[int, dict[str, Any], str]  # line, fields by column, the row as text
+
+
+def _printable(text: str) -> str:
+    """Text that may hold undecodable bytes (kept as surrogates) with those bytes shown as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
+             rejected: list[RejectedRow]) -> Iterator[Row]:
+    """Rows of a UTF-8 CSV file; bad encodings and wrong field counts become rejected rows."""
+    text = path.read_bytes().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        rejected.append(RejectedRow(path.name, 0, "the file is empty (expected a header line)"))
+        return
+    missing = [name for name in required if name not in header]
+    if missing:
+        rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
+                                    f"name {', '.join(columns)} (in any order); no row of this file was loaded",
+                                    _printable(",".join(header))))
+        return
+    line = reader.line_num
+    for fields in reader:
+        start, line = line + 1, reader.line_num
+        raw = _printable(",".join(fields))
+        if not fields or all(not f.strip() for f in fields):
+            continue  # a blank line holds no row
+        if any(_has_bad_bytes(f) for f in fields):
+            rejected.append(RejectedRow(path.name, start, "bad encoding: the line is not valid UTF-8 (re-export the "
+                                        "file as UTF-8)", raw))
+            continue
+        if len(fields) != len(header):
+            rejected.append(RejectedRow(path.name, start, f"expected {len(header)} fields, found {len(fields)}",
+                                        raw))
+            continue
+        yield start, dict(zip(header, fields, strict=True)), raw
+
+
+def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
+                 rejected: list[RejectedRow]) -> Iterator[Row]:
+    """Rows of a Parquet file (line = row number, from 1); typed values are kept for the parsers."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
+        rejected.append(RejectedRow(path.name, 0, f"not a readable Parquet file: {error}"))
+        return
+    names = [name.strip().lower() for name in table.column_names]
+    missing = [name for name in required if name not in names]
+    if missing:
+        rejected.append(RejectedRow(path.name, 0, f"wrong columns: {', '.join(missing)} missing; no row of this "
+                                    "file was loaded", ",".join(names)))
+        return
+    for index, values in enumerate(table.to_pylist(), start=1):
+        fields = {name.strip().lower(): value for name, value in values.items()}
+        yield index, fields, ", ".join(f"{k}={v!r}" for k, v in fields.items())
+
+
+# ---- the source ----------------------------------------------------------------------------------------------
+
+class FileLedgerSource:
+    """A LedgerSource over the drop folder (see the module docstring for the format)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.name = f"files in {self.directory}"
+
+    def load(self) -> LedgerSnapshot:
+        snapshot = LedgerSnapshot()
+        if not self.directory.is_dir():
+            return snapshot
+        payment_ids: dict[str, str] = {}
+        bill_ids: dict[str, str] = {}
+        for path in sorted(p for p in self.directory.iterdir() if p.is_file()):
+            kind = _file_kind(path)
+            if kind is None:
+                continue
+            if kind == "unknown":
+                snapshot.rejected.append(RejectedRow(path.name, 0, "unknown file: name ledger files payments*.csv, "
+                                                     "bills*.csv (or .parquet) or vendors.csv"))
+                continue
+            if kind == "vendors":
+                continue  # read by FileLedgerSink
+            snapshot.files.append(path.name)
+            if kind == "payments":
+                self._load(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
+                           snapshot.payments, snapshot.rejected)
+            else:
+                self._load(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, snapshot.bills,
+                           snapshot.rejected)
+        return snapshot
+
+    @staticmethod
+    def _load(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
+              build: Callable[[dict[str, Any], str, int], Any], id_column: str, seen: dict[str, str],
+              into: list, rejected: list[RejectedRow]) -> None:
+        reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
+        for line, fields, raw in reader(path, columns, required, rejected):
+            try:
+                record = build(fields, path.name, line)
+            except BadValue as error:
+                rejected.append(RejectedRow(path.name, line, str(error), raw))
+                continue
+            identity = getattr(record, id_column)
+            if identity in seen:
+                rejected.append(RejectedRow(path.name, line, f"duplicate {id_column} {identity!r} (first at "
+                                            f"{seen[identity]}); only the first is loaded", raw))
+                continue
+            seen[identity] = f"{path.name}:{line}"
+            into.append(record)
+
+
+def _file_kind(path: Path) -> str | None:
+    """payments | bills | vendors | unknown (a data file we can't place) | None (not a data file)."""
+    if path.suffix.lower() not in (".csv", ".parquet") or path.name.startswith("."):
+        return None
+    stem = path.stem.lower()
+    if stem == "vendors":
+        return "vendors"
+    for kind in ("payments", "bills"):
+        if stem.startswith(kind):
+            return kind
+    return "unknown"
+
+
+# ---- the sink ------------------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("external_id", "precoro_idn", "precoro_id", "supplier", "number", "amount", "currency",
+                  "exported_at")
+EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
+
+
+class FileLedgerSink:
+    """A LedgerSink that writes accepted documents to <ledger>/export/<resource>.csv for the accounting import.
+
+    It stands in for the accounting system's API, including its refusals: a document whose supplier is not in
+    vendors.csv is refused ("unknown vendor"), the most common reason real imports fail. Without vendors.csv
+    every supplier is accepted. Offering a document again returns the id it already got (idempotent), so a
+    write-back retried after a crash never exports a document twice.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.export_dir = self.directory / EXPORT_FOLDER
+        self.name = f"files in {self.export_dir}"
+
+    def vendors(self) -> set[str] | None:
+        """The accounting system's vendor names (compared with `same_name`), or None when no list is kept."""
+        path = self.directory / VENDORS_FILE
+        if not path.exists():
+            return None
+        text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
+        return {same_name(row.get("name")) for row in csv.DictReader(io.StringIO(text, newline=""))
+                if row.get("name")}
+
+    def offer(self, document: ExportDocument) -> ExportResult:
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        path = self.export_dir / f"{document.resource}.csv"
+        with open(self.export_dir / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two write-back runs never append the same document twice
+            try:
+                existing = self._exported(path).get(document.idn)
+                if existing:
+                    return ExportResult(True, external_id=existing)
+                vendors = self.vendors()
+                if vendors is not None and same_name(document.supplier) not in vendors:
+                    return ExportResult(False, error=f"Vendor '{document.supplier}' does not exist in the "
+                                                     "accounting system")
+                external_id = f"{EXTERNAL_ID_PREFIX.get(document.resource, 'ACC')}-{document.idn}"
+                self._append(path, external_id, document)
+                return ExportResult(True, external_id=external_id)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _exported(path: Path) -> dict[str, str]:
+        if not path.exists():
+            return {}
+        with open(path, newline="", encoding="utf-8") as handle:
+            return {row["precoro_idn"]: row["external_id"] for row in csv.DictReader(handle)}
+
+    @staticmethod
+    def _append(path: Path, external_id: str, document: ExportDocument) -> None:
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(EXPORT_COLUMNS)
+            writer.writerow([external_id, document.idn, document.id or "", document.supplier, document.number,
+                             format(document.amount, "f"), document.currency,
+                             datetime.now(UTC).isoformat(timespec="seconds")])
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -1,0 +1,596 @@
+"""Reconciliation: does Precoro agree with the accounting ledger, invoice by invoice and payment by payment?
+
+Pure functions over plain records (no SQL, no HTTP), so every rule can be read and tested on its own.
+
+Matching, strongest key first:
+1. A ledger bill is the invoice whose `externalId` equals the bill's id. Failing that, the invoice (not yet
+   linked elsewhere) with the same supplier + invoice number + amount + currency (a credit note only matches a
+   credit note). Same supplier + invoice number alone is kept as evidence of an amount or currency mismatch.
+2. A ledger payment names its invoice by bill id (= the invoice's `externalId`, or a bill matched in step 1),
+   else by supplier + invoice number. Its amount is not part of the key: partial payments are legitimate.
+3. On each invoice, ledger payments are paired with Precoro's payments: first by the Precoro payment's
+   `externalId` (= the ledger payment's id), then by equal amount (nearest date first).
+
+Every invoice and every ledger record then gets exactly one class (`CLASSES`) with a reason that names the
+keys that matched and the amounts on both sides; what would make the two sides agree becomes a `Proposal`
+for the write-back outbox. Money is `Decimal` throughout; names compare with `same_name`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from .api.catalogue import STATUS_NAMES
+from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
+
+MATCHED = "matched"
+PAID_IN_LEDGER_ONLY = "paid_in_ledger_not_precoro"
+PAID_IN_PRECORO_ONLY = "paid_in_precoro_not_ledger"
+AMOUNT_MISMATCH = "amount_mismatch"
+CURRENCY_MISMATCH = "currency_mismatch"
+AMBIGUOUS = "ambiguous"
+UNMATCHED = "unmatched"
+
+CLASSES: dict[str, str] = {
+    MATCHED: "Both sides agree: linked, and every payment on one side has its twin on the other.",
+    PAID_IN_LEDGER_ONLY: "Paid in the ledger, not (fully) in Precoro: a payment is missing in Precoro.",
+    PAID_IN_PRECORO_ONLY: "Paid in Precoro, missing in the ledger.",
+    AMOUNT_MISMATCH: "The same invoice or payment with different amounts on the two sides.",
+    CURRENCY_MISMATCH: "The same invoice or payment in different currencies on the two sides.",
+    AMBIGUOUS: "Several records fit equally well (or a possible duplicate): a person must decide.",
+    UNMATCHED: "No counterpart on the other side, and nothing paid that would need one.",
+}
+
+# What a ledger record is matched by (the `matched_by` column).
+BY_EXTERNAL_ID = "external_id"
+BY_BILL = "bill (matched by supplier + invoice number)"
+BY_NUMBER_AMOUNT = "supplier + invoice number + amount + currency"
+BY_NUMBER = "supplier + invoice number"
+
+PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
+APPROVED_STATUSES = (2, 4, 5)  # approved or further: offered to the accounting side when unknown there
+CREDIT_NOTE_TYPES = (1, 5)
+FLAG_PREFIX = "Reconciliation: "
+MAX_LOG_CHARS = 500
+
+# Outbox action kinds
+CREATE_PAYMENT = "create_payment"
+SET_EXTERNAL_ID = "set_external_id"
+SET_LOG = "set_integration_log"
+CLEAR_LOG = "clear_integration_log"
+EXPORT = "export_document"
+
+
+# ---- inputs -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrecoroPayment:
+    id: int
+    idn: str
+    amount: Decimal
+    currency: str
+    pay_date: date | None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Invoice:
+    idn: str
+    id: int | None
+    supplier: str
+    invoice_number: str | None
+    total: Decimal
+    paid: Decimal
+    currency: str
+    status: int | None
+    logic_type: int = 0
+    external_id: str | None = None
+    log: str | None = None
+    payments: tuple[PrecoroPayment, ...] = ()
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.logic_type in CREDIT_NOTE_TYPES
+
+    @property
+    def payable(self) -> bool:
+        return self.status in PAYABLE_STATUSES and not self.is_credit_note
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, str(self.status)) if self.status is not None else "unknown"
+
+
+@dataclass(frozen=True)
+class PurchaseOrder:
+    idn: str
+    id: int | None
+    supplier: str
+    total: Decimal
+    currency: str
+    status: int | None
+    external_id: str | None = None
+
+
+# ---- outputs ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Proposal:
+    """One write-back the reconciliation proposes; its idempotency key is derived from what and why."""
+
+    kind: str
+    resource: str  # "invoices" | "payments" | "purchaseorders"
+    target_key: str  # the idn Precoro addresses the record by
+    target_id: int | None
+    payload: dict[str, Any]  # JSON-safe: amounts as strings
+    reason: str
+    ledger_ref: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Same proposal, same key, in every run: a re-run never queues it twice.
+
+        A payment is keyed by the ledger payment it records (not by amounts or Precoro's state, which change
+        as payments land); a PATCH by the values it sets; an export by the document.
+        """
+        if self.kind == CREATE_PAYMENT:
+            basis: list[Any] = [self.kind, self.resource, self.target_key, self.ledger_ref]
+        elif self.kind == EXPORT:
+            basis = [self.kind, self.resource, self.target_key]
+        else:
+            basis = [self.kind, self.resource, self.target_key, self.payload.get("fields")]
+        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass
+class InvoiceResult:
+    invoice: Invoice
+    klass: str = UNMATCHED
+    reason: str = ""
+    matched_by: str | None = None
+    bill: LedgerBill | None = None
+    bill_matched_by: str | None = None
+    bill_agrees: bool = False  # same amount, currency and kind: safe to link
+    ledger_payments: list[LedgerPayment] = field(default_factory=list)
+    payment_keys: set[str] = field(default_factory=set)  # how the ledger payments found this invoice
+    pairs: list[tuple[LedgerPayment, PrecoroPayment, str]] = field(default_factory=list)
+    unpaired_ledger: list[LedgerPayment] = field(default_factory=list)
+    unpaired_precoro: list[PrecoroPayment] = field(default_factory=list)
+
+    @property
+    def ledger_paid(self) -> Decimal:
+        return sum((p.amount for p in self.ledger_payments if p.currency == self.invoice.currency), Decimal("0.00"))
+
+
+@dataclass
+class LedgerResult:
+    kind: str  # "payment" | "bill" | "credit_note"
+    ledger_id: str
+    supplier: str | None
+    invoice_number: str | None
+    bill_id: str | None
+    amount: Decimal
+    currency: str
+    day: date | None
+    source_file: str
+    source_line: int
+    klass: str = UNMATCHED
+    reason: str = ""
+    matched_by: str | None = None
+    invoice_idn: str | None = None
+    invoice_amount: Decimal | None = None
+    invoice_currency: str | None = None
+    precoro_payment_idn: str | None = None
+    precoro_payment_amount: Decimal | None = None
+
+
+@dataclass
+class Reconciliation:
+    invoices: list[InvoiceResult]
+    ledger: list[LedgerResult]
+    proposals: list[Proposal]
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Count per class, for invoices and for ledger records: every class listed, zeros included."""
+        out = {"invoices": dict.fromkeys(CLASSES, 0), "ledger": dict.fromkeys(CLASSES, 0)}
+        for row in self.invoices:
+            out["invoices"][row.klass] += 1
+        for row in self.ledger:
+            out["ledger"][row.klass] += 1
+        return out
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------
+
+def money(amount: Decimal, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+def _describe_payment(p: LedgerPayment) -> str:
+    return f"ledger payment {p.payment_id} ({money(p.amount, p.currency)} on {p.paid_on})"
+
+
+def _describe_precoro(p: PrecoroPayment) -> str:
+    return f"Precoro payment {p.idn} ({money(p.amount, p.currency)} on {p.pay_date})"
+
+
+def _number_key(supplier: str | None, number: str | None) -> tuple[str, str]:
+    return same_name(supplier), same_name(number)
+
+
+def _days_apart(a: date | None, b: date | None) -> int:
+    return abs((a - b).days) if a and b else 10**6
+
+
+def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ...]
+                  ) -> tuple[list[tuple[LedgerPayment, PrecoroPayment, str]], list[LedgerPayment],
+                             list[PrecoroPayment]]:
+    """Pair one invoice's payments: by the Precoro payment's externalId, then by equal amount (nearest date)."""
+    open_precoro = sorted(precoro, key=lambda p: p.id)
+    pairs: list[tuple[LedgerPayment, PrecoroPayment, str]] = []
+    by_link = {p.external_id: p for p in open_precoro if p.external_id}
+    waiting = []
+    for lp in sorted(ledger, key=lambda p: (p.paid_on, p.payment_id)):
+        twin = by_link.get(lp.payment_id)
+        if twin is not None and twin in open_precoro:
+            pairs.append((lp, twin, "payment externalId"))
+            open_precoro.remove(twin)
+        else:
+            waiting.append(lp)
+    unpaired = []
+    for lp in waiting:
+        candidates = [p for p in open_precoro if p.external_id is None and p.amount == lp.amount]
+        if candidates:
+            twin = min(candidates, key=lambda p: (_days_apart(p.pay_date, lp.paid_on), p.id))
+            pairs.append((lp, twin, "amount"))
+            open_precoro.remove(twin)
+        else:
+            unpaired.append(lp)
+    return pairs, unpaired, open_precoro
+
+
+# ---- the reconciliation --------------------------------------------------------------------------------------
+
+def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: list[LedgerBill],
+              purchase_orders: list[PurchaseOrder] = ()) -> Reconciliation:
+    by_external: dict[str, list[Invoice]] = defaultdict(list)
+    by_number: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
+    for invoice in invoices:
+        if invoice.external_id:
+            by_external[invoice.external_id].append(invoice)
+        if invoice.invoice_number:
+            by_number[_number_key(invoice.supplier, invoice.invoice_number)].append(invoice)
+    results = {invoice.idn: InvoiceResult(invoice) for invoice in invoices}
+    ambiguous_for: dict[str, list[str]] = defaultdict(list)  # invoice idn -> reasons of ambiguous ledger rows
+
+    bill_rows, bill_of_invoice = _match_bills(bills, by_external, by_number, ambiguous_for)
+    for idn, (bill, bill_row) in bill_of_invoice.items():
+        result = results[idn]
+        result.bill, result.bill_matched_by, result.bill_agrees = bill, bill_row.matched_by, bill_row.klass == MATCHED
+    invoice_of_bill = {row.ledger_id: row.invoice_idn for row in bill_rows
+                       if row.invoice_idn and row.klass != AMBIGUOUS}
+    payment_rows = _match_payments(payments, by_external, by_number, invoice_of_bill, results, ambiguous_for)
+
+    for result in results.values():
+        _classify_invoice(result, ambiguous_for.get(result.invoice.idn, []))
+    _classify_linked_payments(payment_rows, results)
+
+    proposals = [p for result in results.values() for p in _invoice_proposals(result)]
+    proposals += _payment_link_proposals(results.values())
+    proposals += [_export(po) for po in purchase_orders if po.status == 2 and not po.external_id]
+    ledger_rows = sorted(bill_rows + payment_rows, key=lambda r: (r.source_file, r.source_line, r.ledger_id))
+    return Reconciliation(sorted(results.values(), key=lambda r: _idn_order(r.invoice.idn)), ledger_rows,
+                          proposals)
+
+
+def _idn_order(idn: str) -> tuple[int, str]:
+    return (int(idn), idn) if idn.isdigit() else (10**12, idn)
+
+
+def _bill_row(bill: LedgerBill) -> LedgerResult:
+    return LedgerResult("credit_note" if bill.kind == CREDIT_NOTE else "bill", bill.bill_id, bill.supplier,
+                        bill.invoice_number, bill.bill_id, bill.amount, bill.currency, bill.bill_date,
+                        bill.source_file, bill.source_line)
+
+
+def _match_bills(bills: list[LedgerBill], by_external: dict[str, list[Invoice]],
+                 by_number: dict[tuple[str, str], list[Invoice]], ambiguous_for: dict[str, list[str]]
+                 ) -> tuple[list[LedgerResult], dict[str, tuple[LedgerBill, LedgerResult]]]:
+    """Step 1: each bill to its invoice; returns the bill rows and, per invoice idn, its one bill and row."""
+    rows: list[LedgerResult] = []
+    claimed: dict[str, list[tuple[LedgerBill, LedgerResult]]] = defaultdict(list)
+    for bill in bills:
+        row = _bill_row(bill)
+        rows.append(row)
+        is_credit = bill.kind == CREDIT_NOTE
+        linked = by_external.get(bill.bill_id, [])
+        if len(linked) > 1:
+            _ambiguous(row, linked, f"{len(linked)} Precoro invoices carry externalId {bill.bill_id}", ambiguous_for)
+            continue
+        if linked:
+            invoice, row.matched_by = linked[0], BY_EXTERNAL_ID
+        else:
+            same_number = by_number.get(_number_key(bill.supplier, bill.invoice_number), [])
+            free = [i for i in same_number if not i.external_id]
+            exact = [i for i in free if i.currency == bill.currency and i.total == bill.amount
+                     and i.is_credit_note == is_credit]
+            if len(exact) > 1:
+                _ambiguous(row, exact, f"{len(exact)} Precoro invoices have supplier {bill.supplier!r}, number "
+                           f"{bill.invoice_number!r} and {money(bill.amount, bill.currency)}", ambiguous_for)
+                continue
+            if exact:
+                invoice, row.matched_by = exact[0], BY_NUMBER_AMOUNT
+            elif len(free) == 1:
+                invoice, row.matched_by = free[0], BY_NUMBER
+            elif len(free) > 1:
+                _ambiguous(row, free, f"{len(free)} Precoro invoices have supplier {bill.supplier!r} and number "
+                           f"{bill.invoice_number!r}, none with this amount and currency", ambiguous_for)
+                continue
+            else:
+                row.klass = UNMATCHED
+                taken = ", ".join(f"idn {i.idn} (linked to {i.external_id})" for i in same_number)
+                row.reason = (f"no Precoro invoice has externalId {bill.bill_id}" + (
+                    f"; supplier + number match {taken}, already linked to another bill" if taken else
+                    f", nor supplier {bill.supplier!r} with number {bill.invoice_number!r}"))
+                continue
+        row.invoice_idn, row.invoice_amount, row.invoice_currency = invoice.idn, invoice.total, invoice.currency
+        evidence = (f"bill {bill.bill_id} {money(bill.amount, bill.currency)} vs invoice idn {invoice.idn} "
+                    f"{money(invoice.total, invoice.currency)} (by {row.matched_by})")
+        if bill.currency != invoice.currency:
+            row.klass, row.reason = CURRENCY_MISMATCH, f"currency differs: {evidence}"
+        elif bill.amount != invoice.total:
+            row.klass, row.reason = AMOUNT_MISMATCH, f"amount differs: {evidence}"
+        elif is_credit != invoice.is_credit_note:
+            row.klass = AMOUNT_MISMATCH
+            row.reason = f"one side is a credit note, the other is not: {evidence}"
+        else:
+            row.klass, row.reason = MATCHED, f"same amount and currency: {evidence}"
+        claimed[invoice.idn].append((bill, row))
+    bill_of_invoice: dict[str, tuple[LedgerBill, LedgerResult]] = {}
+    for idn, claims in claimed.items():
+        if len(claims) == 1:
+            bill_of_invoice[idn] = claims[0]
+            continue
+        ids = ", ".join(sorted(bill.bill_id for bill, _ in claims))
+        for _, row in claims:
+            row.klass = AMBIGUOUS
+            row.reason = f"the ledger holds {len(claims)} bills ({ids}) for Precoro invoice idn {idn}: possible duplicate"
+        ambiguous_for[idn].append(f"{len(claims)} ledger bills ({ids}) for this invoice")
+    return rows, bill_of_invoice
+
+
+def _ambiguous(row: LedgerResult, candidates: list[Invoice], why: str, ambiguous_for: dict[str, list[str]]) -> None:
+    idns = ", ".join(sorted((i.idn for i in candidates), key=_idn_order))
+    row.klass, row.reason = AMBIGUOUS, f"{why}: idn {idns}"
+    row.invoice_idn = None
+    for invoice in candidates:
+        ambiguous_for[invoice.idn].append(f"ledger {row.kind} {row.ledger_id} fits invoices idn {idns}")
+
+
+def _payment_row(payment: LedgerPayment) -> LedgerResult:
+    return LedgerResult("payment", payment.payment_id, payment.supplier, payment.invoice_number, payment.bill_id,
+                        payment.amount, payment.currency, payment.paid_on, payment.source_file, payment.source_line)
+
+
+def _match_payments(payments: list[LedgerPayment], by_external: dict[str, list[Invoice]],
+                    by_number: dict[tuple[str, str], list[Invoice]], invoice_of_bill: dict[str, str],
+                    results: dict[str, InvoiceResult], ambiguous_for: dict[str, list[str]]) -> list[LedgerResult]:
+    """Step 2: each ledger payment to the invoice it pays (not yet to a Precoro payment)."""
+    rows = []
+    for payment in payments:
+        row = _payment_row(payment)
+        rows.append(row)
+        candidates: list[Invoice] = []
+        if payment.bill_id:
+            candidates = by_external.get(payment.bill_id, [])
+            row.matched_by = BY_EXTERNAL_ID
+            if not candidates and payment.bill_id in invoice_of_bill:
+                candidates, row.matched_by = [results[invoice_of_bill[payment.bill_id]].invoice], BY_BILL
+        if not candidates and payment.supplier and payment.invoice_number:
+            candidates = by_number.get(_number_key(payment.supplier, payment.invoice_number), [])
+            row.matched_by = BY_NUMBER
+            if len(candidates) > 1:  # the amount and currency may single one out
+                fitting = [i for i in candidates if i.currency == payment.currency and payment.amount <= i.total]
+                candidates = fitting or candidates
+        if not candidates:
+            row.matched_by = None
+            keys = [f"bill {payment.bill_id}"] if payment.bill_id else []
+            if payment.supplier and payment.invoice_number:
+                keys.append(f"supplier {payment.supplier!r} with invoice number {payment.invoice_number!r}")
+            row.reason = f"no Precoro invoice matches {' or '.join(keys)}"
+            continue
+        if len(candidates) > 1:
+            _ambiguous(row, candidates, f"{len(candidates)} Precoro invoices fit by {row.matched_by}", ambiguous_for)
+            continue
+        invoice = candidates[0]
+        row.invoice_idn, row.invoice_amount, row.invoice_currency = invoice.idn, invoice.total, invoice.currency
+        results[invoice.idn].ledger_payments.append(payment)
+        results[invoice.idn].payment_keys.add(row.matched_by)
+    return rows
+
+
+def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
+    """Step 3: pair the invoice's payments and give it one class with its reason."""
+    invoice = result.invoice
+    same_currency = [p for p in result.ledger_payments if p.currency == invoice.currency]
+    other_currency = [p for p in result.ledger_payments if p.currency != invoice.currency]
+    result.pairs, result.unpaired_ledger, result.unpaired_precoro = pair_payments(same_currency, invoice.payments)
+    duplicates = _duplicates(result.unpaired_ledger)
+    outstanding = invoice.total - invoice.paid
+    bill = result.bill
+    precoro_side = (f"Precoro: idn {invoice.idn}, paid {money(invoice.paid, invoice.currency)} of "
+                    f"{money(invoice.total, invoice.currency)}")
+    ledger_side = f"ledger: paid {money(result.ledger_paid, invoice.currency)}"
+    keys = ([f"bill by {result.bill_matched_by}"] if bill is not None else []) + sorted(
+        f"payments by {key}" for key in result.payment_keys)
+    result.matched_by = "; ".join(keys) or None
+
+    if ambiguities or duplicates:
+        reasons = list(ambiguities)
+        for group in duplicates:
+            first = group[0]
+            reasons.append(f"{len(group)} ledger payments ({', '.join(p.payment_id for p in group)}) of "
+                           f"{money(first.amount, first.currency)} on {first.paid_on}: possible duplicate entry")
+        result.klass, result.reason = AMBIGUOUS, "; ".join(reasons)
+    elif other_currency or (bill is not None and bill.currency != invoice.currency):
+        shown = [_describe_payment(p) for p in other_currency]
+        if bill is not None and bill.currency != invoice.currency:
+            shown.insert(0, f"ledger bill {bill.bill_id} ({money(bill.amount, bill.currency)})")
+        result.klass = CURRENCY_MISMATCH
+        result.reason = f"invoice is in {invoice.currency}, but {'; '.join(shown)} is not; {precoro_side}"
+    elif bill is not None and (bill.amount != invoice.total or (bill.kind == CREDIT_NOTE) != invoice.is_credit_note):
+        result.klass = AMOUNT_MISMATCH
+        result.reason = (f"ledger bill {bill.bill_id} is {money(bill.amount, bill.currency)}"
+                         f"{' (credit note)' if bill.kind == CREDIT_NOTE else ''}, Precoro invoice idn {invoice.idn} "
+                         f"is {money(invoice.total, invoice.currency)}"
+                         f"{' (credit note)' if invoice.is_credit_note else ''}")
+    elif result.unpaired_ledger and result.unpaired_precoro:
+        result.klass = AMOUNT_MISMATCH
+        result.reason = (f"payments differ: {'; '.join(_describe_payment(p) for p in result.unpaired_ledger)} vs "
+                         f"{'; '.join(_describe_precoro(p) for p in result.unpaired_precoro)}; {precoro_side}")
+    elif result.unpaired_ledger:
+        missing = sum((p.amount for p in result.unpaired_ledger), Decimal("0.00"))
+        listed = "; ".join(_describe_payment(p) for p in result.unpaired_ledger)
+        if invoice.payable and missing > outstanding:
+            result.klass = AMOUNT_MISMATCH
+            result.reason = (f"{listed} exceed what is open in Precoro ({money(outstanding, invoice.currency)}); "
+                             f"{precoro_side}")
+        else:
+            result.klass = PAID_IN_LEDGER_ONLY
+            result.reason = f"{listed} not in Precoro; {precoro_side}; {ledger_side}"
+            if not invoice.payable:
+                result.reason += (f"; the invoice is {invoice.status_name}"
+                                  f"{' (a credit note)' if invoice.is_credit_note else ''}, so Precoro accepts no "
+                                  "payment for it")
+    elif result.unpaired_precoro:
+        listed = "; ".join(_describe_precoro(p) for p in result.unpaired_precoro)
+        link = f"linked to {invoice.external_id}" if invoice.external_id else "not linked to the ledger"
+        result.klass = PAID_IN_PRECORO_ONLY
+        result.reason = f"{listed} not in the ledger ({link}); {precoro_side}; {ledger_side}"
+    elif bill is not None or result.pairs:
+        result.klass = MATCHED
+        parts = [f"bill {bill.bill_id} by {result.bill_matched_by}"] if bill is not None else []
+        parts += [f"{lp.payment_id} = Precoro payment {pp.idn} ({money(pp.amount, pp.currency)}) by {how}"
+                  for lp, pp, how in result.pairs]
+        result.reason = f"{'; '.join(parts)}; {precoro_side}"
+    else:
+        result.klass = UNMATCHED
+        link = f"its externalId {invoice.external_id} names no ledger bill" if invoice.external_id else "not linked"
+        result.reason = f"nothing in the ledger refers to this invoice ({link}) and nothing is paid; {precoro_side}"
+
+
+def _duplicates(payments: list[LedgerPayment]) -> list[list[LedgerPayment]]:
+    """Unpaired ledger payments of one invoice with the same amount and date: possibly entered twice."""
+    groups: dict[tuple[Decimal, date], list[LedgerPayment]] = defaultdict(list)
+    for payment in payments:
+        groups[(payment.amount, payment.paid_on)].append(payment)
+    return [sorted(g, key=lambda p: p.payment_id) for g in groups.values() if len(g) > 1]
+
+
+def _classify_linked_payments(rows: list[LedgerResult], results: dict[str, InvoiceResult]) -> None:
+    """Ledger payments that found their invoice take their class from the pairing and the invoice."""
+    for row in rows:
+        if row.invoice_idn is None:
+            continue
+        result = results[row.invoice_idn]
+        invoice = result.invoice
+        paired = next(((pp, how) for lp, pp, how in result.pairs if lp.payment_id == row.ledger_id), None)
+        found = f"invoice idn {invoice.idn} by {row.matched_by}"
+        if row.currency != invoice.currency:
+            row.klass = CURRENCY_MISMATCH
+            row.reason = f"{found}; the invoice is in {invoice.currency}, the payment in {row.currency}"
+        elif paired is not None:
+            precoro_payment, how = paired
+            row.klass = MATCHED
+            row.precoro_payment_idn, row.precoro_payment_amount = precoro_payment.idn, precoro_payment.amount
+            row.reason = f"{found}; paired with Precoro payment {precoro_payment.idn} by {how}"
+            if precoro_payment.pay_date and precoro_payment.pay_date != row.day:
+                row.reason += f" (dates differ: ledger {row.day}, Precoro {precoro_payment.pay_date})"
+        else:
+            row.klass = result.klass
+            row.reason = f"{found}; not paired with a Precoro payment: {result.reason}"
+
+
+# ---- proposals ---------------------------------------------------------------------------------------------
+
+def flag_text(result: InvoiceResult) -> str | None:
+    """The externalIntegrationLog this invoice should show ("Not synced" card), or None when it needs none."""
+    invoice = result.invoice
+    if result.klass in (AMBIGUOUS, AMOUNT_MISMATCH, CURRENCY_MISMATCH):
+        text = f"{result.klass.replace('_', ' ')}: {result.reason}"
+    elif result.klass == PAID_IN_LEDGER_ONLY and not invoice.payable:
+        text = result.reason
+    elif result.klass == PAID_IN_PRECORO_ONLY and invoice.external_id:
+        text = result.reason
+    else:
+        return None
+    text = FLAG_PREFIX + text
+    return text if len(text) <= MAX_LOG_CHARS else text[: MAX_LOG_CHARS - 1] + "…"
+
+
+def _invoice_proposals(result: InvoiceResult) -> list[Proposal]:
+    invoice = result.invoice
+    proposals = []
+    if result.klass == PAID_IN_LEDGER_ONLY and invoice.payable:
+        known = sorted(p.id for p in invoice.payments)
+        for lp in result.unpaired_ledger:
+            proposals.append(Proposal(
+                CREATE_PAYMENT, "invoices", invoice.idn, invoice.id,
+                {"invoice_id": invoice.id, "amount": format(lp.amount, "f"), "currency": lp.currency,
+                 "pay_date": lp.paid_on.isoformat(), "ledger_payment_id": lp.payment_id,
+                 "known_payment_ids": known},
+                f"{_describe_payment(lp)} is missing in Precoro; {result.reason}", ledger_ref=lp.payment_id))
+    fields: dict[str, str] = {}
+    bill = result.bill
+    if not invoice.external_id and bill is not None and result.bill_agrees and result.klass != AMBIGUOUS:
+        fields["externalId"] = bill.bill_id
+    wanted = flag_text(result)
+    if wanted is not None and wanted != (invoice.log or ""):
+        fields["externalIntegrationLog"] = wanted
+    elif wanted is None and invoice.log and result.klass == MATCHED and (invoice.external_id or fields):
+        fields["externalIntegrationLog"] = ""  # the sync error is fixed: clear the "Not synced" card
+    if fields:
+        if "externalId" in fields:
+            kind, why = SET_EXTERNAL_ID, f"link to ledger bill {fields['externalId']} ({result.bill_matched_by})"
+        elif fields["externalIntegrationLog"]:
+            kind, why = SET_LOG, f"show the disagreement in Precoro ({result.klass})"
+        else:
+            kind, why = CLEAR_LOG, f"the invoice now reconciles ({result.reason}); clear {invoice.log!r}"
+        proposals.append(Proposal(kind, "invoices", invoice.idn, invoice.id, {"fields": fields}, why,
+                                  ledger_ref=bill.bill_id if bill is not None else None))
+    elif (not invoice.external_id and bill is None and not result.ledger_payments
+          and result.klass in (UNMATCHED, PAID_IN_PRECORO_ONLY) and invoice.status in APPROVED_STATUSES):
+        proposals.append(_export(invoice))
+    return proposals
+
+
+def _export(document: Invoice | PurchaseOrder) -> Proposal:
+    if isinstance(document, Invoice):
+        resource, number, what = "invoices", document.invoice_number or document.idn, "invoice"
+    else:
+        resource, number, what = "purchaseorders", document.idn, "purchase order"
+    return Proposal(
+        EXPORT, resource, document.idn, document.id,
+        {"supplier": document.supplier, "number": number, "amount": format(document.total, "f"),
+         "currency": document.currency},
+        f"approved {what} idn {document.idn} ({money(document.total, document.currency)}, {document.supplier}) is "
+        "not linked to the accounting system and the ledger does not know it: offer it")
+
+
+def _payment_link_proposals(results: Any) -> list[Proposal]:
+    """Precoro payments paired with a ledger payment but not linked to it yet: PATCH their externalId."""
+    proposals = []
+    for result in results:
+        for lp, pp, how in result.pairs:
+            if pp.external_id is None:
+                proposals.append(Proposal(
+                    SET_EXTERNAL_ID, "payments", pp.idn, pp.id, {"fields": {"externalId": lp.payment_id}},
+                    f"Precoro payment {pp.idn} on invoice idn {result.invoice.idn} is {_describe_payment(lp)} "
+                    f"(paired by {how})", ledger_ref=lp.payment_id))
+    return proposals

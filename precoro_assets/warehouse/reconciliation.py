@@ -1,0 +1,241 @@
+"""The ledger, reconciliation and outbox tables in the warehouse: their columns, their rows, and the reads
+reconciliation needs. Every table and column is described (COMMENT ON) like the catalogue's tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from ..api.catalogue import BY_NAME, MONEY, TIME, Column
+from ..ledger.source import LedgerBill, LedgerPayment, LedgerSnapshot
+from ..reconcile import CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
+from . import tables
+
+
+def c(name: str, type_: str, description: str) -> Column:
+    return Column(name, type_, "", description)
+
+
+CLASS_TEXT = "The class: " + "; ".join(f"{name} = {text}" for name, text in CLASSES.items())
+SOURCE = (c("source_file", "VARCHAR", "The ledger file the row was read from."),
+          c("source_line", "INTEGER", "Line of the file (row number for Parquet)."))
+
+LEDGER_PAYMENTS = ("ledger_payments", "Payments recorded in the accounting system (the ledger's drop folder).", (
+    c("payment_id", "VARCHAR", "The accounting system's id of the payment."),
+    c("bill_id", "VARCHAR", "The bill it pays (= the Precoro invoice's externalId), if the export names it."),
+    c("supplier", "VARCHAR", "Supplier name, when the invoice is named by supplier + invoice number."),
+    c("invoice_number", "VARCHAR", "The supplier's invoice number, with `supplier`."),
+    c("amount", MONEY, "Amount paid, in `currency`."),
+    c("currency", "VARCHAR", "ISO currency code of the payment."),
+    c("paid_on", "DATE", "Payment date."),
+) + SOURCE + (c("loaded_at", TIME, "When the ledger was loaded."),))
+
+LEDGER_BILLS = ("ledger_bills", "Supplier invoices (bills) and credit notes booked in the accounting system.", (
+    c("bill_id", "VARCHAR", "The accounting system's id: what Precoro stores as the invoice's externalId."),
+    c("kind", "VARCHAR", "bill or credit_note."),
+    c("supplier", "VARCHAR", "Supplier name as booked."),
+    c("invoice_number", "VARCHAR", "The supplier's invoice number."),
+    c("amount", MONEY, "Total, always positive (credit notes are told by `kind`)."),
+    c("currency", "VARCHAR", "ISO currency code."),
+    c("bill_date", "DATE", "Bill date, if exported."),
+) + SOURCE + (c("loaded_at", TIME, "When the ledger was loaded."),))
+
+LEDGER_REJECTED = ("ledger_rejected_rows", "Ledger rows (or whole files, line 0) that were not loaded, and why.", (
+    c("file", "VARCHAR", "The ledger file."),
+    c("line", "INTEGER", "Line of the file (row number for Parquet; 0 = the whole file)."),
+    c("reason", "VARCHAR", "Why the row was kept out, written for the person who fixes the export."),
+    c("row_text", "VARCHAR", "The row as read (undecodable bytes shown as \\xNN)."),
+    c("loaded_at", TIME, "When the ledger was loaded."),
+))
+
+RECONCILIATION_INVOICES = ("reconciliation_invoices", "Every Precoro invoice compared with the ledger: its class, "
+                           "the reason, and the evidence on both sides.", (
+    c("invoice_idn", "VARCHAR", "The invoice (precoro.invoices.idn)."),
+    c("invoice_id", "BIGINT", "Precoro's numeric id of the invoice."),
+    c("supplier_name", "VARCHAR", "Supplier name on the invoice."),
+    c("invoice_number", "VARCHAR", "The supplier's invoice number."),
+    c("is_credit_note", "BOOLEAN", "True for credit notes (logicType 1 or 5)."),
+    c("status", "INTEGER", "Precoro status code."),
+    c("status_name", "VARCHAR", "Precoro status name."),
+    c("currency", "VARCHAR", "The invoice's currency."),
+    c("precoro_total", MONEY, "Invoice total in Precoro."),
+    c("precoro_paid", MONEY, "Paid so far according to Precoro (sumPaid)."),
+    c("ledger_paid", MONEY, "Paid according to the ledger (its payments for this invoice, in the invoice's currency)."),
+    c("ledger_bill_id", "VARCHAR", "The ledger bill matched to the invoice, if any."),
+    c("ledger_bill_amount", MONEY, "That bill's total."),
+    c("ledger_payment_ids", "VARCHAR", "Ledger payments that name this invoice (comma-separated)."),
+    c("precoro_payment_idns", "VARCHAR", "Precoro payments of the invoice (comma-separated idns)."),
+    c("external_id", "VARCHAR", "The invoice's externalId in Precoro at reconciliation time."),
+    c("external_integration_log", "VARCHAR", "The invoice's externalIntegrationLog at reconciliation time."),
+    c("class", "VARCHAR", CLASS_TEXT),
+    c("reason", "VARCHAR", "Why: the keys that matched and the amounts on both sides."),
+    c("matched_by", "VARCHAR", "How the ledger found the invoice (bill and payment keys); empty if it did not."),
+    c("proposed_actions", "VARCHAR", "Write-backs proposed for the invoice (see precoro.writeback_outbox)."),
+    c("reconciled_at", TIME, "When the reconciliation ran."),
+    c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row."),
+))
+
+RECONCILIATION_LEDGER = ("reconciliation_ledger", "Every ledger payment, bill and credit note compared with "
+                         "Precoro: its class, the reason and the evidence.", (
+    c("ledger_kind", "VARCHAR", "payment, bill or credit_note."),
+    c("ledger_id", "VARCHAR", "The ledger's id (payment_id or bill_id)."),
+    c("supplier", "VARCHAR", "Supplier name in the ledger."),
+    c("invoice_number", "VARCHAR", "Supplier invoice number in the ledger."),
+    c("bill_id", "VARCHAR", "For payments: the bill named; for bills: their own id."),
+    c("amount", MONEY, "Amount in the ledger."),
+    c("currency", "VARCHAR", "Currency in the ledger."),
+    c("ledger_date", "DATE", "Payment date or bill date."),
+    c("class", "VARCHAR", CLASS_TEXT),
+    c("reason", "VARCHAR", "Why: the keys that matched and the amounts on both sides."),
+    c("matched_by", "VARCHAR", "The key that found the Precoro invoice; empty if none did."),
+    c("invoice_idn", "VARCHAR", "The Precoro invoice it belongs to, if exactly one was found."),
+    c("invoice_amount", MONEY, "That invoice's total in Precoro."),
+    c("invoice_currency", "VARCHAR", "That invoice's currency in Precoro."),
+    c("precoro_payment_idn", "VARCHAR", "For payments: the Precoro payment it was paired with."),
+    c("precoro_payment_amount", MONEY, "That Precoro payment's amount."),
+) + SOURCE + (c("reconciled_at", TIME, "When the reconciliation ran."),
+              c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row.")))
+
+WRITEBACK_OUTBOX = ("writeback_outbox", "Write-backs to Precoro proposed by reconciliation and what became of "
+                    "them: a copy of the operational queue (outbox.sqlite in PRECORO_STATE_DIR), refreshed after "
+                    "every reconciliation and write-back run.", (
+    c("idempotency_key", "VARCHAR", "Derived from the action, its target and its reason: the same proposal "
+                                    "always has the same key, so it is queued once."),
+    c("kind", "VARCHAR", "create_payment, set_external_id, set_integration_log, clear_integration_log or "
+                         "export_document."),
+    c("resource", "VARCHAR", "The Precoro resource written: invoices, payments or purchaseorders."),
+    c("target_key", "VARCHAR", "The record's idn."),
+    c("target_id", "BIGINT", "The record's numeric id."),
+    c("payload", "JSON", "What is sent (amounts as exact decimal text)."),
+    c("reason", "VARCHAR", "Why reconciliation proposed it."),
+    c("ledger_ref", "VARCHAR", "The ledger payment or bill behind it, if any."),
+    c("status", "VARCHAR", "pending, sending (a write is in flight), sent, skipped or failed."),
+    c("attempts", "INTEGER", "How many times a write-back run took the row."),
+    c("outcome", "VARCHAR", "What happened: what was sent or adopted, or why it was skipped."),
+    c("last_error", "VARCHAR", "The last error, Precoro's (or the accounting side's) text verbatim."),
+    c("sent_request", "VARCHAR", "The last write request sent for the row (method, path, form)."),
+    c("in_flight", "JSON", "While a payment POST's outcome is unknown: Precoro's payments before it was sent."),
+    c("proposed_by", "VARCHAR", "The reconciliation run that first proposed it."),
+    c("superseded_by", "VARCHAR", "The reconciliation that no longer proposed it while it was pending (it then "
+                                  "counts as skipped, and returns to pending if proposed again)."),
+    c("last_run_id", "VARCHAR", "The last write-back run that took it."),
+    c("created_at", TIME, "When it was proposed."),
+    c("updated_at", TIME, "Last change."),
+    c("attempted_at", TIME, "When a run last took it."),
+    c("finished_at", TIME, "When it reached sent, skipped or failed."),
+))
+
+
+# ---- reads ----------------------------------------------------------------------------------------------------
+
+def ensure_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables reconciliation reads, created empty if nothing was synced or loaded yet."""
+    for name in ("invoices", "payments", "purchase_orders"):
+        tables.ensure_tables(con, BY_NAME[name])
+    for name, description, columns in (LEDGER_PAYMENTS, LEDGER_BILLS, LEDGER_REJECTED):
+        tables.ensure_table(con, name, description, list(columns))
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    return con.execute(sql).to_arrow_table().to_pylist()
+
+
+def load_invoices(con: duckdb.DuckDBPyConnection) -> list[Invoice]:
+    """The invoices as synced, each with its payments (and each payment's externalId from precoro.payments)."""
+    payments: dict[str, list[PrecoroPayment]] = {}
+    for row in _rows(con, """
+            SELECT ip.invoice_idn, ip.payment_id, ip.payment_idn, ip.sum_paid, ip.currency, ip.pay_date,
+                   p.external_id
+            FROM precoro.invoice_payments ip
+            LEFT JOIN precoro.payments p ON p.idn = ip.payment_idn"""):
+        payments.setdefault(row["invoice_idn"], []).append(PrecoroPayment(
+            id=row["payment_id"], idn=str(row["payment_idn"]), amount=row["sum_paid"] or Decimal("0.00"),
+            currency=row["currency"], pay_date=row["pay_date"].date() if row["pay_date"] else None,
+            external_id=row["external_id"] or None))
+    return [Invoice(
+        idn=row["idn"], id=row["id"], supplier=row["supplier_name"] or "", invoice_number=row["invoice_number"],
+        total=row["sum"] or Decimal("0.00"), paid=row["sum_paid"] or Decimal("0.00"), currency=row["currency"] or "",
+        status=row["status"], logic_type=row["logic_type"] or 0, external_id=row["external_id"] or None,
+        log=row["external_integration_log"] or None, payments=tuple(payments.get(row["idn"], ())))
+        for row in _rows(con, """
+            SELECT idn, id, supplier_name, invoice_number, sum, sum_paid, currency, status, logic_type,
+                   external_id, external_integration_log
+            FROM precoro.invoices""")]
+
+
+def load_purchase_orders(con: duckdb.DuckDBPyConnection) -> list[PurchaseOrder]:
+    return [PurchaseOrder(idn=row["idn"], id=row["id"], supplier=row["supplier_name"] or "",
+                          total=row["sum"] or Decimal("0.00"), currency=row["currency"] or "", status=row["status"],
+                          external_id=row["external_id"] or None)
+            for row in _rows(con, "SELECT idn, id, supplier_name, sum, currency, status, external_id "
+                                  "FROM precoro.purchase_orders")]
+
+
+def load_ledger(con: duckdb.DuckDBPyConnection) -> tuple[list[LedgerPayment], list[LedgerBill]]:
+    payments = [LedgerPayment(
+        payment_id=r["payment_id"], amount=r["amount"], currency=r["currency"], paid_on=r["paid_on"],
+        bill_id=r["bill_id"], supplier=r["supplier"], invoice_number=r["invoice_number"],
+        source_file=r["source_file"], source_line=r["source_line"])
+        for r in _rows(con, "SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line")]
+    bills = [LedgerBill(
+        bill_id=r["bill_id"], kind=r["kind"], supplier=r["supplier"], invoice_number=r["invoice_number"],
+        amount=r["amount"], currency=r["currency"], bill_date=r["bill_date"], source_file=r["source_file"],
+        source_line=r["source_line"])
+        for r in _rows(con, "SELECT * FROM precoro.ledger_bills ORDER BY source_file, source_line")]
+    return payments, bills
+
+
+# ---- writes ---------------------------------------------------------------------------------------------------
+
+def write_ledger(con: duckdb.DuckDBPyConnection, snapshot: LedgerSnapshot, loaded_at: datetime) -> dict[str, int]:
+    """Replace the three ledger tables with one snapshot (in the caller's transaction)."""
+    payments = [{**vars(p), "loaded_at": loaded_at} for p in snapshot.payments]
+    bills = [{**vars(b), "loaded_at": loaded_at} for b in snapshot.bills]
+    rejected = [{"file": r.file, "line": r.line, "reason": r.reason, "row_text": r.text, "loaded_at": loaded_at}
+                for r in snapshot.rejected]
+    return {name: tables.replace_described(con, name, description, list(columns), rows)
+            for (name, description, columns), rows in ((LEDGER_PAYMENTS, payments), (LEDGER_BILLS, bills),
+                                                       (LEDGER_REJECTED, rejected))}
+
+
+def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation, reconciled_at: datetime,
+                         batch_id: str) -> None:
+    """Replace both reconciliation tables with this run's results."""
+    actions: dict[str, list[str]] = {}
+    for proposal in result.proposals:
+        if proposal.resource == "invoices":
+            actions.setdefault(proposal.target_key, []).append(proposal.kind)
+    stamp = {"reconciled_at": reconciled_at, "batch_id": batch_id}
+    invoices = []
+    for row in result.invoices:
+        invoice = row.invoice
+        invoices.append({
+            "invoice_idn": invoice.idn, "invoice_id": invoice.id, "supplier_name": invoice.supplier,
+            "invoice_number": invoice.invoice_number, "is_credit_note": invoice.is_credit_note,
+            "status": invoice.status, "status_name": invoice.status_name, "currency": invoice.currency,
+            "precoro_total": invoice.total, "precoro_paid": invoice.paid, "ledger_paid": row.ledger_paid,
+            "ledger_bill_id": row.bill.bill_id if row.bill else None,
+            "ledger_bill_amount": row.bill.amount if row.bill else None,
+            "ledger_payment_ids": ", ".join(p.payment_id for p in row.ledger_payments) or None,
+            "precoro_payment_idns": ", ".join(p.idn for p in invoice.payments) or None,
+            "external_id": invoice.external_id, "external_integration_log": invoice.log,
+            "class": row.klass, "reason": row.reason, "matched_by": row.matched_by,
+            "proposed_actions": ", ".join(actions.get(invoice.idn, [])) or None, **stamp})
+    ledger = [{"ledger_kind": r.kind, "ledger_id": r.ledger_id, "supplier": r.supplier,
+               "invoice_number": r.invoice_number, "bill_id": r.bill_id, "amount": r.amount, "currency": r.currency,
+               "ledger_date": r.day, "class": r.klass, "reason": r.reason, "matched_by": r.matched_by,
+               "invoice_idn": r.invoice_idn, "invoice_amount": r.invoice_amount,
+               "invoice_currency": r.invoice_currency, "precoro_payment_idn": r.precoro_payment_idn,
+               "precoro_payment_amount": r.precoro_payment_amount, "source_file": r.source_file,
+               "source_line": r.source_line, **stamp} for r in result.ledger]
+    for (name, description, columns), rows in ((RECONCILIATION_INVOICES, invoices), (RECONCILIATION_LEDGER, ledger)):
+        tables.replace_described(con, name, description, list(columns), rows)
+
+
+def write_outbox_copy(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> int:
+    name, description, columns = WRITEBACK_OUTBOX
+    return tables.replace_described(con, name, description, list(columns), rows)

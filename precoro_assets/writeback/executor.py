@@ -1,0 +1,283 @@
+"""The write-back executor: sends the outbox's rows to Precoro, each exactly once.
+
+For every row: re-read the target in Precoro, skip what is already true, send, record Precoro's answer.
+
+Exactly once for `POST /payments`, which Precoro can't de-duplicate for us:
+- before the POST, the payments the invoice already has are written to the row (`in_flight`) and committed;
+- if the answer is lost (connection dropped, timeout, 5xx: the payment may or may not exist), nothing is
+  re-sent blindly: the invoice is read again, and a payment that is new since that mark, with the same amount
+  and pay date, is adopted as ours; only if there is none is the POST sent again;
+- the same check runs first whenever a row with an in-flight mark is taken again (after a crash, or by the
+  next run), and the client never repeats a POST that may have landed (see `api.client._is_retryable`).
+PATCHes are idempotent (the client retries them itself); they are still skipped when Precoro already holds
+the value, so a converged outbox costs one GET per row and no writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ..api.client import unwrap
+from ..api.errors import (
+    PrecoroAuthError,
+    PrecoroConnectionError,
+    PrecoroError,
+    PrecoroRateLimited,
+    PrecoroServerError,
+    PrecoroValidationError,
+    QuotaExhausted,
+)
+from ..ledger.source import ExportDocument, LedgerSink
+from ..reconcile import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
+from .outbox import FAILED, PENDING, SENT, SKIPPED, Outbox, OutboxRow
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6  # runs that may take a row before a transient error counts as final
+POST_TRIES_PER_RUN = 3  # re-read + (adopt or re-send) rounds after a lost answer, within one run
+EXPORT_LOG_PREFIX = "Export to accounting failed: "
+TRANSIENT = (PrecoroConnectionError, PrecoroServerError, PrecoroRateLimited)
+
+
+@dataclass(frozen=True)
+class Done:
+    """The row's final state for this run: sent, skipped or failed (or pending again: retry later)."""
+
+    status: str
+    outcome: str
+    last_error: str | None = None
+    keep_in_flight: bool = False
+
+
+@dataclass(frozen=True)
+class Report:
+    """One row as this run handled it (or, in a dry run, would handle it)."""
+
+    key: str
+    kind: str
+    target: str
+    status: str
+    outcome: str
+    request: str | None = None
+    error: str | None = None
+
+
+# ---- what a row sends ----------------------------------------------------------------------------------------
+
+def payment_request(row: OutboxRow) -> str:
+    p = row.payload
+    return (f"POST /payments invoice[id]={p['invoice_id']}&sumPaid={p['amount']}&logicType=0"
+            f"&payDate={p['pay_date']}T00:00:00+00:00")
+
+
+def patch_request(resource: str, key: str, fields: dict[str, str]) -> str:
+    form = "&".join(f"{name}={value}" for name, value in fields.items())
+    return f"PATCH /{resource}/{key} {form}"
+
+
+def describe(row: OutboxRow) -> str:
+    """What the row will send, for dry runs and logs (the real request may be skipped after the re-read)."""
+    if row.kind == CREATE_PAYMENT:
+        return payment_request(row) + f"  (invoice idn {row.target_key}, ledger payment {row.ledger_ref})"
+    if row.kind == EXPORT:
+        p = row.payload
+        return (f"offer {row.resource} {row.target_key} ({p['supplier']}, {p['number']}, {p['amount']} "
+                f"{p['currency']}) to the accounting side, then PATCH /{row.resource}/{row.target_key} externalId "
+                "(accepted) or externalIntegrationLog (refused)")
+    return patch_request(row.resource, row.target_key, row.payload["fields"])
+
+
+# ---- reading Precoro's answers ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeenPayment:
+    id: int
+    idn: str
+    amount: Decimal
+    pay_date: date | None
+
+
+def _pay_date(value: Any) -> date | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
+
+
+def invoice_payments(invoice: dict[str, Any]) -> list[SeenPayment]:
+    return [SeenPayment(int(p["id"]), str(p.get("idn", p["id"])), Decimal(str(p.get("sumPaid", "0"))),
+                        _pay_date(p.get("payDate")))
+            for p in unwrap(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
+
+
+def find_payment(payments: list[SeenPayment], amount: Decimal, pay_date: date,
+                 not_in: set[int]) -> SeenPayment | None:
+    """A payment not in `not_in` with this amount and pay date: the one our POST created, if it landed."""
+    return next((p for p in payments if p.id not in not_in and p.amount == amount and p.pay_date == pay_date), None)
+
+
+def cannot_pay(invoice: dict[str, Any], amount: Decimal) -> str | None:
+    """Why Precoro would refuse this payment now (None if it would accept it); saves an erroring request."""
+    total = Decimal(str(invoice.get("sum") or "0"))
+    paid = Decimal(str(invoice.get("sumPaid") or "0"))
+    status = invoice.get("status")
+    state = f"sumPaid {paid:.2f} of {total:.2f} {invoice.get('currency', '')}".rstrip()
+    if invoice.get("logicType") in (1, 5):
+        return "the invoice is a credit note: Precoro records no payment for it"
+    if status == 5 or paid >= total:
+        return f"already fully paid in Precoro ({state})"
+    if status not in (2, 4):
+        return (f"the invoice is {invoice.get('statusString') or status} in Precoro; it accepts payments only when "
+                "Approved or Partly paid")
+    if amount > total - paid:
+        return f"only {total - paid:.2f} is open in Precoro ({state}); the ledger pays {amount:.2f}: settle by hand"
+    return None
+
+
+def _error_text(error: BaseException) -> str:
+    """Precoro's error as the client reports it (its field messages verbatim, the token redacted)."""
+    return str(error)
+
+
+# ---- the executor -----------------------------------------------------------------------------------------------
+
+class WriteBack:
+    """Runs the outbox against Precoro (or, with send=False, only says what it would send)."""
+
+    def __init__(self, client: Any, outbox: Outbox, sink: LedgerSink, run_id: str, send: bool,
+                 log: Callable[[str], None] = logger.info) -> None:
+        self.client = client
+        self.outbox = outbox
+        self.sink = sink
+        self.run_id = run_id
+        self.send = send
+        self.log = log
+
+    def run(self, limit: int | None = None) -> list[Report]:
+        rows = self.outbox.workable()
+        rows = rows[:limit] if limit else rows
+        if not self.send:
+            return [Report(r.key, r.kind, f"{r.resource}/{r.target_key}", "would send", r.reason, describe(r))
+                    for r in rows]
+        reports = []
+        for row in rows:
+            claimed = self.outbox.claim(row.key, self.run_id)
+            if claimed is None:
+                continue  # another run took it meanwhile
+            reports.append(self._handle(claimed))
+        return reports
+
+    def _handle(self, row: OutboxRow) -> Report:
+        handlers = {CREATE_PAYMENT: self._create_payment, SET_EXTERNAL_ID: self._patch, SET_LOG: self._patch,
+                    CLEAR_LOG: self._patch, EXPORT: self._export}
+        target = f"{row.resource}/{row.target_key}"
+        try:
+            done = handlers[row.kind](row)
+        except (QuotaExhausted, PrecoroAuthError) as error:
+            # nothing more can be sent in this run: leave the row for the next one and stop
+            self.outbox.release(row.key, _error_text(error))
+            raise
+        except TRANSIENT as error:
+            done = Done(PENDING, "transient error; retried by the next run", _error_text(error))
+        except PrecoroError as error:  # Precoro refused (400, 404, ...): its answer, verbatim
+            done = Done(FAILED, "Precoro refused the request", _error_text(error))
+        if done.status == PENDING:
+            if row.attempts >= MAX_ATTEMPTS:
+                done = Done(FAILED, f"gave up after {row.attempts} attempts", done.last_error, keep_in_flight=True)
+            else:
+                self.outbox.release(row.key, done.last_error or done.outcome)
+        if done.status != PENDING:
+            self.outbox.finish(row.key, done.status, done.outcome, done.last_error, done.keep_in_flight)
+        final = self.outbox.get(row.key)
+        self.log(f"{row.kind} {target}: {done.status} - {done.outcome}"
+                 + (f" ({done.last_error})" if done.last_error else ""))
+        return Report(row.key, row.kind, target, done.status, done.outcome, final.sent_request, done.last_error)
+
+    # ---- POST /payments ---------------------------------------------------------------------------------------
+
+    def _create_payment(self, row: OutboxRow) -> Done:
+        amount = Decimal(row.payload["amount"])
+        pay_date = date.fromisoformat(row.payload["pay_date"])
+        known_at_reconciliation = set(row.payload.get("known_payment_ids") or [])
+        in_flight = row.in_flight
+        last_error = None
+        for _ in range(POST_TRIES_PER_RUN):
+            invoice = self.client.get_detail("invoices", row.target_key)
+            payments = invoice_payments(invoice)
+            if in_flight is not None:  # an earlier POST may have landed: adopt it rather than pay twice
+                landed = find_payment(payments, amount, pay_date, set(in_flight["payment_ids_before"]))
+                if landed is not None:
+                    return Done(SENT, f"adopted Precoro payment {landed.idn} (id {landed.id}): the earlier POST "
+                                      "landed although its answer was lost")
+            elsewhere = find_payment(payments, amount, pay_date, known_at_reconciliation)
+            if elsewhere is not None:
+                return Done(SKIPPED, f"already recorded in Precoro as payment {elsewhere.idn} (id {elsewhere.id}), "
+                                     "same amount and date, not by this outbox")
+            refusal = cannot_pay(invoice, amount)
+            if refusal is not None:
+                return Done(SKIPPED, refusal)
+            in_flight = {"payment_ids_before": sorted(p.id for p in payments),
+                         "sum_paid_before": str(invoice.get("sumPaid")), "run_id": self.run_id}
+            self.outbox.mark_in_flight(row.key, in_flight, payment_request(row))
+            try:
+                answer = self.client.create_payment(int(row.payload["invoice_id"]), amount, pay_date)
+            except PrecoroValidationError as error:
+                return Done(FAILED, "Precoro refused the payment", _error_text(error))
+            except TRANSIENT as error:
+                last_error = _error_text(error)  # the payment may exist now: re-read before anything else
+                self.log(f"POST /payments for invoice idn {row.target_key}: no usable answer ({last_error}); "
+                         "reading the invoice again before any retry")
+                continue
+            answer = answer if isinstance(answer, dict) else {}
+            return Done(SENT, f"created Precoro payment {answer.get('idn')} (id {answer.get('id')})")
+        return Done(PENDING, "the payment's outcome is unknown; the next run checks the invoice first", last_error)
+
+    # ---- PATCH externalId / externalIntegrationLog -----------------------------------------------------------
+
+    def _patch(self, row: OutboxRow) -> Done:
+        record = self.client.get_detail(row.resource, row.target_key)
+        wanted: dict[str, str] = row.payload["fields"]
+        current_link = record.get("externalId") or ""
+        if "externalId" in wanted and current_link and current_link != wanted["externalId"]:
+            return Done(SKIPPED, f"externalId is already {current_link!r} in Precoro; not overwriting it with "
+                                 f"{wanted['externalId']!r}")
+        todo = {name: value for name, value in wanted.items() if (record.get(name) or "") != value}
+        if not todo:
+            return Done(SKIPPED, f"already true in Precoro: {', '.join(f'{k}={v!r}' for k, v in wanted.items())}")
+        return self._send_patch(row, todo)
+
+    def _send_patch(self, row: OutboxRow, fields: dict[str, str], outcome: str | None = None,
+                    status: str = SENT, error: str | None = None) -> Done:
+        self.outbox.note_request(row.key, patch_request(row.resource, row.target_key, fields))
+        self.client.patch_external(row.resource, row.target_key, external_id=fields.get("externalId"),
+                                   external_integration_log=fields.get("externalIntegrationLog"))
+        return Done(status, outcome or f"set {', '.join(f'{k}={v!r}' for k, v in fields.items())}", error)
+
+    # ---- export to the accounting side -----------------------------------------------------------------------
+
+    def _export(self, row: OutboxRow) -> Done:
+        record = self.client.get_detail(row.resource, row.target_key)
+        if record.get("externalId"):
+            return Done(SKIPPED, f"already linked to {record['externalId']!r} in Precoro")
+        supplier = (record.get("supplier") or {}).get("name") or row.payload["supplier"]
+        number = record.get("invoiceNumber") or row.payload["number"]
+        document = ExportDocument(row.resource, row.target_key, record.get("id"), supplier, str(number),
+                                  Decimal(str(record.get("sum", row.payload["amount"]))),
+                                  record.get("currency") or row.payload["currency"])
+        answer = self.sink.offer(document)
+        log = record.get("externalIntegrationLog") or ""
+        if answer.accepted:
+            fields = {"externalId": answer.external_id or ""}
+            if log:
+                fields["externalIntegrationLog"] = ""  # the earlier sync error is resolved
+            return self._send_patch(row, fields, f"exported to {self.sink.name} as {answer.external_id}; linked")
+        text = EXPORT_LOG_PREFIX + (answer.error or "refused without a reason")
+        refused = f"the accounting side refused it: {answer.error}"
+        if log == text:
+            return Done(FAILED, "refused again; Precoro already shows the error", refused)
+        return self._send_patch(row, {"externalIntegrationLog": text}, "refused by the accounting side; "
+                                "externalIntegrationLog set", status=FAILED, error=refused)

@@ -1,0 +1,96 @@
+"""The file-based ledger: what loads, what is rejected (with file, line and reason), and the export sink."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from precoro_assets.ledger.files import FileLedgerSink, FileLedgerSource
+from precoro_assets.ledger.source import CREDIT_NOTE, ExportDocument, LedgerSink, LedgerSource
+
+HEADER = "payment_id,bill_id,supplier,invoice_number,amount,currency,paid_on\n"
+
+
+def write(path: Path, text: str | bytes) -> None:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+
+
+def test_good_rows_load_and_each_bad_row_is_reported_with_its_line(tmp_path: Path):
+    write(tmp_path / "payments.csv", HEADER.encode() + "\n".join([
+        "P-1,QB-BILL-1,,,100.50,eur,2026-11-02",  # by bill id; currency case is tolerated
+        'P-2,,"Müller, Söhne & Co",INV/7,99,CHF,2026-11-03',  # by supplier + number; quoted comma
+        "P-3,,ACME,INV-8,\"1,234.50\",EUR,2026-11-03",  # thousands separator
+        "P-4,,ACME,INV-8,12.345,EUR,2026-11-03",  # three decimals
+        "P-5,,ACME,INV-8,-5.00,EUR,2026-11-03",  # negative payment
+        "P-6,,ACME,INV-8,10.00,EUR,2026-02-30",  # impossible date
+        "P-7,,ACME,INV-8,10.00,EUR,03.11.2026",  # not ISO
+        "P-8,,,,10.00,EUR,2026-11-03",  # names no invoice
+        "P-9,,ACME,INV-8,10.00",  # too few fields
+        "P-1,,ACME,INV-9,10.00,EUR,2026-11-04",  # duplicate id
+        "",  # blank line: no row
+    ]).encode() + b"\nP-10,,Caf\xe9,INV-1,10.00,EUR,2026-11-04\n")  # not UTF-8
+    snapshot = FileLedgerSource(tmp_path).load()
+
+    assert [(p.payment_id, p.amount, p.currency, p.paid_on) for p in snapshot.payments] == [
+        ("P-1", Decimal("100.50"), "EUR", date(2026, 11, 2)), ("P-2", Decimal("99.00"), "CHF", date(2026, 11, 3))]
+    assert snapshot.payments[1].supplier == "Müller, Söhne & Co" and snapshot.payments[0].bill_id == "QB-BILL-1"
+    assert all(isinstance(p.amount, Decimal) for p in snapshot.payments)
+    rejected = {r.line: r.reason for r in snapshot.rejected}
+    assert sorted(rejected) == [4, 5, 6, 7, 8, 9, 10, 11, 13]
+    assert "decimal" in rejected[4] and "two decimals" in rejected[5] and "greater than zero" in rejected[6]
+    assert "valid date" in rejected[7] and "YYYY-MM-DD" in rejected[8] and "names no invoice" in rejected[9]
+    assert "expected 7 fields" in rejected[10] and "duplicate payment_id" in rejected[11]
+    assert "UTF-8" in rejected[13] and "\\xe9" in next(r.text for r in snapshot.rejected if r.line == 13)
+    assert all(r.file == "payments.csv" for r in snapshot.rejected)
+
+
+def test_a_file_with_wrong_columns_is_rejected_whole_and_unknown_files_are_reported(tmp_path: Path):
+    write(tmp_path / "bills_old.csv", "Vendor;Ref;Total\nX;1;2\n")
+    write(tmp_path / "bills.csv", "\ufeffbill_id,type,supplier,invoice_number,amount,currency,bill_date\n"
+                                  "B-1,bill,ACME,INV-1,10.00,EUR,\nB-2,,ACME,CN-1,-4.00,EUR,2026-11-01\n"
+                                  "B-3,bill,ACME,INV-3,-4.00,EUR,2026-11-01\n")
+    write(tmp_path / "notes.csv", "a,b\n")
+    write(tmp_path / "README.txt", "not data")
+    snapshot = FileLedgerSource(tmp_path).load()
+    assert [(b.bill_id, b.kind, b.amount) for b in snapshot.bills] == [
+        ("B-1", "bill", Decimal("10.00")), ("B-2", CREDIT_NOTE, Decimal("4.00"))]
+    reasons = {(r.file, r.line): r.reason for r in snapshot.rejected}
+    assert "wrong columns" in reasons[("bills_old.csv", 1)]
+    assert "negative on a bill" in reasons[("bills.csv", 4)]
+    assert "unknown file" in reasons[("notes.csv", 0)]
+    assert len(reasons) == 3
+
+
+def test_parquet_exports_load_with_typed_values_and_floats_are_refused(tmp_path: Path):
+    table = pa.table({
+        "payment_id": ["P-1", "P-2"], "bill_id": ["QB-1", "QB-2"], "supplier": [None, None],
+        "invoice_number": [None, None], "amount": pa.array([Decimal("10.10"), Decimal("5.00")], pa.decimal128(12, 2)),
+        "currency": ["EUR", "EUR"], "paid_on": pa.array([date(2026, 11, 1), date(2026, 11, 2)], pa.date32())})
+    pq.write_table(table, tmp_path / "payments_2026.parquet")
+    floats = table.set_column(4, "amount", pa.array([10.1, 5.0], pa.float64()))
+    pq.write_table(floats.set_column(0, "payment_id", pa.array(["F-1", "F-2"])), tmp_path / "payments_float.parquet")
+    snapshot = FileLedgerSource(tmp_path).load()
+    assert [(p.payment_id, p.amount) for p in snapshot.payments] == [("P-1", Decimal("10.10")), ("P-2", Decimal("5.00"))]
+    assert [(r.file, r.line) for r in snapshot.rejected] == [("payments_float.parquet", 1), ("payments_float.parquet", 2)]
+    assert all("floating-point" in r.reason for r in snapshot.rejected)
+
+
+def test_the_file_sink_refuses_unknown_vendors_and_exports_each_document_once(tmp_path: Path):
+    write(tmp_path / "vendors.csv", "vendor_id,name\nV-1,ACME  Corp\n")
+    sink = FileLedgerSink(tmp_path)
+    assert isinstance(sink, LedgerSink) and isinstance(FileLedgerSource(tmp_path), LedgerSource)
+    known = ExportDocument("invoices", "12", 400012, "acme corp", "INV-12", Decimal("10.00"), "EUR")
+    first = sink.offer(known)
+    assert first.accepted and first.external_id == "ACC-BILL-12"
+    assert sink.offer(known) == first  # idempotent: offered again, same answer, no second line
+    lines = (tmp_path / "export" / "invoices.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("ACC-BILL-12,12,400012,acme corp,INV-12,10.00,EUR,")
+    refused = sink.offer(ExportDocument("purchaseorders", "3", 200003, "Nordwind", "3", Decimal("1.00"), "EUR"))
+    assert not refused.accepted and "Nordwind" in refused.error
+    assert not (tmp_path / "export" / "purchaseorders.csv").exists()
+    # the ledger source does not read what the sink wrote
+    assert FileLedgerSource(tmp_path).load().rejected == []

@@ -1,0 +1,145 @@
+"""The outbox and the executor against a small in-memory Precoro: exactly once, whatever the network does."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from precoro_assets.api.errors import PrecoroConnectionError, PrecoroServerError, PrecoroValidationError
+from precoro_assets.ledger.files import FileLedgerSink
+from precoro_assets.reconcile import CREATE_PAYMENT, SET_EXTERNAL_ID, Proposal
+from precoro_assets.writeback.executor import WriteBack
+from precoro_assets.writeback.outbox import Outbox
+
+
+class FakePrecoro:
+    """Invoices and their payments; `lose`/`fail` make the next POSTs misbehave like the network can."""
+
+    def __init__(self) -> None:
+        self.invoices = {"7": {"id": 400007, "idn": 7, "sum": Decimal("100.00"), "sumPaid": "0.00", "status": 2,
+                               "statusString": "Approved", "logicType": 0, "currency": "EUR", "externalId": None,
+                               "externalIntegrationLog": None, "payments": {"data": []}}}
+        self.posts = 0
+        self.patches = 0
+        self.lose: list[str] = []  # per POST: "lost" (applied, no answer), "5xx" (not applied), "400"
+
+    def get_detail(self, resource: str, key: str) -> dict:
+        return copy.deepcopy(self.invoices[str(key)])
+
+    def create_payment(self, invoice_id: int, sum_paid: Decimal, pay_date: date) -> dict:
+        self.posts += 1
+        fault = self.lose.pop(0) if self.lose else None
+        if fault == "5xx":
+            raise PrecoroServerError("Precoro failed on POST /payments (HTTP 502): Bad Gateway", status=502)
+        if fault == "400":
+            raise PrecoroValidationError({"sumPaid": "The Invoice is already fully paid."}, method="POST",
+                                         path="/payments")
+        invoice = next(i for i in self.invoices.values() if i["id"] == invoice_id)
+        payment = {"id": 600000 + self.posts, "idn": self.posts, "sumPaid": sum_paid,
+                   "payDate": f"{pay_date.isoformat()}T00:00:00+00:00"}
+        invoice["payments"]["data"].append(payment)
+        invoice["sumPaid"] = str(Decimal(invoice["sumPaid"]) + sum_paid)
+        invoice["status"] = 5 if Decimal(invoice["sumPaid"]) >= invoice["sum"] else 4
+        if fault == "lost":
+            raise PrecoroConnectionError("no answer from Precoro for POST /payments: ReadError", method="POST",
+                                         path="/payments")
+        return payment
+
+    def patch_external(self, resource: str, key: str, external_id: str | None = None,
+                       external_integration_log: str | None = None) -> dict:
+        self.patches += 1
+        if external_id is not None:
+            self.invoices[str(key)]["externalId"] = external_id
+        return self.invoices[str(key)]
+
+
+def pay(amount: str = "40.00", ledger_id: str = "L-1") -> Proposal:
+    return Proposal(CREATE_PAYMENT, "invoices", "7", 400007,
+                    {"invoice_id": 400007, "amount": amount, "currency": "EUR", "pay_date": "2026-11-02",
+                     "ledger_payment_id": ledger_id, "known_payment_ids": []}, "paid in the ledger", ledger_id)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path / "outbox.sqlite")
+
+
+def run(precoro: FakePrecoro, outbox: Outbox, tmp_path: Path, run_id: str = "run-1"):
+    return WriteBack(precoro, outbox, FileLedgerSink(tmp_path), run_id, send=True).run()
+
+
+def test_a_lost_answer_is_adopted_not_paid_twice(outbox: Outbox, tmp_path: Path):
+    precoro = FakePrecoro()
+    precoro.lose = ["lost"]
+    outbox.propose([pay()], "batch-1")
+    [report] = run(precoro, outbox, tmp_path)
+    assert report.status == "sent" and "adopted" in report.outcome
+    assert precoro.posts == 1 and len(precoro.invoices["7"]["payments"]["data"]) == 1
+
+
+def test_a_5xx_that_did_not_land_is_sent_again_after_checking(outbox: Outbox, tmp_path: Path):
+    precoro = FakePrecoro()
+    precoro.lose = ["5xx"]
+    outbox.propose([pay()], "batch-1")
+    [report] = run(precoro, outbox, tmp_path)
+    assert report.status == "sent" and "created" in report.outcome
+    assert precoro.posts == 2 and len(precoro.invoices["7"]["payments"]["data"]) == 1
+
+
+def test_a_run_that_died_after_its_post_landed_is_adopted_by_the_next_run(outbox: Outbox, tmp_path: Path):
+    precoro = FakePrecoro()
+    outbox.propose([pay()], "batch-1")
+    row = outbox.claim(outbox.rows()[0].key, "run-dead")
+    outbox.mark_in_flight(row.key, {"payment_ids_before": []}, "POST /payments ...")
+    precoro.create_payment(400007, Decimal("40.00"), date(2026, 11, 2))  # landed; then the run was killed
+    assert run(precoro, outbox, tmp_path, "run-2") == []  # still leased to the dead run: not taken yet
+    with pytest.MonkeyPatch.context() as patch:  # ... until its lease has run out
+        patch.setattr("precoro_assets.writeback.outbox.LEASE", timedelta(0))
+        [report] = run(precoro, outbox, tmp_path, "run-3")
+    assert report.status == "sent" and "adopted" in report.outcome and precoro.posts == 1
+
+
+def test_precoro_refusals_are_stored_verbatim_and_already_paid_invoices_are_skipped(outbox: Outbox, tmp_path: Path):
+    precoro = FakePrecoro()
+    precoro.lose = ["400"]
+    outbox.propose([pay()], "batch-1")
+    [report] = run(precoro, outbox, tmp_path)
+    assert report.status == "failed" and "The Invoice is already fully paid." in outbox.rows()[0].last_error
+    assert outbox.rows()[0].in_flight is None  # a 400 created nothing: nothing to adopt later
+
+    precoro = FakePrecoro()
+    precoro.invoices["7"].update(sumPaid="100.00", status=5, statusString="Paid")
+    outbox.propose([pay(ledger_id="L-2")], "batch-2")
+    [report] = run(precoro, outbox, tmp_path)
+    assert report.status == "skipped" and "already fully paid" in report.outcome and precoro.posts == 0
+
+
+def test_patches_skip_what_precoro_already_holds_and_never_overwrite_another_link(outbox: Outbox, tmp_path: Path):
+    precoro = FakePrecoro()
+    precoro.invoices["7"]["externalId"] = "QB-OTHER"
+    link = Proposal(SET_EXTERNAL_ID, "invoices", "7", 400007, {"fields": {"externalId": "B-7"}}, "bill B-7", "B-7")
+    outbox.propose([link], "batch-1")
+    [report] = run(precoro, outbox, tmp_path)
+    assert report.status == "skipped" and "QB-OTHER" in report.outcome and precoro.patches == 0
+
+
+def test_the_queue_never_duplicates_revives_or_double_claims(outbox: Outbox, tmp_path: Path):
+    first = outbox.propose([pay(), pay("60.00", "L-2")], "batch-1")
+    assert (first.new, first.known) == (2, 0)
+    key = next(r.key for r in outbox.rows() if r.ledger_ref == "L-1")
+    assert outbox.claim(key, "run-a") is not None
+    assert outbox.claim(key, "run-b") is None  # taken: another run can't send it too
+    outbox.finish(key, "sent", "created")
+    again = outbox.propose([pay()], "batch-2")  # L-2 is no longer proposed: its pending row is retired
+    assert (again.new, again.known, again.superseded) == (0, 1, 1)
+    statuses = {r.ledger_ref: r.status for r in outbox.rows()}
+    assert statuses == {"L-1": "sent", "L-2": "skipped"}
+    assert outbox.propose([pay()], "batch-3").new == 0 and outbox.rows()[0].status == "sent"  # not revived
+    # a disagreement that went away and came back: the never-sent row is pending again (not a second row)
+    back = outbox.propose([pay(), pay("60.00", "L-2")], "batch-4")
+    assert (back.new, back.known, back.revived) == (0, 1, 1)
+    assert {r.ledger_ref: r.status for r in outbox.rows()} == {"L-1": "sent", "L-2": "pending"}
