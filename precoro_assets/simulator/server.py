@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import socket
 import struct
 import threading
@@ -66,7 +67,10 @@ class _Server(ThreadedWSGIServer):
     def shutdown_request(self, request: socket.socket) -> None:
         if id(request) in self.dropped:
             self.dropped.discard(id(request))
-            request.close()  # no shutdown(): with linger 0 the close is a reset
+            # socket.close() waits for every makefile() reader to be closed (some are only freed by the
+            # garbage collector), leaving the client hanging; detaching and closing the descriptor is
+            # immediate, and with linger 0 the close is a reset (no shutdown(): that would send a FIN).
+            os.close(request.detach())
             return
         super().shutdown_request(request)
 
