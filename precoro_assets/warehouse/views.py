@@ -46,6 +46,16 @@ LEFT JOIN {qualified(options)} o ON o.{fields[:-1]}_id = v.field_id AND f.type =
 """
 
 
+def _resolved_columns(document_types: str, line: str) -> dict[str, str]:
+    return {
+        "document_type": document_types, "document_idn": "The document's number.", "line_id": line,
+        "field_id": "The custom field's id.", "field_name": "The custom field's label.",
+        "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
+        "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
+        "display_value": "What a person sees: the option's label, or the text.",
+    }
+
+
 VIEWS: tuple[View, ...] = (
     View(
         "invoices_overview",
@@ -85,27 +95,15 @@ LEFT JOIN {qualified('status_names')} st ON st.status = i.status
         "document_custom_fields_resolved",
         "Document custom field values of every document type, with field names and drop-down option names.",
         _resolved("", "document_custom_fields", "document_custom_field_options"),
-        {
-            "document_type": "purchase_requisition, purchase_order, receipt or invoice.",
-            "document_idn": "The document's number.", "line_id": "Always empty (document-level fields).",
-            "field_id": "The custom field's id.", "field_name": "The custom field's label.",
-            "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
-            "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
-            "display_value": "What a person sees: the option's label, or the text.",
-        },
+        _resolved_columns("purchase_requisition, purchase_order, receipt or invoice.",
+                          "Always empty (document-level fields)."),
     ),
     View(
         "line_custom_fields_resolved",
         "Item custom field values on document lines, with field names and drop-down option names.",
         _resolved("line_", "item_custom_fields", "item_custom_field_options"),
-        {
-            "document_type": "purchase_requisition, purchase_order or invoice.",
-            "document_idn": "The document's number.", "line_id": "The line (the *_items table's line_id).",
-            "field_id": "The item custom field's id.", "field_name": "The field's label.",
-            "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
-            "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
-            "display_value": "What a person sees: the option's label, or the text.",
-        },
+        _resolved_columns("purchase_requisition, purchase_order or invoice.",
+                          "The line (the *_items table's line_id)."),
     ),
     View(
         "purchase_order_lines",
