@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from . import reliability_report
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DAGSTER_YAML = PACKAGE_ROOT / "dagster.yaml"
 
@@ -314,6 +316,11 @@ def writeback(send: bool, limit: int, retry_failed: bool) -> None:
     if not output["send"]:
         click.echo(f"Dry run: {len(reports)} write-back(s) would be sent; nothing was sent. "
                    "Send them with: precoro-assets writeback --send")
+
+
+# ---- reliability -----------------------------------------------------------------------------
+
+main.add_command(reliability_report.reliability)  # the soak with figures: precoro-assets reliability --minutes N
 
 
 # ---- demo ------------------------------------------------------------------------------------

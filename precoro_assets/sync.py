@@ -79,16 +79,21 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive)."""
     summary = SyncSummary(entity.name)
     listed: dict[date, dict[str, dict]] = {}
+    # A list row we can't place (no key, no usable createDate) may be a stored document: the list is then not
+    # proof that anything was deleted, so nothing is removed in this run.
+    list_complete = True
     for row in client.iter_rows(f"/{entity.path}", key=entity.key, created_from=start, created_to=end):
         try:
             key = record_key(entity, row)
             day = partition_day(row)
         except (RecordRejected, KeyError, TypeError, ValueError) as error:
             summary.reject(f"unusable list row: {error}", row)
+            list_complete = False
             continue
         if not start <= day <= end:
             summary.reject(f"{entity.key} {key}: createDate {row.get('createDate')} is outside {start}..{end} "
                            "although Precoro listed it there", row)
+            list_complete = False
             continue
         # Keep only what the comparison needs, unless the list row is all we will store.
         listed.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
@@ -99,7 +104,8 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     batch = _Batch()
     day = start
     while day <= end:
-        _plan_day(client, staging, entity, day, listed.get(day, {}), stored_by_day.get(day, {}), summary, batch)
+        _plan_day(client, staging, entity, day, listed.get(day, {}), stored_by_day.get(day, {}), summary, batch,
+                  may_remove=list_complete)
         if batch.documents >= WRITE_BATCH_DOCUMENTS:
             batch.flush(warehouse, staging, entity, summary, progress)
             batch = _Batch()
@@ -144,13 +150,16 @@ class _Batch:
 
 
 def _plan_day(client, staging: DetailStaging, entity: Entity, day: date, listed: dict[str, dict],
-              stored: dict[str, datetime | None], summary: SyncSummary, batch: _Batch) -> None:
-    """Compare one day's list with the warehouse; fetch what is new or changed into the batch."""
+              stored: dict[str, datetime | None], summary: SyncSummary, batch: _Batch,
+              may_remove: bool = True) -> None:
+    """Compare one day's list with the warehouse; fetch what is new or changed into the batch.
+
+    Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
     summary.listed_per_day[day.isoformat()] = len(listed)
     new = [k for k in listed if k not in stored]
     changed = [k for k in listed if k in stored and (_update_date(listed[k]) is None
                                                        or _update_date(listed[k]) != stored[k])]
-    removed = set(stored) - set(listed)
+    removed = set(stored) - set(listed) if may_remove else set()
     summary.new += len(new)
     summary.changed += len(changed)
     summary.unchanged += len(listed) - len(new) - len(changed)

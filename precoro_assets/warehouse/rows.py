@@ -21,7 +21,8 @@ from ..api.catalogue import ChildTable, Column, Entity
 # Columns every table gets besides the catalogue's.
 RAW_COLUMN = Column("raw", "JSON", "", "The record exactly as Precoro sent it (JSON), so no field is ever lost.")
 PARTITION_COLUMN = Column("partition_day", "DATE", "",
-                          "Day of the document's createDate (UTC): the Dagster partition it belongs to.")
+                          "Day of the document's createDate as Precoro writes it (in its own offset, not "
+                          "converted to UTC): the Dagster partition it belongs to.")
 SYNCED_COLUMN = Column("synced_at", "TIMESTAMPTZ", "", "When this row was written to the warehouse.")
 
 
@@ -92,8 +93,11 @@ def convert(value: object, type_: str) -> object:
     if type_ in ("BIGINT", "INTEGER"):
         if isinstance(value, bool):
             raise ValueError(f"expected a whole number, got {value!r}")
-        number = Decimal(str(value))
-        if number != number.to_integral_value():
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if not number.is_finite() or number != number.to_integral_value():
             raise ValueError(f"expected a whole number, got {value!r}")
         return int(number)
     if type_.startswith("DECIMAL"):

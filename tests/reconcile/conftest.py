@@ -32,7 +32,6 @@ SEED, DAYS, DOCUMENTS = 7, 20, 300
 SYNCED = ["precoro/invoices", "precoro/payments", "precoro/purchase_orders"]
 RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/reconciliation_invoices",
                   "precoro/reconciliation_ledger", "precoro/writeback_outbox"]
-SEND = {"ops": {"write_back": {"config": {"send": True}}}}
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, sim: RunningSimulator, home: Path) -> settings.Settings:
@@ -161,7 +160,3 @@ def env(synced: Template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> En
     config = point_at(monkeypatch, synced.sim, home)
     write_demo_ledger(demo_ledger_for(company_from_simulator(synced.sim.url)), ledger_dir())
     return Env(synced.sim, config, definitions(config), dg.DagsterInstance.ephemeral())
-
-
-def money(value: object) -> Decimal:
-    return Decimal(str(value))

@@ -10,7 +10,7 @@ from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
-from conftest import SEND, money
+from reconcile_support import SEND, money
 
 from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.reconcile import (
