@@ -23,7 +23,7 @@ from precoro_assets.api.errors import (
 
 
 def test_three_processes_share_one_budget_and_never_get_a_429(simulator, state_dir):
-    scale = 5  # 1 s -> 0.2 s: process scheduling jitter on a busy machine must fit in our margin
+    scale = 2  # 1 s -> 0.5 s, with 125 ms of margin: scheduling jitter of a busy 2-core machine fits in it
     sim = simulator(limits=f"scaled:{scale}")
     jobs = [("/invoices", "idn", 20), ("/purchaseorders", "idn", 20), ("/purchaserequisitions", "idn", 10)]
 
@@ -58,7 +58,7 @@ def test_a_500_is_retried_only_once_the_identical_get_window_allows_it(simulator
 
 
 def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simulator, state_dir):
-    scale = 4  # 62 ms of spacing margin: enough for scheduling jitter on a busy 2-core machine
+    scale = 2  # 125 ms of spacing margin: scheduling jitter of a busy 2-core machine fits in it
     sim = simulator(limits=f"scaled:{scale}")
     sim.fault(kind="rate_limit", window="Minute limiter", retry_after=2, after=6, count=1)
     jobs = [("/invoices", "idn", 20), ("/purchaseorders", "idn", 20), ("/purchaserequisitions", "idn", 10)]
