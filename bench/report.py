@@ -1,0 +1,122 @@
+"""Results as Markdown tables (for the README) and JSON (for machines), plus the targets they are held to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# The targets of issue 6, checked against the measured figures.
+REQUEST_RATIO_TARGET = 1.05
+THROUGHPUT_RATIO_TARGET = 3.0
+RSS_GROWTH_TARGET = 1.5
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _tool(name: str) -> str:
+    return {"ours": "precoro-assets", "dlt": "dlt rest_api",
+            "http": "bare HTTP (floor: same GETs, nothing parsed or stored)"}.get(name, name)
+
+
+def targets(results: dict) -> list[dict]:
+    """Each target with the measured value and whether it is met (None: not measured in this run)."""
+    checks: list[dict] = []
+    eff = results.get("efficiency")
+    if eff:
+        for row in (r for r in eff["rows"] if r["tool"] == "ours"):
+            checks.append({"target": f"requests <= {REQUEST_RATIO_TARGET} x minimum ({row['sync']}, {row['mode']})",
+                           "measured": f"{row['ratio']:.2f} x ({row['requests']} / {row['minimum']})",
+                           "met": row["ok"] and row["ratio"] <= REQUEST_RATIO_TARGET})
+        ours_429 = sum(r["rate_limited"] for r in eff["rows"] if r["tool"] == "ours")
+        checks.append({"target": "0 x 429 at Precoro's limits" + ("" if eff["scale"] == 1 else f" (sped up {eff['scale']:g}x)"),
+                       "measured": f"{ours_429} x 429",
+                       "met": ours_429 == 0})
+    quota = results.get("quota")
+    if quota:
+        for row in (r for r in quota["tools"] if r["tool"] == "ours"):
+            checks.append({"target": "no request spent twice after a quota stop",
+                           "measured": f"{row['spent_twice']} ({row['details_twice']} details, "
+                                       f"{row['list_pages_twice']} list pages)",
+                           "met": row["spent_twice"] == 0})
+            checks.append({"target": "0 x 429 when the day's quota runs out", "measured": f"{row['rate_limited']} x 429",
+                           "met": row["rate_limited"] == 0})
+    thr = results.get("throughput")
+    if thr:
+        by = {(r["size"], r["tool"]): r for r in thr["rows"]}
+        for size in sorted({r["size"] for r in thr["rows"]}):
+            ours, dlt = by.get((size, "ours")), by.get((size, "dlt"))
+            if ours and dlt and dlt["docs_per_second"]:
+                ratio = ours["docs_per_second"] / dlt["docs_per_second"]
+                checks.append({"target": f">= {THROUGHPUT_RATIO_TARGET:g} x dlt's documents/s ({ours['documents']:,} documents)",
+                               "measured": f"{ratio:.2f} x", "met": ratio >= THROUGHPUT_RATIO_TARGET})
+        sizes = sorted({r["size"] for r in thr["rows"] if r["tool"] == "ours"})
+        if len(sizes) >= 2:
+            small, large = by[(sizes[0], "ours")], by[(sizes[-1], "ours")]
+            growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+            checks.append({"target": f"peak RSS grows < {RSS_GROWTH_TARGET} x from {small['documents']:,} to "
+                                     f"{large['documents']:,} documents",
+                           "measured": f"{growth:.2f} x ({small['peak_rss_mb']} -> {large['peak_rss_mb']} MB)",
+                           "met": growth < RSS_GROWTH_TARGET})
+    return checks
+
+
+def markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = [f"Measured {env['finished_at']} on {env['cpus']} CPUs (load average {env['load_before']} before, "
+             f"{env['load_after']} after), Python {env['python']}, dlt {env['dlt']}, Dagster {env['dagster']}, "
+             f"in {env['minutes']:.1f} min. Command: `{env['command']}`.", ""]
+    eff = results.get("efficiency")
+    if eff:
+        limits = "real, not sped up" if eff["scale"] == 1 else f"sped up {eff['scale']:g}x"
+        lines += [f"**Request efficiency** at Precoro's limits ({limits}): initial sync of "
+                  f"{eff['documents']:,} documents over {eff['days']} days, then an incremental sync after "
+                  f"{eff['tick_events']} simulated events. Minimum = list pages (200 rows each, one per document type "
+                  "at least) + one detail per new or changed document (payments need none).", ""]
+        rows = [[r["sync"], _tool(r["tool"]), r["mode"], r["requests"], r["minimum"], f"{r['ratio']:.2f}",
+                 f"{r['list_pages']} / {r['min_list_pages']}", f"{r['details']} / {r['min_details']}",
+                 r["rate_limited"], "yes" if r["ok"] else f"no: {r['error']}"] for r in eff["rows"]]
+        lines += _table(["sync", "tool", "how", "requests", "minimum", "ratio", "list pages (min)",
+                         "details (min)", "429s", "completed"], rows) + [""]
+    quota = results.get("quota")
+    if quota:
+        m = quota["minimum"]
+        lines += [f"**Quota**: a backfill of {quota['documents']:,} documents needing at least {m['total']:,} requests, "
+                  f"more than a day's 3,000 (limits sped up {quota['scale']:g}x: a quota day lasts "
+                  f"{quota['day_seconds']:.1f} s). An unfinished run is started again a simulated day after its "
+                  "last request.", ""]
+        rows = [[_tool(r["tool"]), len(r["runs"]), "yes" if r["finished"] else "no",
+                 f"{r['loaded_documents']:,} / {quota['documents']:,}", r["requests"], r["rate_limited"],
+                 f"{r['spent_twice']} ({r['details_twice']} details, {r['list_pages_twice']} list pages)",
+                 " / ".join(str(n) for n in r["per_day"])] for r in quota["tools"]]
+        lines += _table(["tool", "runs", "finished", "documents loaded", "requests", "429s",
+                         "requests spent twice", "requests per simulated day"], rows) + [""]
+    thr = results.get("throughput")
+    if thr:
+        lines += ["**Throughput and memory**, limits off: API to queryable warehouse (ours: DuckLake; dlt: DuckDB), "
+                  "simulator in its own process, generation not timed. Peak RSS of the syncing process "
+                  "(baseline = after imports, before the sync).", ""]
+        rows = [[f"{r['documents']:,}", _tool(r["tool"]), r["seconds"], r["docs_per_second"], r["peak_rss_mb"],
+                 r["baseline_rss_mb"], f"{r['requests']:,} / {r['minimum']:,}",
+                 "yes" if r["ok"] else f"no: {r['error']}"] for r in thr["rows"]]
+        lines += _table(["documents", "tool", "seconds", "documents/s", "peak RSS MB", "baseline RSS MB",
+                         "requests (minimum)", "completed"], rows) + [""]
+    checks = targets(results)
+    if checks:
+        lines += ["**Targets**", ""]
+        lines += _table(["target", "measured", "met"],
+                        [[c["target"], c["measured"], "yes" if c["met"] else "**no**"] for c in checks]) + [""]
+    return "\n".join(lines)
+
+
+def write(results: dict, directory: Path, name: str = "latest") -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    results = {**results, "targets": targets(results)}
+    md, js = directory / f"{name}.md", directory / f"{name}.json"
+    md.write_text(markdown(results) + "\n")
+    js.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return md, js

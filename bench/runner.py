@@ -1,0 +1,264 @@
+"""The three benchmark parts. Each starts its own simulator process and runs every tool in a fresh worker.
+
+Requests, 429s and duplicates are counted from the simulator's request log (`/_sim/requests`), never from
+a tool's own report, so both tools are measured by the same ruler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import sim
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ("ours", "dlt")
+REAL_MAX_WAIT_SECONDS = 600.0  # PrecoroResource.max_wait_seconds: beyond this wait a run stops (QuotaExhausted)
+DAY_SECONDS = 86400.0
+
+
+@dataclass
+class Settings:
+    """Sizes and scales of one benchmark run (the defaults are the full run, about 20-30 minutes)."""
+
+    workdir: Path
+    parts: tuple[str, ...] = ("efficiency", "quota", "throughput")
+    # Request efficiency: a small company at Precoro's real limits, not sped up. Scaling shrinks a client's
+    # safety margins below this machine's scheduling jitter, and the simulator rounds 429 retry times to whole
+    # wall-clock seconds, which under scaling turns a one-second block into up to F seconds (see README).
+    efficiency_documents: int = 30
+    efficiency_days: int = 7
+    efficiency_scale: float = 1.0
+    tick_events: int = 10
+    incremental_modes: int = 2  # ours: the change sensor, then a re-sync of the range
+    # Quota: a backfill that needs about 1.4 days of quota; a quota day lasts 86400/F seconds.
+    quota_documents: int = 4500
+    quota_days: int = 30
+    quota_scale: float = 1000.0
+    quota_max_days: int = 3
+    # Throughput and memory: limits off.
+    sizes: tuple[int, ...] = (10_000, 100_000)
+    throughput_days: int = 90
+    throughput_time_scale: float = 1e6  # our client's quota guard, effectively off (see README)
+    http_floor: bool = True  # also time bare sequential HTTP (no tool) at the smallest size
+    tools: tuple[str, ...] = TOOLS
+    seed: int = 7
+    log: Any = field(default=print)
+
+
+def worker(spec: dict, timeout: float = 3600.0) -> dict:
+    """Run one measured sync in a fresh process; its last stdout line is the JSON result."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    for name in list(env):
+        if name.startswith("PRECORO_") or name == "DAGSTER_HOME":
+            del env[name]  # the spec alone decides where the worker points
+    completed = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=timeout, check=False)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"bench worker failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _spec(simulator: sim.Simulator, tool: str, action: str, home: Path, start: date, end: date,
+          time_scale: float, max_wait_seconds: float | None = None, assets: list[str] | None = None) -> dict:
+    return {"tool": tool, "action": action, "url": simulator.url, "token": simulator.token, "email": simulator.email,
+            "home": str(home), "start": start.isoformat(), "end": end.isoformat(), "time_scale": time_scale,
+            "max_wait_seconds": max_wait_seconds, "assets": assets}
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _history(days: int) -> tuple[date, date]:
+    """The partition range that holds the simulated history (and today, where ticks create documents)."""
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=days + 1), today
+
+
+def _measured(simulator: sim.Simulator, spec: dict) -> tuple[dict, sim.Spent, list[dict]]:
+    since = simulator.log_position()
+    result = worker(spec)
+    entries, _ = simulator.request_log(since)
+    return result, sim.spent(entries), entries
+
+
+def _efficiency_row(kind: str, tool: str, mode: str, result: dict, spent: sim.Spent, minimum: dict) -> dict:
+    return {"sync": kind, "tool": tool, "mode": mode, "ok": result["ok"], "requests": spent.total,
+            "minimum": minimum["total"], "ratio": round(spent.total / minimum["total"], 3),
+            "list_pages": spent.list_pages, "details": spent.details, "min_list_pages": minimum["list_pages"],
+            "min_details": minimum["details"], "rate_limited": spent.rate_limited,
+            "rate_limited_by": spent.rate_limited_by, "duplicate_details": spent.duplicate_details,
+            "seconds": round(result["seconds"], 2), "error": "; ".join(result.get("failures") or [])
+            or result.get("error")}
+
+
+# ---- part 1: request efficiency ----------------------------------------------------------------------
+
+def efficiency(settings: Settings) -> dict:
+    """Initial sync, then incremental syncs after simulated activity, per tool, at Precoro's limits.
+
+    Ours: initial backfill; tick; the change sensor and its partition runs; tick; a re-sync of the whole
+    range. dlt: initial run; tick; the same pipeline again (its modifiedSince cursor). Each tool starts
+    from the same freshly generated company.
+    """
+    scale = settings.efficiency_scale
+    rows: list[dict] = []
+    first, last = _history(settings.efficiency_days)
+    base = _fresh(settings.workdir / "efficiency")
+    simulator = sim.start(settings.efficiency_documents, settings.efficiency_days, _limits(scale), settings.seed)
+    modes = {"ours": [("sensor", "change sensor + partition runs"), ("range", "re-sync of the range")],
+             "dlt": [("range", "pipeline re-run (modifiedSince)")]}
+    documents = 0
+    try:
+        for tool in settings.tools:
+            simulator.control("POST", "reset")
+            home = _fresh(base / tool)
+            before = simulator.versions()
+            documents = sim.count_documents(before)
+            settings.log(f"[efficiency] {tool}: initial sync of {documents} documents")
+            result, spent, _ = _measured(simulator, _spec(simulator, tool, "range", home, first, last, scale))
+            rows.append(_efficiency_row("initial", tool, "backfill of the range" if tool == "ours"
+                                        else "pipeline run (modifiedSince)", result, spent, sim.minimum_initial(sim.counts(before))))
+            for action, label in modes[tool][:settings.incremental_modes]:
+                if tool == "dlt":
+                    # dlt has no identical-GET rule of its own: start it a minute (scaled) after its last run,
+                    # as a schedule would, so that re-reading a document it just fetched is not a 429.
+                    time.sleep(61.0 / scale)
+                simulator.tick(settings.tick_events)
+                after = simulator.versions()
+                changed = sim.changed_documents(before, after)
+                before = after
+                settings.log(f"[efficiency] {tool}: incremental sync ({label}) after {settings.tick_events} events")
+                result, spent, _ = _measured(simulator, _spec(simulator, tool, action, home, first, last, scale))
+                rows.append(_efficiency_row("incremental", tool, label, result, spent,
+                                            sim.minimum_incremental(changed)))
+                rows[-1]["changed_documents"] = sum(len(v) for v in changed.values())
+    finally:
+        simulator.stop()
+    return {"documents": documents, "days": settings.efficiency_days, "scale": scale,
+            "tick_events": settings.tick_events, "rows": rows}
+
+
+def _limits(scale: float) -> str:
+    return "real" if scale == 1 else f"scaled:{scale:g}"
+
+
+# ---- part 2: a backfill larger than a day's quota -------------------------------------------------------
+
+def quota(settings: Settings) -> dict:
+    """A backfill larger than a day's quota. Each tool runs as it would in production; when a run ends
+    unfinished, it is started again a simulated day after its last request (what a daily schedule or a
+    Dagster run retry does), until it finishes, makes no progress, or `quota_max_days` runs were made.
+
+    Ours: one Dagster run; an asset stopped by QuotaExhausted is retried by Dagster inside the run when
+    the window reopens. A later run (if one is needed) re-executes only the assets not yet materialized,
+    as Dagster's re-execute-from-failure does. dlt: `pipeline.run` again, from its saved state.
+    """
+    scale = settings.quota_scale
+    day_seconds = DAY_SECONDS / scale
+    first, last = _history(settings.quota_days)
+    base = _fresh(settings.workdir / "quota")
+    simulator = sim.start(settings.quota_documents, settings.quota_days, _limits(scale), settings.seed)
+    out: dict[str, Any] = {"scale": scale, "day_seconds": day_seconds, "tools": []}
+    try:
+        for tool in settings.tools:
+            simulator.control("POST", "reset")
+            truth = simulator.versions()
+            minimum = sim.minimum_initial(sim.counts(truth))
+            out.update(documents=sim.count_documents(truth), minimum=minimum)
+            home = _fresh(base / tool)
+            since = simulator.log_position()
+            runs: list[dict] = []
+            done: set[str] = set()
+            pending: list[str] | None = None
+            for number in range(1, settings.quota_max_days + 1):
+                settings.log(f"[quota] {tool}: run {number}")
+                position = simulator.log_position()
+                result = worker(_spec(simulator, tool, "range", home, first, last, scale,
+                                      max_wait_seconds=REAL_MAX_WAIT_SECONDS / scale, assets=pending))
+                if tool == "ours":
+                    done |= set(result["materialized"])
+                    pending = sorted(set(result["all_assets"]) - done)
+                entries, _ = simulator.request_log(position)
+                runs.append({"run": number, "ok": result["ok"], "requests": len(entries),
+                             "rate_limited": sum(e["status"] == 429 for e in entries),
+                             "loaded_documents": result["loaded_documents"], "seconds": round(result["seconds"], 1),
+                             "error": "; ".join(result.get("failures") or [])[:300] or result.get("error")})
+                progress = result["loaded_documents"] > (runs[-2]["loaded_documents"] if len(runs) > 1 else 0)
+                if result["ok"] or (len(runs) > 1 and not progress):
+                    break  # finished, or a run without progress: the next ones would repeat it
+                if entries:
+                    time.sleep(max(0.0, entries[-1]["time"] + day_seconds + 0.5 - time.time()))
+            entries, _ = simulator.request_log(since)
+            total = sim.spent(entries)
+            out["tools"].append({
+                "tool": tool, "finished": runs[-1]["ok"], "runs": runs, "per_day": per_day(entries, day_seconds),
+                "requests": total.total, "minimum": minimum["total"], "rate_limited": total.rate_limited,
+                "rate_limited_by": total.rate_limited_by, "spent_twice": total.duplicate_details + total.duplicate_lists,
+                "details_twice": total.duplicate_details, "list_pages_twice": total.duplicate_lists,
+                "examples_twice": total.duplicate_examples, "loaded_documents": runs[-1]["loaded_documents"]})
+    finally:
+        simulator.stop()
+    return out
+
+
+def per_day(entries: list[dict], day_seconds: float) -> list[int]:
+    """Requests per simulated day, counted from the first request (days without requests included)."""
+    if not entries:
+        return []
+    start = entries[0]["time"]
+    counts: list[int] = []
+    for entry in entries:
+        index = int((entry["time"] - start) // day_seconds)
+        counts += [0] * (index + 1 - len(counts))
+        counts[index] += 1
+    return counts
+
+
+# ---- part 3: throughput and memory, limits off ---------------------------------------------------------
+
+def throughput(settings: Settings) -> dict:
+    """Documents per second from API to queryable warehouse, and peak RSS, per size and tool."""
+    rows: list[dict] = []
+    first, last = _history(settings.throughput_days)
+    base = _fresh(settings.workdir / "throughput")
+    for size in settings.sizes:
+        settings.log(f"[throughput] generating {size} documents (not timed)")
+        simulator = sim.start(size, settings.throughput_days, "off", settings.seed)
+        try:
+            per_resource = simulator.document_counts()
+            documents = sum(per_resource.values())
+            minimum = sim.minimum_initial(per_resource)
+            # The bare-HTTP floor once, at the smallest size: its cost per request does not depend on the size.
+            tools = [*settings.tools, *(["http"] if settings.http_floor and size == min(settings.sizes) else [])]
+            for tool in tools:
+                settings.log(f"[throughput] {tool}: {documents} documents")
+                home = _fresh(base / f"{tool}-{size}")
+                result, spent, _ = _measured(simulator, _spec(simulator, tool, "range", home, first, last,
+                                                              settings.throughput_time_scale if tool == "ours" else 1.0))
+                rows.append({"size": size, "documents": documents, "tool": tool, "ok": result["ok"],
+                             "seconds": round(result["seconds"], 1), "loaded_documents": result["loaded_documents"],
+                             "docs_per_second": round(result["loaded_documents"] / result["seconds"], 1),
+                             "peak_rss_mb": round(result["peak_rss_mb"]), "baseline_rss_mb": round(result["baseline_rss_mb"]),
+                             "requests": spent.total, "minimum": minimum["total"],
+                             "spent_twice": spent.duplicate_details + spent.duplicate_lists,
+                             "examples_twice": spent.duplicate_examples,
+                             "ratio": round(spent.total / minimum["total"], 4), "rate_limited": spent.rate_limited,
+                             "simulator_startup_seconds": round(simulator.startup_seconds, 1),
+                             "error": "; ".join(result.get("failures") or []) or result.get("error")})
+                shutil.rmtree(home, ignore_errors=True)
+        finally:
+            simulator.stop()
+    return {"days": settings.throughput_days, "rows": rows}

@@ -1,0 +1,95 @@
+"""One measured run of one tool, in a fresh process: `python -m bench.worker '<json spec>'`.
+
+A fresh process per run gives each tool its own peak RSS (ru_maxrss of this process and anything it
+spawned) and keeps dlt's and Dagster's global state apart. The spec names the tool, the action and the
+simulator; the last line printed is the result as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its waited-for children, in MiB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def bare_http(url: str, token: str, email: str) -> int:
+    """The floor for any sequential client: the same list pages and detail GETs, bodies read and dropped.
+
+    Returns the documents seen. Nothing is parsed beyond the keys and the page count, nothing is stored.
+    """
+    import httpx
+
+    from .sim import DETAIL_RESOURCES, DOCUMENT_RESOURCES, PER_PAGE
+
+    seen = 0
+    with httpx.Client(base_url=url, headers={"X-AUTH-TOKEN": token, "email": email}, timeout=60) as client:
+        for resource in DOCUMENT_RESOURCES:
+            page, pages = 1, 1
+            while page <= pages:
+                body = client.get(f"/{resource}", params={"per_page": PER_PAGE, "page": page}).json()
+                pages = body["meta"]["pagination"]["total_pages"]
+                for row in body["data"]:
+                    seen += 1
+                    if resource in DETAIL_RESOURCES:
+                        client.get(f"/{resource}/{row['idn']}").read()
+                page += 1
+    return seen
+
+
+def run(spec: dict) -> dict:
+    home = Path(spec["home"])
+    home.mkdir(parents=True, exist_ok=True)
+    start, end = date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"])
+    scale = float(spec.get("time_scale", 1.0))
+    if spec["tool"] == "ours":
+        from .ours import Ours, configure
+
+        configure(spec["url"], spec["token"], spec["email"], home, start, scale)
+        ours = Ours(max_wait_seconds=spec.get("max_wait_seconds"))
+        baseline = peak_rss_mb()
+        began = time.perf_counter()
+        if spec["action"] == "sensor":
+            outcome = ours.sensor_cycle()
+        else:
+            outcome = ours.sync_range(start, end, spec.get("assets"))
+        seconds = time.perf_counter() - began
+        loaded = ours.loaded_documents()
+    elif spec["tool"] == "http":
+        baseline = peak_rss_mb()
+        began = time.perf_counter()
+        loaded = bare_http(spec["url"], spec["token"], spec["email"])
+        seconds = time.perf_counter() - began
+        outcome = {"ok": True}
+    else:
+        import dlt  # noqa: F401 - imported before the baseline so the baseline covers the library
+        from dlt.sources.rest_api import rest_api_source  # noqa: F401
+
+        from . import dlt_pipeline
+
+        baseline = peak_rss_mb()
+        began = time.perf_counter()
+        outcome = dlt_pipeline.run(spec["url"], spec["token"], spec["email"], f"{start.isoformat()}T00:00:00+00:00",
+                                   home, time_scale=scale)
+        seconds = time.perf_counter() - began
+        loaded = dlt_pipeline.loaded_documents(home)
+    return {**outcome, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
+            "loaded_documents": loaded}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    print(json.dumps(run(spec)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
