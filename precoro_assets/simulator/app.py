@@ -258,6 +258,7 @@ class SimulatorApp:
             self.counts: Counter[tuple[str, str, int]] = Counter()
             self.rate_limited: Counter[str] = Counter()
             self.log: list[dict] = []
+            self._last_admitted = 0.0
 
     def _fingerprint(self) -> tuple:
         """What any change to the company moves: record versions, id counters, the random state, the day."""
@@ -307,6 +308,10 @@ class SimulatorApp:
 
         with self.lock:
             url_key = request.path + "?" + "&".join(sorted(f"{k}={v}" for k, vs in query.items() for v in vs))
+            # Two requests stamped at nearly the same moment can reach this lock in either order: the limiter
+            # counts them in the order it admits them, so its times never go backwards.
+            arrival = max(arrival, self._last_admitted)
+            self._last_admitted = entry["time"] = arrival
             rejection = self.limiter.admit(self.token, method, url_key, now=arrival)
             if rejection is not None:
                 return self._too_many(entry, rejection)
