@@ -27,7 +27,7 @@ DAY_SECONDS = 86400.0
 
 @dataclass
 class Settings:
-    """Sizes and scales of one benchmark run (the defaults are the full run, about 20-30 minutes)."""
+    """Sizes and scales of one benchmark run (the defaults are the full run, about 25 minutes)."""
 
     workdir: Path
     parts: tuple[str, ...] = ("efficiency", "quota", "throughput")
