@@ -14,11 +14,14 @@ with a periodic full refresh (which also removes what Precoro no longer lists).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from .api.catalogue import Entity
+from .api.errors import QuotaExhausted
 from .warehouse import tables
 from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
 from .warehouse.staging import DetailStaging
@@ -78,6 +81,39 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
                    progress: Callable[[str], None] = logger.info) -> SyncSummary:
     """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive)."""
     summary = SyncSummary(entity.name)
+    saved = staging.take_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS)
+    if saved is None:
+        listed, list_complete = _list_range(client, entity, start, end, summary)
+    else:
+        listed, list_complete = _restore_listing(saved, summary)
+        progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
+                 "quota stopped (no list request spent again; later changes reach the change sensor)")
+    summary.listed = sum(len(rows) for rows in listed.values())
+    progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
+
+    stored_by_day = warehouse.read(lambda con: tables.stored_versions_between(con, entity, start, end))
+    plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary, may_remove=list_complete)
+             for day in _days(start, end)]
+    try:
+        _apply(client, warehouse, staging, entity, plans, summary, progress)
+    except QuotaExhausted:
+        staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
+                             _listing_to_save(listed, list_complete, summary))
+        raise
+    if summary.rejected or warehouse.read(lambda con: tables.count_rejected(con, entity)):
+        warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
+                        what=f"record rejected {entity.name}")
+    return summary
+
+
+# A run stopped by the quota resumes within a day (Precoro's longest window); a listing older than this is not
+# reused, the range is listed again.
+LISTING_KEPT_SECONDS = 2 * 86400
+
+
+def _list_range(client, entity: Entity, start: date, end: date,
+                summary: SyncSummary) -> tuple[dict[date, dict[str, dict]], bool]:
+    """One list walk over start..end: day -> key -> what the comparison needs; and whether every row was usable."""
     listed: dict[date, dict[str, dict]] = {}
     # A list row we can't place (no key, no usable createDate) may be a stored document: the list is then not
     # proof that anything was deleted, so nothing is removed in this run.
@@ -97,29 +133,111 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             continue
         # Keep only what the comparison needs, unless the list row is all we will store.
         listed.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
-    summary.listed = sum(len(rows) for rows in listed.values())
-    progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
+    return listed, list_complete
 
-    stored_by_day = warehouse.read(lambda con: tables.stored_versions_between(con, entity, start, end))
-    batch = _Batch()
-    day = start
-    while day <= end:
-        _plan_day(client, staging, entity, day, listed.get(day, {}), stored_by_day.get(day, {}), summary, batch,
-                  may_remove=list_complete)
-        if batch.documents >= WRITE_BATCH_DOCUMENTS:
-            batch.flush(warehouse, staging, entity, summary, progress)
-            batch = _Batch()
-        day += timedelta(days=1)
-    batch.flush(warehouse, staging, entity, summary, progress)
-    if summary.rejected or warehouse.read(lambda con: tables.count_rejected(con, entity)):
-        warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
+
+def _listing_to_save(listed: dict[date, dict[str, dict]], list_complete: bool, summary: SyncSummary) -> dict:
+    rejected = [{**r, "partition_day": r["partition_day"] and r["partition_day"].isoformat(),
+                 "seen_at": r["seen_at"].isoformat()} for r in summary.rejected]
+    return {"listed_at": datetime.now(UTC).isoformat(timespec="seconds"), "complete": list_complete,
+            "listed": {day.isoformat(): rows for day, rows in listed.items()}, "rejected": rejected}
+
+
+def _restore_listing(saved: dict, summary: SyncSummary) -> tuple[dict[date, dict[str, dict]], bool]:
+    summary.rejected += [{**r, "partition_day": r["partition_day"] and date.fromisoformat(r["partition_day"]),
+                          "seen_at": datetime.fromisoformat(r["seen_at"])} for r in saved["rejected"]]
+    return {date.fromisoformat(day): rows for day, rows in saved["listed"].items()}, bool(saved["complete"])
+
+
+def sync_changed_documents(client, warehouse, staging: DetailStaging, entity: Entity, day: date,
+                           changed: dict[str, dict], progress: Callable[[str], None] = logger.info) -> SyncSummary:
+    """Bring in the documents of one day that the change sensor saw change, without listing the day again.
+
+    `changed` maps each key to its list row as the sensor read it (at least its `updateDate`; the whole row for
+    entities whose list row is the record). Documents the warehouse already holds at that updateDate are
+    skipped. Nothing is removed: only a listing of the day can prove a document is gone.
+    """
+    summary = SyncSummary(entity.name)
+    summary.listed = len(changed)
+    stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, day, day)).get(day, {})
+    plan = _plan_day(day, changed, {k: stored[k] for k in changed if k in stored}, summary, may_remove=False)
+    summary.listed_per_day.clear()  # the day was not listed: there is no count to check it against
+    progress(f"{entity.name}: {len(changed)} document(s) of {day} changed in Precoro, "
+             f"{len(plan.to_write)} not in the warehouse at that version")
+    _apply(client, warehouse, staging, entity, [plan], summary, progress)
+    if summary.rejected:
+        warehouse.write(lambda con: tables.add_rejected(con, entity, summary.rejected),
                         what=f"record rejected {entity.name}")
     return summary
+
+
+def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: list[_DayPlan],
+           summary: SyncSummary, progress: Callable[[str], None]) -> None:
+    """Fetch what the plans need (details in parallel, staged) and write the days in batches."""
+    wanted = [(key, plan.listed[key]) for plan in plans for key in plan.to_write]
+    if entity.fetch_detail:
+        records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
+    else:
+        records = (pair for pair in wanted)  # the list row is the whole record
+    try:
+        batch = _Batch()
+        for plan in plans:
+            if not plan.to_write and not plan.removed:
+                continue
+            synced_at = datetime.now(UTC)
+            for key in plan.to_write:
+                fetched_key, record = next(records)
+                assert fetched_key == key, (fetched_key, key)  # noqa: S101 - details come in the order asked
+                try:
+                    flatten(entity, record, batch.rows, synced_at, plan.day)
+                except RecordRejected as error:
+                    summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
+            batch.add(plan)
+            if batch.documents >= WRITE_BATCH_DOCUMENTS:
+                batch.flush(warehouse, staging, entity, summary, progress)
+                batch = _Batch()
+        batch.flush(warehouse, staging, entity, summary, progress)
+    finally:
+        records.close()  # stops the detail threads if anything above failed
 
 
 # Days are written in batches of about this many documents: each batch is one transaction (a crash leaves
 # every day of it as it was, or all new), and fewer, larger commits keep DuckLake's files few.
 WRITE_BATCH_DOCUMENTS = 1000
+
+
+def _days(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+@dataclass
+class _DayPlan:
+    """What one day needs: documents to (re)write and documents to remove."""
+
+    day: date
+    listed: dict[str, dict]
+    to_write: list[str]
+    removed: set[str]
+
+
+def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | None],
+              summary: SyncSummary, may_remove: bool = True) -> _DayPlan:
+    """Compare one day's list with the warehouse: what is new or changed, and what was removed.
+
+    Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
+    summary.listed_per_day[day.isoformat()] = len(listed)
+    new = [k for k in listed if k not in stored]
+    changed = [k for k in listed if k in stored and (_update_date(listed[k]) is None
+                                                       or _update_date(listed[k]) != stored[k])]
+    removed = set(stored) - set(listed) if may_remove else set()
+    summary.new += len(new)
+    summary.changed += len(changed)
+    summary.unchanged += len(listed) - len(new) - len(changed)
+    summary.removed += len(removed)
+    return _DayPlan(day, listed, new + changed, removed)
 
 
 @dataclass
@@ -131,6 +249,12 @@ class _Batch:
     fetched: list[str] = field(default_factory=list)
     days: list[date] = field(default_factory=list)
     documents: int = 0
+
+    def add(self, plan: _DayPlan) -> None:
+        self.delete |= set(plan.to_write) | plan.removed
+        self.fetched += plan.to_write
+        self.days.append(plan.day)
+        self.documents += len(plan.to_write) + len(plan.removed)
 
     def flush(self, warehouse, staging: DetailStaging, entity: Entity, summary: SyncSummary,
               progress: Callable[[str], None]) -> None:
@@ -146,51 +270,55 @@ class _Batch:
         if entity.fetch_detail:
             staging.forget(entity.name, self.fetched)
         progress(f"{entity.name}: wrote {self.documents} documents of {len(self.days)} day(s) "
-                 f"{min(self.days)}..{max(self.days)}")
+                 f"{min(self.days)}..{max(self.days)} ({summary.details_fetched} details fetched so far)")
 
 
-def _plan_day(client, staging: DetailStaging, entity: Entity, day: date, listed: dict[str, dict],
-              stored: dict[str, datetime | None], summary: SyncSummary, batch: _Batch,
-              may_remove: bool = True) -> None:
-    """Compare one day's list with the warehouse; fetch what is new or changed into the batch.
-
-    Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
-    summary.listed_per_day[day.isoformat()] = len(listed)
-    new = [k for k in listed if k not in stored]
-    changed = [k for k in listed if k in stored and (_update_date(listed[k]) is None
-                                                       or _update_date(listed[k]) != stored[k])]
-    removed = set(stored) - set(listed) if may_remove else set()
-    summary.new += len(new)
-    summary.changed += len(changed)
-    summary.unchanged += len(listed) - len(new) - len(changed)
-    summary.removed += len(removed)
-    to_write = new + changed
-    if not to_write and not removed:
-        return
-    synced_at = datetime.now(UTC)
-    for key in to_write:
-        record = _detail(client, staging, entity, key, listed[key], summary) if entity.fetch_detail else listed[key]
-        try:
-            flatten(entity, record, batch.rows, synced_at, day)
-        except RecordRejected as error:
-            summary.reject(f"{entity.key} {key}: {error}", record, day)
-    batch.delete |= set(to_write) | removed
-    batch.fetched += to_write
-    batch.days.append(day)
-    batch.documents += len(to_write) + len(removed)
+def _workers(client) -> int:
+    """Detail requests a run keeps in flight: the shared quota paces them all the same (at Precoro's 1 per
+    second, several in flight only hide latency); without limits (the simulator) they keep both ends busy."""
+    return max(1, int(getattr(client, "concurrent_requests", 1)))
 
 
-def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict, summary: SyncSummary) -> dict:
-    """The document's detail: from staging if a failed run already paid for it, else one GET."""
-    wanted = _update_date(header)
-    detail = staging.get(entity.name, key, wanted)
+def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: Iterable[tuple[str, dict]],
+                      summary: SyncSummary, workers: int) -> Iterator[tuple[str, dict]]:
+    """Each wanted document's detail, in the order asked for, fetched by up to `workers` threads at once.
+
+    At most 2 x `workers` details are fetched ahead of the caller, so memory stays flat however many documents
+    a run covers. Every fetched detail is staged the moment it arrives (by the thread that fetched it). If one
+    fetch fails (quota spent, Precoro down), the error reaches the caller at that document; fetches not yet
+    started are cancelled and those in flight are staged for the retry.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"precoro-{entity.name}")
+    ahead: deque[tuple[str, Future]] = deque()
+
+    def take() -> tuple[str, dict]:
+        key, future = ahead.popleft()
+        detail, from_staging = future.result()
+        if from_staging:
+            summary.details_from_staging += 1
+        else:
+            summary.details_fetched += 1
+        return key, detail
+
+    try:
+        for key, header in wanted:
+            ahead.append((key, pool.submit(_detail, client, staging, entity, key, header)))
+            if len(ahead) >= 2 * workers:
+                yield take()
+        while ahead:
+            yield take()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict) -> tuple[dict, bool]:
+    """The document's detail, and whether it came from staging (a failed run already paid for it)."""
+    detail = staging.get(entity.name, key, _update_date(header))
     if detail is not None:
-        summary.details_from_staging += 1
-        return detail
+        return detail, True
     detail = client.get_detail(entity.path, key)
-    summary.details_fetched += 1
     staging.put(entity.name, key, detail)
-    return detail
+    return detail, False
 
 
 def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False,

@@ -234,6 +234,7 @@ class PrecoroClient:
         max_attempts: int = 5,
         backoff_seconds: float = 2.0,
         max_rewalks: int = 3,
+        concurrent_requests: int = 4,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not token or not email:
@@ -253,6 +254,9 @@ class PrecoroClient:
         self.quota = quota
         self.max_attempts = max_attempts
         self.max_rewalks = max_rewalks
+        # How many requests callers may keep in flight from threads (the client is thread-safe; the quota
+        # paces them together). Read by the document sync for detail GETs.
+        self.concurrent_requests = max(1, concurrent_requests)
         scale = self.quota.limits.time_scale
         self._backoff = wait_exponential(multiplier=backoff_seconds / scale, max=60.0 / scale)
         self._http = httpx.Client(

@@ -45,6 +45,9 @@ class PrecoroResource(dg.ConfigurableResource):
                            description="Directory of the request ledger shared by every process.")
     max_wait_seconds: float = Field(
         default=600.0, description="Wait at most this long for quota; beyond it raise QuotaExhausted.")
+    concurrent_requests: int = Field(
+        default=4, ge=1, le=16, description="Detail requests a run keeps in flight. The shared quota paces them "
+        "all the same: at Precoro's 1 request/s they only hide latency.")
 
     _client: PrecoroClient | None = PrivateAttr(default=None)
 
@@ -60,7 +63,7 @@ class PrecoroResource(dg.ConfigurableResource):
             self._client = PrecoroClient(
                 self.api_token, self.email, base_url=self.base_url, region=self.region,
                 timeout_seconds=self.timeout_seconds, state_dir=self.state_dir, limits=self.limits(),
-                max_wait_seconds=self.max_wait_seconds,
+                max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
             )
         return self._client
 

@@ -2,13 +2,19 @@
 
 Each tick lists every document resource with `modifiedSince = cursor - overlap` (one request per
 resource when little changed), maps each changed document to its createDate day, drops those the
-warehouse already holds at that updateDate, and requests one run per (asset, day). The run key names
-the newest change it covers, so a tick that sees the same changes again requests nothing new.
-The cursor is the newest updateDate seen per resource.
+warehouse already holds at that updateDate, and requests one run per (asset, day). The run gets the
+changed documents' list rows in its config, so it fetches only their details and lists nothing again:
+the tick's list request is the only one the change costs. The run key names the newest change it covers,
+so a tick that sees the same changes again requests nothing new. The cursor is the newest updateDate
+seen per resource.
+
+What the sensor can't see is a document deleted in Precoro (it leaves no row to list): a normal
+materialization of its day (a backfill, or a re-materialization from the UI) lists the day and removes it.
 """
 
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -18,18 +24,31 @@ from ..api.errors import PrecoroError, QuotaExhausted
 from ..api.resource import PrecoroResource
 from ..sync import partition_day
 from ..warehouse import tables
-from ..warehouse.rows import parse_time
-from .ingest import asset_key
+from ..warehouse.rows import parse_time, to_json
+from .ingest import DocumentSyncConfig, asset_key
 from .resources import WarehouseResource
 
 OVERLAP = timedelta(minutes=5)  # tolerate clock skew and records committed late within a second
 
 
+# A day with more changed documents than this is listed again by its run instead of receiving the rows in its
+# run config (one list page of 200 costs one request, and the config stays small enough to show in the UI).
+MAX_CHANGES_IN_CONFIG = 200
+
+
+@dataclass
+class DayChanges:
+    """Documents of one day changed in Precoro and not yet in the warehouse at that version."""
+
+    last_change: datetime
+    rows: dict[str, dict]  # key -> the list row (for documents with details, only what the run needs)
+
+
 def changed_partitions(client, store, entity: Entity, since: datetime,
-                       first_day: date) -> tuple[dict[date, datetime], datetime | None, int]:
+                       first_day: date) -> tuple[dict[date, DayChanges], datetime | None, int]:
     """Days with documents changed since `since` that the warehouse doesn't hold yet; newest updateDate seen."""
     newest: datetime | None = None
-    candidates: dict[date, dict[str, datetime]] = {}
+    candidates: dict[date, dict[str, tuple[datetime, dict]]] = {}
     seen = 0
     for row in client.iter_rows(f"/{entity.path}", key=entity.key, modified_since=since - OVERLAP):
         seen += 1
@@ -40,16 +59,18 @@ def changed_partitions(client, store, entity: Entity, since: datetime,
             continue  # the partition run reports unusable records; the sensor only schedules
         newest = max(newest, updated) if newest else updated
         if day >= first_day:
-            candidates.setdefault(day, {})[str(row.get(entity.key))] = updated
+            kept = row if not entity.fetch_detail else {"updateDate": row["updateDate"]}
+            candidates.setdefault(day, {})[str(row.get(entity.key))] = (updated, kept)
     if not candidates:
         return {}, newest, seen
     stored = store.read(lambda con: tables.stored_versions_between(con, entity, min(candidates), max(candidates)))
     days = {}
     for day, changes in candidates.items():
         held = stored.get(day, {})
-        stale = [updated for key, updated in changes.items() if held.get(key) != updated]
+        stale = {key: (updated, row) for key, (updated, row) in changes.items() if held.get(key) != updated}
         if stale:
-            days[day] = max(stale)
+            days[day] = DayChanges(max(updated for updated, _ in stale.values()),
+                                   {key: row for key, (_, row) in stale.items()})
     return days, newest, seen
 
 
@@ -84,15 +105,16 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
                 cursor[entity.name] = newest.isoformat()
             context.log.info(f"{entity.name}: {seen} changed since {since:%Y-%m-%d %H:%M:%S}, "
                              f"{len(days)} partition(s) to refresh")
-            for day, last_change in sorted(days.items()):
+            for day, changes in sorted(days.items()):
                 key = day.isoformat()
                 if not partitions.has_partition_key(key):
                     continue
                 requests.append(dg.RunRequest(
-                    run_key=f"{entity.name}:{key}:{last_change.isoformat()}",
+                    run_key=f"{entity.name}:{key}:{changes.last_change.isoformat()}",
                     partition_key=key,
                     asset_selection=[asset_key(entity)],
-                    tags={"precoro/trigger": "change sensor"},
+                    run_config=_run_config(entity, changes),
+                    tags={"precoro/trigger": "change sensor", "precoro/changed": str(len(changes.rows))},
                 ))
         context.update_cursor(json.dumps(cursor))
         if not requests:
@@ -101,6 +123,14 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         return requests
 
     return precoro_changes
+
+
+def _run_config(entity: Entity, changes: DayChanges) -> dg.RunConfig:
+    """Hand the changed rows to the run, unless there are so many that listing the day is as cheap."""
+    if len(changes.rows) > MAX_CHANGES_IN_CONFIG:
+        return dg.RunConfig()
+    config = DocumentSyncConfig(changed_documents=to_json(changes.rows))
+    return dg.RunConfig(ops={asset_key(entity).to_python_identifier(): config})
 
 
 def _since(cursor_value: str | None, store, entity: Entity) -> datetime:

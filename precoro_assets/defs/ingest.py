@@ -6,14 +6,17 @@ did and what it spent, and checks what it wrote (keys, counts against Precoro's 
 """
 
 
+import json
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import dagster as dg
+from pydantic import Field
 
 from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.resource import PrecoroResource
-from ..sync import SyncSummary, sync_documents, sync_reference
+from ..sync import SyncSummary, sync_changed_documents, sync_documents, sync_reference
 from ..warehouse import tables
 from ..warehouse.rows import table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
@@ -130,16 +133,40 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
     return dg.MaterializeResult(asset_key=asset_key(entity), metadata=metadata)
 
 
+# A run stops whenever an hour's or a day's requests are spent (about 3 times per quota day at full speed) and
+# Dagster retries it when they are back: 30 stops let one backfill use about ten days of quota.
+QUOTA_STOP_RETRIES = 30
+
+
 def _quota_stop(context, error: QuotaExhausted) -> dg.RetryRequested:
     """The day's (or hour's) requests are spent: stop cleanly and let Dagster retry when they are back."""
     wait = max(1, int((error.resume_at - datetime.now(error.resume_at.tzinfo)).total_seconds()) + 1)
     context.log.warning(f"Precoro request quota spent ({error.window}); work resumes at "
                         f"{error.resume_at:%Y-%m-%d %H:%M:%S %Z} (in {timedelta(seconds=wait)}). "
                         "Details fetched so far are kept and will not be requested again.")
-    return dg.RetryRequested(max_retries=3, seconds_to_wait=wait)
+    return dg.RetryRequested(max_retries=QUOTA_STOP_RETRIES, seconds_to_wait=wait)
 
 
 # ---- factories ----------------------------------------------------------------------------------
+
+class DocumentSyncConfig(dg.Config):
+    changed_documents: str = Field(default="", description=(
+        "Set by the precoro_changes sensor: JSON {key: list row} of the documents it saw change on this day. "
+        "The run then fetches just those (no list request) and removes nothing. Empty (the default): list the "
+        "partition's days and bring them in line with Precoro, removals included."))
+
+
+def _changed_documents(config: DocumentSyncConfig, start: date, end: date) -> dict[str, dict] | None:
+    if not config.changed_documents:
+        return None
+    if start != end:
+        raise dg.Failure("changed_documents is for runs of one partition day (the change sensor's runs); "
+                         f"this run covers {start}..{end}. Launch it without that config.")
+    changed = json.loads(config.changed_documents, parse_float=Decimal)
+    if not isinstance(changed, dict) or not all(isinstance(row, dict) for row in changed.values()):
+        raise dg.Failure("changed_documents must be a JSON object of {key: list row}")
+    return changed
+
 
 def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
@@ -155,14 +182,20 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         metadata=definition_metadata(entity),
         check_specs=check_specs(entity),
     )
-    def _document(context: dg.AssetExecutionContext, precoro: PrecoroResource, warehouse: WarehouseResource):
+    def _document(context: dg.AssetExecutionContext, config: DocumentSyncConfig, precoro: PrecoroResource,
+                  warehouse: WarehouseResource):
         window = context.partition_time_window
         start, end = window.start.date(), (window.end - timedelta(days=1)).date()
+        changed = _changed_documents(config, start, end)
         store = warehouse.open()
         store.write(lambda con: tables.ensure_tables(con, entity))
         try:
-            summary = sync_documents(precoro.get_client(), store, warehouse.staging(), entity, start, end,
-                                     progress=context.log.info)
+            if changed is None:
+                summary = sync_documents(precoro.get_client(), store, warehouse.staging(), entity, start, end,
+                                         progress=context.log.info)
+            else:
+                summary = sync_changed_documents(precoro.get_client(), store, warehouse.staging(), entity, start,
+                                                 changed, progress=context.log.info)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
         for rejection in summary.rejected[:20]:

@@ -1,16 +1,22 @@
-"""Details fetched from Precoro but not yet written to the warehouse.
+"""Details fetched from Precoro but not yet written to the warehouse, and listings of stopped runs.
 
 A partition run fetches one detail per new or changed document, then writes the whole day at once.
 If the run dies in between, the details it paid for (requests are the scarce resource) wait here,
 keyed by the document's `updateDate`, and the retried run takes them instead of asking Precoro again.
-SQLite (stdlib) because many run processes write here at once and each detail must be durable the
-moment it is fetched; the warehouse itself is written once per partition.
+A run stopped by a spent quota also leaves the listing it walked, so its retry (hours later, when the quota is
+back) goes straight on with the details instead of paying for the list pages again.
+SQLite (stdlib) because many run processes write here at once and each detail must survive the death of
+its process the moment it is fetched (WAL with synchronous=NORMAL: a commit is in the OS before `put`
+returns, so kill -9 loses nothing; only a power cut could, and then the detail is simply fetched again).
+The warehouse itself is written once per batch of days. Safe to use from several threads.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,17 +30,25 @@ class DetailStaging:
     def __init__(self, directory: str | Path):
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(path / "staged_details.sqlite", timeout=60, isolation_level=None)
+        self._con = sqlite3.connect(path / "staged_details.sqlite", timeout=60, isolation_level=None,
+                                    check_same_thread=False)
+        self._lock = threading.Lock()  # one statement at a time on the shared connection
         self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS staged (entity TEXT, key TEXT, update_date TEXT, detail TEXT, "
             "PRIMARY KEY (entity, key))"
         )
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS listings (entity TEXT, first_day TEXT, last_day TEXT, saved_at REAL, "
+            "listing TEXT, PRIMARY KEY (entity, first_day, last_day))"
+        )
 
     def get(self, entity: str, key: str, at_least: datetime | None) -> dict | None:
         """The staged detail if it is at least as new as `at_least` (the list row's updateDate)."""
-        row = self._con.execute("SELECT update_date, detail FROM staged WHERE entity = ? AND key = ?",
-                                (entity, key)).fetchone()
+        with self._lock:
+            row = self._con.execute("SELECT update_date, detail FROM staged WHERE entity = ? AND key = ?",
+                                    (entity, key)).fetchone()
         if row is None:
             return None
         if at_least is not None and (row[0] is None or parse_time(row[0]) < at_least):
@@ -42,17 +56,45 @@ class DetailStaging:
         return json.loads(row[1], parse_float=Decimal)
 
     def put(self, entity: str, key: str, detail: dict) -> None:
-        self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
-                          (entity, key, detail.get("updateDate"), to_json(detail)))
+        text = to_json(detail)
+        with self._lock:
+            self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
+                              (entity, key, detail.get("updateDate"), text))
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""
-        self._con.executemany("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
+        with self._lock:
+            self._con.execute("BEGIN")
+            try:
+                self._con.executemany("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def save_listing(self, entity: str, first_day: str, last_day: str, listing: dict) -> None:
+        """Keep what a run listed for first_day..last_day, for its retry (see `take_listing`)."""
+        text = to_json(listing)
+        with self._lock:
+            self._con.execute("INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
+                              (entity, first_day, last_day, time.time(), text))
+
+    def take_listing(self, entity: str, first_day: str, last_day: str, max_age_seconds: float) -> dict | None:
+        """The listing a stopped run saved for exactly this range, if recent enough; it is used once."""
+        with self._lock:
+            row = self._con.execute("SELECT saved_at, listing FROM listings WHERE entity = ? AND first_day = ? "
+                                    "AND last_day = ?", (entity, first_day, last_day)).fetchone()
+            self._con.execute("DELETE FROM listings WHERE entity = ? AND first_day = ? AND last_day = ?",
+                              (entity, first_day, last_day))
+        if row is None or time.time() - row[0] > max_age_seconds:
+            return None
+        return json.loads(row[1], parse_float=Decimal)
 
     def count(self, entity: str | None = None) -> int:
-        if entity is None:
-            return self._con.execute("SELECT count(*) FROM staged").fetchone()[0]
-        return self._con.execute("SELECT count(*) FROM staged WHERE entity = ?", (entity,)).fetchone()[0]
+        with self._lock:
+            if entity is None:
+                return self._con.execute("SELECT count(*) FROM staged").fetchone()[0]
+            return self._con.execute("SELECT count(*) FROM staged WHERE entity = ?", (entity,)).fetchone()[0]
 
     def close(self) -> None:
         self._con.close()

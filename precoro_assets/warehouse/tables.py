@@ -259,6 +259,11 @@ def replace_rejected(con: duckdb.DuckDBPyConnection, entity: Entity, start: date
     else:
         con.execute(f"DELETE FROM {qualified(REJECTED)} WHERE entity = ? AND (partition_day BETWEEN ? AND ? "
                     "OR partition_day IS NULL)", [entity.name, start, end])
+    add_rejected(con, entity, rejected)
+
+
+def add_rejected(con: duckdb.DuckDBPyConnection, entity: Entity, rejected: list[dict]) -> None:
+    """Record records kept out by a sync that did not list everything (nothing earlier is known to be fixed)."""
     if rejected:
         con.register("rejected_rows", to_arrow(REJECTED_COLUMNS, [{"entity": entity.name, **r} for r in rejected]))
         try:

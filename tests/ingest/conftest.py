@@ -49,7 +49,7 @@ class Env:
         return today - timedelta(days=DAYS), today
 
     def materialize(self, selection: str | list[str], partition: str | None = None,
-                    partition_range: tuple[str, str] | None = None) -> dg.ExecuteInProcessResult:
+                    partition_range: tuple[str, str] | None = None, run_config=None) -> dg.ExecuteInProcessResult:
         keys = [selection] if isinstance(selection, str) else selection
         tags = {}
         if partition_range:
@@ -57,7 +57,7 @@ class Env:
                     "dagster/asset_partition_range_end": partition_range[1]}
         assets = [a for a in self.defs.assets if any(k.to_user_string() in keys for k in a.keys)]
         return dg.materialize(assets, partition_key=partition, instance=self.instance, resources=self.defs.resources,
-                              tags=tags, raise_on_error=False)
+                              tags=tags, raise_on_error=False, run_config=run_config)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return [tuple(row) for row in self.warehouse.query(sql, params).itertuples(index=False, name=None)]

@@ -38,6 +38,8 @@ def test_a_spent_quota_stops_the_run_cleanly_and_the_retry_finishes_without_payi
     log, _ = env.request_log(mark)
     details = [r["url"] for r in log if r["path"] == "/invoices/{idn}"]
     assert len(details) == len(set(details)) == len(invoices)  # every detail exactly once
+    pages = [r["url"] for r in log if r["path"] == "/invoices"]
+    assert pages and len(pages) == len(set(pages))  # the retry went on with the stopped run's listing
     assert differences(env, BY_NAME["invoices"], in_range=lambda r: first <= partition_day(r) <= end) == []
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["details reused from a failed run"].value > 0
