@@ -167,7 +167,8 @@ def parse_rate_limit(body: Any, now: datetime, limits: QuotaLimits | None = None
     """Read a 429: (RateLimit-Type, when to retry). Precoro puts both in the JSON body.
 
     `RateLimit-Retry-After` is "YYYY-MM-DD HH:MM:SS UTC", whole seconds: we add one second so a
-    truncated time can't send us back a moment too early. Without it we fall back to a
+    truncated time can't send us back a moment too early (the simulator under `scaled:F` shows
+    milliseconds, "... HH:MM:SS.mmm UTC": then we add one millisecond). Without it we fall back to a
     `Retry-After` header, then to the length of the window the type names.
     """
     limits = limits or QuotaLimits()
@@ -181,7 +182,9 @@ def parse_rate_limit(body: Any, now: datetime, limits: QuotaLimits | None = None
         except ValueError:
             moment = None
         if moment is not None:
-            return limit_type, _as_utc(moment) + timedelta(seconds=1)
+            fraction = cleaned.rpartition(".")[2] if "." in cleaned else ""
+            unit = timedelta(seconds=10 ** -len(fraction)) if fraction.isdigit() else timedelta(seconds=1)
+            return limit_type, _as_utc(moment) + unit
     if retry_after_header:
         try:
             return limit_type, now + timedelta(seconds=float(retry_after_header))
@@ -348,6 +351,8 @@ class PrecoroClient:
             )
         if failure is not None:
             raise failure
+        if response.status_code == 429:
+            self.quota.mark_refused(ticket)
         return self._handle(method, path, response)
 
     def _handle(self, method: str, path: str, response: httpx.Response) -> Any:

@@ -84,8 +84,13 @@ class QuotaLimits:
             raise ValueError("limits must be positive")
 
     def _scaled(self, seconds: float, margin: float, floor: float) -> float:
-        """A window in wall-clock seconds: scaled length plus a scaled margin (at least `floor`)."""
-        return seconds / self.time_scale + max(margin / self.time_scale, floor)
+        """A window in wall-clock seconds: scaled length plus a scaled margin (at least `floor`).
+
+        The floor guards a short but real window against scheduling jitter; it never exceeds ten times the
+        scaled window itself, so a simulator sped up beyond any limit (F >= 10^5, microsecond windows) is not
+        paced at the floor's rate."""
+        scaled = seconds / self.time_scale
+        return scaled + max(margin / self.time_scale, min(floor, 10 * scaled))
 
     @property
     def spacing(self) -> float:
@@ -307,6 +312,13 @@ class QuotaGuard:
             self._connection().execute(
                 "UPDATE requests SET started = MAX(started, ?) WHERE rowid = ?", (self._clock(), ticket)
             )
+
+    def mark_refused(self, ticket: int) -> None:
+        """A request answered 429 still counts in every window, but a refused GET was never served: Precoro
+        starts its identical-GET minute only for answered GETs, so the retry need not wait that minute."""
+        with self._lock:
+            self._connection().execute("UPDATE requests SET url_key = 'refused:' || rowid WHERE rowid = ?",
+                                       (ticket,))
 
     def record_rate_limited(self, until: datetime, limit_type: str) -> None:
         """Remember a 429 so that every process sends nothing before `until`."""

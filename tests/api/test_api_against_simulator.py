@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from datetime import UTC, datetime
@@ -57,6 +56,20 @@ def test_a_500_is_retried_only_once_the_identical_get_window_allows_it(simulator
     assert sim.rate_limited() == 0
 
 
+def test_a_get_refused_with_429_is_sent_again_without_waiting_the_identical_get_minute(simulator, make_client):
+    scale = 10  # identical-GET window: 6 s; the forced block: 1 s (the simulator may round it up a second)
+    sim = simulator(limits=f"scaled:{scale}")
+    sim.fault(kind="rate_limit", window="Minute limiter", retry_after=1, path="/invoices", count=1)
+    client = make_client(sim, scale=scale)
+
+    client.get("/invoices", per_page=10)
+
+    attempts = [entry for entry in sim.requests() if entry["path"] == "/invoices"]
+    assert [entry["status"] for entry in attempts] == [429, 200]
+    assert attempts[1]["url"] == attempts[0]["url"]
+    assert attempts[1]["time"] - attempts[0]["time"] < 60 / scale  # Precoro never served the refused GET
+
+
 def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simulator, state_dir):
     scale = 2  # 125 ms of spacing margin: scheduling jitter of a busy 2-core machine fits in it
     sim = simulator(limits=f"scaled:{scale}")
@@ -68,8 +81,9 @@ def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simul
     log = sim.requests()
     rejected = [entry for entry in log if entry["status"] == 429]
     assert len(rejected) == 1 and sim.stats()["rate_limited"] == {"Minute limiter": 1}
-    # the simulator's block lasted until the whole second after arrival + 2 s: nobody sent before it
-    blocked_until = math.ceil(rejected[0]["time"] + 2)
+    # the simulator's block lasted at least until arrival + 2 s (scaled, it keeps the retry time to the
+    # millisecond rather than rounding it up to the whole second): nobody sent before it
+    blocked_until = rejected[0]["time"] + 2
     later = [entry for entry in log if entry["time"] > rejected[0]["time"]]
     assert later and all(entry["time"] >= blocked_until for entry in later)
     assert {entry["path"] for entry in later} == {path for path, _, _ in jobs}, "every process went on"
