@@ -61,11 +61,13 @@ class Ours:
         assets = [a for a in self.defs.assets if isinstance(a, self.dg.AssetsDefinition) and set(a.keys) & keys]
         return selection, assets
 
-    def _run(self, assets: list, selection: Any, tags: dict, partition_key: str | None = None) -> dict:
+    def _run(self, assets: list, selection: Any, tags: dict, partition_key: str | None = None,
+             run_config: Any = None) -> dict:
         dg = self.dg
         # Step retries stay on, as in production: an asset stopped by QuotaExhausted asks Dagster to retry it
-        # when the quota window reopens (RetryRequested, at most 3 times).
-        run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        # when the quota window reopens (RetryRequested).
+        config = run_config.to_config_dict() if isinstance(run_config, dg.RunConfig) else dict(run_config or {})
+        run_config = {**config, "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
         result = dg.materialize(assets, instance=self.instance, resources=self.resources, selection=selection,
                                 partition_key=partition_key, tags=tags, run_config=run_config, raise_on_error=False)
         materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
@@ -93,7 +95,8 @@ class Ours:
         outcomes = []
         for request in runs:
             selection = dg.AssetSelection.assets(*request.asset_selection)
-            outcomes.append(self._run(assets, selection, dict(request.tags), partition_key=request.partition_key))
+            outcomes.append(self._run(assets, selection, dict(request.tags), partition_key=request.partition_key,
+                                      run_config=request.run_config))
         return {"ok": all(o["ok"] for o in outcomes), "partition_runs": len(runs),
                 "failures": [f for o in outcomes for f in o["failures"]],
                 "skip_reason": evaluation.skip_message}
