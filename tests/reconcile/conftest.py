@@ -12,12 +12,13 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import httpx
+import precoro_env
 import pytest
 
 from precoro_assets import settings
@@ -25,7 +26,6 @@ from precoro_assets.definitions import build_definitions
 from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.simulator import RunningSimulator, start_simulator
-from precoro_assets.warehouse.store import Warehouse
 from precoro_assets.writeback.outbox import Outbox
 
 SEED, DAYS, DOCUMENTS = 7, 20, 300
@@ -35,19 +35,9 @@ RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/re
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, sim: RunningSimulator, home: Path) -> settings.Settings:
-    monkeypatch.setenv("PRECORO_API_TOKEN", sim.token)
-    monkeypatch.setenv("PRECORO_EMAIL", sim.email)
-    monkeypatch.setenv("PRECORO_BASE_URL", sim.url)
-    monkeypatch.setenv("PRECORO_START_DATE", (datetime.now(UTC).date() - timedelta(days=DAYS)).isoformat())
-    monkeypatch.setenv("PRECORO_HOME", str(home))
-    monkeypatch.setenv("PRECORO_TIME_SCALE", "1000")
-    monkeypatch.delenv("PRECORO_WAREHOUSE", raising=False)
-    monkeypatch.delenv("PRECORO_STATE_DIR", raising=False)
-    monkeypatch.delenv("PRECORO_LEDGER_DIR", raising=False)
-    monkeypatch.delenv("PRECORO_WRITEBACK_SEND", raising=False)
-    config = settings.load()
-    assert not config.using_simulator
-    return config
+    """As the shared `point_at`, with any warehouse, state, ledger or send setting from the shell unset."""
+    return precoro_env.point_at(monkeypatch, sim, home, DAYS, PRECORO_WAREHOUSE=None, PRECORO_STATE_DIR=None,
+                                PRECORO_LEDGER_DIR=None, PRECORO_WRITEBACK_SEND=None)
 
 
 def definitions(config: settings.Settings) -> dg.Definitions:
@@ -60,23 +50,13 @@ def definitions(config: settings.Settings) -> dg.Definitions:
                           resources={**defs.resources, "precoro": precoro})
 
 
-@dataclass
-class Env:
-    sim: RunningSimulator
-    config: settings.Settings
-    defs: dg.Definitions
-    instance: dg.DagsterInstance
+class Env(precoro_env.SimEnv):
+    """Runs must succeed; exports keep amounts exact; plus the reconciliation, outbox and write-back."""
 
     # ---- Dagster ----
     def materialize(self, keys: list[str], partition_range: tuple[str, str] | None = None
                     ) -> dg.ExecuteInProcessResult:
-        tags = {}
-        if partition_range:
-            tags = {"dagster/asset_partition_range_start": partition_range[0],
-                    "dagster/asset_partition_range_end": partition_range[1]}
-        assets = [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)
-                  and any(k.to_user_string() in keys for k in a.keys)]
-        result = dg.materialize(assets, instance=self.instance, resources=self.defs.resources, tags=tags)
+        result = self.materialize_keys(keys, partition_range=partition_range)
         assert result.success
         return result
 
@@ -97,11 +77,6 @@ class Env:
         return result.output_for_node("write_back")
 
     # ---- simulator ----
-    def control(self, method: str, path: str, **kwargs) -> dict:
-        response = httpx.request(method, f"{self.sim.url}/_sim/{path}", timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
     def export(self, resource: str) -> list[dict]:
         """Ground truth: every record of a resource, amounts as exact Decimals."""
         response = httpx.get(f"{self.sim.url}/_sim/export/{resource}", timeout=30)
@@ -109,10 +84,10 @@ class Env:
         return json.loads(response.content, parse_float=Decimal)["data"]
 
     def request_mark(self) -> int:
-        return self.control("GET", "requests?since=0")["next"]
+        return self.request_log()[1]
 
     def requests_since(self, mark: int) -> list[dict]:
-        return self.control("GET", f"requests?since={mark}")["requests"]
+        return self.request_log(mark)[0]
 
     def writes_since(self, mark: int) -> Counter:
         """Write requests Precoro answered since `mark`, as (method, path) -> count."""
@@ -121,15 +96,8 @@ class Env:
 
     # ---- local state ----
     @property
-    def warehouse(self) -> Warehouse:
-        return Warehouse(self.config.warehouse)
-
-    @property
     def outbox(self) -> Outbox:
         return Outbox(self.config.state_dir / "outbox.sqlite")
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        return [tuple(row) for row in self.warehouse.query(sql, params).itertuples(index=False, name=None)]
 
 
 @dataclass
