@@ -12,13 +12,14 @@ import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -69,6 +70,39 @@ def _json_default(value: object) -> object:
 def to_json(payload: object) -> bytes:
     # PHP's json_encode escapes non-ASCII by default, as Precoro's answers do
     return json.dumps(payload, default=_json_default, ensure_ascii=True).encode()
+
+
+class JsonCache:
+    """Records already serialised with `to_json` (a detail, or a document's list row), least recently used
+    out first once they pass `budget` bytes.
+
+    An entry is valid while its resource's version (`Company.versions`) is unchanged: every change to a
+    record moves that version before the app lock is released (`Company.add`, `touch`, `delete`; the few
+    edits the generator makes without them are to a record it has just added, or happen while the company
+    is being built), so a stale entry is never served. The same rule keeps `Company.select`'s cache right.
+    """
+
+    def __init__(self, budget: int = 512 * 1024 * 1024):
+        self.budget = budget
+        self.size = 0
+        self._entries: OrderedDict[tuple[str, int, bool], tuple[int, bytes]] = OrderedDict()
+
+    def get(self, record: Record, version: int, header: bool, make: Callable[[], object]) -> bytes:
+        key = (record.resource, record.id, header)
+        entries = self._entries
+        found = entries.get(key)
+        if found is not None:
+            if found[0] == version:
+                entries.move_to_end(key)
+                return found[1]
+            del entries[key]
+            self.size -= len(found[1])
+        encoded = to_json(make())
+        entries[key] = (version, encoded)
+        self.size += len(encoded)
+        while self.size > self.budget and entries:
+            self.size -= len(entries.popitem(last=False)[1][1])
+        return encoded
 
 
 def nest_form(pairs: Iterable[tuple[str, str]]) -> dict:
@@ -212,20 +246,51 @@ URLS = Map([
 ], strict_slashes=False)
 
 
+def route(method: str, path: str, environ: dict) -> tuple[str, dict]:
+    """(endpoint, arguments) of a request, or NotFound / MethodNotAllowed.
+
+    The two routes nearly every request takes, `GET /{resource}` and `GET /{resource}/{key}`, are matched
+    directly; they are what `URLS` answers for such paths. Everything else goes through `URLS`.
+    """
+    if method == "GET":
+        parts = path.split("/")
+        if len(parts) == 2 and parts[1] in RESOURCES:
+            return "list", {"resource": parts[1]}
+        if len(parts) == 3 and parts[1] in RESOURCES and parts[2]:
+            return "detail", {"resource": parts[1], "key": parts[2]}
+    return URLS.bind_to_environ(environ).match()
+
+
+class JsonAnswer:
+    """A JSON answer as a WSGI application: the status line and headers werkzeug's Response gives
+    (`200 OK`, Content-Type, Content-Length) without building one for every request."""
+
+    __slots__ = ("status", "body")
+
+    def __init__(self, status: int, body: bytes):
+        self.status = status
+        self.body = body
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        start_response(f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'unknown').upper()}",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(self.body)))])
+        return [self.body]
+
+
 def path_template(endpoint: str, args: dict) -> str:
     """The request's route with the key named, e.g. `/invoices/{idn}` (for statistics and fault rules)."""
     resource = args.get("resource", "")
+    if endpoint in ("list", "create"):
+        return f"/{resource}"
     spec = RESOURCES.get(resource)
     key = "{" + (spec.key if spec else "id") + "}"
+    if endpoint in ("detail", "replace", "patch"):
+        return f"/{resource}/{key}"
+    if endpoint == "workflow":
+        return f"/{resource}/{key}/{args.get('action')}"
     return {
         "attachment": "/attachments/{id}",
         "create_receipt": "/receipts/{purchase_order_id}",
-        "list": f"/{resource}",
-        "create": f"/{resource}",
-        "detail": f"/{resource}/{key}",
-        "replace": f"/{resource}/{key}",
-        "patch": f"/{resource}/{key}",
-        "workflow": f"/{resource}/{key}/{args.get('action')}",
         "option_create": f"/{resource}/{{id}}/options",
         "option_write": f"/{resource}/{{id}}/options/{{optionId}}",
     }.get(endpoint, "(unknown)")
@@ -251,6 +316,7 @@ class SimulatorApp:
             if self._pristine is None or self._fingerprint() != self._pristine:
                 self.company, self.builder = build_company(self.config.seed, self.config.days, self.config.documents)
                 self._pristine = self._fingerprint()
+                self.json_cache = JsonCache()  # keyed by the versions of this company's resources
             # else: nothing has changed the company since it was built today, and rebuilding it would give
             # the very same one (the same records, ids and random state): keep it
             self.limiter = RateLimiter(self.config.limits, self.clock)
@@ -275,22 +341,21 @@ class SimulatorApp:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
         if request.path.startswith("/_sim"):
-            response = self.control(request)
+            response: Response | JsonAnswer = self.control(request)
         else:
             response = self.precoro(request, environ)
         return response(environ, start_response)
 
     # ---- Precoro's API ----------------------------------------------------------------------------
 
-    def precoro(self, request: Request, environ: dict) -> Response:
+    def precoro(self, request: Request, environ: dict) -> Response | JsonAnswer:
         # The server stamps each request when its first line is read, before werkzeug parses the rest, so
         # that a busy machine doesn't squeeze the arrival times of well-spaced requests together.
         arrival = environ.get("sim.arrival") if self.clock is time.time else None
         arrival = arrival or self.clock()
         method = request.method
-        adapter = URLS.bind_to_environ(environ)
         try:
-            endpoint, args = adapter.match()
+            endpoint, args = route(method, request.path, environ)
             template = path_template(endpoint, args)
         except (NotFound, MethodNotAllowed) as exc:
             endpoint, args, template = None, {}, "(no route)"
@@ -335,7 +400,7 @@ class SimulatorApp:
         try:
             with self.lock:
                 result = self._dispatch(endpoint, args, request, content_rules)
-            status, body = 200, result if isinstance(result, Response) else to_json(result)
+            status, body = 200, result if isinstance(result, (bytes, Response)) else to_json(result)
         except ApiError as error:
             status, body = error.status, to_json(error.body)
         except Invalid as invalid:
@@ -351,12 +416,12 @@ class SimulatorApp:
         return (request.headers.get("X-AUTH-TOKEN") == self.token
                 and (request.headers.get("email") or "").lower() == self.email)
 
-    def _too_many(self, entry: dict, rejection: Rejection) -> Response:
+    def _too_many(self, entry: dict, rejection: Rejection) -> JsonAnswer:
         self.rate_limited[rejection.limit_type] += 1
         return self._finish(entry, 429, to_json(rejection.body()),
                             rate_limit_type=rejection.limit_type)
 
-    def _transport_fault(self, rule: FaultRule, entry: dict, environ: dict) -> Response | None:
+    def _transport_fault(self, rule: FaultRule, entry: dict, environ: dict) -> JsonAnswer | None:
         """Answer for a fault that replaces the normal answer, or None to go on (slow, lost, malformed)."""
         if rule.kind == "error":
             status = int(rule.options.get("status", 500))
@@ -370,14 +435,14 @@ class SimulatorApp:
         return None
 
     def _finish(self, entry: dict, status: int, body: bytes | Response,
-                rate_limit_type: str | None = None) -> Response:
+                rate_limit_type: str | None = None) -> Response | JsonAnswer:
         """Record the answer in the statistics and the request log (status 0 = connection dropped)."""
         with self.lock:
             self.counts[(entry["method"], entry["path"], status)] += 1
             entry.update(status=status, rate_limit_type=rate_limit_type)
         if isinstance(body, Response):
             return body
-        return Response(body, status=status or 500, content_type="application/json")
+        return JsonAnswer(status or 500, body)
 
     def _dispatch(self, endpoint: str, args: dict, request: Request, content_rules: list[FaultRule]) -> object:
         if endpoint == "attachment":
@@ -420,7 +485,7 @@ class SimulatorApp:
 
     # ---- reads ------------------------------------------------------------------------------------
 
-    def list(self, resource: str, request: Request, content_rules: list[FaultRule]) -> dict:
+    def list(self, resource: str, request: Request, content_rules: list[FaultRule]) -> dict | bytes:
         args = request.args
         page = parse_int("page", args.get("page", "1"))
         per_page = parse_int("per_page", args.get("per_page", str(DEFAULT_PER_PAGE)))
@@ -437,18 +502,32 @@ class SimulatorApp:
         total_pages = max(1, -(-total // per_page))
         chunk = rows[(page - 1) * per_page: page * per_page]
         spec = RESOURCES[resource]
+        pagination = {"total": total, "count": len(chunk), "per_page": per_page, "current_page": page,
+                      "total_pages": total_pages, "has_next_page": page < total_pages, "links": {}}
+        if not content_rules:
+            # The very bytes `to_json` gives for the page below (its separators are ", " and ": "), from
+            # rows serialised once per version of the resource.
+            version = self.company.versions[resource]
+            cache, company = self.json_cache, self.company
+            if spec.is_document:
+                rows_json = [cache.get(r, version, True, lambda r=r: company.header(r)) for r in chunk]
+            else:
+                rows_json = [cache.get(r, version, False, lambda r=r: r.data) for r in chunk]
+            return b"".join((b'{"data": [', b", ".join(rows_json), b'], "meta": ',
+                             to_json({"pagination": pagination}), b"}"))
         data = [self.company.header(r) if spec.is_document else self.company.detail(r) for r in chunk]
         data = [self._alter(row, content_rules) for row in data]
-        pagination = {"total": total, "count": len(data), "per_page": per_page, "current_page": page,
-                      "total_pages": total_pages, "has_next_page": page < total_pages, "links": {}}
         if any(rule.kind == "legacy_pagination" for rule in content_rules):
             del pagination["has_next_page"]
         return {"data": data, "meta": {"pagination": pagination}}
 
-    def detail(self, resource: str, key: str, content_rules: list[FaultRule]) -> dict:
+    def detail(self, resource: str, key: str, content_rules: list[FaultRule]) -> dict | bytes:
         if not RESOURCES[resource].has_detail:
             raise ApiError(405, {"error": f'No route found for "GET /{resource}/{key}": Method Not Allowed'})
-        return self._alter(self.company.detail(self._record(resource, key)), content_rules)
+        record = self._record(resource, key)
+        if not content_rules:  # serialised straight from the record (under the lock): no copy needed
+            return self.json_cache.get(record, self.company.versions[resource], False, lambda: record.data)
+        return self._alter(self.company.detail(record), content_rules)
 
     def attachment(self, key: str) -> Response:
         attachment = self.company.attachments.get(parse_int("id", key)) if key.isdigit() else None
@@ -757,8 +836,9 @@ class SimulatorApp:
     def control(self, request: Request) -> Response:
         try:
             payload = self._control(request)
-            return Response(json.dumps(payload, default=_json_default, ensure_ascii=False),
-                            content_type="application/json")
+            text = payload if isinstance(payload, str) else json.dumps(payload, default=_json_default,
+                                                                       ensure_ascii=False)
+            return Response(text, content_type="application/json")
         except BadRule as error:
             return Response(json.dumps({"error": str(error)}), status=400, content_type="application/json")
         except HTTPException as error:
@@ -793,6 +873,10 @@ class SimulatorApp:
             self.reset()
             return {"reset": True}
         if action == "export" and request.method == "GET" and len(parts) == 3:
+            if parts[2] in RESOURCES:  # serialised under the lock, straight from the records: no copies
+                with self.lock:
+                    return json.dumps({"data": [r.data for r in self.company.all(parts[2])]},
+                                      default=_json_default, ensure_ascii=False)
             return self.export(parts[2])
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
 

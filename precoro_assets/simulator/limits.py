@@ -3,7 +3,9 @@
 All at once: 1 request per second, no identical GET within 60 s, 300 per minute, 1,500 per hour and
 3,000 per day. Every request counts, 429s included, and after a 429 every request fails until the
 window passes. Windows are sliding (the strictest reading: a client that passes here also passes
-fixed calendar windows). Hand-written rather than pyrate-limiter because we must *reproduce* Precoro's
+fixed calendar windows). A 429's retry time is rounded up to the whole second as Precoro shows it; sped
+up (`scaled:F`, F != 1) it is rounded up to the millisecond instead, since a whole wall-clock second
+would be F simulated seconds. Hand-written rather than pyrate-limiter because we must *reproduce* Precoro's
 answers (which window, when to retry, counting rejected requests), not pace a client.
 """
 
@@ -78,10 +80,15 @@ class Rejection:
 
     limit_type: str
     limit: int
-    retry_at: float  # epoch seconds, already rounded up to the whole second Precoro shows
+    retry_at: float  # epoch seconds, already rounded up to what the body shows (see `RateLimiter.rounded`)
+    milliseconds: bool = False  # the body shows milliseconds (scaled limits) instead of Precoro's whole seconds
 
     def body(self) -> dict:
-        retry = datetime.fromtimestamp(self.retry_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        moment = datetime.fromtimestamp(self.retry_at, UTC)
+        retry = moment.strftime("%Y-%m-%d %H:%M:%S")
+        if self.milliseconds:  # e.g. 2026-11-21 06:12:21.350 UTC
+            retry += f".{moment.microsecond // 1000:03d}"
+        retry += " UTC"
         return {"error": "Too many requests for this endpoint", "RateLimit-Type": self.limit_type,
                 "RateLimit-Retry-After": retry, "RateLimit-Limit": self.limit}
 
@@ -155,9 +162,17 @@ class RateLimiter:
             if not rejections:
                 return blocked
         worst = max(rejections, key=lambda r: r.retry_at)
-        worst.retry_at = float(math.ceil(worst.retry_at))
+        worst.retry_at, worst.milliseconds = self.rounded(worst.retry_at)
         state.blocked = worst
         return worst
+
+    def rounded(self, moment: float) -> tuple[float, bool]:
+        """A retry time rounded up to what a 429 shows, and whether that is milliseconds: Precoro's whole
+        second at real speed, the millisecond when time is scaled (a whole second of wall-clock time would
+        turn a one-second block into F simulated seconds)."""
+        if self.limits.scale == 1:
+            return float(math.ceil(moment)), False
+        return math.ceil(moment * 1000) / 1000, True
 
     def force(self, token: str, limit_type: str, limit: int, retry_after_seconds: float,
               method: str = "GET", url_key: str | None = None) -> Rejection:
@@ -174,7 +189,7 @@ class RateLimiter:
         retry_at = now + retry_after_seconds
         if self.limits.enabled:
             retry_at = max(retry_at, now + 1 / self.limits.scale)
-        rejection = Rejection(limit_type, limit, float(math.ceil(retry_at)))
+        rejection = Rejection(limit_type, limit, *self.rounded(retry_at))
         state.blocked = rejection
         return rejection
 

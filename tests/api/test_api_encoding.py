@@ -100,6 +100,12 @@ class TestRateLimitBody:
         assert limit_type == "Route based limiter by minute"
         assert retry_at == datetime(2025, 12, 16, 9, 0, 50, tzinfo=UTC)
 
+    def test_a_retry_time_with_milliseconds_gets_one_millisecond_of_rounding(self):
+        """The simulator under `scaled:F` (F != 1) shows the retry time to the millisecond."""
+        body = {"RateLimit-Type": "Second limiter", "RateLimit-Retry-After": "2025-12-16 09:00:49.350 UTC"}
+        _, retry_at = parse_rate_limit(body, self.NOW)
+        assert retry_at == datetime(2025, 12, 16, 9, 0, 49, 351000, tzinfo=UTC)
+
     def test_without_a_body_time_the_header_is_used(self):
         _, retry_at = parse_rate_limit({"RateLimit-Type": "Minute limiter"}, self.NOW, retry_after_header="30")
         assert retry_at == self.NOW + timedelta(seconds=30)

@@ -22,6 +22,8 @@ RESOURCES = DOCUMENTS + REFERENCE
 WITH_DETAIL = DOCUMENTS + ["suppliers", "items"]  # GET /{resource}/{key}
 PAGINATION_FIELDS = {"total", "count", "per_page", "current_page", "total_pages", "has_next_page", "links"}
 RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+# Under `scaled:F` (F != 1) the simulator keeps the retry time to the millisecond: "%Y-%m-%d %H:%M:%S.mmm UTC".
+SCALED_RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 
 
 def key_of(resource: str) -> str:
@@ -65,7 +67,9 @@ def amount(value: object) -> Decimal:
 
 
 def retry_time(body: dict) -> datetime:
-    return datetime.strptime(body["RateLimit-Retry-After"], RETRY_AFTER_FORMAT).replace(tzinfo=UTC)
+    text = body["RateLimit-Retry-After"]
+    form = SCALED_RETRY_AFTER_FORMAT if "." in text else RETRY_AFTER_FORMAT
+    return datetime.strptime(text, form).replace(tzinfo=UTC)
 
 
 def sleep_until(when: datetime, margin: float = 0.02) -> None:

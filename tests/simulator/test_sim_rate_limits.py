@@ -22,16 +22,20 @@ SECOND = 1
 MINUTE, HOUR, DAY = 60, 3600, 86400
 PER_MINUTE, PER_HOUR, PER_DAY = 300, 1500, 3000
 RETRY_AFTER = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
+# scaled:F (F != 1): to the millisecond, since a whole wall-clock second would be F simulated seconds
+SCALED_RETRY_AFTER = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} UTC$")
 
 
 def check_429(response: httpx.Response, sent_at: float, limit_type: str | None = None,
-              limit: int | None = None) -> dict:
-    """A 429 in Precoro's shape: error, RateLimit-Type, RateLimit-Retry-After (in the future), RateLimit-Limit."""
+              limit: int | None = None, scaled: bool = False) -> dict:
+    """A 429 in Precoro's shape: error, RateLimit-Type, RateLimit-Retry-After (in the future), RateLimit-Limit.
+    `scaled`: the simulator runs `scaled:F` with F != 1, and the retry time shows milliseconds."""
     assert response.status_code == 429, f"{response.status_code}: {response.text[:300]}"
     body = response.json()
     assert isinstance(body["error"], str) and body["error"]
     assert isinstance(body["RateLimit-Type"], str)
-    assert RETRY_AFTER.match(body["RateLimit-Retry-After"]), body["RateLimit-Retry-After"]
+    pattern = SCALED_RETRY_AFTER if scaled else RETRY_AFTER
+    assert pattern.match(body["RateLimit-Retry-After"]), body["RateLimit-Retry-After"]
     assert retry_time(body).timestamp() > sent_at, "the retry time is in the future"
     assert isinstance(body["RateLimit-Limit"], int)
     assert "retry-after" not in response.headers, "the retry time is in the body, not in a header"
@@ -82,7 +86,7 @@ def test_waiting_for_the_retry_time_of_the_last_429_lets_the_next_request_throug
         sent_at, response = send(api, "/taxes", {"page": page})
         if response.status_code == 200:  # (a stall of more than 0.1 s just after a block ended)
             continue
-        retry = retry_time(check_429(response, sent_at, "Second limiter", 1))
+        retry = retry_time(check_429(response, sent_at, "Second limiter", 1, scaled=True))
         if first_block_end is None:
             first_block_end = retry
         elif next_block_end is None and retry > first_block_end:
@@ -92,6 +96,24 @@ def test_waiting_for_the_retry_time_of_the_last_429_lets_the_next_request_throug
 
     assert retry.timestamp() >= last_arrival + SECOND / scale
     sleep_until(retry)
+    assert api.get("/taxes", params={"page": page}).status_code == 200
+
+
+def test_under_scaled_limits_the_retry_time_is_rounded_up_to_the_millisecond_not_the_second(simulator):
+    """Precoro shows whole seconds; sped up, a whole wall-clock second would be F simulated seconds (a block
+    of one scaled second would last up to F), so the simulator keeps the retry time to the millisecond."""
+    scale = 10  # a second lasts 0.1 s
+    api = simulator(limits=f"scaled:{scale}")
+    for page in range(1, 50):  # back to back: one of them lands within 0.1 s of the one before
+        sent_at, response = send(api, "/taxes", {"page": page})
+        if response.status_code == 429:
+            break
+
+    body = check_429(response, sent_at, "Second limiter", 1, scaled=True)
+    refused_at = api.requests()[-1]["time"]
+    retry = retry_time(body).timestamp()
+    assert refused_at + SECOND / scale - 1e-6 <= retry < refused_at + SECOND / scale + 0.002
+    sleep_until(retry_time(body), margin=0.005)
     assert api.get("/taxes", params={"page": page}).status_code == 200
 
 
@@ -151,7 +173,7 @@ def test_an_identical_get_passes_once_its_retry_time_has_come(simulator):
     time.sleep(2 / scale)
 
     sent_at, again = send(api, "/suppliers", {"page": 1})
-    body = check_429(again, sent_at, "Route based limiter by minute", 1)
+    body = check_429(again, sent_at, "Route based limiter by minute", 1, scaled=True)
     sleep_until(retry_time(body))
 
     assert api.get("/suppliers", params={"page": 1}).status_code == 200
@@ -185,7 +207,8 @@ def test_the_301st_request_of_a_minute_is_rejected_by_the_minute_limiter(simulat
     api = simulator(limits=f"scaled:{scale}")
     started = time.time()
     answers = [send(api, "/taxes", {"page": n}) for n in range(1, PER_MINUTE)]  # 299, back to back
-    blocked = [check_429(response, sent_at) for sent_at, response in answers if response.status_code == 429]
+    blocked = [check_429(response, sent_at, scaled=True) for sent_at, response in answers
+               if response.status_code == 429]
     assert len(blocked) >= PER_MINUTE - 10
     assert "Minute limiter" not in {b["RateLimit-Type"] for b in blocked}
     sleep_until(max(retry_time(b) for b in blocked))
@@ -197,12 +220,12 @@ def test_the_301st_request_of_a_minute_is_rejected_by_the_minute_limiter(simulat
 
     assert time.time() - started < MINUTE / scale - 1, "(the premise: all 301 within one scaled minute)"
     assert the_300th.status_code == 200
-    body = check_429(the_301st, sent_at, "Minute limiter", PER_MINUTE)
+    body = check_429(the_301st, sent_at, "Minute limiter", PER_MINUTE, scaled=True)
     arrivals = [entry["time"] for entry in api.requests()]
     assert len(arrivals) == PER_MINUTE + 1
     # it may pass once all but 299 of the minute's requests have left the window
     assert retry_time(body).timestamp() >= arrivals[1] + MINUTE / scale
-    assert retry_time(body).timestamp() < arrivals[2] + MINUTE / scale + 1
+    assert retry_time(body).timestamp() < arrivals[1] + MINUTE / scale + 0.002  # rounded up to the millisecond
     stats = api.stats()
     assert stats["quota"]["minute"] == stats["quota"]["hour"] == stats["quota"]["day"] == PER_MINUTE + 1
     assert stats["quota"]["blocked_until"] is not None
@@ -239,7 +262,7 @@ def test_the_3001st_request_of_a_day_is_rejected_by_the_daily_limiter(simulator)
     sent_at, the_3001st = send(api, "/taxes", {"page": page + 1})
 
     assert time.time() - started < DAY / scale, "(the premise: all 3,001 within one scaled day)"
-    body = check_429(the_3001st, sent_at, "Daily limiter", PER_DAY)
+    body = check_429(the_3001st, sent_at, "Daily limiter", PER_DAY, scaled=True)
     arrivals = [entry["time"] for entry in api.requests()]
     assert retry_time(body).timestamp() >= arrivals[1] + DAY / scale
     stats = api.stats()
@@ -257,7 +280,7 @@ def test_429s_are_counted_by_type_and_the_quota_shows_each_windows_usage(simulat
     for page in (1, 1, 2, 3):  # back to back: the first passes, the second repeats it, the rest are blocked
         sent_at, response = send(api, "/taxes", {"page": page})
         if response.status_code == 429:
-            seen[check_429(response, sent_at)["RateLimit-Type"]] += 1
+            seen[check_429(response, sent_at, scaled=True)["RateLimit-Type"]] += 1
 
     stats = api.stats()
 
