@@ -31,9 +31,8 @@ class Settings:
 
     workdir: Path
     parts: tuple[str, ...] = ("efficiency", "quota", "throughput")
-    # Request efficiency: a small company at Precoro's real limits, not sped up. Scaling shrinks a client's
-    # safety margins below this machine's scheduling jitter, and the simulator rounds 429 retry times to whole
-    # wall-clock seconds, which under scaling turns a one-second block into up to F seconds (see README).
+    # Request efficiency: a small company at Precoro's real limits, not sped up: scaling shrinks a client's
+    # safety margins below this machine's scheduling jitter (see README).
     efficiency_documents: int = 30
     efficiency_days: int = 7
     efficiency_scale: float = 1.0
