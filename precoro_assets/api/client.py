@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -257,9 +258,8 @@ class PrecoroClient:
         self.quota = quota
         self.max_attempts = max_attempts
         self.max_rewalks = max_rewalks
-        # How many requests callers may keep in flight from threads (the client is thread-safe; the quota
-        # paces them together). Read by the document sync for detail GETs.
-        self.concurrent_requests = max(1, concurrent_requests)
+        self._concurrent_requests = max(1, concurrent_requests)
+        self._send_turn = threading.Lock()
         scale = self.quota.limits.time_scale
         self._backoff = wait_exponential(multiplier=backoff_seconds / scale, max=60.0 / scale)
         self._http = httpx.Client(
@@ -271,6 +271,21 @@ class PrecoroClient:
 
     def __repr__(self) -> str:
         return f"PrecoroClient(base_url={self.base_url!r})"
+
+    @property
+    def concurrent_requests(self) -> int:
+        """How many requests callers may keep in flight from threads (the client is thread-safe and the budget
+        paces them together); the document sync uses it for detail GETs.
+
+        Threads add a few milliseconds of jitter between a request's slot and its arrival (the GIL switches
+        every 5 ms, on our side and the server's). At Precoro's pace the 250 ms margin absorbs that, and with
+        no real limit (a sped-up simulator whose second lasts microseconds) there is nothing to break; in
+        between (a simulator sped up 100-10,000x, margins of a few ms) requests go one at a time."""
+        limits = self.quota.limits
+        margin = limits.spacing - 1.0 / limits.per_second / limits.time_scale
+        if margin >= 0.05 or limits.spacing < 0.0001:
+            return self._concurrent_requests
+        return 1
 
     def __enter__(self) -> PrecoroClient:
         return self
@@ -330,25 +345,34 @@ class PrecoroClient:
         if rejected_at is not None:
             raise PrecoroAuthError(method=method, path=path, detail=(
                 f"these credentials were rejected at {rejected_at:%H:%M:%S} UTC, so nothing was sent"))
-        ticket = self.quota.acquire(method, normalized_url(path, params))
-
-        def trace(event: str, info: Mapping[str, Any]) -> None:
-            # httpcore reports the moment the request starts going out, after connect/TLS.
-            if event.endswith("send_request_headers.started"):
-                self.quota.mark_sent(ticket)
-
-        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else None
-        failure: PrecoroConnectionError | None = None
+        # The send turn: a thread holds it from taking its slot in the budget until its request is on the wire,
+        # so threads of one process leave in the order and at the spacing the budget gave them (a thread
+        # waiting for the GIL between the two could otherwise be overtaken by the next one).
+        turn = _SendTurn(self._send_turn)
         try:
-            response = self._http.request(method, path, params=params, content=body, headers=headers,
-                                          extensions={"trace": trace})
-        except httpx.TransportError as error:
-            # Raised outside this block so the httpx error (its request carries the token
-            # header) is not chained onto ours.
-            failure = PrecoroConnectionError(
-                self._redact(f"no answer from Precoro for {method} {path}: {type(error).__name__}: {error}"),
-                method=method, path=path, never_sent=isinstance(error, httpx.ConnectError | httpx.ConnectTimeout),
-            )
+            ticket = self.quota.acquire(method, normalized_url(path, params))
+
+            def trace(event: str, info: Mapping[str, Any]) -> None:
+                # httpcore reports the moment the request starts going out, after connect/TLS.
+                if event.endswith("send_request_headers.started"):
+                    self.quota.mark_sent(ticket)
+                elif event.endswith("send_request_headers.complete"):
+                    turn.release()
+
+            headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else None
+            failure: PrecoroConnectionError | None = None
+            try:
+                response = self._http.request(method, path, params=params, content=body, headers=headers,
+                                              extensions={"trace": trace})
+            except httpx.TransportError as error:
+                # Raised outside this block so the httpx error (its request carries the token
+                # header) is not chained onto ours.
+                failure = PrecoroConnectionError(
+                    self._redact(f"no answer from Precoro for {method} {path}: {type(error).__name__}: {error}"),
+                    method=method, path=path, never_sent=isinstance(error, httpx.ConnectError | httpx.ConnectTimeout),
+                )
+        finally:
+            turn.release()
         if failure is not None:
             raise failure
         if response.status_code == 429:
@@ -535,6 +559,19 @@ class PrecoroClient:
         if not data:
             raise ValueError("give external_id and/or external_integration_log")
         return self.patch(f"/{resource.strip('/')}/{quote(str(key), safe='')}", data)
+
+
+class _SendTurn:
+    """One request's hold on the client's send turn, released once (when its headers are out, or on failure)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._held = lock.acquire()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()
 
 
 def _pagination(body: Any) -> Mapping[str, Any]:

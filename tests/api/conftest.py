@@ -40,10 +40,10 @@ def make_client(state_dir: Path) -> Iterator[Callable[..., PrecoroClient]]:
     clients: list[PrecoroClient] = []
 
     def make(sim: Sim, scale: float = 1000.0, max_wait_seconds: float = 30, token: str | None = None,
-             timeout_seconds: float = 10.0, **limits) -> PrecoroClient:
+             timeout_seconds: float = 10.0, concurrent_requests: int = 4, **limits) -> PrecoroClient:
         client = PrecoroClient(token or sim.token, sim.email, base_url=sim.url, state_dir=state_dir,
                                limits=QuotaLimits(time_scale=scale, **limits), max_wait_seconds=max_wait_seconds,
-                               timeout_seconds=timeout_seconds)
+                               timeout_seconds=timeout_seconds, concurrent_requests=concurrent_requests)
         clients.append(client)
         return client
 

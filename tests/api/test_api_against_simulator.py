@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -39,6 +40,25 @@ def test_three_processes_share_one_budget_and_never_get_a_429(simulator, state_d
     for (path, key, _), result in zip(jobs, results, strict=True):
         expected = sorted(str(row[key]) for row in sim.export(path.strip("/")))
         assert result["keys"] == expected and result["rows"] == len(expected)
+
+
+@pytest.mark.parametrize("scale", [2, 1000])
+def test_threads_sharing_one_client_leave_at_the_budgets_pace_and_get_no_429(simulator, make_client, scale):
+    # at 2x the 125 ms margin absorbs thread jitter; at 1000x (margins of 2 ms) the client sends one at a time
+    sim = simulator(limits=f"scaled:{scale}", documents=1200 if scale > 2 else 50)
+    client = make_client(sim, scale=scale, concurrent_requests=4)
+    keys = [row["idn"] for row in client.iter_rows("/invoices", key="idn")][:300]
+    assert len(keys) >= (300 if scale > 2 else 8)
+    workers = client.concurrent_requests
+    assert workers == (4 if scale == 2 else 1)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        details = list(pool.map(lambda key: client.get_detail("invoices", key), keys))
+
+    assert [d["idn"] for d in details] == keys
+    assert sim.rate_limited() == 0, [(e["url"], e["rate_limit_type"]) for e in sim.requests() if e["status"] == 429]
+    arrivals = sorted(e["time"] for e in sim.requests())
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 1 / scale
 
 
 def test_a_500_is_retried_only_once_the_identical_get_window_allows_it(simulator, make_client):
