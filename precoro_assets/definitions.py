@@ -48,7 +48,9 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
             description="Reference data changes rarely: every 6 hours costs about 40 requests a day."),
             maintenance_schedule],
         sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
-                 build_writeback_sensor()],
+                 # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
+                 reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
+                 build_writeback_sensor(min(config.sensor_interval_seconds, 60))],
         resources={
             "precoro": PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"),
@@ -63,6 +65,16 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
             "outbox": OutboxResource(path=str(config.state_dir / "outbox.sqlite")),
         },
     )
+
+
+def reconcile_automation_sensor(interval_seconds: int) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the reconciliation group's automation conditions (defs/reconcile.py) in the daemon."""
+    return dg.AutomationConditionSensorDefinition(
+        "precoro_reconcile_automation", target=dg.AssetSelection.groups(RECONCILIATION_GROUP),
+        minimum_interval_seconds=interval_seconds, default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Loads the ledger when it is missing and hourly, and reconciles after the synced invoices, "
+                    "payments, purchase orders or the ledger changed. It only queues write-backs: the sensor "
+                    "precoro_writeback launches them, a dry run unless PRECORO_WRITEBACK_SEND=1.")
 
 
 defs = build_definitions(settings.load())

@@ -5,6 +5,11 @@
 - `precoro/reconciliation_invoices` + `precoro/reconciliation_ledger` + `precoro/writeback_outbox`: classify
   every invoice and ledger record, and queue the write-backs that would make both sides agree. Nothing is
   sent to Precoro here; the write-back job does that (see defs/writeback.py).
+
+Both can follow the data on their own: with the sensor `precoro_reconcile_automation` running (stopped by
+default; see definitions.py) the ledger is loaded when it has never been and every hour, and the reconciliation
+runs after the synced invoices, payments, purchase orders or the ledger changed, once no run is still updating
+them. That only queues write-backs: sending stays the write-back job's, a dry run unless sending is switched on.
 """
 
 
@@ -32,6 +37,25 @@ RECONCILIATION_LEDGER = dg.AssetKey(["precoro", "reconciliation_ledger"])
 WRITEBACK_OUTBOX = dg.AssetKey(["precoro", "writeback_outbox"])
 PRECORO_INPUTS = [asset_key(BY_NAME[name]) for name in ("invoices", "payments", "purchase_orders")]
 
+# Declarative automation, evaluated by the automation sensor `precoro_reconcile_automation` (definitions.py).
+# Unlike AutomationCondition.eager(), the first evaluation does not count as "handled": an asset that is missing
+# when the sensor is switched on is materialized. A request is handled once Dagster launched it (a failed run is
+# retried by dagster.yaml's run_retries, not requested again and again).
+_HANDLED = dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated()
+# The ledger has no upstream in Dagster (its files come from the accounting side): load it when it is missing,
+# then every hour.
+LEDGER_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.cron_tick_passed("0 * * * *")).since(_HANDLED)
+    & ~dg.AutomationCondition.in_progress()
+).with_label("when missing, then hourly")
+# After any input changed, once no run or backfill is still writing one of them. Unlike eager(), a document
+# partition never synced holds nothing back: the change sensor syncs only the days that changed.
+RECONCILIATION_AUTOMATION = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since(_HANDLED)
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after its inputs change")
+
 
 class LedgerResource(dg.ConfigurableResource):
     """The accounting side: where its exports are read from and where documents are offered to it."""
@@ -58,11 +82,13 @@ def schema(columns: tuple[Column, ...]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
 
 
-def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey]) -> dg.AssetSpec:
+def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey],
+         automation: dg.AutomationCondition = RECONCILIATION_AUTOMATION) -> dg.AssetSpec:
     name, description, columns = layout
     return dg.AssetSpec(key, description=f"{description}\n\nTable `precoro.{name}`.", deps=deps, group_name=GROUP,
                         kinds={"duckdb"}, metadata={"dagster/column_schema": schema(columns),
-                                                    "dagster/table_name": f"precoro.{name}"})
+                                                    "dagster/table_name": f"precoro.{name}"},
+                        automation_condition=automation)
 
 
 def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
@@ -75,7 +101,8 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 
 @dg.multi_asset(
     name="ledger",
-    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, []), spec(LEDGER_BILLS, tables.LEDGER_BILLS, [])],
+    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [], LEDGER_AUTOMATION),
+           spec(LEDGER_BILLS, tables.LEDGER_BILLS, [], LEDGER_AUTOMATION)],
     description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
 )
 def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
