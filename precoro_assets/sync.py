@@ -94,6 +94,7 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     stored_by_day = warehouse.read(lambda con: tables.stored_versions_between(con, entity, start, end))
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary, may_remove=list_complete)
              for day in _days(start, end)]
+    summary.listed_per_day = {plan.day.isoformat(): len(plan.listed) for plan in plans}
     try:
         _apply(client, warehouse, staging, entity, plans, summary, progress)
     except QuotaExhausted:
@@ -160,8 +161,7 @@ def sync_changed_documents(client, warehouse, staging: DetailStaging, entity: En
     summary = SyncSummary(entity.name)
     summary.listed = len(changed)
     stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, day, day)).get(day, {})
-    plan = _plan_day(day, changed, {k: stored[k] for k in changed if k in stored}, summary, may_remove=False)
-    summary.listed_per_day.clear()  # the day was not listed: there is no count to check it against
+    plan = _plan_day(day, changed, stored, summary, may_remove=False)  # listed_per_day stays empty: no count
     progress(f"{entity.name}: {len(changed)} document(s) of {day} changed in Precoro, "
              f"{len(plan.to_write)} not in the warehouse at that version")
     _apply(client, warehouse, staging, entity, [plan], summary, progress)
@@ -228,7 +228,6 @@ def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | N
     """Compare one day's list with the warehouse: what is new or changed, and what was removed.
 
     Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
-    summary.listed_per_day[day.isoformat()] = len(listed)
     new = [k for k in listed if k not in stored]
     changed = [k for k in listed if k in stored and (_update_date(listed[k]) is None
                                                        or _update_date(listed[k]) != stored[k])]
@@ -274,8 +273,8 @@ class _Batch:
 
 
 def _workers(client) -> int:
-    """Detail requests a run keeps in flight: the shared quota paces them all the same (at Precoro's 1 per
-    second, several in flight only hide latency); without limits (the simulator) they keep both ends busy."""
+    """Detail requests a run keeps in flight: the client says how many its pacing allows (see
+    PrecoroClient.concurrent_requests)."""
     return max(1, int(getattr(client, "concurrent_requests", 1)))
 
 
