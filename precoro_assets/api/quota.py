@@ -99,6 +99,12 @@ class QuotaLimits:
         return self._scaled(interval, interval * self.spacing_margin, self.spacing_floor_seconds)
 
     @property
+    def unpaced(self) -> bool:
+        """Sped up so far (the simulator with no real limits) that a second lasts less than clocks and
+        schedulers can hold: spacing requests precisely protects nothing."""
+        return self.spacing < 0.0001
+
+    @property
     def identical_get_window(self) -> float:
         return self._scaled(self.identical_get_seconds, self.window_margin_seconds, self.margin_floor_seconds)
 
@@ -173,6 +179,22 @@ CREATE TABLE IF NOT EXISTS rejected_credentials (
 # that keeps sending failing requests, and a wrong token stays wrong until someone changes it.
 REJECTED_CREDENTIALS_SECONDS = 600.0
 
+# Everything the rules need about the ledger, in one statement: a request pays for its slot in the budget
+# with one round trip to SQLite instead of six. The windows are QuotaLimits.windows(), by name.
+_RULES_QUERY = """
+SELECT (SELECT until FROM blocks WHERE token_key = :key),
+       (SELECT limit_type FROM blocks WHERE token_key = :key),
+       (SELECT MAX(started) FROM requests WHERE token_key = :key),
+       (SELECT MAX(started) FROM requests WHERE token_key = :key AND url_key = :url AND method = 'GET'),
+       (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :minute),
+       (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :hour),
+       (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :day)
+"""
+
+# Requests older than every window are deleted from the ledger at most this often (by each process): rows
+# past their windows are ignored by every rule anyway, so pruning is housekeeping, not part of a decision.
+PRUNE_EVERY_SECONDS = 1.0
+
 
 class QuotaGuard:
     """Reserve a slot in the shared budget before each request (see the module docstring)."""
@@ -196,6 +218,7 @@ class QuotaGuard:
         self._lock = threading.Lock()  # one transaction at a time per process
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
+        self._pruned_at = float("-inf")
         self.spent = 0
 
     def __repr__(self) -> str:
@@ -224,28 +247,18 @@ class QuotaGuard:
                         url_key: str) -> tuple[float, str]:
         """The earliest moment every rule allows this request, and the rule that decides it."""
         key = self._key
+        windows = self.limits.windows()
+        row = conn.execute(_RULES_QUERY, {"key": key, "url": url_key,
+                                          **{name: now - length for name, length, _ in windows}}).fetchone()
+        blocked_until, block_type, last, same = row[:4]
         candidates: list[tuple[float, str]] = [(now, "none")]
-
-        row = conn.execute("SELECT until, limit_type FROM blocks WHERE token_key = ?", (key,)).fetchone()
-        if row is not None and row[0] > now:
-            candidates.append((row[0], row[1]))
-
-        (last,) = conn.execute("SELECT MAX(started) FROM requests WHERE token_key = ?", (key,)).fetchone()
+        if blocked_until is not None and blocked_until > now:
+            candidates.append((blocked_until, block_type))
         if last is not None:
             candidates.append((last + self.limits.spacing, "second"))
-
-        if method == "GET":
-            (same,) = conn.execute(
-                "SELECT MAX(started) FROM requests WHERE token_key = ? AND url_key = ? AND method = 'GET'",
-                (key, url_key),
-            ).fetchone()
-            if same is not None:
-                candidates.append((same + self.limits.identical_get_window, "identical GET"))
-
-        for name, length, limit in self.limits.windows():
-            (used,) = conn.execute(
-                "SELECT COUNT(*) FROM requests WHERE token_key = ? AND started > ?", (key, now - length)
-            ).fetchone()
+        if method == "GET" and same is not None:
+            candidates.append((same + self.limits.identical_get_window, "identical GET"))
+        for (name, length, limit), used in zip(windows, row[4:], strict=True):
             if used >= limit:
                 # The window frees a slot when its (used - limit + 1)-th oldest start leaves it.
                 (oldest,) = conn.execute(
@@ -254,7 +267,6 @@ class QuotaGuard:
                     (key, now - length, used - limit),
                 ).fetchone()
                 candidates.append((oldest + length, name))
-
         return max(candidates)
 
     def acquire(self, method: str, url_key: str) -> int:
@@ -277,11 +289,13 @@ class QuotaGuard:
                             "INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
                             (self._key, now, method, url_key),
                         ).lastrowid
-                        longest = max(length for _, length, _ in self.limits.windows())
-                        conn.execute(
-                            "DELETE FROM requests WHERE token_key = ? AND started < ?",
-                            (self._key, now - max(longest, self.limits.identical_get_window)),
-                        )
+                        if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                            longest = max(length for _, length, _ in self.limits.windows())
+                            conn.execute(
+                                "DELETE FROM requests WHERE token_key = ? AND started < ?",
+                                (self._key, now - max(longest, self.limits.identical_get_window)),
+                            )
+                            self._pruned_at = now
                         conn.execute("COMMIT")
                         self.spent += 1
                         return int(ticket or 0)
