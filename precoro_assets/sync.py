@@ -13,15 +13,19 @@ with a periodic full refresh (which also removes what Precoro no longer lists).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
+from . import detail_processes
 from .api.catalogue import Entity
-from .api.errors import QuotaExhausted
+from .api.client import detail_from_body
+from .api.errors import PrecoroServerError, QuotaExhausted
 from .warehouse import tables
 from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
 from .warehouse.staging import DetailStaging
@@ -54,6 +58,12 @@ class SyncSummary:
         """Keep a record out of its table, with the reason; it goes to precoro.rejected_records."""
         self.rejected.append({"partition_day": day, "reason": reason, "raw": to_json(record),
                               "seen_at": datetime.now(UTC)})
+
+    def count_detail(self, from_staging: bool) -> None:
+        if from_staging:
+            self.details_from_staging += 1
+        else:
+            self.details_fetched += 1
 
     def add_written(self, written: dict[str, int]) -> None:
         for table, count in written.items():
@@ -175,10 +185,15 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
            summary: SyncSummary, progress: Callable[[str], None]) -> None:
     """Fetch what the plans need (details in parallel, staged) and write the days in batches."""
     wanted = [(key, plan.listed[key]) for plan in plans for key in plan.to_write]
+    # A new document of these days may still be stored under another day (its createDate moved): its old rows
+    # must go. One query for the whole run, so a first sync deletes nothing (a DuckLake delete reads every
+    # file of the table it deletes from, the child tables' included).
+    new = {key for plan in plans for key in plan.to_write if key not in plan.replaced}
+    moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new else set()
     if entity.fetch_detail:
         records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
     else:
-        records = (pair for pair in wanted)  # the list row is the whole record
+        records = ((key, row, None) for key, row in wanted)  # the list row is the whole record
     try:
         batch = _Batch()
         for plan in plans:
@@ -186,13 +201,13 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
                 continue
             synced_at = datetime.now(UTC)
             for key in plan.to_write:
-                fetched_key, record = next(records)
+                fetched_key, record, text = next(records)
                 assert fetched_key == key, (fetched_key, key)  # noqa: S101 - details come in the order asked
                 try:
-                    flatten(entity, record, batch.rows, synced_at, plan.day)
+                    flatten(entity, record, batch.rows, synced_at, plan.day, raw_text=text)
                 except RecordRejected as error:
                     summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
-            batch.add(plan)
+            batch.add(plan, moved)
             if batch.documents >= WRITE_BATCH_DOCUMENTS:
                 batch.flush(warehouse, staging, entity, summary, progress)
                 batch = _Batch()
@@ -221,6 +236,7 @@ class _DayPlan:
     listed: dict[str, dict]
     to_write: list[str]
     removed: set[str]
+    replaced: set[str]  # the documents of to_write whose older version is stored
 
 
 def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | None],
@@ -236,7 +252,7 @@ def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | N
     summary.changed += len(changed)
     summary.unchanged += len(listed) - len(new) - len(changed)
     summary.removed += len(removed)
-    return _DayPlan(day, listed, new + changed, removed)
+    return _DayPlan(day, listed, new + changed, removed, set(changed))
 
 
 @dataclass
@@ -249,15 +265,16 @@ class _Batch:
     days: list[date] = field(default_factory=list)
     documents: int = 0
 
-    def add(self, plan: _DayPlan) -> None:
-        self.delete |= set(plan.to_write) | plan.removed
+    def add(self, plan: _DayPlan, moved: set[str]) -> None:
+        """Take a day's plan; `moved`: new documents of the run whose rows are stored under another day."""
+        self.delete |= plan.replaced | plan.removed | (moved & set(plan.to_write))
         self.fetched += plan.to_write
         self.days.append(plan.day)
         self.documents += len(plan.to_write) + len(plan.removed)
 
     def flush(self, warehouse, staging: DetailStaging, entity: Entity, summary: SyncSummary,
               progress: Callable[[str], None]) -> None:
-        if not self.delete:
+        if not self.documents:
             return
 
         def write(con) -> dict[str, int]:
@@ -278,30 +295,34 @@ def _workers(client) -> int:
     return max(1, int(getattr(client, "concurrent_requests", 1)))
 
 
-def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: Iterable[tuple[str, dict]],
-                      summary: SyncSummary, workers: int) -> Iterator[tuple[str, dict]]:
-    """Each wanted document's detail, in the order asked for, fetched by up to `workers` threads at once.
+def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
+                      summary: SyncSummary, workers: int) -> Iterator[tuple[str, dict, str | None]]:
+    """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
+    to `workers` threads at once, or by worker processes when there are many (see detail_processes).
 
-    At most 2 x `workers` details are fetched ahead of the caller, so memory stays flat however many documents
-    a run covers. Every fetched detail is staged the moment it arrives (by the thread that fetched it). If one
-    fetch fails (quota spent, Precoro down), the error reaches the caller at that document; fetches not yet
-    started are cancelled and those in flight are staged for the retry.
+    Only a few details are fetched ahead of the caller, so memory stays flat however many documents a run
+    covers. Every fetched detail is staged the moment it arrives (by whoever fetched it). If one fetch fails
+    (quota spent, Precoro down), the error reaches the caller at that document; fetches not yet started are
+    cancelled and those in flight are staged for the retry.
     """
+    staged = staging.keys(entity.name)
+    if detail_processes.wanted(client, len(wanted), workers):
+        processes = detail_processes.DetailWorkers.start(client, staging, workers)
+        if processes is not None:
+            yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged)
+            return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"precoro-{entity.name}")
     ahead: deque[tuple[str, Future]] = deque()
 
-    def take() -> tuple[str, dict]:
+    def take() -> tuple[str, dict, str | None]:
         key, future = ahead.popleft()
-        detail, from_staging = future.result()
-        if from_staging:
-            summary.details_from_staging += 1
-        else:
-            summary.details_fetched += 1
-        return key, detail
+        detail, text, from_staging = future.result()
+        summary.count_detail(from_staging)
+        return key, detail, text
 
     try:
         for key, header in wanted:
-            ahead.append((key, pool.submit(_detail, client, staging, entity, key, header)))
+            ahead.append((key, pool.submit(_detail, client, staging, entity, key, header, staged)))
             if len(ahead) >= 2 * workers:
                 yield take()
         while ahead:
@@ -310,14 +331,57 @@ def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: It
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict) -> tuple[dict, bool]:
-    """The document's detail, and whether it came from staging (a failed run already paid for it)."""
-    detail = staging.get(entity.name, key, _update_date(header))
-    if detail is not None:
-        return detail, True
-    detail = client.get_detail(entity.path, key)
-    staging.put(entity.name, key, detail)
-    return detail, False
+def _details_from_processes(processes: detail_processes.DetailWorkers, client, staging: DetailStaging,
+                            entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
+                            staged: set[str]) -> Iterator[tuple[str, dict, str | None]]:
+    """`_details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
+    documents = [(key, detail_processes.iso(_update_date(header)), key in staged) for key, header in wanted]
+    size = detail_processes.CHUNK
+    ahead: deque[Future] = deque()
+    try:
+        for first in range(0, len(documents), size):
+            ahead.append(processes.submit(detail_processes.Chunk(entity.path, entity.name,
+                                                                 documents[first:first + size])))
+            if len(ahead) >= processes.ahead:
+                yield from _fetched(client, staging, entity, summary, ahead.popleft())
+        while ahead:
+            yield from _fetched(client, staging, entity, summary, ahead.popleft())
+    finally:
+        processes.close()
+
+
+def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
+             future: Future) -> Iterator[tuple[str, dict, str | None]]:
+    fetched: detail_processes.Fetched = future.result()
+    client.quota.spent += fetched.spent  # the workers' requests are this run's too
+    for key, text, from_staging in fetched.details:
+        summary.count_detail(from_staging)
+        try:
+            try:
+                body = json.loads(text, parse_float=Decimal) if text.strip() else None
+            except json.JSONDecodeError:
+                raise PrecoroServerError(f"Precoro sent unreadable JSON for {entity.path}/{key}",
+                                         path=f"/{entity.path}/{key}") from None
+            detail, raw = detail_from_body(entity.path, key, body, text)
+        except PrecoroServerError:
+            staging.forget(entity.name, [key])  # the retry asks Precoro again instead of reusing a broken answer
+            raise
+        yield key, detail, raw
+    if fetched.error is not None:
+        raise fetched.error
+
+
+def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,
+            staged: set[str]) -> tuple[dict, str | None, bool]:
+    """The document's detail, its JSON text as received, and whether it came from staging (a failed run
+    already paid for it). `staged`: the keys staging held when the run began."""
+    if key in staged:
+        found = staging.get(entity.name, key, _update_date(header))
+        if found is not None:
+            return found[0], found[1], True
+    detail, text = client.get_detail_with_text(entity.path, key)
+    staging.put(entity.name, key, detail, text)
+    return detail, text, False
 
 
 def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False,

@@ -9,10 +9,11 @@ A record without its key cannot be stored in its table; it is rejected with the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 
 import pyarrow as pa
 
@@ -82,57 +83,88 @@ def parse_time(value: object) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _decimal_scale(type_: str) -> int:
-    return int(type_.rstrip(")").split(",")[1])
+def _whole_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _decimal(type_: str) -> Callable[[object], Decimal]:
+    exponent = Decimal(1).scaleb(-int(type_.rstrip(")").split(",")[1]))
+
+    def to_decimal(value: object) -> Decimal:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = value if isinstance(value, Decimal) else Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if not number.is_finite():
+            raise ValueError(f"expected a finite number, got {value!r}")
+        scaled = number.quantize(exponent)
+        if scaled != number:
+            raise ValueError(f"{value!r} has more decimals than {type_} keeps")
+        return scaled
+
+    return to_decimal
+
+
+def _timestamp(value: object) -> datetime:
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an ISO 8601 datetime, got {value!r}") from None
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true"):
+        return True
+    if str(value).lower() in ("0", "false"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+@cache
+def _converter(type_: str) -> Callable[[object], object]:
+    """The function that reads a JSON value as a column type, chosen once per type (flattening runs per field)."""
+    if type_ in ("BIGINT", "INTEGER"):
+        return _whole_number
+    if type_.startswith("DECIMAL"):
+        return _decimal(type_)
+    if type_ == "TIMESTAMPTZ":
+        return _timestamp
+    if type_ == "BOOLEAN":
+        return _boolean
+    if type_ == "VARCHAR":
+        return _text
+    raise ValueError(f"no conversion to {type_}")
 
 
 def convert(value: object, type_: str) -> object:
     """A JSON value as the Python value of a DuckDB column type; raises ValueError when it can't be."""
     if value is None or value == "" and type_ != "VARCHAR":
         return None
-    if type_ in ("BIGINT", "INTEGER"):
-        if isinstance(value, bool):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise ValueError(f"expected a whole number, got {value!r}")
-        return int(number)
-    if type_.startswith("DECIMAL"):
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"expected a number, got {value!r}") from None
-        if not number.is_finite():
-            raise ValueError(f"expected a finite number, got {value!r}")
-        scaled = number.quantize(Decimal(1).scaleb(-_decimal_scale(type_)))
-        if scaled != number:
-            raise ValueError(f"{value!r} has more decimals than {type_} keeps")
-        return scaled
-    if type_ == "TIMESTAMPTZ":
-        try:
-            return parse_time(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected an ISO 8601 datetime, got {value!r}") from None
-    if type_ == "BOOLEAN":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true"):
-            return True
-        if str(value).lower() in ("0", "false"):
-            return False
-        raise ValueError(f"expected true or false, got {value!r}")
-    if type_ == "VARCHAR":
-        if isinstance(value, (dict, list)):
-            return json.dumps(value, ensure_ascii=False, default=str)
-        if isinstance(value, Decimal):
-            return format(value, "f")
-        return str(value)
-    raise ValueError(f"no conversion to {type_}")
+    return _converter(type_)(value)
 
 
 def to_json(record: object) -> str:
@@ -150,16 +182,25 @@ def _json_value(value: object) -> object:
     return str(value)
 
 
+@cache
+def _reader(source: str) -> tuple[bool, tuple[str, ...]]:
+    """A column's source as (read from the outer element, path steps), parsed once."""
+    return source.startswith("^"), tuple(source.lstrip("^").split("."))
+
+
 def _typed(columns: Iterable[Column], source: dict, table: str, key: str, problems: list[Problem],
            outer: dict | None = None) -> dict:
     row = {}
     for column in columns:
-        if column.source.startswith("^"):
-            raw_value = value_at(outer or {}, column.source[1:])
-        else:
-            raw_value = value_at(source, column.source)
+        from_outer, steps = _reader(column.source)
+        node: object = (outer or {}) if from_outer else source
+        for step in steps:
+            node = node.get(step) if isinstance(node, dict) else None
+        if node is None or node == "" and column.type != "VARCHAR":
+            row[column.name] = None
+            continue
         try:
-            row[column.name] = convert(raw_value, column.type)
+            row[column.name] = _converter(column.type)(node)
         except ValueError as error:
             row[column.name] = None
             problems.append(Problem(table, key, column.name, str(error)))
@@ -192,14 +233,16 @@ def record_key(entity: Entity, record: dict) -> str:
 
 
 def flatten(entity: Entity, record: dict, rows: Rows, synced_at: datetime,
-            partition_day: date | None = None) -> None:
-    """Add the rows one record contributes to its entity's table and child tables."""
+            partition_day: date | None = None, raw_text: str | None = None) -> None:
+    """Add the rows one record contributes to its entity's table and child tables.
+
+    `raw_text` is the record's JSON as Precoro sent it, when the caller has it (kept as `raw` unchanged)."""
     key = record_key(entity, record)
     extras = {"synced_at": synced_at}
     if entity.partitioned:
         extras["partition_day"] = partition_day
     parent = _typed(entity.columns, record, entity.name, key, rows.problems)
-    parent.update(raw=to_json(record), **extras)
+    parent.update(raw=raw_text if raw_text is not None else to_json(record), **extras)
     rows.add(entity.name, parent)
     parent_key = {entity.parent_column: parent[entity.key]}
     for child in entity.children:

@@ -30,6 +30,7 @@ class DetailStaging:
     def __init__(self, directory: str | Path):
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
+        self.directory = path
         self._con = sqlite3.connect(path / "staged_details.sqlite", timeout=60, isolation_level=None,
                                     check_same_thread=False)
         self._lock = threading.Lock()  # one statement at a time on the shared connection
@@ -44,8 +45,9 @@ class DetailStaging:
             "listing TEXT, PRIMARY KEY (entity, first_day, last_day))"
         )
 
-    def get(self, entity: str, key: str, at_least: datetime | None) -> dict | None:
-        """The staged detail if it is at least as new as `at_least` (the list row's updateDate)."""
+    def get(self, entity: str, key: str, at_least: datetime | None) -> tuple[dict, str] | None:
+        """The staged detail and its JSON text, if it is at least as new as `at_least` (the list row's
+        updateDate)."""
         with self._lock:
             row = self._con.execute("SELECT update_date, detail FROM staged WHERE entity = ? AND key = ?",
                                     (entity, key)).fetchone()
@@ -53,13 +55,21 @@ class DetailStaging:
             return None
         if at_least is not None and (row[0] is None or parse_time(row[0]) < at_least):
             return None
-        return json.loads(row[1], parse_float=Decimal)
+        return json.loads(row[1], parse_float=Decimal), row[1]
 
-    def put(self, entity: str, key: str, detail: dict) -> None:
-        text = to_json(detail)
+    def keys(self, entity: str) -> set[str]:
+        """Keys with a staged detail: one query up front spares a lookup per document when nothing is staged."""
         with self._lock:
-            self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
-                              (entity, key, detail.get("updateDate"), text))
+            return {k for (k,) in self._con.execute("SELECT key FROM staged WHERE entity = ?", (entity,))}
+
+    def put(self, entity: str, key: str, detail: dict, text: str | None = None) -> None:
+        """Stage a detail; `text` is its JSON as received (serialized from `detail` when not given)."""
+        self.put_text(entity, key, detail.get("updateDate"), text if text is not None else to_json(detail))
+
+    def put_text(self, entity: str, key: str, update_date: str | None, text: str) -> None:
+        """Stage a detail's JSON text as received, with its updateDate (or the list row's, which is not newer)."""
+        with self._lock:
+            self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)", (entity, key, update_date, text))
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""

@@ -127,6 +127,17 @@ def _key_list(entity: Entity, keys: set[str]) -> list:
     return sorted(keys) if entity.key == "idn" else sorted(int(k) for k in keys)
 
 
+def keys_present(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> set[str]:
+    """Which of these keys the entity's table holds (on any day)."""
+    if not keys:
+        return set()
+    key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR) FROM {qualified(entity.name)} "
+                       f"WHERE {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))",
+                       [_key_list(entity, keys)]).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def delete_records(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
     """Remove records (and their child rows) by key."""
     if not keys:

@@ -1,0 +1,202 @@
+"""Detail requests of a big run, sent from worker processes.
+
+Why processes: when the rate limits don't hold a sync back (the simulator sped up or off, where the benchmarks
+run), it is CPU-bound, and a Python process does its CPU work one thread at a time. Each detail costs about as
+much to request (HTTP, the shared request ledger, staging) as to parse, flatten and write, so requesting in
+other processes lets the run's own process spend its time on the warehouse. At Precoro's real pace (1 request
+per second) the workers simply wait their turn in the shared budget, like threads would.
+
+Each worker has its own PrecoroClient over the same request ledger and its own connection to the detail
+staging, so every rule of the budget and every guarantee of staging (a fetched detail survives the run's death)
+hold exactly as in the run's process. A worker returns each detail's JSON text as received, never a parsed
+object: text crosses a process boundary far cheaper than a tree of dicts and Decimals.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .api.client import PrecoroClient, detail_path
+from .warehouse.rows import parse_time
+from .warehouse.staging import DetailStaging
+
+logger = logging.getLogger(__name__)
+
+# A run fetches details from processes only from this many details on: starting the workers costs about a
+# second, which a run of fewer details (a change-sensor run, a day's partition) would not win back.
+MIN_DETAILS = 500
+
+# Worker processes, at most: with one, its own GIL bounds it (about 1,100 details/s against the simulator);
+# more than two mostly contend for the request ledger and the staging database, where SQLite makes a
+# process that finds them locked sleep for a millisecond or more.
+MAX_PROCESSES = 2
+
+# Details per task sent to a worker: large enough that the hand-over costs little per detail, small enough
+# that the first documents reach the warehouse at once and that little is held in memory.
+CHUNK = 25
+
+# Tasks handed out ahead of the one the run waits for, per process: enough for the workers to keep going
+# while the run writes a batch to the warehouse (a few hundred documents, a megabyte or so of text).
+AHEAD_PER_PROCESS = 8
+
+
+@dataclass
+class WorkerSettings:
+    """What a worker needs to build its own client and staging (the token is never printed)."""
+
+    client: dict[str, Any] = field(repr=False)
+    staging_dir: str = ""
+    threads: int = 1
+
+
+@dataclass
+class Chunk:
+    """Some documents of one entity to fetch: (key, the list row's updateDate as ISO text or None, staged)."""
+
+    resource: str
+    entity: str
+    documents: Sequence[tuple[str, str | None, bool]]
+
+
+@dataclass
+class Fetched:
+    """A chunk's details, in the order asked: (key, JSON text, came from staging), the requests spent, and
+    the error that stopped the chunk early (the details before it are here, and staged)."""
+
+    details: list[tuple[str, str, bool]]
+    spent: int
+    error: BaseException | None = None
+
+
+def wanted(client: PrecoroClient, details: int, concurrent_requests: int) -> bool:
+    """Whether a run of `details` details should fetch them from worker processes (else from threads)."""
+    return (details >= MIN_DETAILS and concurrent_requests >= 2 and client.worker_settings() is not None
+            and main_module_is_guarded())
+
+
+def main_module_is_guarded() -> bool:
+    """Whether worker processes may start here without running the program's own code again.
+
+    A new worker imports the program's main module (multiprocessing does, outside fork), so a script whose
+    top-level code runs a sync, without `if __name__ == "__main__":`, would run it again in every worker.
+    Such a script gets threads instead. Dagster's processes, the CLI, pytest and notebooks are all fine."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return True  # a package's __main__ is never imported again
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return True  # an interactive session: there is nothing to run again
+    try:
+        source = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"""if\s+__name__\s*==\s*['"]__main__['"]""", source) is not None
+
+
+class DetailWorkers:
+    """Worker processes, each with a client like the run's, a connection to staging, and a few threads."""
+
+    def __init__(self, pool: ProcessPoolExecutor, processes: int) -> None:
+        self._pool = pool
+        self.processes = processes
+        self.ahead = AHEAD_PER_PROCESS * processes
+
+    @classmethod
+    def start(cls, client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> DetailWorkers | None:
+        """Started and answering, or None when processes can't be started here (the caller uses threads)."""
+        processes = max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+        threads = max(1, concurrent_requests // processes)
+        settings = WorkerSettings(client.worker_settings() or {}, str(staging.directory), threads)
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=_context(), initializer=_init_worker,
+                                   initargs=(settings,))
+        try:
+            for ready in [pool.submit(_ready) for _ in range(processes)]:
+                ready.result(timeout=120)
+        except Exception as error:  # noqa: BLE001 - any failure to start means: use threads instead
+            pool.shutdown(wait=False, cancel_futures=True)
+            logger.warning("Detail requests go from threads of this process: worker processes could not start "
+                           "(%s: %s). A script that runs a sync must start it under `if __name__ == '__main__':`.",
+                           type(error).__name__, error)
+            return None
+        return cls(pool, processes)
+
+    def submit(self, chunk: Chunk) -> Future:
+        return self._pool.submit(_fetch_chunk, chunk)
+
+    def close(self) -> None:
+        """Stop: tasks not started are dropped, those running finish (what they fetch is staged)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # Not fork: the run's process has threads (Dagster's, ours), and a forked child could inherit a lock
+    # held by one of them. The fork server starts once per process, with this module already imported,
+    # so each later worker costs a fork instead of a fresh interpreter.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+# ---- inside a worker --------------------------------------------------------------------------------
+
+_client: PrecoroClient | None = None
+_staging: DetailStaging | None = None
+_threads: ThreadPoolExecutor | None = None
+
+
+def _init_worker(settings: WorkerSettings) -> None:
+    global _client, _staging, _threads
+    _client = PrecoroClient(**settings.client)
+    _staging = DetailStaging(settings.staging_dir)
+    _threads = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="precoro-details")
+
+
+def _ready() -> bool:
+    return _client is not None
+
+
+def _fetch_one(entity: str, resource: str, key: str, at_least: str | None, staged: bool) -> tuple[str, str, bool]:
+    assert _client is not None and _staging is not None  # noqa: S101 - set by _init_worker
+    if staged:
+        found = _staging.get(entity, key, parse_time(at_least) if at_least else None)
+        if found is not None:
+            return key, found[1], True
+    # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
+    text = _client.request("GET", detail_path(resource, key), text_only=True)
+    _staging.put_text(entity, key, at_least, text)
+    return key, text, False
+
+
+def _fetch_chunk(chunk: Chunk) -> Fetched:
+    assert _client is not None and _threads is not None  # noqa: S101 - set by _init_worker
+    spent_before = _client.spent
+    futures = [_threads.submit(_fetch_one, chunk.entity, chunk.resource, *document) for document in chunk.documents]
+    details: list[tuple[str, str, bool]] = []
+    for future in futures:
+        try:
+            details.append(future.result())
+        except Exception as error:  # noqa: BLE001 - handed to the run's process, raised there at this document
+            for rest in futures:
+                rest.cancel()
+            wait(futures)  # those already sending finish and are staged
+            return Fetched(details, _client.spent - spent_before, error)
+    return Fetched(details, _client.spent - spent_before)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
