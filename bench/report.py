@@ -98,8 +98,9 @@ def markdown(results: dict) -> str:
     thr = results.get("throughput")
     if thr:
         lines += ["**Throughput and memory**, limits off: API to queryable warehouse (ours: DuckLake; dlt: DuckDB), "
-                  "simulator in its own process, generation not timed. Peak RSS of the syncing process "
-                  "(baseline = after imports, before the sync).", ""]
+                  "simulator in its own process, generation not timed. Peak RSS of the syncing process and every "
+                  "process under it (our detail workers included), summed (baseline = after imports, before the "
+                  "sync).", ""]
         rows = [[f"{r['documents']:,}", _tool(r["tool"]), r["seconds"], r["docs_per_second"], r["peak_rss_mb"],
                  r["baseline_rss_mb"], f"{r['requests']:,} / {r['minimum']:,}",
                  "yes" if r["ok"] else f"no: {r['error']}"] for r in thr["rows"]]

@@ -1,15 +1,17 @@
 """One measured run of one tool, in a fresh process: `python -m bench.worker '<json spec>'`.
 
-A fresh process per run gives each tool its own peak RSS (ru_maxrss of this process and anything it
-spawned) and keeps dlt's and Dagster's global state apart. The spec names the tool, the action and the
+A fresh process per run gives each tool its own peak RSS (this process and every process under it, summed)
+and keeps dlt's and Dagster's global state apart. The spec names the tool, the action and the
 simulator; the last line printed is the result as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -20,6 +22,56 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
+
+
+class TreeMemory:
+    """Peak resident memory of this process and all its descendants together, sampled every 50 ms.
+
+    ru_maxrss misses processes that are not our waited-for children (ours fetches details from worker
+    processes started by a fork server), and it never adds processes up. Linux only (/proc)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, sum(_rss_kb(pid) for pid in _tree(os.getpid())) / 1024)
+            self._stop.wait(0.05)
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def bare_http(url: str, token: str, email: str) -> int:
@@ -47,6 +99,12 @@ def bare_http(url: str, token: str, email: str) -> int:
 
 
 def run(spec: dict) -> dict:
+    with TreeMemory() as memory:
+        result = _run(spec)
+    return {**result, "peak_rss_mb": max(result["peak_rss_mb"], memory.peak_mb)}
+
+
+def _run(spec: dict) -> dict:
     home = Path(spec["home"])
     home.mkdir(parents=True, exist_ok=True)
     start, end = date.fromisoformat(spec["start"]), date.fromisoformat(spec["end"])
