@@ -32,8 +32,8 @@ from .warehouse.staging import DetailStaging
 
 logger = logging.getLogger(__name__)
 
-# A run fetches details from processes only from this many details on: starting the workers costs about a
-# second, which a run of fewer details (a change-sensor run, a day's partition) would not win back.
+# A run fetches details from processes only from this many details on: starting the workers costs a quarter of
+# a second or so, which a run of fewer details (a change-sensor run, a day's partition) would not win back.
 MIN_DETAILS = 500
 
 # Worker processes, at most: with one, its own GIL bounds it (about 1,100 details/s against the simulator);

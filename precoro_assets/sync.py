@@ -352,23 +352,32 @@ def _details_from_processes(processes: detail_processes.DetailWorkers, client, s
 
 def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
              future: Future) -> Iterator[tuple[str, dict, str | None]]:
+    """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
     fetched: detail_processes.Fetched = future.result()
     client.quota.spent += fetched.spent  # the workers' requests are this run's too
     for key, text, from_staging in fetched.details:
         summary.count_detail(from_staging)
         try:
-            try:
-                body = json.loads(text, parse_float=Decimal) if text.strip() else None
-            except json.JSONDecodeError:
-                raise PrecoroServerError(f"Precoro sent unreadable JSON for {entity.path}/{key}",
-                                         path=f"/{entity.path}/{key}") from None
-            detail, raw = detail_from_body(entity.path, key, body, text)
-        except PrecoroServerError:
-            staging.forget(entity.name, [key])  # the retry asks Precoro again instead of reusing a broken answer
-            raise
+            detail, raw = _parse_detail(entity, key, text)
+        except PrecoroServerError as error:
+            # Workers don't parse (this process must anyway): an unreadable answer is found here, and asked
+            # for again here, as the client retries any failed request.
+            logger.warning("%s; asking again", error)
+            detail, raw = client.get_detail_with_text(entity.path, key)
+            staging.put(entity.name, key, detail, raw)
+            summary.details_fetched += 1
         yield key, detail, raw
     if fetched.error is not None:
         raise fetched.error
+
+
+def _parse_detail(entity: Entity, key: str, text: str) -> tuple[dict, str | None]:
+    try:
+        body = json.loads(text, parse_float=Decimal) if text.strip() else None
+    except json.JSONDecodeError:
+        raise PrecoroServerError(f"Precoro sent unreadable JSON for /{entity.path}/{key}",
+                                 path=f"/{entity.path}/{key}") from None
+    return detail_from_body(entity.path, key, body, text)
 
 
 def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,

@@ -74,6 +74,22 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
     assert raw == answer.text
 
 
+def test_unreadable_and_failed_answers_to_workers_are_asked_again(fast_env, started):
+    fast_env.control("POST", "faults", json={"kind": "malformed_json", "path": "/invoices/{idn}", "count": 2})
+    fast_env.control("POST", "faults", json={"kind": "error", "status": 503, "path": "/invoices/{idn}", "count": 2,
+                                             "after": 5})
+    start, end = fast_env.days()
+    _, mark = fast_env.request_log()
+
+    result = fast_env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))
+
+    assert result.success and started[0] is not None
+    assert differences(fast_env, INVOICES) == []
+    # each broken answer cost exactly one more request: 2 unreadable, 2 x 503
+    assert len(invoice_details(fast_env.request_log(mark)[0])) == len(fast_env.export("invoices")) + 4
+    assert fast_env.query("SELECT count(*) FROM precoro.invoices WHERE NOT json_valid(raw)") == [(0,)]
+
+
 def test_a_quota_stop_inside_the_workers_is_resumed_without_paying_twice(fast_env, started):
     start, end = fast_env.days()
     first = end - timedelta(days=6)
