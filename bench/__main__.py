@@ -1,7 +1,7 @@
 """`python -m bench [options]`: run the benchmarks, print the tables, write bench/results/<name>.md and .json.
 
 Examples:
-    python -m bench                                   # everything (about 25 minutes on 2 cores)
+    python -m bench                                   # everything (about 15 minutes on 2 cores)
     python -m bench --parts efficiency,quota          # the request figures only (about 5 minutes)
     python -m bench --parts throughput --sizes 10000  # one size
     python -m bench --quick                           # tiny sizes, a smoke test (seconds)
