@@ -4,7 +4,7 @@ Why processes: when the rate limits don't hold a sync back (the simulator sped u
 run), it is CPU-bound, and a Python process does its CPU work one thread at a time. Each detail costs about as
 much to request (HTTP, the shared request ledger, staging) as to parse, flatten and write, so requesting in
 other processes lets the run's own process spend its time on the warehouse. At Precoro's real pace (1 request
-per second) the workers simply wait their turn in the shared budget, like threads would.
+per second) there is no CPU to save, and runs use threads (see MIN_REQUESTS_PER_SECOND).
 
 Each worker has its own PrecoroClient over the same request ledger and its own connection to the detail
 staging, so every rule of the budget and every guarantee of staging (a fetched detail survives the run's death)
@@ -78,10 +78,17 @@ class Fetched:
     error: BaseException | None = None
 
 
+# Worker processes only where the budget allows more requests per second than one process can send and
+# process (a few hundred): the simulator with its limits off or sped up, or a raised `per_second`. At Precoro's
+# 1 request per second threads are plenty, and a worker busy with a chunk would hold up a terminated run.
+MIN_REQUESTS_PER_SECOND = 500
+
+
 def wanted(client: PrecoroClient, details: int, concurrent_requests: int) -> bool:
     """Whether a run of `details` details should fetch them from worker processes (else from threads)."""
-    return (details >= MIN_DETAILS and concurrent_requests >= 2 and client.worker_settings() is not None
-            and main_module_is_guarded())
+    return (details >= MIN_DETAILS and concurrent_requests >= 2
+            and 1.0 / client.quota.limits.spacing >= MIN_REQUESTS_PER_SECOND
+            and client.worker_settings() is not None and main_module_is_guarded())
 
 
 def main_module_is_guarded() -> bool:

@@ -20,6 +20,8 @@ from truth import differences
 
 from precoro_assets import detail_processes
 from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.api.client import PrecoroClient
+from precoro_assets.api.quota import QuotaLimits
 from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.sync import partition_day
 
@@ -154,3 +156,14 @@ def test_a_script_without_a_main_guard_gets_threads_not_processes(tmp_path, scri
     path.write_text(script)
     answer = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True, timeout=60)
     assert answer.stdout.strip() == str(guarded)
+
+
+def test_at_precoro_s_own_pace_runs_use_threads(tmp_path):
+    # One request per second leaves no CPU to save; processes would only slow down stopping a run.
+    real = PrecoroClient("token", "user@example.com", base_url="http://127.0.0.1:9", state_dir=tmp_path)
+    fast = PrecoroClient("token", "user@example.com", base_url="http://127.0.0.1:9", state_dir=tmp_path,
+                         limits=QuotaLimits(time_scale=1e6))
+    assert real.concurrent_requests == fast.concurrent_requests == 4
+    assert not detail_processes.wanted(real, 100_000, 4)
+    assert detail_processes.wanted(fast, detail_processes.MIN_DETAILS, 4)
+    assert not detail_processes.wanted(fast, detail_processes.MIN_DETAILS - 1, 4)
