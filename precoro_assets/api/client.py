@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -42,7 +42,6 @@ from precoro_assets.api.quota import QuotaGuard, QuotaLimits, QuotaUsage
 logger = logging.getLogger(__name__)
 
 
-
 def _user_agent() -> str:
     try:
         version = importlib.metadata.version("precoro-assets")
@@ -52,6 +51,9 @@ def _user_agent() -> str:
 
 
 USER_AGENT = _user_agent()
+
+# What a request returns: the parsed JSON body, the body and its text as received, or the text alone.
+Answer = Literal["json", "json+text", "text"]
 
 REGIONS = {"eu": "https://api.precoro.com", "us": "https://api.precoro.us"}
 PAGE_SIZES = (10, 20, 50, 100, 200)
@@ -275,15 +277,15 @@ class PrecoroClient:
         self._send_turn = threading.Lock()
         scale = self.quota.limits.time_scale
         self._backoff = wait_exponential(multiplier=backoff_seconds / scale, max=60.0 / scale)
-        # Requests go straight to an httpx transport (a pool of kept-alive connections), not through
-        # httpx.Client: Precoro's API needs none of the client's cookies, redirects or auth flows, and skipping
-        # them halves the CPU each request costs (about 0.4 instead of 0.6 ms), which bounds a sync's speed
-        # whenever the rate limits don't.
         self._worker_settings = None if transport is not None else {
             "token": token, "email": email, "base_url": self.base_url, "timeout_seconds": timeout_seconds,
             "state_dir": str(self.quota.path.parent), "limits": self.quota.limits,
             "max_wait_seconds": self.quota.max_wait_seconds, "max_attempts": max_attempts,
             "backoff_seconds": backoff_seconds, "max_rewalks": max_rewalks, "concurrent_requests": 1}
+        # Requests go straight to an httpx transport (a pool of kept-alive connections), not through
+        # httpx.Client: Precoro's API needs none of the client's cookies, redirects or auth flows, and skipping
+        # them halves the CPU each request costs (about 0.4 instead of 0.6 ms), which bounds a sync's speed
+        # whenever the rate limits don't.
         self._transport = transport or httpx.HTTPTransport()
         self._headers = httpx.Headers({"X-AUTH-TOKEN": token, "email": email, "Accept": "application/json",
                                        "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT})
@@ -354,7 +356,8 @@ class PrecoroClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._send_once, method, path, list(params), body, "text" if text_only else with_text)
+        answer: Answer = "text" if text_only else "json+text" if with_text else "json"
+        return retrying(self._send_once, method, path, list(params), body, answer)
 
     def _wait(self, state: RetryCallState) -> float:
         # After a 429 the guard itself waits for the shared block; otherwise back off.
@@ -368,7 +371,7 @@ class PrecoroClient:
         error = state.outcome.exception() if state.outcome else None
         logger.warning("Precoro request failed (attempt %d), retrying: %s", state.attempt_number, error)
 
-    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, with_text: bool | str) -> Any:
+    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer) -> Any:
         rejected_at = self.quota.credentials_rejected_at(self._email)
         if rejected_at is not None:
             raise PrecoroAuthError(method=method, path=path, detail=(
@@ -387,6 +390,7 @@ class PrecoroClient:
                     self.quota.mark_sent(ticket)
                 elif event.endswith("send_request_headers.complete"):
                     turn.release()
+
             headers = self._headers
             if body is not None:
                 headers = headers.copy()
@@ -413,14 +417,14 @@ class PrecoroClient:
             raise failure
         if response.status_code == 429:
             self.quota.mark_refused(ticket)
-        return self._handle(method, path, response, with_text)
+        return self._handle(method, path, response, answer)
 
-    def _handle(self, method: str, path: str, response: httpx.Response, with_text: bool | str = False) -> Any:
+    def _handle(self, method: str, path: str, response: httpx.Response, answer: Answer = "json") -> Any:
         status = response.status_code
         if 200 <= status < 300:
             try:
                 text = response.content.decode("utf-8-sig")
-                if with_text == "text":
+                if answer == "text":
                     return text
                 parsed = json.loads(text, parse_float=Decimal) if text.strip() else None
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -429,7 +433,7 @@ class PrecoroClient:
                     f"(HTTP {status}, {len(response.content)} bytes)",
                     status=status, method=method, path=path,
                 ) from None
-            return (parsed, text) if with_text else parsed
+            return (parsed, text) if answer == "json+text" else parsed
         text = self._redact(response.text)  # error bodies end up in messages: never with the token
         try:
             body = json.loads(text, parse_float=Decimal) if text.strip() else None
