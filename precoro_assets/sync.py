@@ -13,18 +13,16 @@ with a periodic full refresh (which also removes what Precoro no longer lists).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 from . import detail_processes
 from .api.catalogue import Entity
-from .api.client import detail_from_body
+from .api.client import detail_from_text
 from .api.errors import PrecoroServerError, QuotaExhausted
 from .warehouse import tables
 from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
@@ -354,11 +352,11 @@ def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummar
              future: Future) -> Iterator[tuple[str, dict, str | None]]:
     """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
     fetched: detail_processes.Fetched = future.result()
-    client.quota.spent += fetched.spent  # the workers' requests are this run's too
+    client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too
     for key, text, from_staging in fetched.details:
         summary.count_detail(from_staging)
         try:
-            detail, raw = _parse_detail(entity, key, text)
+            detail, raw = detail_from_text(entity.path, key, text)
         except PrecoroServerError as error:
             # Workers don't parse (this process must anyway): an unreadable answer is found here, and asked
             # for again here, as the client retries any failed request.
@@ -369,15 +367,6 @@ def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummar
         yield key, detail, raw
     if fetched.error is not None:
         raise fetched.error
-
-
-def _parse_detail(entity: Entity, key: str, text: str) -> tuple[dict, str | None]:
-    try:
-        body = json.loads(text, parse_float=Decimal) if text.strip() else None
-    except json.JSONDecodeError:
-        raise PrecoroServerError(f"Precoro sent unreadable JSON for /{entity.path}/{key}",
-                                 path=f"/{entity.path}/{key}") from None
-    return detail_from_body(entity.path, key, body, text)
 
 
 def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,

@@ -309,6 +309,10 @@ class PrecoroClient:
             return self._concurrent_requests
         return 1
 
+    def count_spent_elsewhere(self, requests: int) -> None:
+        """Count requests that clients built from `worker_settings` sent on this client's behalf."""
+        self.quota.spent += requests
+
     def worker_settings(self) -> dict[str, Any] | None:
         """Keyword arguments for an equal client in another process (same budget, same Precoro), or None when
         this one can't be rebuilt elsewhere (a custom transport). They hold the token: never log them."""
@@ -606,6 +610,16 @@ class PrecoroClient:
 
 def detail_path(resource: str, key: str | int) -> str:
     return f"/{resource.strip('/')}/{quote(str(key), safe='')}"
+
+
+def detail_from_text(resource: str, key: str | int, text: str) -> tuple[dict[str, Any], str | None]:
+    """A detail GET's answer from its text (fetched elsewhere, e.g. by a worker process): see `detail_from_body`."""
+    try:
+        body = json.loads(text, parse_float=Decimal) if text.strip() else None
+    except json.JSONDecodeError:
+        raise PrecoroServerError(f"Precoro sent unreadable JSON for GET {detail_path(resource, key)}",
+                                 method="GET", path=detail_path(resource, key)) from None
+    return detail_from_body(resource, key, body, text)
 
 
 def detail_from_body(resource: str, key: str | int, body: Any, text: str | None) -> tuple[dict[str, Any], str | None]:

@@ -42,3 +42,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     environment = make_env(tmp_path, monkeypatch)
     yield environment
     environment.sim.stop()
+
+
+@pytest.fixture
+def unpaced_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """The client sped up a million times: a "second" lasts a microsecond, so nothing paces it (as in the
+    throughput benchmark)."""
+    environment = make_env(tmp_path, monkeypatch, time_scale=1e6)
+    yield environment
+    environment.sim.stop()

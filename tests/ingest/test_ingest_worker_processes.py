@@ -15,7 +15,6 @@ from datetime import timedelta
 import dagster as dg
 import httpx
 import pytest
-from conftest import make_env
 from truth import differences
 
 from precoro_assets import detail_processes
@@ -29,11 +28,9 @@ INVOICES = BY_NAME["invoices"]
 
 
 @pytest.fixture
-def fast_env(tmp_path, monkeypatch):
-    environment = make_env(tmp_path, monkeypatch, time_scale=1e6)
+def fast_env(unpaced_env, monkeypatch):
     monkeypatch.setattr(detail_processes, "MIN_DETAILS", 1)
-    yield environment
-    environment.sim.stop()
+    return unpaced_env
 
 
 @pytest.fixture
