@@ -55,3 +55,17 @@ def test_a_content_fault_alters_one_answer_and_the_next_is_whole_again(api):
 
     assert "sum" not in altered and {**altered, "sum": whole["sum"]} == whole
     assert api.detail("invoices", invoice) == whole
+
+
+
+def test_warming_serialises_every_answer_ahead_and_changes_none(api):
+    invoice = str(api.page("invoices")["data"][0]["idn"])
+    before = (api.detail("invoices", invoice), row_of(api, "invoices", invoice))
+    resources = api.ok("GET", "/_sim/info")["resources"]
+
+    warmed = api.ok("POST", "/_sim/warm")["serialised"]
+
+    assert warmed == sum(len(api.exported(resource)) for resource in resources if resource != "attachments")
+    assert (api.detail("invoices", invoice), row_of(api, "invoices", invoice)) == before
+    api.ok("PATCH", f"/invoices/{invoice}", data={"externalId": "QB-WARM-1"})
+    assert api.detail("invoices", invoice)["externalId"] == "QB-WARM-1"  # a warmed answer is no staler
