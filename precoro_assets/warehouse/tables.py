@@ -193,27 +193,29 @@ def count_per_day(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | 
 
 
 def duplicate_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> list[tuple]:
-    """Keys that appear more than once, in the entity's table or within a parent's child rows."""
-    found = [("precoro." + entity.name, *row) for row in con.execute(
-        f"SELECT {ident(entity.key)}, count(*) FROM {qualified(entity.name)} GROUP BY 1 HAVING count(*) > 1 LIMIT 20"
-    ).fetchall()]
-    for child in entity.children:
-        keys = ", ".join(ident(k) for k in (entity.parent_column, *child.key))
-        found += [("precoro." + child.name, *row) for row in con.execute(
-            f"SELECT {keys}, count(*) FROM {qualified(child.name)} GROUP BY ALL HAVING count(*) > 1 LIMIT 20"
-        ).fetchall()]
-    return found
+    """Keys that appear more than once, in the entity's table or within a parent's child rows (up to 20 per
+    table): (table, key values..., count). One query for every table of the entity: each query on the
+    warehouse has a fixed cost (DuckLake reads its catalog), and these checks run after every materialization."""
+    selects = [f"SELECT 0 AS t, [CAST({ident(entity.key)} AS VARCHAR)] AS k, count(*) AS n FROM {qualified(entity.name)} "
+               "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20"]
+    for index, child in enumerate(entity.children, start=1):
+        keys = ", ".join(f"CAST({ident(k)} AS VARCHAR)" for k in (entity.parent_column, *child.key))
+        selects.append(f"SELECT {index} AS t, [{keys}] AS k, count(*) AS n FROM {qualified(child.name)} "
+                       "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20")
+    names = [entity.name] + [child.name for child in entity.children]
+    rows = con.execute(" UNION ALL ".join(f"({select})" for select in selects) + " ORDER BY t").fetchall()
+    return [("precoro." + names[table], *key, count) for table, key, count in rows]
 
 
 def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, int]:
-    """Per child table, rows whose parent is not in the entity's table."""
-    orphans = {}
-    for child in entity.children:
-        orphans[child.name] = con.execute(
-            f"SELECT count(*) FROM {qualified(child.name)} c ANTI JOIN {qualified(entity.name)} p "
-            f"ON c.{ident(entity.parent_column)} = p.{ident(entity.key)}"
-        ).fetchone()[0]
-    return orphans
+    """Per child table, rows whose parent is not in the entity's table (one query for all of them)."""
+    if not entity.children:
+        return {}
+    counts = ", ".join(
+        f"(SELECT count(*) FROM {qualified(child.name)} c ANTI JOIN {qualified(entity.name)} p "
+        f"ON c.{ident(entity.parent_column)} = p.{ident(entity.key)})" for child in entity.children)
+    row = con.execute(f"SELECT {counts}").fetchone()
+    return {child.name: row[index] for index, child in enumerate(entity.children)}
 
 
 def totals_not_matching_lines(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None,
