@@ -196,14 +196,14 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> list[tuple
     """Keys that appear more than once, in the entity's table or within a parent's child rows (up to 20 per
     table): (table, key values..., count). One query for every table of the entity: each query on the
     warehouse has a fixed cost (DuckLake reads its catalog), and these checks run after every materialization."""
-    selects = [f"SELECT 0 AS t, [CAST({ident(entity.key)} AS VARCHAR)] AS k, count(*) AS n FROM {qualified(entity.name)} "
-               "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20"]
+    selects = [f"(SELECT 0 AS t, [CAST({ident(entity.key)} AS VARCHAR)] AS k, count(*) AS n "
+               f"FROM {qualified(entity.name)} GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20)"]
     for index, child in enumerate(entity.children, start=1):
         keys = ", ".join(f"CAST({ident(k)} AS VARCHAR)" for k in (entity.parent_column, *child.key))
-        selects.append(f"SELECT {index} AS t, [{keys}] AS k, count(*) AS n FROM {qualified(child.name)} "
-                       "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20")
+        selects.append(f"(SELECT {int(index)} AS t, [{keys}] AS k, count(*) AS n FROM {qualified(child.name)} "
+                       "GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 20)")
     names = [entity.name] + [child.name for child in entity.children]
-    rows = con.execute(" UNION ALL ".join(f"({select})" for select in selects) + " ORDER BY t").fetchall()
+    rows = con.execute(" UNION ALL ".join(selects) + " ORDER BY t").fetchall()
     return [("precoro." + names[table], *key, count) for table, key, count in rows]
 
 
