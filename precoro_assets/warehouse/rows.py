@@ -298,6 +298,6 @@ def arrow_type(type_: str) -> pa.DataType:
 
 
 def to_arrow(columns: list[Column], rows: list[dict]) -> pa.Table:
-    """Rows as an Arrow table with the exact column types (DECIMAL stays exact), built column by column (about
-    twice as fast as from row dicts)."""
+    """Rows as an Arrow table with the exact column types (DECIMAL stays exact), built column by column (a third
+    less time than from row dicts)."""
     return pa.table({c.name: pa.array([row.get(c.name) for row in rows], arrow_type(c.type)) for c in columns})
