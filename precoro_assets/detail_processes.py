@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -86,8 +87,12 @@ MIN_REQUESTS_PER_SECOND = 500
 
 def wanted(client: PrecoroClient, details: int, concurrent_requests: int) -> bool:
     """Whether a run of `details` details should fetch them from worker processes (else from threads)."""
-    return (details >= MIN_DETAILS and concurrent_requests >= 2
-            and 1.0 / client.quota.limits.spacing >= MIN_REQUESTS_PER_SECOND
+    return details >= MIN_DETAILS and possible(client, concurrent_requests)
+
+
+def possible(client: PrecoroClient, concurrent_requests: int) -> bool:
+    """Whether this client may ever want worker processes: all of `wanted` but the number of details."""
+    return (concurrent_requests >= 2 and 1.0 / client.quota.limits.spacing >= MIN_REQUESTS_PER_SECOND
             and client.worker_settings() is not None and main_module_is_guarded())
 
 
@@ -112,7 +117,11 @@ def main_module_is_guarded() -> bool:
 
 
 class DetailWorkers:
-    """Worker processes, each with a client like the run's, a connection to staging, and a few threads."""
+    """Worker processes, each with a client like the run's, a connection to staging, and a few threads.
+
+    A process keeps one set, started in the background when a sync begins (see `prepare`) and used by every
+    asset of the run that has many details (see `get`); it stops after IDLE_SECONDS unused, or with the
+    process."""
 
     def __init__(self, pool: ProcessPoolExecutor, processes: int) -> None:
         self._pool = pool
@@ -120,11 +129,9 @@ class DetailWorkers:
         self.ahead = AHEAD_PER_PROCESS * processes
 
     @classmethod
-    def start(cls, client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> DetailWorkers | None:
+    def start(cls, settings: WorkerSettings) -> DetailWorkers | None:
         """Started and answering, or None when processes can't be started here (the caller uses threads)."""
         processes = max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
-        threads = max(1, concurrent_requests // processes)
-        settings = WorkerSettings(client.worker_settings() or {}, str(staging.directory), threads)
         pool = ProcessPoolExecutor(max_workers=processes, mp_context=_context(), initializer=_init_worker,
                                    initargs=(settings,))
         try:
@@ -141,9 +148,104 @@ class DetailWorkers:
     def submit(self, chunk: Chunk) -> Future:
         return self._pool.submit(_fetch_chunk, chunk)
 
-    def close(self) -> None:
-        """Stop: tasks not started are dropped, those running finish (what they fetch is staged)."""
+    def release(self, futures: Sequence[Future]) -> None:
+        """Done with these tasks: those not started are dropped, those running finish (what they fetch is
+        staged). The workers stay for the run's next asset."""
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        _stop_when_idle()
+
+    def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Worker processes left unused this long are stopped (a run's assets follow each other within seconds).
+IDLE_SECONDS = 30.0
+
+_lock = threading.Lock()
+_kept: tuple[WorkerSettings, Future] | None = None  # the settings and the (maybe still starting) workers
+_idle_timer: threading.Timer | None = None
+
+
+def prepare(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> None:
+    """Start worker processes in the background if this client may want them, so that starting them (a few
+    tenths of a second) overlaps with listing instead of delaying the details."""
+    if possible(client, concurrent_requests):
+        _workers_for(_settings(client, staging, concurrent_requests))
+
+
+def get(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> DetailWorkers | None:
+    """The process's workers for this client and staging (started now if `prepare` didn't), or None when
+    processes can't be started here (the caller uses threads)."""
+    workers = _workers_for(_settings(client, staging, concurrent_requests)).result()
+    if workers is None:
+        _forget()  # the next run tries again
+    return workers
+
+
+def _settings(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> WorkerSettings:
+    processes = max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+    return WorkerSettings(client.worker_settings() or {}, str(staging.directory),
+                          max(1, concurrent_requests // processes))
+
+
+def _workers_for(settings: WorkerSettings) -> Future:
+    global _kept
+    with _lock:
+        _cancel_idle_timer()
+        if _kept is not None and _kept[0] == settings:
+            return _kept[1]
+        starting = _start_in_background(settings)
+        previous, _kept = _kept, (settings, starting)
+    if previous is not None:
+        _stop(previous[1])
+    return starting
+
+
+def _start_in_background(settings: WorkerSettings) -> Future:
+    starting: Future = Future()
+
+    def start() -> None:
+        try:
+            starting.set_result(DetailWorkers.start(settings))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits for the workers
+            starting.set_exception(error)
+
+    threading.Thread(target=start, name="precoro-detail-workers-start", daemon=True).start()
+    return starting
+
+
+def _stop_when_idle() -> None:
+    global _idle_timer
+    with _lock:
+        _cancel_idle_timer()
+        _idle_timer = threading.Timer(IDLE_SECONDS, _forget)
+        _idle_timer.daemon = True
+        _idle_timer.start()
+
+
+def _cancel_idle_timer() -> None:
+    global _idle_timer
+    if _idle_timer is not None:
+        _idle_timer.cancel()
+        _idle_timer = None
+
+
+def _forget() -> None:
+    """Stop the kept workers (when idle, or when they could not start)."""
+    global _kept
+    with _lock:
+        _cancel_idle_timer()
+        previous, _kept = _kept, None
+    if previous is not None:
+        _stop(previous[1])
+
+
+def _stop(starting: Future) -> None:
+    workers = starting.result()
+    if workers is not None:
+        workers.stop()
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -89,13 +89,17 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
                    progress: Callable[[str], None] = logger.info) -> SyncSummary:
     """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive)."""
     summary = SyncSummary(entity.name)
-    saved = staging.take_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS)
-    if saved is None:
-        listed, list_complete = _list_range(client, entity, start, end, summary)
-    else:
-        listed, list_complete = _restore_listing(saved, summary)
-        progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
-                 "quota stopped (no list request spent again; later changes reach the change sensor)")
+    # The tables are made ready while the days are listed: one waits on DuckDB, the other on Precoro.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-tables-{entity.name}") as pool:
+        tables_ready = pool.submit(_ensure_tables, warehouse, entity)
+        saved = staging.take_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS)
+        if saved is None:
+            listed, list_complete = _list_range(client, entity, start, end, summary)
+        else:
+            listed, list_complete = _restore_listing(saved, summary)
+            progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
+                     "quota stopped (no list request spent again; later changes reach the change sensor)")
+        tables_ready.result()
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
 
@@ -113,6 +117,10 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
         warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
                         what=f"record rejected {entity.name}")
     return summary
+
+
+def _ensure_tables(warehouse, entity: Entity) -> None:
+    warehouse.write(lambda con: tables.ensure_tables(con, entity), what=f"create tables of {entity.name}")
 
 
 # A run stopped by the quota resumes within a day (Precoro's longest window); a listing older than this is not
@@ -168,6 +176,7 @@ def sync_changed_documents(client, warehouse, staging: DetailStaging, entity: En
     """
     summary = SyncSummary(entity.name)
     summary.listed = len(changed)
+    _ensure_tables(warehouse, entity)
     stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, day, day)).get(day, {})
     plan = _plan_day(day, changed, stored, summary, may_remove=False)  # listed_per_day stays empty: no count
     progress(f"{entity.name}: {len(changed)} document(s) of {day} changed in Precoro, "
@@ -287,6 +296,12 @@ class _Batch:
                  f"{min(self.days)}..{max(self.days)} ({summary.details_fetched} details fetched so far)")
 
 
+def prepare_detail_workers(client, staging: DetailStaging) -> None:
+    """Start the worker processes a big sync may fetch details from, in the background (see detail_processes):
+    call it before the work that precedes the details, so that their start overlaps with it."""
+    detail_processes.prepare(client, staging, _workers(client))
+
+
 def _workers(client) -> int:
     """Detail requests a run keeps in flight: the client says how many its pacing allows (see
     PrecoroClient.concurrent_requests)."""
@@ -305,7 +320,7 @@ def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: li
     """
     staged = staging.keys(entity.name)
     if detail_processes.wanted(client, len(wanted), workers):
-        processes = detail_processes.DetailWorkers.start(client, staging, workers)
+        processes = detail_processes.get(client, staging, workers)
         if processes is not None:
             yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged)
             return
@@ -345,7 +360,7 @@ def _details_from_processes(processes: detail_processes.DetailWorkers, client, s
         while ahead:
             yield from _fetched(client, staging, entity, summary, ahead.popleft())
     finally:
-        processes.close()
+        processes.release(ahead)
 
 
 def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,

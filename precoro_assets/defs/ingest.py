@@ -16,7 +16,7 @@ from pydantic import Field
 from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.resource import PrecoroResource
-from ..sync import SyncSummary, sync_changed_documents, sync_documents, sync_reference
+from ..sync import SyncSummary, prepare_detail_workers, sync_changed_documents, sync_documents, sync_reference
 from ..warehouse import tables
 from ..warehouse.rows import table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
@@ -187,15 +187,15 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         window = context.partition_time_window
         start, end = window.start.date(), (window.end - timedelta(days=1)).date()
         changed = _changed_documents(config, start, end)
-        store = warehouse.open()
-        store.write(lambda con: tables.ensure_tables(con, entity))
-        try:
+        client, staging, store = precoro.get_client(), warehouse.staging(), warehouse.open()
+        if changed is None and entity.fetch_detail:
+            prepare_detail_workers(client, staging)  # they start while the tables are made ready and days listed
+        try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
             if changed is None:
-                summary = sync_documents(precoro.get_client(), store, warehouse.staging(), entity, start, end,
-                                         progress=context.log.info)
+                summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info)
             else:
-                summary = sync_changed_documents(precoro.get_client(), store, warehouse.staging(), entity, start,
-                                                 changed, progress=context.log.info)
+                summary = sync_changed_documents(client, store, staging, entity, start, changed,
+                                                 progress=context.log.info)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
         for rejection in summary.rejected[:20]:

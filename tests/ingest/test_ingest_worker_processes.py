@@ -73,6 +73,25 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
     assert raw == answer.text
 
 
+
+def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_env, started, monkeypatch):
+    monkeypatch.setattr(detail_processes, "IDLE_SECONDS", 10.0)  # longer than an asset takes between details
+    start, end = fast_env.days()
+
+    result = fast_env.materialize(["precoro/invoices", "precoro/purchase_orders", "precoro/receipts"],
+                                  partition_range=(start.isoformat(), end.isoformat()))
+
+    assert result.success
+    assert len(started) == 1 and started[0] is not None  # started once (in the background), used three times
+    for name in ("invoices", "purchase_orders", "receipts"):
+        assert differences(fast_env, BY_NAME[name]) == []
+    workers = list(started[0]._pool._processes.values())
+    assert workers and all(worker.is_alive() for worker in workers)
+    for worker in workers:
+        worker.join(timeout=30)  # stopped once idle for IDLE_SECONDS, not left behind for the process's life
+    assert not any(worker.is_alive() for worker in workers)
+
+
 def test_unreadable_and_failed_answers_to_workers_are_asked_again(fast_env, started):
     fast_env.control("POST", "faults", json={"kind": "malformed_json", "path": "/invoices/{idn}", "count": 2})
     fast_env.control("POST", "faults", json={"kind": "error", "status": 503, "path": "/invoices/{idn}", "count": 2,
