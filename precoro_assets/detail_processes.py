@@ -243,9 +243,9 @@ def _forget() -> None:
 
 
 def _stop(starting: Future) -> None:
-    workers = starting.result()
-    if workers is not None:
-        workers.stop()
+    """Stop workers once they have started (a start that failed left nothing to stop)."""
+    if starting.exception() is None and starting.result() is not None:
+        starting.result().stop()
 
 
 def _context() -> multiprocessing.context.BaseContext:
