@@ -131,7 +131,7 @@ class DetailWorkers:
     @classmethod
     def start(cls, settings: WorkerSettings) -> DetailWorkers | None:
         """Started and answering, or None when processes can't be started here (the caller uses threads)."""
-        processes = max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+        processes = _process_count()
         pool = ProcessPoolExecutor(max_workers=processes, mp_context=_context(), initializer=_init_worker,
                                    initargs=(settings,))
         try:
@@ -185,9 +185,12 @@ def get(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int)
 
 
 def _settings(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> WorkerSettings:
-    processes = max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
     return WorkerSettings(client.worker_settings() or {}, str(staging.directory),
-                          max(1, concurrent_requests // processes))
+                          max(1, concurrent_requests // _process_count()))
+
+
+def _process_count() -> int:
+    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
 
 
 def _workers_for(settings: WorkerSettings) -> Future:

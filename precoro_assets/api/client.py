@@ -430,7 +430,7 @@ class PrecoroClient:
                 text = response.content.decode("utf-8-sig")
                 if answer == "text":
                     return text
-                parsed = json.loads(text, parse_float=Decimal) if text.strip() else None
+                parsed = parse_json(text)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise PrecoroServerError(
                     f"Precoro sent unreadable JSON for {method} {path} "
@@ -440,7 +440,7 @@ class PrecoroClient:
             return (parsed, text) if answer == "json+text" else parsed
         text = self._redact(response.text)  # error bodies end up in messages: never with the token
         try:
-            body = json.loads(text, parse_float=Decimal) if text.strip() else None
+            body = parse_json(text)
         except json.JSONDecodeError:
             body = None
         detail = _error_text(body, text)
@@ -612,10 +612,15 @@ def detail_path(resource: str, key: str | int) -> str:
     return f"/{resource.strip('/')}/{quote(str(key), safe='')}"
 
 
+def parse_json(text: str) -> Any:
+    """A JSON body as Precoro sent it, numbers as Decimal (money stays exact); an empty body is None."""
+    return json.loads(text, parse_float=Decimal) if text.strip() else None
+
+
 def detail_from_text(resource: str, key: str | int, text: str) -> tuple[dict[str, Any], str | None]:
     """A detail GET's answer from its text (fetched elsewhere, e.g. by a worker process): see `detail_from_body`."""
     try:
-        body = json.loads(text, parse_float=Decimal) if text.strip() else None
+        body = parse_json(text)
     except json.JSONDecodeError:
         raise PrecoroServerError(f"Precoro sent unreadable JSON for GET {detail_path(resource, key)}",
                                  method="GET", path=detail_path(resource, key)) from None
