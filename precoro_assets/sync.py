@@ -89,9 +89,9 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
                    progress: Callable[[str], None] = logger.info) -> SyncSummary:
     """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive)."""
     summary = SyncSummary(entity.name)
-    # The tables are made ready while the days are listed: one waits on DuckDB, the other on Precoro.
+    # What the warehouse holds is read while the days are listed: one waits on DuckDB, the other on Precoro.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-tables-{entity.name}") as pool:
-        tables_ready = pool.submit(_ensure_tables, warehouse, entity)
+        stored_ready = pool.submit(_stored_state, warehouse, entity, start, end)
         saved = staging.take_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS)
         if saved is None:
             listed, list_complete = _list_range(client, entity, start, end, summary)
@@ -99,11 +99,10 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             listed, list_complete = _restore_listing(saved, summary)
             progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
                      "quota stopped (no list request spent again; later changes reach the change sensor)")
-        tables_ready.result()
+        stored_by_day, had_rejected = stored_ready.result()
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
 
-    stored_by_day = warehouse.read(lambda con: tables.stored_versions_between(con, entity, start, end))
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary, may_remove=list_complete)
              for day in _days(start, end)]
     summary.listed_per_day = {plan.day.isoformat(): len(plan.listed) for plan in plans}
@@ -113,10 +112,19 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
         staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
                              _listing_to_save(listed, list_complete, summary))
         raise
-    if summary.rejected or warehouse.read(lambda con: tables.count_rejected(con, entity)):
+    if summary.rejected or had_rejected:
         warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
                         what=f"record rejected {entity.name}")
     return summary
+
+
+def _stored_state(warehouse, entity: Entity, start: date,
+                  end: date) -> tuple[dict[date, dict[str, datetime | None]], bool]:
+    """The entity's tables made ready, then per day the stored documents' versions, and whether records of the
+    entity are held in precoro.rejected_records (a sync of their days replaces them)."""
+    _ensure_tables(warehouse, entity)
+    return warehouse.read(lambda con: (tables.stored_versions_between(con, entity, start, end),
+                                       tables.count_rejected(con, entity) > 0))
 
 
 def _ensure_tables(warehouse, entity: Entity) -> None:

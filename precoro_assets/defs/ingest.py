@@ -7,6 +7,9 @@ did and what it spent, and checks what it wrote (keys, counts against Precoro's 
 
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -69,28 +72,61 @@ def check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _check_results(entity: Entity, con, summary: SyncSummary, start: date | None, end: date | None):
+@dataclass
+class CheckFindings:
+    """What the checks' queries found in the warehouse (see check_results for what passes)."""
+
+    duplicates: list[tuple]
+    orphans: dict[str, int]
+    stored_per_day: dict[str, int] | None  # documents: rows stored per partition day of the run
+    totals_off: list[tuple] | None  # documents with lines: totals that differ from their lines
+
+
+def _has_totals_check(entity: Entity) -> bool:
+    return any(spec.name == "total_equals_lines" for spec in check_specs(entity))
+
+
+def check_findings(entity: Entity, con, start: date | None, end: date | None) -> CheckFindings:
+    return CheckFindings(
+        duplicates=tables.duplicate_keys(con, entity),
+        orphans=tables.orphan_children(con, entity),
+        stored_per_day=tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
+        totals_off=tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None)
+
+
+def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
     key = asset_key(entity)
-    duplicates = tables.duplicate_keys(con, entity)
-    yield dg.AssetCheckResult(asset_key=key, check_name="unique_keys", passed=not duplicates,
-                              metadata={"duplicates": len(duplicates), "examples": str(duplicates[:5])})
-    orphans = tables.orphan_children(con, entity)
-    yield dg.AssetCheckResult(asset_key=key, check_name="children_have_parents", passed=not any(orphans.values()),
-                              metadata={f"{t} orphans": n for t, n in orphans.items()} or {"child tables": 0})
-    if entity.partitioned:
-        stored = tables.count_per_day(con, entity, start, end)
+    yield dg.AssetCheckResult(asset_key=key, check_name="unique_keys", passed=not found.duplicates,
+                              metadata={"duplicates": len(found.duplicates), "examples": str(found.duplicates[:5])})
+    yield dg.AssetCheckResult(asset_key=key, check_name="children_have_parents",
+                              passed=not any(found.orphans.values()),
+                              metadata={f"{t} orphans": n for t, n in found.orphans.items()} or {"child tables": 0})
+    if found.stored_per_day is not None:
+        stored = found.stored_per_day
         mismatches = {day: (listed, stored.get(day, 0)) for day, listed in summary.listed_per_day.items()
                       if stored.get(day, 0) != listed}
         yield dg.AssetCheckResult(
             asset_key=key, check_name="count_matches_precoro", passed=not mismatches,
             metadata={"days checked": len(summary.listed_per_day), "documents listed": summary.listed,
                       "mismatches (day: listed, stored)": str(dict(list(mismatches.items())[:10]))})
-    if any(spec.name == "total_equals_lines" for spec in check_specs(entity)):
-        off = tables.totals_not_matching_lines(con, entity, start, end)
+    if found.totals_off is not None:
+        off = found.totals_off
         yield dg.AssetCheckResult(
             asset_key=key, check_name="total_equals_lines", passed=not off,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"documents off": len(off), "examples (key, total, lines)": str(off[:5])})
+
+
+def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
+           end: date | None = None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The materialization, then the checks' results.
+
+    The checks' queries run in a thread while Dagster records the materialization (an event per partition of
+    the run: a tenth of a second or more for a range), which takes about as long: DuckDB works without the GIL."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
+        findings = pool.submit(store.read, lambda con: check_findings(entity, con, start, end))
+        yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
+        yield from check_results(entity, findings.result(), summary)
 
 
 # ---- metadata ----------------------------------------------------------------------------------
@@ -201,9 +237,7 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         for rejection in summary.rejected[:20]:
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
                                 f"{rejection['reason']}")
-        with store.reader() as con:
-            yield materialization(entity, summary, precoro, con, start, end)
-            yield from _check_results(entity, con, summary, start, end)
+        yield from report(entity, summary, precoro, store, start, end)
 
     return _document
 
@@ -229,9 +263,7 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
                                      progress=context.log.info)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        with store.reader() as con:
-            yield materialization(entity, summary, precoro, con)
-            yield from _check_results(entity, con, summary, None, None)
+        yield from report(entity, summary, precoro, store)
 
     return _reference
 
