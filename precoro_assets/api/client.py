@@ -37,7 +37,7 @@ from precoro_assets.api.errors import (
     PrecoroServerError,
     PrecoroValidationError,
 )
-from precoro_assets.api.quota import QuotaGuard, QuotaLimits, QuotaUsage
+from precoro_assets.api.quota import CredentialsRejected, QuotaGuard, QuotaLimits, QuotaUsage
 
 logger = logging.getLogger(__name__)
 
@@ -376,16 +376,16 @@ class PrecoroClient:
         logger.warning("Precoro request failed (attempt %d), retrying: %s", state.attempt_number, error)
 
     def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer) -> Any:
-        rejected_at = self.quota.credentials_rejected_at(self._email)
-        if rejected_at is not None:
-            raise PrecoroAuthError(method=method, path=path, detail=(
-                f"these credentials were rejected at {rejected_at:%H:%M:%S} UTC, so nothing was sent"))
         # The send turn: a thread holds it from taking its slot in the budget until its request is on the wire,
         # so threads of one process leave in the order and at the spacing the budget gave them (a thread
         # waiting for the GIL between the two could otherwise be overtaken by the next one).
         turn = _SendTurn(self._send_turn)
         try:
-            ticket = self.quota.acquire(method, normalized_url(path, params))
+            try:
+                ticket = self.quota.acquire(method, normalized_url(path, params), email=self._email)
+            except CredentialsRejected as rejected:
+                raise PrecoroAuthError(method=method, path=path, detail=(
+                    f"these credentials were rejected at {rejected.at:%H:%M:%S} UTC, so nothing was sent")) from None
             paced = not self.quota.limits.unpaced
 
             def trace(event: str, info: Mapping[str, Any]) -> None:

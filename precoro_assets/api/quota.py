@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from precoro_assets.api.errors import QuotaExhausted
+from precoro_assets.process_lock import ProcessLock
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ SELECT (SELECT until FROM blocks WHERE token_key = :key),
        (SELECT limit_type FROM blocks WHERE token_key = :key),
        (SELECT MAX(started) FROM requests WHERE token_key = :key),
        (SELECT MAX(started) FROM requests WHERE token_key = :key AND url_key = :url AND method = 'GET'),
+       (SELECT at FROM rejected_credentials WHERE credentials_key = :credentials),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :minute),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :hour),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :day)
@@ -194,6 +196,14 @@ SELECT (SELECT until FROM blocks WHERE token_key = :key),
 # Requests older than every window are deleted from the ledger at most this often (by each process): rows
 # past their windows are ignored by every rule anyway, so pruning is housekeeping, not part of a decision.
 PRUNE_EVERY_SECONDS = 1.0
+
+
+class CredentialsRejected(Exception):  # noqa: N818 - a state, like QuotaExhausted
+    """Precoro rejected these credentials `at` (a 401, recorded by any process): nothing is sent for a while."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(f"credentials rejected at {at.isoformat()}")
+        self.at = at
 
 
 class QuotaGuard:
@@ -216,6 +226,7 @@ class QuotaGuard:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # one transaction at a time per process
+        self._writers = ProcessLock(self.path.with_suffix(".lock"))  # one write transaction at a time, all processes
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
         self._pruned_at = float("-inf")
@@ -242,15 +253,20 @@ class QuotaGuard:
             if self._conn is not None and self._conn_pid == os.getpid():
                 self._conn.close()
             self._conn = None
+            self._writers.close()
 
-    def _earliest_start(self, conn: sqlite3.Connection, now: float, method: str,
-                        url_key: str) -> tuple[float, str]:
-        """The earliest moment every rule allows this request, and the rule that decides it."""
+    def _earliest_start(self, conn: sqlite3.Connection, now: float, method: str, url_key: str,
+                        email: str | None) -> tuple[float, str]:
+        """The earliest moment every rule allows this request, and the rule that decides it; CredentialsRejected
+        if Precoro rejected the token with this e-mail recently."""
         key = self._key
         windows = self.limits.windows()
-        row = conn.execute(_RULES_QUERY, {"key": key, "url": url_key,
+        credentials = self._credentials_key(email) if email is not None else ""
+        row = conn.execute(_RULES_QUERY, {"key": key, "url": url_key, "credentials": credentials,
                                           **{name: now - length for name, length, _ in windows}}).fetchone()
-        blocked_until, block_type, last, same = row[:4]
+        blocked_until, block_type, last, same, rejected_at = row[:5]
+        if rejected_at is not None and now - rejected_at <= REJECTED_CREDENTIALS_SECONDS:
+            raise CredentialsRejected(datetime.fromtimestamp(rejected_at, UTC))
         candidates: list[tuple[float, str]] = [(now, "none")]
         if blocked_until is not None and blocked_until > now:
             candidates.append((blocked_until, block_type))
@@ -258,7 +274,7 @@ class QuotaGuard:
             candidates.append((last + self.limits.spacing, "second"))
         if method == "GET" and same is not None:
             candidates.append((same + self.limits.identical_get_window, "identical GET"))
-        for (name, length, limit), used in zip(windows, row[4:], strict=True):
+        for (name, length, limit), used in zip(windows, row[5:], strict=True):
             if used >= limit:
                 # The window frees a slot when its (used - limit + 1)-th oldest start leaves it.
                 (oldest,) = conn.execute(
@@ -269,8 +285,9 @@ class QuotaGuard:
                 candidates.append((oldest + length, name))
         return max(candidates)
 
-    def acquire(self, method: str, url_key: str) -> int:
-        """Block until this request may start, then record (charge) it; or raise QuotaExhausted.
+    def acquire(self, method: str, url_key: str, *, email: str | None = None) -> int:
+        """Block until this request may start, then record (charge) it; or raise QuotaExhausted, or
+        CredentialsRejected when Precoro rejected the token with this `email` in the last 10 minutes.
 
         `url_key` is the normalized URL (path + sorted query) used by the identical-GET rule.
         Call this immediately before sending: the recorded start is "now". Returns a ticket for
@@ -278,12 +295,12 @@ class QuotaGuard:
         """
         method = method.upper()
         while True:
-            with self._lock:
+            with self._lock, self._writers.held():
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     now = self._clock()
-                    ready_at, rule = self._earliest_start(conn, now, method, url_key)
+                    ready_at, rule = self._earliest_start(conn, now, method, url_key, email)
                     if ready_at <= now:
                         ticket = conn.execute(
                             "INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
@@ -322,7 +339,7 @@ class QuotaGuard:
         after the slot was taken; the next request must be spaced from when this one really
         left, not from when it was allowed to.
         """
-        with self._lock:
+        with self._lock, self._writers.held():
             self._connection().execute(
                 "UPDATE requests SET started = MAX(started, ?) WHERE rowid = ?", (self._clock(), ticket)
             )
@@ -330,14 +347,14 @@ class QuotaGuard:
     def mark_refused(self, ticket: int) -> None:
         """A request answered 429 still counts in every window, but a refused GET was never served: Precoro
         starts its identical-GET minute only for answered GETs, so the retry need not wait that minute."""
-        with self._lock:
+        with self._lock, self._writers.held():
             self._connection().execute("UPDATE requests SET url_key = 'refused:' || rowid WHERE rowid = ?",
                                        (ticket,))
 
     def record_rate_limited(self, until: datetime, limit_type: str) -> None:
         """Remember a 429 so that every process sends nothing before `until`."""
         until_ts = until.timestamp()
-        with self._lock:
+        with self._lock, self._writers.held():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -359,18 +376,9 @@ class QuotaGuard:
 
     def record_rejected_credentials(self, email: str) -> None:
         """Remember a 401 for this token and e-mail, for every process."""
-        with self._lock:
+        with self._lock, self._writers.held():
             self._connection().execute("INSERT OR REPLACE INTO rejected_credentials VALUES (?, ?)",
                                        (self._credentials_key(email), self._clock()))
-
-    def credentials_rejected_at(self, email: str) -> datetime | None:
-        """When Precoro last rejected these credentials, if that was recent enough to not try again."""
-        with self._lock:
-            row = self._connection().execute("SELECT at FROM rejected_credentials WHERE credentials_key = ?",
-                                             (self._credentials_key(email),)).fetchone()
-        if row is None or self._clock() - row[0] > REJECTED_CREDENTIALS_SECONDS:
-            return None
-        return datetime.fromtimestamp(row[0], UTC)
 
     def usage(self) -> QuotaUsage:
         """Requests used and left in each window right now (all processes), and any 429 block."""

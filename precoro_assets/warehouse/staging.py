@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from ..process_lock import ProcessLock
 from .rows import parse_time, to_json
 
 
@@ -34,6 +35,7 @@ class DetailStaging:
         self._con = sqlite3.connect(path / "staged_details.sqlite", timeout=60, isolation_level=None,
                                     check_same_thread=False)
         self._lock = threading.Lock()  # one statement at a time on the shared connection
+        self._writers = ProcessLock(path / "staged_details.lock")  # one write at a time, all processes
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.execute(
@@ -68,12 +70,12 @@ class DetailStaging:
 
     def put_text(self, entity: str, key: str, update_date: str | None, text: str) -> None:
         """Stage a detail's JSON text as received, with its updateDate (or the list row's, which is not newer)."""
-        with self._lock:
+        with self._lock, self._writers.held():
             self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)", (entity, key, update_date, text))
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""
-        with self._lock:
+        with self._lock, self._writers.held():
             self._con.execute("BEGIN")
             try:
                 self._con.executemany("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
@@ -85,13 +87,13 @@ class DetailStaging:
     def save_listing(self, entity: str, first_day: str, last_day: str, listing: dict) -> None:
         """Keep what a run listed for first_day..last_day, for its retry (see `take_listing`)."""
         text = to_json(listing)
-        with self._lock:
+        with self._lock, self._writers.held():
             self._con.execute("INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
                               (entity, first_day, last_day, time.time(), text))
 
     def take_listing(self, entity: str, first_day: str, last_day: str, max_age_seconds: float) -> dict | None:
         """The listing a stopped run saved for exactly this range, if recent enough; it is used once."""
-        with self._lock:
+        with self._lock, self._writers.held():
             row = self._con.execute("SELECT saved_at, listing FROM listings WHERE entity = ? AND first_day = ? "
                                     "AND last_day = ?", (entity, first_day, last_day)).fetchone()
             self._con.execute("DELETE FROM listings WHERE entity = ? AND first_day = ? AND last_day = ?",
@@ -108,3 +110,4 @@ class DetailStaging:
 
     def close(self) -> None:
         self._con.close()
+        self._writers.close()

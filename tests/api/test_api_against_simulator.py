@@ -247,6 +247,23 @@ def test_a_wrong_token_fails_after_one_request_naming_the_variable_but_not_the_t
     assert secret not in text and secret not in repr(client)
 
 
+def test_after_a_401_no_client_on_the_same_ledger_sends_with_those_credentials(simulator, make_client):
+    sim = simulator(limits="scaled:20")
+    first = make_client(sim, token="wrong-token-0b7d")
+    with pytest.raises(PrecoroAuthError):
+        first.get_detail("invoices", "1")
+
+    later = make_client(sim, token="wrong-token-0b7d")  # another run's client: the ledger is what they share
+    with pytest.raises(PrecoroAuthError) as raised:
+        list(later.iter_rows("/invoices", key="idn"))
+
+    assert len(sim.requests()) == 1
+    assert "nothing was sent" in str(raised.value)
+    assert later.spent == 0 and later.usage().used["day"] == 1
+    right = make_client(sim)  # the right token is not held back by the wrong one
+    assert next(right.iter_rows("/invoices", key="idn"))
+
+
 def test_payments_and_external_ids_are_written_form_encoded(simulator, make_client):
     sim = simulator()
     client = make_client(sim)
