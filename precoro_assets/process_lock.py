@@ -1,5 +1,5 @@
-"""A lock every process on this machine shares through a file, for the short SQLite write transactions of the
-request ledger and the detail staging.
+"""A lock every process on this machine shares through a file: around the short SQLite write transactions of
+the request ledger and the detail staging, and around each warehouse write (see warehouse.store).
 
 Why not leave it to SQLite: a writer that finds the database locked sleeps in SQLite's busy handler for 1, 2,
 5, 10... ms before it looks again, though the transaction it waits for lasts a few tens of microseconds. With
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,14 +32,34 @@ class ProcessLock:
         self._file: IO[bytes] | None = None
         self._pid: int | None = None
 
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the lock: wait as long as it takes (None), or up to `timeout` seconds; False if not taken."""
+        handle = self._open()
+        if timeout is None:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # the kernel wakes us the moment it is free
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not security
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        handle = self._open()
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        """The lock for the block, however long the wait."""
+        self.acquire()
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            self.release()
 
     def _open(self) -> IO[bytes]:
         # A forked child must not share its parent's open file: that would share the lock too.

@@ -7,7 +7,8 @@ directory, and every request is written to it *before* it is sent:
     requests(token_key, started, method, url_key)   one row per request start (kept one day)
     blocks(token_key, until, limit_type)             "send nothing before `until`" after a 429
 
-`acquire()` opens a `BEGIN IMMEDIATE` transaction (one writer at a time across processes),
+`acquire()` opens a `BEGIN IMMEDIATE` transaction (one writer at a time across processes, taken in turn
+through a file lock, see precoro_assets.process_lock, so a waiting writer is woken at once),
 works out the earliest moment every rule allows the request, and either inserts its row and
 commits (the slot is taken, the caller sends at once) or rolls back and sleeps until then.
 Because the check and the insert happen in one write transaction, two processes can never

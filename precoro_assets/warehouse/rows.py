@@ -9,7 +9,7 @@ A record without its key cannot be stored in its table; it is rejected with the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -182,35 +182,28 @@ def _json_value(value: object) -> object:
     return str(value)
 
 
-def _readers(columns: tuple[Column, ...]) -> tuple[tuple[str, bool, tuple[str, ...], Callable, bool], ...]:
-    """Per column: (name, read from the outer element, path steps, converter, "" counts as NULL), worked out once
-    per table of the catalogue, since flattening runs for every field of every record."""
-    known = _READERS.get(id(columns))
-    if known is None or known[0] is not columns:
-        known = (columns, tuple((c.name, c.source.startswith("^"), tuple(c.source.lstrip("^").split(".")),
-                                 _converter(c.type), c.type != "VARCHAR") for c in columns))
-        _READERS[id(columns)] = known
-    return known[1]
+@cache
+def _reader(source: str) -> tuple[bool, tuple[str, ...]]:
+    """A column's source as (read from the outer element, path steps), parsed once."""
+    return source.startswith("^"), tuple(source.lstrip("^").split("."))
 
 
-_READERS: dict[int, tuple[tuple[Column, ...], tuple]] = {}
-
-
-def _typed(columns: tuple[Column, ...], source: dict, table: str, key: str, problems: list[Problem],
+def _typed(columns: Iterable[Column], source: dict, table: str, key: str, problems: list[Problem],
            outer: dict | None = None) -> dict:
     row = {}
-    for name, from_outer, steps, converter, empty_is_null in _readers(columns):
+    for column in columns:
+        from_outer, steps = _reader(column.source)
         node: object = (outer or {}) if from_outer else source
         for step in steps:
             node = node.get(step) if isinstance(node, dict) else None
-        if node is None or node == "" and empty_is_null:
-            row[name] = None
+        if node is None or node == "" and column.type != "VARCHAR":
+            row[column.name] = None
             continue
         try:
-            row[name] = converter(node)
+            row[column.name] = _converter(column.type)(node)
         except ValueError as error:
-            row[name] = None
-            problems.append(Problem(table, key, name, str(error)))
+            row[column.name] = None
+            problems.append(Problem(table, key, column.name, str(error)))
     return row
 
 

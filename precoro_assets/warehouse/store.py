@@ -17,7 +17,6 @@ SQL safety: every value that comes from data is a bound parameter or a registere
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
 import os
@@ -34,6 +33,8 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
+
+from ..process_lock import ProcessLock
 
 log = logging.getLogger(__name__)
 
@@ -260,23 +261,16 @@ class Warehouse:
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
         """The cross-process writer lock; the kernel drops it if its holder dies (even on kill -9)."""
-        self.location.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        with open(self.lock_path, "a+b") as handle:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise WarehouseBusyError(
-                            f"no write lock on {self.lock_path} after {self.lock_timeout_s:.0f} s"
-                        ) from None
-                    time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not security
+        lock = ProcessLock(self.lock_path)
+        try:
+            if not lock.acquire(timeout=self.lock_timeout_s):
+                raise WarehouseBusyError(f"no write lock on {self.lock_path} after {self.lock_timeout_s:.0f} s")
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                lock.release()
+        finally:
+            lock.close()
 
     def _retrying(self, attempt: Callable[[], T], what: str) -> T:
         """Run attempt() until it succeeds, retrying only on lock/conflict errors, with back-off."""

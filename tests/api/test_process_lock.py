@@ -1,5 +1,6 @@
 """The lock the request ledger and the detail staging take around their writes: one holder at a time across
-processes, the waiter woken as soon as it is free, and never left held by a process that died."""
+processes, the waiter woken as soon as it is free (or giving up after a timeout), and never left held by a
+process that died."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ def test_a_holder_killed_with_sigkill_leaves_the_lock_free(tmp_path: Path):
     began = time.monotonic()
     with ProcessLock(path).held():
         assert time.monotonic() - began < 1.0
+
+
+def test_a_timed_wait_gives_up_while_another_process_holds_the_lock(tmp_path: Path):
+    path = tmp_path / "write.lock"
+    process = holder(path, 60)
+    try:
+        lock = ProcessLock(path)
+        began = time.monotonic()
+        assert lock.acquire(timeout=0.3) is False
+        assert 0.3 <= time.monotonic() - began < 2.0
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert lock.acquire(timeout=5) is True
+    lock.release()
