@@ -46,14 +46,16 @@ REJECTED_COLUMNS = [
 ]
 
 
+SYNC_STATE_DESCRIPTION = "Bookkeeping of the sync: when each reference table was last fully refreshed."
+SYNC_STATE_COLUMNS = [
+    Column("entity", "VARCHAR", "", "The reference table."),
+    Column("last_full_refresh", "TIMESTAMPTZ", "", "When every record was last read from Precoro (removals are "
+           "caught then)."),
+]
+
+
 def ensure_sync_state(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(SYNC_STATE)} (entity VARCHAR, last_full_refresh TIMESTAMPTZ)")
-    con.execute(f"COMMENT ON TABLE {qualified(SYNC_STATE)} IS "
-                f"{sql_text('Bookkeeping of the sync: when each reference table was last fully refreshed.')}")
-    con.execute(f"COMMENT ON COLUMN {qualified(SYNC_STATE)}.entity IS {sql_text('The reference table.')}")
-    con.execute(f"COMMENT ON COLUMN {qualified(SYNC_STATE)}.last_full_refresh IS "
-                f"{sql_text('When every record was last read from Precoro (removals are caught then).')}")
+    ensure_table(con, SYNC_STATE, SYNC_STATE_DESCRIPTION, SYNC_STATE_COLUMNS)
 
 
 def last_full_refresh(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
