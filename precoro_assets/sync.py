@@ -99,7 +99,7 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             listed, list_complete = _restore_listing(saved, summary)
             progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
                      "quota stopped (no list request spent again; later changes reach the change sensor)")
-        stored_by_day, had_rejected = stored_ready.result()
+        stored_by_day, had_rejected, table_is_new = stored_ready.result()
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
 
@@ -107,7 +107,7 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
              for day in _days(start, end)]
     summary.listed_per_day = {plan.day.isoformat(): len(plan.listed) for plan in plans}
     try:
-        _apply(client, warehouse, staging, entity, plans, summary, progress)
+        _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:
         staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
                              _listing_to_save(listed, list_complete, summary))
@@ -119,16 +119,22 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
 
 
 def _stored_state(warehouse, entity: Entity, start: date,
-                  end: date) -> tuple[dict[date, dict[str, datetime | None]], bool]:
-    """The entity's tables made ready, then per day the stored documents' versions, and whether records of the
-    entity are held in precoro.rejected_records (a sync of their days replaces them)."""
-    _ensure_tables(warehouse, entity)
-    return warehouse.read(lambda con: (tables.stored_versions_between(con, entity, start, end),
-                                       tables.count_rejected(con, entity) > 0))
+                  end: date) -> tuple[dict[date, dict[str, datetime | None]], bool, bool]:
+    """The entity's tables made ready, then per day the stored documents' versions, whether records of the
+    entity are held in precoro.rejected_records (a sync of their days replaces them), and whether the entity's
+    table was created just now (a first sync: nothing to read, every DuckLake query costing ~20 ms)."""
+    created = _ensure_tables(warehouse, entity)
+    table_is_new = entity.name in created
+
+    def read(con) -> tuple[dict[date, dict[str, datetime | None]], bool, bool]:
+        stored = {} if table_is_new else tables.stored_versions_between(con, entity, start, end)
+        return stored, tables.count_rejected(con, entity) > 0, table_is_new
+
+    return warehouse.read(read)
 
 
-def _ensure_tables(warehouse, entity: Entity) -> None:
-    warehouse.write(lambda con: tables.ensure_tables(con, entity), what=f"create tables of {entity.name}")
+def _ensure_tables(warehouse, entity: Entity) -> set[str]:
+    return warehouse.write(lambda con: tables.ensure_tables(con, entity), what=f"create tables of {entity.name}")
 
 
 # A run stopped by the quota resumes within a day (Precoro's longest window); a listing older than this is not
@@ -197,18 +203,20 @@ def sync_changed_documents(client, warehouse, staging: DetailStaging, entity: En
 
 
 def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: list[_DayPlan],
-           summary: SyncSummary, progress: Callable[[str], None]) -> None:
-    """Fetch what the plans need (details in parallel, staged) and write the days in batches."""
+           summary: SyncSummary, progress: Callable[[str], None], table_is_new: bool = False) -> None:
+    """Fetch what the plans need (details in parallel, staged) and write the days in batches.
+    `table_is_new`: the entity's table was created by this run, so it holds no document yet."""
     wanted = [(key, plan.listed[key]) for plan in plans for key in plan.to_write]
     # A new document of these days may still be stored under another day (its createDate moved): its old rows
     # must go. One query for the whole run, so a first sync deletes nothing (a DuckLake delete reads every
     # file of the table it deletes from, the child tables' included).
     new = {key for plan in plans for key in plan.to_write if key not in plan.replaced}
-    moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new else set()
+    moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new else set()
     if entity.fetch_detail:
         records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
     else:
         records = ((key, row, None) for key, row in wanted)  # the list row is the whole record
+    writer = _BatchWriter(warehouse, staging, entity, summary, progress)
     try:
         batch = _Batch()
         for plan in plans:
@@ -224,11 +232,13 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
                     summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
             batch.add(plan, moved)
             if batch.documents >= WRITE_BATCH_DOCUMENTS:
-                batch.flush(warehouse, staging, entity, summary, progress)
+                writer.write(batch)
                 batch = _Batch()
-        batch.flush(warehouse, staging, entity, summary, progress)
+        writer.write(batch)
+        writer.finish()
     finally:
         records.close()  # stops the detail threads if anything above failed
+        writer.close()  # a batch being written is committed (or fails) before this returns
 
 
 # Days are written in batches of about this many documents: each batch is one transaction (a crash leaves
@@ -287,21 +297,58 @@ class _Batch:
         self.days.append(plan.day)
         self.documents += len(plan.to_write) + len(plan.removed)
 
-    def flush(self, warehouse, staging: DetailStaging, entity: Entity, summary: SyncSummary,
-              progress: Callable[[str], None]) -> None:
-        if not self.documents:
+
+class _BatchWriter:
+    """Writes batches in order, each in its own transaction, one at a time in a background thread, so that the
+    next batch's details are fetched, parsed and flattened while the previous one is written (DuckDB writes
+    without holding the GIL). At most one batch waits while another is written: memory stays flat."""
+
+    def __init__(self, warehouse, staging: DetailStaging, entity: Entity, summary: SyncSummary,
+                 progress: Callable[[str], None]) -> None:
+        self._warehouse, self._staging, self._entity = warehouse, staging, entity
+        self._summary, self._progress = summary, progress
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-write-{entity.name}")
+        self._writing: tuple[Future, _Batch, str] | None = None
+
+    def write(self, batch: _Batch) -> None:
+        """Start writing `batch` once the batch before it is written (its error, if any, is raised here)."""
+        self.finish()
+        if not batch.documents:
             return
+        message = (f"{self._entity.name}: wrote {batch.documents} documents of {len(batch.days)} day(s) "
+                   f"{min(batch.days)}..{max(batch.days)} ({self._summary.details_fetched} details fetched so far)")
+        self._writing = (self._pool.submit(self._commit, batch), batch, message)
+
+    def finish(self) -> None:
+        """Wait for the batch being written; count it and say so (progress goes out from the caller's thread)."""
+        if self._writing is None:
+            return
+        future, batch, message = self._writing
+        self._writing = None
+        self._summary.add_written(future.result())
+        self._summary.problems += batch.rows.problems
+        self._progress(message)
+
+    def close(self) -> None:
+        """Let a write in flight end (committed or not) without raising: the caller is already failing."""
+        if self._writing is not None:
+            future = self._writing[0]
+            self._writing = None
+            if future.exception() is not None:
+                logger.warning("%s: a batch could not be written: %s", self._entity.name, future.exception())
+        self._pool.shutdown(wait=True)
+
+    def _commit(self, batch: _Batch) -> dict[str, int]:
+        entity = self._entity
 
         def write(con) -> dict[str, int]:
-            tables.delete_records(con, entity, self.delete)
-            return tables.insert_rows(con, entity, self.rows)
+            tables.delete_records(con, entity, batch.delete)
+            return tables.insert_rows(con, entity, batch.rows)
 
-        summary.add_written(warehouse.write(write, what=f"write {entity.name}"))
-        summary.problems += self.rows.problems
+        written = self._warehouse.write(write, what=f"write {entity.name}")
         if entity.fetch_detail:
-            staging.forget(entity.name, self.fetched)
-        progress(f"{entity.name}: wrote {self.documents} documents of {len(self.days)} day(s) "
-                 f"{min(self.days)}..{max(self.days)} ({summary.details_fetched} details fetched so far)")
+            self._staging.forget(entity.name, batch.fetched)
+        return written
 
 
 def prepare_detail_workers(client, staging: DetailStaging) -> None:
@@ -322,7 +369,8 @@ def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: li
     to `workers` threads at once, or by worker processes when there are many (see detail_processes).
 
     Only a few details are fetched ahead of the caller, so memory stays flat however many documents a run
-    covers. Every fetched detail is staged the moment it arrives (by whoever fetched it). If one fetch fails
+    covers. Every fetched detail is staged the moment it arrives (by whoever fetched it; a worker process
+stages its chunk of them in one commit, before handing them over). If one fetch fails
     (quota spent, Precoro down), the error reaches the caller at that document; fetches not yet started are
     cancelled and those in flight are staged for the retry.
     """

@@ -78,20 +78,23 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, description: str, c
     _ensure_described(con, [(table, description, columns)])
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
-    """The entity's table and child tables, as the catalogue describes them today."""
+def ensure_tables(con: duckdb.DuckDBPyConnection, entity: Entity) -> set[str]:
+    """The entity's table and child tables, as the catalogue describes them today; returns the tables created
+    now (they hold nothing yet, which spares a first sync reading them)."""
     wanted = [(table, child.description if child else entity.description, table_columns(entity, child))
               for table, child in _layouts(entity)]
-    _ensure_described(con, [*wanted, (REJECTED, REJECTED_DESCRIPTION, REJECTED_COLUMNS)])
+    return _ensure_described(con, [*wanted, (REJECTED, REJECTED_DESCRIPTION, REJECTED_COLUMNS)])
 
 
-def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str, list[Column]]]) -> None:
-    """Make each (table, description, columns) exist as described, changing only what differs.
+def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str, list[Column]]]) -> set[str]:
+    """Make each (table, description, columns) exist as described, changing only what differs; returns the
+    tables it created.
 
     Every sync calls this, so a table already as described must cost one catalog read and no write: each
     statement that changes the catalog (a COMMENT ON as much as an ALTER) adds a DuckLake snapshot and its
     rows to the catalog for good, which would grow with every run and slow every later query down."""
     stored = _stored_descriptions(con, [table for table, _, _ in wanted])
+    created: set[str] = set()
     for table, description, columns in wanted:
         comments = stored.get(table)
         if comments is None:
@@ -99,6 +102,7 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
             body = ", ".join(f"{ident(c.name)} {c.type}" for c in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({body})")
             comments = {}
+            created.add(table)
         else:
             for column in columns:
                 if column.name not in comments:
@@ -109,6 +113,7 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
             if comments.get(column.name) != column.description:
                 con.execute(f"COMMENT ON COLUMN {qualified(table)}.{ident(column.name)} IS "
                             f"{sql_text(column.description)}")
+    return created
 
 
 def _stored_descriptions(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, dict[str | None, str | None]]:
