@@ -7,8 +7,8 @@ other processes lets the run's own process spend its time on the warehouse. At P
 per second) there is no CPU to save, and runs use threads (see MIN_REQUESTS_PER_SECOND).
 
 Each worker has its own PrecoroClient over the same request ledger and its own connection to the detail
-staging, so every rule of the budget and every guarantee of staging (a fetched detail survives the run's death)
-hold exactly as in the run's process. A worker returns each detail's JSON text as received, never a parsed
+staging, so every rule of the budget holds exactly as in the run's process, and a fetched detail survives the
+run's death as well: a worker stages each chunk's details together, before handing them over (see _fetch_chunk). A worker returns each detail's JSON text as received, never a parsed
 object: text crosses a process boundary far cheaper than a tree of dicts and Decimals.
 """
 
@@ -280,32 +280,40 @@ def _ready() -> bool:
     return _client is not None
 
 
-def _fetch_one(entity: str, resource: str, key: str, at_least: str | None, staged: bool) -> tuple[str, str, bool]:
+def _fetch_one(entity: str, resource: str, key: str, at_least: str | None,
+               staged: bool) -> tuple[str, str, bool, str | None]:
+    """(key, JSON text, came from staging, the updateDate to stage it under)."""
     assert _client is not None and _staging is not None  # noqa: S101 - set by _init_worker
     if staged:
         found = _staging.get(entity, key, parse_time(at_least) if at_least else None)
         if found is not None:
-            return key, found[1], True
+            return key, found[1], True, at_least
     # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
-    text = _client.request("GET", detail_path(resource, key), text_only=True)
-    _staging.put_text(entity, key, at_least, text)
-    return key, text, False
+    return key, _client.request("GET", detail_path(resource, key), text_only=True), False, at_least
 
 
 def _fetch_chunk(chunk: Chunk) -> Fetched:
-    assert _client is not None and _threads is not None  # noqa: S101 - set by _init_worker
+    """The chunk's details in order, staged together in one transaction before they are handed back: a commit
+    per detail cost as much as a tenth of a request, and a worker runs only where the budget is effectively
+    unlimited (see MIN_REQUESTS_PER_SECOND), so a worker killed mid-chunk loses little: at most a chunk's
+    requests, which its retry sends again. A chunk stopped by an error stages every detail that arrived."""
+    assert _client is not None and _staging is not None and _threads is not None  # noqa: S101 - _init_worker
     spent_before = _client.spent
     futures = [_threads.submit(_fetch_one, chunk.entity, chunk.resource, *document) for document in chunk.documents]
     details: list[tuple[str, str, bool]] = []
+    error: BaseException | None = None
     for future in futures:
-        try:
-            details.append(future.result())
-        except Exception as error:  # noqa: BLE001 - handed to the run's process, raised there at this document
+        error = future.exception()
+        if error is not None:  # handed to the run's process, raised there at this document
             for rest in futures:
                 rest.cancel()
-            wait(futures)  # those already sending finish and are staged
-            return Fetched(details, _client.spent - spent_before, error)
-    return Fetched(details, _client.spent - spent_before)
+            wait(futures)  # those already sending finish, and are staged below
+            break
+        details.append(future.result()[:3])
+    arrived = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
+    _staging.put_texts(chunk.entity, [(key, at_least, text) for key, text, from_staging, at_least in arrived
+                                      if not from_staging])
+    return Fetched(details, _client.spent - spent_before, error)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ back) goes straight on with the details instead of paying for the list pages aga
 SQLite (stdlib) because many run processes write here at once and each detail must survive the death of
 its process the moment it is fetched (WAL with synchronous=NORMAL: a commit is in the OS before `put`
 returns, so kill -9 loses nothing; only a power cut could, and then the detail is simply fetched again).
+Worker processes (used only where the budget is effectively unlimited) stage a chunk of details per commit.
 The warehouse itself is written once per batch of days. Safe to use from several threads.
 """
 
@@ -72,6 +73,20 @@ class DetailStaging:
         """Stage a detail's JSON text as received, with its updateDate (or the list row's, which is not newer)."""
         with self._lock, self._writers.held():
             self._con.execute("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)", (entity, key, update_date, text))
+
+    def put_texts(self, entity: str, details: list[tuple[str, str | None, str]]) -> None:
+        """Stage several details in one transaction: (key, updateDate, JSON text as received) each."""
+        if not details:
+            return
+        with self._lock, self._writers.held():
+            self._con.execute("BEGIN")
+            try:
+                self._con.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
+                                      [(entity, key, update_date, text) for key, update_date, text in details])
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""
