@@ -45,6 +45,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quota-scale", type=float, default=1000.0,
                         help="time scale F for the quota part: a quota day lasts 86400/F s (default 1000)")
     parser.add_argument("--quota-max-days", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="throughput runs per tool at the smallest size; the median run is reported (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test: results go to <name>=quick unless --name is given")
     parser.add_argument("--name", default=None, help="results file name (default: latest, or quick with --quick)")
@@ -60,7 +62,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
         tools=tuple(t.strip() for t in args.tools.split(",") if t.strip()),
         sizes=args.sizes, efficiency_documents=args.efficiency_documents, efficiency_days=args.efficiency_days,
         efficiency_scale=args.efficiency_scale, tick_events=args.tick_events, quota_documents=args.quota_documents,
-        quota_scale=args.quota_scale, quota_max_days=args.quota_max_days,
+        quota_scale=args.quota_scale, quota_max_days=args.quota_max_days, throughput_repeats=args.repeats,
         log=lambda message: print(f"{datetime.now():%H:%M:%S} {message}", file=sys.stderr, flush=True),
     )
     if args.quick:
@@ -69,7 +71,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
         settings.quota_documents, settings.quota_days, settings.quota_max_days = 0, 0, 0
         settings.parts = tuple(p for p in settings.parts if p != "quota")
         settings.sizes = (300,)
-        settings.throughput_days, settings.http_floor = 5, False
+        settings.throughput_days, settings.http_floor, settings.throughput_repeats = 5, False, 1
     return settings
 
 

@@ -35,3 +35,18 @@ def test_quick_bench_writes_a_sane_table(tmp_path: Path) -> None:
     text = md.read_text()
     assert "| initial | precoro-assets |" in text and "| initial | dlt rest_api |" in text
     assert json.loads(js.read_text())["efficiency"]["rows"] == rows
+
+
+def test_throughput_reports_the_median_run_and_the_highest_memory() -> None:
+    from bench.runner import _median_run
+
+    def run(seconds: float, rss: int, ok: bool = True) -> dict:
+        return {"seconds": seconds, "peak_rss_mb": rss, "ok": ok, "documents": 10, "tool": "ours"}
+
+    row = _median_run([run(12.0, 500), run(9.0, 610), run(10.0, 480)])
+    assert row["seconds"] == 10.0 and row["runs_seconds"] == [12.0, 9.0, 10.0]
+    assert row["peak_rss_mb"] == 610 and row["all_ok"]
+    # A failed run counts as the slowest, however fast it stopped, and the row says not every run completed.
+    failed = _median_run([run(1.0, 100, ok=False), run(9.0, 400), run(10.0, 400)])
+    assert failed["seconds"] == 10.0 and not failed["all_ok"]
+    assert report._runs(row) == "12 / 9 / 10"  # every run, in the order they ran
