@@ -25,6 +25,7 @@ import duckdb
 import httpx
 from truth import differences
 
+from precoro_assets import sync
 from precoro_assets.api.catalogue import BY_NAME
 from precoro_assets.sync import partition_day
 from precoro_assets.warehouse import tables
@@ -257,6 +258,39 @@ def test_a_write_failing_mid_transaction_leaves_the_day_intact(env, monkeypatch)
     assert metadata_of(result)["details reused from a failed run"] == len(changed)
     assert differences(env, INVOICES, on_days(day)) == []
 
+
+def test_a_batch_failing_after_earlier_ones_were_written_keeps_them_and_nothing_is_paid_twice(env, monkeypatch):
+    """Batches are written in the background while the next one is fetched: a failed write still stops the run,
+    the batches before it stay committed, and the retry takes every detail already paid for from staging."""
+    monkeypatch.setattr(sync, "WRITE_BATCH_DOCUMENTS", 10)  # many small batches over the range
+    start, end = env.days()
+    real_insert_rows = tables.insert_rows
+    writes: list[int] = []
+
+    def second_write_fails(con, entity, rows):
+        writes.append(len(rows.tables.get(entity.name, [])))
+        if len(writes) == 2:
+            raise duckdb.IOException("simulated: no space left on device")
+        return real_insert_rows(con, entity, rows)
+
+    monkeypatch.setattr(tables, "insert_rows", second_write_fails)
+    _, mark = env.request_log()
+    result = env.materialize(ASSET, partition_range=(start.isoformat(), end.isoformat()))
+    assert not result.success
+    assert "simulated: no space left on device" in str(result.get_step_failure_events()[0].step_failure_data.error)
+    assert len(writes) == 2  # the error stopped the run at the next batch: no later batch was written
+    stored = env.warehouse.read(lambda con: con.execute("SELECT count(*) FROM precoro.invoices").fetchone()[0])
+    assert stored == writes[0] > 0  # the first batch stands, committed before the second one failed
+    log, mark = env.request_log(mark)
+    paid = [r["url"] for r in detail_gets(log)]
+
+    monkeypatch.setattr(tables, "insert_rows", real_insert_rows)
+    result = env.materialize(ASSET, partition_range=(start.isoformat(), end.isoformat()))
+    assert result.success
+    again = [r["url"] for r in detail_gets(env.request_log(mark)[0])]
+    assert set(paid).isdisjoint(again)  # every detail the failed run paid for came from the warehouse or staging
+    assert len(paid) + len(again) == len(env.export("invoices"))
+    assert differences(env, INVOICES, lambda record: True) == []
 
 # ---- 6. four runs at once ----------------------------------------------------------------------
 
