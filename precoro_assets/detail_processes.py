@@ -299,6 +299,9 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
     requests, which its retry sends again. A chunk stopped by an error stages every detail that arrived."""
     assert _client is not None and _staging is not None and _threads is not None  # noqa: S101 - _init_worker
     spent_before = _client.spent
+    # The chunk's slots in the request budget in one ledger transaction, where the budget allows it.
+    reserved = _client.reserve_gets([detail_path(chunk.resource, key) for key, _, staged in chunk.documents
+                                     if not staged])
     futures = [_threads.submit(_fetch_one, chunk.entity, chunk.resource, *document) for document in chunk.documents]
     details: list[tuple[str, str, bool]] = []
     error: BaseException | None = None
@@ -310,6 +313,7 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
             wait(futures)  # those already sending finish, and are staged below
             break
         details.append(future.result()[:3])
+    _client.release_gets(reserved)  # the slots of requests not sent (an error stopped the chunk)
     arrived = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
     _staging.put_texts(chunk.entity, [(key, at_least, text) for key, text, from_staging, at_least in arrived
                                       if not from_staging])

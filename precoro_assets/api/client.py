@@ -309,6 +309,18 @@ class PrecoroClient:
             return self._concurrent_requests
         return 1
 
+    def reserve_gets(self, paths: Sequence[str]) -> list[str]:
+        """Take the budget's slots for these GETs (no query) together where the budget allows it (see
+        QuotaGuard.reserve); returns the paths reserved. Each is then sent by `request` as usual."""
+        try:
+            return self.quota.reserve("GET", [normalized_url(path) for path in paths], email=self._email)
+        except CredentialsRejected:
+            return []  # each request says so when it is sent
+
+    def release_gets(self, paths: Sequence[str]) -> None:
+        """Forget the slots `reserve_gets` took for requests that were not sent."""
+        self.quota.release("GET", [normalized_url(path) for path in paths])
+
     def count_spent_elsewhere(self, requests: int) -> None:
         """Count requests that clients built from `worker_settings` sent on this client's behalf."""
         self.quota.spent += requests

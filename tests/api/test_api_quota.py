@@ -149,3 +149,44 @@ def test_spacing_counts_from_when_a_request_really_went_out(tmp_path, clock):
     quota.mark_sent(ticket)
     quota.acquire("GET", "/b")
     assert clock.now >= T0 + 0.5 + 1.25 - 1e-6
+
+
+# ---- slots taken together (an unpaced budget: the simulator with its limits off) -------------------------
+
+def ledger_rows(quota: QuotaGuard) -> int:
+    return quota._connection().execute("SELECT count(*) FROM requests").fetchone()[0]
+
+
+def test_at_a_real_pace_nothing_is_reserved_and_each_request_takes_its_own_spaced_slot(tmp_path, clock):
+    quota = guard(tmp_path, clock)
+    assert quota.reserve("GET", ["/invoices/1", "/invoices/2"]) == []
+    assert ledger_rows(quota) == 0
+    quota.acquire("GET", "/invoices/1")
+    quota.acquire("GET", "/invoices/2")
+    assert clock.sleeps and clock.now - T0 >= 1.25 - 1e-6  # spaced as ever
+
+
+def test_an_unpaced_budget_reserves_slots_in_one_go_and_each_is_used_once(tmp_path, clock):
+    quota = guard(tmp_path, clock, time_scale=1e6)
+    assert quota.reserve("GET", ["/invoices/1", "/invoices/2", "/invoices/1"]) == ["/invoices/1", "/invoices/2"]
+    assert ledger_rows(quota) == 2 and quota.spent == 0  # counted in every window, not yet sent
+    quota.acquire("GET", "/invoices/1")
+    quota.acquire("GET", "/invoices/2")
+    assert ledger_rows(quota) == 2 and quota.spent == 2  # the reserved slots, no new rows
+    clock.now += 0.001  # the identical-GET window (60 s scaled down a millionfold, plus margin) is over
+    quota.acquire("GET", "/invoices/1")  # a second request of the same URL: a slot of its own
+    assert ledger_rows(quota) == 3 and quota.spent == 3
+
+
+def test_a_reservation_never_goes_past_a_window_a_429_block_or_the_identical_get_rule(tmp_path, clock):
+    quota = guard(tmp_path, clock, time_scale=1e6, per_minute=3)
+    quota.acquire("GET", "/invoices/1")
+    # /invoices/1 started within the identical-GET window; the minute has room for 2 more starts.
+    assert quota.reserve("GET", ["/invoices/1", "/invoices/2", "/invoices/3", "/invoices/4"]) == \
+        ["/invoices/2", "/invoices/3"]
+    quota.release("GET", ["/invoices/2", "/invoices/3"])
+    clock.now += 0.001
+    quota.acquire("GET", "/invoices/2")  # released: it takes a slot (a row) of its own
+    assert ledger_rows(quota) == 4
+    quota.record_rate_limited(datetime.fromtimestamp(clock.now + 5, UTC), "minute")
+    assert quota.reserve("GET", ["/invoices/5"]) == []
