@@ -252,7 +252,7 @@ def throughput(settings: Settings) -> dict:
                     if tool == "http" and number:
                         continue  # the floor needs no median: nothing of ours or dlt's runs in it
                     settings.log(f"[throughput] {tool}: {documents} documents"
-                                 + (f" (run {number + 1} of {repeats})" if repeats > 1 else ""))
+                                 + (f" (run {number + 1} of {repeats})" if repeats > 1 and tool != "http" else ""))
                     runs[tool].append(_throughput_run(simulator, tool, size, documents, minimum, base, first, last,
                                                       settings))
             rows += [_median_run(runs[tool]) for tool in tools]
