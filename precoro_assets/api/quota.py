@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import logging
 import os
 import sqlite3
@@ -367,11 +368,10 @@ class QuotaGuard:
                     return []
                 recent: set[str] = set()
                 if method == "GET":
-                    marks = ", ".join("?" * len(wanted))
                     recent = {url for (url,) in conn.execute(
-                        f"SELECT DISTINCT url_key FROM requests WHERE token_key = ? AND method = 'GET' "  # noqa: S608
-                        f"AND started > ? AND url_key IN ({marks})",
-                        (self._key, now - self.limits.identical_get_window, *wanted))}
+                        "SELECT DISTINCT url_key FROM requests WHERE token_key = ? AND method = 'GET' "
+                        "AND started > ? AND url_key IN (SELECT value FROM json_each(?))",
+                        (self._key, now - self.limits.identical_get_window, json.dumps(wanted)))}
                 granted = [url for url in wanted if url not in recent][:room]
                 conn.executemany("INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
                                  [(self._key, now, method, url) for url in granted])
