@@ -8,8 +8,9 @@ per second) there is no CPU to save, and runs use threads (see MIN_REQUESTS_PER_
 
 Each worker has its own PrecoroClient over the same request ledger and its own connection to the detail
 staging, so every rule of the budget holds exactly as in the run's process, and a fetched detail survives the
-run's death as well: a worker stages each chunk's details together, before handing them over (see _fetch_chunk). A worker returns each detail's JSON text as received, never a parsed
-object: text crosses a process boundary far cheaper than a tree of dicts and Decimals.
+run's death as well: a worker stages each chunk's details together, before handing them over (see
+_fetch_chunk). A worker returns each detail's JSON text as received, never a parsed object: text crosses a
+process boundary far cheaper than a tree of dicts and Decimals.
 """
 
 from __future__ import annotations
@@ -280,16 +281,15 @@ def _ready() -> bool:
     return _client is not None
 
 
-def _fetch_one(entity: str, resource: str, key: str, at_least: str | None,
-               staged: bool) -> tuple[str, str, bool, str | None]:
-    """(key, JSON text, came from staging, the updateDate to stage it under)."""
+def _fetch_one(entity: str, resource: str, key: str, at_least: str | None, staged: bool) -> tuple[str, str, bool]:
+    """(key, JSON text, came from staging)."""
     assert _client is not None and _staging is not None  # noqa: S101 - set by _init_worker
     if staged:
         found = _staging.get(entity, key, parse_time(at_least) if at_least else None)
         if found is not None:
-            return key, found[1], True, at_least
+            return key, found[1], True
     # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
-    return key, _client.request("GET", detail_path(resource, key), text_only=True), False, at_least
+    return key, _client.request("GET", detail_path(resource, key), text_only=True), False
 
 
 def _fetch_chunk(chunk: Chunk) -> Fetched:
@@ -312,11 +312,11 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
                 rest.cancel()
             wait(futures)  # those already sending finish, and are staged below
             break
-        details.append(future.result()[:3])
+        details.append(future.result())
     _client.release_gets(reserved)  # the slots of requests not sent (an error stopped the chunk)
-    arrived = [f.result() for f in futures if not f.cancelled() and f.exception() is None]
-    _staging.put_texts(chunk.entity, [(key, at_least, text) for key, text, from_staging, at_least in arrived
-                                      if not from_staging])
+    _staging.put_texts(chunk.entity, [
+        (key, at_least, future.result()[1]) for (key, at_least, _), future in zip(chunk.documents, futures, strict=True)
+        if not future.cancelled() and future.exception() is None and not future.result()[2]])
     return Fetched(details, _client.spent - spent_before, error)
 
 

@@ -259,18 +259,26 @@ class QuotaGuard:
             self._conn = None
             self._writers.close()
 
+    def _rules(self, conn: sqlite3.Connection, now: float, url_key: str, email: str | None) -> tuple:
+        """The row of _RULES_QUERY for a request of `url_key` at `now`; CredentialsRejected if Precoro rejected the
+        token with this e-mail recently."""
+        credentials = self._credentials_key(email) if email is not None else ""
+        row = conn.execute(_RULES_QUERY, {"key": self._key, "url": url_key, "credentials": credentials,
+                                          **{name: now - length for name, length, _ in self.limits.windows()}}
+                           ).fetchone()
+        rejected_at = row[4]
+        if rejected_at is not None and now - rejected_at <= REJECTED_CREDENTIALS_SECONDS:
+            raise CredentialsRejected(datetime.fromtimestamp(rejected_at, UTC))
+        return row
+
     def _earliest_start(self, conn: sqlite3.Connection, now: float, method: str, url_key: str,
                         email: str | None) -> tuple[float, str]:
         """The earliest moment every rule allows this request, and the rule that decides it; CredentialsRejected
         if Precoro rejected the token with this e-mail recently."""
         key = self._key
         windows = self.limits.windows()
-        credentials = self._credentials_key(email) if email is not None else ""
-        row = conn.execute(_RULES_QUERY, {"key": key, "url": url_key, "credentials": credentials,
-                                          **{name: now - length for name, length, _ in windows}}).fetchone()
-        blocked_until, block_type, last, same, rejected_at = row[:5]
-        if rejected_at is not None and now - rejected_at <= REJECTED_CREDENTIALS_SECONDS:
-            raise CredentialsRejected(datetime.fromtimestamp(rejected_at, UTC))
+        row = self._rules(conn, now, url_key, email)
+        blocked_until, block_type, last, same = row[:4]
         candidates: list[tuple[float, str]] = [(now, "none")]
         if blocked_until is not None and blocked_until > now:
             candidates.append((blocked_until, block_type))
@@ -345,9 +353,10 @@ class QuotaGuard:
         Only an unpaced budget allows it: spacing protects nothing there, and no window can fill at any rate a
         process reaches (300 starts in under a millisecond), so slots taken a few milliseconds before their
         requests leave break no rule. Even then nothing is reserved past any window's room, while a 429 block
-        holds, for rejected credentials, or for a GET of a URL started within the identical-GET window: those
+        holds, or for a GET of a URL started within the identical-GET window: those
         requests acquire one by one, as at a real pace. A transaction per request cost a sixth of a detail
-        worker's time. Release what a caller did not use with `release`."""
+        worker's time. Release what a caller did not use with `release`. Raises CredentialsRejected as `acquire`
+        does."""
         wanted = list(dict.fromkeys(url_keys))
         if not self.limits.unpaced or not wanted:
             return []
@@ -357,13 +366,10 @@ class QuotaGuard:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 now = self._clock()
-                windows = self.limits.windows()
-                credentials = self._credentials_key(email) if email is not None else ""
-                row = conn.execute(_RULES_QUERY, {"key": self._key, "url": wanted[0], "credentials": credentials,
-                                                  **{name: now - length for name, length, _ in windows}}).fetchone()
-                blocked_until, rejected_at = row[0], row[4]
-                room = min(limit - used for (_, _, limit), used in zip(windows, row[5:], strict=True))
-                if (blocked_until is not None and blocked_until > now) or rejected_at is not None or room <= 0:
+                row = self._rules(conn, now, wanted[0], email)  # rejected credentials: raised, reserved nothing
+                blocked_until = row[0]
+                room = min(limit - used for (_, _, limit), used in zip(self.limits.windows(), row[5:], strict=True))
+                if (blocked_until is not None and blocked_until > now) or room <= 0:
                     conn.execute("ROLLBACK")
                     return []
                 recent: set[str] = set()

@@ -76,24 +76,20 @@ class DetailStaging:
 
     def put_texts(self, entity: str, details: list[tuple[str, str | None, str]]) -> None:
         """Stage several details in one transaction: (key, updateDate, JSON text as received) each."""
-        if not details:
-            return
-        with self._lock, self._writers.held():
-            self._con.execute("BEGIN")
-            try:
-                self._con.executemany("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
-                                      [(entity, key, update_date, text) for key, update_date, text in details])
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+        if details:
+            self._write_many("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
+                             [(entity, key, update_date, text) for key, update_date, text in details])
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""
+        self._write_many("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
+
+    def _write_many(self, sql: str, rows: list[tuple]) -> None:
+        """One statement for each row, all in one transaction."""
         with self._lock, self._writers.held():
             self._con.execute("BEGIN")
             try:
-                self._con.executemany("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
+                self._con.executemany(sql, rows)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
