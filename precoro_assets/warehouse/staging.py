@@ -18,6 +18,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -77,19 +78,21 @@ class DetailStaging:
     def put_texts(self, entity: str, details: list[tuple[str, str | None, str]]) -> None:
         """Stage several details in one transaction: (key, updateDate, JSON text as received) each."""
         if details:
-            self._write_many("INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
-                             [(entity, key, update_date, text) for key, update_date, text in details])
+            self._in_transaction(lambda con: con.executemany(
+                "INSERT OR REPLACE INTO staged VALUES (?, ?, ?, ?)",
+                [(entity, key, update_date, text) for key, update_date, text in details]))
 
     def forget(self, entity: str, keys: list[str]) -> None:
         """Drop details once they are safely in the warehouse."""
-        self._write_many("DELETE FROM staged WHERE entity = ? AND key = ?", [(entity, k) for k in keys])
+        self._in_transaction(lambda con: con.executemany("DELETE FROM staged WHERE entity = ? AND key = ?",
+                                                         [(entity, k) for k in keys]))
 
-    def _write_many(self, sql: str, rows: list[tuple]) -> None:
-        """One statement for each row, all in one transaction."""
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Run work(connection) in one write transaction."""
         with self._lock, self._writers.held():
             self._con.execute("BEGIN")
             try:
-                self._con.executemany(sql, rows)
+                work(self._con)
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
