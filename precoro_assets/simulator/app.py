@@ -296,6 +296,20 @@ def path_template(endpoint: str, args: dict) -> str:
     }.get(endpoint, "(unknown)")
 
 
+DATE_FIELDS = ("createDate", "updateDate", "approvalDate")
+
+
+def _write_dates_at_offsets(row: dict, offsets: list[str], fields: Iterable[str]) -> None:
+    """The same instants written at other UTC offsets, one offset per record (chosen by its id), as a server
+    that writes each record in the zone of whoever touched it last would."""
+    offset = offsets[int(row.get("id") or 0) % len(offsets)]
+    zone = datetime.fromisoformat(f"2000-01-01T00:00:00{offset}").tzinfo
+    for name in fields:
+        value = row.get(name)
+        if isinstance(value, str) and value:
+            row[name] = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(zone).isoformat()
+
+
 class SimulatorApp:
     """Precoro's API over one simulated company, with rate limits, faults and a control API."""
 
@@ -496,7 +510,8 @@ class SimulatorApp:
         filters = parse_filters(args, self.company.token_user_id)
         for rule in content_rules:
             if rule.kind == "shift_rows":
-                self._shift_rows(resource, filters, page, per_page, rule.options.get("mode", "insert"))
+                self._shift_rows(resource, filters, page, per_page, rule.options.get("mode", "insert"),
+                                 rule.options.get("on", "filter"))
         rows = self.company.select(resource, filters)
         total = len(rows)
         total_pages = max(1, -(-total // per_page))
@@ -525,6 +540,10 @@ class SimulatorApp:
         if not RESOURCES[resource].has_detail:
             raise ApiError(405, {"error": f'No route found for "GET /{resource}/{key}": Method Not Allowed'})
         record = self._record(resource, key)
+        if any(rule.kind == "vanish" for rule in content_rules):
+            # deleted in Precoro between a client's listing and this request: the ordinary 404 follows
+            self.company.delete(record)
+            record = self._record(resource, key)
         if not content_rules:  # serialised straight from the record (under the lock): no copy needed
             return self.json_cache.get(record, self.company.versions[resource], False, lambda: record.data)
         return self._alter(self.company.detail(record), content_rules)
@@ -549,13 +568,17 @@ class SimulatorApp:
                 for old, new in rule.options.get("rename", {}).items():
                     if old in row:
                         row[new] = row.pop(old)
+            elif rule.kind == "date_offsets":
+                _write_dates_at_offsets(row, rule.options["offsets"], rule.options.get("fields", DATE_FIELDS))
         return row
 
-    def _shift_rows(self, resource: str, filters: Filters, page: int, per_page: int, mode: str) -> None:
-        """Rows move between two page requests: a record appears on top, or one already served vanishes."""
+    def _shift_rows(self, resource: str, filters: Filters, page: int, per_page: int, mode: str,
+                    on: str = "filter") -> None:
+        """Rows move between two page requests: a record appears on top (created on the newest day the list
+        asks for, or `on` "now": today, as the company goes on working), or one already served vanishes."""
         if mode == "insert":
             created = self.company.now()
-            if filters.created_to is not None:
+            if filters.created_to is not None and on == "filter":
                 created = datetime.combine(filters.created_to, created.time(), tzinfo=UTC)
             self.builder.create_like(resource, created)
         else:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime
 
 # Faults that replace the normal answer (at most one applies to a request).
 TRANSPORT_KINDS = {"error", "reset", "slow", "lost_response", "malformed_json", "rate_limit"}
 # Faults that alter the records served (any number apply together).
-CONTENT_KINDS = {"missing_fields", "unknown_fields", "renamed_fields", "shift_rows", "legacy_pagination"}
+CONTENT_KINDS = {"missing_fields", "unknown_fields", "renamed_fields", "shift_rows", "legacy_pagination",
+                 "date_offsets", "vanish"}
 KINDS = TRANSPORT_KINDS | CONTENT_KINDS
 
 
@@ -21,6 +23,13 @@ def _page(query: dict[str, list[str]]) -> int:
         return int(query.get("page", ["1"])[0])
     except ValueError:
         return 1
+
+
+def _is_offset(text: object) -> bool:
+    try:
+        return isinstance(text, str) and datetime.fromisoformat(f"2000-01-01T00:00:00{text}").tzinfo is not None
+    except ValueError:
+        return False
 
 
 class BadRule(ValueError):
@@ -59,6 +68,12 @@ class FaultRule:
             raise BadRule("query must be an object of parameter -> value")
         if kind == "shift_rows" and body.get("mode", "insert") not in ("insert", "delete"):
             raise BadRule("shift_rows mode must be 'insert' or 'delete'")
+        if kind == "shift_rows" and body.get("on", "filter") not in ("filter", "now"):
+            raise BadRule("shift_rows on must be 'filter' (the newest day the list asks for) or 'now'")
+        if kind == "date_offsets":
+            offsets = body.get("offsets")
+            if not isinstance(offsets, list) or not offsets or not all(_is_offset(o) for o in offsets):
+                raise BadRule("date_offsets needs offsets: a list like [\"+02:00\", \"-05:00\"]")
         return cls(
             id=rule_id,
             kind=kind,
