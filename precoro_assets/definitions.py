@@ -28,7 +28,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 def build_definitions(config: settings.Settings) -> dg.Definitions:
-    partitions = build_partitions(config.start_date)
+    partitions = build_partitions(config.start_date, config.timezone)
     ingest = build_ingest_assets(partitions)
     documents_job = dg.define_asset_job(
         "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .api.client import PrecoroClient, detail_path
+from .api.errors import PrecoroNotFound
 from .warehouse.rows import parse_time
 from .warehouse.staging import DetailStaging
 
@@ -72,10 +73,10 @@ class Chunk:
 
 @dataclass
 class Fetched:
-    """A chunk's details, in the order asked: (key, JSON text, came from staging), the requests spent, and
-    the error that stopped the chunk early (the details before it are here, and staged)."""
+    """A chunk's details, in the order asked: (key, JSON text or None for a 404, came from staging), the
+    requests spent, and the error that stopped the chunk early (the details before it are here, and staged)."""
 
-    details: list[tuple[str, str, bool]]
+    details: list[tuple[str, str | None, bool]]
     spent: int
     error: BaseException | None = None
 
@@ -281,15 +282,19 @@ def _ready() -> bool:
     return _client is not None
 
 
-def _fetch_one(entity: str, resource: str, key: str, at_least: str | None, staged: bool) -> tuple[str, str, bool]:
-    """(key, JSON text, came from staging)."""
+def _fetch_one(entity: str, resource: str, key: str, at_least: str | None,
+               staged: bool) -> tuple[str, str | None, bool]:
+    """(key, JSON text or None when Precoro answers 404, came from staging)."""
     assert _client is not None and _staging is not None  # noqa: S101 - set by _init_worker
     if staged:
         found = _staging.get(entity, key, parse_time(at_least) if at_least else None)
         if found is not None:
             return key, found[1], True
     # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
-    return key, _client.request("GET", detail_path(resource, key), text_only=True), False
+    try:
+        return key, _client.request("GET", detail_path(resource, key), text_only=True), False
+    except PrecoroNotFound:
+        return key, None, False  # deleted since it was listed: the run's process removes it
 
 
 def _fetch_chunk(chunk: Chunk) -> Fetched:
@@ -303,7 +308,7 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
     reserved = _client.reserve_gets([detail_path(chunk.resource, key) for key, _, staged in chunk.documents
                                      if not staged])
     futures = [_threads.submit(_fetch_one, chunk.entity, chunk.resource, *document) for document in chunk.documents]
-    details: list[tuple[str, str, bool]] = []
+    details: list[tuple[str, str | None, bool]] = []
     error: BaseException | None = None
     for future in futures:
         error = future.exception()
@@ -316,7 +321,8 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
     _client.release_gets(reserved)  # the slots of requests not sent (an error stopped the chunk)
     _staging.put_texts(chunk.entity, [
         (key, at_least, future.result()[1]) for (key, at_least, _), future in zip(chunk.documents, futures, strict=True)
-        if not future.cancelled() and future.exception() is None and not future.result()[2]])
+        if not future.cancelled() and future.exception() is None and not future.result()[2]
+        and future.result()[1] is not None])
     return Fetched(details, _client.spent - spent_before, error)
 
 

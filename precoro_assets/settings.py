@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SIMULATOR_PORT = 8787
 SIMULATOR_SEED = 7
@@ -51,6 +52,7 @@ class Settings:
     state_dir: Path
     time_scale: float
     sensor_interval_seconds: int
+    timezone: str  # the company's time zone: the calendar of Precoro's createDate filter and of the partitions
 
 
 def project_home() -> Path:
@@ -84,6 +86,12 @@ def load() -> Settings:
     if using_simulator and not os.environ.get("PRECORO_TIME_SCALE"):
         scale = _running_simulator_scale(os.environ["PRECORO_BASE_URL"]) or SIMULATOR_TIME_SCALE
         os.environ["PRECORO_TIME_SCALE"] = f"{scale:g}"
+    timezone = os.environ.get("PRECORO_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"PRECORO_TIMEZONE must be an IANA time zone name such as Europe/Warsaw or UTC, "
+                         f"not {timezone!r}") from None
     return Settings(
         using_simulator=using_simulator,
         base_url=os.environ.get("PRECORO_BASE_URL") or None,
@@ -94,4 +102,5 @@ def load() -> Settings:
         state_dir=Path(os.environ.get("PRECORO_STATE_DIR", home / "state")).resolve(),
         time_scale=float(os.environ.get("PRECORO_TIME_SCALE", "1")),
         sensor_interval_seconds=int(os.environ.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")),
+        timezone=timezone,
     )

@@ -18,12 +18,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from . import detail_processes
 from .api.catalogue import Entity
 from .api.client import detail_from_text
-from .api.errors import PrecoroServerError, QuotaExhausted
+from .api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
 from .warehouse import tables
 from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
 from .warehouse.staging import DetailStaging
@@ -48,6 +48,8 @@ class SyncSummary:
     details_from_staging: int = 0
     full_refresh: bool | None = None
     listed_per_day: dict[str, int] = field(default_factory=dict)
+    vanished: list[str] = field(default_factory=list)  # listed, then 404 on their detail: deleted meanwhile
+    unstable_days: list[str] = field(default_factory=list)  # days whose list kept moving: nothing removed
     rows_written: dict[str, int] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
     problems: list[Problem] = field(default_factory=list)
@@ -68,14 +70,15 @@ class SyncSummary:
             self.rows_written[table] = self.rows_written.get(table, 0) + count
 
 
-def partition_day(record: dict) -> date:
-    """The day Precoro files a document under: the date of its createDate as Precoro writes it.
+def partition_day(record: dict, zone: tzinfo = UTC) -> date:
+    """The day Precoro files a document under: the date of its createDate in the company's time zone.
 
-    The offset is kept as given (not converted to UTC) because Precoro's createDate filter works in
-    the company's days, and those are the days its timestamps are written in.
+    Precoro filters `createDate[left_date]/[right_date]` by one calendar, while the records of one answer may
+    be written at different offsets: the offset a record happens to carry must not decide its day, or a record
+    listed for day D could be filed under D+1. A time without an offset is taken as the company's own.
     """
-    text = str(record["createDate"]).strip().replace("Z", "+00:00")
-    return datetime.fromisoformat(text).date()
+    moment = datetime.fromisoformat(str(record["createDate"]).strip().replace("Z", "+00:00"))
+    return (moment.astimezone(zone) if moment.tzinfo else moment).date()
 
 
 def _update_date(row: dict) -> datetime | None:
@@ -86,15 +89,16 @@ def _update_date(row: dict) -> datetime | None:
 
 
 def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, start: date, end: date,
-                   progress: Callable[[str], None] = logger.info) -> SyncSummary:
-    """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive)."""
+                   progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> SyncSummary:
+    """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive), days
+    being those of the company's time zone `zone` (see partition_day)."""
     summary = SyncSummary(entity.name)
     # What the warehouse holds is read while the days are listed: one waits on DuckDB, the other on Precoro.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-tables-{entity.name}") as pool:
         stored_ready = pool.submit(_stored_state, warehouse, entity, start, end)
         saved = staging.take_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS)
         if saved is None:
-            listed, list_complete = _list_range(client, entity, start, end, summary)
+            listed, list_complete = _list_range(client, entity, start, end, summary, zone)
         else:
             listed, list_complete = _restore_listing(saved, summary)
             progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
@@ -103,15 +107,22 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
 
-    plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary, may_remove=list_complete)
+    if summary.unstable_days:
+        progress(f"{entity.name}: Precoro's list of {', '.join(summary.unstable_days)} kept moving while it was "
+                 "read: its documents are written as seen, none is removed (materialize the day again later)")
+    plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary,
+                       may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
-    summary.listed_per_day = {plan.day.isoformat(): len(plan.listed) for plan in plans}
     try:
         _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:
         staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
                              _listing_to_save(listed, list_complete, summary))
         raise
+    # What the count check holds each day to: the documents listed, less those deleted before their detail
+    # was read; a day whose list kept moving has no count to hold to.
+    summary.listed_per_day = {plan.day.isoformat(): len(set(plan.listed) - set(summary.vanished))
+                              for plan in plans if plan.day.isoformat() not in summary.unstable_days}
     if summary.rejected or had_rejected:
         warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
                         what=f"record rejected {entity.name}")
@@ -142,41 +153,74 @@ def _ensure_tables(warehouse, entity: Entity) -> set[str]:
 LISTING_KEPT_SECONDS = 2 * 86400
 
 
-def _list_range(client, entity: Entity, start: date, end: date,
-                summary: SyncSummary) -> tuple[dict[date, dict[str, dict]], bool]:
-    """One list walk over start..end: day -> key -> what the comparison needs; and whether every row was usable."""
+def _list_range(client, entity: Entity, start: date, end: date, summary: SyncSummary,
+                zone: tzinfo = UTC) -> tuple[dict[date, dict[str, dict]], bool]:
+    """List start..end: day -> key -> what the comparison needs; and whether every row was usable.
+
+    One walk when the list holds still. When its rows keep shifting (documents arriving on the newest day while
+    we page), the range is split, the newest day apart first, then in halves, so that the days that hold still
+    are listed (and written) as usual. A single day that never holds still keeps what its walks saw: its new
+    and changed documents are written, but its list proves no deletion, so nothing of it is removed."""
     listed: dict[date, dict[str, dict]] = {}
-    # A list row we can't place (no key, no usable createDate) may be a stored document: the list is then not
-    # proof that anything was deleted, so nothing is removed in this run.
     list_complete = True
-    for row in client.iter_rows(f"/{entity.path}", key=entity.key, created_from=start, created_to=end):
-        try:
-            key = record_key(entity, row)
-            day = partition_day(row)
-        except (RecordRejected, KeyError, TypeError, ValueError) as error:
-            summary.reject(f"unusable list row: {error}", row)
-            list_complete = False
+    pending = [(start, end)]
+    while pending:
+        first, last = pending.pop()
+        walked, rejected, usable, stable = _walk_days(client, entity, first, last, zone)
+        if not stable and first < last:
+            newest_apart = (first, last) == (start, end)
+            middle = last - timedelta(days=1) if newest_apart else first + (last - first) // 2
+            # the older part is walked first: the newest day, walked last, then holds what arrived meanwhile
+            pending += [(middle + timedelta(days=1), last), (first, middle)]
             continue
-        if not start <= day <= end:
-            summary.reject(f"{entity.key} {key}: createDate {row.get('createDate')} is outside {start}..{end} "
-                           "although Precoro listed it there", row)
-            list_complete = False
-            continue
-        # Keep only what the comparison needs, unless the list row is all we will store.
-        listed.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
+        if not stable:
+            summary.unstable_days.append(first.isoformat())
+        for reason, row in rejected:
+            summary.reject(reason, row)
+        list_complete = list_complete and usable
+        for day, rows in walked.items():
+            listed.setdefault(day, {}).update(rows)
     return listed, list_complete
+
+
+def _walk_days(client, entity: Entity, first: date, last: date, zone: tzinfo
+               ) -> tuple[dict[date, dict[str, dict]], list[tuple[str, dict]], bool, bool]:
+    """One list walk over first..last: the rows by day and key, the unusable rows (with the reason), whether
+    every row was usable, and whether the list held still (Precoro's rows stopped shifting between pages)."""
+    walked: dict[date, dict[str, dict]] = {}
+    rejected: list[tuple[str, dict]] = []
+    try:
+        for row in client.iter_rows(f"/{entity.path}", key=entity.key, created_from=first, created_to=last):
+            try:
+                key = record_key(entity, row)
+                # Precoro listed the row for first..last: it belongs there even if its createDate, read in the
+                # configured zone, falls on a neighbouring day (a zone set differently from the company's).
+                day = min(max(partition_day(row, zone), first), last)
+            except (RecordRejected, KeyError, TypeError, ValueError) as error:
+                # A row we can't place may be a stored document: the list is then no proof that anything
+                # was deleted, so nothing is removed in this run.
+                rejected.append((f"unusable list row: {error}", row))
+                continue
+            # Keep only what the comparison needs, unless the list row is all we will store.
+            walked.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
+    except PrecoroPaginationError as error:
+        logger.warning("%s: the list of %s..%s kept moving (%s)", entity.name, first, last, error)
+        return walked, rejected, not rejected, False
+    return walked, rejected, not rejected, True
 
 
 def _listing_to_save(listed: dict[date, dict[str, dict]], list_complete: bool, summary: SyncSummary) -> dict:
     rejected = [{**r, "partition_day": r["partition_day"] and r["partition_day"].isoformat(),
                  "seen_at": r["seen_at"].isoformat()} for r in summary.rejected]
     return {"listed_at": datetime.now(UTC).isoformat(timespec="seconds"), "complete": list_complete,
-            "listed": {day.isoformat(): rows for day, rows in listed.items()}, "rejected": rejected}
+            "listed": {day.isoformat(): rows for day, rows in listed.items()}, "rejected": rejected,
+            "unstable_days": summary.unstable_days}
 
 
 def _restore_listing(saved: dict, summary: SyncSummary) -> tuple[dict[date, dict[str, dict]], bool]:
     summary.rejected += [{**r, "partition_day": r["partition_day"] and date.fromisoformat(r["partition_day"]),
                           "seen_at": datetime.fromisoformat(r["seen_at"])} for r in saved["rejected"]]
+    summary.unstable_days += saved.get("unstable_days", [])
     return {date.fromisoformat(day): rows for day, rows in saved["listed"].items()}, bool(saved["complete"])
 
 
@@ -226,6 +270,11 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
             for key in plan.to_write:
                 fetched_key, record, text = next(records)
                 assert fetched_key == key, (fetched_key, key)  # noqa: S101 - details come in the order asked
+                if record is None:  # deleted in Precoro after it was listed: not stored, removed if it was
+                    summary.vanished.append(key)
+                    batch.delete.add(key)
+                    progress(f"{entity.name}: {entity.key} {key} was listed but is gone now (404): removed")
+                    continue
                 try:
                     flatten(entity, record, batch.rows, synced_at, plan.day, raw_text=text)
                 except RecordRejected as error:
@@ -426,6 +475,9 @@ def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummar
     client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too
     for key, text, from_staging in fetched.details:
         summary.count_detail(from_staging)
+        if text is None:  # 404: deleted between the listing and the request
+            yield key, None, None
+            continue
         try:
             detail, raw = detail_from_text(entity.path, key, text)
         except PrecoroServerError as error:
@@ -441,14 +493,18 @@ def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummar
 
 
 def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,
-            staged: set[str]) -> tuple[dict, str | None, bool]:
-    """The document's detail, its JSON text as received, and whether it came from staging (a failed run
-    already paid for it). `staged`: the keys staging held when the run began."""
+            staged: set[str]) -> tuple[dict | None, str | None, bool]:
+    """The document's detail (None: Precoro answers 404, the document is gone), its JSON text as received, and
+    whether it came from staging (a failed run already paid for it). `staged`: the keys staging held when the
+    run began."""
     if key in staged:
         found = staging.get(entity.name, key, _update_date(header))
         if found is not None:
             return found[0], found[1], True
-    detail, text = client.get_detail_with_text(entity.path, key)
+    try:
+        detail, text = client.get_detail_with_text(entity.path, key)
+    except PrecoroNotFound:
+        return None, None, False  # deleted between the listing and now
     staging.put(entity.name, key, detail, text)
     return detail, text, False
 

@@ -15,7 +15,8 @@ materialization of its day (a backfill, or a re-materialization from the UI) lis
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -44,9 +45,10 @@ class DayChanges:
     rows: dict[str, dict]  # key -> the list row (for documents with details, only what the run needs)
 
 
-def changed_partitions(client, store, entity: Entity, since: datetime,
-                       first_day: date) -> tuple[dict[date, DayChanges], datetime | None, int]:
-    """Days with documents changed since `since` that the warehouse doesn't hold yet; newest updateDate seen."""
+def changed_partitions(client, store, entity: Entity, since: datetime, first_day: date,
+                       zone: tzinfo = UTC) -> tuple[dict[date, DayChanges], datetime | None, int]:
+    """Days (in the company's time zone `zone`) with documents changed since `since` that the warehouse doesn't
+    hold yet; newest updateDate seen."""
     newest: datetime | None = None
     candidates: dict[date, dict[str, tuple[datetime, dict]]] = {}
     seen = 0
@@ -54,7 +56,7 @@ def changed_partitions(client, store, entity: Entity, since: datetime,
         seen += 1
         try:
             updated = parse_time(row["updateDate"])
-            day = partition_day(row)
+            day = partition_day(row, zone)
         except (KeyError, TypeError, ValueError):
             continue  # the partition run reports unusable records; the sensor only schedules
         newest = max(newest, updated) if newest else updated
@@ -93,7 +95,8 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         for entity in DOCUMENTS:
             since = _since(cursor.get(entity.name), store, entity)
             try:
-                days, newest, seen = changed_partitions(client, store, entity, since, first_day)
+                days, newest, seen = changed_partitions(client, store, entity, since, first_day,
+                                                        ZoneInfo(partitions.timezone))
             except QuotaExhausted as error:
                 context.update_cursor(json.dumps(cursor))
                 return dg.SkipReason(f"Precoro request quota spent; changes are checked again after "

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 from pydantic import Field
@@ -158,6 +159,11 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         "preview": _preview(con, entity.name, start, end),
         **{k.replace("precoro_", "").replace("_", " "): v for k, v in precoro.accounting_metadata().items()},
     }
+    if summary.vanished:
+        metadata["gone before their detail was read (removed)"] = dg.MetadataValue.md(
+            f"{len(summary.vanished)}: " + ", ".join(summary.vanished[:20]))
+    if summary.unstable_days:
+        metadata["days whose list kept moving (nothing removed)"] = ", ".join(summary.unstable_days)
     if summary.full_refresh is not None:
         metadata["full refresh"] = summary.full_refresh
     if summary.rejected:
@@ -228,7 +234,8 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
             prepare_detail_workers(client, staging)  # they start while the tables are made ready and days listed
         try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
             if changed is None:
-                summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info)
+                summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
+                                         zone=ZoneInfo(partitions.timezone))
             else:
                 summary = sync_changed_documents(client, store, staging, entity, start, changed,
                                                  progress=context.log.info)
@@ -273,9 +280,10 @@ class ReferenceSyncConfig(dg.Config):
     """Read every record instead of the changes since the last sync (also removes deleted ones)."""
 
 
-def build_partitions(start_date: date) -> dg.DailyPartitionsDefinition:
-    # end_offset=1: today's partition exists, so documents created today can be synced today
-    return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1, timezone="UTC")
+def build_partitions(start_date: date, timezone: str = "UTC") -> dg.DailyPartitionsDefinition:
+    """Days of createDate in the company's time zone (PRECORO_TIMEZONE), the calendar Precoro's createDate
+    filter uses. end_offset=1: today's partition exists, so documents created today can be synced today."""
+    return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1, timezone=timezone)
 
 
 def build_ingest_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -20,8 +20,8 @@ class Env(SimEnv):
     """Runs don't raise: the tests inspect failures as well as successes."""
 
     def days(self) -> tuple[date, date]:
-        today = datetime.now(UTC).date()
-        return today - timedelta(days=DAYS), today
+        """The first partition day (PRECORO_START_DATE) and today."""
+        return self.config.start_date, datetime.now(UTC).date()
 
     def materialize(self, selection: str | list[str], partition: str | None = None,
                     partition_range: tuple[str, str] | None = None, run_config=None) -> dg.ExecuteInProcessResult:
@@ -30,10 +30,10 @@ class Env(SimEnv):
 
 
 def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limits: str = "off", documents: int = 300,
-             time_scale: float = 1000.0) -> Env:
-    sim = start_simulator(seed=11, days=DAYS, documents=documents, limits=limits, port=0)
-    config = point_at(monkeypatch, sim, tmp_path / "var", DAYS, PRECORO_TIME_SCALE=str(time_scale),
-                      PRECORO_SENSOR_INTERVAL_SECONDS="30")
+             time_scale: float = 1000.0, days: int = DAYS, **settings: str) -> Env:
+    sim = start_simulator(seed=11, days=days, documents=documents, limits=limits, port=0)
+    config = point_at(monkeypatch, sim, tmp_path / "var", days, PRECORO_TIME_SCALE=str(time_scale),
+                      PRECORO_SENSOR_INTERVAL_SECONDS="30", **settings)
     return Env(sim, config, build_definitions(config), dg.DagsterInstance.ephemeral())
 
 
@@ -51,3 +51,17 @@ def unpaced_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env
     environment = make_env(tmp_path, monkeypatch, time_scale=1e6)
     yield environment
     environment.sim.stop()
+
+
+@pytest.fixture
+def make_sim_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """make_sim_env(documents=..., days=..., PRECORO_X="...") -> an Env of that shape, stopped after the test."""
+    made: list[Env] = []
+
+    def make(**options) -> Env:
+        made.append(make_env(tmp_path, monkeypatch, **options))
+        return made[-1]
+
+    yield make
+    for environment in made:
+        environment.sim.stop()

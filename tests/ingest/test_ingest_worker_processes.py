@@ -183,3 +183,16 @@ def test_at_precoro_s_own_pace_runs_use_threads(tmp_path):
     assert not detail_processes.wanted(real, 100_000, 4)
     assert detail_processes.wanted(fast, detail_processes.MIN_DETAILS, 4)
     assert not detail_processes.wanted(fast, detail_processes.MIN_DETAILS - 1, 4)
+
+
+def test_a_document_deleted_before_a_worker_asks_for_it_is_left_out_and_the_run_goes_on(fast_env, started):
+    fast_env.control("POST", "faults", json={"kind": "vanish", "path": "/invoices/{idn}", "after": 5, "count": 2})
+    start, end = fast_env.days()
+
+    result = fast_env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))
+
+    assert result.success and started[0] is not None
+    assert differences(fast_env, INVOICES) == []  # the two deleted ones are in neither
+    gone = result.get_asset_materialization_events()[0].materialization.metadata[
+        "gone before their detail was read (removed)"].value
+    assert gone.startswith("2: ")
