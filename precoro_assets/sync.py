@@ -50,6 +50,7 @@ class SyncSummary:
     listed_per_day: dict[str, int] = field(default_factory=dict)
     vanished: list[str] = field(default_factory=list)  # listed, then 404 on their detail: deleted meanwhile
     unstable_days: list[str] = field(default_factory=list)  # days whose list kept moving: nothing removed
+    kept_elsewhere: list[str] = field(default_factory=list)  # missing from their day's list, but they exist
     rows_written: dict[str, int] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
     problems: list[Problem] = field(default_factory=list)
@@ -113,6 +114,7 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary,
                        may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
+    _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
     try:
         _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:
@@ -181,6 +183,31 @@ def _list_range(client, entity: Entity, start: date, end: date, summary: SyncSum
         for day, rows in walked.items():
             listed.setdefault(day, {}).update(rows)
     return listed, list_complete
+
+
+def _keep_misfiled(client, warehouse, entity: Entity, plans: list[_DayPlan], summary: SyncSummary, zone: tzinfo,
+                   progress: Callable[[str], None]) -> None:
+    """A stored document missing from its day's list was deleted in Precoro, unless it is filed under a day other
+    than that of its createDate in the zone (stored by an earlier rule, or listed by Precoro across a zone
+    boundary): Precoro may list it under another day, so its detail decides (404: deleted), a request each.
+    Such documents are rare; deleting one that still exists would lose it until its other day is synced."""
+    removed = {key: plan for plan in plans for key in plan.removed}
+    if not removed:
+        return
+    created = warehouse.read(lambda con: tables.create_dates(con, entity, set(removed)))
+    for key, plan in removed.items():
+        moment = created.get(key)
+        if moment is None or moment.astimezone(zone).date() == plan.day:
+            continue
+        try:
+            client.get_detail_with_text(entity.path, key)
+        except PrecoroNotFound:
+            continue
+        plan.removed.discard(key)
+        summary.removed -= 1
+        summary.kept_elsewhere.append(key)
+        progress(f"{entity.name}: {entity.key} {key} is not listed on {plan.day} but still exists in Precoro "
+                 f"(created {moment.astimezone(zone):%Y-%m-%d %H:%M %Z}): kept; it moves when its day is synced")
 
 
 def _walk_days(client, entity: Entity, first: date, last: date, zone: tzinfo

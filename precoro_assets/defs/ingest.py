@@ -162,6 +162,8 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
     if summary.vanished:
         metadata["gone before their detail was read (removed)"] = dg.MetadataValue.md(
             f"{len(summary.vanished)}: " + ", ".join(summary.vanished[:20]))
+    if summary.kept_elsewhere:
+        metadata["not listed on their day but still in Precoro (kept)"] = ", ".join(summary.kept_elsewhere[:20])
     if summary.unstable_days:
         metadata["days whose list kept moving (nothing removed)"] = ", ".join(summary.unstable_days)
     if summary.full_refresh is not None:

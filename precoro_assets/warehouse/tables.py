@@ -188,6 +188,17 @@ def keys_present(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str])
     return {str(r[0]) for r in rows}
 
 
+def create_dates(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> dict[str, datetime | None]:
+    """key -> create_date of these stored documents."""
+    if not keys:
+        return {}
+    key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), create_date FROM {qualified(entity.name)} "
+                       f"WHERE {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))",
+                       [_key_list(entity, keys)]).fetchall()
+    return {str(key): created for key, created in rows}
+
+
 def delete_records(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
     """Remove records (and their child rows) by key."""
     if not keys:

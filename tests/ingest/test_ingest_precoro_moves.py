@@ -4,7 +4,7 @@ and dates written at whatever offset the server likes. None of it fails a sync o
 from __future__ import annotations
 
 import collections
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from truth import differences
@@ -162,3 +162,27 @@ def test_a_day_whose_list_never_holds_still_is_written_as_seen_and_nothing_of_it
     stored = {k for (k,) in env.query("SELECT idn FROM precoro.invoices")}
     assert before <= stored  # every invoice present throughout is there; some that arrived may be too
     assert check(result, "count_matches_precoro").passed  # it checks the days that held still
+
+
+def test_a_document_filed_under_a_neighbouring_day_by_an_earlier_rule_is_never_removed_while_it_exists(env):
+    first, _ = env.days()
+    per_day = collections.Counter(partition_day(r).isoformat() for r in env.export("invoices"))
+    day = max((d for d in per_day if d > first.isoformat()), key=per_day.get)
+    before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    assert env.materialize("precoro/invoices", partition_range=(before, day)).success
+    moved = env.query("SELECT idn FROM precoro.invoices WHERE partition_day = ? ORDER BY idn LIMIT 1", [day])[0][0]
+    # as the previous rule (each record's own offset) could file it: under the day before its createDate's
+    env.warehouse.write(lambda con: con.execute("UPDATE precoro.invoices SET partition_day = ? WHERE idn = ?",
+                                                [before, moved]))
+    _, mark = env.request_log()
+
+    result = env.materialize("precoro/invoices", partition=before)  # Precoro does not list it on that day
+
+    assert result.success and metadata(result)["removed"] == 0
+    assert metadata(result)["not listed on their day but still in Precoro (kept)"] == moved
+    assert [r["url"] for r in env.request_log(mark)[0] if r["path"] == "/invoices/{idn}"] == [f"/invoices/{moved}"]
+    # its own day's sync files it where Precoro lists it
+    assert env.materialize("precoro/invoices", partition=day).success
+    assert env.query("SELECT partition_day FROM precoro.invoices WHERE idn = ?", [moved]) == [
+        (date.fromisoformat(day),)]
+    assert differences(env, INVOICES, lambda r: partition_day(r).isoformat() in (before, day)) == []
