@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from precoro_assets.api.errors import (
     PrecoroAuthError,
@@ -35,6 +35,7 @@ from precoro_assets.api.errors import (
     PrecoroPaginationError,
     PrecoroRateLimited,
     PrecoroServerError,
+    PrecoroUnreachable,
     PrecoroValidationError,
 )
 from precoro_assets.api.quota import CredentialsRejected, QuotaGuard, QuotaLimits, QuotaUsage
@@ -57,6 +58,7 @@ Answer = Literal["json", "json+text", "text"]
 
 REGIONS = {"eu": "https://api.precoro.com", "us": "https://api.precoro.us"}
 PAGE_SIZES = (10, 20, 50, 100, 200)
+UNREACHABLE_ATTEMPTS = 3  # tries of a request that can't connect (see PrecoroClient._stop)
 EXTERNAL_ID_BATCH = 200  # Precoro answers 400 to more than 200 `external_id[]` values
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 Params = list[tuple[str, str]]
@@ -366,7 +368,7 @@ class PrecoroClient:
         path = "/" + path.lstrip("/")
         body = urlencode(encode_form(form)).encode() if form is not None else None
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=self._stop,
             retry=retry_if_exception(lambda error: _is_retryable(method, error)),
             wait=self._wait,
             before_sleep=self._log_retry,
@@ -374,6 +376,13 @@ class PrecoroClient:
         )
         answer: Answer = "text" if text_only else "json+text" if with_text else "json"
         return retrying(self._send_once, method, path, list(params), body, answer)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        # A refused connection or an unknown host is most often a wrong PRECORO_BASE_URL: a few quick tries ride
+        # out a blip (about 6 s at Precoro's pace); minutes of retries would only hide the cause.
+        error = state.outcome.exception() if state.outcome else None
+        limit = UNREACHABLE_ATTEMPTS if isinstance(error, PrecoroUnreachable) else self.max_attempts
+        return state.attempt_number >= limit
 
     def _wait(self, state: RetryCallState) -> float:
         # After a 429 the guard itself waits for the shared block; otherwise back off.
@@ -420,16 +429,20 @@ class PrecoroClient:
                     response.read()
                 finally:
                     response.close()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                failure = PrecoroUnreachable(self.base_url, self._redact(f"{type(error).__name__}: {error}"),
+                                             method=method, path=path)
             except httpx.TransportError as error:
                 # Raised outside this block so the httpx error (its request carries the token
                 # header) is not chained onto ours.
                 failure = PrecoroConnectionError(
                     self._redact(f"no answer from Precoro for {method} {path}: {type(error).__name__}: {error}"),
-                    method=method, path=path, never_sent=isinstance(error, httpx.ConnectError | httpx.ConnectTimeout),
-                )
+                    method=method, path=path)
         finally:
             turn.release()
         if failure is not None:
+            if failure.never_sent:
+                self.quota.never_sent(ticket)
             raise failure
         if response.status_code == 429:
             self.quota.mark_refused(ticket)

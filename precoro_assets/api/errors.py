@@ -112,6 +112,18 @@ class PrecoroConnectionError(PrecoroError):
         self.never_sent = never_sent
 
 
+class PrecoroUnreachable(PrecoroConnectionError):
+    """No connection could be made (refused, unknown host, connect timeout): the request never reached Precoro,
+    and most likely the base URL is wrong or the network is down. Said in one line that names the setting."""
+
+    def __init__(self, base_url: str, reason: str, *, method: str | None = None, path: str | None = None) -> None:
+        super().__init__(
+            f"Cannot reach Precoro at {base_url} ({reason}). Check PRECORO_BASE_URL, or PRECORO_REGION (eu: "
+            "https://api.precoro.com, us: https://api.precoro.us), and the network.",
+            method=method, path=path, never_sent=True)
+        self.base_url = base_url
+
+
 class PrecoroPaginationError(PrecoroError):
     """Rows kept shifting between pages on every re-read: refusing to return an incomplete list."""
 

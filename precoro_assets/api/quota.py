@@ -420,6 +420,15 @@ class QuotaGuard:
                 "UPDATE requests SET started = MAX(started, ?) WHERE rowid = ?", (self._clock(), ticket)
             )
 
+    def never_sent(self, ticket: int) -> None:
+        """The request could not even connect: it never reached Precoro, so it neither counts in any window nor
+        starts its identical-GET minute (a retry, or the next run, need not wait for it)."""
+        if not ticket:
+            return  # a reserved slot (unpaced budget): its row stays, erring on the safe side
+        with self._lock, self._writers.held():
+            self._connection().execute("DELETE FROM requests WHERE rowid = ?", (ticket,))
+        self.spent -= 1
+
     def mark_refused(self, ticket: int) -> None:
         """A request answered 429 still counts in every window, but a refused GET was never served: Precoro
         starts its identical-GET minute only for answered GETs, so the retry need not wait that minute."""

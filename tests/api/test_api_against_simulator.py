@@ -282,3 +282,34 @@ def test_payments_and_external_ids_are_written_form_encoded(simulator, make_clie
     assert "sumPaid" in raised.value.fields and "sumPaid" in str(raised.value)
     with pytest.raises(PrecoroNotFound):
         client.get_detail("invoices", "999999999")
+
+
+# -- a Precoro that can't be reached -----------------------------------------------------------------
+
+
+def test_an_unreachable_base_url_fails_within_seconds_names_the_setting_and_spends_nothing(state_dir):
+    import socket
+
+    from precoro_assets.api.client import PrecoroClient
+    from precoro_assets.api.errors import PrecoroUnreachable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Precoro's real pace: a retry that waited out the identical-GET minute would take minutes
+    client = PrecoroClient("token", "me@example.com", base_url=f"http://127.0.0.1:{port}", state_dir=state_dir)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PrecoroUnreachable) as failure:
+            client.get("/invoices")
+        assert time.monotonic() - started < 15
+        assert "PRECORO_BASE_URL" in str(failure.value) and "PRECORO_REGION" in str(failure.value)
+        assert "token" not in str(failure.value)
+        # nothing reached Precoro: nothing is charged, and no identical-GET minute was started
+        assert client.spent == 0 and all(used == 0 for used in client.usage().used.values())
+        started = time.monotonic()
+        with pytest.raises(PrecoroUnreachable):
+            client.get("/invoices")
+        assert time.monotonic() - started < 15
+    finally:
+        client.close()
