@@ -104,10 +104,14 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool) -> None:
         raise click.BadParameter(f"{first} is before PRECORO_START_DATE ({config.start_date}).", param_hint="--start")
     if last < first:
         raise click.BadParameter("--end is before --start", param_hint="--end")
+    from .api.quota import requests_sent_by_this_process
+
     _dagster_home(config.home)
     with _simulator_if_needed(config):
+        before = requests_sent_by_this_process()
         results = run_sync(first, last, full_refresh)
-    _print_summary(results)
+        spent = requests_sent_by_this_process() - before  # the runs are in-process: failed ones count too
+    _print_summary(results, spent)
     if not all(ok for _, _, ok, _ in results):
         sys.exit(1)
 
@@ -161,18 +165,16 @@ def _full_refresh_config() -> dict:
     return {"ops": {f"precoro__{e.name}": {"config": {"full_refresh": True}} for e in REFERENCE}}
 
 
-def _print_summary(results: list[tuple[str, str, bool, dict]]) -> None:
+def _print_summary(results: list[tuple[str, str, bool, dict]], spent: int) -> None:
     columns = ("listed by Precoro", "new", "changed", "removed", "detail requests", "dagster/row_count")
     click.echo(f"{'asset':34} {'ok':3} {'listed':>7} {'new':>6} {'changed':>7} {'removed':>7} {'details':>7} {'rows':>7}")
-    spent: dict[str, int] = {}
     left = {}
-    for run, key, ok, meta in results:
+    for _, key, ok, meta in results:
         values = " ".join(f"{meta.get(c, ''):>{w}}" for c, w in zip(columns, (7, 6, 7, 7, 7, 7), strict=True))
         click.echo(f"{key:34} {'yes' if ok else 'NO':3} {values}")
-        if "requests spent" in meta:  # cumulative within a run: the run's last value is its total
-            spent[run] = max(spent.get(run, 0), int(meta["requests spent"]))
+        if "requests spent" in meta:
             left = {k[len("requests left "):]: v for k, v in meta.items() if k.startswith("requests left ")}
-    click.echo(f"requests spent: {sum(spent.values())}" + (
+    click.echo(f"requests spent: {spent}" + (
         "; left now: " + ", ".join(f"{v} this {k}" for k, v in left.items()) if left else ""))
 
 

@@ -201,6 +201,17 @@ SELECT (SELECT until FROM blocks WHERE token_key = :key),
 PRUNE_EVERY_SECONDS = 1.0
 
 
+_process_spent = 0  # requests sent by every QuotaGuard of this process (see requests_sent_by_this_process)
+_process_spent_lock = threading.Lock()
+
+
+def requests_sent_by_this_process() -> int:
+    """Requests charged by every client of this process so far, with those its detail worker processes sent
+    for it (PrecoroClient.count_spent_elsewhere): what the CLI reports for a sync, whether its assets
+    succeeded or failed (a failed materialization reports nothing of its own)."""
+    return _process_spent
+
+
 class CredentialsRejected(Exception):  # noqa: N818 - a state, like QuotaExhausted
     """Precoro rejected these credentials `at` (a 401, recorded by any process): nothing is sent for a while."""
 
@@ -234,7 +245,19 @@ class QuotaGuard:
         self._conn_pid: int | None = None
         self._pruned_at = float("-inf")
         self._reserved: collections.Counter[tuple[str, str]] = collections.Counter()  # see reserve()
-        self.spent = 0
+        self._spent = 0
+
+    @property
+    def spent(self) -> int:
+        """Requests this guard charged (sent, or counted for it by worker processes)."""
+        return self._spent
+
+    @spent.setter
+    def spent(self, value: int) -> None:
+        global _process_spent
+        with _process_spent_lock:
+            _process_spent += value - self._spent
+            self._spent = value
 
     def __repr__(self) -> str:
         return f"QuotaGuard(path={str(self.path)!r}, limits={self.limits!r})"
