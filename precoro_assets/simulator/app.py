@@ -568,6 +568,10 @@ class SimulatorApp:
                 for old, new in rule.options.get("rename", {}).items():
                     if old in row:
                         row[new] = row.pop(old)
+            elif rule.kind == "renamed_values":
+                for name, renames in rule.options.get("values", {}).items():
+                    if isinstance(row.get(name), str | int) and str(row[name]) in renames:
+                        row[name] = renames[str(row[name])]
             elif rule.kind == "date_offsets":
                 _write_dates_at_offsets(row, rule.options["offsets"], rule.options.get("fields", DATE_FIELDS))
         return row

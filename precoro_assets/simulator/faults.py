@@ -14,7 +14,7 @@ from datetime import datetime
 TRANSPORT_KINDS = {"error", "reset", "slow", "lost_response", "malformed_json", "rate_limit"}
 # Faults that alter the records served (any number apply together).
 CONTENT_KINDS = {"missing_fields", "unknown_fields", "renamed_fields", "shift_rows", "legacy_pagination",
-                 "date_offsets", "vanish"}
+                 "date_offsets", "vanish", "renamed_values"}
 KINDS = TRANSPORT_KINDS | CONTENT_KINDS
 
 

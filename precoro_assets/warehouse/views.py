@@ -35,14 +35,15 @@ def _custom_field_union(kind: str) -> str:
 
 
 def _resolved(kind: str, fields: str, options: str) -> str:
+    """Custom field values with their field's name and, where the field's definition has options (a drop-down,
+    whatever word the server uses for its type: "select", "dropdown", ...), the chosen option's name."""
     return f"""
 SELECT v.document_type, v.document_idn, v.line_id, v.field_id, f.name AS field_name, f.type AS field_type,
        v.value, o.name AS option_name, o.code AS option_code,
        coalesce(o.name, v.value) AS display_value
 FROM ({_custom_field_union(kind)}) v
 LEFT JOIN {qualified(fields)} f ON f.id = v.field_id
-LEFT JOIN {qualified(options)} o ON o.{fields[:-1]}_id = v.field_id AND f.type = 'select'
-     AND o.option_id = TRY_CAST(v.value AS BIGINT)
+LEFT JOIN {qualified(options)} o ON o.{fields[:-1]}_id = v.field_id AND o.option_id = TRY_CAST(v.value AS BIGINT)
 """
 
 
@@ -50,7 +51,7 @@ def _resolved_columns(document_types: str, line: str) -> dict[str, str]:
     return {
         "document_type": document_types, "document_idn": "The document's number.", "line_id": line,
         "field_id": "The custom field's id.", "field_name": "The custom field's label.",
-        "field_type": "select (drop-down), text, number or date.", "value": "The stored value.",
+        "field_type": "As Precoro names it, e.g. select or dropdown (drop-downs), text, number, date.", "value": "The stored value.",
         "option_name": "For drop-downs: the chosen option's label.", "option_code": "For drop-downs: its code.",
         "display_value": "What a person sees: the option's label, or the text.",
     }

@@ -169,3 +169,25 @@ def test_partition_start_is_configurable(env):
     partitions = env.defs.get_assets_def(dg.AssetKey(["precoro", "invoices"])).partitions_def
     assert partitions.get_first_partition_key() == env.config.start_date.isoformat()
     assert isinstance(env.config.start_date, date)
+
+
+def test_drop_down_values_resolve_to_option_names_whatever_the_server_calls_the_field_type(env):
+    # another Precoro server says "dropdown" where the simulator says "select"
+    for path in ("/documentcustomfields", "/itemcustomfields"):
+        env.control("POST", "faults", json={"kind": "renamed_values", "path": path, "count": None,
+                                            "values": {"type": {"select": "dropdown"}}})
+    sync_everything(env)
+    options = {(field["id"], option["id"]): option["name"] for field in env.export("documentcustomfields")
+               for option in field["options"]}
+    types = {field["id"]: field["type"] for field in env.export("documentcustomfields")}
+    rows = env.query("SELECT field_id, field_type, value, option_name, display_value "
+                     "FROM precoro.document_custom_fields_resolved")
+    drop_downs = [row for row in rows if types[row[0]] == "select"]
+    assert drop_downs and {field_type for _, field_type, *_ in drop_downs} == {"dropdown"}
+    for field_id, _, value, option_name, display_value in drop_downs:
+        assert option_name == display_value == options[(field_id, int(value))]
+    others = [row for row in rows if types[row[0]] != "select"]
+    assert others and all(option is None and shown == value for _, _, value, option, shown in others)
+    lines = env.query("SELECT count(*), count(option_name) FROM precoro.line_custom_fields_resolved "
+                      "WHERE field_type = 'dropdown'")
+    assert lines[0][0] > 0 and lines[0][0] == lines[0][1]
