@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -301,13 +301,19 @@ DATE_FIELDS = ("createDate", "updateDate", "approvalDate")
 
 def _write_dates_at_offsets(row: dict, offsets: list[str], fields: Iterable[str]) -> None:
     """The same instants written at other UTC offsets, one offset per record (chosen by its id), as a server
-    that writes each record in the zone of whoever touched it last would."""
+    that writes each record in the zone of whoever touched it last would; nested collections' records too
+    (an invoice's payments)."""
     offset = offsets[int(row.get("id") or 0) % len(offsets)]
     zone = datetime.fromisoformat(f"2000-01-01T00:00:00{offset}").tzinfo
     for name in fields:
         value = row.get(name)
         if isinstance(value, str) and value:
             row[name] = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(zone).isoformat()
+    for value in row.values():
+        if isinstance(value, dict) and isinstance(value.get("data"), list):
+            for nested in value["data"]:
+                if isinstance(nested, dict):
+                    _write_dates_at_offsets(nested, offsets, fields)
 
 
 class SimulatorApp:
@@ -896,6 +902,16 @@ class SimulatorApp:
         if action == "tick" and request.method == "POST":
             events = int((body or {}).get("events", 5))
             return {"changes": self.tick(events)}
+        if action == "payments" and request.method == "POST" and len(parts) == 4 and parts[3] == "cancel":
+            with self.lock:
+                payment = self.company.get("payments", parts[2])
+                if payment is None:
+                    raise NotFound(f"no payment with idn {parts[2]}")
+                try:
+                    self.company.cancel_payment(payment)
+                except Invalid as invalid:
+                    raise BadRequest(invalid.message) from None
+                return self.company.detail(payment)
         if action == "warm" and request.method == "POST":
             return {"serialised": self.warm()}
         if action == "reset" and request.method == "POST":

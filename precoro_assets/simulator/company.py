@@ -337,10 +337,28 @@ class Company:
         invoice.data["sumPaid"] = str(paid)  # Precoro returns sumPaid as a string
         invoice.data["payments"]["data"].append(
             {"id": payment.id, "idn": payment.data["idn"], "sumPaid": money(amount),
-             "payDate": payment.data["payDate"], "currency": invoice.data["currency"], "logicType": logic_type}
+             "payDate": payment.data["payDate"], "currency": invoice.data["currency"], "logicType": logic_type,
+             "status": 2, "statusString": STATUS_NAMES[2]}
         )
         self.set_status(invoice, 5 if paid >= total else 4, created)
         return payment
+
+    def cancel_payment(self, payment: Record) -> None:
+        """Cancel a payment as Precoro does: it stays listed (status 8, on the invoice too) but no longer counts
+        in the invoice's sumPaid, whose status goes back to partly paid or approved."""
+        if payment.data.get("status") == 8:
+            raise Invalid("status", "The payment is already canceled.")
+        payment.data["status"], payment.data["statusString"] = 8, STATUS_NAMES[8]
+        self.touch(payment)
+        invoice = self.get_by_id("invoices", payment.data["invoice"]["id"])
+        if invoice is None:
+            return
+        for entry in invoice.data["payments"]["data"]:
+            if entry["id"] == payment.id:
+                entry["status"], entry["statusString"] = 8, STATUS_NAMES[8]
+        paid = money(Decimal(invoice.data["sumPaid"]) - Decimal(str(payment.data["sumPaid"])))
+        invoice.data["sumPaid"] = str(paid)
+        self.set_status(invoice, 4 if paid > 0 else 2)
 
     def patch_external(self, record: Record, fields: dict[str, str | None]) -> None:
         """PATCH externalId / externalIntegrationLog (empty text clears the log)."""
