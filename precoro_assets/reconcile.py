@@ -56,6 +56,7 @@ BY_NUMBER = "supplier + invoice number"
 PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
 APPROVED_STATUSES = (2, 4, 5)  # approved or further: offered to the accounting side when unknown there
 CREDIT_NOTE_TYPES = (1, 5)
+CANCELED = 8  # a payment's status once cancelled in Precoro
 FLAG_PREFIX = "Reconciliation: "
 MAX_LOG_CHARS = 500
 
@@ -77,6 +78,7 @@ class PrecoroPayment:
     currency: str
     pay_date: date | None
     external_id: str | None = None
+    cancelled: bool = False  # status 8: still listed on the invoice, no longer in its sumPaid
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,15 @@ class Invoice:
     @property
     def is_credit_note(self) -> bool:
         return self.logic_type in CREDIT_NOTE_TYPES
+
+    @property
+    def live_payments(self) -> tuple[PrecoroPayment, ...]:
+        """The payments that count (Precoro's sumPaid): cancelled ones take no part in pairing or totals."""
+        return tuple(p for p in self.payments if not p.cancelled)
+
+    @property
+    def cancelled_payments(self) -> tuple[PrecoroPayment, ...]:
+        return tuple(p for p in self.payments if p.cancelled)
 
     @property
     def payable(self) -> bool:
@@ -420,7 +431,8 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
     invoice = result.invoice
     same_currency = [p for p in result.ledger_payments if p.currency == invoice.currency]
     other_currency = [p for p in result.ledger_payments if p.currency != invoice.currency]
-    result.pairs, result.unpaired_ledger, result.unpaired_precoro = pair_payments(same_currency, invoice.payments)
+    result.pairs, result.unpaired_ledger, result.unpaired_precoro = pair_payments(same_currency,
+                                                                                  invoice.live_payments)
     duplicates = _duplicates(result.unpaired_ledger)
     outstanding = invoice.total - invoice.paid
     bill = result.bill
@@ -483,6 +495,11 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
         result.klass = UNMATCHED
         link = f"its externalId {invoice.external_id} names no ledger bill" if invoice.external_id else "not linked"
         result.reason = f"nothing in the ledger refers to this invoice ({link}) and nothing is paid; {precoro_side}"
+
+
+    if invoice.cancelled_payments:
+        result.reason += "; cancelled in Precoro, not counted: " + ", ".join(
+            _describe_precoro(p) for p in invoice.cancelled_payments)
 
 
 def _duplicates(payments: list[LedgerPayment]) -> list[list[LedgerPayment]]:

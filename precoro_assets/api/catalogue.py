@@ -242,7 +242,9 @@ DOCUMENTS: tuple[Entity, ...] = (
                         c("payment_idn", "VARCHAR", "idn", "The payment's number (precoro.payments.idn)."),
                         c("sum_paid", MONEY, "sumPaid", "Amount of this payment."),
                         c("pay_date", TIME, "payDate", "When it was paid."),
-                        c("currency", "VARCHAR", "currency", "Currency of the payment.")), ("payment_id",)),
+                        c("currency", "VARCHAR", "currency", "Currency of the payment."),
+                        c("status", "INTEGER", "status", "The payment's status (8 = canceled: still listed, but no "
+                          "longer counted in the invoice's sumPaid).")), ("payment_id",)),
         ),
         partitioned=True, fetch_detail=True, document_type="invoice"),
     Entity(
@@ -257,7 +259,8 @@ DOCUMENTS: tuple[Entity, ...] = (
          c("pay_date", TIME, "payDate", "When it was paid."),
          c("currency", "VARCHAR", "currency", "Currency of the payment."),
          c("logic_type", "INTEGER", "logicType", "Payment logic type (0 = payment)."),
-         c("status", "INTEGER", "status", "Status code.")) + _links() + _dates(),
+         c("status", "INTEGER", "status", "Status code (8 = canceled: it no longer counts in the invoice's "
+           "sumPaid).")) + _links() + _dates(),
         (), partitioned=True, fetch_detail=False, document_type="payment"),
 )
 

@@ -293,8 +293,10 @@ def _file_kind(path: Path) -> str | None:
 
 # ---- the sink ------------------------------------------------------------------------------------------------
 
+# `type` (bill, credit_note, purchase_order) came last, after exported_at: files written before it keep their
+# columns, and new rows follow a file's own header.
 EXPORT_COLUMNS = ("external_id", "precoro_idn", "precoro_id", "supplier", "number", "amount", "currency",
-                  "exported_at")
+                  "exported_at", "type")
 EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
 
 
@@ -349,13 +351,17 @@ class FileLedgerSink:
 
     @staticmethod
     def _append(path: Path, external_id: str, document: ExportDocument) -> None:
-        new = not path.exists()
+        header = EXPORT_COLUMNS
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as handle:
+                header = tuple(next(csv.reader(handle), EXPORT_COLUMNS))
         with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(EXPORT_COLUMNS)
-            writer.writerow([external_id, document.idn, document.id or "", document.supplier, document.number,
-                             format(document.amount, "f"), document.currency,
-                             datetime.now(UTC).isoformat(timespec="seconds")])
+            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+            if not path.stat().st_size:
+                writer.writeheader()
+            writer.writerow({"external_id": external_id, "precoro_idn": document.idn, "precoro_id": document.id or "",
+                             "supplier": document.supplier, "number": document.number,
+                             "amount": format(document.amount, "f"), "currency": document.currency,
+                             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "type": document.kind})
             handle.flush()
             os.fsync(handle.fileno())

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 BILL = "bill"
 CREDIT_NOTE = "credit_note"
+PURCHASE_ORDER = "purchase_order"
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,9 @@ class ExportDocument:
     id: int | None
     supplier: str
     number: str  # the supplier's invoice number, or the purchase order's idn
-    amount: Decimal
+    amount: Decimal  # negative for a credit note, as the ledger's bill files write them
     currency: str
+    kind: str = BILL  # BILL, CREDIT_NOTE or PURCHASE_ORDER
 
 
 @dataclass(frozen=True)

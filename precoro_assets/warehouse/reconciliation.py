@@ -12,7 +12,7 @@ import duckdb
 
 from ..api.catalogue import BY_NAME, MONEY, TIME, Column
 from ..ledger.source import LedgerBill, LedgerPayment, LedgerSnapshot
-from ..reconcile import CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
+from ..reconcile import CANCELED, CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
 from . import tables
 
 
@@ -149,13 +149,13 @@ def load_invoices(con: duckdb.DuckDBPyConnection) -> list[Invoice]:
     payments: dict[str, list[PrecoroPayment]] = {}
     for row in _rows(con, """
             SELECT ip.invoice_idn, ip.payment_id, ip.payment_idn, ip.sum_paid, ip.currency, ip.pay_date,
-                   p.external_id
+                   p.external_id, coalesce(ip.status, p.status) AS status
             FROM precoro.invoice_payments ip
             LEFT JOIN precoro.payments p ON p.idn = ip.payment_idn"""):
         payments.setdefault(row["invoice_idn"], []).append(PrecoroPayment(
             id=row["payment_id"], idn=str(row["payment_idn"]), amount=row["sum_paid"] or Decimal("0.00"),
             currency=row["currency"], pay_date=row["pay_date"].date() if row["pay_date"] else None,
-            external_id=row["external_id"] or None))
+            external_id=row["external_id"] or None, cancelled=row["status"] == CANCELED))
     return [Invoice(
         idn=row["idn"], id=row["id"], supplier=row["supplier_name"] or "", invoice_number=row["invoice_number"],
         total=row["sum"] or Decimal("0.00"), paid=row["sum_paid"] or Decimal("0.00"), currency=row["currency"] or "",

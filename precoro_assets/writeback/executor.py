@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,8 +32,16 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
-from ..ledger.source import ExportDocument, LedgerSink
-from ..reconcile import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
+from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, LedgerSink
+from ..reconcile import (
+    CANCELED,
+    CLEAR_LOG,
+    CREATE_PAYMENT,
+    CREDIT_NOTE_TYPES,
+    EXPORT,
+    SET_EXTERNAL_ID,
+    SET_LOG,
+)
 from .outbox import FAILED, PENDING, SENT, SKIPPED, Outbox, OutboxRow
 
 logger = logging.getLogger(__name__)
@@ -99,25 +107,31 @@ class SeenPayment:
     id: int
     idn: str
     amount: Decimal
-    pay_date: date | None
+    pay_date: date | None  # the UTC date of its payDate (we send payDate at 00:00 UTC)
+    cancelled: bool = False
 
 
 def _pay_date(value: Any) -> date | None:
+    """The UTC date of a payDate: a server may write the instant we sent (00:00 UTC) at any offset, e.g.
+    2026-11-30T19:00:00-05:00 for 2026-12-01; its local date would not be recognised as ours. No offset: UTC."""
     if not value:
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
+    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
 
 
 def invoice_payments(invoice: dict[str, Any]) -> list[SeenPayment]:
     return [SeenPayment(int(p["id"]), str(p.get("idn", p["id"])), Decimal(str(p.get("sumPaid", "0"))),
-                        _pay_date(p.get("payDate")))
+                        _pay_date(p.get("payDate")), cancelled=p.get("status") == CANCELED)
             for p in unwrap(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
 
 
 def find_payment(payments: list[SeenPayment], amount: Decimal, pay_date: date,
                  not_in: set[int]) -> SeenPayment | None:
-    """A payment not in `not_in` with this amount and pay date: the one our POST created, if it landed."""
-    return next((p for p in payments if p.id not in not_in and p.amount == amount and p.pay_date == pay_date), None)
+    """A live payment not in `not_in` with this amount and pay date: the one our POST created, if it landed (a
+    cancelled one is not: adopting it would leave the invoice unpaid)."""
+    return next((p for p in payments if p.id not in not_in and not p.cancelled and p.amount == amount
+                 and p.pay_date == pay_date), None)
 
 
 def cannot_pay(invoice: dict[str, Any], amount: Decimal) -> str | None:
@@ -265,9 +279,15 @@ class WriteBack:
             return Done(SKIPPED, f"already linked to {record['externalId']!r} in Precoro")
         supplier = (record.get("supplier") or {}).get("name") or row.payload["supplier"]
         number = record.get("invoiceNumber") or row.payload["number"]
-        document = ExportDocument(row.resource, row.target_key, record.get("id"), supplier, str(number),
-                                  Decimal(str(record.get("sum", row.payload["amount"]))),
-                                  record.get("currency") or row.payload["currency"])
+        amount = Decimal(str(record.get("sum", row.payload["amount"])))
+        if row.resource == "purchaseorders":
+            kind = PURCHASE_ORDER
+        elif record.get("logicType") in CREDIT_NOTE_TYPES:  # said so, with the sign the ledger's bills use
+            kind, amount = CREDIT_NOTE, -abs(amount)
+        else:
+            kind = BILL
+        document = ExportDocument(row.resource, row.target_key, record.get("id"), supplier, str(number), amount,
+                                  record.get("currency") or row.payload["currency"], kind)
         answer = self.sink.offer(document)
         log = record.get("externalIntegrationLog") or ""
         if answer.accepted:

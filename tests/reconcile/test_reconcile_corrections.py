@@ -1,0 +1,130 @@
+"""Money that must come out right against a Precoro that cancels payments, writes dates at other offsets and
+holds credit notes: reconciliation and write-back end to end, against the simulator on localhost."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+from reconcile_support import SEND, money
+
+from precoro_assets.ledger.files import ledger_dir
+from precoro_assets.reconcile import CREATE_PAYMENT, MATCHED, PAID_IN_LEDGER_ONLY, SET_EXTERNAL_ID
+
+TODAY = datetime.now(UTC).date().isoformat()
+
+
+def precoro(env, method: str, path: str, **form) -> dict:
+    """A request to the simulator's Precoro API, as any client would send it."""
+    response = httpx.request(method, f"{env.sim.url}{path}", data=form or None, timeout=30,
+                             headers={"X-AUTH-TOKEN": env.sim.token, "email": env.sim.email})
+    response.raise_for_status()
+    return response.json()
+
+
+def pay(env, invoice: dict, amount: Decimal) -> dict:
+    return precoro(env, "POST", "/payments", **{"invoice[id]": str(invoice["id"]), "sumPaid": str(amount),
+                                                "logicType": "0", "payDate": f"{TODAY}T00:00:00+00:00"})
+
+
+def open_invoices(env, count: int) -> list[dict]:
+    """Approved, unpaid invoices (not credit notes), unknown to the accounting side."""
+    found = [i for i in env.export("invoices") if i["status"] == 2 and money(i["sumPaid"]) == 0
+             and i["logicType"] == 0 and not i["externalId"] and not (i.get("parentData") or {}).get("idn")]
+    assert len(found) >= count
+    return found[:count]
+
+
+def ledger_with_payments(*rows: tuple[str, dict, Decimal]) -> None:
+    """The accounting side knows only these payments (by supplier and invoice number)."""
+    folder = ledger_dir()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with open(folder / "payments.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["payment_id", "supplier", "invoice_number", "amount", "currency", "paid_on"])
+        for payment_id, invoice, amount in rows:
+            writer.writerow([payment_id, invoice["supplier"]["name"], invoice["invoiceNumber"], f"{amount:.2f}",
+                             invoice["currency"], TODAY])
+
+
+def reconciled(env, idn: object) -> tuple[str, str]:
+    [row] = env.query("SELECT class, reason FROM precoro.reconciliation_invoices WHERE invoice_idn = ?", [str(idn)])
+    return row
+
+
+def test_a_cancelled_payment_takes_no_part_in_pairing_and_the_missing_payment_is_proposed(env):
+    relisted, only_cancelled = open_invoices(env, 2)
+    half = money(relisted["sum"]) / 2
+    half = half.quantize(Decimal("0.01"))
+    # relisted: paid, cancelled, paid again (the live payment); only_cancelled: paid, then cancelled
+    cancelled = pay(env, relisted, half)
+    env.control("POST", f"payments/{cancelled['idn']}/cancel")
+    live = pay(env, relisted, half)
+    gone = pay(env, only_cancelled, money(only_cancelled["sum"]))
+    env.control("POST", f"payments/{gone['idn']}/cancel")
+    ledger_with_payments(("L-RELISTED", relisted, half), ("L-MISSING", only_cancelled, money(only_cancelled["sum"])))
+    env.sync()
+
+    env.reconcile()
+
+    klass, reason = reconciled(env, relisted["idn"])
+    assert klass == MATCHED and f"Precoro payment {live['idn']} " in reason
+    assert f"cancelled in Precoro, not counted: Precoro payment {cancelled['idn']} " in reason
+    klass, reason = reconciled(env, only_cancelled["idn"])
+    assert klass == PAID_IN_LEDGER_ONLY and f"Precoro payment {gone['idn']} " in reason
+    rows = env.outbox.rows()
+    links = {(r.resource, r.target_key) for r in rows if r.kind == SET_EXTERNAL_ID}
+    assert ("payments", str(live["idn"])) in links and ("payments", str(cancelled["idn"])) not in links
+    [create] = [r for r in rows if r.kind == CREATE_PAYMENT]
+    assert create.target_key == str(only_cancelled["idn"]) and money(create.payload["amount"]) == money(
+        only_cancelled["sum"])
+
+    env.writeback(SEND)
+    invoice = next(i for i in env.export("invoices") if i["idn"] == only_cancelled["idn"])
+    assert money(invoice["sumPaid"]) == money(invoice["sum"]) and invoice["status"] == 5
+    payments = {str(p["idn"]): p for p in env.export("payments")}
+    assert payments[str(live["idn"])]["externalId"] == "L-RELISTED"
+    assert payments[str(cancelled["idn"])]["externalId"] is None
+
+
+def test_a_lost_payment_answer_is_recognised_when_precoro_writes_pay_dates_at_a_negative_offset(env):
+    [invoice] = open_invoices(env, 1)
+    part = (money(invoice["sum"]) / 3).quantize(Decimal("0.01"))
+    ledger_with_payments(("L-PART", invoice, part))
+    env.reconcile()
+    [create] = [r for r in env.outbox.rows() if r.kind == CREATE_PAYMENT]
+    assert create.target_key == str(invoice["idn"])
+    # payDate sent as <today>T00:00:00+00:00 comes back as <yesterday>T19:00:00-05:00; the POST's answer is lost
+    env.control("POST", "faults", json={"kind": "date_offsets", "offsets": ["-05:00"], "fields": ["payDate"],
+                                        "path": "/invoices/{idn}", "count": None})
+    env.control("POST", "faults", json={"kind": "lost_response", "method": "POST", "path": "/payments",
+                                        "count": 1})
+    before = {p["id"] for p in env.export("payments")}
+
+    env.writeback(SEND)
+
+    [row] = [r for r in env.outbox.rows() if r.kind == CREATE_PAYMENT]
+    assert row.status == "sent" and "adopted" in row.outcome
+    new = Counter(str(p["invoice"]["idn"]) for p in env.export("payments") if p["id"] not in before)
+    assert new == Counter({str(invoice["idn"]): 1})  # paid once
+
+
+def test_a_credit_note_is_exported_as_a_credit_note(env):
+    note = next(i for i in env.export("invoices") if i["logicType"] in (1, 5) and i["status"] == 6)
+    precoro(env, "POST", f"/invoices/{note['idn']}/confirm")  # approved: the accounting side may have it now
+    ledger_with_payments()
+    env.sync()
+    env.reconcile()
+
+    env.writeback(SEND)
+
+    with open(ledger_dir() / "export" / "invoices.csv", newline="", encoding="utf-8") as handle:
+        exported = {row["precoro_idn"]: row for row in csv.DictReader(handle)}
+    row = exported[str(note["idn"])]
+    assert row["type"] == "credit_note" and money(row["amount"]) == -abs(money(note["sum"]))
+    assert {r["type"] for idn, r in exported.items() if idn != str(note["idn"])} == {"bill"}
