@@ -50,6 +50,16 @@ def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick
 
 # ---- shared helpers ---------------------------------------------------------------------------
 
+def _settings():
+    """The settings, or a one-line error that names the variable to fix (never a traceback)."""
+    from . import settings
+
+    try:
+        return settings.load()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def _dagster_home(home: Path) -> Path:
     """DAGSTER_HOME under the project's var/ (with our dagster.yaml), unless the user set one."""
     if os.environ.get("DAGSTER_HOME"):
@@ -96,9 +106,8 @@ def _simulator_if_needed(config):
 @click.option("--full-refresh", is_flag=True, help="Read all reference data instead of the changes.")
 def sync(start: datetime, end: datetime | None, full_refresh: bool) -> None:
     """Materialize reference data and every document day from START to END through Dagster."""
-    from . import settings
 
-    config = settings.load()
+    config = _settings()
     first, last = start.date(), (end.date() if end else datetime.now(UTC).date())
     if first < config.start_date:
         raise click.BadParameter(f"{first} is before PRECORO_START_DATE ({config.start_date}).", param_hint="--start")
@@ -188,11 +197,15 @@ def sql(query: str, fmt: str) -> None:
     from . import settings
     from .warehouse.store import Warehouse
 
-    config = settings.load()
-    try:
-        frame = Warehouse(config.warehouse).query(query)
+    try:  # the warehouse is all a query needs: no other setting is read, so none can stand in its way
+        frame = Warehouse(settings.warehouse_dir()).query(query, integer_nulls_as_none=True)
     except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
-        raise click.ClickException(str(error).splitlines()[0]) from None
+        message = str(error).splitlines()[0]
+        if "Catalog Error" in message and "does not exist" in message:
+            message += ("\nThe warehouse has no such table or view yet: sync first, e.g. precoro-assets sync --start "
+                        "YYYY-MM-DD (or materialize the assets in the Dagster UI); the views come with the first "
+                        "sync. What is there: precoro-assets sql \"SHOW ALL TABLES\"")
+        raise click.ClickException(message) from None
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -202,7 +215,8 @@ def sql(query: str, fmt: str) -> None:
         import pandas as pd
 
         with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
-            click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+            shown = frame.astype(object).where(frame.notna(), "")  # NULL shows as nothing, not NaN or None
+            click.echo(shown.to_string(index=False) if len(frame) else "(no rows)")
 
 
 # ---- reconciliation and write-back ----------------------------------------------------------
@@ -212,7 +226,7 @@ def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[lis
     from . import settings
     from .ledger.demo import company_from_simulator, company_in_process, demo_ledger_for, write_demo_ledger
 
-    config = settings.load()
+    config = _settings()
     if from_url is None and config.using_simulator and _port_open(settings.simulator_port()):
         from_url = config.base_url
     if from_url:
@@ -261,10 +275,9 @@ def reconcile() -> None:
     """Load the ledger, reconcile it with the synced invoices and queue write-backs (through Dagster)."""
     import dagster as dg
 
-    from . import settings
+    config = _settings()  # before the definitions are imported: they read the settings too
     from .definitions import defs
 
-    config = settings.load()
     _dagster_home(config.home)
     result = defs.resolve_job_def("precoro_reconcile").execute_in_process(
         instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"precoro/cli": "reconcile"})
@@ -287,10 +300,9 @@ def writeback(send: bool, limit: int, retry_failed: bool) -> None:
     """Run the write-back job headless and print what was (or would be) sent to Precoro."""
     import dagster as dg
 
-    from . import settings
+    config = _settings()  # before the definitions are imported: they read the settings too
     from .definitions import defs
 
-    config = settings.load()
     _dagster_home(config.home)
     if retry_failed:
         from .writeback.outbox import Outbox
@@ -333,7 +345,7 @@ def demo(port: int) -> None:
     """Start the simulator and the Dagster UI, ready to launch a backfill."""
     from . import settings
 
-    config = settings.load()
+    config = _settings()
     dagster_home = _dagster_home(config.home)
     # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -352,10 +364,14 @@ def demo(port: int) -> None:
         if config.using_simulator:
             _demo_ledger_if_empty()
         workspace = PACKAGE_ROOT / "workspace.yaml"
+        environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        if config.using_simulator:  # the simulated company changes every minute: the sensor looks as often
+            environment.setdefault("PRECORO_SENSOR_INTERVAL_SECONDS", str(DEMO_SENSOR_INTERVAL_SECONDS))
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-            env={**os.environ, "DAGSTER_HOME": str(dagster_home)}))
-        click.echo(DEMO_GUIDE.format(port=port, start=config.start_date, home=config.home))
+            env=environment))
+        click.echo(DEMO_GUIDE.format(port=port, start=config.start_date, home=config.home,
+                                     interval=environment.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")))
         processes[-1].wait()
     except KeyboardInterrupt:
         pass
@@ -369,17 +385,20 @@ def demo(port: int) -> None:
                 process.kill()
 
 
+DEMO_SENSOR_INTERVAL_SECONDS = 60  # 5 requests a tick: a quarter of what the 10x-scaled simulator allows an hour
+
 DEMO_GUIDE = """
 Dagster UI: http://127.0.0.1:{port}   (Ctrl-C stops the UI and the simulator)
 
 What to click:
-  1. Assets -> select group "precoro_reference" -> Materialize all       (suppliers, items, custom fields, ...)
-  2. Assets -> select group "precoro_documents" -> Materialize -> pick a date range
+  1. Catalog -> select group "precoro_reference" -> Materialize all      (suppliers, items, custom fields, ...)
+  2. Catalog -> select group "precoro_documents" -> Materialize -> pick a date range
      (e.g. the last 7 days; partitions start {start}) -> Launch backfill
-  3. Overview -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
+  3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
   4. Automation -> turn on "precoro_changes": changes the simulated company makes every minute are synced
+     (the sensor looks every {interval} s)
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
-  6. Assets -> group "precoro_reconciliation" -> Materialize all: the demo ledger (in {home}/ledger) is
+  6. Catalog -> group "precoro_reconciliation" -> Materialize all: the demo ledger (in {home}/ledger) is
      reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says
      send: true), or turn on the "precoro_writeback" sensor
 Warehouse and state live in {home}

@@ -59,6 +59,11 @@ def project_home() -> Path:
     return Path(os.environ.get("PRECORO_HOME", Path.cwd() / "var")).resolve()
 
 
+def warehouse_dir() -> Path:
+    """PRECORO_WAREHOUSE, else <PRECORO_HOME>/warehouse: all a reader of the warehouse needs to know."""
+    return Path(os.environ.get("PRECORO_WAREHOUSE", project_home() / "warehouse")).resolve()
+
+
 def apply_embedded_default() -> bool:
     """Point the process at the simulator when no token is configured; returns whether it did.
 
@@ -98,7 +103,7 @@ def load() -> Settings:
         region=os.environ.get("PRECORO_REGION", "eu"),
         start_date=start_date,
         home=home,
-        warehouse=Path(os.environ.get("PRECORO_WAREHOUSE", home / "warehouse")).resolve(),
+        warehouse=warehouse_dir(),
         state_dir=Path(os.environ.get("PRECORO_STATE_DIR", home / "state")).resolve(),
         time_scale=float(os.environ.get("PRECORO_TIME_SCALE", "1")),
         sensor_interval_seconds=int(os.environ.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")),

@@ -323,15 +323,18 @@ class Warehouse:
 
         return self._retrying(attempt, "read")
 
-    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+              integer_nulls_as_none: bool = False) -> pd.DataFrame:
         """Run a query on a read-only connection (any SQL, an analyst's too); it never blocks materializations.
 
-        Decimals come back as exact ``decimal.Decimal`` values (via Arrow), not floats.
+        Decimals come back as exact ``decimal.Decimal`` values (via Arrow), not floats. With
+        `integer_nulls_as_none`, an integer column holding NULLs keeps its integers (and None), instead of
+        pandas' floats and NaN.
         """
 
         def attempt() -> pd.DataFrame:
             with self.connect(read_only=True) as con:
-                return con.execute(sql, params).to_arrow_table().to_pandas()
+                return con.execute(sql, params).to_arrow_table().to_pandas(integer_object_nulls=integer_nulls_as_none)
 
         return self._retrying(attempt, "query")
 
