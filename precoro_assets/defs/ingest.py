@@ -21,7 +21,7 @@ from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.resource import PrecoroResource
 from ..sync import SyncSummary, prepare_detail_workers, sync_changed_documents, sync_documents, sync_reference
-from ..warehouse import tables
+from ..warehouse import tables, views
 from ..warehouse.rows import table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
@@ -123,7 +123,11 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     """The materialization, then the checks' results.
 
     The checks' queries run in a thread while Dagster records the materialization (an event per partition of
-    the run: a tenth of a second or more for a range), which takes about as long: DuckDB works without the GIL."""
+    the run: a tenth of a second or more for a range), which takes about as long: DuckDB works without the GIL.
+    The analyst views are created here when the warehouse has none yet: whoever syncs can query them at once
+    (precoro/analyst_views re-creates them all)."""
+    if store.read(views.missing_views):
+        store.write(views.create_views, what="create the analyst views")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
         findings = pool.submit(store.read, lambda con: check_findings(entity, con, start, end))
         yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))

@@ -163,6 +163,14 @@ def create_column_descriptions(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON COLUMN {table}.{column} IS {sql_text(description)}")
 
 
+def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The analyst views the warehouse does not hold yet."""
+    present = {name for (name,) in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = ? AND database_name = current_database()",
+        [SCHEMA]).fetchall()}
+    return [view.name for view in VIEWS if view.name not in present]
+
+
 def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every table the views read, the status lookup, the views, then the column descriptions."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
