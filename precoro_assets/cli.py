@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime
@@ -104,7 +106,8 @@ def _simulator_if_needed(config):
 @click.option("--start", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (createDate).")
 @click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day (default: today).")
 @click.option("--full-refresh", is_flag=True, help="Read all reference data instead of the changes.")
-def sync(start: datetime, end: datetime | None, full_refresh: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show Dagster's event log (errors with their stack traces).")
+def sync(start: datetime, end: datetime | None, full_refresh: bool, verbose: bool) -> None:
     """Materialize reference data and every document day from START to END through Dagster."""
 
     config = _settings()
@@ -116,17 +119,82 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool) -> None:
     from .api.quota import requests_sent_by_this_process
 
     _dagster_home(config.home)
+    stop = _stop_on_sigterm()
+    _quiet_logs(verbose)
     with _simulator_if_needed(config):
         before = requests_sent_by_this_process()
-        results = run_sync(first, last, full_refresh)
+        results = run_sync(first, last, full_refresh, verbose=verbose, stop=stop)
         spent = requests_sent_by_this_process() - before  # the runs are in-process: failed ones count too
     _print_summary(results, spent)
+    if stop.is_set():
+        click.echo("Stopped (SIGTERM): the run under way was interrupted and no later run was started.", err=True)
+        sys.exit(143)
     if not all(ok for _, _, ok, _ in results):
         sys.exit(1)
 
 
-def run_sync(first: date, last: date, full_refresh: bool = False) -> list[tuple[str, str, bool, dict]]:
-    """Materialize reference data, documents for first..last, then the views.
+def _quiet_logs(verbose: bool) -> None:
+    """Our modules' own log lines (retries, waits) only with --verbose: the failures are summed up at the end."""
+    logging.getLogger("precoro_assets").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """SIGTERM interrupts the run in progress (as Ctrl-C does) and starts no other run. While a run executes,
+    Dagster's own handler takes the signal and interrupts the step (see _interrupted); between runs, this one."""
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return stop
+
+
+# Causes that every later run would meet too: the sync stops at the first.
+STOPPING_CAUSES = {"PrecoroAuthError": "Precoro rejected the credentials", "PrecoroUnreachable": "Precoro is unreachable"}
+
+
+def _interrupted(result) -> bool:
+    """Whether Dagster interrupted a step of the run (SIGTERM or Ctrl-C while it ran)."""
+    return any(event.is_step_failure and _root_cause(event.step_failure_data.error).cls_name
+               == "DagsterExecutionInterruptedError" for event in result.all_events)
+
+
+def _root_cause(error):
+    """The exception a step failed with, inside Dagster's wrappers."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+def _report_failures(result) -> bool:
+    """Print each distinct cause of the run's failed steps in one line (with the assets it failed); returns
+    whether the sync must stop (a cause every later run would meet too)."""
+    causes: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    for event in result.all_events:
+        if event.is_step_failure:
+            root = _root_cause(event.step_failure_data.error)
+            text = (root.message.strip().splitlines() or [root.cls_name])[0]
+            named, _, rest = text.partition(": ")
+            text = rest if rest and named.endswith(root.cls_name) else text  # without the exception's module path
+            # the same stopping cause reads a little differently per request: it is one cause
+            group = (root.cls_name, "" if root.cls_name in STOPPING_CAUSES else text)
+            causes.setdefault(group, (text, []))[1].append(event.step_key.replace("__", "/"))
+    for text, steps in causes.values():
+        shown = steps[0] if len(steps) == 1 else f"{steps[0]} and {len(steps) - 1} more"
+        click.echo(f"failed: {shown}: {text}", err=True)
+    stopping = [STOPPING_CAUSES[name] for name, _ in causes if name in STOPPING_CAUSES]
+    if stopping:
+        click.echo(f"Stopping: {stopping[0]}; nothing more was sent. Fix the setting named above and run again.",
+                   err=True)
+    return bool(stopping)
+
+
+def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool = False,
+             stop: threading.Event | None = None) -> list[tuple[str, str, bool, dict]]:
+    """Materialize reference data, documents for first..last, then the views; stop early when `stop` is set or
+    a failure's cause would fail every later run too.
 
     Returns (run, asset, succeeded, metadata) per asset, in order.
     """
@@ -137,34 +205,39 @@ def run_sync(first: date, last: date, full_refresh: bool = False) -> list[tuple[
 
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # Dagster's console log repeats each failure with its stack trace; the causes are printed below instead.
+    quiet = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     runs = [
         ("reference", dg.AssetSelection.groups(REFERENCE_GROUP), {},
          _full_refresh_config() if full_refresh else {}),
         ("documents", dg.AssetSelection.groups(DOCUMENTS_GROUP),
          {"dagster/asset_partition_range_start": first.isoformat(),
           "dagster/asset_partition_range_end": last.isoformat()}, {}),
-        ("views", dg.AssetSelection.keys(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
+        ("views", dg.AssetSelection.assets(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
     ]
     results = []
     for name, selection, tags, run_config in runs:
+        if stop is not None and stop.is_set():
+            break
         keys = selection.resolve(graph)
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
-        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
-                                tags={**tags, "precoro/cli": f"sync {name}"}, run_config={**quiet, **run_config},
-                                raise_on_error=False)
+        try:
+            result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
+                                    tags={**tags, "precoro/cli": f"sync {name}"},
+                                    run_config={**quiet, **run_config}, raise_on_error=False)
+        except KeyboardInterrupt:
+            results += [(name, key, False, {}) for key in sorted(k.to_user_string() for k in keys)]
+            break
         events = {e.asset_key.to_user_string(): e.materialization.metadata
                   for e in result.get_asset_materialization_events()}
         for key in sorted(k.to_user_string() for k in keys):
             metadata = {k: v.value for k, v in events.get(key, {}).items()}
             results.append((name, key, key in events, metadata))
-        if not result.success:
-            failures = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
-            for error in failures:
-                click.echo(f"failed: {error.message.strip().splitlines()[0]}", err=True)
-            if any(error.cls_name == "PrecoroAuthError" for error in failures):
-                click.echo("Stopping: Precoro rejected the credentials (nothing more was sent).", err=True)
-                break
+        if not result.success and stop is not None and _interrupted(result):
+            stop.set()
+            break
+        if not result.success and _report_failures(result):
+            break
     return results
 
 

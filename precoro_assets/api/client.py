@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -59,6 +60,9 @@ Answer = Literal["json", "json+text", "text"]
 REGIONS = {"eu": "https://api.precoro.com", "us": "https://api.precoro.us"}
 PAGE_SIZES = (10, 20, 50, 100, 200)
 UNREACHABLE_ATTEMPTS = 3  # tries of a request that can't connect (see PrecoroClient._stop)
+# After those, the process's other requests to that base URL fail at once for this long.
+UNREACHABLE_MEMORY_SECONDS = 30.0
+_unreachable: dict[str, float] = {}  # base URL -> when this process last gave up connecting to it
 EXTERNAL_ID_BATCH = 200  # Precoro answers 400 to more than 200 `external_id[]` values
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 Params = list[tuple[str, str]]
@@ -375,7 +379,16 @@ class PrecoroClient:
             reraise=True,
         )
         answer: Answer = "text" if text_only else "json+text" if with_text else "json"
-        return retrying(self._send_once, method, path, list(params), body, answer)
+        failed_at = _unreachable.get(self.base_url)
+        if failed_at is not None and time.monotonic() - failed_at < UNREACHABLE_MEMORY_SECONDS:
+            # every asset of a run would otherwise spend its own few seconds finding out the same thing
+            raise PrecoroUnreachable(self.base_url, f"no connection {time.monotonic() - failed_at:.0f} s ago; "
+                                     "nothing was sent", method=method, path=path)
+        try:
+            return retrying(self._send_once, method, path, list(params), body, answer)
+        except PrecoroUnreachable:
+            _unreachable[self.base_url] = time.monotonic()
+            raise
 
     def _stop(self, state: RetryCallState) -> bool:
         # A refused connection or an unknown host is most often a wrong PRECORO_BASE_URL: a few quick tries ride
