@@ -343,8 +343,16 @@ def ledger_demo(out: Path | None, from_url: str | None) -> None:
     click.echo(f"Demo ledger for {origin} written to {directory}: {', '.join(f.name for f in files)}")
 
 
+def _console_log(verbose: bool) -> dict:
+    """Run config for Dagster's console log: the whole event log with --verbose, else nothing (the command
+    prints what matters, and each failure's cause, itself)."""
+    _quiet_logs(verbose)
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
+
+
 @main.command()
-def reconcile() -> None:
+@click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
+def reconcile(verbose: bool) -> None:
     """Load the ledger, reconcile it with the synced invoices and queue write-backs (through Dagster)."""
     import dagster as dg
 
@@ -353,12 +361,18 @@ def reconcile() -> None:
 
     _dagster_home(config.home)
     result = defs.resolve_job_def("precoro_reconcile").execute_in_process(
-        instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"precoro/cli": "reconcile"})
+        run_config=_console_log(verbose), instance=dg.DagsterInstance.get(), raise_on_error=False,
+        tags={"precoro/cli": "reconcile"})
+    rejected = 0
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         counts = [f"{k.split(': ', 1)[1]}={v}" for k, v in metadata.items() if isinstance(v, int) and ": " in k]
         click.echo(f"{event.asset_key.to_user_string()}: {metadata.get('dagster/row_count')} rows"
                    + (f"; {', '.join(counts)}" if counts else ""))
+        rejected = max(rejected, int(metadata.get("rejected rows", 0)))  # both ledger assets report the load's
+    if rejected:
+        click.echo(f"{rejected} ledger row(s) rejected, not loaded (file, line and reason in the table "
+                   "precoro.ledger_rejected_rows)")
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         raise click.ClickException(failure.step_failure_data.error.message.strip() if failure else "run failed")
@@ -369,7 +383,8 @@ def reconcile() -> None:
 @click.option("--send", is_flag=True, help="Really write to Precoro (default: a dry run that sends nothing).")
 @click.option("--limit", default=0, show_default=True, help="At most this many outbox rows (0 = all).")
 @click.option("--retry-failed", is_flag=True, help="Put failed rows back in the queue first (after fixing the cause).")
-def writeback(send: bool, limit: int, retry_failed: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
+def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None:
     """Run the write-back job headless and print what was (or would be) sent to Precoro."""
     import dagster as dg
 
@@ -381,7 +396,7 @@ def writeback(send: bool, limit: int, retry_failed: bool) -> None:
         from .writeback.outbox import Outbox
 
         click.echo(f"{Outbox(config.state_dir / 'outbox.sqlite').requeue_failed()} failed row(s) queued again")
-    run_config = {"ops": {"write_back": {"config": {"send": send, "limit": limit}}}}
+    run_config = {"ops": {"write_back": {"config": {"send": send, "limit": limit}}}, **_console_log(verbose)}
     from .defs.writeback import sending_enabled
 
     with _simulator_if_needed(config) if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
@@ -403,6 +418,11 @@ def writeback(send: bool, limit: int, retry_failed: bool) -> None:
     if not output["send"]:
         click.echo(f"Dry run: {len(reports)} write-back(s) would be sent; nothing was sent. "
                    "Send them with: precoro-assets writeback --send")
+        return
+    tally = {status: sum(1 for r in reports if r["status"] == status) for status in ("sent", "skipped", "failed")}
+    others = len(reports) - sum(tally.values())  # e.g. a payment whose outcome the next run checks first
+    click.echo(", ".join(f"{count} {status}" for status, count in tally.items())
+               + (f", {others} still pending" if others else ""))
 
 
 # ---- reliability -----------------------------------------------------------------------------

@@ -247,3 +247,26 @@ def test_after_write_back_and_a_fresh_sync_the_invoices_reconcile(env):
         if row not in links:
             assert row.kind == SET_LOG and row.target_key in exported, row
             assert after[row.target_key][0] == PAID_IN_PRECORO_ONLY
+
+
+def test_the_cli_reconciles_and_writes_back_quietly_and_ends_with_a_tally(env):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], env=os.environ,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert " - dagster - " not in done.stdout + done.stderr  # no event log unless --verbose
+        return done
+
+    reconciled = cli("reconcile")
+    rejected = env.query("SELECT count(*) FROM precoro.ledger_rejected_rows")[0][0]
+    assert rejected and f"{rejected} ledger row(s) rejected" in reconciled.stdout
+    assert len(reconciled.stdout.splitlines()) <= 8
+
+    rows = env.outbox.rows()
+    dry = cli("writeback")
+    assert len(dry.stdout.splitlines()) == len(rows) + 1  # each write once, then what to do
+
+    sent = cli("writeback", "--send")
+    statuses = Counter(r.status for r in env.outbox.rows())
+    assert sent.stdout.splitlines()[-1] == (f"{statuses['sent']} sent, {statuses['skipped']} skipped, "
+                                            f"{statuses['failed']} failed")
