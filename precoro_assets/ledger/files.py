@@ -170,26 +170,72 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+def _decode(data: bytes) -> str:
+    """UTF-8 (undecodable bytes kept as surrogates, reported per line), or UTF-16 when the file says so with its
+    byte order mark, as spreadsheet programs' "Unicode text" exports do."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "surrogateescape")
+    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+
+
+def _delimiter(header_line: str) -> str:
+    """The header's separator: a comma, or a semicolon or tab where the header has no comma (spreadsheets in
+    many locales write ';')."""
+    if "," in header_line:
+        return ","
+    return max(";\t|", key=header_line.count) if any(c in header_line for c in ";\t|") else ","
+
+
+def _records(lines: list[str], delimiter: str, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(first line number, fields, raw text) per record from line 2 on; fields None for a line whose quote is
+    left open. A quoted field may span lines (a note with a line break) when the record it makes has the
+    header's width; otherwise the open quote is taken as a mistake of its line alone, and the lines after it are
+    read as rows of their own (instead of vanishing into one field)."""
+    index = 1
+    while index < len(lines):
+        for end in range(index + 1, min(index + MAX_LINES_PER_RECORD, len(lines)) + 1):
+            chunk = "".join(lines[index:end])
+            try:
+                parsed = list(csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter, strict=True))
+            except csv.Error:
+                continue  # a quote still open: the field may go on on the next line
+            if len(parsed) <= 1 and (end == index + 1 or (parsed and len(parsed[0]) == width)):
+                yield index + 1, (parsed[0] if parsed else []), chunk.rstrip("\r\n")
+                index = end
+            else:
+                yield index + 1, None, lines[index].rstrip("\r\n")
+                index += 1
+            break
+        else:  # never closed within reach
+            yield index + 1, None, lines[index].rstrip("\r\n")
+            index += 1
+
+
+MAX_LINES_PER_RECORD = 20  # a quoted field spanning more lines than this is taken as a quote left open
+
+
 def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
              rejected: list[RejectedRow]) -> Iterator[Row]:
-    """Rows of a UTF-8 CSV file; bad encodings and wrong field counts become rejected rows."""
-    text = path.read_bytes().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [name.strip().lower() for name in next(reader)]
-    except StopIteration:
+    """Rows of a CSV file (comma-, semicolon- or tab-separated; UTF-8, or UTF-16 with a byte order mark); bad
+    encodings, wrong field counts and quotes left open become rejected rows, and no line is lost."""
+    lines = _decode(path.read_bytes()).splitlines(keepends=True)
+    if not lines or not lines[0].strip():
         rejected.append(RejectedRow(path.name, 0, "the file is empty (expected a header line)"))
         return
+    delimiter = _delimiter(lines[0])
+    header = [name.strip().lower() for name in next(csv.reader([lines[0]], delimiter=delimiter))]
     missing = [name for name in required if name not in header]
     if missing:
         rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
-                                    f"name {', '.join(columns)} (in any order); no row of this file was loaded",
-                                    _printable(",".join(header))))
+                                    f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
+                                    "file was loaded", _printable(lines[0].rstrip("\r\n"))))
         return
-    line = reader.line_num
-    for fields in reader:
-        start, line = line + 1, reader.line_num
-        raw = _printable(",".join(fields))
+    for start, fields, text in _records(lines, delimiter, len(header)):
+        raw = _printable(text)
+        if fields is None:
+            rejected.append(RejectedRow(path.name, start, "a quote (\") is left open on this line, or not followed by "
+                                        f"the separator {delimiter!r}; the lines after it are read on their own", raw))
+            continue
         if not fields or all(not f.strip() for f in fields):
             continue  # a blank line holds no row
         if any(_has_bad_bytes(f) for f in fields):

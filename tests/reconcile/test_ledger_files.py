@@ -94,3 +94,33 @@ def test_the_file_sink_refuses_unknown_vendors_and_exports_each_document_once(tm
     assert not (tmp_path / "export" / "purchaseorders.csv").exists()
     # the ledger source does not read what the sink wrote
     assert FileLedgerSource(tmp_path).load().rejected == []
+
+
+def test_semicolon_separated_and_utf16_exports_load_as_they_are(tmp_path: Path):
+    write(tmp_path / "payments_excel.csv", "payment_id;supplier;invoice_number;amount;currency;paid_on\r\n"
+                                           "P-1;ACME;INV-1;10.00;EUR;2026-11-02\r\nP-2;ACME;INV-2;1234,50;EUR;2026-11-02\r\n")
+    write(tmp_path / "payments_unicode.csv", ("payment_id,supplier,invoice_number,amount,currency,paid_on\n"
+                                              "P-3,Łódź Sp. z o.o.,FV/3,20.00,PLN,2026-11-03\n").encode("utf-16"))
+    snapshot = FileLedgerSource(tmp_path).load()
+
+    assert [(p.payment_id, p.supplier, p.amount) for p in snapshot.payments] == [
+        ("P-1", "ACME", Decimal("10.00")), ("P-3", "Łódź Sp. z o.o.", Decimal("20.00"))]
+    # a decimal comma is still refused, on its own line, with what was found
+    [refused] = snapshot.rejected
+    assert (refused.file, refused.line) == ("payments_excel.csv", 3) and "1234,50" in refused.reason
+
+
+def test_a_quote_left_open_costs_its_own_line_only(tmp_path: Path):
+    write(tmp_path / "payments.csv", HEADER + "\n".join([
+        'P-1,,"ACME,INV-1,10.00,EUR,2026-11-02',  # the quote is never closed
+        "P-2,,ACME,INV-2,20.00,EUR,2026-11-02",
+        'P-3,,"Line one',  # a supplier name with a line break: one record over two lines
+        'line two",INV-3,30.00,EUR,2026-11-02',
+        "P-4,,ACME,INV-4,40.00,EUR,2026-11-02",
+    ]) + "\n")
+    snapshot = FileLedgerSource(tmp_path).load()
+
+    assert [p.payment_id for p in snapshot.payments] == ["P-2", "P-3", "P-4"]
+    assert snapshot.payments[1].supplier == "Line one\nline two"
+    [refused] = snapshot.rejected
+    assert refused.line == 2 and "quote" in refused.reason and refused.text.startswith("P-1,")
