@@ -17,6 +17,7 @@ from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenanc
 from .defs.reconcile import GROUP as RECONCILIATION_GROUP
 from .defs.reconcile import RECONCILIATION_ASSETS, LedgerResource, OutboxResource
 from .defs.resources import WarehouseResource
+from .defs.sources import EXTERNAL_ASSETS
 from .defs.views import analyst_views
 from .defs.writeback import build_writeback_sensor, writeback_job
 from .ledger.files import ledger_dir
@@ -40,7 +41,8 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
         "precoro_reconcile", selection=dg.AssetSelection.groups(RECONCILIATION_GROUP),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
     return dg.Definitions(
-        assets=[*ingest, analyst_views, *RECONCILIATION_ASSETS],
+        # code references: each asset's page links to the function that builds it
+        assets=[*EXTERNAL_ASSETS, *dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS])],
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",

@@ -28,6 +28,7 @@ from ..warehouse import tables
 from ..warehouse.rows import parse_time, to_json
 from .ingest import DocumentSyncConfig, asset_key
 from .resources import WarehouseResource
+from .sources import quota_observation
 
 OVERLAP = timedelta(minutes=5)  # tolerate clock skew and records committed late within a second
 
@@ -120,10 +121,11 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
                     tags={"precoro/trigger": "change sensor", "precoro/changed": str(len(changes.rows))},
                 ))
         context.update_cursor(json.dumps(cursor))
+        observed = [quota_observation(precoro)]  # the tick's requests are spent: say what is left
         if not requests:
-            return dg.SkipReason("No document changed in Precoro since the last tick."
-                                 + (f" Errors: {'; '.join(skipped)}" if skipped else ""))
-        return requests
+            return dg.SensorResult(skip_reason="No document changed in Precoro since the last tick."
+                                   + (f" Errors: {'; '.join(skipped)}" if skipped else ""), asset_events=observed)
+        return dg.SensorResult(run_requests=requests, asset_events=observed)
 
     return precoro_changes
 

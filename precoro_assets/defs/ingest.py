@@ -25,6 +25,7 @@ from ..warehouse import tables, views
 from ..warehouse.rows import table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
+from .sources import PRECORO_API
 
 DOCUMENTS_GROUP = "precoro_documents"
 REFERENCE_GROUP = "precoro_reference"
@@ -226,7 +227,8 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=DOCUMENTS_FRESHNESS,
         pool=API_POOL,
-        kinds={"duckdb"},
+        kinds={"precoro", "duckdb"},
+        deps=[PRECORO_API],
         metadata=definition_metadata(entity),
         check_specs=check_specs(entity),
     )
@@ -263,7 +265,8 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
         group_name=REFERENCE_GROUP,
         freshness_policy=REFERENCE_FRESHNESS,
         pool=API_POOL,
-        kinds={"duckdb"},
+        kinds={"precoro", "duckdb"},
+        deps=[PRECORO_API],
         metadata=definition_metadata(entity),
         check_specs=check_specs(entity),
     )

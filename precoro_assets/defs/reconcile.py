@@ -28,6 +28,7 @@ from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
 from .resources import WarehouseResource
+from .sources import LEDGER_FOLDER
 
 GROUP = "precoro_reconciliation"
 LEDGER_PAYMENTS = dg.AssetKey(["precoro", "ledger_payments"])
@@ -101,8 +102,8 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 
 @dg.multi_asset(
     name="ledger",
-    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [], LEDGER_AUTOMATION),
-           spec(LEDGER_BILLS, tables.LEDGER_BILLS, [], LEDGER_AUTOMATION)],
+    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION),
+           spec(LEDGER_BILLS, tables.LEDGER_BILLS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION)],
     description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
 )
 def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):

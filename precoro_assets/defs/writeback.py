@@ -21,6 +21,7 @@ from ..writeback.outbox import PENDING
 from .ingest import API_POOL, _quota_stop
 from .reconcile import WRITEBACK_OUTBOX, LedgerResource, OutboxResource, mirror_outbox
 from .resources import WarehouseResource
+from .sources import quota_observation
 
 ENV_SEND = "PRECORO_WRITEBACK_SEND"
 JOB_NAME = "precoro_writeback"
@@ -65,6 +66,9 @@ def write_back(context: dg.OpExecutionContext, config: WriteBackConfig, precoro:
                 **{f"outbox {status}": n for status, n in queue.counts().items()}}
     if send:
         metadata.update({f"quota {k}": v for k, v in precoro.accounting_metadata().items()})
+        # the write-back's effect, on the page of what it wrote to
+        context.log_event(quota_observation(precoro, **{f"written back: {status}": n
+                                                        for status, n in sorted(by_status.items())}))
     context.add_output_metadata(metadata)
     return {"send": send, "reports": [vars(r) for r in reports]}
 

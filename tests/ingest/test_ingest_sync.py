@@ -191,3 +191,35 @@ def test_drop_down_values_resolve_to_option_names_whatever_the_server_calls_the_
     lines = env.query("SELECT count(*), count(option_name) FROM precoro.line_custom_fields_resolved "
                       "WHERE field_type = 'dropdown'")
     assert lines[0][0] > 0 and lines[0][0] == lines[0][1]
+
+
+def test_lineage_starts_at_the_precoro_api_whose_quota_each_sensor_tick_observes(env):
+    graph = env.defs.resolve_asset_graph()
+    api, folder = dg.AssetKey(["precoro", "api"]), dg.AssetKey(["precoro", "ledger_folder"])
+    assert graph.get(api).is_external and graph.get(folder).is_external
+    for entity in DOCUMENTS:
+        node = graph.get(dg.AssetKey(["precoro", entity.name]))
+        assert api in node.parent_keys and {"precoro", "duckdb"} <= set(node.kinds)
+        assert "dagster/code_references" in node.metadata
+    assert folder in graph.get(dg.AssetKey(["precoro", "ledger_payments"])).parent_keys
+
+    sensor = env.defs.resolve_sensor_def("precoro_changes")
+    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources) as context:
+        tick = sensor.evaluate_tick(context)
+    [observation] = tick.asset_events
+    assert observation.asset_key == api
+    left = {k: v.value for k, v in observation.metadata.items() if k.startswith("requests left")}
+    sent = len(env.request_log()[0])
+    assert set(left) == {f"requests left {w}" for w in ("minute", "hour", "day")}
+    assert left["requests left day"] == 3000 - sent  # (the tests' clock runs 1000x: a "minute" is 60 ms)
+
+
+def test_the_dagster_instance_shows_no_nux_and_monitors_runs(tmp_path):
+    from precoro_assets.cli import DAGSTER_YAML
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.read_text())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert not instance.nux_enabled and instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
