@@ -23,7 +23,7 @@ from pydantic import Field
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
 from ..ledger.source import LedgerSink, LedgerSource
-from ..reconcile import CLASSES, Reconciliation, reconcile
+from ..reconcile import CLASSES, MATCHED, UNMATCHED, Reconciliation, reconcile
 from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
@@ -105,6 +105,9 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
     specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION),
            spec(LEDGER_BILLS, tables.LEDGER_BILLS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION)],
     description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
+    check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=LEDGER_PAYMENTS, description=(
+        "Every row of the ledger's files loaded (WARN: rows kept out are listed in precoro.ledger_rejected_rows "
+        "with file, line and reason)."))],
 )
 def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
     source = ledger.source()
@@ -118,6 +121,9 @@ def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, wareh
               "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected}
     yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={
         "dagster/row_count": written["ledger_payments"], **common})
+    yield dg.AssetCheckResult(asset_key=LEDGER_PAYMENTS, check_name="no_rejected_rows",
+                              passed=not snapshot.rejected, severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"rejected rows": len(snapshot.rejected), "first rejected": rejected})
     yield dg.MaterializeResult(asset_key=LEDGER_BILLS, metadata={
         "dagster/row_count": written["ledger_bills"], **common})
 
@@ -158,6 +164,9 @@ def class_totals(result: Reconciliation) -> dict[str, dict]:
            spec(RECONCILIATION_LEDGER, tables.RECONCILIATION_LEDGER, [LEDGER_PAYMENTS, LEDGER_BILLS]),
            spec(WRITEBACK_OUTBOX, tables.WRITEBACK_OUTBOX, [RECONCILIATION_INVOICES, RECONCILIATION_LEDGER])],
     description="Classify every invoice and ledger record and queue the write-backs that make both sides agree.",
+    check_specs=[dg.AssetCheckSpec("all_reconciled", asset=key, description=(
+        "Every record is matched, or unmatched with nothing to compare (WARN: the differences, per class, with "
+        "their reasons in the table)")) for key in (RECONCILIATION_INVOICES, RECONCILIATION_LEDGER)],
 )
 def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource):
     store = warehouse.open()
@@ -180,6 +189,8 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "dagster/row_count": len(result.invoices), **totals["invoices"]})
     yield dg.MaterializeResult(asset_key=RECONCILIATION_LEDGER, metadata={
         "dagster/row_count": len(result.ledger), **totals["ledger"]})
+    for key, side in ((RECONCILIATION_INVOICES, "invoices"), (RECONCILIATION_LEDGER, "ledger")):
+        yield _differences_check(key, side, result.totals()[side])
     kinds: dict[str, int] = {}
     for proposal in result.proposals:
         kinds[proposal.kind] = kinds.get(proposal.kind, 0) + 1
@@ -190,6 +201,17 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "superseded": proposed.superseded,
         "proposed per kind": dg.MetadataValue.json(kinds), **{f"status: {k}": v for k, v in counts.items()},
         "outbox file": outbox.path})
+
+
+SETTLED = (MATCHED, UNMATCHED)  # classes that show no difference between the two sides
+
+
+def _differences_check(key: dg.AssetKey, side: str, counts: dict[str, int]) -> dg.AssetCheckResult:
+    differences = {klass: n for klass, n in counts.items() if n and klass not in SETTLED}
+    return dg.AssetCheckResult(
+        asset_key=key, check_name="all_reconciled", passed=not differences, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"records with a difference": sum(differences.values()),
+                  **{f"{side}: {klass}": n for klass, n in sorted(differences.items())}})
 
 
 def mirror_outbox(store, queue: Outbox) -> int:

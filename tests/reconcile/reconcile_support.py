@@ -8,3 +8,12 @@ SEND = {"ops": {"write_back": {"config": {"send": True}}}}  # run config that sw
 
 def money(value: object) -> Decimal:
     return Decimal(str(value))
+
+
+def checks_of(result) -> dict:
+    """A run's asset check evaluations by check name, and by (check name, asset) too."""
+    found = {}
+    for evaluation in result.get_asset_check_evaluations():
+        found[evaluation.check_name] = evaluation
+        found[(evaluation.check_name, evaluation.asset_key.to_user_string())] = evaluation
+    return found

@@ -270,3 +270,22 @@ def test_the_cli_reconciles_and_writes_back_quietly_and_ends_with_a_tally(env):
     statuses = Counter(r.status for r in env.outbox.rows())
     assert sent.stdout.splitlines()[-1] == (f"{statuses['sent']} sent, {statuses['skipped']} skipped, "
                                             f"{statuses['failed']} failed")
+
+
+def test_checks_warn_of_rejected_ledger_rows_and_of_every_difference_by_class(env):
+    from reconcile_support import checks_of
+
+    result = env.materialize_keys(["precoro/ledger_payments", "precoro/ledger_bills",
+                                   "precoro/reconciliation_invoices", "precoro/reconciliation_ledger",
+                                   "precoro/writeback_outbox"])
+    checks = checks_of(result)
+    rejected = env.query("SELECT count(*) FROM precoro.ledger_rejected_rows")[0][0]
+    assert not checks["no_rejected_rows"].passed and checks["no_rejected_rows"].severity.value == "WARN"
+    assert checks["no_rejected_rows"].metadata["rejected rows"].value == rejected > 0
+
+    invoices = checks[("all_reconciled", "precoro/reconciliation_invoices")]
+    counts = dict(env.query("SELECT class, count(*) FROM precoro.reconciliation_invoices GROUP BY 1"))
+    differing = {k: n for k, n in counts.items() if k not in (MATCHED, UNMATCHED)}
+    assert not invoices.passed and invoices.severity.value == "WARN"
+    assert {k.removeprefix("invoices: "): v.value for k, v in invoices.metadata.items()
+            if k.startswith("invoices: ")} == differing
