@@ -66,12 +66,20 @@ SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier
        i.status, coalesce(st.name, i.status_name) AS status_name,
        i.logic_type IN (1, 5) AS is_credit_note, i.currency, i.sum AS amount,
        coalesce(i.sum_paid, 0)::DECIMAL(18,2) AS paid,
-       CASE WHEN i.logic_type IN (1, 5) OR i.status IN (3, 8) THEN 0::DECIMAL(18,2)
-            ELSE greatest(i.sum - coalesce(i.sum_paid, 0), 0)::DECIMAL(18,2) END AS outstanding,
-       i.sum_in_company_currency, i.issue_date, i.due_date,
+       o.outstanding, i.exchange_rate, i.sum_in_company_currency,
+       -- in the company currency: the invoice's own conversion (sumInCompanyCurrency / sum), so amounts of every
+       -- currency add up
+       CASE WHEN i.sum <> 0 THEN round(coalesce(i.sum_paid, 0) * i.sum_in_company_currency / i.sum, 2) END
+           ::DECIMAL(18,2) AS paid_in_company_currency,
+       CASE WHEN i.sum <> 0 THEN round(o.outstanding * i.sum_in_company_currency / i.sum, 2) END
+           ::DECIMAL(18,2) AS outstanding_in_company_currency,
+       i.issue_date, i.due_date,
        i.due_date < now() AND i.status IN (2, 4) AS overdue,
        i.purchase_order_idn, i.parent_idn, i.external_id, i.external_integration_log, i.create_date, i.update_date
 FROM {qualified('invoices')} i
+CROSS JOIN LATERAL (SELECT CASE WHEN i.logic_type IN (1, 5) OR i.status IN (3, 8, 11) THEN 0::DECIMAL(18,2)
+                                ELSE greatest(i.sum - coalesce(i.sum_paid, 0), 0)::DECIMAL(18,2) END
+                           AS outstanding) o
 LEFT JOIN {qualified('suppliers')} s ON s.id = i.supplier_id
 LEFT JOIN {qualified('status_names')} st ON st.status = i.status
 """,
@@ -82,8 +90,13 @@ LEFT JOIN {qualified('status_names')} st ON st.status = i.status
             "status": "Status code.", "status_name": "Status name.",
             "is_credit_note": "True for credit notes (logicType 1 or 5).", "currency": "Currency of the amounts.",
             "amount": "Invoice total including taxes.", "paid": "Amount paid so far in Precoro.",
-            "outstanding": "Amount still to pay (0 for credit notes, denied and canceled invoices).",
-            "sum_in_company_currency": "Total in the company currency.", "issue_date": "Invoice date.",
+            "outstanding": "Amount still to pay, in the invoice's currency (0 for credit notes and for denied, "
+                           "canceled and closed invoices).",
+            "exchange_rate": "Company-currency units per unit of the invoice's currency.",
+            "sum_in_company_currency": "Total in the company currency (Precoro's sumInCompanyCurrency).",
+            "paid_in_company_currency": "paid in the company currency (derived: paid x sumInCompanyCurrency / sum).",
+            "outstanding_in_company_currency": "outstanding in the company currency (derived, as paid's): adds up "
+                                               "across currencies.", "issue_date": "Invoice date.",
             "due_date": "Due date.", "overdue": "Approved or partly paid and past its due date.",
             "purchase_order_idn": "The purchase order it bills, if any.",
             "parent_idn": "For split-cost children: the parent invoice.",

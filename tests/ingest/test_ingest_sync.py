@@ -132,11 +132,14 @@ def test_analyst_views_resolve_names(env):
     rows = env.query("SELECT field_name, option_name, display_value FROM precoro.document_custom_fields_resolved "
                      "WHERE field_type = 'select'")
     assert rows and all(name is not None and option is not None for name, option, _ in rows)
-    overview = env.query("SELECT amount, paid, outstanding, is_credit_note, supplier_name FROM precoro.invoices_overview")
-    assert overview
-    for amount, paid, outstanding, credit, supplier in overview:
+    overview = env.query("SELECT amount, paid, outstanding, is_credit_note, supplier_name, status, "
+                         "outstanding_in_company_currency, sum_in_company_currency FROM precoro.invoices_overview")
+    assert overview and {8, 11} & {row[5] for row in overview}  # canceled and closed invoices are there
+    for amount, paid, outstanding, credit, supplier, status, owed_in_company, total_in_company in overview:
         assert supplier
-        assert outstanding == (0 if credit else max(amount - paid, 0)) or outstanding == 0
+        owes = not credit and status not in (3, 8, 11)  # denied, canceled and closed invoices owe nothing
+        assert outstanding == (max(amount - paid, 0) if owes else 0)
+        assert owed_in_company == round(outstanding * total_in_company / amount, 2)
     lines = env.query("SELECT count(*) FROM precoro.purchase_order_lines")[0][0]
     assert lines == env.query("SELECT count(*) FROM precoro.purchase_order_items")[0][0]
 
