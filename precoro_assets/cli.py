@@ -228,8 +228,9 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         except KeyboardInterrupt:
             results += [(name, key, False, {}) for key in sorted(k.to_user_string() for k in keys)]
             break
-        events = {e.asset_key.to_user_string(): e.materialization.metadata
-                  for e in result.get_asset_materialization_events()}
+        events: dict = {}
+        for event in result.get_asset_materialization_events():  # the run's own first, then one per day
+            events.setdefault(event.asset_key.to_user_string(), event.materialization.metadata)
         for key in sorted(k.to_user_string() for k in keys):
             metadata = {k: v.value for k, v in events.get(key, {}).items()}
             results.append((name, key, key in events, metadata))
@@ -248,10 +249,11 @@ def _full_refresh_config() -> dict:
 
 
 def _print_summary(results: list[tuple[str, str, bool, dict]], spent: int) -> None:
-    columns = ("listed by Precoro", "new", "changed", "removed", "detail requests", "dagster/row_count")
+    columns = ("listed by Precoro", "new", "changed", "removed", "detail requests", "rows")
     click.echo(f"{'asset':34} {'ok':3} {'listed':>7} {'new':>6} {'changed':>7} {'removed':>7} {'details':>7} {'rows':>7}")
     left = {}
     for _, key, ok, meta in results:
+        meta = {**meta, "rows": meta.get("rows in the run's days", meta.get("dagster/row_count", ""))}
         values = " ".join(f"{meta.get(c, ''):>{w}}" for c, w in zip(columns, (7, 6, 7, 7, 7, 7), strict=True))
         click.echo(f"{key:34} {'yes' if ok else 'NO':3} {values}")
         if "requests spent" in meta:

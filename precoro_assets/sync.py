@@ -51,6 +51,7 @@ class SyncSummary:
     vanished: list[str] = field(default_factory=list)  # listed, then 404 on their detail: deleted meanwhile
     unstable_days: list[str] = field(default_factory=list)  # days whose list kept moving: nothing removed
     kept_elsewhere: list[str] = field(default_factory=list)  # missing from their day's list, but they exist
+    per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> listed/new/changed/... of that day
     rows_written: dict[str, int] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
     problems: list[Problem] = field(default_factory=list)
@@ -115,6 +116,10 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
                        may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
     _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
+    summary.per_day = {plan.day.isoformat(): {
+        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
+        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
+        "removed": len(plan.removed)} for plan in plans}
     try:
         _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:

@@ -147,10 +147,25 @@ def _preview(con, table: str, start: date | None, end: date | None) -> dg.Metada
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def day_materializations(entity: Entity, summary: SyncSummary, store, start: date,
+                         end: date) -> list[dg.AssetMaterialization]:
+    """A run over several days: one materialization per day, after the run's own, with that day's rows and counts
+    (Dagster gives every partition of a single-run backfill the run's metadata: each day showed the run's totals)."""
+    stored = store.read(lambda con: tables.count_per_day(con, entity, start, end))
+    return [dg.AssetMaterialization(asset_key=asset_key(entity), partition=day, metadata={
+        "dagster/row_count": stored.get(day, 0), **counts, "run total": "no: this day's own counts"})
+        for day, counts in summary.per_day.items()]
+
+
 def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, con,
                     start: date | None = None, end: date | None = None) -> dg.MaterializeResult:
+    several_days = start is not None and end is not None and start < end
+    rows = tables.count_rows_between(con, entity.name, start, end)
     metadata: dict = {
-        "dagster/row_count": tables.count_rows_between(con, entity.name, start, end),
+        # dagster/row_count is a partition's rows: a run over several days reports each day apart (see
+        # day_materializations); its own totals are labelled so
+        **({"run total": f"yes: {start}..{end}", "rows in the run's days": rows} if several_days
+           else {"dagster/row_count": rows}),
         "listed by Precoro": summary.listed,
         "new": summary.new,
         "changed": summary.changed,
@@ -253,6 +268,9 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
                                 f"{rejection['reason']}")
         yield from report(entity, summary, precoro, store, start, end)
+        if start < end:
+            for event in day_materializations(entity, summary, store, start, end):
+                context.log_event(event)
 
     return _document
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import date
 from decimal import Decimal
 
@@ -226,3 +227,23 @@ def test_the_dagster_instance_shows_no_nux_and_monitors_runs(tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert not instance.nux_enabled and instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
+
+
+def test_a_run_over_several_days_reports_each_day_its_own_counts(env):
+    start, end = env.days()
+    result = env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))
+    assert result.success
+    run_own, *per_day = result.get_asset_materialization_events()
+    run_meta = run_own.materialization.metadata
+    assert "dagster/row_count" not in run_meta and run_meta["run total"].value.startswith("yes")
+
+    latest = {}
+    for event in per_day:  # the latest materialization of each day is the day's own
+        latest[event.materialization.partition] = {k: v.value for k, v in event.materialization.metadata.items()}
+    stored = dict(env.query("SELECT CAST(partition_day AS VARCHAR), count(*) FROM precoro.invoices GROUP BY 1"))
+    listed = collections.Counter(partition_day(r).isoformat() for r in env.export("invoices"))
+    assert len(latest) == (end - start).days + 1
+    for day, metadata in latest.items():
+        assert metadata["dagster/row_count"] == stored.get(day, 0) == listed.get(day, 0)
+        assert metadata["listed by Precoro"] == metadata["new"] == listed.get(day, 0)
+    assert sum(m["dagster/row_count"] for m in latest.values()) == run_meta["rows in the run's days"].value
