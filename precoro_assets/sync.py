@@ -115,17 +115,17 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary,
                        may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
-    _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
-    summary.per_day = {plan.day.isoformat(): {
-        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
-        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
-        "removed": len(plan.removed)} for plan in plans}
-    try:
+    try:  # a quota stop in here keeps the listing for the retry
+        _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
         _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:
         staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
                              _listing_to_save(listed, list_complete, summary))
         raise
+    summary.per_day = {plan.day.isoformat(): {
+        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
+        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
+        "removed": len(plan.removed)} for plan in plans}
     # What the count check holds each day to: the documents listed, less those deleted before their detail
     # was read; a day whose list kept moving has no count to hold to.
     summary.listed_per_day = {plan.day.isoformat(): len(set(plan.listed) - set(summary.vanished))
