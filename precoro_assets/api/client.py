@@ -416,17 +416,21 @@ class PrecoroClient:
         turn = _SendTurn(self._send_turn)
         try:
             try:
-                ticket = self.quota.acquire(method, normalized_url(path, params), email=self._email)
+                ticket = self.quota.acquire(method, normalized_url(path, params), email=self._email,
+                                            will_mark_sent=not self.quota.limits.unpaced)
             except CredentialsRejected as rejected:
                 raise PrecoroAuthError(method=method, path=path, detail=(
                     f"these credentials were rejected at {rejected.at:%H:%M:%S} UTC, so nothing was sent")) from None
             paced = not self.quota.limits.unpaced
+            marked: list[bool] = []  # whether the ledger knows the request went out (see QuotaGuard.mark_sent)
 
             def trace(event: str, info: Mapping[str, Any]) -> None:
-                # httpcore reports the moment the request starts going out, after connect/TLS.
-                if event.endswith("send_request_headers.started") and paced:
-                    self.quota.mark_sent(ticket)
-                elif event.endswith("send_request_headers.complete"):
+                # httpcore reports when the request's headers are written (after connect/TLS): from then on the
+                # request is Precoro's, and the next one, from any process, is spaced from this moment.
+                if event.endswith("send_request_headers.complete"):
+                    if paced:
+                        self.quota.mark_sent(ticket)
+                        marked.append(True)
                     turn.release()
 
             headers = self._headers
@@ -456,6 +460,8 @@ class PrecoroClient:
         if failure is not None:
             if failure.never_sent:
                 self.quota.never_sent(ticket)
+            elif paced and not marked:
+                self.quota.mark_sent(ticket)  # whatever left, left by now: later requests space from here
             raise failure
         if response.status_code == 429:
             self.quota.mark_refused(ticket)

@@ -80,6 +80,12 @@ class QuotaLimits:
     # (windows: a request's latency; spacing: the moment between taking a slot and sending).
     margin_floor_seconds: float = 0.01
     spacing_floor_seconds: float = 0.002
+    # Scheduling jitter does not shrink with time_scale either: on a busy machine a process can lose the CPU for
+    # tens of milliseconds between its send and the server's reading it, so two well-spaced requests of two
+    # processes arrive closer (a 429 "Second limiter" at the demo's 10x pace, 25 ms of margin). The margin is
+    # at least this many wall-clock seconds, but never more than the scaled interval itself (a simulator sped
+    # up 1000x keeps its pace).
+    spacing_jitter_seconds: float = 0.1
 
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
@@ -99,8 +105,22 @@ class QuotaLimits:
     @property
     def spacing(self) -> float:
         """Seconds between two request starts."""
-        interval = 1.0 / self.per_second
-        return self._scaled(interval, interval * self.spacing_margin, self.spacing_floor_seconds)
+        interval = 1.0 / self.per_second / self.time_scale
+        margin = max(interval * self.spacing_margin, min(self.spacing_floor_seconds, 10 * interval),
+                     min(self.spacing_jitter_seconds, interval))
+        return interval + margin
+
+    @property
+    def pending_send_window(self) -> float:
+        """How long a slot taken but not yet sent holds every later request back (see QuotaGuard): long enough
+        for a connection to open or a busy machine to schedule the sender; a sender that died, or hangs in a
+        connect for longer, holds nobody back after it."""
+        return 0.0 if self.unpaced else max(5 * self.spacing, 2.0)
+
+    @property
+    def pending_poll_seconds(self) -> float:
+        """How often a request held back by a slot not yet sent looks again."""
+        return min(max(self.spacing / 20, 0.001), 0.05)
 
     @property
     def unpaced(self) -> bool:
@@ -164,7 +184,8 @@ CREATE TABLE IF NOT EXISTS requests (
     token_key TEXT NOT NULL,
     started   REAL NOT NULL,
     method    TEXT NOT NULL,
-    url_key   TEXT NOT NULL
+    url_key   TEXT NOT NULL,
+    sent      REAL          -- when its first byte went out; NULL while a paced request is still on its way
 );
 CREATE INDEX IF NOT EXISTS requests_by_start ON requests (token_key, started);
 CREATE INDEX IF NOT EXISTS requests_by_url ON requests (token_key, url_key, started);
@@ -191,6 +212,7 @@ SELECT (SELECT until FROM blocks WHERE token_key = :key),
        (SELECT MAX(started) FROM requests WHERE token_key = :key),
        (SELECT MAX(started) FROM requests WHERE token_key = :key AND url_key = :url AND method = 'GET'),
        (SELECT at FROM rejected_credentials WHERE credentials_key = :credentials),
+       (SELECT MAX(started) FROM requests WHERE token_key = :key AND sent IS NULL AND started > :pending),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :minute),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :hour),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :day)
@@ -272,6 +294,8 @@ class QuotaGuard:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            if "sent" not in {column[1] for column in conn.execute("PRAGMA table_info(requests)")}:
+                conn.execute("ALTER TABLE requests ADD COLUMN sent REAL")  # a ledger from an earlier version
             self._conn, self._conn_pid = conn, os.getpid()
         return self._conn
 
@@ -287,6 +311,7 @@ class QuotaGuard:
         token with this e-mail recently."""
         credentials = self._credentials_key(email) if email is not None else ""
         row = conn.execute(_RULES_QUERY, {"key": self._key, "url": url_key, "credentials": credentials,
+                                          "pending": now - self.limits.pending_send_window,
                                           **{name: now - length for name, length, _ in self.limits.windows()}}
                            ).fetchone()
         rejected_at = row[4]
@@ -301,15 +326,20 @@ class QuotaGuard:
         key = self._key
         windows = self.limits.windows()
         row = self._rules(conn, now, url_key, email)
-        blocked_until, block_type, last, same = row[:4]
+        blocked_until, block_type, last, same, _, on_its_way = row[:6]
         candidates: list[tuple[float, str]] = [(now, "none")]
         if blocked_until is not None and blocked_until > now:
             candidates.append((blocked_until, block_type))
+        if on_its_way is not None:
+            # A slot was taken (by any process) and its request is not out yet (connecting, or its process
+            # descheduled): spacing from the slot would let this request land right after that one once it
+            # leaves. Look again shortly; the spacing then counts from when it really went out.
+            candidates.append((now + self.limits.pending_poll_seconds, "second"))
         if last is not None:
             candidates.append((last + self.limits.spacing, "second"))
         if method == "GET" and same is not None:
             candidates.append((same + self.limits.identical_get_window, "identical GET"))
-        for (name, length, limit), used in zip(windows, row[5:], strict=True):
+        for (name, length, limit), used in zip(windows, row[6:], strict=True):
             if used >= limit:
                 # The window frees a slot when its (used - limit + 1)-th oldest start leaves it.
                 (oldest,) = conn.execute(
@@ -320,13 +350,14 @@ class QuotaGuard:
                 candidates.append((oldest + length, name))
         return max(candidates)
 
-    def acquire(self, method: str, url_key: str, *, email: str | None = None) -> int:
+    def acquire(self, method: str, url_key: str, *, email: str | None = None, will_mark_sent: bool = False) -> int:
         """Block until this request may start, then record (charge) it; or raise QuotaExhausted, or
         CredentialsRejected when Precoro rejected the token with this `email` in the last 10 minutes.
 
         `url_key` is the normalized URL (path + sorted query) used by the identical-GET rule.
         Call this immediately before sending: the recorded start is "now". Returns a ticket for
-        `mark_sent`.
+        `mark_sent`. With `will_mark_sent` (a paced budget), the request counts as on its way until
+        `mark_sent` (or `never_sent`): every later request, from any process, waits for that.
         """
         method = method.upper()
         if self._reserved and self._take_reserved(method, url_key):
@@ -339,9 +370,11 @@ class QuotaGuard:
                     now = self._clock()
                     ready_at, rule = self._earliest_start(conn, now, method, url_key, email)
                     if ready_at <= now:
+                        # a paced request is on its way until mark_sent; an unpaced one counts as sent at once
                         ticket = conn.execute(
-                            "INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
-                            (self._key, now, method, url_key),
+                            "INSERT INTO requests (token_key, started, method, url_key, sent) VALUES (?, ?, ?, ?, ?)",
+                            (self._key, now, method, url_key,
+                             None if will_mark_sent and not self.limits.unpaced else now),
                         ).lastrowid
                         if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
                             longest = max(length for _, length, _ in self.limits.windows())
@@ -391,7 +424,7 @@ class QuotaGuard:
                 now = self._clock()
                 row = self._rules(conn, now, wanted[0], email)  # rejected credentials: raised, reserved nothing
                 blocked_until = row[0]
-                room = min(limit - used for (_, _, limit), used in zip(self.limits.windows(), row[5:], strict=True))
+                room = min(limit - used for (_, _, limit), used in zip(self.limits.windows(), row[6:], strict=True))
                 if (blocked_until is not None and blocked_until > now) or room <= 0:
                     conn.execute("ROLLBACK")
                     return []
@@ -402,8 +435,8 @@ class QuotaGuard:
                         "AND started > ? AND url_key IN (SELECT value FROM json_each(?))",
                         (self._key, now - self.limits.identical_get_window, json.dumps(wanted)))}
                 granted = [url for url in wanted if url not in recent][:room]
-                conn.executemany("INSERT INTO requests (token_key, started, method, url_key) VALUES (?, ?, ?, ?)",
-                                 [(self._key, now, method, url) for url in granted])
+                conn.executemany("INSERT INTO requests (token_key, started, method, url_key, sent) "
+                                 "VALUES (?, ?, ?, ?, ?)", [(self._key, now, method, url, now) for url in granted])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -432,15 +465,17 @@ class QuotaGuard:
             return True
 
     def mark_sent(self, ticket: int) -> None:
-        """Move a request's recorded start to the moment its first byte goes out.
+        """Record that a request went out (its headers are written): its start moves to now, and it no longer holds
+        later requests back (see `acquire(will_mark_sent=True)`).
 
         Opening a connection (a TLS handshake to Precoro can take a few hundred ms) happens
         after the slot was taken; the next request must be spaced from when this one really
         left, not from when it was allowed to.
         """
+        now = self._clock()
         with self._lock, self._writers.held():
             self._connection().execute(
-                "UPDATE requests SET started = MAX(started, ?) WHERE rowid = ?", (self._clock(), ticket)
+                "UPDATE requests SET started = MAX(started, ?), sent = ? WHERE rowid = ?", (now, now, ticket)
             )
 
     def never_sent(self, ticket: int) -> None:

@@ -313,3 +313,32 @@ def test_an_unreachable_base_url_fails_within_seconds_names_the_setting_and_spen
         assert time.monotonic() - started < 15
     finally:
         client.close()
+
+
+def test_four_busy_processes_of_four_threads_send_over_a_thousand_requests_without_a_429(simulator, state_dir):
+    """At the demo's pace (the simulator 10x faster than Precoro), for about two minutes: every request of every
+    process and thread respects the spacing, whatever each one's connect and scheduling delays."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sim = simulator(limits="scaled:10")
+    worker = Path(__file__).with_name("traffic_worker.py")
+    env = {**os.environ, "PRECORO_API_TOKEN": sim.token, "PRECORO_EMAIL": sim.email}
+    jobs = [("invoices", "idn"), ("purchaseorders", "idn"), ("purchaserequisitions", "idn"), ("suppliers", "id")]
+    processes = [subprocess.Popen([sys.executable, str(worker), sim.url, str(state_dir), "10", resource, key, "260"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for resource, key in jobs]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    log = sim.requests()
+    assert len(log) >= 1000 and len(log) == sum(result["spent"] for result in results)
+    assert sim.rate_limited() == 0, [(e["url"], e["rate_limit_type"]) for e in log if e["status"] == 429][:10]
+    arrivals = sorted(entry["time"] for entry in log)
+    assert min(later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)) >= 0.1

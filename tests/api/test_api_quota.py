@@ -190,3 +190,31 @@ def test_a_reservation_never_goes_past_a_window_a_429_block_or_the_identical_get
     assert ledger_rows(quota) == 4
     quota.record_rate_limited(datetime.fromtimestamp(clock.now + 5, UTC), "minute")
     assert quota.reserve("GET", ["/invoices/5"]) == []
+
+
+def test_a_slot_taken_but_not_yet_sent_holds_back_every_later_request_until_it_goes_out(tmp_path, clock):
+    # Two processes (two guards on one ledger). The first takes its slot, then its request is slow to leave
+    # (a connection opening, a busy machine): the second must not leave a spacing after the *slot*, or it
+    # would arrive right after the first request and earn a 429 "Second limiter".
+    first, second = guard(tmp_path, clock, time_scale=10), guard(tmp_path, clock, time_scale=10)
+    spacing = first.limits.spacing
+    ticket = first.acquire("GET", "/invoices?page=1", will_mark_sent=True)
+    leaves_at = clock.now + 3 * spacing
+    original_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:  # the first request goes out while the second waits
+        original_sleep(seconds)
+        if clock.now >= leaves_at and not sent:
+            sent.append(clock.now)
+            first.mark_sent(ticket)
+
+    sent: list[float] = []
+    second._sleep = sleep
+    second.acquire("GET", "/invoices?page=2", will_mark_sent=True)
+    assert sent and clock.now >= sent[0] + spacing - 1e-9  # spaced from when the first really left
+
+    # a slot whose sender died holds nobody back for long
+    stuck = second.acquire("GET", "/invoices?page=3", will_mark_sent=True)
+    before = clock.now
+    first.acquire("GET", "/invoices?page=4")
+    assert clock.now - before <= first.limits.pending_send_window + first.limits.pending_poll_seconds and stuck
