@@ -6,7 +6,10 @@ column schema metadata, asset checks and analyst documentation. To add a field, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 # Document statuses as Precoro numbers them (invoices; the other documents use the same numbers).
 STATUS_NAMES: dict[int, str] = {
@@ -22,12 +25,16 @@ TIME = "TIMESTAMPTZ"
 
 @dataclass(frozen=True)
 class Column:
-    """A typed warehouse column read from a dotted path of the Precoro record (`supplier.id`)."""
+    """A typed warehouse column read from a dotted path of the Precoro record (`supplier.id`).
+
+    A derived column computes its value from the whole record (`derive`); `source` then names the field it
+    chiefly depends on, and its description says how it is derived."""
 
     name: str
     type: str
     source: str
     description: str
+    derive: Callable[[dict], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,46 @@ def c(name: str, type_: str, source: str, description: str) -> Column:
     return Column(name, type_, source, description)
 
 
+# ---- derived values: where Precoro's real responses need more than a path --------------------------
+
+def exchange_rate(record: dict) -> object:
+    """The rate out of `exchangeRate`, which real responses send as an object or a list (older ones: a number).
+
+    The object's layout is not documented, so the first numeric member named like a rate is taken; a list is read
+    by its first element. Whatever it was, `raw` keeps the whole value."""
+    value = record.get("exchangeRate")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        for name in ("rate", "exchangeRate", "value", "companyRate"):
+            member = value.get(name)
+            if member is not None and not isinstance(member, (dict, list, bool)):
+                return member
+        raise ValueError(f"no rate in {value!r}")
+    return value
+
+
+def due_date(record: dict) -> object:
+    """`issueDate` + `creditPeriodDays`: real invoices carry no due date of their own."""
+    issued, days = record.get("issueDate"), record.get("creditPeriodDays")
+    if not issued or days is None or days == "":
+        return None
+    try:
+        offset = timedelta(days=int(Decimal(str(days))))
+        moment = datetime.fromisoformat(str(issued).strip().replace("Z", "+00:00"))
+    except (ValueError, InvalidOperation, OverflowError):
+        raise ValueError(f"issueDate {issued!r} + creditPeriodDays {days!r} is not a date") from None
+    return moment + offset
+
+
+def parent_idn(record: dict) -> object:
+    """A split-cost child's base invoice: `parentData.idn`, or the flat `parentIdn` Precoro sent before 2026."""
+    parent = record.get("parentData")
+    if isinstance(parent, dict) and parent.get("idn") not in (None, ""):
+        return parent["idn"]
+    return record.get("parentIdn")
+
+
 # ---- columns that many entities share ------------------------------------------------------------
 
 def _dates(approval: bool = True) -> tuple[Column, ...]:
@@ -107,7 +154,8 @@ def _document_header(amounts: bool = True) -> tuple[Column, ...]:
     )
     if amounts:
         columns += (
-            c("exchange_rate", RATE, "exchangeRate", "Company-currency units per unit of the document currency."),
+            Column("exchange_rate", RATE, "exchangeRate", "Company-currency units per unit of the document currency "
+                   "(read out of Precoro's exchangeRate object; the whole object is in raw).", exchange_rate),
             c("sum", MONEY, "sum", "Total including taxes, in the document currency."),
             c("net_sum", MONEY, "netSum", "Total before taxes, in the document currency."),
             c("sum_in_company_currency", MONEY, "sumInCompanyCurrency", "Total converted to the company currency."),
@@ -227,14 +275,27 @@ DOCUMENTS: tuple[Entity, ...] = (
         _document_header() + (
             c("logic_type", "INTEGER", "logicType", "0 invoice; 1 and 5 are credit notes."),
             c("invoice_number", "VARCHAR", "invoiceNumber", "The supplier's invoice number."),
+            c("custom_name", "VARCHAR", "customName", "The invoice's own title in Precoro, if given."),
             c("sum_paid", MONEY, "sumPaid", "Amount paid so far, as recorded in Precoro."),
+            c("sum_paid_in_company_currency", MONEY, "sumPaidInCompanyCurrency",
+              "Amount paid so far, in the company currency."),
+            c("net_sum_in_company_currency", MONEY, "netSumInCompanyCurrency",
+              "Total before taxes, in the company currency."),
+            c("withholding_tax_sum", MONEY, "withholdingTaxSum", "Withholding tax on the invoice."),
             c("issue_date", TIME, "issueDate", "Invoice date."),
-            c("due_date", TIME, "dueDate", "Payment due date."),
+            c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date (from the "
+              "payment term)."),
+            Column("due_date", TIME, "creditPeriodDays", "Derived: issue_date + credit_period_days (Precoro sends no "
+                   "due date); empty when either is unknown.", due_date),
             c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
-            c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id, if any."),
+            c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id, if any (the first "
+              "one when Precoro lists several; all are in raw)."),
             c("purchase_order_idn", "VARCHAR", "purchaseOrder.idn", "The purchase order's number, if any."),
-            c("parent_idn", "VARCHAR", "parentData.idn", "For split-cost child invoices: the parent invoice's number."),
-            c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
+            Column("parent_idn", "VARCHAR", "parentData.idn", "For split-cost child invoices: the base invoice's "
+                   "number (parentData.idn, formerly parentIdn); empty for a base or ordinary invoice.", parent_idn),
+            c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag (8 = waiting "
+              "for a disabled connector: not offered for export)."),
+            c("note", "VARCHAR", "note", "Note on the invoice."),
         ) + _links() + _dates(),
         _document_children("invoice") + (
             ChildTable("invoice_payments", "payments", "Payments recorded against each invoice (invoice ↔ payment).",
@@ -304,7 +365,15 @@ REFERENCE: tuple[Entity, ...] = (
          c("enable", "BOOLEAN", "enable", "Whether the supplier is active."),
          c("currency", "VARCHAR", "currency", "Default currency."),
          c("currencies", "VARCHAR", "currencies", "All currencies the supplier works in (JSON list)."),
-         c("tax_number", "VARCHAR", "taxNumber", "Tax/VAT number.")) + _links()[:1] + _dates(),
+         c("tax_number", "VARCHAR", "taxPayerNumber", "Tax/VAT number (Precoro's taxPayerNumber)."),
+         c("tax_payer", "BOOLEAN", "taxPayer", "Whether the supplier is a tax payer."),
+         c("business_registration_number", "VARCHAR", "businessRegistrationNumber", "Company registration number."),
+         c("legal_address", "VARCHAR", "legalAddress", "Registered address."),
+         c("city", "VARCHAR", "city", "City."),
+         c("country", "VARCHAR", "country", "Country."),
+         c("phone", "VARCHAR", "phone", "Phone number."),
+         c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."))
+        + _links()[:1] + _dates(),
         (ChildTable("supplier_contacts", "contacts", "Contact people of suppliers.",
                     (c("contact_id", "BIGINT", "id", "Precoro's id of the contact."),
                      c("name", "VARCHAR", "name", "Contact name."),
@@ -313,27 +382,43 @@ REFERENCE: tuple[Entity, ...] = (
          ChildTable("supplier_payment_terms", "paymentTerms", "Payment terms agreed with each supplier.",
                     (c("payment_term_id", "BIGINT", "id", "The payment term (precoro.payment_terms.id)."),
                      c("name", "VARCHAR", "name", "Payment term name."),
-                     c("days", "INTEGER", "days", "Days until due.")), ("payment_term_id",))),
+                     c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
+                     c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
+                     c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent.")),
+                    ("payment_term_id",))),
         document_type="supplier"),
     Entity(
         "items", "items", "id", "Catalogue items (products and services) with their supplier and price.",
         (c("id", "BIGINT", "id", "Precoro's id of the item."),
          c("name", "VARCHAR", "name", "Item name."),
          c("sku", "VARCHAR", "sku", "Stock keeping unit."),
-         c("price", MONEY, "price", "Catalogue price in the item's currency."),
-         c("currency", "VARCHAR", "currency", "Currency of the price."),
-         c("unit", "VARCHAR", "unit", "Unit of measure."),
+         c("type", "INTEGER", "type", "Item type code (see type_name)."),
+         c("type_name", "VARCHAR", "typeString", "Item type as Precoro names it (e.g. product, service)."),
+         c("description", "VARCHAR", "description", "Description."),
+         c("price", MONEY, "price", "Catalogue price (in the supplier's currency)."),
+         c("category_id", "BIGINT", "category.id", "Item category's id."),
          c("category_name", "VARCHAR", "category.name", "Item category."),
-         c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."))
+         c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."),
+         c("disabled_by_supplier", "BOOLEAN", "disabledBySupplier", "Whether the supplier disabled the item."),
+         c("hidden_in_catalog", "BOOLEAN", "hiddenInCatalog", "Whether the item is hidden in the catalogue."),
+         c("free_of_charge", "BOOLEAN", "freeOfCharge", "Whether the item is free of charge."))
         + _links()[:1] + _dates(approval=False),
         (ChildTable("item_custom_field_values", "dataProductCustomFields", "Custom field values of catalogue items.",
                     (c("field_id", "BIGINT", "itemCustomField.id", "The item custom field."),
                      c("value", "VARCHAR", "value", "Text, or an option id for drop-downs.")), ("field_id",)),),
         document_type="item"),
+    # Precoro may send taxes without dates: with no update_date stored, every sync re-reads them all (few rows)
     _simple("taxes", "taxes", "Taxes defined in Precoro.",
-            (c("value", RATE, "value", "Tax rate in percent."), c("enable", "BOOLEAN", "enable", "Active."))),
+            (c("percent", RATE, "percent", "Tax rate in percent."),
+             c("value", RATE, "value", "Precoro's value of the tax (the rate, for percentage taxes)."),
+             c("tax_amount", MONEY, "taxAmount", "Fixed tax amount, for taxes that are an amount."),
+             c("is_withholding_tax", "BOOLEAN", "isWithholdingTax", "Whether this is a withholding tax."))),
     _simple("payment_terms", "paymentterms", "Payment terms.",
-            (c("days", "INTEGER", "days", "Days until due."), c("enable", "BOOLEAN", "enable", "Active."))),
+            (c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
+             c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
+             c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent."),
+             c("payment_type", "VARCHAR", "paymentType", "How payment is made, as Precoro names it."),
+             c("enable", "BOOLEAN", "enable", "Active."))),
     _simple("locations", "locations", "Company locations (offices, sites).",
             (c("address", "VARCHAR", "address", "Address."), c("enable", "BOOLEAN", "enable", "Active."))),
     _simple("legal_entities", "legalentities", "The company's legal entities.",

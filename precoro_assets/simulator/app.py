@@ -23,8 +23,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .company import CUSTOM_FIELD_RESOURCES, RESOURCES, Filters, Invalid, Record, money
-from .content import EXCHANGE_RATES, SUPPLIER_STATUS_NAMES
+from .company import CUSTOM_FIELD_RESOURCES, RESOURCES, Filters, Invalid, Record, iso, money
+from .content import EXCHANGE_RATES, SUPPLIER_STATUS_NAMES, exchange_rate
 from .faults import TRANSPORT_KINDS, BadRule, FaultBook, FaultRule
 from .generator import build_company, start_of_today
 from .limits import Limits, RateLimiter, Rejection
@@ -622,7 +622,7 @@ class SimulatorApp:
         return self.company.record_payment(invoice, amount, pay_date, logic_type=parse_int("logicType",
                                                                                            form.get("logicType", 0)))
 
-    SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxNumber", "externalId",
+    SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxPayerNumber", "externalId",
                        "status", "contacts"}
     CONTACT_FIELDS = {"id", "name", "email", "phone"}
 
@@ -648,7 +648,7 @@ class SimulatorApp:
 
     def _apply_supplier(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.SUPPLIER_FIELDS)
-        for name in ("name", "uniqueCode", "taxNumber", "externalId"):
+        for name in ("name", "uniqueCode", "taxPayerNumber", "externalId"):
             if name in form:
                 record_data[name] = form[name]
         if "currency" in form:
@@ -671,20 +671,18 @@ class SimulatorApp:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
         data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
-                "enable": True, "currency": "USD", "currencies": ["USD"], "taxNumber": None,
+                "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None,
                 "paymentTerms": {"data": []}, "contacts": {"data": []}, "externalId": None, "approvalDate": None}
         self._apply_supplier(data, form)
         return self.company.add("suppliers", data, self.company.now())
 
-    ITEM_FIELDS = {"name", "sku", "price", "currency", "unit", "supplier", "externalId"}
+    ITEM_FIELDS = {"name", "sku", "price", "description", "supplier", "externalId"}
 
     def _apply_item(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.ITEM_FIELDS)
-        for name in ("name", "sku", "unit", "externalId"):
+        for name in ("name", "sku", "description", "externalId"):
             if name in form:
                 record_data[name] = form[name]
-        if "currency" in form:
-            record_data["currency"] = parse_currency("currency", form["currency"])
         if "price" in form:
             record_data["price"] = parse_money("price", form["price"])
         if "supplier" in form:
@@ -697,8 +695,9 @@ class SimulatorApp:
     def create_item(self, form: dict) -> Record:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
-        data = {"name": "", "sku": None, "price": Decimal("0.00"), "currency": "USD", "unit": "pcs",
-                "category": None, "supplier": None, "dataProductCustomFields": {"data": []}, "externalId": None}
+        data = {"name": "", "sku": None, "type": 1, "typeString": "product", "description": None,
+                "price": Decimal("0.00"), "category": None, "disabledBySupplier": False, "hiddenInCatalog": False,
+                "freeOfCharge": False, "supplier": None, "dataProductCustomFields": {"data": []}, "externalId": None}
         self._apply_item(data, form)
         return self.company.add("items", data, self.company.now())
 
@@ -709,7 +708,7 @@ class SimulatorApp:
                 record_data[name] = form[name]
         if "value" in form:
             try:
-                record_data["value"] = Decimal(str(form["value"]))
+                record_data["value"] = record_data["percent"] = Decimal(str(form["value"]))
             except InvalidOperation:
                 raise validation_error("value", "This value is not a valid number.") from None
         if "enable" in form:
@@ -719,16 +718,18 @@ class SimulatorApp:
         for name in ("name", "value"):
             if not form.get(name):
                 raise validation_error(name, "This value should not be blank.")
-        data = {"name": "", "value": Decimal(0), "enable": True, "externalId": None}
+        data = {"name": "", "percent": Decimal(0), "value": Decimal(0), "taxAmount": None, "isWithholdingTax": False,
+                "enable": True, "externalId": None}
         self._apply_tax(data, form)
         return self.company.add("taxes", data, self.company.now())
 
     def create_payment_term(self, form: dict) -> Record:
-        only_fields(form, {"name", "days", "externalId"})
+        only_fields(form, {"name", "creditPeriodDays", "externalId"})
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
-        data = {"name": form["name"], "days": parse_int("days", form.get("days", 0)), "enable": True,
-                "externalId": form.get("externalId")}
+        data = {"name": form["name"], "creditPeriodDays": parse_int("creditPeriodDays", form.get("creditPeriodDays", 0)),
+                "prepaymentPercent": 0, "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
+                "paymentType": "Bank transfer", "enable": True, "externalId": form.get("externalId")}
         return self.company.add("paymentterms", data, self.company.now())
 
     def create_requisition(self, form: dict) -> Record:
@@ -766,7 +767,7 @@ class SimulatorApp:
             **references,
             "items": {"data": [{"id": self.company.new_id("lines"), **line} for line in built]},
             "taxes": {"data": []}, "sum": total, "netSum": total, "currency": currency,
-            "exchangeRate": EXCHANGE_RATES[currency], "sumInCompanyCurrency": money(total * EXCHANGE_RATES[currency]),
+            "exchangeRate": exchange_rate(currency, iso(now)), "sumInCompanyCurrency": money(total * EXCHANGE_RATES[currency]),
             "description": form.get("description"), "status": 1, "statusString": "Pending",
             "approvalSteps": {"data": self.builder.approval_steps(1, None)},
         })

@@ -59,6 +59,9 @@ RESOURCES: dict[str, ResourceSpec] = {
 
 CUSTOM_FIELD_RESOURCES = ("documentcustomfields", "itemcustomfields")
 
+# Served without createDate/updateDate, as Precoro's own connector reads them (modifiedSince still filters).
+DATELESS = ("taxes",)
+
 # Numeric ids start at a different base per resource, so a client that confuses `id` with `idn`
 # (or one resource's ids with another's) gets a 404 instead of a wrong record.
 ID_BASES = {
@@ -234,6 +237,8 @@ class Company:
         return record
 
     def _write_dates(self, record: Record) -> None:
+        if record.resource in DATELESS:
+            return
         record.data["createDate"] = iso(record.created)
         record.data["updateDate"] = iso(record.updated)
         if record.resource in self.by_idn or "approvalDate" in record.data:
@@ -306,7 +311,7 @@ class Company:
         """Pay (part of) an invoice: what POST /payments does in Precoro."""
         created = created or self.now()
         if amount <= 0:
-            raise Invalid("sumPaid", "This value should be greater than 0.")
+            raise Invalid("sumPaid", f"The amount must be greater than 0 and not exceed {money(_open(invoice))}")
         status = invoice.data["status"]
         total = Decimal(str(invoice.data["sum"]))
         paid = Decimal(invoice.data["sumPaid"])
@@ -315,7 +320,7 @@ class Company:
         if status not in (2, 4):
             raise Invalid("invoice", f"The Invoice is not approved (status {STATUS_NAMES[status]}).")
         if paid + amount > total:
-            raise Invalid("sumPaid", f"The payment sum exceeds the amount due ({money(total - paid)}).")
+            raise Invalid("sumPaid", f"The amount must be greater than 0 and not exceed {money(total - paid)}")
         payment = self.add(
             "payments",
             {
@@ -334,7 +339,7 @@ class Company:
             approved=created,
         )
         paid = money(paid + amount)
-        invoice.data["sumPaid"] = str(paid)  # Precoro returns sumPaid as a string
+        _set_paid(invoice, paid)
         invoice.data["payments"]["data"].append(
             {"id": payment.id, "idn": payment.data["idn"], "sumPaid": money(amount),
              "payDate": payment.data["payDate"], "currency": invoice.data["currency"], "logicType": logic_type,
@@ -357,7 +362,7 @@ class Company:
             if entry["id"] == payment.id:
                 entry["status"], entry["statusString"] = 8, STATUS_NAMES[8]
         paid = money(Decimal(invoice.data["sumPaid"]) - Decimal(str(payment.data["sumPaid"])))
-        invoice.data["sumPaid"] = str(paid)
+        _set_paid(invoice, paid)
         self.set_status(invoice, 4 if paid > 0 else 2)
 
     def patch_external(self, record: Record, fields: dict[str, str | None]) -> None:
@@ -407,3 +412,15 @@ class Change:
 
     def as_dict(self) -> dict:
         return {"resource": self.resource, "key": self.key, "action": self.action, **self.extra}
+
+
+def _open(invoice: Record) -> Decimal:
+    return max(Decimal(str(invoice.data["sum"])) - Decimal(invoice.data["sumPaid"]), Decimal(0))
+
+
+def _set_paid(invoice: Record, paid: Decimal) -> None:
+    """sumPaid as Precoro returns it (a string), and its company-currency twin at the invoice's rate."""
+    invoice.data["sumPaid"] = str(paid)
+    rate = invoice.data.get("exchangeRate")
+    if isinstance(rate, dict) and "sumPaidInCompanyCurrency" in invoice.data:
+        invoice.data["sumPaidInCompanyCurrency"] = str(money(paid * Decimal(str(rate["rate"]))))

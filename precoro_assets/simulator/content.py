@@ -24,6 +24,16 @@ EXCHANGE_RATES: dict[str, Decimal] = {
     "CHF": Decimal("1.1236"),
 }
 
+
+
+def exchange_rate(currency: str, moment: str) -> dict:
+    """`exchangeRate` as real invoices carry it: an object (Precoro's own connector types it object or list)."""
+    return {"rate": EXCHANGE_RATES[currency], "currency": currency, "companyCurrency": COMPANY_CURRENCY,
+            "date": moment}
+
+
+UNITS: dict[str, str] = {}  # filled below from ITEM_NAMES: items carry no unit, lines do
+
 SUPPLIER_STATUS_NAMES = {1: "Pending", 2: "Approved", 3: "Rejected"}
 
 SUPPLIER_NAMES = [
@@ -83,6 +93,37 @@ LEGAL_ENTITIES = [
     ("Acme Polska Sp. z o.o.", "PL 5260001234"),
     ("Acme Deutschland GmbH", "DE 123456789"),
 ]
+
+UNITS.update(ITEM_NAMES)
+
+CITIES = ["Kraków", "Zürich", "Lyon", "Oslo", "São Paulo", "Kyiv", "Austin", "Leeds"]
+COUNTRIES = ["PL", "CH", "FR", "NO", "BR", "UA", "US", "GB"]
+BANKS = [("Bank Śląski", "ul. Sokolska 34, Katowice"), ("Crédit Mutuel", "4 rue Raiffeisen, Strasbourg"),
+         ("First National Bank", "1 Main St, Austin TX")]
+
+
+def iban(rng, country: str = "DE") -> str:
+    """A well-formed IBAN (ISO 13616 check digits), so masking is tested on what real bank fields look like."""
+    bban = "".join(str(rng.randint(0, 9)) for _ in range(18))
+    digits = "".join(str(int(ch, 36)) for ch in bban + country + "00")
+    return f"{country}{98 - int(digits) % 97:02d}{bban}"
+
+
+def bank_details(rng, holder: str) -> dict:
+    """A supplier's bank fields, named as Precoro's own connector reads them (sensitive: masked by default)."""
+    bank, address = rng.choice(BANKS)
+    return {
+        "accountHolderName": holder,
+        "bankName": bank,
+        "accountNumber": "".join(str(rng.randint(0, 9)) for _ in range(12)),
+        "bankAddress": address,
+        "swiftCode": f"{rng.choice(['COBA', 'BSLA', 'FNBU'])}DE{rng.randint(10, 99)}XXX",
+        "internationalBankAccountNumber": iban(rng),
+        "sortCode": f"{rng.randint(10, 99)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}",
+        "americanBankersAssociationNumber": f"{rng.randint(10**8, 10**9 - 1)}",
+        "indianFinancialSystemCode": None,
+        "permanentAccountNumber": None,
+    }
 
 PAYMENT_TERMS = [("Net 15", 15), ("Net 30", 30), ("Net 45", 45), ("Due on receipt", 0), ("2/10 Net 30", 30)]
 

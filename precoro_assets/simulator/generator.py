@@ -97,9 +97,12 @@ class CompanyBuilder:
             return c.add(resource, {**data, "externalId": None}, moment, updated(moment))
 
         for name, value in content.TAXES:
-            simple("taxes", {"name": name, "value": value, "enable": True})
+            simple("taxes", {"name": name, "percent": value, "value": value, "taxAmount": None,
+                             "isWithholdingTax": False})
         for name, days in content.PAYMENT_TERMS:
-            simple("paymentterms", {"name": name, "days": days, "enable": True})
+            simple("paymentterms", {"name": name, "creditPeriodDays": days, "prepaymentPercent": 0,
+                                    "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
+                                    "paymentType": "Bank transfer", "enable": True})
         for name, address in content.LOCATIONS:
             simple("locations", {"name": name, "address": address, "enable": True})
         for name, tax_number in content.LEGAL_ENTITIES:
@@ -134,7 +137,7 @@ class CompanyBuilder:
         name = base if index < len(content.SUPPLIER_NAMES) else f"{base} {index // len(content.SUPPLIER_NAMES)}"
         currency = rng.choice(list(content.EXCHANGE_RATES))
         currencies = sorted({currency, *rng.sample(list(content.EXCHANGE_RATES), rng.randint(0, 2))})
-        terms = [self._ref(t, "name", "days") for t in rng.sample(list(c.all("paymentterms")), rng.randint(1, 2))]
+        terms = [self._ref(t, "name", "creditPeriodDays", "prepaymentPercent", "postpaymentPercent") for t in rng.sample(list(c.all("paymentterms")), rng.randint(1, 2))]
         contacts = [{"id": c.new_id("contacts"), "name": f"{first} {last}",
                      "email": f"billing{n}@supplier{index}.example", "phone": f"+1-555-{index:04d}-{n}"}
                     for n, (first, last) in enumerate(rng.sample(content.USERS, rng.randint(1, 2)))]
@@ -148,7 +151,15 @@ class CompanyBuilder:
             "enable": status == 2 and rng.random() < 0.95,
             "currency": currency,
             "currencies": currencies,
-            "taxNumber": f"TX{rng.randint(10**8, 10**9 - 1)}",
+            "taxPayer": True,
+            "taxPayerNumber": f"TX{rng.randint(10**8, 10**9 - 1)}",
+            "businessRegistrationNumber": f"BRN-{index + 1:06d}",
+            "legalAddress": f"{index + 1} Market Street",
+            "city": rng.choice(content.CITIES),
+            "country": rng.choice(content.COUNTRIES),
+            "phone": f"+1-555-{index:04d}",
+            "integrationStatus": 0,
+            **content.bank_details(rng, name),
             "paymentTerms": {"data": terms},
             "contacts": {"data": contacts},
             "externalId": f"QB-SUP-{index + 1:05d}" if rng.random() < 0.7 else None,
@@ -163,10 +174,14 @@ class CompanyBuilder:
             "name": name,
             "sku": f"SKU-{rng.randint(10000, 99999)}",
             "price": money(Decimal(rng.randint(150, 250_000)) / 100),
-            "currency": supplier.data["currency"],
-            "unit": unit,
+            "type": 1 if unit != "service" else 2,
+            "typeString": "product" if unit != "service" else "service",
+            "description": f"{name} from {supplier.data['name']}",
             "category": {"id": category + 1, "name": content.ITEM_CATEGORIES[category]},
             "supplier": self._ref(supplier, "name"),
+            "disabledBySupplier": False,
+            "hiddenInCatalog": rng.random() < 0.05,
+            "freeOfCharge": False,
             "dataProductCustomFields": {"data": self._line_custom_fields()},
             "externalId": f"QB-ITEM-{rng.randint(1000, 9999)}" if rng.random() < 0.5 else None,
         }, moment, self._later(moment, 24 * 60, end) if rng.random() < 0.2 else moment)
@@ -219,7 +234,7 @@ class CompanyBuilder:
                 "item": self._ref(item, "name", "sku"),
                 "name": item.data["name"],
                 "sku": item.data["sku"],
-                "unit": item.data["unit"],
+                "unit": content.UNITS.get(item.data["name"], "pcs"),
                 "quantity": quantity,
                 "price": price,
                 "netSum": net,
@@ -279,10 +294,11 @@ class CompanyBuilder:
             "status": status,
             "statusString": content.STATUS_NAMES[status],
             "currency": currency,
-            "exchangeRate": rate,
+            "exchangeRate": content.exchange_rate(currency, iso(created)),
             "sum": totals["sum"],
             "netSum": totals["netSum"],
             "sumInCompanyCurrency": money(totals["sum"] * rate),
+            "netSumInCompanyCurrency": money(totals["netSum"] * rate),
             "supplier": self._ref(supplier, "name"),
             "location": self._ref(location, "name"),
             "legalEntity": self._ref(self._pick("legalentities"), "name"),
@@ -361,14 +377,19 @@ class CompanyBuilder:
         billed = parent.data["supplier"]["id"] if parent else (
             purchase_order.data["supplier"]["id"] if purchase_order else None)
         supplier = (self.company.get_by_id("suppliers", billed) if billed else None) or self._pick("suppliers")
+        payment_term = self._pick("paymentterms")
         extra = {
             "logicType": logic_type,
             "invoiceNumber": f"{(supplier.data['uniqueCode'] or str(supplier.id))[-3:]}/{created:%Y}/"
                              f"{rng.randint(1, 99999):05d}",
+            "customName": None,
             "sumPaid": "0.00",
+            "sumPaidInCompanyCurrency": "0.00",
+            "withholdingTaxSum": "0.00",
             "issueDate": iso(created - timedelta(days=rng.randint(0, 5))),
-            "dueDate": iso(created + timedelta(days=30)),
-            "paymentTerm": self._ref(self._pick("paymentterms"), "name"),
+            "creditPeriodDays": payment_term.data["creditPeriodDays"],
+            "paymentTerm": self._ref(payment_term, "name"),
+            "note": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
             "purchaseOrder": ({"id": purchase_order.id, "idn": purchase_order.data["idn"]}
                               if purchase_order else None),
             "parentData": {"id": parent.id, "idn": parent.data["idn"]} if parent else None,

@@ -202,10 +202,20 @@ def _typed(columns: Iterable[Column], source: dict, table: str, key: str, proble
            outer: dict | None = None) -> dict:
     row = {}
     for column in columns:
-        from_outer, steps = _reader(column.source)
-        node: object = (outer or {}) if from_outer else source
-        for step in steps:
-            node = node.get(step) if isinstance(node, dict) else None
+        if column.derive is not None:
+            try:
+                node = column.derive(source)
+            except ValueError as error:
+                row[column.name] = None
+                problems.append(Problem(table, key, column.name, str(error)))
+                continue
+        else:
+            from_outer, steps = _reader(column.source)
+            node = (outer or {}) if from_outer else source
+            for step in steps:
+                if isinstance(node, list):  # a reference sent as a list (`purchaseOrder`): its first element
+                    node = node[0] if node else None
+                node = node.get(step) if isinstance(node, dict) else None
         if node is None or node == "" and column.type != "VARCHAR":
             row[column.name] = None
             continue
