@@ -67,6 +67,9 @@ SET_LOG = "set_integration_log"
 CLEAR_LOG = "clear_integration_log"
 EXPORT = "export_document"
 
+# integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
+CONNECTOR_DISABLED = 8
+
 
 # ---- inputs -------------------------------------------------------------------------------------------------
 
@@ -95,6 +98,8 @@ class Invoice:
     external_id: str | None = None
     log: str | None = None
     payments: tuple[PrecoroPayment, ...] = ()
+    integration_status: int | None = None
+    parent_idn: str | None = None  # a split-cost child: an allocation of that base invoice, never paid on its own
 
     @property
     def is_credit_note(self) -> bool:
@@ -127,6 +132,7 @@ class PurchaseOrder:
     currency: str
     status: int | None
     external_id: str | None = None
+    integration_status: int | None = None
 
 
 # ---- outputs ------------------------------------------------------------------------------------------------
@@ -270,6 +276,8 @@ def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ..
 
 def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: list[LedgerBill],
               purchase_orders: list[PurchaseOrder] = ()) -> Reconciliation:
+    # split-cost children are allocations of their base invoice, which is the document that is paid and exported
+    invoices = [invoice for invoice in invoices if not invoice.parent_idn]
     by_external: dict[str, list[Invoice]] = defaultdict(list)
     by_number: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
     for invoice in invoices:
@@ -294,7 +302,8 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
 
     proposals = [p for result in results.values() for p in _invoice_proposals(result)]
     proposals += _payment_link_proposals(results.values())
-    proposals += [_export(po) for po in purchase_orders if po.status == 2 and not po.external_id]
+    proposals += [_export(po) for po in purchase_orders
+                  if po.status == 2 and not po.external_id and po.integration_status != CONNECTOR_DISABLED]
     ledger_rows = sorted(bill_rows + payment_rows, key=lambda r: (r.source_file, r.source_line, r.ledger_id))
     return Reconciliation(sorted(results.values(), key=lambda r: _idn_order(r.invoice.idn)), ledger_rows,
                           proposals)
@@ -495,6 +504,8 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
         result.klass = UNMATCHED
         link = f"its externalId {invoice.external_id} names no ledger bill" if invoice.external_id else "not linked"
         result.reason = f"nothing in the ledger refers to this invoice ({link}) and nothing is paid; {precoro_side}"
+    if invoice.integration_status == CONNECTOR_DISABLED:
+        result.reason += "; integrationStatus 8 (waiting for a disabled connector): not offered for export"
 
 
     if invoice.cancelled_payments:
@@ -582,7 +593,8 @@ def _invoice_proposals(result: InvoiceResult) -> list[Proposal]:
         proposals.append(Proposal(kind, "invoices", invoice.idn, invoice.id, {"fields": fields}, why,
                                   ledger_ref=bill.bill_id if bill is not None else None))
     elif (not invoice.external_id and bill is None and not result.ledger_payments
-          and result.klass in (UNMATCHED, PAID_IN_PRECORO_ONLY) and invoice.status in APPROVED_STATUSES):
+          and result.klass in (UNMATCHED, PAID_IN_PRECORO_ONLY) and invoice.status in APPROVED_STATUSES
+          and invoice.integration_status != CONNECTOR_DISABLED):
         proposals.append(_export(invoice))
     return proposals
 

@@ -26,6 +26,7 @@ from .api.client import detail_from_text
 from .api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
 from .warehouse import tables
 from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
+from .warehouse.sensitive import protect
 from .warehouse.staging import DetailStaging
 
 logger = logging.getLogger(__name__)
@@ -553,6 +554,7 @@ def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False
     rows = Rows()
     listed: set[str] = set()
     for record in client.iter_rows(f"/{entity.path}", key=entity.key, **filters):
+        record = protect(entity, record)
         try:
             key = record_key(entity, record)
             flatten(entity, record, rows, now)

@@ -35,6 +35,7 @@ class Column:
     source: str
     description: str
     derive: Callable[[dict], object] | None = None
+    also_reads: tuple[str, ...] = ()  # other fields a derived column reads (the drift check counts them as read)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Entity:
     fetch_detail: bool = False  # list rows are headers only: one GET per new or changed record
     document_type: str = ""  # singular name used in child tables, e.g. "invoice"
     status_filter_values: tuple[int, ...] = field(default=())
+    sensitive: tuple[str, ...] = ()  # fields masked wherever they occur in a record (see warehouse/sensitive.py)
+    raw_only: tuple[str, ...] = ()  # top-level fields known and deliberately kept in `raw` only (drift check)
+    may_lack: tuple[str, ...] = ()  # fields Precoro may leave out of every record (drift check: no warning)
 
     @property
     def key_column(self) -> str:
@@ -159,6 +163,8 @@ def _document_header(amounts: bool = True) -> tuple[Column, ...]:
             c("sum", MONEY, "sum", "Total including taxes, in the document currency."),
             c("net_sum", MONEY, "netSum", "Total before taxes, in the document currency."),
             c("sum_in_company_currency", MONEY, "sumInCompanyCurrency", "Total converted to the company currency."),
+            c("net_sum_in_company_currency", MONEY, "netSumInCompanyCurrency",
+              "Total before taxes, in the company currency."),
             c("legal_entity_id", "BIGINT", "legalEntity.id", "The legal entity (precoro.legal_entities.id)."),
             c("creator_id", "BIGINT", "creator.id", "The user who created the document (precoro.users.id)."),
             c("required_date", TIME, "requiredDate", "When the goods or services are needed."),
@@ -195,6 +201,12 @@ def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTab
              c("field_id", "BIGINT", "itemCustomField.id", "The item custom field (precoro.item_custom_fields.id)."),
              c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for drop-downs.")),
             ("line_id", "field_id")))
+        children.append(ChildTable(
+            f"{document_type}_taxes", "taxes", f"Tax totals of {document_type}s, one row per tax applied.",
+            (c("tax_id", "BIGINT", "tax.id", "The tax (precoro.taxes.id)."),
+             c("tax_name", "VARCHAR", "tax.name", "The tax's name."),
+             c("sum", MONEY, "sum", f"Tax on the whole {document_type}, in its currency.")),
+            ("tax_id",)))
     children += [
         ChildTable(
             f"{document_type}_custom_field_values", "dataDocumentCustomFields",
@@ -207,6 +219,7 @@ def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTab
             f"{document_type}_attachments", "attachments", f"Files attached to {document_type}s (metadata only).",
             (c("attachment_id", "BIGINT", "id", "Precoro's attachment id (GET /attachments/{id} returns the file)."),
              c("name", "VARCHAR", "name", "File name."),
+             c("file_name", "VARCHAR", "fileName", "File name as uploaded."),
              c("mime_type", "VARCHAR", "mimeType", "MIME type of the file."),
              c("size", "BIGINT", "size", "Size in bytes.")),
             ("attachment_id",)),
@@ -279,20 +292,19 @@ DOCUMENTS: tuple[Entity, ...] = (
             c("sum_paid", MONEY, "sumPaid", "Amount paid so far, as recorded in Precoro."),
             c("sum_paid_in_company_currency", MONEY, "sumPaidInCompanyCurrency",
               "Amount paid so far, in the company currency."),
-            c("net_sum_in_company_currency", MONEY, "netSumInCompanyCurrency",
-              "Total before taxes, in the company currency."),
             c("withholding_tax_sum", MONEY, "withholdingTaxSum", "Withholding tax on the invoice."),
             c("issue_date", TIME, "issueDate", "Invoice date."),
             c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date (from the "
               "payment term)."),
             Column("due_date", TIME, "creditPeriodDays", "Derived: issue_date + credit_period_days (Precoro sends no "
-                   "due date); empty when either is unknown.", due_date),
+                   "due date); empty when either is unknown.", due_date, ("issueDate",)),
             c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
             c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id, if any (the first "
               "one when Precoro lists several; all are in raw)."),
             c("purchase_order_idn", "VARCHAR", "purchaseOrder.idn", "The purchase order's number, if any."),
             Column("parent_idn", "VARCHAR", "parentData.idn", "For split-cost child invoices: the base invoice's "
-                   "number (parentData.idn, formerly parentIdn); empty for a base or ordinary invoice.", parent_idn),
+                   "number (parentData.idn, formerly parentIdn); empty for a base or ordinary invoice.", parent_idn,
+                   ("parentIdn",)),
             c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag (8 = waiting "
               "for a disabled connector: not offered for export)."),
             c("note", "VARCHAR", "note", "Note on the invoice."),
@@ -304,8 +316,11 @@ DOCUMENTS: tuple[Entity, ...] = (
                         c("sum_paid", MONEY, "sumPaid", "Amount of this payment."),
                         c("pay_date", TIME, "payDate", "When it was paid."),
                         c("currency", "VARCHAR", "currency", "Currency of the payment."),
+                        c("logic_type", "INTEGER", "logicType", "Payment logic type (0 = payment)."),
                         c("status", "INTEGER", "status", "The payment's status (8 = canceled: still listed, but no "
-                          "longer counted in the invoice's sumPaid).")), ("payment_id",)),
+                          "longer counted in the invoice's sumPaid)."),
+                        c("status_name", "VARCHAR", "statusString", "The payment's status as Precoro names it.")),
+                       ("payment_id",)),
         ),
         partitioned=True, fetch_detail=True, document_type="invoice"),
     Entity(
@@ -321,12 +336,26 @@ DOCUMENTS: tuple[Entity, ...] = (
          c("currency", "VARCHAR", "currency", "Currency of the payment."),
          c("logic_type", "INTEGER", "logicType", "Payment logic type (0 = payment)."),
          c("status", "INTEGER", "status", "Status code (8 = canceled: it no longer counts in the invoice's "
-           "sumPaid).")) + _links() + _dates(),
+           "sumPaid)."),
+         c("status_name", "VARCHAR", "statusString", "Status as Precoro names it.")) + _links() + _dates(),
         (), partitioned=True, fetch_detail=False, document_type="payment"),
 )
 
 
 # ---- reference data: unpartitioned, synced by modifiedSince ---------------------------------------
+
+# Suppliers' bank details: what a payment fraud needs, so analysts don't read them by default.
+BANK_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("account_number", "accountNumber", "Bank account number"),
+    ("iban", "internationalBankAccountNumber", "IBAN"),
+    ("swift_code", "swiftCode", "SWIFT/BIC code"),
+    ("sort_code", "sortCode", "UK sort code"),
+    ("aba_routing_number", "americanBankersAssociationNumber", "US ABA routing number"),
+    ("ifsc", "indianFinancialSystemCode", "Indian Financial System Code"),
+    ("pan", "permanentAccountNumber", "Indian Permanent Account Number (tax id)"),
+)
+MASKED = ("masked to its last 4 characters (here and in raw) unless PRECORO_KEEP_BANK_DETAILS=1 was set when "
+          "it was synced.")
 
 def _custom_fields(name: str, path: str, kind: str) -> Entity:
     singular = name[:-1]
@@ -348,10 +377,11 @@ def _custom_fields(name: str, path: str, kind: str) -> Entity:
         document_type=singular)
 
 
-def _simple(name: str, path: str, description: str, extra: tuple[Column, ...], links: bool = True) -> Entity:
+def _simple(name: str, path: str, description: str, extra: tuple[Column, ...],
+            may_lack: tuple[str, ...] = ()) -> Entity:
     columns = (c("id", "BIGINT", "id", "Precoro's id."), c("name", "VARCHAR", "name", "Name."))
-    return Entity(name, path, "id", description,
-                  columns + extra + (_links() if links else ()) + _dates(approval=False), document_type=name[:-1])
+    return Entity(name, path, "id", description, columns + extra + _links() + _dates(approval=False),
+                  document_type=name[:-1], may_lack=may_lack)
 
 
 REFERENCE: tuple[Entity, ...] = (
@@ -372,7 +402,11 @@ REFERENCE: tuple[Entity, ...] = (
          c("city", "VARCHAR", "city", "City."),
          c("country", "VARCHAR", "country", "Country."),
          c("phone", "VARCHAR", "phone", "Phone number."),
-         c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."))
+         c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
+         c("account_holder_name", "VARCHAR", "accountHolderName", "Bank account holder."),
+         c("bank_name", "VARCHAR", "bankName", "Bank name."),
+         c("bank_address", "VARCHAR", "bankAddress", "Bank address."))
+        + tuple(c(name, "VARCHAR", source, f"{what}; {MASKED}") for name, source, what in BANK_FIELDS)
         + _links()[:1] + _dates(),
         (ChildTable("supplier_contacts", "contacts", "Contact people of suppliers.",
                     (c("contact_id", "BIGINT", "id", "Precoro's id of the contact."),
@@ -386,7 +420,7 @@ REFERENCE: tuple[Entity, ...] = (
                      c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
                      c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent.")),
                     ("payment_term_id",))),
-        document_type="supplier"),
+        document_type="supplier", sensitive=tuple(source for _, source, _ in BANK_FIELDS)),
     Entity(
         "items", "items", "id", "Catalogue items (products and services) with their supplier and price.",
         (c("id", "BIGINT", "id", "Precoro's id of the item."),
@@ -412,12 +446,15 @@ REFERENCE: tuple[Entity, ...] = (
             (c("percent", RATE, "percent", "Tax rate in percent."),
              c("value", RATE, "value", "Precoro's value of the tax (the rate, for percentage taxes)."),
              c("tax_amount", MONEY, "taxAmount", "Fixed tax amount, for taxes that are an amount."),
-             c("is_withholding_tax", "BOOLEAN", "isWithholdingTax", "Whether this is a withholding tax."))),
+             c("is_withholding_tax", "BOOLEAN", "isWithholdingTax", "Whether this is a withholding tax.")),
+            may_lack=("createDate", "updateDate")),
     _simple("payment_terms", "paymentterms", "Payment terms.",
             (c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
              c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
              c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent."),
              c("payment_type", "VARCHAR", "paymentType", "How payment is made, as Precoro names it."),
+             c("terms_due_date_after_invoicing", "BOOLEAN", "termsDueDateAfterInvoicing",
+               "Whether the credit period counts from the invoice date."),
              c("enable", "BOOLEAN", "enable", "Active."))),
     _simple("locations", "locations", "Company locations (offices, sites).",
             (c("address", "VARCHAR", "address", "Address."), c("enable", "BOOLEAN", "enable", "Active."))),
@@ -429,11 +466,14 @@ REFERENCE: tuple[Entity, ...] = (
         "users", "users", "id", "Users of the company's Precoro account (as far as the API token may see).",
         (c("id", "BIGINT", "id", "Precoro's id of the user."),
          c("full_name", "VARCHAR", "fullName", "Full name."),
+         c("first_name", "VARCHAR", "firstName", "First name."),
+         c("last_name", "VARCHAR", "lastName", "Last name."),
          c("email", "VARCHAR", "email", "E-mail address."),
-         c("enable", "BOOLEAN", "enable", "Whether the user is active.")) + _dates(approval=False),
+         c("roles", "VARCHAR", "roles", "The user's roles in Precoro (JSON list)."),
+         c("enable", "BOOLEAN", "enable", "Whether the user is active.")) + _links() + _dates(approval=False),
         document_type="user"),
     _simple("warehouses", "warehouses", "Warehouses (stock locations).",
-            (c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),), links=False),
+            (c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),)),
 )
 
 ENTITIES: tuple[Entity, ...] = DOCUMENTS + REFERENCE

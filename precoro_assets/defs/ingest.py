@@ -22,6 +22,7 @@ from ..api.errors import QuotaExhausted
 from ..api.resource import PrecoroResource
 from ..sync import SyncSummary, prepare_detail_workers, sync_changed_documents, sync_documents, sync_reference
 from ..warehouse import tables, views
+from ..warehouse.drift import Drift, drift
 from ..warehouse.rows import table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
@@ -63,6 +64,9 @@ def check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec("children_have_parents", asset=key,
                           description="Every child-table row points at an existing parent row."),
     ]
+    specs.append(dg.AssetCheckSpec("schema_drift", asset=key, blocking=False, description=(
+        "Warns when a field the catalogue reads is absent from every record synced (Precoro renamed or dropped "
+        "it: its column is empty), or when records carry a field that nothing reads (its value is in raw).")))
     if entity.partitioned:
         specs.append(dg.AssetCheckSpec("count_matches_precoro", asset=key, description=(
             "Rows stored per partition day equal the number of documents Precoro listed for that day.")))
@@ -82,6 +86,7 @@ class CheckFindings:
     orphans: dict[str, int]
     stored_per_day: dict[str, int] | None  # documents: rows stored per partition day of the run
     totals_off: list[tuple] | None  # documents with lines: totals that differ from their lines
+    drift: Drift  # fields read but absent, fields present but unread
 
 
 def _has_totals_check(entity: Entity) -> bool:
@@ -93,7 +98,8 @@ def check_findings(entity: Entity, con, start: date | None, end: date | None) ->
         duplicates=tables.duplicate_keys(con, entity),
         orphans=tables.orphan_children(con, entity),
         stored_per_day=tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
-        totals_off=tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None)
+        totals_off=tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None,
+        drift=drift(entity, tables.field_counts(con, entity, start, end)))
 
 
 def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
@@ -103,6 +109,12 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
     yield dg.AssetCheckResult(asset_key=key, check_name="children_have_parents",
                               passed=not any(found.orphans.values()),
                               metadata={f"{t} orphans": n for t, n in found.orphans.items()} or {"child tables": 0})
+    yield dg.AssetCheckResult(
+        asset_key=key, check_name="schema_drift", passed=not (found.drift.absent or found.drift.unread),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"fields absent": len(found.drift.absent), "fields not read": len(found.drift.unread),
+                  "absent (catalogue reads them, no record has them)": "\n".join(found.drift.absent) or "none",
+                  "not read (records have them, no column reads them)": "\n".join(found.drift.unread) or "none"})
     if found.stored_per_day is not None:
         stored = found.stored_per_day
         mismatches = {day: (listed, stored.get(day, 0)) for day, listed in summary.listed_per_day.items()

@@ -117,7 +117,9 @@ def build_demo_ledger(invoices: Iterable[dict], suppliers: Iterable[dict], purch
     builder = _Builder(seed)
     ledger = builder.ledger
     links = {str(p["id"]): p.get("externalId") for p in payments}  # a payment's externalId lives on the payment
-    invoices = sorted(invoices, key=lambda i: int(i["id"]))
+    # split-cost children are allocations of their base invoice: the accounting side books the base only
+    invoices = sorted((i for i in invoices if not (i.get("parentData") or {}).get("idn") and not i.get("parentIdn")),
+                      key=lambda i: int(i["id"]))
     for invoice in invoices:
         for payment in _payments(invoice):
             payment.setdefault("externalId", links.get(str(payment["id"])))

@@ -719,7 +719,7 @@ class SimulatorApp:
             if not form.get(name):
                 raise validation_error(name, "This value should not be blank.")
         data = {"name": "", "percent": Decimal(0), "value": Decimal(0), "taxAmount": None, "isWithholdingTax": False,
-                "enable": True, "externalId": None}
+                "enable": True, "externalId": None, "externalIntegrationLog": None}
         self._apply_tax(data, form)
         return self.company.add("taxes", data, self.company.now())
 
@@ -729,7 +729,8 @@ class SimulatorApp:
             raise validation_error("name", "This value should not be blank.")
         data = {"name": form["name"], "creditPeriodDays": parse_int("creditPeriodDays", form.get("creditPeriodDays", 0)),
                 "prepaymentPercent": 0, "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
-                "paymentType": "Bank transfer", "enable": True, "externalId": form.get("externalId")}
+                "paymentType": "Bank transfer", "enable": True, "externalId": form.get("externalId"),
+                "externalIntegrationLog": None}
         return self.company.add("paymentterms", data, self.company.now())
 
     def create_requisition(self, form: dict) -> Record:
@@ -846,7 +847,7 @@ class SimulatorApp:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
         option = {"id": self.company.new_id("options"), "name": form["name"], "code": form.get("code"),
-                  "externalId": form.get("externalId"), "enable": True}
+                  "externalId": form.get("externalId"), "externalIntegrationLog": None, "enable": True}
         field.data["options"].append(option)
         self.company.touch(field)
         return option
@@ -913,6 +914,8 @@ class SimulatorApp:
                 except Invalid as invalid:
                     raise BadRequest(invalid.message) from None
                 return self.company.detail(payment)
+        if action == "records" and request.method == "POST" and len(parts) == 4:
+            return self._edit_in_company(parts[2], parts[3], body or {})
         if action == "warm" and request.method == "POST":
             return {"serialised": self.warm()}
         if action == "reset" and request.method == "POST":
@@ -925,6 +928,21 @@ class SimulatorApp:
                                       default=_json_default, ensure_ascii=False)
             return self.export(parts[2])
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
+
+    # What someone in the company may change in Precoro's UI that no API call can (see INTERFACE.md).
+    UI_FIELDS = {"integrationStatus"}
+
+    def _edit_in_company(self, resource: str, key: str, fields: dict) -> dict:
+        unknown = set(fields) - self.UI_FIELDS
+        if resource not in RESOURCES or unknown or not fields:
+            raise BadRequest(f"send {sorted(self.UI_FIELDS)} for a resource of {sorted(RESOURCES)}")
+        with self.lock:
+            record = self.company.get(resource, key)
+            if record is None:
+                raise NotFound(f"no {resource} record {key}")
+            record.data.update(fields)
+            self.company.touch(record)
+            return self.company.detail(record)
 
     def warm(self) -> int:
         """Serialise every list row and detail into the JSON cache now, as the first request for each would: the

@@ -121,8 +121,9 @@ def bank_details(rng, holder: str) -> dict:
         "internationalBankAccountNumber": iban(rng),
         "sortCode": f"{rng.randint(10, 99)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}",
         "americanBankersAssociationNumber": f"{rng.randint(10**8, 10**9 - 1)}",
-        "indianFinancialSystemCode": None,
-        "permanentAccountNumber": None,
+        **({"indianFinancialSystemCode": f"HDFC0{rng.randint(100000, 999999)}",
+            "permanentAccountNumber": f"ABCDE{rng.randint(1000, 9999)}F"} if rng.random() < 0.2 else
+           {"indianFinancialSystemCode": None, "permanentAccountNumber": None}),
     }
 
 PAYMENT_TERMS = [("Net 15", 15), ("Net 30", 30), ("Net 45", 45), ("Due on receipt", 0), ("2/10 Net 30", 30)]

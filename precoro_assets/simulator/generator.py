@@ -7,6 +7,7 @@ created later looks exactly like one generated at start.
 
 from __future__ import annotations
 
+import copy
 import gc
 import itertools
 import random
@@ -94,7 +95,8 @@ class CompanyBuilder:
 
         def simple(resource: str, data: dict) -> Record:
             moment = created()
-            return c.add(resource, {**data, "externalId": None}, moment, updated(moment))
+            return c.add(resource, {**data, "externalId": None, "externalIntegrationLog": None}, moment,
+                         updated(moment))
 
         for name, value in content.TAXES:
             simple("taxes", {"name": name, "percent": value, "value": value, "taxAmount": None,
@@ -114,7 +116,7 @@ class CompanyBuilder:
                 c.add(resource, {
                     "name": name, "type": kind, "required": kind == "select", "enable": True,
                     "options": [{"id": c.new_id("options"), "name": option, "code": code, "externalId": None,
-                                 "enable": True} for option, code in options],
+                                 "externalIntegrationLog": None, "enable": True} for option, code in options],
                 }, moment, updated(moment))
         for index, (first, last) in enumerate(content.USERS):
             email = "api@acme-sim.example" if index == 0 else f"{first.lower()}.{index}@acme-sim.example"
@@ -369,13 +371,11 @@ class CompanyBuilder:
         return c.add("receipts", data, created, approved or created, approved)
 
     def invoice(self, created: datetime, end: datetime, purchase_order: Record | None = None,
-                status: int | None = None, logic_type: int = 0, parent: Record | None = None) -> Record:
+                status: int | None = None, logic_type: int = 0) -> Record:
         rng = self.rng
         if status is None:
             status = self._choose_status({2: 60, 1: 12, 3: 4, 8: 4, 0: 5, 6: 5, 10: 5, 11: 5})
-        # a split-cost child bills the same supplier as its parent
-        billed = parent.data["supplier"]["id"] if parent else (
-            purchase_order.data["supplier"]["id"] if purchase_order else None)
+        billed = purchase_order.data["supplier"]["id"] if purchase_order else None
         supplier = (self.company.get_by_id("suppliers", billed) if billed else None) or self._pick("suppliers")
         payment_term = self._pick("paymentterms")
         extra = {
@@ -392,12 +392,40 @@ class CompanyBuilder:
             "note": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
             "purchaseOrder": ({"id": purchase_order.id, "idn": purchase_order.data["idn"]}
                               if purchase_order else None),
-            "parentData": {"id": parent.id, "idn": parent.data["idn"]} if parent else None,
+            "parentData": None,
             "integrationStatus": 0,
             "payments": {"data": []},
         }
         lines = rng.randint(1, 4)
         return self._document("invoices", created, end, supplier, status, extra, lines)
+
+    def split_children(self, base: Record, created: datetime) -> list[Record]:
+        """Two split-cost children of `base`, as Precoro makes them: allocations of its cost (half each, the second
+        taking the rounding) that add up to it line by line. The base is the document that is paid and exported."""
+        first_lines, second_lines = [], []
+        for line in base.data["items"]["data"]:
+            half = {name: money(Decimal(str(line[name])) / 2) for name in ("netSum", "taxSum")}
+            rest = {name: money(Decimal(str(line[name])) - half[name]) for name in ("netSum", "taxSum")}
+            for lines, part in ((first_lines, half), (second_lines, rest)):
+                lines.append({**copy.deepcopy(line), "id": self.company.new_id("lines"),
+                              "quantity": Decimal(str(line["quantity"])) / 2, **part,
+                              "sum": part["netSum"] + part["taxSum"]})
+        rate = Decimal(str(base.data["exchangeRate"]["rate"]))
+        children = []
+        for lines in (first_lines, second_lines):
+            total = sum((line["sum"] for line in lines), Decimal("0.00"))
+            net = sum((line["netSum"] for line in lines), Decimal("0.00"))
+            data = {k: copy.deepcopy(v) for k, v in base.data.items()
+                    if k not in ("id", "idn", "createDate", "updateDate", "approvalDate")}
+            data.update({
+                "sum": total, "netSum": net, "sumInCompanyCurrency": money(total * rate),
+                "netSumInCompanyCurrency": money(net * rate), "sumPaid": "0.00", "sumPaidInCompanyCurrency": "0.00",
+                "items": {"data": lines}, "taxes": {"data": []}, "payments": {"data": []},
+                "attachments": {"data": []}, "parentData": {"id": base.id, "idn": base.data["idn"]},
+                "externalId": None, "externalIntegrationLog": None,
+            })
+            children.append(self.company.add("invoices", data, created, approved=base.approved and created))
+        return children
 
     def payment_plan(self, invoice: Record, end: datetime) -> list[tuple[datetime, Decimal]]:
         """When and how much of an approved invoice gets paid inside Precoro during the history."""
@@ -453,11 +481,9 @@ class CompanyBuilder:
             logic_type = rng.choice([1, 5]) if rng.random() < 0.05 else 0
             invoice = self.invoice(created, end, purchase_order, logic_type=logic_type)
             payments += [(moment, amount, invoice) for moment, amount in self.payment_plan(invoice, end)]
-            if rng.random() < 0.03 and logic_type == 0:  # split cost: two child invoices point at this one
-                for _ in range(2):
-                    child_created = min(created + timedelta(minutes=1), end - timedelta(seconds=1))
-                    child = self.invoice(child_created, end, purchase_order, parent=invoice)
-                    payments += [(m, a, child) for m, a in self.payment_plan(child, end)]
+            if rng.random() < 0.03 and logic_type == 0:  # split cost: two children allocate this invoice's cost
+                child_created = min(created + timedelta(minutes=1), end - timedelta(seconds=1))
+                self.split_children(invoice, child_created)
         for moment, amount, invoice in sorted(payments, key=lambda entry: (entry[0], entry[2].id)):
             self.company.record_payment(invoice, amount, pay_date=moment, created=moment)
         self._link_some_to_accounting()
@@ -501,7 +527,8 @@ class CompanyBuilder:
         return self.receipt(created, end, self.rng.choice(orders)) if orders else None
 
     def _payable_invoices(self) -> list[Record]:
-        return [i for i in self.company.all("invoices") if i.data["status"] in (2, 4) and i.data["logicType"] == 0]
+        return [i for i in self.company.all("invoices")
+                if i.data["status"] in (2, 4) and i.data["logicType"] == 0 and not i.data.get("parentData")]
 
     def _payment_for_any(self, created: datetime) -> Record | None:
         invoices = self._payable_invoices()

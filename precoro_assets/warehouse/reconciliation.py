@@ -160,19 +160,20 @@ def load_invoices(con: duckdb.DuckDBPyConnection) -> list[Invoice]:
         idn=row["idn"], id=row["id"], supplier=row["supplier_name"] or "", invoice_number=row["invoice_number"],
         total=row["sum"] or Decimal("0.00"), paid=row["sum_paid"] or Decimal("0.00"), currency=row["currency"] or "",
         status=row["status"], logic_type=row["logic_type"] or 0, external_id=row["external_id"] or None,
-        log=row["external_integration_log"] or None, payments=tuple(payments.get(row["idn"], ())))
+        log=row["external_integration_log"] or None, payments=tuple(payments.get(row["idn"], ())),
+        integration_status=row["integration_status"], parent_idn=row["parent_idn"] or None)
         for row in _rows(con, """
             SELECT idn, id, supplier_name, invoice_number, sum, sum_paid, currency, status, logic_type,
-                   external_id, external_integration_log
+                   external_id, external_integration_log, integration_status, parent_idn
             FROM precoro.invoices""")]
 
 
 def load_purchase_orders(con: duckdb.DuckDBPyConnection) -> list[PurchaseOrder]:
     return [PurchaseOrder(idn=row["idn"], id=row["id"], supplier=row["supplier_name"] or "",
                           total=row["sum"] or Decimal("0.00"), currency=row["currency"] or "", status=row["status"],
-                          external_id=row["external_id"] or None)
-            for row in _rows(con, "SELECT idn, id, supplier_name, sum, currency, status, external_id "
-                                  "FROM precoro.purchase_orders")]
+                          external_id=row["external_id"] or None, integration_status=row["integration_status"])
+            for row in _rows(con, "SELECT idn, id, supplier_name, sum, currency, status, external_id, "
+                                  "integration_status FROM precoro.purchase_orders")]
 
 
 def load_ledger(con: duckdb.DuckDBPyConnection) -> tuple[list[LedgerPayment], list[LedgerBill]]:

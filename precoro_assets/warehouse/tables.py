@@ -268,6 +268,28 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> list[tuple
     return [("precoro." + names[table], *key, count) for table, key, count in rows]
 
 
+def field_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
+                 ) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per table of the entity: (rows of the days covered, how many of them carry each top-level field of `raw`).
+    One query for every table (see duplicate_keys); what the schema drift check reads."""
+    where, params = _day_filter(start, end) if entity.partitioned else ("", [])
+    names = [entity.name] + [child.name for child in entity.children]
+    selects = []
+    for index, name in enumerate(names):
+        rows = f"SELECT raw FROM {qualified(name)}{where}"
+        selects.append(f"(SELECT {int(index)} AS t, NULL AS k, count(*) AS n FROM ({rows}))")
+        selects.append(f"(SELECT {int(index)} AS t, k, count(*) AS n FROM (SELECT unnest(json_keys(raw)) AS k "
+                       f"FROM ({rows}) WHERE json_type(raw) = 'OBJECT') GROUP BY k)")
+    counts: dict[str, tuple[int, dict[str, int]]] = {name: (0, {}) for name in names}
+    for table, key, n in con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall():
+        total, keys = counts[names[table]]
+        if key is None:
+            counts[names[table]] = (n, keys)
+        else:
+            keys[key] = n
+    return counts
+
+
 def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, int]:
     """Per child table, rows whose parent is not in the entity's table (one query for all of them)."""
     if not entity.children:

@@ -60,7 +60,8 @@ def _resolved_columns(document_types: str, line: str) -> dict[str, str]:
 VIEWS: tuple[View, ...] = (
     View(
         "invoices_overview",
-        "Invoices with supplier name, status name, amount, paid and outstanding (credit notes flagged).",
+        "Invoices with supplier name, status name, amount, paid and outstanding (credit notes flagged); each "
+        "invoice once: split-cost children, which allocate a base invoice's cost, are in invoice_allocations.",
         f"""
 SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier_name) AS supplier_name,
        i.status, coalesce(st.name, i.status_name) AS status_name,
@@ -75,13 +76,16 @@ SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier
            ::DECIMAL(18,2) AS outstanding_in_company_currency,
        i.issue_date, i.due_date,
        i.due_date < now() AND i.status IN (2, 4) AS overdue,
-       i.purchase_order_idn, i.parent_idn, i.external_id, i.external_integration_log, i.create_date, i.update_date
+       i.purchase_order_idn, (SELECT count(*) FROM {qualified('invoices')} c WHERE c.parent_idn = i.idn)
+           AS allocations, i.integration_status, i.external_id, i.external_integration_log, i.create_date,
+       i.update_date
 FROM {qualified('invoices')} i
 CROSS JOIN LATERAL (SELECT CASE WHEN i.logic_type IN (1, 5) OR i.status IN (3, 8, 11) THEN 0::DECIMAL(18,2)
                                 ELSE greatest(i.sum - coalesce(i.sum_paid, 0), 0)::DECIMAL(18,2) END
                            AS outstanding) o
 LEFT JOIN {qualified('suppliers')} s ON s.id = i.supplier_id
 LEFT JOIN {qualified('status_names')} st ON st.status = i.status
+WHERE i.parent_idn IS NULL
 """,
         {
             "idn": "Invoice number in Precoro.", "id": "Precoro's numeric id.",
@@ -97,12 +101,36 @@ LEFT JOIN {qualified('status_names')} st ON st.status = i.status
             "paid_in_company_currency": "paid in the company currency (derived: paid x sumInCompanyCurrency / sum).",
             "outstanding_in_company_currency": "outstanding in the company currency (derived, as paid's): adds up "
                                                "across currencies.", "issue_date": "Invoice date.",
-            "due_date": "Due date.", "overdue": "Approved or partly paid and past its due date.",
+            "due_date": "Due date (derived: invoice date + the payment term's credit period days).",
+            "overdue": "Approved or partly paid and past its due date.",
             "purchase_order_idn": "The purchase order it bills, if any.",
-            "parent_idn": "For split-cost children: the parent invoice.",
+            "allocations": "How many split-cost children allocate this invoice's cost (see invoice_allocations).",
+            "integration_status": "Precoro's integration status (8 = waiting for a disabled connector).",
             "external_id": "Accounting system id, if linked.",
             "external_integration_log": "Last accounting sync error, if any.",
             "create_date": "Created in Precoro.", "update_date": "Last modified in Precoro.",
+        },
+    ),
+    View(
+        "invoice_allocations",
+        "Split-cost allocations: each child invoice with the base invoice whose cost it allocates. The children add "
+        "up to their base; count either the base (invoices_overview) or the allocations, never both.",
+        f"""
+SELECT c.parent_idn AS base_idn, c.idn AS allocation_idn, c.supplier_id,
+       coalesce(s.name, c.supplier_name) AS supplier_name, c.invoice_number, c.currency, c.sum AS amount,
+       c.sum_in_company_currency, c.location_id, c.status, c.create_date
+FROM {qualified('invoices')} c
+LEFT JOIN {qualified('suppliers')} s ON s.id = c.supplier_id
+WHERE c.parent_idn IS NOT NULL
+""",
+        {
+            "base_idn": "The base invoice (invoices_overview.idn) that is paid and exported.",
+            "allocation_idn": "The child invoice's number in Precoro.", "supplier_id": "The supplier's id.",
+            "supplier_name": "The supplier's current name.", "invoice_number": "The supplier's invoice number.",
+            "currency": "Currency of the amount.", "amount": "The allocated part of the base invoice's total.",
+            "sum_in_company_currency": "The allocated part in the company currency.",
+            "location_id": "The location the cost is allocated to.", "status": "Status code.",
+            "create_date": "When the allocation was created in Precoro.",
         },
     ),
     View(

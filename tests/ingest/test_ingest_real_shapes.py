@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from test_ingest_sync import sync_everything
+import dagster as dg
+import pyarrow.parquet as pq
+from test_ingest_sync import DOCUMENT_KEYS, REFERENCE_KEYS, sync_everything
 
 from precoro_assets.api.catalogue import ENTITIES
 from precoro_assets.warehouse.rows import table_columns
@@ -33,3 +35,81 @@ def test_every_typed_column_reads_a_field_the_records_carry(env):
                 if not filled and column.name not in LINKS and (table, column.name) not in EMPTY_BY_DESIGN:
                     empty.append(f"{table}.{column.name} ({column.source})")
     assert not empty, "\n".join(empty)
+
+
+def warehouse_text(env) -> str:
+    """Every file the warehouse and the local state are made of, as searchable text: Parquet files decoded
+    (they are compressed, so their bytes would hide anything), the rest (catalog, staging, ledger) as bytes."""
+    parts = []
+    for root in (env.config.warehouse, env.config.state_dir):
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            if path.suffix == ".parquet":
+                parts.append(str(pq.read_table(path).to_pylist()))
+            else:
+                parts.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(parts)
+
+
+def test_suppliers_bank_details_are_masked_in_columns_raw_and_files(env):
+    supplier = env.export("suppliers")[0]
+    iban = supplier["internationalBankAccountNumber"]
+    assert iban and len(iban) > 8
+
+    assert env.materialize("precoro/suppliers").success
+
+    [(column, raw)] = env.query("SELECT iban, raw FROM precoro.suppliers WHERE id = ?", [supplier["id"]])
+    assert column == "****" + iban[-4:] and iban not in raw and "****" + iban[-4:] in raw
+    [(number,)] = env.query("SELECT account_number FROM precoro.suppliers WHERE id = ?", [supplier["id"]])
+    assert number == "****" + supplier["accountNumber"][-4:]
+    everything = warehouse_text(env)
+    assert "****" + iban[-4:] in everything  # the scan reads the stored rows ...
+    assert all(s["internationalBankAccountNumber"] not in everything for s in env.export("suppliers"))  # ... no IBAN
+    # the holder and the bank's name are not secret: an analyst can still see who is paid where
+    assert env.query("SELECT bank_name FROM precoro.suppliers WHERE id = ?", [supplier["id"]]) == [
+        (supplier["bankName"],)]
+
+
+def test_bank_details_are_kept_when_the_company_asks_for_it(env, monkeypatch):
+    monkeypatch.setenv("PRECORO_KEEP_BANK_DETAILS", "1")
+    supplier = env.export("suppliers")[0]
+
+    assert env.materialize("precoro/suppliers").success
+
+    assert env.query("SELECT iban FROM precoro.suppliers WHERE id = ?", [supplier["id"]]) == [
+        (supplier["internationalBankAccountNumber"],)]
+    assert supplier["internationalBankAccountNumber"] in warehouse_text(env)  # the file scan finds it
+
+
+def drift_checks(result) -> dict[str, dict]:
+    """Per asset, the schema_drift check's outcome and metadata."""
+    return {e.asset_key.to_user_string(): {"passed": e.passed, **{k: v.value for k, v in e.metadata.items()}}
+            for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift"}
+
+
+def test_the_drift_check_passes_on_every_asset_when_every_field_is_read(env):
+    start, end = env.days()
+    checks = drift_checks(env.materialize(REFERENCE_KEYS))
+    checks.update(drift_checks(env.materialize(DOCUMENT_KEYS, partition_range=(str(start), str(end)))))
+    assert set(checks) == {f"precoro/{e.name}" for e in ENTITIES}
+    failing = [f"{key}: {text}" for key, check in checks.items() if not check["passed"]
+               for name, text in check.items() if name.startswith(("absent", "not read")) and text != "none"]
+    assert not failing, "\n".join(failing)
+
+
+def test_a_field_precoro_renames_is_reported_by_the_drift_check_with_counts(env):
+    start, end = env.days()
+    env.control("POST", "faults", json={"kind": "renamed_fields", "path": "/invoices/{idn}", "count": None,
+                                        "rename": {"creditPeriodDays": "paymentPeriodDays"}})
+
+    result = env.materialize("precoro/invoices", partition_range=(str(start), str(end)))
+
+    assert result.success  # the data still lands; the check warns
+    check = drift_checks(result)["precoro/invoices"]
+    [(stored,)] = env.query("SELECT count(*) FROM precoro.invoices")
+    assert not check["passed"] and check["fields absent"] == 1 and check["fields not read"] == 1
+    assert check["absent (catalogue reads them, no record has them)"] == (
+        f"creditPeriodDays absent in {stored} of {stored} invoices (column credit_period_days is empty)")
+    assert check["not read (records have them, no column reads them)"] == (
+        f"paymentPeriodDays in {stored} of {stored} invoices (not read into a column; kept in raw)")
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift"]
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN

@@ -13,7 +13,7 @@ import httpx
 from reconcile_support import SEND, money
 
 from precoro_assets.ledger.files import ledger_dir
-from precoro_assets.reconcile import CREATE_PAYMENT, MATCHED, PAID_IN_LEDGER_ONLY, SET_EXTERNAL_ID
+from precoro_assets.reconcile import CREATE_PAYMENT, EXPORT, MATCHED, PAID_IN_LEDGER_ONLY, SET_EXTERNAL_ID
 
 TODAY = datetime.now(UTC).date().isoformat()
 
@@ -115,8 +115,11 @@ def test_a_lost_payment_answer_is_recognised_when_precoro_writes_pay_dates_at_a_
 
 
 def test_a_credit_note_is_exported_as_a_credit_note(env):
-    note = next(i for i in env.export("invoices") if i["logicType"] in (1, 5) and i["status"] == 6)
-    precoro(env, "POST", f"/invoices/{note['idn']}/confirm")  # approved: the accounting side may have it now
+    notes = [i for i in env.export("invoices") if i["logicType"] in (1, 5) and not i["externalId"]]
+    note = next((i for i in notes if i["status"] == 2), None)
+    if note is None:
+        note = next(i for i in notes if i["status"] == 6)
+        precoro(env, "POST", f"/invoices/{note['idn']}/confirm")  # approved: the accounting side may have it now
     ledger_with_payments()
     env.sync()
     env.reconcile()
@@ -127,4 +130,77 @@ def test_a_credit_note_is_exported_as_a_credit_note(env):
         exported = {row["precoro_idn"]: row for row in csv.DictReader(handle)}
     row = exported[str(note["idn"])]
     assert row["type"] == "credit_note" and money(row["amount"]) == -abs(money(note["sum"]))
-    assert {r["type"] for idn, r in exported.items() if idn != str(note["idn"])} == {"bill"}
+    kinds = {str(i["idn"]): i["logicType"] for i in env.export("invoices")}
+    for idn, exported_row in exported.items():  # every other document too: a credit note only if it is one
+        assert exported_row["type"] == ("credit_note" if kinds[idn] in (1, 5) else "bill"), idn
+
+
+def split_bases(env) -> dict[str, list[dict]]:
+    """Approved, unpaid, unlinked base invoices of split-cost children, each with its children."""
+    invoices = env.export("invoices")
+    children: dict[str, list[dict]] = {}
+    for invoice in invoices:
+        parent = (invoice.get("parentData") or {}).get("idn")
+        if parent is not None:
+            children.setdefault(str(parent), []).append(invoice)
+    return {idn: kids for idn, kids in children.items()
+            if any(str(i["idn"]) == idn and i["status"] == 2 and money(i["sumPaid"]) == 0 and not i["externalId"]
+                   for i in invoices)}
+
+
+def test_a_split_cost_invoice_is_paid_and_exported_as_its_base_never_its_children(env):
+    bases = split_bases(env)
+    assert bases
+    base_idn, base_children = sorted(bases.items())[0]
+    base = next(i for i in env.export("invoices") if str(i["idn"]) == base_idn)
+    children = {str(c["idn"]) for kids in bases.values() for c in kids}
+    assert sum(money(c["sum"]) for c in base_children) == money(base["sum"])  # allocations add up to the base
+    env.sync()
+    # nothing in the ledger knows it: the base is offered for export, its children are not
+    ledger_with_payments()
+    env.reconcile()
+    assert (EXPORT, base_idn) in {(r.kind, r.target_key) for r in env.outbox.rows()}
+    assert {r.target_key for r in env.outbox.rows() if r.resource == "invoices"} & children == set()
+
+    # the ledger pays the supplier's bill once, by the number the base and its children share
+    ledger_with_payments(("L-SPLIT", base, money(base["sum"])))
+    env.reconcile()
+
+    klass, reason = reconciled(env, base_idn)
+    assert klass == PAID_IN_LEDGER_ONLY, reason  # found, not ambiguous between the base and its children
+    assert env.query("SELECT count(*) FROM precoro.reconciliation_invoices WHERE invoice_idn IN "
+                     f"({', '.join('?' * len(children))})", sorted(children)) == [(0,)]
+    assert {r.target_key for r in env.outbox.rows() if r.resource == "invoices"} & children == set()
+    [create] = [r for r in env.outbox.rows() if r.kind == CREATE_PAYMENT]
+    assert create.target_key == base_idn and money(create.payload["amount"]) == money(base["sum"])
+
+    env.writeback(SEND)
+    after = {str(i["idn"]): i for i in env.export("invoices")}
+    assert after[base_idn]["status"] == 5 and all(money(after[c]["sumPaid"]) == 0 for c in children)
+    # the analyst views count the base once and list the allocations apart
+    env.materialize(["precoro/analyst_views"])
+    assert env.query("SELECT count(*) FROM precoro.invoices_overview WHERE idn IN "
+                     f"({', '.join('?' * len(children))})", sorted(children)) == [(0,)]
+    assert env.query("SELECT allocations FROM precoro.invoices_overview WHERE idn = ?", [base_idn]) == [(2,)]
+    assert env.query("SELECT sum(amount) FROM precoro.invoice_allocations WHERE base_idn = ?",
+                     [base_idn]) == [(money(base["sum"]),)]
+
+
+def test_documents_waiting_for_a_disabled_connector_are_not_offered_for_export(env):
+    ledger_with_payments()
+    env.reconcile()
+    offered = [r for r in env.outbox.rows() if r.kind == EXPORT]
+    invoice = next(r for r in offered if r.resource == "invoices")
+    order = next(r for r in offered if r.resource == "purchaseorders")
+    for row in (invoice, order):
+        env.control("POST", f"records/{row.resource}/{row.target_key}", json={"integrationStatus": 8})
+    env.sync()
+
+    env.reconcile()
+
+    # what was offered before and is no longer proposed is skipped as superseded, never sent
+    offered = {(r.resource, r.target_key) for r in env.outbox.rows(["pending"]) if r.kind == EXPORT}
+    assert (invoice.resource, invoice.target_key) not in offered and (order.resource, order.target_key) not in offered
+    assert offered  # the others still are
+    _, reason = reconciled(env, invoice.target_key)
+    assert "integrationStatus 8 (waiting for a disabled connector): not offered for export" in reason
