@@ -223,7 +223,8 @@ def _walk_days(client, entity: Entity, first: date, last: date, zone: tzinfo
     walked: dict[date, dict[str, dict]] = {}
     rejected: list[tuple[str, dict]] = []
     try:
-        for row in client.iter_rows(f"/{entity.path}", key=entity.key, created_from=first, created_to=last):
+        for row in client.iter_rows(f"/{entity.path}", key=entity.key, also=entity.also_list,
+                                    created_from=first, created_to=last):
             try:
                 key = record_key(entity, row)
                 # Precoro listed the row for first..last: it belongs there even if its createDate, read in the

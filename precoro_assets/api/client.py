@@ -525,13 +525,15 @@ class PrecoroClient:
         return detail_from_body(resource, key, body, text)
 
     def iter_rows(self, path: str, *, key: str = "id", per_page: int = 200,
-                  params: Sequence[tuple[str, str]] = (), **filters: Any) -> Iterator[dict[str, Any]]:
+                  params: Sequence[tuple[str, str]] = (), also: Sequence[Sequence[tuple[str, str]]] = (),
+                  **filters: Any) -> Iterator[dict[str, Any]]:
         """Every row of a list, each exactly once (see `iter_pages`)."""
-        for rows in self.iter_pages(path, key=key, per_page=per_page, params=params, **filters):
+        for rows in self.iter_pages(path, key=key, per_page=per_page, params=params, also=also, **filters):
             yield from rows
 
     def iter_pages(self, path: str, *, key: str = "id", per_page: int = 200,
-                   params: Sequence[tuple[str, str]] = (), **filters: Any) -> Iterator[list[dict[str, Any]]]:
+                   params: Sequence[tuple[str, str]] = (), also: Sequence[Sequence[tuple[str, str]]] = (),
+                   **filters: Any) -> Iterator[list[dict[str, Any]]]:
         """Walk a list page by page, yielding for each page the rows not yielded before.
 
         Rows are de-duplicated by `key` ("id" or "idn"). Rows can shift while we walk (records
@@ -540,6 +542,8 @@ class PrecoroClient:
         missed. Only the set of keys is kept in memory. Rows deleted during a walk may already
         have been yielded; every row present throughout is yielded exactly once.
         More than 200 `external_id` values are split into batches of 200.
+        `also` lists the same list again with each of these extra parameters (e.g. credit notes, which Precoro's
+        own connector lists with `logicType[]=1&logicType[]=5`), de-duplicated with the rest.
         """
         if per_page not in PAGE_SIZES:
             raise ValueError(f"per_page must be one of {PAGE_SIZES}")
@@ -553,6 +557,7 @@ class PrecoroClient:
             ids = list(external_ids)
             batches = [base + build_query(external_id=ids[i:i + EXTERNAL_ID_BATCH])
                        for i in range(0, len(ids), EXTERNAL_ID_BATCH)]
+        batches += [batch + list(extra) for extra in also for batch in batches]
         seen: set[str] = set()
         for batch in batches:
             yield from self._walk_until_stable(path, batch, key, per_page, seen)

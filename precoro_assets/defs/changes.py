@@ -53,7 +53,8 @@ def changed_partitions(client, store, entity: Entity, since: datetime, first_day
     newest: datetime | None = None
     candidates: dict[date, dict[str, tuple[datetime, dict]]] = {}
     seen = 0
-    for row in client.iter_rows(f"/{entity.path}", key=entity.key, modified_since=since - OVERLAP):
+    for row in client.iter_rows(f"/{entity.path}", key=entity.key, also=entity.also_list,
+                                modified_since=since - OVERLAP):
         seen += 1
         try:
             updated = parse_time(row["updateDate"])

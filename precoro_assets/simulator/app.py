@@ -7,6 +7,7 @@ against the rate limits (429), apply faults on demand, answer, record statistics
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -38,6 +39,14 @@ SIM_EMAIL = "api@acme-sim.example"
 def token_for_seed(seed: int) -> str:
     """A token that looks like a real secret (so leak tests have something to grep for)."""
     return "simtok_" + hashlib.sha256(f"precoro-simulator-{seed}".encode()).hexdigest()[:40]
+
+
+# Where the real API is not known, the simulator serves either shape (POST /_sim/shapes; reset restores these).
+DEFAULT_SHAPES = {
+    # does an unfiltered GET /invoices list credit notes (logicType 1, 5)? Precoro's connector asks for them apart
+    "credit_notes_in_invoice_list": True,
+}
+CREDIT_NOTE_TYPES = frozenset({1, 5})
 
 
 @dataclass(frozen=True)
@@ -341,6 +350,7 @@ class SimulatorApp:
             # the very same one (the same records, ids and random state): keep it
             self.limiter = RateLimiter(self.config.limits, self.clock)
             self.faults = FaultBook()
+            self.shapes = dict(DEFAULT_SHAPES)
             self.counts: Counter[tuple[str, str, int]] = Counter()
             self.rate_limited: Counter[str] = Counter()
             self.log: list[dict] = []
@@ -514,6 +524,8 @@ class SimulatorApp:
         if per_page not in PER_PAGE_ALLOWED:
             raise validation_error("per_page", f"This value should be one of {', '.join(map(str, PER_PAGE_ALLOWED))}.")
         filters = parse_filters(args, self.company.token_user_id)
+        if resource == "invoices" and filters.logic_types is None and not self.shapes["credit_notes_in_invoice_list"]:
+            filters = dataclasses.replace(filters, excluded_logic_types=CREDIT_NOTE_TYPES)
         for rule in content_rules:
             if rule.kind == "shift_rows":
                 self._shift_rows(resource, filters, page, per_page, rule.options.get("mode", "insert"),
@@ -914,6 +926,14 @@ class SimulatorApp:
                 except Invalid as invalid:
                     raise BadRequest(invalid.message) from None
                 return self.company.detail(payment)
+        if action == "shapes":
+            with self.lock:
+                if request.method == "POST":
+                    unknown = set(body or {}) - set(DEFAULT_SHAPES)
+                    if unknown or not all(isinstance(v, bool) for v in (body or {}).values()):
+                        raise BadRequest(f"shapes are true/false switches among {sorted(DEFAULT_SHAPES)}")
+                    self.shapes.update(body or {})
+                return dict(self.shapes)
         if action == "records" and request.method == "POST" and len(parts) == 4:
             return self._edit_in_company(parts[2], parts[3], body or {})
         if action == "warm" and request.method == "POST":

@@ -141,6 +141,7 @@ class Filters:
     suppliers: frozenset[int] | None = None
     enable: bool | None = None
     logic_types: frozenset[int] | None = None
+    excluded_logic_types: frozenset[int] | None = None  # the shape switch "credit notes not in the plain list"
     attached_file: bool = False
     waiting_for_user: int | None = None
 
@@ -168,6 +169,8 @@ class Filters:
         if self.enable is not None and data.get("enable") is not self.enable:
             return False
         if self.logic_types is not None and data.get("logicType") not in self.logic_types:
+            return False
+        if self.excluded_logic_types is not None and data.get("logicType") in self.excluded_logic_types:
             return False
         if self.attached_file and not (data.get("attachments") or {}).get("data"):
             return False

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 import pyarrow.parquet as pq
+import pytest
 from test_ingest_sync import DOCUMENT_KEYS, REFERENCE_KEYS, sync_everything
+from truth import differences
 
-from precoro_assets.api.catalogue import ENTITIES
+from precoro_assets.api.catalogue import BY_NAME, ENTITIES
 from precoro_assets.warehouse.rows import table_columns
 from precoro_assets.warehouse.tables import ident, qualified
 
@@ -113,3 +115,26 @@ def test_a_field_precoro_renames_is_reported_by_the_drift_check_with_counts(env)
         f"paymentPeriodDays in {stored} of {stored} invoices (not read into a column; kept in raw)")
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift"]
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
+
+
+@pytest.mark.parametrize("in_plain_list", [True, False], ids=["credit notes listed", "credit notes left out"])
+def test_credit_notes_are_complete_whether_or_not_the_plain_invoice_list_includes_them(make_sim_env, in_plain_list):
+    env = make_sim_env()
+    env.control("POST", "shapes", json={"credit_notes_in_invoice_list": in_plain_list})
+    start, end = env.days()
+    _, mark = env.request_log()
+
+    result = env.materialize("precoro/invoices", partition_range=(str(start), str(end)))
+
+    assert result.success
+    assert differences(env, BY_NAME["invoices"]) == []
+    notes = {str(i["idn"]) for i in env.export("invoices") if i["logicType"] in (1, 5)}
+    assert notes and {idn for (idn,) in env.query(
+        "SELECT idn FROM precoro.invoices WHERE logic_type IN (1, 5)")} == notes
+    [count_check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "count_matches_precoro"]
+    assert count_check.passed
+    log, _ = env.request_log(mark)
+    lists = [r["url"] for r in log if r["method"] == "GET" and r["path"] == "/invoices"]
+    assert any("logicType" in url for url in lists) and any("logicType" not in url for url in lists)
+    details = [r["url"] for r in log if r["method"] == "GET" and r["path"] == "/invoices/{idn}"]
+    assert len(details) == len(set(details)) == len(env.export("invoices"))  # a credit note listed twice: one GET
