@@ -19,6 +19,10 @@ from .content import STATUS_NAMES
 
 # Nested collections that a document list row leaves out (a list row is the header only).
 DOCUMENT_COLLECTIONS = ("items", "taxes", "payments", "dataDocumentCustomFields", "attachments", "approvalSteps")
+# Invoice list rows carry their document custom field values (Precoro's connector filters list rows by them);
+# expenses are served as invoices are, with their payments as `expensePayments`.
+INVOICE_COLLECTIONS = tuple(c for c in DOCUMENT_COLLECTIONS if c != "dataDocumentCustomFields")
+EXPENSE_COLLECTIONS = (*INVOICE_COLLECTIONS, "expensePayments")
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ RESOURCES: dict[str, ResourceSpec] = {
         ResourceSpec("purchaserequisitions", "idn", True, False, DOCUMENT_COLLECTIONS),
         ResourceSpec("purchaseorders", "idn", True, True, DOCUMENT_COLLECTIONS),
         ResourceSpec("receipts", "idn", True, False, DOCUMENT_COLLECTIONS),
-        ResourceSpec("invoices", "idn", True, True, DOCUMENT_COLLECTIONS),
+        ResourceSpec("invoices", "idn", True, True, INVOICE_COLLECTIONS),
+        ResourceSpec("expenses", "idn", True, True, EXPENSE_COLLECTIONS),
         ResourceSpec("payments", "idn", True, True, DOCUMENT_COLLECTIONS),
         ResourceSpec("suppliers", "id", True, True),
         ResourceSpec("items", "id", True, True),
@@ -70,6 +75,7 @@ ID_BASES = {
     "receipts": 300_000,
     "invoices": 400_000,
     "payments": 600_000,
+    "expenses": 700_000,
     "suppliers": 1_000,
     "items": 5_000,
     "taxes": 10,

@@ -382,7 +382,7 @@ class CompanyBuilder:
             "logicType": logic_type,
             "invoiceNumber": f"{(supplier.data['uniqueCode'] or str(supplier.id))[-3:]}/{created:%Y}/"
                              f"{rng.randint(1, 99999):05d}",
-            "customName": None,
+            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.1 else None,
             "sumPaid": "0.00",
             "sumPaidInCompanyCurrency": "0.00",
             "withholdingTaxSum": "0.00",
@@ -398,6 +398,34 @@ class CompanyBuilder:
         }
         lines = rng.randint(1, 4)
         return self._document("invoices", created, end, supplier, status, extra, lines)
+
+    def expense(self, created: datetime, end: datetime) -> Record:
+        """An employee's expense: fields as an invoice's plus `expenseNumber`; paid through `expensePayments`
+        (whose `sumPaid` is a number, unlike an invoice's)."""
+        rng = self.rng
+        status = self._choose_status({2: 55, 5: 20, 1: 15, 3: 5, 8: 5})
+        payment_term = self._pick("paymentterms")
+        extra = {
+            "expenseNumber": f"EXP-{created:%Y}-{rng.randint(1, 99999):05d}",
+            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.1 else None,
+            "sumPaid": Decimal("0.00"),
+            "issueDate": iso(created),
+            "creditPeriodDays": payment_term.data["creditPeriodDays"],
+            "paymentTerm": self._ref(payment_term, "name"),
+            "note": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
+            "integrationStatus": 0,
+            "expensePayments": {"data": []},
+        }
+        record = self._document("expenses", created, end, self._pick("suppliers"), status, extra,
+                                rng.randint(1, 2))
+        if status == 5:
+            total = Decimal(str(record.data["sum"]))
+            when = record.approved or created
+            record.data["expensePayments"]["data"].append({
+                "id": self.company.new_id("payments"), "sumPaid": total, "payDate": iso(when),
+                "currency": record.data["currency"], "status": 2, "statusString": content.STATUS_NAMES[2]})
+            record.data["sumPaid"] = total
+        return record
 
     def split_children(self, base: Record, created: datetime) -> list[Record]:
         """Two split-cost children of `base`, as Precoro makes them: allocations of its cost (half each, the second
@@ -484,6 +512,8 @@ class CompanyBuilder:
             if rng.random() < 0.03 and logic_type == 0:  # split cost: two children allocate this invoice's cost
                 child_created = min(created + timedelta(minutes=1), end - timedelta(seconds=1))
                 self.split_children(invoice, child_created)
+        for created in moments(round(documents * 0.05)):
+            self.expense(created, end)
         for moment, amount, invoice in sorted(payments, key=lambda entry: (entry[0], entry[2].id)):
             self.company.record_payment(invoice, amount, pay_date=moment, created=moment)
         self._link_some_to_accounting()
@@ -509,6 +539,7 @@ class CompanyBuilder:
             "purchaserequisitions": lambda: self.purchase_requisition(created, end),
             "purchaseorders": lambda: self.purchase_order(created, end),
             "invoices": lambda: self.invoice(created, end),
+            "expenses": lambda: self.expense(created, end),
             "receipts": lambda: self._receipt_for_any(created, end),
             "payments": lambda: self._payment_for_any(created),
             "suppliers": lambda: self.supplier(created, len(c.records["suppliers"]), end),
@@ -547,7 +578,7 @@ class CompanyBuilder:
         for _ in range(events):
             action = rng.choice(actions)
             if action == "create":
-                resource = rng.choice(["purchaseorders", "invoices", "purchaserequisitions"])
+                resource = rng.choice(["purchaseorders", "invoices", "purchaserequisitions", "expenses"])
                 record = self.create_like(resource, now)
                 changes.append(Change(resource, record.key, "created"))
             elif action == "edit":

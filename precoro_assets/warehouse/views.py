@@ -112,6 +112,31 @@ WHERE i.parent_idn IS NULL
         },
     ),
     View(
+        "expenses_overview",
+        "Expenses with supplier and status names, amount, paid (from expensePayments) and outstanding.",
+        f"""
+SELECT e.idn, e.expense_number, e.supplier_id, coalesce(s.name, e.supplier_name) AS supplier_name, e.status,
+       coalesce(st.name, e.status_name) AS status_name, e.currency, e.sum AS amount,
+       coalesce(e.sum_paid, 0)::DECIMAL(18,2) AS paid,
+       CASE WHEN e.status IN (3, 8, 11) THEN 0::DECIMAL(18,2)
+            ELSE greatest(e.sum - coalesce(e.sum_paid, 0), 0)::DECIMAL(18,2) END AS outstanding,
+       e.sum_in_company_currency, e.issue_date, e.location_id, e.external_id, e.create_date
+FROM {qualified('expenses')} e
+LEFT JOIN {qualified('suppliers')} s ON s.id = e.supplier_id
+LEFT JOIN {qualified('status_names')} st ON st.status = e.status
+""",
+        {
+            "idn": "Expense number in Precoro.", "expense_number": "The expense's own number.",
+            "supplier_id": "The supplier's id.", "supplier_name": "The supplier's current name.",
+            "status": "Status code.", "status_name": "Status name.", "currency": "Currency of the amounts.",
+            "amount": "Total including taxes.", "paid": "Amount paid so far in Precoro.",
+            "outstanding": "Amount still to pay (0 for denied, canceled and closed expenses).",
+            "sum_in_company_currency": "Total in the company currency.", "issue_date": "Expense date.",
+            "location_id": "The location.", "external_id": "Accounting system id, if linked.",
+            "create_date": "Created in Precoro.",
+        },
+    ),
+    View(
         "invoice_allocations",
         "Split-cost allocations: each child invoice with the base invoice whose cost it allocates. The children add "
         "up to their base; count either the base (invoices_overview) or the allocations, never both.",
@@ -137,14 +162,14 @@ WHERE c.parent_idn IS NOT NULL
         "document_custom_fields_resolved",
         "Document custom field values of every document type, with field names and drop-down option names.",
         _resolved("", "document_custom_fields", "document_custom_field_options"),
-        _resolved_columns("purchase_requisition, purchase_order, receipt or invoice.",
+        _resolved_columns("purchase_requisition, purchase_order, receipt, invoice or expense.",
                           "Always empty (document-level fields)."),
     ),
     View(
         "line_custom_fields_resolved",
         "Item custom field values on document lines, with field names and drop-down option names.",
         _resolved("line_", "item_custom_fields", "item_custom_field_options"),
-        _resolved_columns("purchase_requisition, purchase_order or invoice.",
+        _resolved_columns("purchase_requisition, purchase_order, invoice or expense.",
                           "The line (the *_items table's line_id)."),
     ),
     View(

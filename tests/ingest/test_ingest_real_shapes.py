@@ -14,7 +14,6 @@ from precoro_assets.warehouse.tables import ident, qualified
 
 # Columns the simulated company leaves empty on purpose, with why (every other column must hold a value somewhere).
 EMPTY_BY_DESIGN = {
-    ("invoices", "custom_name"): "no simulated invoice has a custom title",
     ("taxes", "tax_amount"): "all simulated taxes are percentages",
     ("taxes", "create_date"): "Precoro may send taxes without dates",
     ("taxes", "update_date"): "Precoro may send taxes without dates",
@@ -138,3 +137,20 @@ def test_credit_notes_are_complete_whether_or_not_the_plain_invoice_list_include
     assert any("logicType" in url for url in lists) and any("logicType" not in url for url in lists)
     details = [r["url"] for r in log if r["method"] == "GET" and r["path"] == "/invoices/{idn}"]
     assert len(details) == len(set(details)) == len(env.export("invoices"))  # a credit note listed twice: one GET
+
+
+def test_expenses_land_with_their_payments_and_in_the_analyst_views(env):
+    start, end = env.days()
+
+    result = env.materialize("precoro/expenses", partition_range=(str(start), str(end)))
+
+    assert result.success
+    assert differences(env, BY_NAME["expenses"]) == []
+    expenses = env.export("expenses")
+    paid = [e for e in expenses if e["expensePayments"]["data"]]
+    assert paid and env.query("SELECT count(*) FROM precoro.expense_payments") == [
+        (sum(len(e["expensePayments"]["data"]) for e in expenses),)]
+    assert env.materialize("precoro/analyst_views").success
+    rows = dict(env.query("SELECT idn, outstanding FROM precoro.expenses_overview"))
+    assert set(rows) == {str(e["idn"]) for e in expenses}
+    assert all(rows[str(e["idn"])] == 0 for e in paid)  # paid in full

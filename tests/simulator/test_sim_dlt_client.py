@@ -10,7 +10,7 @@ from sim_harness import Api
 
 from precoro_assets.simulator import start_simulator
 
-RESOURCES = {"invoices": "idn", "purchaseorders": "idn", "suppliers": "id"}
+RESOURCES = {"invoices": "idn", "purchaseorders": "idn", "suppliers": "id", "expenses": "idn"}
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,22 @@ def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api, tm
         # a nested collection of a reference record arrives whole too
         contacts = connection.sql("select count(*) from precoro.suppliers__contacts__data").fetchone()[0]
     assert contacts == sum(len(s["contacts"]["data"]) for s in api.export("suppliers"))
+
+
+def test_dlt_rest_client_reads_credit_notes_by_logic_type_and_expense_details(api):
+    """As Precoro's own connector does: credit notes by `logicType[]=1&logicType[]=5`, expenses with their
+    `expensePayments` in the detail."""
+    from dlt.sources.helpers.rest_client import RESTClient
+
+    client = RESTClient(base_url=api.url, headers={"X-AUTH-TOKEN": api.token, "email": api.email},
+                        paginator=_paginator(), data_selector="data")
+
+    notes = [row for page in client.paginate("/invoices", params={"per_page": 20, "logicType[]": ["1", "5"]})
+             for row in page]
+    expense = api.export("expenses")[0]
+    detail = client.get(f"/expenses/{expense['idn']}").json()
+
+    assert sorted(str(n["idn"]) for n in notes) == sorted(
+        str(i["idn"]) for i in api.export("invoices") if i["logicType"] in (1, 5))
+    assert notes and all(n["logicType"] in (1, 5) for n in notes)
+    assert detail["expenseNumber"] == expense["expenseNumber"] and "expensePayments" in detail
