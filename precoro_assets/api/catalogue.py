@@ -449,8 +449,13 @@ REFERENCE: tuple[Entity, ...] = (
                      c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
                      c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
                      c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent.")),
-                    ("payment_term_id",))),
-        document_type="supplier", sensitive=tuple(source for _, source, _ in BANK_FIELDS)),
+                    ("payment_term_id",)),
+         ChildTable("supplier_legal_entities", "supplierLegalEntities",
+                    "The company's legal entities each supplier works with.",
+                    (c("legal_entity_id", "BIGINT", "id", "The legal entity (precoro.legal_entities.id)."),
+                     c("name", "VARCHAR", "name", "The legal entity's name.")), ("legal_entity_id",))),
+        # list rows lack payment terms, contacts and legal entities: the detail of each new or changed supplier
+        fetch_detail=True, document_type="supplier", sensitive=tuple(source for _, source, _ in BANK_FIELDS)),
     Entity(
         "items", "items", "id", "Catalogue items (products and services) with their supplier and price.",
         (c("id", "BIGINT", "id", "Precoro's id of the item."),

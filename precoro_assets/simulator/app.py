@@ -45,6 +45,8 @@ def token_for_seed(seed: int) -> str:
 DEFAULT_SHAPES = {
     # does an unfiltered GET /invoices list credit notes (logicType 1, 5)? Precoro's connector asks for them apart
     "credit_notes_in_invoice_list": True,
+    # money (and rates, quantities) as JSON numbers, or as strings as some real fields come ("sumPaid": "0.00")
+    "numbers_as_text": False,
 }
 CREDIT_NOTE_TYPES = frozenset({1, 5})
 
@@ -203,13 +205,26 @@ def parse_filters(args, token_user_id: int | None) -> Filters:
         values = args.getlist(name)
         return frozenset(parse_int(name, v) for v in values) if values else None
 
-    modified = args.get("modifiedSince")
-    modified_since = None
-    if modified is not None:
+    def moment(name: str) -> datetime | None:
+        """YYYY-MM-DDTHH:MM:SS as Precoro documents it; a `Z` or `+00:00` suffix, as clients send, is UTC too."""
+        value = args.get(name)
+        if value is None:
+            return None
+        text = value.strip()
+        for suffix in ("Z", "+00:00"):
+            text = text.removesuffix(suffix)
         try:
-            modified_since = datetime.strptime(modified, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
         except ValueError:
-            raise validation_error("modifiedSince", "This value is not a valid datetime (YYYY-MM-DDTHH:MM:SS).") from None
+            raise validation_error(name, "This value is not a valid datetime (YYYY-MM-DDTHH:MM:SS).") from None
+
+    def without_link(name: str) -> bool:
+        value = args.get(name)
+        if value not in (None, "0"):
+            raise validation_error(name, "Only 0 is supported (records without an externalId).")
+        return value == "0"
+
+    record_id = args.get("id")
     external_ids = args.getlist("external_id[]")
     if len(external_ids) > MAX_EXTERNAL_IDS:
         raise validation_error("external_id", f"At most {MAX_EXTERNAL_IDS} values can be given.")
@@ -220,7 +235,10 @@ def parse_filters(args, token_user_id: int | None) -> Filters:
         return parse_day(name, value) if value is not None else None
 
     return Filters(
-        modified_since=modified_since,
+        modified_since=moment("modifiedSince"),
+        approval_left=moment("approvalLeftDate"),
+        record_id=parse_int("id", record_id) if record_id is not None else None,
+        without_external_id=without_link("sent_to_external") or without_link("externalIntegrated"),
         created_from=day("createDate[left_date]"),
         created_to=day("createDate[right_date]"),
         approved_from=day("approvalDate[left_date]"),
@@ -537,19 +555,19 @@ class SimulatorApp:
         spec = RESOURCES[resource]
         pagination = {"total": total, "count": len(chunk), "per_page": per_page, "current_page": page,
                       "total_pages": total_pages, "has_next_page": page < total_pages, "links": {}}
-        if not content_rules:
+        if not content_rules and not self.shapes["numbers_as_text"]:
             # The very bytes `to_json` gives for the page below (its separators are ", " and ": "), from
             # rows serialised once per version of the resource.
             version = self.company.versions[resource]
             cache, company = self.json_cache, self.company
-            if spec.is_document:
+            if spec.collections:
                 rows_json = [cache.get(r, version, True, lambda r=r: company.header(r)) for r in chunk]
             else:
                 rows_json = [cache.get(r, version, False, lambda r=r: r.data) for r in chunk]
             return b"".join((b'{"data": [', b", ".join(rows_json), b'], "meta": ',
                              to_json({"pagination": pagination}), b"}"))
-        data = [self.company.header(r) if spec.is_document else self.company.detail(r) for r in chunk]
-        data = [self._alter(row, content_rules) for row in data]
+        data = [self.company.header(r) if spec.collections else self.company.detail(r) for r in chunk]
+        data = [self._shaped(self._alter(row, content_rules)) for row in data]
         if any(rule.kind == "legacy_pagination" for rule in content_rules):
             del pagination["has_next_page"]
         return {"data": data, "meta": {"pagination": pagination}}
@@ -562,9 +580,19 @@ class SimulatorApp:
             # deleted in Precoro between a client's listing and this request: the ordinary 404 follows
             self.company.delete(record)
             record = self._record(resource, key)
-        if not content_rules:  # serialised straight from the record (under the lock): no copy needed
+        if not content_rules and not self.shapes["numbers_as_text"]:  # straight from the record: no copy needed
             return self.json_cache.get(record, self.company.versions[resource], False, lambda: record.data)
-        return self._alter(self.company.detail(record), content_rules)
+        return self._shaped(self._alter(self.company.detail(record), content_rules))
+
+    def _shaped(self, row: object) -> object:
+        """The record as the shape switches say: with numbers_as_text, every decimal number as a string."""
+        if not self.shapes["numbers_as_text"]:
+            return row
+        if isinstance(row, dict):
+            return {k: self._shaped(v) for k, v in row.items()}
+        if isinstance(row, list):
+            return [self._shaped(v) for v in row]
+        return format(row, "f") if isinstance(row, Decimal) else row
 
     def attachment(self, key: str) -> Response:
         attachment = self.company.attachments.get(parse_int("id", key)) if key.isdigit() else None
@@ -684,7 +712,8 @@ class SimulatorApp:
             raise validation_error("name", "This value should not be blank.")
         data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
                 "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None,
-                "paymentTerms": {"data": []}, "contacts": {"data": []}, "externalId": None, "approvalDate": None}
+                "paymentTerms": {"data": []}, "contacts": {"data": []}, "supplierLegalEntities": {"data": []},
+                "externalId": None, "approvalDate": None}
         self._apply_supplier(data, form)
         return self.company.add("suppliers", data, self.company.now())
 
@@ -973,7 +1002,7 @@ class SimulatorApp:
             for resource, spec in RESOURCES.items():
                 version = company.versions[resource]
                 for record in company.all(resource):
-                    if spec.is_document:
+                    if spec.collections:
                         cache.get(record, version, True, lambda r=record: company.header(r))
                     cache.get(record, version, False, lambda r=record: r.data)
                     warmed += 1

@@ -49,7 +49,8 @@ RESOURCES: dict[str, ResourceSpec] = {
         ResourceSpec("invoices", "idn", True, True, INVOICE_COLLECTIONS),
         ResourceSpec("expenses", "idn", True, True, EXPENSE_COLLECTIONS),
         ResourceSpec("payments", "idn", True, True, DOCUMENT_COLLECTIONS),
-        ResourceSpec("suppliers", "id", True, True),
+        # a supplier's list row lacks what only its detail carries (Precoro's connector fetches each detail)
+        ResourceSpec("suppliers", "id", True, True, ("paymentTerms", "contacts", "supplierLegalEntities")),
         ResourceSpec("items", "id", True, True),
         ResourceSpec("taxes", "id", False, True),
         ResourceSpec("paymentterms", "id", False, True),
@@ -138,6 +139,9 @@ class Filters:
     """Precoro's list filters, parsed. Hashable so filtered lists can be cached."""
 
     modified_since: datetime | None = None
+    approval_left: datetime | None = None  # approvalLeftDate: approved at or after this moment
+    record_id: int | None = None  # id=: one record by its numeric id
+    without_external_id: bool = False  # sent_to_external=0 (documents), externalIntegrated=0 (suppliers)
     created_from: date | None = None
     created_to: date | None = None
     approved_from: date | None = None
@@ -154,6 +158,12 @@ class Filters:
     def matches(self, record: Record) -> bool:
         data = record.data
         if self.modified_since is not None and record.updated < self.modified_since:
+            return False
+        if self.record_id is not None and record.id != self.record_id:
+            return False
+        if self.without_external_id and data.get("externalId"):
+            return False
+        if self.approval_left is not None and (record.approved is None or record.approved < self.approval_left):
             return False
         if self.created_from is not None and record.created.date() < self.created_from:
             return False

@@ -164,6 +164,8 @@ class CompanyBuilder:
             **content.bank_details(rng, name),
             "paymentTerms": {"data": terms},
             "contacts": {"data": contacts},
+            "supplierLegalEntities": {"data": [self._ref(e, "name") for e in rng.sample(
+                list(c.all("legalentities")), rng.randint(1, 2))]},
             "externalId": f"QB-SUP-{index + 1:05d}" if rng.random() < 0.7 else None,
             "approvalDate": None,
         }, moment, self._later(moment, 24 * 30, end) if rng.random() < 0.3 else moment, approved)

@@ -168,6 +168,12 @@ def max_update_date(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime 
     return con.execute(f"SELECT max(update_date) FROM {qualified(entity.name)}").fetchone()[0]
 
 
+def stored_update_dates(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, datetime | None]:
+    """Each stored record's updateDate, by key: what decides whether a listed record changed."""
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), update_date FROM {qualified(entity.name)}")
+    return {str(key): moment for key, moment in rows.fetchall()}
+
+
 def stored_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> set[str]:
     rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR) FROM {qualified(entity.name)}").fetchall()
     return {str(r[0]) for r in rows}

@@ -15,7 +15,7 @@ from decimal import Decimal
 import httpx
 
 # The contract's resources: documents are addressed by idn, reference data by id.
-DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "payments"]
+DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses", "payments"]
 REFERENCE = ["suppliers", "items", "taxes", "paymentterms", "locations", "legalentities",
              "documentcustomfields", "itemcustomfields", "users", "warehouses"]
 RESOURCES = DOCUMENTS + REFERENCE
@@ -35,8 +35,16 @@ def is_collection(value: object) -> bool:
     return isinstance(value, dict) and set(value) == {"data"} and isinstance(value["data"], list)
 
 
-def without_collections(record: dict) -> dict:
-    return {name: value for name, value in record.items() if not is_collection(value)}
+# Collections a list row keeps: invoice and expense rows carry their document custom field values.
+IN_LIST_ROWS = {"invoices": {"dataDocumentCustomFields"}, "expenses": {"dataDocumentCustomFields"}}
+# Reference data whose list rows leave out what only the detail has.
+DETAIL_ONLY = {"suppliers": {"paymentTerms", "contacts", "supplierLegalEntities"}}
+
+
+def without_collections(record: dict, resource: str = "") -> dict:
+    """A record as its list row shows it."""
+    kept = IN_LIST_ROWS.get(resource, set())
+    return {name: value for name, value in record.items() if not is_collection(value) or name in kept}
 
 
 def moment(text: str) -> datetime:

@@ -58,13 +58,15 @@ def test_the_first_page_is_page_one_by_default(api):
 # ---- list rows and details -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("resource", ["purchaserequisitions", "purchaseorders", "receipts", "invoices"])
+@pytest.mark.parametrize("resource", ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses"])
 def test_list_rows_are_headers_and_details_are_bare_objects_with_wrapped_collections(api, resource):
     rows = api.page(resource, 1, 20)["data"]
     assert rows
+    # invoice list rows carry their document custom field values (Precoro's connector filters on them)
+    in_rows = {"dataDocumentCustomFields"} if resource in ("invoices", "expenses") else set()
     for row in rows:
         assert "items" not in row, "a list row is the header only: no line items"
-        assert not any(is_collection(value) for value in row.values())
+        assert {name for name, value in row.items() if is_collection(value)} == in_rows
 
     detail = api.detail(resource, rows[0]["idn"])
 
@@ -75,6 +77,8 @@ def test_list_rows_are_headers_and_details_are_bare_objects_with_wrapped_collect
         assert is_collection(detail[name]), name
     if resource == "invoices":
         assert is_collection(detail["payments"]) and is_collection(detail["taxes"])
+    if resource == "expenses":
+        assert is_collection(detail["expensePayments"]) and "expenseNumber" in detail
 
 
 def test_an_invoice_has_the_fields_the_contract_lists(api):
@@ -96,15 +100,18 @@ def test_a_payment_a_supplier_and_an_item_have_the_fields_the_contract_lists(api
     expected = {
         "payments": "id idn invoice sumPaid payDate currency logicType externalId createDate updateDate",
         "suppliers": "id name uniqueCode status enable currency currencies paymentTerms contacts externalId "
-                     "createDate updateDate approvalDate",
+                     "createDate updateDate approvalDate taxPayerNumber supplierLegalEntities "
+                     "internationalBankAccountNumber",
         "items": "id name sku price category supplier dataProductCustomFields externalId createDate updateDate",
     }
     for resource, names in expected.items():
         record = api.detail(resource, api.page(resource, 1, 10)["data"][0][key_of(resource)])
         assert [name for name in names.split() if name not in record] == [], resource
-    supplier = api.page("suppliers", 1, 10)["data"][0]
+    row = api.page("suppliers", 1, 10)["data"][0]
+    # a list row is partial, as Precoro's own connector found: payment terms and contacts come with the detail
+    assert "paymentTerms" not in row and "contacts" not in row and isinstance(row["currencies"], list)
+    supplier = api.detail("suppliers", row["id"])
     assert is_collection(supplier["paymentTerms"]) and is_collection(supplier["contacts"])
-    assert isinstance(supplier["currencies"], list)
 
 
 def test_dates_are_iso_8601_with_an_offset(api):
@@ -440,3 +447,22 @@ def test_a_supplier_currency_must_be_one_the_company_uses_and_a_refused_put_chan
 
     assert response.status_code == 400 and "currencies" in response.json()["errors"]["errors"]
     assert api.detail("suppliers", supplier["id"]) == supplier
+
+
+def test_the_list_filters_precoros_own_connector_uses(api):
+    invoices = api.export("invoices")
+    unlinked = sorted(str(i["idn"]) for i in invoices if not i["externalId"])
+    assert 0 < len(unlinked) < len(invoices)
+    assert sorted(api.keys("invoices", [("sent_to_external", "0")])) == unlinked
+    suppliers = api.export("suppliers")
+    assert sorted(api.keys("suppliers", [("externalIntegrated", "0")])) == sorted(
+        str(s["id"]) for s in suppliers if not s["externalId"])
+    assert api.keys("suppliers", [("id", str(suppliers[3]["id"]))]) == [str(suppliers[3]["id"])]
+    approved = sorted((i for i in invoices if i["approvalDate"]), key=lambda i: i["approvalDate"])
+    middle = moment(approved[len(approved) // 2]["approvalDate"]).strftime("%Y-%m-%dT%H:%M:%S")
+    assert sorted(api.keys("invoices", [("approvalLeftDate", middle)])) == sorted(
+        str(i["idn"]) for i in approved if moment(i["approvalDate"]).strftime("%Y-%m-%dT%H:%M:%S") >= middle)
+    # modifiedSince with a Z or +00:00 suffix means the same moment
+    plain = api.keys("invoices", [("modifiedSince", middle)])
+    assert api.keys("invoices", [("modifiedSince", middle + "Z")]) == plain
+    assert api.keys("invoices", [("modifiedSince", middle + "+00:00")]) == plain
