@@ -189,8 +189,8 @@ def parse_rate_limit(body: Any, now: datetime, limits: QuotaLimits | None = None
     """Read a 429: (RateLimit-Type, when to retry). Precoro puts both in the JSON body.
 
     `RateLimit-Retry-After` is "YYYY-MM-DD HH:MM:SS UTC", whole seconds: we add one second so a
-    truncated time can't send us back a moment too early (the simulator under `scaled:F` shows
-    milliseconds, "... HH:MM:SS.mmm UTC": then we add one millisecond). Without it we fall back to a
+    truncated time can't send us back a moment too early (a time shown to the millisecond,
+    "... HH:MM:SS.mmm UTC", gets one millisecond). Without it we fall back to a
     `Retry-After` header, then to the length of the window the type names.
     """
     limits = limits or QuotaLimits()

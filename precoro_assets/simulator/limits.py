@@ -81,14 +81,10 @@ class Rejection:
     limit_type: str
     limit: int
     retry_at: float  # epoch seconds, already rounded up to what the body shows (see `RateLimiter.rounded`)
-    milliseconds: bool = False  # the body shows milliseconds (scaled limits) instead of Precoro's whole seconds
 
     def body(self) -> dict:
         moment = datetime.fromtimestamp(self.retry_at, UTC)
-        retry = moment.strftime("%Y-%m-%d %H:%M:%S")
-        if self.milliseconds:  # e.g. 2026-11-21 06:12:21.350 UTC
-            retry += f".{moment.microsecond // 1000:03d}"
-        retry += " UTC"
+        retry = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
         return {"error": "Too many requests for this endpoint", "RateLimit-Type": self.limit_type,
                 "RateLimit-Retry-After": retry, "RateLimit-Limit": self.limit}
 
@@ -162,17 +158,15 @@ class RateLimiter:
             if not rejections:
                 return blocked
         worst = max(rejections, key=lambda r: r.retry_at)
-        worst.retry_at, worst.milliseconds = self.rounded(worst.retry_at)
+        worst.retry_at = self.rounded(worst.retry_at)
         state.blocked = worst
         return worst
 
-    def rounded(self, moment: float) -> tuple[float, bool]:
-        """A retry time rounded up to what a 429 shows, and whether that is milliseconds: Precoro's whole
-        second at real speed, the millisecond when time is scaled (a whole second of wall-clock time would
-        turn a one-second block into F simulated seconds)."""
-        if self.limits.scale == 1:
-            return float(math.ceil(moment)), False
-        return math.ceil(moment * 1000) / 1000, True
+    def rounded(self, moment: float) -> float:
+        """A retry time rounded up to what a 429 shows: Precoro's whole second, when time is scaled too (real
+        clients, Precoro's own connector among them, fail on a fraction). Scaled, a block then lasts up to a
+        wall-clock second longer than its simulated time: a 429 costs more, as it does at Precoro."""
+        return float(math.ceil(moment))
 
     def force(self, token: str, limit_type: str, limit: int, retry_after_seconds: float,
               method: str = "GET", url_key: str | None = None) -> Rejection:
@@ -189,7 +183,7 @@ class RateLimiter:
         retry_at = now + retry_after_seconds
         if self.limits.enabled:
             retry_at = max(retry_at, now + 1 / self.limits.scale)
-        rejection = Rejection(limit_type, limit, *self.rounded(retry_at))
+        rejection = Rejection(limit_type, limit, self.rounded(retry_at))
         state.blocked = rejection
         return rejection
 

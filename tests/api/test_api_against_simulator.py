@@ -101,8 +101,8 @@ def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simul
     log = sim.requests()
     rejected = [entry for entry in log if entry["status"] == 429]
     assert len(rejected) == 1 and sim.stats()["rate_limited"] == {"Minute limiter": 1}
-    # the simulator's block lasted at least until arrival + 2 s (scaled, it keeps the retry time to the
-    # millisecond rather than rounding it up to the whole second): nobody sent before it
+    # the simulator's block lasted at least until arrival + 2 s (rounded up to the whole second, as Precoro
+    # shows it): nobody sent before it
     blocked_until = rejected[0]["time"] + 2
     later = [entry for entry in log if entry["time"] > rejected[0]["time"]]
     assert later and all(entry["time"] >= blocked_until for entry in later)

@@ -101,7 +101,7 @@ class TestRateLimitBody:
         assert retry_at == datetime(2025, 12, 16, 9, 0, 50, tzinfo=UTC)
 
     def test_a_retry_time_with_milliseconds_gets_one_millisecond_of_rounding(self):
-        """The simulator under `scaled:F` (F != 1) shows the retry time to the millisecond."""
+        """Precoro shows whole seconds; a server that shows milliseconds is read to the millisecond too."""
         body = {"RateLimit-Type": "Second limiter", "RateLimit-Retry-After": "2025-12-16 09:00:49.350 UTC"}
         _, retry_at = parse_rate_limit(body, self.NOW)
         assert retry_at == datetime(2025, 12, 16, 9, 0, 49, 351000, tzinfo=UTC)

@@ -83,9 +83,9 @@ def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api, tm
     assert values == sum(len(i["dataDocumentCustomFields"]["data"]) for i in api.export("invoices"))
 
 
-def test_dlt_rest_client_reads_credit_notes_by_logic_type_and_expense_details(api):
+def test_dlt_rest_client_reads_credit_notes_by_logic_type_expense_and_supplier_details(api):
     """As Precoro's own connector does: credit notes by `logicType[]=1&logicType[]=5`, expenses with their
-    `expensePayments` in the detail."""
+    `expensePayments` in the detail, suppliers' payment terms and contacts from their detail."""
     from dlt.sources.helpers.rest_client import RESTClient
 
     client = RESTClient(base_url=api.url, headers={"X-AUTH-TOKEN": api.token, "email": api.email},
@@ -100,3 +100,10 @@ def test_dlt_rest_client_reads_credit_notes_by_logic_type_and_expense_details(ap
         str(i["idn"]) for i in api.export("invoices") if i["logicType"] in (1, 5))
     assert notes and all(n["logicType"] in (1, 5) for n in notes)
     assert detail["expenseNumber"] == expense["expenseNumber"] and "expensePayments" in detail
+    # a supplier's list row is partial; its detail has the payment terms and contacts
+    supplier = api.export("suppliers")[0]
+    row = next(r for page in client.paginate("/suppliers", params={"per_page": 200}) for r in page
+               if r["id"] == supplier["id"])
+    full = client.get(f"/suppliers/{supplier['id']}").json()
+    assert "paymentTerms" not in row and full["paymentTerms"] == supplier["paymentTerms"]
+    assert full["contacts"] == supplier["contacts"]
