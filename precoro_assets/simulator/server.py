@@ -369,7 +369,8 @@ def serve_forever(seed: int, days: int, documents: int, limits: str, port: int, 
     gc.freeze()
     company = simulator.app.company
     counts = ", ".join(f"{len(company.records[r])} {r}" for r in
-                       ("purchaserequisitions", "purchaseorders", "receipts", "invoices", "payments", "suppliers"))
+                       ("purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses", "payments",
+                        "suppliers"))
     print(f"Precoro simulator ready in {time.monotonic() - started:.1f}s (seed {seed}, {days} days: {counts})")
     print(f"  PRECORO_BASE_URL={simulator.url}")
     print(f"  PRECORO_API_TOKEN={simulator.token}")
