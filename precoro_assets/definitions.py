@@ -40,9 +40,13 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
     reconcile_job = dg.define_asset_job(
         "precoro_reconcile", selection=dg.AssetSelection.groups(RECONCILIATION_GROUP),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
+    # code references: each asset's page links to the function that builds it; owners and a domain tag on each
+    ours = dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
+            tags={"domain": "procurement"}),
+        dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS]))
     return dg.Definitions(
-        # code references: each asset's page links to the function that builds it
-        assets=[*EXTERNAL_ASSETS, *dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS])],
+        assets=[*EXTERNAL_ASSETS, *ours],
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",

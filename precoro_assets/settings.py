@@ -53,6 +53,7 @@ class Settings:
     time_scale: float
     sensor_interval_seconds: int
     timezone: str  # the company's time zone: the calendar of Precoro's createDate filter and of the partitions
+    owners: tuple[str, ...] = ("team:finance_integration",)  # who answers for the assets (Dagster owners)
 
 
 def project_home() -> Path:
@@ -108,4 +109,15 @@ def load() -> Settings:
         time_scale=float(os.environ.get("PRECORO_TIME_SCALE", "1")),
         sensor_interval_seconds=int(os.environ.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")),
         timezone=timezone,
+        owners=_owners(os.environ.get("PRECORO_ASSET_OWNERS", "team:finance_integration")),
     )
+
+
+def _owners(text: str) -> tuple[str, ...]:
+    """PRECORO_ASSET_OWNERS: e-mail addresses or team:names, comma-separated (empty: no owners)."""
+    owners = tuple(part.strip() for part in text.split(",") if part.strip())
+    for owner in owners:
+        if not (owner.startswith("team:") and owner[5:]) and "@" not in owner:
+            raise ValueError(f"PRECORO_ASSET_OWNERS holds e-mail addresses or team:names, comma-separated; "
+                             f"{owner!r} is neither")
+    return owners
