@@ -278,7 +278,7 @@ def field_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | N
                  ) -> dict[str, tuple[int, dict[str, int]]]:
     """Per table of the entity: (rows of the days covered, how many of them carry each top-level field of `raw`).
     One query for every table (see duplicate_keys); what the schema drift check reads."""
-    where, params = _day_filter(start, end) if entity.partitioned else ("", [])
+    where, params = _day_filter(start if entity.partitioned else None, end)
     names = [entity.name] + [child.name for child in entity.children]
     selects = []
     for index, name in enumerate(names):
