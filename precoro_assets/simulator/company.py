@@ -21,7 +21,8 @@ from .content import STATUS_NAMES
 DOCUMENT_COLLECTIONS = ("items", "taxes", "payments", "dataDocumentCustomFields", "attachments", "approvalSteps")
 # Invoice list rows carry their document custom field values (Precoro's connector filters list rows by them);
 # expenses are served as invoices are, with their payments as `expensePayments`.
-INVOICE_COLLECTIONS = tuple(c for c in DOCUMENT_COLLECTIONS if c != "dataDocumentCustomFields")
+INVOICE_COLLECTIONS = (*(c for c in DOCUMENT_COLLECTIONS if c != "dataDocumentCustomFields"),
+                       "comments", "followers", "contracts")
 EXPENSE_COLLECTIONS = (*INVOICE_COLLECTIONS, "expensePayments")
 
 

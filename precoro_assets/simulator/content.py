@@ -13,6 +13,7 @@ from decimal import Decimal
 from ..api.catalogue import STATUS_NAMES  # noqa: F401  (re-exported: the simulator speaks the contract)
 
 COMPANY_CURRENCY = "USD"
+COMPANY_NAME = "ACME Simulated Inc."
 
 # Units of company currency per unit of the currency (4 decimals, like Precoro's exchangeRate).
 EXCHANGE_RATES: dict[str, Decimal] = {

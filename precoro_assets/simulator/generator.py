@@ -384,7 +384,7 @@ class CompanyBuilder:
             "logicType": logic_type,
             "invoiceNumber": f"{(supplier.data['uniqueCode'] or str(supplier.id))[-3:]}/{created:%Y}/"
                              f"{rng.randint(1, 99999):05d}",
-            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.1 else None,
+            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
             "sumPaid": "0.00",
             "sumPaidInCompanyCurrency": "0.00",
             "withholdingTaxSum": "0.00",
@@ -397,6 +397,7 @@ class CompanyBuilder:
             "parentData": None,
             "integrationStatus": 0,
             "payments": {"data": []},
+            **self._invoice_detail_fields(created, status, payment_term),
         }
         lines = rng.randint(1, 4)
         return self._document("invoices", created, end, supplier, status, extra, lines)
@@ -409,7 +410,7 @@ class CompanyBuilder:
         payment_term = self._pick("paymentterms")
         extra = {
             "expenseNumber": f"EXP-{created:%Y}-{rng.randint(1, 99999):05d}",
-            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.1 else None,
+            "customName": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
             "sumPaid": Decimal("0.00"),
             "issueDate": iso(created),
             "creditPeriodDays": payment_term.data["creditPeriodDays"],
@@ -417,6 +418,7 @@ class CompanyBuilder:
             "note": rng.choice(content.BUDGET_NOTES) if rng.random() < 0.3 else None,
             "integrationStatus": 0,
             "expensePayments": {"data": []},
+            **self._invoice_detail_fields(created, status, payment_term),
         }
         record = self._document("expenses", created, end, self._pick("suppliers"), status, extra,
                                 rng.randint(1, 2))
@@ -428,6 +430,35 @@ class CompanyBuilder:
                 "currency": record.data["currency"], "status": 2, "statusString": content.STATUS_NAMES[2]})
             record.data["sumPaid"] = total
         return record
+
+    def _invoice_detail_fields(self, created: datetime, status: int, payment_term: Record) -> dict:
+        """The rest of what Precoro's own connector reads from an invoice's (or expense's) detail."""
+        rng = self.rng
+        approved = status in (2, 4, 5, 9, 11)
+        return {
+            "updateExchangeRateDate": iso(created),
+            "precisionData": {"sum": 2, "price": 2, "quantity": 4},
+            "fromSupplier": rng.random() < 0.1,
+            "deliveryNote": f"DN-{rng.randint(1000, 9999)}" if rng.random() < 0.4 else None,
+            "toleranceRateSum": "0.00",
+            "toleranceRatePercent": "0",
+            "prepaymentPercent": payment_term.data["prepaymentPercent"],
+            "postpaymentPercent": payment_term.data["postpaymentPercent"],
+            "approvalStep": None,
+            "company": {"id": 1, "name": content.COMPANY_NAME},
+            "budgetedSum": money(Decimal(rng.randint(1000, 90000))) if rng.random() < 0.4 else None,
+            "allDocumentCustomFieldOptionsIds": "",
+            "budget": None,
+            "budgetLine": None,
+            "secondInCharge": None,
+            "lastApprover": self._ref(self._pick("users"), "fullName") if approved else None,
+            "comments": {"data": []},
+            "followers": {"data": []},
+            "relatedOcrAttachment": None,
+            "allocatedInvoice": None,
+            "contracts": {"data": []},
+            "isBudgetOverLimit": False,
+        }
 
     def split_children(self, base: Record, created: datetime) -> list[Record]:
         """Two split-cost children of `base`, as Precoro makes them: allocations of its cost (half each, the second

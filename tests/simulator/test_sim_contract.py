@@ -87,7 +87,12 @@ def test_an_invoice_has_the_fields_the_contract_lists(api):
               "sumInCompanyCurrency issueDate requiredDate supplier purchaseOrder location legalEntity paymentTerm "
               "externalId externalIntegrationLog integrationStatus items taxes payments dataDocumentCustomFields "
               "attachments parentData createDate updateDate approvalDate creditPeriodDays sumPaidInCompanyCurrency "
-              "netSumInCompanyCurrency withholdingTaxSum customName note").split()
+              "netSumInCompanyCurrency withholdingTaxSum customName note "
+              # the rest of what Precoro's own connector reads from an invoice's detail
+              "approvalDate updateExchangeRateDate precisionData fromSupplier deliveryNote toleranceRateSum "
+              "toleranceRatePercent prepaymentPercent postpaymentPercent approvalStep company budgetedSum "
+              "allDocumentCustomFieldOptionsIds budget budgetLine creator secondInCharge lastApprover comments "
+              "followers relatedOcrAttachment allocatedInvoice contracts isBudgetOverLimit").split()
 
     assert [name for name in fields if name not in invoice] == []
     assert "dueDate" not in invoice  # real invoices have none: the due date is issueDate + creditPeriodDays
