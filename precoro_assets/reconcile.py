@@ -26,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .api.catalogue import STATUS_NAMES
+from .api.catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
 from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 
 MATCHED = "matched"
@@ -55,7 +55,7 @@ BY_NUMBER = "supplier + invoice number"
 
 PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
 APPROVED_STATUSES = (2, 4, 5)  # approved or further: offered to the accounting side when unknown there
-CREDIT_NOTE_TYPES = (1, 5)
+CREDIT_NOTE_TYPES = CREDIT_NOTE_LOGIC_TYPES
 CANCELED = 8  # a payment's status once cancelled in Precoro
 FLAG_PREFIX = "Reconciliation: "
 MAX_LOG_CHARS = 500

@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 # Precoro's own connector lists credit notes with this filter; whether an unfiltered /invoices includes them is
 # not known, so invoices are listed both ways and merged by idn (one more list page per walk, usually).
-CREDIT_NOTES: tuple[tuple[str, str], ...] = (("logicType[]", "1"), ("logicType[]", "5"))
+CREDIT_NOTE_LOGIC_TYPES: tuple[int, ...] = (1, 5)  # an invoice's `logicType` when it is a credit note
+CREDIT_NOTES: tuple[tuple[str, str], ...] = tuple(("logicType[]", str(t)) for t in CREDIT_NOTE_LOGIC_TYPES)
 
 # Document statuses as Precoro numbers them (invoices; the other documents use the same numbers).
 STATUS_NAMES: dict[int, str] = {
@@ -242,6 +243,18 @@ def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTab
     return tuple(children)
 
 
+def _payable_columns(kind: str) -> tuple[Column, ...]:
+    """What invoices and expenses share as documents someone pays by a term."""
+    return (
+        c("custom_name", "VARCHAR", "customName", f"The {kind}'s own title in Precoro, if given."),
+        c("issue_date", TIME, "issueDate", f"{kind.capitalize()} date."),
+        c("credit_period_days", "INTEGER", "creditPeriodDays", f"Days to pay after the {kind} date (from the "
+          "payment term)."),
+        c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
+        c("note", "VARCHAR", "note", f"Note on the {kind}."),
+    )
+
+
 def _invoice_detail_columns() -> tuple[Column, ...]:
     """What Precoro's own connector reads from an invoice's (and an expense's) detail, besides the header."""
     return (
@@ -318,17 +331,13 @@ DOCUMENTS: tuple[Entity, ...] = (
         _document_header() + (
             c("logic_type", "INTEGER", "logicType", "0 invoice; 1 and 5 are credit notes."),
             c("invoice_number", "VARCHAR", "invoiceNumber", "The supplier's invoice number."),
-            c("custom_name", "VARCHAR", "customName", "The invoice's own title in Precoro, if given."),
             c("sum_paid", MONEY, "sumPaid", "Amount paid so far, as recorded in Precoro."),
             c("sum_paid_in_company_currency", MONEY, "sumPaidInCompanyCurrency",
               "Amount paid so far, in the company currency."),
             c("withholding_tax_sum", MONEY, "withholdingTaxSum", "Withholding tax on the invoice."),
-            c("issue_date", TIME, "issueDate", "Invoice date."),
-            c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date (from the "
-              "payment term)."),
+        ) + _payable_columns("invoice") + (
             Column("due_date", TIME, "creditPeriodDays", "Derived: issue_date + credit_period_days (Precoro sends no "
                    "due date); empty when either is unknown.", due_date, ("issueDate",)),
-            c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
             c("purchase_order_id", "BIGINT", "purchaseOrder.id", "The purchase order's numeric id, if any (the first "
               "one when Precoro lists several; all are in raw)."),
             c("purchase_order_idn", "VARCHAR", "purchaseOrder.idn", "The purchase order's number, if any."),
@@ -337,7 +346,6 @@ DOCUMENTS: tuple[Entity, ...] = (
                    ("parentIdn",)),
             c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag (8 = waiting "
               "for a disabled connector: not offered for export)."),
-            c("note", "VARCHAR", "note", "Note on the invoice."),
         ) + _invoice_detail_columns() + _links() + _dates(),
         _document_children("invoice") + (
             ChildTable("invoice_payments", "payments", "Payments recorded against each invoice (invoice ↔ payment).",
@@ -359,14 +367,9 @@ DOCUMENTS: tuple[Entity, ...] = (
         "Expenses: employees' spending, approved and paid like invoices.",
         _document_header() + (
             c("expense_number", "VARCHAR", "expenseNumber", "The expense's number."),
-            c("custom_name", "VARCHAR", "customName", "The expense's own title in Precoro, if given."),
             c("sum_paid", MONEY, "sumPaid", "Amount paid so far (a number here, a string on invoices)."),
-            c("issue_date", TIME, "issueDate", "Expense date."),
-            c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay (from the payment term)."),
-            c("payment_term_id", "BIGINT", "paymentTerm.id", "The payment term (precoro.payment_terms.id)."),
             c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
-            c("note", "VARCHAR", "note", "Note on the expense."),
-        ) + _invoice_detail_columns() + _links() + _dates(),
+        ) + _payable_columns("expense") + _invoice_detail_columns() + _links() + _dates(),
         _document_children("expense") + (
             ChildTable("expense_payments", "expensePayments", "Payments of expenses (Precoro's expensePayments).",
                        (c("payment_id", "BIGINT", "id", "The payment's numeric id."),

@@ -29,6 +29,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES
+
 PAYMENT_HEADER = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
 BILL_HEADER = ("bill_id", "type", "supplier", "invoice_number", "amount", "currency", "bill_date")
 CENT = Decimal("0.01")
@@ -80,7 +82,7 @@ class _Builder:
              currency: str | None = None) -> str:
         """Book the invoice in the ledger; returns the bill id (the invoice's externalId if it has one)."""
         bill_id = bill_id or invoice.get("externalId") or self.bill_id()
-        credit = invoice.get("logicType") in (1, 5)
+        credit = invoice.get("logicType") in CREDIT_NOTE_LOGIC_TYPES
         total = amount if amount is not None else _amount(invoice["sum"])
         self.ledger.bills.append({
             "bill_id": bill_id, "type": "credit_note" if credit else "bill", "supplier": invoice["supplier"]["name"],
@@ -131,7 +133,7 @@ def build_demo_ledger(invoices: Iterable[dict], suppliers: Iterable[dict], purch
     open_approved = [i for i in regular if i["status"] == 2 and _amount(i["sumPaid"]) == 0]
     flagged = [i for i in open_approved if i.get("externalIntegrationLog")]
     open_approved = [i for i in open_approved if not i.get("externalIntegrationLog")]
-    credit_notes = [i for i in invoices if i.get("logicType") in (1, 5)]
+    credit_notes = [i for i in invoices if i.get("logicType") in CREDIT_NOTE_LOGIC_TYPES]
 
     def take(pool: list[dict], count: int) -> list[dict]:
         picked = pool[:count]

@@ -33,8 +33,6 @@ def exchange_rate(currency: str, moment: str) -> dict:
             "date": moment}
 
 
-UNITS: dict[str, str] = {}  # filled below from ITEM_NAMES: items carry no unit, lines do
-
 SUPPLIER_STATUS_NAMES = {1: "Pending", 2: "Approved", 3: "Rejected"}
 
 SUPPLIER_NAMES = [
@@ -95,7 +93,7 @@ LEGAL_ENTITIES = [
     ("Acme Deutschland GmbH", "DE 123456789"),
 ]
 
-UNITS.update(ITEM_NAMES)
+UNITS: dict[str, str] = dict(ITEM_NAMES)  # an item name's unit: items carry no unit, lines do
 
 CITIES = ["Kraków", "Zürich", "Lyon", "Oslo", "São Paulo", "Kyiv", "Austin", "Leeds"]
 COUNTRIES = ["PL", "CH", "FR", "NO", "BR", "UA", "US", "GB"]

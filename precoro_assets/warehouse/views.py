@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ..api.catalogue import DOCUMENTS, ENTITIES, STATUS_NAMES
+from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
 from .tables import SCHEMA, ensure_sync_state, ensure_tables, qualified, sql_text
 
 
@@ -57,6 +57,8 @@ def _resolved_columns(document_types: str, line: str) -> dict[str, str]:
     }
 
 
+CREDIT_NOTE_SQL = "(" + ", ".join(map(str, CREDIT_NOTE_LOGIC_TYPES)) + ")"
+
 VIEWS: tuple[View, ...] = (
     View(
         "invoices_overview",
@@ -65,7 +67,7 @@ VIEWS: tuple[View, ...] = (
         f"""
 SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier_name) AS supplier_name,
        i.status, coalesce(st.name, i.status_name) AS status_name,
-       i.logic_type IN (1, 5) AS is_credit_note, i.currency, i.sum AS amount,
+       i.logic_type IN {CREDIT_NOTE_SQL} AS is_credit_note, i.currency, i.sum AS amount,
        coalesce(i.sum_paid, 0)::DECIMAL(18,2) AS paid,
        o.outstanding, i.exchange_rate, i.sum_in_company_currency,
        -- in the company currency: the invoice's own conversion (sumInCompanyCurrency / sum), so amounts of every
@@ -80,7 +82,7 @@ SELECT i.idn, i.id, i.invoice_number, i.supplier_id, coalesce(s.name, i.supplier
            AS allocations, i.integration_status, i.external_id, i.external_integration_log, i.create_date,
        i.update_date
 FROM {qualified('invoices')} i
-CROSS JOIN LATERAL (SELECT CASE WHEN i.logic_type IN (1, 5) OR i.status IN (3, 8, 11) THEN 0::DECIMAL(18,2)
+CROSS JOIN LATERAL (SELECT CASE WHEN i.logic_type IN {CREDIT_NOTE_SQL} OR i.status IN (3, 8, 11) THEN 0::DECIMAL(18,2)
                                 ELSE greatest(i.sum - coalesce(i.sum_paid, 0), 0)::DECIMAL(18,2) END
                            AS outstanding) o
 LEFT JOIN {qualified('suppliers')} s ON s.id = i.supplier_id

@@ -140,7 +140,7 @@ def cannot_pay(invoice: dict[str, Any], amount: Decimal) -> str | None:
     paid = Decimal(str(invoice.get("sumPaid") or "0"))
     status = invoice.get("status")
     state = f"sumPaid {paid:.2f} of {total:.2f} {invoice.get('currency', '')}".rstrip()
-    if invoice.get("logicType") in (1, 5):
+    if invoice.get("logicType") in CREDIT_NOTE_TYPES:
         return "the invoice is a credit note: Precoro records no payment for it"
     if status == 5 or paid >= total:
         return f"already fully paid in Precoro ({state})"
