@@ -173,14 +173,14 @@ class _Soak:
                 self.report.failures.append(f"{what}: {event.step_failure_data.error.message.strip()[:300]}")
 
     def materialize(self, keys: list[str], partition: str | None = None, tags: dict | None = None,
-                    what: str = "run") -> bool:
+                    what: str = "run", run_config: dict | None = None) -> bool:
         dg = self.dg
         assets = [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)
                   and any(k.to_user_string() in keys for k in a.keys)]
         for attempt in range(RUN_RETRIES + 1):
             result = dg.materialize(assets, partition_key=partition, instance=self.instance,
                                     resources=self.defs.resources, tags=tags or {}, raise_on_error=False,
-                                    run_config=QUIET)
+                                    run_config={**(run_config or {}), **QUIET})
             if result.success:
                 return True
             self._failure(result, what)
@@ -212,8 +212,10 @@ class _Soak:
                 continue
             self.launched.add(request.run_key)
             keys = [k.to_user_string() for k in request.asset_selection]
+            days = request.partition_key or "{}..{}".format(request.tags["dagster/asset_partition_range_start"],
+                                                            request.tags["dagster/asset_partition_range_end"])
             self.materialize(keys, partition=request.partition_key, tags=dict(request.tags),
-                             what=f"{','.join(keys)} {request.partition_key}")
+                             what=f"{','.join(keys)} {days}", run_config=dict(request.run_config or {}))
             self.report.runs += 1
             launched += 1
         return launched

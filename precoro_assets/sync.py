@@ -22,10 +22,19 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from . import detail_processes
 from .api.catalogue import Entity
-from .api.client import detail_from_text
+from .api.client import detail_from_text, parse_json
 from .api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
 from .warehouse import tables
-from .warehouse.rows import Problem, RecordRejected, Rows, flatten, parse_time, record_key, to_json
+from .warehouse.rows import (
+    Problem,
+    RecordRejected,
+    Rows,
+    flatten,
+    has_lines_column,
+    parse_time,
+    record_key,
+    to_json,
+)
 from .warehouse.sensitive import protect
 from .warehouse.staging import DetailStaging
 
@@ -72,6 +81,16 @@ class SyncSummary:
         for table, count in written.items():
             self.rows_written[table] = self.rows_written.get(table, 0) + count
 
+    def merge(self, other: SyncSummary) -> None:
+        """Add another sync of the same entity (other days) to this one."""
+        for name in ("listed", "new", "changed", "unchanged", "removed", "details_fetched", "details_from_staging"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("vanished", "unstable_days", "kept_elsewhere", "rejected", "problems"):
+            getattr(self, name).extend(getattr(other, name))
+        self.listed_per_day.update(other.listed_per_day)
+        self.per_day.update(other.per_day)
+        self.add_written(other.rows_written)
+
 
 def partition_day(record: dict, zone: tzinfo = UTC) -> date:
     """The day Precoro files a document under: the date of its createDate in the company's time zone.
@@ -116,17 +135,17 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary,
                        may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
+    if has_lines_column(entity):
+        _write_headers(warehouse, entity, plans, progress, table_is_new)
     try:  # a quota stop in here keeps the listing for the retry
         _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
-        _apply(client, warehouse, staging, entity, plans, summary, progress, table_is_new=table_is_new)
+        # the newest day's details first: the days analysts look at most get their lines soonest
+        _apply(client, warehouse, staging, entity, plans[::-1], summary, progress, table_is_new=table_is_new)
     except QuotaExhausted:
         staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
                              _listing_to_save(listed, list_complete, summary))
         raise
-    summary.per_day = {plan.day.isoformat(): {
-        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
-        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
-        "removed": len(plan.removed)} for plan in plans}
+    summary.per_day = _day_counts(plans)
     # What the count check holds each day to: the documents listed, less those deleted before their detail
     # was read; a day whose list kept moving has no count to hold to.
     summary.listed_per_day = {plan.day.isoformat(): len(set(plan.listed) - set(summary.vanished))
@@ -135,6 +154,42 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
         warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
                         what=f"record rejected {entity.name}")
     return summary
+
+
+# Where a walked row keeps its list row as JSON (documents with a detail), until its header is written.
+HEADER = "_list_row"
+HEADERS_PER_WRITE = 10_000  # header rows per transaction: about 20 MB of rows in memory at a time
+
+
+def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: Callable[[str], None],
+                   table_is_new: bool) -> None:
+    """Store every new document's header (its list row) at once, lines pending (lines_synced_at empty), so the
+    whole listed history is queryable before its details, which the daily quota spreads over days, arrive. A
+    header's detail then replaces it like any changed document's. Costs no request."""
+    pending = [(plan, key) for plan in plans for key in plan.to_write
+               if key not in plan.replaced and HEADER in plan.listed[key]]
+    moved = set() if table_is_new or not pending else \
+        warehouse.read(lambda con: tables.keys_present(con, entity, {key for _, key in pending}))
+    synced_at = datetime.now(UTC)
+    for start in range(0, len(pending), HEADERS_PER_WRITE):
+        chunk, rows = pending[start:start + HEADERS_PER_WRITE], Rows()
+        for plan, key in chunk:
+            row = plan.listed[key].pop(HEADER)
+            try:
+                flatten(entity, parse_json(row), rows, synced_at, plan.day, raw_text=row, header_only=True)
+            except RecordRejected:
+                continue  # its detail decides (and reports) whether it can be stored
+            plan.headers.add(key)
+        keys = {key for _, key in chunk}
+        warehouse.write(lambda con, keys=keys, rows=rows: (tables.delete_records(con, entity, keys & moved),
+                                                           tables.insert_rows(con, entity, rows)),
+                        what=f"write headers of {entity.name}")
+    for plan in plans:  # a changed document's stored version (with its lines) stays until its detail comes
+        for row in plan.listed.values():
+            row.pop(HEADER, None)
+    if pending:
+        progress(f"{entity.name}: stored the headers of {len(pending)} new document(s); their lines come with "
+                 "their details, newest day first (see precoro.sync_progress)")
 
 
 def _stored_state(warehouse, entity: Entity, start: date,
@@ -235,8 +290,10 @@ def _walk_days(client, entity: Entity, first: date, last: date, zone: tzinfo
                 # was deleted, so nothing is removed in this run.
                 rejected.append((f"unusable list row: {error}", row))
                 continue
-            # Keep only what the comparison needs, unless the list row is all we will store.
-            walked.setdefault(day, {})[key] = row if not entity.fetch_detail else {"updateDate": row.get("updateDate")}
+            # Keep only what the comparison needs, unless the list row is all we will store; a document with a
+            # detail keeps its list row as compact JSON too, for its header (see _write_headers)
+            walked.setdefault(day, {})[key] = row if not entity.fetch_detail else \
+                {"updateDate": row.get("updateDate"), HEADER: to_json(row)}
     except PrecoroPaginationError as error:
         logger.warning("%s: the list of %s..%s kept moving (%s)", entity.name, first, last, error)
         return walked, rejected, not rejected, False
@@ -247,7 +304,8 @@ def _listing_to_save(listed: dict[date, dict[str, dict]], list_complete: bool, s
     rejected = [{**r, "partition_day": r["partition_day"] and r["partition_day"].isoformat(),
                  "seen_at": r["seen_at"].isoformat()} for r in summary.rejected]
     return {"listed_at": datetime.now(UTC).isoformat(timespec="seconds"), "complete": list_complete,
-            "listed": {day.isoformat(): rows for day, rows in listed.items()}, "rejected": rejected,
+            "listed": {day.isoformat(): {key: {k: v for k, v in row.items() if k != HEADER} for key, row in rows.items()}
+                       for day, rows in listed.items()}, "rejected": rejected,
             "unstable_days": summary.unstable_days}
 
 
@@ -258,26 +316,44 @@ def _restore_listing(saved: dict, summary: SyncSummary) -> tuple[dict[date, dict
     return {date.fromisoformat(day): rows for day, rows in saved["listed"].items()}, bool(saved["complete"])
 
 
-def sync_changed_documents(client, warehouse, staging: DetailStaging, entity: Entity, day: date,
-                           changed: dict[str, dict], progress: Callable[[str], None] = logger.info) -> SyncSummary:
-    """Bring in the documents of one day that the change sensor saw change, without listing the day again.
+def sync_changes(client, warehouse, staging: DetailStaging, entity: Entity, changed: dict[date, dict[str, dict] | None],
+                 progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> SyncSummary:
+    """The change sensor's run: bring in what changed on each day of `changed`, without listing those days again.
 
-    `changed` maps each key to its list row as the sensor read it (at least its `updateDate`; the whole row for
-    entities whose list row is the record). Documents the warehouse already holds at that updateDate are
-    skipped. Nothing is removed: only a listing of the day can prove a document is gone.
+    A day maps each changed key to its list row as the sensor read it (at least its `updateDate`; the whole row
+    for entities whose list row is the record), or to None when it had too many changes to hand over: that day
+    is listed and synced like any partition. Documents the warehouse already holds at that updateDate are
+    skipped. Nothing is removed from the days handed over: only a listing of a day can prove a document is gone.
     """
     summary = SyncSummary(entity.name)
-    summary.listed = len(changed)
-    _ensure_tables(warehouse, entity)
-    stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, day, day)).get(day, {})
-    plan = _plan_day(day, changed, stored, summary, may_remove=False)  # listed_per_day stays empty: no count
-    progress(f"{entity.name}: {len(changed)} document(s) of {day} changed in Precoro, "
-             f"{len(plan.to_write)} not in the warehouse at that version")
-    _apply(client, warehouse, staging, entity, [plan], summary, progress)
-    if summary.rejected:
-        warehouse.write(lambda con: tables.add_rejected(con, entity, summary.rejected),
-                        what=f"record rejected {entity.name}")
+    given = {day: rows for day, rows in changed.items() if rows is not None}
+    if given:
+        _ensure_tables(warehouse, entity)
+        first, last = min(given), max(given)
+        stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, first, last))
+        summary.listed = sum(len(rows) for rows in given.values())
+        # listed_per_day stays empty: the days were not listed, there is no count to hold them to
+        plans = [_plan_day(day, rows, stored.get(day, {}), summary, may_remove=False)
+                 for day, rows in sorted(given.items(), reverse=True)]  # the newest day's changes first
+        progress(f"{entity.name}: {summary.listed} document(s) changed in Precoro on {len(plans)} day(s), "
+                 f"{sum(len(plan.to_write) for plan in plans)} not in the warehouse at that version")
+        _apply(client, warehouse, staging, entity, plans, summary, progress)
+        summary.per_day = _day_counts(plans)
+        if summary.rejected:
+            warehouse.write(lambda con: tables.add_rejected(con, entity, summary.rejected),
+                            what=f"record rejected {entity.name}")
+    for day in sorted((day for day, rows in changed.items() if rows is None), reverse=True):
+        progress(f"{entity.name}: {day} changed too much to hand over: listing it")
+        summary.merge(sync_documents(client, warehouse, staging, entity, day, day, progress, zone))
     return summary
+
+
+def _day_counts(plans: list[_DayPlan]) -> dict[str, dict[str, int]]:
+    """Each day's own counts, for its materialization."""
+    return {plan.day.isoformat(): {
+        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
+        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
+        "removed": len(plan.removed)} for plan in plans}
 
 
 def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: list[_DayPlan],
@@ -288,7 +364,7 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
     # A new document of these days may still be stored under another day (its createDate moved): its old rows
     # must go. One query for the whole run, so a first sync deletes nothing (a DuckLake delete reads every
     # file of the table it deletes from, the child tables' included).
-    new = {key for plan in plans for key in plan.to_write if key not in plan.replaced}
+    new = {key for plan in plans for key in plan.to_write if key not in plan.replaced and key not in plan.headers}
     moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new else set()
     if entity.fetch_detail:
         records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
@@ -300,19 +376,24 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
         for plan in plans:
             if not plan.to_write and not plan.removed:
                 continue
-            synced_at = datetime.now(UTC)
+            synced_at, day_rows = datetime.now(UTC), Rows()  # a day joins the batch once all of it is fetched
             for key in plan.to_write:
-                fetched_key, record, text = next(records)
+                try:
+                    fetched_key, record, text = next(records)
+                except QuotaExhausted:  # the days fetched in full are written: their lines are queryable meanwhile
+                    writer.write(batch)
+                    writer.finish()
+                    raise
                 assert fetched_key == key, (fetched_key, key)  # noqa: S101 - details come in the order asked
                 if record is None:  # deleted in Precoro after it was listed: not stored, removed if it was
                     summary.vanished.append(key)
-                    batch.delete.add(key)
                     progress(f"{entity.name}: {entity.key} {key} was listed but is gone now (404): removed")
                     continue
                 try:
-                    flatten(entity, record, batch.rows, synced_at, plan.day, raw_text=text)
+                    flatten(entity, record, day_rows, synced_at, plan.day, raw_text=text)
                 except RecordRejected as error:
                     summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
+            batch.rows.absorb(day_rows)
             batch.add(plan, moved)
             if batch.documents >= WRITE_BATCH_DOCUMENTS:
                 writer.write(batch)
@@ -345,6 +426,7 @@ class _DayPlan:
     to_write: list[str]
     removed: set[str]
     replaced: set[str]  # the documents of to_write whose older version is stored
+    headers: set[str] = field(default_factory=set)  # new documents of to_write stored as headers by this run
 
 
 def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | None],
@@ -375,7 +457,8 @@ class _Batch:
 
     def add(self, plan: _DayPlan, moved: set[str]) -> None:
         """Take a day's plan; `moved`: new documents of the run whose rows are stored under another day."""
-        self.delete |= plan.replaced | plan.removed | (moved & set(plan.to_write))
+        # a vanished document (404 on its detail) is among to_write: removed if it was stored, header included
+        self.delete |= plan.replaced | plan.headers | plan.removed | (moved & set(plan.to_write))
         self.fetched += plan.to_write
         self.days.append(plan.day)
         self.documents += len(plan.to_write) + len(plan.removed)

@@ -50,6 +50,8 @@ from pathlib import Path
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.process_lock import ProcessLock
 
+DAILY_QUOTA = 3000  # Precoro's requests per sliding day: what history takes longest to fetch by
+
 logger = logging.getLogger(__name__)
 
 SECOND, MINUTE, HOUR, DAY = 1.0, 60.0, 3600.0, 86400.0
@@ -66,7 +68,7 @@ class QuotaLimits:
     per_second: float = 1.0
     per_minute: int = 300
     per_hour: int = 1500
-    per_day: int = 3000
+    per_day: int = DAILY_QUOTA
     identical_get_seconds: float = 60.0
     time_scale: float = 1.0
     # Starts are spaced (1 + spacing_margin) / per_second apart: latency and scheduling jitter

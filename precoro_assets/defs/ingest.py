@@ -19,11 +19,12 @@ from pydantic import Field
 
 from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
+from ..api.quota import DAILY_QUOTA
 from ..api.resource import PrecoroResource
-from ..sync import SyncSummary, prepare_detail_workers, sync_changed_documents, sync_documents, sync_reference
+from ..sync import SyncSummary, prepare_detail_workers, sync_changes, sync_documents, sync_reference
 from ..warehouse import tables, views
 from ..warehouse.drift import Drift, drift
-from ..warehouse.rows import table_columns
+from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
 from .sources import PRECORO_API
@@ -169,6 +170,16 @@ def day_materializations(entity: Entity, summary: SyncSummary, store, start: dat
         for day, counts in summary.per_day.items()]
 
 
+def progress_metadata(entity: Entity, con) -> dict:
+    """How far the whole table is from having every document's lines (headers are stored first)."""
+    if not has_lines_column(entity):
+        return {}
+    total, with_lines = tables.lines_progress(con, entity)
+    return {"documents with lines": f"{with_lines} / {total}",
+            "documents awaiting lines": total - with_lines,
+            "quota days to complete (at most)": -(-(total - with_lines) // DAILY_QUOTA)}
+
+
 def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, con,
                     start: date | None = None, end: date | None = None) -> dg.MaterializeResult:
     several_days = start is not None and end is not None and start < end
@@ -189,6 +200,7 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         "rejected records": len(summary.rejected),
         "field problems": len(summary.problems),
         "preview": _preview(con, entity.name, start, end),
+        **progress_metadata(entity, con),
         **{k.replace("precoro_", "").replace("_", " "): v for k, v in precoro.accounting_metadata().items()},
     }
     if summary.vanished:
@@ -227,21 +239,32 @@ def _quota_stop(context, error: QuotaExhausted) -> dg.RetryRequested:
 
 class DocumentSyncConfig(dg.Config):
     changed_documents: str = Field(default="", description=(
-        "Set by the precoro_changes sensor: JSON {key: list row} of the documents it saw change on this day. "
-        "The run then fetches just those (no list request) and removes nothing. Empty (the default): list the "
-        "partition's days and bring them in line with Precoro, removals included."))
+        "Set by the precoro_changes sensor: JSON {day: {key: list row}} of the documents it saw change on the run's "
+        "days (a day may be null: it changed too much to hand over, the run lists it). The run fetches just those, "
+        "lists no other day and removes nothing. Empty (the default): list the partitions' days and bring them in "
+        "line with Precoro, removals included."))
 
 
-def _changed_documents(config: DocumentSyncConfig, start: date, end: date) -> dict[str, dict] | None:
+def _changed_documents(config: DocumentSyncConfig, start: date, end: date) -> dict[date, dict[str, dict] | None] | None:
+    """The sensor's changes by day, checked against the run's days; None for a normal (listing) run."""
     if not config.changed_documents:
         return None
-    if start != end:
-        raise dg.Failure("changed_documents is for runs of one partition day (the change sensor's runs); "
-                         f"this run covers {start}..{end}. Launch it without that config.")
     changed = json.loads(config.changed_documents, parse_float=Decimal)
-    if not isinstance(changed, dict) or not all(isinstance(row, dict) for row in changed.values()):
-        raise dg.Failure("changed_documents must be a JSON object of {key: list row}")
-    return changed
+    problem = "changed_documents must be a JSON object of {day (YYYY-MM-DD): {key: list row} or null}"
+    if not isinstance(changed, dict):
+        raise dg.Failure(problem)
+    by_day: dict[date, dict[str, dict] | None] = {}
+    for day, rows in changed.items():
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            raise dg.Failure(f"{problem}; {day!r} is not a day") from None
+        if not start <= when <= end:
+            raise dg.Failure(f"changed_documents names {day}, outside this run's days {start}..{end}")
+        if rows is not None and not (isinstance(rows, dict) and all(isinstance(row, dict) for row in rows.values())):
+            raise dg.Failure(f"{problem}; the value for {day} is not")
+        by_day[when] = rows
+    return by_day
 
 
 def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -272,9 +295,12 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
                                          zone=ZoneInfo(partitions.timezone))
             else:
-                summary = sync_changed_documents(client, store, staging, entity, start, changed,
-                                                 progress=context.log.info)
+                summary = sync_changes(client, store, staging, entity, changed, progress=context.log.info,
+                                       zone=ZoneInfo(partitions.timezone))
         except QuotaExhausted as error:
+            if has_lines_column(entity):  # the headers of the listed documents are stored: how far are the lines
+                context.log_event(dg.AssetObservation(asset_key=asset_key(entity), metadata=store.read(
+                    lambda con: progress_metadata(entity, con))))
             raise _quota_stop(context, error) from error
         for rejection in summary.rejected[:20]:
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "

@@ -26,6 +26,14 @@ PARTITION_COLUMN = Column("partition_day", "DATE", "",
                           "Day of the document's createDate as Precoro writes it (in its own offset, not "
                           "converted to UTC): the Dagster partition it belongs to.")
 SYNCED_COLUMN = Column("synced_at", "TIMESTAMPTZ", "", "When this row was written to the warehouse.")
+LINES_COLUMN = Column("lines_synced_at", "TIMESTAMPTZ", "",
+                      "When the document's detail (lines, taxes, custom fields, ...) was read; empty while only its "
+                      "header (the list row) is stored and its lines are still to come (see precoro.sync_progress).")
+
+
+def has_lines_column(entity: Entity) -> bool:
+    """Documents whose detail is fetched apart: their header may be stored before their lines."""
+    return entity.partitioned and entity.fetch_detail
 
 
 class RecordRejected(ValueError):
@@ -54,6 +62,12 @@ class Rows:
 
     def add(self, table: str, row: dict) -> None:
         self.tables.setdefault(table, []).append(row)
+
+    def absorb(self, other: Rows) -> None:
+        """Take another set's rows and problems (a day's, into its batch)."""
+        for table, rows in other.tables.items():
+            self.tables.setdefault(table, []).extend(rows)
+        self.problems += other.problems
 
 
 def unwrap(value: object) -> list:
@@ -253,17 +267,22 @@ def record_key(entity: Entity, record: dict) -> str:
 
 
 def flatten(entity: Entity, record: dict, rows: Rows, synced_at: datetime,
-            partition_day: date | None = None, raw_text: str | None = None) -> None:
+            partition_day: date | None = None, raw_text: str | None = None, header_only: bool = False) -> None:
     """Add the rows one record contributes to its entity's table and child tables.
 
-    `raw_text` is the record's JSON as Precoro sent it, when the caller has it (kept as `raw` unchanged)."""
+    `raw_text` is the record's JSON as Precoro sent it, when the caller has it (kept as `raw` unchanged).
+    `header_only`: the record is a list row, stored until the detail comes: its own row only, lines pending."""
     key = record_key(entity, record)
     extras = {"synced_at": synced_at}
     if entity.partitioned:
         extras["partition_day"] = partition_day
     parent = _typed(entity.columns, record, entity.name, key, rows.problems)
     parent.update(raw=raw_text if raw_text is not None else to_json(record), **extras)
+    if has_lines_column(entity):
+        parent["lines_synced_at"] = None if header_only else synced_at
     rows.add(entity.name, parent)
+    if header_only:
+        return
     parent_key = {entity.parent_column: parent[entity.key]}
     for child in entity.children:
         seen: set[tuple] = set()
@@ -295,6 +314,8 @@ def table_columns(entity: Entity, child: ChildTable | None = None) -> list[Colum
     if entity.partitioned:
         columns.append(PARTITION_COLUMN)
     columns.append(SYNCED_COLUMN)
+    if child is None and has_lines_column(entity):
+        columns.append(LINES_COLUMN)
     return columns
 
 

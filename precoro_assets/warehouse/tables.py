@@ -12,7 +12,7 @@ from datetime import date, datetime
 import duckdb
 
 from ..api.catalogue import ChildTable, Column, Entity
-from .rows import Rows, table_columns, to_arrow
+from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 
 SCHEMA = "precoro"
 
@@ -107,6 +107,8 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
             for column in columns:
                 if column.name not in comments:
                     con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
+                    if column is LINES_COLUMN:  # rows written before headers came first were all whole
+                        con.execute(f"UPDATE {qualified(table)} SET lines_synced_at = synced_at")
         if comments.get(None) != description:
             con.execute(f"COMMENT ON TABLE {qualified(table)} IS {sql_text(description)}")
         for column in columns:
@@ -151,11 +153,20 @@ def _table_comments(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[st
     return dict(rows)
 
 
+def lines_progress(con: duckdb.DuckDBPyConnection, entity: Entity) -> tuple[int, int]:
+    """Documents stored, and how many of them have their lines (their detail was read)."""
+    total, with_lines = con.execute(f"SELECT count(*), count(lines_synced_at) FROM {qualified(entity.name)}").fetchone()
+    return total, with_lines
+
+
 def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, start: date,
                             end: date) -> dict[date, dict[str, datetime | None]]:
-    """Per partition day, key -> update_date of the stored documents."""
+    """Per partition day, key -> update_date of the stored documents (None for a header whose lines are still
+    to come: it is not held at any version, so its detail is fetched)."""
+    version = "CASE WHEN lines_synced_at IS NOT NULL THEN update_date END" if has_lines_column(entity) \
+        else "update_date"
     rows = con.execute(
-        f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), update_date FROM {qualified(entity.name)} "
+        f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), {version} FROM {qualified(entity.name)} "
         "WHERE partition_day BETWEEN ? AND ?", [start, end]
     ).fetchall()
     by_day: dict[date, dict[str, datetime | None]] = {}

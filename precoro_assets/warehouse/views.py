@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import duckdb
 
 from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
+from ..api.quota import DAILY_QUOTA
+from .rows import has_lines_column
 from .tables import SCHEMA, ensure_sync_state, ensure_tables, qualified, sql_text
 
 
@@ -200,6 +202,33 @@ LEFT JOIN {qualified('status_names')} st ON st.status = po.status
         },
     ),
 )
+
+
+def _sync_progress() -> str:
+    """Per document type whose lines come from a detail request: how many documents have them."""
+    parts = [f"""SELECT '{entity.name}' AS asset, count(*) AS documents, count(lines_synced_at) AS with_lines,
+       count(*) - count(lines_synced_at) AS awaiting_lines,
+       max(partition_day) FILTER (WHERE lines_synced_at IS NULL) AS newest_day_awaiting,
+       min(partition_day) FILTER (WHERE lines_synced_at IS NULL) AS oldest_day_awaiting,
+       ceil((count(*) - count(lines_synced_at)) / {DAILY_QUOTA})::INTEGER AS quota_days_to_complete
+FROM {qualified(entity.name)}""" for entity in DOCUMENTS if has_lines_column(entity)]
+    return "\nUNION ALL\n".join(parts)
+
+
+SYNC_PROGRESS = View(
+    "sync_progress",
+    "Per document type: documents stored, how many have their lines (detail read) and how many only their header "
+    "(list row) so far, and the quota days the rest needs at one detail request each.",
+    _sync_progress(),
+    {"asset": "The document table (precoro.<asset>).", "documents": "Documents stored (headers included).",
+     "with_lines": "Documents whose detail (lines, taxes, custom fields, ...) is stored.",
+     "awaiting_lines": "Documents stored from their list row only: lines still to come.",
+     "newest_day_awaiting": "The newest partition day with documents awaiting lines (fetched first).",
+     "oldest_day_awaiting": "The oldest such day (fetched last).",
+     "quota_days_to_complete": f"Days of Precoro's request quota ({DAILY_QUOTA:,} a day) the awaiting details "
+                               "need, if every request went to them."},
+)
+VIEWS = (*VIEWS, SYNC_PROGRESS)
 
 
 def create_status_names(con: duckdb.DuckDBPyConnection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -89,32 +90,67 @@ def test_the_change_sensor_requests_exactly_the_partitions_that_changed(env):
     assert expected, "the tick changed no document"
 
     _, mark = env.request_log()
-    sensor = env.defs.resolve_sensor_def("precoro_changes")
-    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources) as context:
-        result = sensor.evaluate_tick(context)
-    requested = {(r.asset_selection[0].to_user_string(), r.partition_key) for r in result.run_requests}
+    result = tick_change_sensor(env)
+    # one run for every changed document type and day: the days of the range, each asset told its own days
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    requested = {(key.to_user_string(), day) for key in request.asset_selection
+                 for day in changed_days(request, key)}
     assert requested == expected
+    assert request_days(request)[0] == min(day for _, day in expected)
+    assert request_days(request)[1] == max(day for _, day in expected)
     sensor_log, mark = env.request_log(mark)
     # one list request per document type, and one for the credit notes
     assert len(sensor_log) == len(DOCUMENTS) + sum(len(e.also_list) for e in DOCUMENTS)
 
-    for request in result.run_requests:
-        asset = request.asset_selection[0].to_user_string()
-        assert env.materialize(asset, partition=request.partition_key, run_config=request.run_config).success
+    assert run_requested(env, request).success
     runs_log, _ = env.request_log(mark)
     changed_documents = {(c["resource"], c["key"]) for c in changes
                          if c["resource"] in {e.path for e in DOCUMENTS if e.fetch_detail}}
-    # the runs get the changed rows from the sensor: no day is listed again, one detail per changed document
+    # the run gets the changed rows from the sensor: no day is listed again, one detail per changed document
     assert list_gets(runs_log) == []
     assert len(runs_log) == len(detail_gets(runs_log)) == len(changed_documents)
     for entity in DOCUMENTS:
         assert differences(env, entity) == [], entity.name
 
     # a second tick of the sensor with nothing new requests nothing (run keys and the cursor agree)
-    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources,
-                                 cursor=result.cursor) as context:
-        again = sensor.evaluate_tick(context)
+    again = tick_change_sensor(env, cursor=result.cursor)
     assert again.run_requests == []
+
+
+def tick_change_sensor(env, cursor: str | None = None) -> dg.SensorResult:
+    sensor = env.defs.resolve_sensor_def("precoro_changes")
+    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources,
+                                 cursor=cursor) as context:
+        return sensor.evaluate_tick(context)
+
+
+def request_days(request: dg.RunRequest) -> tuple[str, str]:
+    """The first and last partition day a run request covers."""
+    if request.partition_key:
+        return request.partition_key, request.partition_key
+    return request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]
+
+
+def changed_days(request: dg.RunRequest, key: dg.AssetKey) -> list[str]:
+    """The days the sensor told an asset of the run to bring in."""
+    config = request.run_config["ops"][key.to_python_identifier()]["config"]["changed_documents"]
+    return list(json.loads(config))
+
+
+def changed_keys(request: dg.RunRequest, key: dg.AssetKey) -> set[str]:
+    """The documents the sensor told an asset of the run to bring in."""
+    config = request.run_config["ops"][key.to_python_identifier()]["config"]["changed_documents"]
+    return {document for rows in json.loads(config).values() for document in rows}
+
+
+def run_requested(env, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Run what the sensor requested, as the daemon would: its assets, days and config."""
+    first, last = request_days(request)
+    keys = [key.to_user_string() for key in request.asset_selection]
+    if first == last:
+        return env.materialize(keys, partition=first, run_config=request.run_config)
+    return env.materialize(keys, partition_range=(first, last), run_config=request.run_config)
 
 
 def test_documents_deleted_in_precoro_leave_the_warehouse(env):
