@@ -460,6 +460,8 @@ def demo(port: int) -> None:
             _demo_ledger_if_empty()
         workspace = PACKAGE_ROOT / "workspace.yaml"
         environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        if config.using_simulator and _demo_webhooks(processes):
+            environment["PRECORO_WEBHOOKS"] = "1"
         if config.using_simulator:  # the simulated company changes every minute: the sensor looks as often
             environment.setdefault("PRECORO_SENSOR_INTERVAL_SECONDS", str(DEMO_SENSOR_INTERVAL_SECONDS))
         processes.append(subprocess.Popen(
@@ -480,6 +482,59 @@ def demo(port: int) -> None:
                 process.kill()
 
 
+@main.command()
+@click.option("--port", default=8790, show_default=True, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 behind your HTTPS proxy, so Precoro can reach it).")
+def webhooks(port: int, host: str) -> None:
+    """Receive Precoro's webhooks and record them for the precoro_webhook_events sensor.
+
+    Give Precoro (Settings > Webhooks) the URL https://<your host>/precoro/<PRECORO_WEBHOOK_SECRET>."""
+    from .webhooks import WebhookInbox, inbox_path, serve
+
+    config = _settings()
+    secret = os.environ.get("PRECORO_WEBHOOK_SECRET", "")
+    if len(secret) < 16:
+        raise click.ClickException(
+            "Set PRECORO_WEBHOOK_SECRET to a random string of at least 16 characters (e.g. the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`): Precoro signs nothing, so the secret "
+            "in the URL is what keeps strangers' events out. Then give Precoro the URL "
+            "https://<your host>/precoro/<that secret>, and set PRECORO_WEBHOOKS=1 for Dagster.")
+    inbox = WebhookInbox(inbox_path(config.state_dir))
+    click.echo(f"receiving Precoro's webhooks on http://{host}:{port}/precoro/<PRECORO_WEBHOOK_SECRET>; "
+               f"events recorded in {inbox.path}")
+    serve(inbox, secret, host, port)
+
+
+def _demo_webhooks(processes: list) -> bool:
+    """Start `precoro-assets webhooks` with a fresh secret and have the simulator send its webhooks there; returns
+    whether it could (the port may be taken: the demo then polls only)."""
+    import secrets
+
+    import httpx
+
+    from . import settings
+
+    port = settings.webhook_port()
+    if _port_open(port):
+        click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
+        return False
+    secret = secrets.token_urlsafe(24)  # the receiver's alone: Dagster's processes never see it
+    processes.append(subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port)],
+                                      env={**os.environ, "PRECORO_WEBHOOK_SECRET": secret}))
+    for _ in range(300):
+        if _port_open(port):
+            break
+        time.sleep(0.1)
+    try:
+        httpx.post(f"http://127.0.0.1:{settings.simulator_port()}/_sim/webhooks", timeout=10,
+                   json={"urls": [f"http://127.0.0.1:{port}/precoro/{secret}"]}).raise_for_status()
+    except httpx.HTTPError as error:
+        click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
+        return False
+    return True
+
+
 DEMO_SENSOR_INTERVAL_SECONDS = 60  # 5 requests a tick: a quarter of what the 10x-scaled simulator allows an hour
 
 DEMO_GUIDE = """
@@ -490,8 +545,9 @@ What to click:
   2. Catalog -> select group "precoro_documents" -> Materialize -> pick a date range
      (e.g. the last 7 days; partitions start {start}) -> Launch backfill
   3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
-  4. Automation -> turn on "precoro_changes": changes the simulated company makes every minute are synced
-     (the sensor looks every {interval} s)
+  4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
+     reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
+     too, the polling safety net for lost webhooks and for payments (it looks every {interval} s)
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
   6. Catalog -> group "precoro_reconciliation" -> Materialize all: the demo ledger (in {home}/ledger) is
      reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says

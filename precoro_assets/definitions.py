@@ -19,6 +19,7 @@ from .defs.reconcile import RECONCILIATION_ASSETS, LedgerResource, OutboxResourc
 from .defs.resources import WarehouseResource
 from .defs.sources import EXTERNAL_ASSETS
 from .defs.views import analyst_views
+from .defs.webhook_events import build_webhook_sensor
 from .defs.writeback import build_writeback_sensor, writeback_job
 from .ledger.files import ledger_dir
 
@@ -54,6 +55,8 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
             description="Reference data changes rarely: every 6 hours costs about 40 requests a day."),
             maintenance_schedule],
         sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
+                 build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
+                                      config.webhooks),
                  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
                  reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
                  build_writeback_sensor(min(config.sensor_interval_seconds, 60))],

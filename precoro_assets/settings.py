@@ -26,6 +26,11 @@ def simulator_port() -> int:
     return int(os.environ.get("PRECORO_SIMULATOR_PORT", SIMULATOR_PORT))
 
 
+def webhook_port() -> int:
+    """Where the demo receives the simulator's webhooks: PRECORO_WEBHOOK_PORT, else 8790."""
+    return int(os.environ.get("PRECORO_WEBHOOK_PORT", "8790"))
+
+
 def simulator_limits() -> str:
     return f"scaled:{SIMULATOR_TIME_SCALE:g}"
 
@@ -54,6 +59,7 @@ class Settings:
     sensor_interval_seconds: int
     timezone: str  # the company's time zone: the calendar of Precoro's createDate filter and of the partitions
     owners: tuple[str, ...] = ("team:finance_integration",)  # who answers for the assets (Dagster owners)
+    webhooks: bool = False  # Precoro sends webhooks to `precoro-assets webhooks`: the polling sensor is the safety net
 
 
 def project_home() -> Path:
@@ -92,6 +98,7 @@ def load() -> Settings:
     if using_simulator and not os.environ.get("PRECORO_TIME_SCALE"):
         scale = _running_simulator_scale(os.environ["PRECORO_BASE_URL"]) or SIMULATOR_TIME_SCALE
         os.environ["PRECORO_TIME_SCALE"] = f"{scale:g}"
+    webhooks = os.environ.get("PRECORO_WEBHOOKS", "").strip().lower() in ("1", "true", "yes", "on")
     timezone = os.environ.get("PRECORO_TIMEZONE") or "UTC"
     try:
         ZoneInfo(timezone)
@@ -107,8 +114,11 @@ def load() -> Settings:
         warehouse=warehouse_dir(),
         state_dir=Path(os.environ.get("PRECORO_STATE_DIR", home / "state")).resolve(),
         time_scale=float(os.environ.get("PRECORO_TIME_SCALE", "1")),
-        sensor_interval_seconds=int(os.environ.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")),
+        # with webhooks on, polling is the safety net for lost deliveries: every 6 hours
+        sensor_interval_seconds=int(os.environ.get("PRECORO_SENSOR_INTERVAL_SECONDS",
+                                                   "21600" if webhooks else "1800")),
         timezone=timezone,
+        webhooks=webhooks,
         owners=_owners(os.environ.get("PRECORO_ASSET_OWNERS", "team:finance_integration")),
     )
 

@@ -335,6 +335,8 @@ def sync_changes(client, warehouse, staging: DetailStaging, entity: Entity, chan
         # listed_per_day stays empty: the days were not listed, there is no count to hold them to
         plans = [_plan_day(day, rows, stored.get(day, {}), summary, may_remove=False)
                  for day, rows in sorted(given.items(), reverse=True)]  # the newest day's changes first
+        for plan in plans:
+            plan.file_in = zone
         progress(f"{entity.name}: {summary.listed} document(s) changed in Precoro on {len(plans)} day(s), "
                  f"{sum(len(plan.to_write) for plan in plans)} not in the warehouse at that version")
         _apply(client, warehouse, staging, entity, plans, summary, progress)
@@ -346,6 +348,13 @@ def sync_changes(client, warehouse, staging: DetailStaging, entity: Entity, chan
         progress(f"{entity.name}: {day} changed too much to hand over: listing it")
         summary.merge(sync_documents(client, warehouse, staging, entity, day, day, progress, zone))
     return summary
+
+
+def _own_day(record: dict, fallback: date, zone: tzinfo) -> date:
+    try:
+        return partition_day(record, zone)
+    except (KeyError, TypeError, ValueError):
+        return fallback
 
 
 def _day_counts(plans: list[_DayPlan]) -> dict[str, dict[str, int]]:
@@ -390,7 +399,8 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
                     progress(f"{entity.name}: {entity.key} {key} was listed but is gone now (404): removed")
                     continue
                 try:
-                    flatten(entity, record, day_rows, synced_at, plan.day, raw_text=text)
+                    day = plan.day if plan.file_in is None else _own_day(record, plan.day, plan.file_in)
+                    flatten(entity, record, day_rows, synced_at, day, raw_text=text)
                 except RecordRejected as error:
                     summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
             batch.rows.absorb(day_rows)
@@ -427,6 +437,9 @@ class _DayPlan:
     removed: set[str]
     replaced: set[str]  # the documents of to_write whose older version is stored
     headers: set[str] = field(default_factory=set)  # new documents of to_write stored as headers by this run
+    # set for documents handed over by a sensor: each is filed under its own createDate's day in this zone
+    # (a webhook names a document, not its day), not under the plan's
+    file_in: tzinfo | None = None
 
 
 def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | None],

@@ -133,7 +133,7 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
                                    + (f" Errors: {'; '.join(skipped)}" if skipped else ""), asset_events=observed)
         materialized = {name: context.instance.get_materialized_partitions(asset_key(BY_NAME[name]))
                         for name in changes}
-        requests = [_run_request(group) for group in group_runs(changes, materialized)]
+        requests = [run_request(group) for group in group_runs(changes, materialized)]
         return dg.SensorResult(run_requests=requests, asset_events=observed)
 
     return precoro_changes
@@ -184,7 +184,8 @@ def _held_or_changed(name: str, day: date, changes: dict[str, dict[date, DayChan
     return day in changes[name] or day.isoformat() in materialized[name]
 
 
-def _run_request(group: dict[str, dict[date, DayChanges]]) -> dg.RunRequest:
+def run_request(group: dict[str, dict[date, DayChanges]], trigger: str = "change sensor",
+                job_name: str | None = None) -> dg.RunRequest:
     """One run for all the group's changes: its document types, over its days (a partition range when more
     than one), each asset told which documents changed on which day. The run key names every (type, day,
     newest change) it covers, so a tick that sees the same changes again requests nothing new."""
@@ -193,13 +194,14 @@ def _run_request(group: dict[str, dict[date, DayChanges]]) -> dg.RunRequest:
                      for name, by_day in group.items() for day, day_changes in by_day.items())
     digest = hashlib.sha256("\n".join(covered).encode()).hexdigest()[:16]
     first, last = days[0].isoformat(), days[-1].isoformat()
-    tags = {"precoro/trigger": "change sensor",
+    tags = {"precoro/trigger": trigger,
             "precoro/changed": str(sum(len(c.rows) for by_day in group.values() for c in by_day.values())),
             "precoro/changed_days": str(len(days))}
     if first != last:
         tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     return dg.RunRequest(
-        run_key=f"changes:{first}..{last}:{digest}",
+        run_key=f"{trigger.split()[0]}:{first}..{last}:{digest}",
+        job_name=job_name,
         partition_key=first if first == last else None,
         asset_selection=[asset_key(BY_NAME[name]) for name in sorted(group)],
         run_config=dg.RunConfig(ops={asset_key(BY_NAME[name]).to_python_identifier(): _sync_config(by_day)

@@ -29,6 +29,7 @@ from .content import EXCHANGE_RATES, SUPPLIER_STATUS_NAMES, exchange_rate
 from .faults import TRANSPORT_KINDS, BadRule, FaultBook, FaultRule
 from .generator import build_company, start_of_today
 from .limits import Limits, RateLimiter, Rejection
+from .webhooks import WebhookSender
 
 PER_PAGE_ALLOWED = (10, 20, 50, 100, 200)
 DEFAULT_PER_PAGE = 10
@@ -367,6 +368,9 @@ class SimulatorApp:
             # else: nothing has changed the company since it was built today, and rebuilding it would give
             # the very same one (the same records, ids and random state): keep it
             self.limiter = RateLimiter(self.config.limits, self.clock)
+            self.webhooks = WebhookSender()  # none configured: a reset stops sending
+            self.company.on_change = lambda record, action: self.webhooks.event(
+                record.resource, record.id, record.data.get("idn"), action)
             self.faults = FaultBook()
             self.shapes = dict(DEFAULT_SHAPES)
             self.counts: Counter[tuple[str, str, int]] = Counter()
@@ -955,6 +959,16 @@ class SimulatorApp:
                 except Invalid as invalid:
                     raise BadRequest(invalid.message) from None
                 return self.company.detail(payment)
+        if action == "webhooks":
+            with self.lock:
+                if request.method == "POST":
+                    options = body or {}
+                    try:
+                        self.webhooks.configure(options.get("urls", []), float(options.get("lose", 0)),
+                                                float(options.get("duplicate", 0)), int(options.get("seed", 97)))
+                    except (TypeError, ValueError) as error:
+                        raise BadRequest(str(error)) from None
+                return self.webhooks.state()
         if action == "shapes":
             with self.lock:
                 if request.method == "POST":

@@ -225,6 +225,8 @@ class Company:
         self._next_idn = dict.fromkeys(self.by_idn, 0)
         self._select_cache: OrderedDict[tuple, tuple[int, list[Record]]] = OrderedDict()
         self.token_user_id: int | None = None
+        # told of every record created (action 0) or modified (1) from now on: the webhooks (see webhooks.py)
+        self.on_change: Callable[[Record, int], None] | None = None
 
     # ---- identity -------------------------------------------------------------------------------
 
@@ -254,6 +256,8 @@ class Company:
         if resource in self.by_idn:
             self.by_idn[resource][str(data["idn"])] = record_id
         self.versions[resource] += 1
+        if self.on_change is not None:
+            self.on_change(record, 0)
         return record
 
     def _write_dates(self, record: Record) -> None:
@@ -269,6 +273,8 @@ class Company:
         record.updated = max(when or self.now(), record.updated)
         self._write_dates(record)
         self.versions[record.resource] += 1
+        if self.on_change is not None:
+            self.on_change(record, 1)
 
     def delete(self, record: Record) -> None:
         del self.records[record.resource][record.id]

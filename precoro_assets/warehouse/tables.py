@@ -205,6 +205,17 @@ def keys_present(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str])
     return {str(r[0]) for r in rows}
 
 
+def stored_days(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> dict[str, date]:
+    """key -> partition day of these stored documents."""
+    if not keys:
+        return {}
+    key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), partition_day FROM {qualified(entity.name)} "
+                       f"WHERE {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))",
+                       [_key_list(entity, keys)]).fetchall()
+    return {str(key): day for key, day in rows}
+
+
 def create_dates(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> dict[str, datetime | None]:
     """key -> create_date of these stored documents."""
     if not keys:

@@ -74,7 +74,10 @@ def day_snapshot(env, day: str) -> dict[str, list[tuple]]:
     """Every row of the day in precoro.invoices and its child tables, as an analyst would read them."""
     snapshot = {}
     for table in [INVOICES.name, *(child.name for child in INVOICES.children)]:
-        sql = f"SELECT * EXCLUDE (raw), CAST(raw AS VARCHAR) FROM precoro.{table} WHERE partition_day = ?"
+        # when each row was written comes last, as one value (a rewrite of the same version differs only there)
+        written = "synced_at, lines_synced_at" if table == INVOICES.name else "synced_at"
+        sql = (f"SELECT * EXCLUDE (raw, {written}), CAST(raw AS VARCHAR), list_value({written}) "
+               f"FROM precoro.{table} WHERE partition_day = ?")
         snapshot[table] = sorted(env.warehouse.read(lambda con, sql=sql: con.execute(sql, [day]).fetchall()),
                                  key=repr)
     return snapshot

@@ -1,0 +1,149 @@
+"""Precoro's webhooks, received: `precoro-assets webhooks --port N` serves them, each event is recorded on disk
+before the 200, and the `precoro_webhook_events` sensor turns recorded events into runs (see defs/changes.py).
+
+Precoro signs nothing (its documented body is `{"id", "type", "action", "idn"}`), so the receiver trusts
+little: the URL carries a secret path segment (PRECORO_WEBHOOK_SECRET), bodies over a small limit or of any
+other shape are refused with a 4xx and logged, and an event is only a hint: the run re-reads the record.
+
+Starlette and uvicorn serve it: the ASGI pair dagster-webserver already installs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+logger = logging.getLogger("precoro_assets.webhooks")
+
+MAX_BODY_BYTES = 1024  # Precoro's event is about 50 bytes
+KNOWN_TYPES = range(0, 12)  # 0 warehouse request ... 9 budget, 10 document and 11 item custom fields
+ACTIONS = {0: "created", 1: "updated"}
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    seq: int
+    received_at: datetime
+    type: int
+    action: int
+    id: int
+    idn: str | None
+
+
+class BadEvent(ValueError):
+    """A body that is not a Precoro webhook event."""
+
+
+def parse_event(body: bytes) -> tuple[int, int, int, str | None]:
+    """(type, action, id, idn) of a webhook body, or BadEvent saying what is wrong with it."""
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadEvent("the body is not JSON") from None
+    if not isinstance(event, dict) or set(event) - {"id", "type", "action", "idn"}:
+        raise BadEvent('the body is not an object of "id", "type", "action" and "idn"')
+    kind, action, record_id, idn = (event.get(name) for name in ("type", "action", "id", "idn"))
+    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in KNOWN_TYPES:
+        raise BadEvent(f"type {kind!r} is not one of Precoro's webhook types 0-11")
+    if action not in ACTIONS or isinstance(action, bool):
+        raise BadEvent(f"action {action!r} is neither 0 (created) nor 1 (updated)")
+    if not isinstance(record_id, int) or isinstance(record_id, bool) or record_id <= 0:
+        raise BadEvent(f"id {record_id!r} is not a record id")
+    if idn is not None and not (isinstance(idn, int | str) and not isinstance(idn, bool) and str(idn).strip()):
+        raise BadEvent(f"idn {idn!r} is not a document number")
+    return kind, action, record_id, None if idn is None else str(idn).strip()
+
+
+class WebhookInbox:
+    """Received events, in order, in a SQLite file every process can read (the receiver writes, sensors read)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                        "received_at TEXT NOT NULL, type INTEGER NOT NULL, action INTEGER NOT NULL, "
+                        "id INTEGER NOT NULL, idn TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA synchronous=FULL")  # recorded means on disk: Precoro won't send it again
+        return con
+
+    def record(self, kind: int, action: int, record_id: int, idn: str | None) -> int:
+        with closing(self._connect()) as con, con:
+            cursor = con.execute("INSERT INTO events (received_at, type, action, id, idn) VALUES (?, ?, ?, ?, ?)",
+                                 [datetime.now(UTC).isoformat(), kind, action, record_id, idn])
+            return int(cursor.lastrowid)
+
+    def after(self, seq: int, limit: int = 10_000) -> list[WebhookEvent]:
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT seq, received_at, type, action, id, idn FROM events WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", [seq, limit]).fetchall()
+        return [WebhookEvent(s, datetime.fromisoformat(at), t, a, i, n) for s, at, t, a, i, n in rows]
+
+
+def inbox_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "webhooks.sqlite"
+
+
+def build_app(inbox: WebhookInbox, secret: str) -> Starlette:
+    """POST /precoro/<secret>: record the event, then 200. Anything else: a 4xx, logged without the secret."""
+    if len(secret) < 16:
+        raise ValueError("PRECORO_WEBHOOK_SECRET must be at least 16 characters (it is all that guards the URL)")
+
+    async def receive(request: Request) -> JSONResponse:
+        if not hmac.compare_digest(request.path_params["secret"].encode(), secret.encode()):
+            logger.warning("webhook refused: wrong secret in the URL (from %s)", _client(request))
+            return JSONResponse({"error": "not found"}, status_code=404)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            logger.warning("webhook refused: body of %s bytes (limit %d) from %s", declared, MAX_BODY_BYTES,
+                           _client(request))
+            return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        body = b""
+        async for chunk in request.stream():  # a body without a length is read only up to the limit
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                logger.warning("webhook refused: body over %d bytes from %s", MAX_BODY_BYTES, _client(request))
+                return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            kind, action, record_id, idn = parse_event(body)
+        except BadEvent as error:
+            logger.warning("webhook refused: %s (from %s): %r", error, _client(request), body[:200])
+            return JSONResponse({"error": str(error)}, status_code=422)
+        seq = inbox.record(kind, action, record_id, idn)
+        logger.info("webhook %d recorded: type %d, %s, id %d, idn %s", seq, kind, ACTIONS[action], record_id, idn)
+        return JSONResponse({"recorded": seq})
+
+    async def refuse(request: Request) -> JSONResponse:
+        logger.warning("webhook refused: %s %s is not the webhook URL (from %s)", request.method,
+                       "/precoro/<secret>" if request.url.path.startswith("/precoro/") else request.url.path,
+                       _client(request))
+        return JSONResponse({"error": "not found"}, status_code=404)
+
+    return Starlette(routes=[Route("/precoro/{secret}", receive, methods=["POST"]),
+                             Route("/{path:path}", refuse, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def serve(inbox: WebhookInbox, secret: str, host: str, port: int) -> None:
+    import uvicorn
+
+    # uvicorn's access log prints each request's path, the secret included: ours logs without it
+    uvicorn.run(build_app(inbox, secret), host=host, port=port, access_log=False, log_level="info")
