@@ -123,8 +123,9 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
             listed, list_complete = _list_range(client, entity, start, end, summary, zone)
         else:
             listed, list_complete = _restore_listing(saved, summary)
-            progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} by the run the "
-                     "quota stopped (no list request spent again; later changes reach the change sensor)")
+            progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} (by this run "
+                     "ahead of its details, or by the run the quota stopped): no list request spent again; later "
+                     "changes reach the change sensor")
         stored_by_day, had_rejected, table_is_new = stored_ready.result()
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
@@ -190,6 +191,30 @@ def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: C
     if pending:
         progress(f"{entity.name}: stored the headers of {len(pending)} new document(s); their lines come with "
                  "their details, newest day first (see precoro.sync_progress)")
+
+
+def list_ahead(client, warehouse, staging: DetailStaging, entities: list[Entity], start: date, end: date,
+               progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> None:
+    """List the other document types of a run now and store their headers, before any detail is fetched.
+
+    A run's assets go one after the other, and the first one's details may spend the day's quota: without this,
+    the other types' history would wait a quota day or more for its list pages, which cost a request per 200
+    documents. Each listing is kept in staging, where its own asset takes it up (as after a quota stop): nothing
+    is listed twice."""
+    for entity in entities:
+        if staging.has_listing(entity.name, start.isoformat(), end.isoformat(), LISTING_KEPT_SECONDS):
+            continue
+        summary = SyncSummary(entity.name)
+        stored_by_day, _, table_is_new = _stored_state(warehouse, entity, start, end)
+        listed, list_complete = _list_range(client, entity, start, end, summary, zone)
+        plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), SyncSummary(entity.name))
+                 for day in _days(start, end)]
+        if has_lines_column(entity):
+            _write_headers(warehouse, entity, plans, progress, table_is_new)
+        staging.save_listing(entity.name, start.isoformat(), end.isoformat(),
+                             _listing_to_save(listed, list_complete, summary))
+        progress(f"{entity.name}: listed {sum(len(rows) for rows in listed.values())} documents created "
+                 f"{start}..{end} ahead of the run's details (its step takes the listing up)")
 
 
 def _stored_state(warehouse, entity: Entity, start: date,

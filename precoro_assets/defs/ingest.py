@@ -21,7 +21,14 @@ from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
 from ..api.resource import PrecoroResource
-from ..sync import SyncSummary, prepare_detail_workers, sync_changes, sync_documents, sync_reference
+from ..sync import (
+    SyncSummary,
+    list_ahead,
+    prepare_detail_workers,
+    sync_changes,
+    sync_documents,
+    sync_reference,
+)
 from ..warehouse import tables, views
 from ..warehouse.drift import Drift, drift
 from ..warehouse.rows import has_lines_column, table_columns
@@ -292,6 +299,12 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
             prepare_detail_workers(client, staging)  # they start while the tables are made ready and days listed
         try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
             if changed is None:
+                # every document type of the run is listed (and its headers stored) before any detail is fetched
+                others = [other for other in DOCUMENTS
+                          if other is not entity and asset_key(other) in context.selected_asset_keys]
+                if others and staging.claim_list_ahead(context.run_id):
+                    list_ahead(client, store, staging, others, start, end, progress=context.log.info,
+                               zone=ZoneInfo(partitions.timezone))
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
                                          zone=ZoneInfo(partitions.timezone))
             else:

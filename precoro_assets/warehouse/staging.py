@@ -48,6 +48,7 @@ class DetailStaging:
             "CREATE TABLE IF NOT EXISTS listings (entity TEXT, first_day TEXT, last_day TEXT, saved_at REAL, "
             "listing TEXT, PRIMARY KEY (entity, first_day, last_day))"
         )
+        self._con.execute("CREATE TABLE IF NOT EXISTS listed_ahead (run_id TEXT PRIMARY KEY, claimed_at REAL)")
 
     def get(self, entity: str, key: str, at_least: datetime | None) -> tuple[dict, str] | None:
         """The staged detail and its JSON text, if it is at least as new as `at_least` (the list row's
@@ -104,6 +105,20 @@ class DetailStaging:
         with self._lock, self._writers.held():
             self._con.execute("INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
                               (entity, first_day, last_day, time.time(), text))
+
+    def claim_list_ahead(self, run_id: str) -> bool:
+        """Whether this step is the run's first to list its document types ahead (see sync.list_ahead): once."""
+        with self._lock, self._writers.held():
+            self._con.execute("DELETE FROM listed_ahead WHERE claimed_at < ?", (time.time() - 30 * 86400,))
+            cursor = self._con.execute("INSERT OR IGNORE INTO listed_ahead VALUES (?, ?)", (run_id, time.time()))
+            return cursor.rowcount == 1
+
+    def has_listing(self, entity: str, first_day: str, last_day: str, max_age_seconds: float) -> bool:
+        """Whether a listing of exactly this range, recent enough, waits to be taken."""
+        with self._lock:
+            row = self._con.execute("SELECT saved_at FROM listings WHERE entity = ? AND first_day = ? AND last_day = ?",
+                                    (entity, first_day, last_day)).fetchone()
+        return row is not None and time.time() - row[0] <= max_age_seconds
 
     def take_listing(self, entity: str, first_day: str, last_day: str, max_age_seconds: float) -> dict | None:
         """The listing a stopped run saved for exactly this range, if recent enough; it is used once."""

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.api.catalogue import BY_NAME, DOCUMENTS
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.resource import PrecoroResource
-from precoro_assets.sync import partition_day, sync_documents
+from precoro_assets.sync import list_ahead, partition_day, sync_documents
 from precoro_assets.warehouse import views
 
 INVOICES = BY_NAME["invoices"]
@@ -65,3 +65,35 @@ def precoro(env, ledger: str, **limits) -> PrecoroResource:
     """A client of the simulator with its own request ledger (a quota of its own)."""
     return PrecoroResource(api_token=env.sim.token, email=env.sim.email, base_url=env.sim.url,
                            state_dir=str(env.config.state_dir / ledger), **limits)
+
+
+def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leaves_all_their_headers(env):
+    start, end = env.days()
+    warehouse = env.defs.resources["warehouse"]
+    store, staging = warehouse.open(), warehouse.staging()
+    first, *others = [entity for entity in DOCUMENTS if entity.fetch_detail]
+    lists_needed = sum(1 + len(e.also_list) for e in DOCUMENTS if e.fetch_detail) * 2  # a page or two each
+    small_day = precoro(env, "small-quota", per_day=lists_needed + 5, time_scale=10_000, max_wait_seconds=0.5)
+    client = small_day.get_client()
+
+    _, mark = env.request_log()
+    list_ahead(client, store, staging, others, start, end)
+    with pytest.raises(QuotaExhausted):
+        sync_documents(client, store, staging, first, start, end)
+    log, mark = env.request_log(mark)
+    assert [r for r in log if r["path"].endswith("{idn}")], "the quota should have stopped the details"
+    for entity in DOCUMENTS:
+        if not entity.fetch_detail:
+            continue
+        truth = {str(r["idn"]) for r in env.export(entity.path) if start <= partition_day(r) <= end}
+        stored = {idn for (idn,) in env.query(f"SELECT idn FROM precoro.{entity.name}")}
+        assert stored == truth, entity.name  # every type's history is queryable, lines or not
+
+    # each type's own sync takes its listing up: no list request again, only details
+    next_day = precoro(env, "next-day").get_client()
+    for entity in others:
+        sync_documents(next_day, store, staging, entity, start, end)
+    log, _ = env.request_log(mark)
+    assert log and all(r["path"].endswith("{idn}") for r in log)
+    for entity in others:
+        assert differences(env, entity, in_range=lambda r: start <= partition_day(r) <= end) == [], entity.name
