@@ -31,8 +31,10 @@ def _sizes(text: str) -> tuple[int, ...]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="efficiency,quota,throughput",
-                        help="comma-separated: efficiency, quota, throughput (default: all)")
+    parser.add_argument("--parts", default="efficiency,quota,throughput,time_to_data",
+                        help="comma-separated: efficiency, quota, throughput, time_to_data (default: all)")
+    parser.add_argument("--time-to-data-documents", type=int, default=100_000,
+                        help="documents of the time_to_data backfill (default 100k)")
     parser.add_argument("--tools", default="ours,dlt", help="comma-separated: ours, dlt (default: both)")
     parser.add_argument("--sizes", type=_sizes, default=(10_000, 100_000),
                         help="throughput sizes in documents, e.g. 10k,100k (default)")
@@ -63,6 +65,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
         sizes=args.sizes, efficiency_documents=args.efficiency_documents, efficiency_days=args.efficiency_days,
         efficiency_scale=args.efficiency_scale, tick_events=args.tick_events, quota_documents=args.quota_documents,
         quota_scale=args.quota_scale, quota_max_days=args.quota_max_days, throughput_repeats=args.repeats,
+        time_to_data_documents=args.time_to_data_documents,
         log=lambda message: print(f"{datetime.now():%H:%M:%S} {message}", file=sys.stderr, flush=True),
     )
     if args.quick:
@@ -72,6 +75,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
         settings.parts = tuple(p for p in settings.parts if p != "quota")
         settings.sizes = (300,)
         settings.throughput_days, settings.http_floor, settings.throughput_repeats = 5, False, 1
+        settings.time_to_data_documents, settings.time_to_data_days = 600, 10
     return settings
 
 

@@ -102,8 +102,16 @@ class Ours:
                 "skip_reason": evaluation.skip_message}
 
     def loaded_documents(self) -> int:
-        """Documents queryable in the warehouse right now."""
+        """Documents queryable in the warehouse right now with their lines (headers awaiting lines not counted)."""
+        return self._count(with_lines=True)
+
+    def stored_documents(self) -> int:
+        """Documents queryable right now, headers awaiting their lines included."""
+        return self._count(with_lines=False)
+
+    def _count(self, with_lines: bool) -> int:
         from precoro_assets.api.catalogue import DOCUMENTS
+        from precoro_assets.warehouse.rows import has_lines_column
         from precoro_assets.warehouse.store import Warehouse
 
         warehouse = Warehouse(self.config.warehouse)
@@ -111,7 +119,9 @@ class Ours:
         def count(con: Any) -> int:
             present = {r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'precoro'").fetchall()}
-            return sum(con.execute(f'SELECT count(*) FROM precoro."{e.name}"').fetchone()[0]  # noqa: S608
+            return sum(con.execute(f'SELECT count(*) FROM precoro."{e.name}"'  # noqa: S608
+                                   + (" WHERE lines_synced_at IS NOT NULL" if with_lines and has_lines_column(e)
+                                      else "")).fetchone()[0]
                        for e in DOCUMENTS if e.name in present)
 
         return warehouse.read(count)

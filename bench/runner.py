@@ -51,6 +51,9 @@ class Settings:
     # Runs per tool at the smallest size, the tools alternating; the median run is reported. A run of ten
     # seconds or so varies by +-15% on a shared machine; a run of minutes (the larger sizes) averages that out.
     throughput_repeats: int = 3
+    # Time to data: a first backfill at Precoro's limits sped up F times, stopped by the day's quota.
+    time_to_data_documents: int = 100_000
+    time_to_data_days: int = 90
     tools: tuple[str, ...] = TOOLS
     seed: int = 7
     log: Any = field(default=print)
@@ -286,3 +289,58 @@ def _median_run(runs: list[dict]) -> dict:
     ordered = sorted(runs, key=lambda r: (not r["ok"], r["seconds"]))
     return {**ordered[(len(ordered) - 1) // 2], "runs_seconds": [r["seconds"] for r in runs],
             "all_ok": all(r["ok"] for r in runs), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+# ---- part 4: time to data ------------------------------------------------------------------------------
+
+REAL_SPACING_SECONDS = 1.25  # our client's spacing at Precoro's 1 request/s (a quarter of margin)
+TICK_REQUESTS = 7  # a change sensor tick: one list walk per document type, and the credit notes apart
+WEBHOOK_SENSOR_SECONDS = 15
+
+
+def time_to_data(settings: Settings) -> dict:
+    """How soon a first backfill's whole history is queryable (headers first), how long its lines take, and what
+    keeping it current costs by polling and with webhooks.
+
+    Ours backfills the whole range at Precoro's limits sped up F times until the day's quota stops it; a thread
+    of the worker notes when every document was first queryable. A simulated day later, one change sensor cycle
+    after a tick of the company is timed: a change reaches the warehouse that long after the sensor sees it."""
+    scale = settings.quota_scale
+    first, last = _history(settings.time_to_data_days)
+    base = _fresh(settings.workdir / "time_to_data")
+    settings.log(f"[time_to_data] generating {settings.time_to_data_documents} documents (not timed)")
+    simulator = sim.start(settings.time_to_data_documents, settings.time_to_data_days, _limits(scale), settings.seed)
+    try:
+        documents = sum(simulator.document_counts().values()) + len(simulator.export("expenses"))
+        home = _fresh(base / "ours")
+        position = simulator.log_position()
+        settings.log(f"[time_to_data] ours: backfill of {documents} documents until the quota stops it")
+        backfill = worker({**_spec(simulator, "ours", "range", home, first, last, scale,
+                                   max_wait_seconds=REAL_MAX_WAIT_SECONDS / scale), "expect_documents": documents})
+        entries, _ = simulator.request_log(position)
+        spent = sim.spent(entries)
+        time.sleep(DAY_SECONDS / scale + 1)  # a quota day later
+        simulator.control("POST", "tick", json={"events": settings.tick_events})
+        settings.log("[time_to_data] ours: one change sensor cycle")
+        change = worker(_spec(simulator, "ours", "sensor", home, first, last, scale,
+                              max_wait_seconds=REAL_MAX_WAIT_SECONDS / scale))
+    finally:
+        simulator.stop()
+    details_needed = documents - sum(simulator.document_counts().get(r, 0) for r in sim.DOCUMENT_RESOURCES
+                                     if r not in sim.DETAIL_RESOURCES)
+    polling = {f"every {interval // 60} min": TICK_REQUESTS * 86400 // interval for interval in (1800, 21600)}
+    run_seconds = round(change["seconds"], 1)
+    return {
+        "documents": documents, "scale": scale, "headers_seconds": backfill.get("headers_seconds"),
+        "stored_documents": backfill.get("stored_documents"), "with_lines": backfill["loaded_documents"],
+        "stopped_after_seconds": round(backfill["seconds"], 1), "stopped_by_quota": not backfill["ok"],
+        "list_pages": spent.list_pages, "details_before_stop": spent.details, "rate_limited": spent.rate_limited,
+        # at Precoro's real pace the list pages alone take this long; every detail waits for the quota
+        "headers_real_pace_minutes": round(spent.list_pages * REAL_SPACING_SECONDS / 60, 1),
+        "lines_quota_days": round(details_needed / 3000, 1),
+        "lines_only_quota_days": round((details_needed + spent.list_pages) / 3000, 1),
+        "change_run_seconds": run_seconds, "change_run_ok": change["ok"],
+        "latency_seconds": {"polling every 30 min": 900 + run_seconds,
+                            f"webhooks (sensor every {WEBHOOK_SENSOR_SECONDS} s)": WEBHOOK_SENSOR_SECONDS / 2 + run_seconds},
+        "polling_requests_per_day": polling,
+    }

@@ -74,6 +74,32 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+class HeadersWatch:
+    """When every expected document was first queryable (headers included), polled from a thread during the run."""
+
+    def __init__(self, ours, expected: int, began: float) -> None:
+        self.seconds: float | None = None
+        self._ours, self._expected, self._began = ours, expected, began
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._ours.stored_documents() >= self._expected:
+                    self.seconds = time.perf_counter() - self._began
+                    return
+            except Exception:  # noqa: BLE001, S110 - no table yet, or a write in progress: look again
+                pass
+            self._stop.wait(0.25)
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return None if self.seconds is None else round(self.seconds, 1)
+
+
 def bare_http(url: str, token: str, email: str) -> int:
     """The floor for any sequential client: the same list pages and detail GETs, bodies read and dropped.
 
@@ -116,12 +142,15 @@ def _run(spec: dict) -> dict:
         ours = Ours(max_wait_seconds=spec.get("max_wait_seconds"))
         baseline = peak_rss_mb()
         began = time.perf_counter()
+        watch = HeadersWatch(ours, spec["expect_documents"], began) if spec.get("expect_documents") else None
         if spec["action"] == "sensor":
             outcome = ours.sensor_cycle()
         else:
             outcome = ours.sync_range(start, end, spec.get("assets"))
         seconds = time.perf_counter() - began
         loaded = ours.loaded_documents()
+        if watch is not None:
+            outcome = {**outcome, "headers_seconds": watch.stop(), "stored_documents": ours.stored_documents()}
     elif spec["tool"] == "http":
         baseline = peak_rss_mb()
         began = time.perf_counter()
