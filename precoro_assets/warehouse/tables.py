@@ -163,12 +163,16 @@ def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, star
                             end: date) -> dict[date, dict[str, datetime | None]]:
     """Per partition day, key -> update_date of the stored documents (None for a header whose lines are still
     to come: it is not held at any version, so its detail is fetched)."""
-    version = "CASE WHEN lines_synced_at IS NOT NULL THEN update_date END" if has_lines_column(entity) \
-        else "update_date"
-    rows = con.execute(
-        f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), {version} FROM {qualified(entity.name)} "
-        "WHERE partition_day BETWEEN ? AND ?", [start, end]
-    ).fetchall()
+    def versions(version: str) -> list[tuple]:
+        return con.execute(
+            f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), {version} FROM {qualified(entity.name)} "
+            "WHERE partition_day BETWEEN ? AND ?", [start, end]).fetchall()
+
+    try:
+        rows = versions("CASE WHEN lines_synced_at IS NOT NULL THEN update_date END" if has_lines_column(entity)
+                        else "update_date")
+    except duckdb.BinderException:  # a table from before headers came first (a sync adds the column): all whole
+        rows = versions("update_date")
     by_day: dict[date, dict[str, datetime | None]] = {}
     for day, key, updated in rows:
         by_day.setdefault(day, {})[str(key)] = updated
