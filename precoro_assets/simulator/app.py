@@ -992,8 +992,9 @@ class SimulatorApp:
             return self.export(parts[2])
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
 
-    # What someone in the company may change in Precoro's UI that no API call can (see INTERFACE.md).
-    UI_FIELDS = {"integrationStatus"}
+    # What someone in the company may change in Precoro's UI that no API call can (see INTERFACE.md): a
+    # connector's integration status, and a draft document sent for approval (status 0 -> 1).
+    UI_FIELDS = {"integrationStatus", "status"}
 
     def _edit_in_company(self, resource: str, key: str, fields: dict) -> dict:
         unknown = set(fields) - self.UI_FIELDS
@@ -1003,6 +1004,10 @@ class SimulatorApp:
             record = self.company.get(resource, key)
             if record is None:
                 raise NotFound(f"no {resource} record {key}")
+            if "status" in fields and (fields["status"] != 1 or record.data.get("status") != 0):
+                raise BadRequest("only a draft (status 0) can be sent for approval (status 1) this way")
+            if "status" in fields:
+                self.company.set_status(record, fields.pop("status"), self.company.now())
             record.data.update(fields)
             self.company.touch(record)
             return self.company.detail(record)

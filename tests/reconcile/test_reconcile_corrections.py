@@ -117,9 +117,15 @@ def test_a_lost_payment_answer_is_recognised_when_precoro_writes_pay_dates_at_a_
 def test_a_credit_note_is_exported_as_a_credit_note(env):
     notes = [i for i in env.export("invoices") if i["logicType"] in (1, 5) and not i["externalId"]]
     note = next((i for i in notes if i["status"] == 2), None)
-    if note is None:
-        note = next(i for i in notes if i["status"] == 6)
-        precoro(env, "POST", f"/invoices/{note['idn']}/confirm")  # approved: the accounting side may have it now
+    if note is None:  # approve one: the accounting side may have it now
+        note = next(i for i in notes if i["status"] in (0, 1, 6))
+        if note["status"] == 6:
+            precoro(env, "POST", f"/invoices/{note['idn']}/confirm")
+        else:
+            if note["status"] == 0:  # a draft: sent for approval in Precoro's UI first
+                httpx.post(f"{env.sim.url}/_sim/records/invoices/{note['idn']}", json={"status": 1},
+                           timeout=30).raise_for_status()
+            precoro(env, "POST", f"/invoices/{note['idn']}/approve")
     ledger_with_payments()
     env.sync()
     env.reconcile()
