@@ -369,8 +369,7 @@ class SimulatorApp:
             # the very same one (the same records, ids and random state): keep it
             self.limiter = RateLimiter(self.config.limits, self.clock)
             self.webhooks = WebhookSender()  # none configured: a reset stops sending
-            self.company.on_change = lambda record, action: self.webhooks.event(
-                record.resource, record.id, record.data.get("idn"), action)
+            self.company.on_change = self.webhooks.record_changed  # no reference back to the app: no cycle
             self.faults = FaultBook()
             self.shapes = dict(DEFAULT_SHAPES)
             self.counts: Counter[tuple[str, str, int]] = Counter()

@@ -47,6 +47,10 @@ class WebhookSender:
             self._thread = threading.Thread(target=self._deliver, name="precoro-simulator-webhooks", daemon=True)
             self._thread.start()
 
+    def record_changed(self, record, action: int) -> None:
+        """The company's `on_change`: a record was created (0) or modified (1)."""
+        self.event(record.resource, record.id, record.data.get("idn"), action)
+
     def event(self, resource: str, record_id: int, idn: object, action: int) -> None:
         """A record changed: queue its webhook (called under the company's lock: no I/O here)."""
         kind = WEBHOOK_TYPES.get(resource)

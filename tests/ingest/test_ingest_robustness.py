@@ -300,11 +300,13 @@ def test_a_batch_failing_after_earlier_ones_were_written_keeps_them_and_nothing_
 class Analyst(threading.Thread):
     """An analyst's DuckDB session (the READ_ONLY attach of `analyst_snippet()`), querying in a loop.
 
-    Each query reads, in one statement (one snapshot), the invoices and invoice lines per day: a day must be
-    empty or complete, never half written.
+    Each query reads, in one statement (one snapshot), per day the invoices, the invoices with their lines and
+    the invoice lines: a day's headers come all at once (or not yet), and its lines too, never half written.
     """
 
     QUERY = ("SELECT 'invoices', CAST(partition_day AS VARCHAR), count(*) FROM precoro.invoices GROUP BY ALL "
+             "UNION ALL SELECT 'with_lines', CAST(partition_day AS VARCHAR), count(lines_synced_at) "
+             "FROM precoro.invoices GROUP BY ALL "
              "UNION ALL SELECT 'invoice_items', CAST(partition_day AS VARCHAR), count(*) "
              "FROM precoro.invoice_items GROUP BY ALL")
 
@@ -316,7 +318,7 @@ class Analyst(threading.Thread):
         self.errors: list[str] = []
         self.partial: list[dict] = []
         self.queries = 0
-        self.last: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, tuple[int, int]] = {}  # day -> (invoices with lines, lines)
 
     def run(self) -> None:
         con = duckdb.connect()
@@ -330,13 +332,16 @@ class Analyst(threading.Thread):
                     time.sleep(0.1)
                     continue
                 self.queries += 1
-                seen = collections.defaultdict(lambda: [0, 0])
+                seen = collections.defaultdict(dict)
                 for table, day, count in rows:
-                    seen[day][table == "invoice_items"] = count
-                state = {day: tuple(counts) for day, counts in seen.items()}
-                if any(counts != self.complete.get(day) for day, counts in state.items()):
-                    self.partial.append(state)
-                self.last = state
+                    seen[day][table] = count
+                state = {day: (counts.get("with_lines", 0), counts.get("invoice_items", 0))
+                         for day, counts in seen.items()}
+                headers = {day: counts.get("invoices", 0) for day, counts in seen.items()}
+                if any(lines not in ((0, 0), self.complete.get(day)) or headers[day] not in (
+                        0, (self.complete.get(day) or (None,))[0]) for day, lines in state.items()):
+                    self.partial.append({day: (headers[day], *lines) for day, lines in state.items()})
+                self.last = {day: lines for day, lines in state.items() if lines != (0, 0)}
                 time.sleep(0.02)
         except Exception as error:  # noqa: BLE001 - reported by the test
             self.errors.append(f"{type(error).__name__}: {error}")
@@ -397,7 +402,7 @@ def test_four_partition_runs_at_once_next_to_an_open_analyst_session(env, tmp_pa
     assert failed == {}
     assert analyst.errors == []
     assert queries_during > 0
-    assert analyst.partial == []  # never a day half written (or a day nobody asked for)
+    assert analyst.partial == []  # never a day half written (or a day nobody asked for), headers or lines
     assert analyst.last == complete  # and the session sees the runs' commits without reconnecting
 
     log, _ = env.request_log(mark)
