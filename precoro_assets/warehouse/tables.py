@@ -159,20 +159,24 @@ def lines_progress(con: duckdb.DuckDBPyConnection, entity: Entity) -> tuple[int,
     return total, with_lines
 
 
+# The version a stored document is held at: none for a header whose lines are still to come.
+HELD_VERSION = "CASE WHEN lines_synced_at IS NOT NULL THEN update_date END"
+
+
 def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, start: date,
                             end: date) -> dict[date, dict[str, datetime | None]]:
     """Per partition day, key -> update_date of the stored documents (None for a header whose lines are still
     to come: it is not held at any version, so its detail is fetched)."""
-    def versions(version: str) -> list[tuple]:
+    def versions(headers_apart: bool) -> list[tuple]:
         return con.execute(
-            f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), {version} FROM {qualified(entity.name)} "
+            f"SELECT partition_day, CAST({ident(entity.key)} AS VARCHAR), "
+            f"{HELD_VERSION if headers_apart else 'update_date'} FROM {qualified(entity.name)} "
             "WHERE partition_day BETWEEN ? AND ?", [start, end]).fetchall()
 
     try:
-        rows = versions("CASE WHEN lines_synced_at IS NOT NULL THEN update_date END" if has_lines_column(entity)
-                        else "update_date")
+        rows = versions(has_lines_column(entity))
     except duckdb.BinderException:  # a table from before headers came first (a sync adds the column): all whole
-        rows = versions("update_date")
+        rows = versions(False)
     by_day: dict[date, dict[str, datetime | None]] = {}
     for day, key, updated in rows:
         by_day.setdefault(day, {})[str(key)] = updated
@@ -211,24 +215,22 @@ def keys_present(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str])
 
 def stored_days(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> dict[str, date]:
     """key -> partition day of these stored documents."""
-    if not keys:
-        return {}
-    key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
-    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), partition_day FROM {qualified(entity.name)} "
-                       f"WHERE {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))",
-                       [_key_list(entity, keys)]).fetchall()
-    return {str(key): day for key, day in rows}
+    return _column_by_key(con, entity, keys, "partition_day")
 
 
 def create_dates(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> dict[str, datetime | None]:
     """key -> create_date of these stored documents."""
+    return _column_by_key(con, entity, keys, "create_date")
+
+
+def _column_by_key(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str], column: str) -> dict:
     if not keys:
         return {}
     key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
-    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), create_date FROM {qualified(entity.name)} "
+    rows = con.execute(f"SELECT CAST({ident(entity.key)} AS VARCHAR), {ident(column)} FROM {qualified(entity.name)} "
                        f"WHERE {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))",
                        [_key_list(entity, keys)]).fetchall()
-    return {str(key): created for key, created in rows}
+    return {str(key): value for key, value in rows}
 
 
 def delete_records(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
