@@ -1,14 +1,16 @@
-"""The Precoro request budget, shared by every process on this machine.
+"""The Precoro request budget, shared by every process on this machine (or on every host).
 
 Dagster runs each partition, backfill step and sensor tick in its own process, but Precoro
-counts requests per token. So the budget lives on disk, in one small SQLite ledger per state
-directory, and every request is written to it *before* it is sent:
+counts requests per token. So the budget lives in one small ledger that every process shares, a SQLite file
+per state directory or, with PRECORO_DATABASE_URL, tables in PostgreSQL (see precoro_assets.shared_state),
+and every request is written to it *before* it is sent:
 
     requests(token_key, started, method, url_key)   one row per request start (kept one day)
     blocks(token_key, until, limit_type)             "send nothing before `until`" after a 429
 
-`acquire()` opens a `BEGIN IMMEDIATE` transaction (one writer at a time across processes, taken in turn
-through a file lock, see precoro_assets.process_lock, so a waiting writer is woken at once),
+`acquire()` opens a write transaction (one writer at a time across processes: SQLite's `BEGIN IMMEDIATE`, or
+PostgreSQL's advisory lock across hosts; taken in turn on each machine through a file lock, see
+precoro_assets.process_lock, so a waiting writer is woken at once),
 works out the earliest moment every rule allows the request, and either inserts its row and
 commits (the slot is taken, the caller sends at once) or rolls back and sleeps until then.
 Because the check and the insert happen in one write transaction, two processes can never
@@ -39,7 +41,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from precoro_assets import shared_state
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.process_lock import ProcessLock
 
@@ -183,6 +185,7 @@ def token_key(token: str) -> str:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
+    {row_id_column}
     token_key TEXT NOT NULL,
     started   REAL NOT NULL,
     method    TEXT NOT NULL,
@@ -207,7 +210,7 @@ CREATE TABLE IF NOT EXISTS rejected_credentials (
 REJECTED_CREDENTIALS_SECONDS = 600.0
 
 # Everything the rules need about the ledger, in one statement: a request pays for its slot in the budget
-# with one round trip to SQLite instead of six. The windows are QuotaLimits.windows(), by name.
+# with one round trip to the database instead of six. The windows are QuotaLimits.windows(), by name.
 _RULES_QUERY = """
 SELECT (SELECT until FROM blocks WHERE token_key = :key),
        (SELECT limit_type FROM blocks WHERE token_key = :key),
@@ -219,6 +222,12 @@ SELECT (SELECT until FROM blocks WHERE token_key = :key),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :hour),
        (SELECT COUNT(*) FROM requests WHERE token_key = :key AND started > :day)
 """
+
+# GET URLs of a list (a JSON array) started since a moment: SQLite and PostgreSQL unpack JSON arrays differently.
+_RECENT_GETS_SQLITE = """SELECT DISTINCT url_key FROM requests WHERE token_key = ? AND method = 'GET' AND started > ?
+AND url_key IN (SELECT value FROM json_each(?))"""
+_RECENT_GETS_POSTGRES = """SELECT DISTINCT url_key FROM requests WHERE token_key = ? AND method = 'GET' AND started > ?
+AND url_key IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))"""
 
 # Requests older than every window are deleted from the ledger at most this often (by each process): rows
 # past their windows are ignored by every rule anyway, so pruning is housekeeping, not part of a decision.
@@ -265,7 +274,7 @@ class QuotaGuard:
         self._sleep = sleep
         self._lock = threading.Lock()  # one transaction at a time per process
         self._writers = ProcessLock(self.path.with_suffix(".lock"))  # one write transaction at a time, all processes
-        self._conn: sqlite3.Connection | None = None
+        self._conn: shared_state.StateConnection | None = None
         self._conn_pid: int | None = None
         self._pruned_at = float("-inf")
         self._reserved: collections.Counter[tuple[str, str]] = collections.Counter()  # see reserve()
@@ -288,15 +297,12 @@ class QuotaGuard:
 
     # -- the ledger ---------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> shared_state.StateConnection:
         # A connection must not cross a fork: reopen when we find ourselves in a new process.
         if self._conn is None or self._conn_pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            if "sent" not in {column[1] for column in conn.execute("PRAGMA table_info(requests)")}:
+            conn = shared_state.connect(self.path)
+            conn.create(_SCHEMA)
+            if not conn.postgres and "sent" not in {c[1] for c in conn.execute("PRAGMA table_info(requests)")}:
                 conn.execute("ALTER TABLE requests ADD COLUMN sent REAL")  # a ledger from an earlier version
             self._conn, self._conn_pid = conn, os.getpid()
         return self._conn
@@ -308,7 +314,7 @@ class QuotaGuard:
             self._conn = None
             self._writers.close()
 
-    def _rules(self, conn: sqlite3.Connection, now: float, url_key: str, email: str | None) -> tuple:
+    def _rules(self, conn: shared_state.StateConnection, now: float, url_key: str, email: str | None) -> tuple:
         """The row of _RULES_QUERY for a request of `url_key` at `now`; CredentialsRejected if Precoro rejected the
         token with this e-mail recently."""
         credentials = self._credentials_key(email) if email is not None else ""
@@ -321,7 +327,7 @@ class QuotaGuard:
             raise CredentialsRejected(datetime.fromtimestamp(rejected_at, UTC))
         return row
 
-    def _earliest_start(self, conn: sqlite3.Connection, now: float, method: str, url_key: str,
+    def _earliest_start(self, conn: shared_state.StateConnection, now: float, method: str, url_key: str,
                         email: str | None) -> tuple[float, str]:
         """The earliest moment every rule allows this request, and the rule that decides it; CredentialsRejected
         if Precoro rejected the token with this e-mail recently."""
@@ -367,17 +373,18 @@ class QuotaGuard:
         while True:
             with self._lock, self._writers.held():
                 conn = self._connection()
-                conn.execute("BEGIN IMMEDIATE")
+                conn.begin_write()
                 try:
                     now = self._clock()
                     ready_at, rule = self._earliest_start(conn, now, method, url_key, email)
                     if ready_at <= now:
                         # a paced request is on its way until mark_sent; an unpaced one counts as sent at once
-                        ticket = conn.execute(
-                            "INSERT INTO requests (token_key, started, method, url_key, sent) VALUES (?, ?, ?, ?, ?)",
+                        (ticket,) = conn.execute(
+                            "INSERT INTO requests (token_key, started, method, url_key, sent) VALUES (?, ?, ?, ?, ?) "
+                            "RETURNING rowid",
                             (self._key, now, method, url_key,
                              None if will_mark_sent and not self.limits.unpaced else now),
-                        ).lastrowid
+                        ).fetchone()
                         if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
                             longest = max(length for _, length, _ in self.limits.windows())
                             conn.execute(
@@ -421,7 +428,7 @@ class QuotaGuard:
         method = method.upper()
         with self._lock, self._writers.held():
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            conn.begin_write()
             try:
                 now = self._clock()
                 row = self._rules(conn, now, wanted[0], email)  # rejected credentials: raised, reserved nothing
@@ -433,8 +440,7 @@ class QuotaGuard:
                 recent: set[str] = set()
                 if method == "GET":
                     recent = {url for (url,) in conn.execute(
-                        "SELECT DISTINCT url_key FROM requests WHERE token_key = ? AND method = 'GET' "
-                        "AND started > ? AND url_key IN (SELECT value FROM json_each(?))",
+                        _RECENT_GETS_POSTGRES if conn.postgres else _RECENT_GETS_SQLITE,
                         (self._key, now - self.limits.identical_get_window, json.dumps(wanted)))}
                 granted = [url for url in wanted if url not in recent][:room]
                 conn.executemany("INSERT INTO requests (token_key, started, method, url_key, sent) "
@@ -476,9 +482,9 @@ class QuotaGuard:
         """
         now = self._clock()
         with self._lock, self._writers.held():
-            self._connection().execute(
-                "UPDATE requests SET started = MAX(started, ?), sent = ? WHERE rowid = ?", (now, now, ticket)
-            )
+            conn = self._connection()
+            conn.execute("UPDATE requests SET started = CASE WHEN started > ? THEN started ELSE ? END, sent = ? "
+                         "WHERE rowid = ?", (now, now, now, ticket))
 
     def never_sent(self, ticket: int) -> None:
         """The request could not even connect: it never reached Precoro, so it neither counts in any window nor
@@ -486,22 +492,23 @@ class QuotaGuard:
         if not ticket:
             return  # a reserved slot (unpaced budget): its row stays, erring on the safe side
         with self._lock, self._writers.held():
-            self._connection().execute("DELETE FROM requests WHERE rowid = ?", (ticket,))
+            conn = self._connection()
+            conn.execute("DELETE FROM requests WHERE rowid = ?", (ticket,))
         self.spent -= 1
 
     def mark_refused(self, ticket: int) -> None:
         """A request answered 429 still counts in every window, but a refused GET was never served: Precoro
         starts its identical-GET minute only for answered GETs, so the retry need not wait that minute."""
         with self._lock, self._writers.held():
-            self._connection().execute("UPDATE requests SET url_key = 'refused:' || rowid WHERE rowid = ?",
-                                       (ticket,))
+            conn = self._connection()
+            conn.execute("UPDATE requests SET url_key = 'refused:' || rowid WHERE rowid = ?", (ticket,))
 
     def record_rate_limited(self, until: datetime, limit_type: str) -> None:
         """Remember a 429 so that every process sends nothing before `until`."""
         until_ts = until.timestamp()
         with self._lock, self._writers.held():
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            conn.begin_write()
             try:
                 conn.execute(
                     "INSERT INTO blocks (token_key, until, limit_type) VALUES (?, ?, ?) "
@@ -522,8 +529,9 @@ class QuotaGuard:
     def record_rejected_credentials(self, email: str) -> None:
         """Remember a 401 for this token and e-mail, for every process."""
         with self._lock, self._writers.held():
-            self._connection().execute("INSERT OR REPLACE INTO rejected_credentials VALUES (?, ?)",
-                                       (self._credentials_key(email), self._clock()))
+            self._connection().execute(
+                "INSERT INTO rejected_credentials VALUES (?, ?) ON CONFLICT (credentials_key) DO UPDATE SET at = excluded.at",
+                (self._credentials_key(email), self._clock()))
 
     def usage(self) -> QuotaUsage:
         """Requests used and left in each window right now (all processes), and any 429 block."""

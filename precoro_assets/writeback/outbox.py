@@ -1,15 +1,18 @@
 """The write-back outbox: every write to Precoro that reconciliation proposes, and what became of it.
 
-Where it lives, and why: a SQLite file in PRECORO_STATE_DIR (`outbox.sqlite`) is the operational queue, and
+Where it lives, and why: a SQLite file in PRECORO_STATE_DIR (`outbox.sqlite`), or the `outbox` table in
+PostgreSQL when PRECORO_DATABASE_URL is set (runs on several hosts; see precoro_assets.shared_state), is the
+operational queue, and
 `precoro.writeback_outbox` in the warehouse is a copy for analysts, refreshed after each reconciliation and
 each write-back run. The queue needs what the warehouse is not built for:
 - a status change is one small transaction that must be durable *before* the HTTP request it guards (the
   "in flight" mark of a payment POST), so a crash or a lost response can always be detected afterwards;
 - taking a row is a compare-and-set (`UPDATE ... WHERE status = 'pending'`), so two write-back runs never
-  send the same row; SQLite gives row-level transactions with WAL and a busy timeout;
+  send the same row; SQLite gives row-level transactions with WAL and a busy timeout, PostgreSQL the same across
+  hosts;
 - hundreds of such updates per run: in DuckLake every commit writes catalog rows and files, and
   `Warehouse.write` may re-run its function, which suits rebuilding tables, not claiming rows.
-Rows are never deleted. A proposal is keyed by its idempotency key (INSERT OR IGNORE): re-running
+Rows are never deleted. A proposal is keyed by its idempotency key (ON CONFLICT DO NOTHING): re-running
 reconciliation neither duplicates a row nor brings a sent, skipped or failed one back to pending.
 
 Statuses: pending -> sending -> sent | skipped | failed; a transient error returns the row to pending (to be
@@ -21,7 +24,6 @@ proposed again: it was never sent). `precoro-assets writeback --retry-failed` re
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .. import shared_state
 from ..reconcile import Proposal
 
 PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
@@ -66,6 +69,14 @@ CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status);
 """
 
 
+# Rows in the order they were proposed, ids in numeric order. SQLite's CAST of a non-number gives 0 where
+# PostgreSQL raises, hence two spellings.
+_ROWS_IN_ORDER_SQLITE = """SELECT * FROM outbox ORDER BY created_at, kind, resource,
+CAST(target_key AS INTEGER), target_key, idempotency_key"""
+_ROWS_IN_ORDER_POSTGRES = """SELECT * FROM outbox ORDER BY created_at, kind, resource,
+CASE WHEN target_key ~ '^-?[0-9]{1,18}$' THEN CAST(target_key AS BIGINT) ELSE 0 END, target_key, idempotency_key"""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -95,7 +106,8 @@ class OutboxRow:
     finished_at: str | None
 
     @classmethod
-    def from_sql(cls, row: sqlite3.Row) -> OutboxRow:
+    def from_sql(cls, row: Any) -> OutboxRow:
+        """From a row read with `rows_as_dicts` (SQLite or PostgreSQL)."""
         values = dict(row)
         values["key"] = values.pop("idempotency_key")
         values["payload"] = json.loads(values["payload"])
@@ -123,38 +135,31 @@ class ProposeSummary:
 
 
 class Outbox:
-    """The queue in one SQLite file. Each method is one short transaction."""
+    """The queue in one SQLite file (or PostgreSQL table). Each method is one short transaction."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def exists(self) -> bool:
+        """Whether anything was ever queued here (reading must not create a SQLite file)."""
+        return shared_state.database_url() is not None or self.path.exists()
+
     @contextmanager
-    def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        else:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-        con.row_factory = sqlite3.Row
+    def _connect(self, write: bool = True) -> Iterator[shared_state.StateConnection]:
+        # synchronous=FULL: a committed status survives a power cut
+        con = shared_state.connect(self.path, synchronous="FULL", timeout=30, rows_as_dicts=True,
+                                   read_only=not write)
         try:
-            if write:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=FULL")  # a committed status survives a power cut
-                con.executescript(SCHEMA)
+            if write or con.postgres:
+                con.create(SCHEMA)
             yield con
         finally:
             con.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")  # take the write lock now: no two runs interleave a check and a set
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+    def _transaction(self) -> Iterator[shared_state.StateConnection]:
+        with self._connect() as con, con.write_transaction():  # no two runs interleave a check and a set
+            yield con
 
     # ---- reconciliation side ------------------------------------------------------------------------------
 
@@ -170,9 +175,9 @@ class Outbox:
             new = revived = 0
             for p in proposals:
                 cursor = con.execute(
-                    "INSERT OR IGNORE INTO outbox (idempotency_key, kind, resource, target_key, target_id, payload, "
+                    "INSERT INTO outbox (idempotency_key, kind, resource, target_key, target_id, payload, "
                     "reason, ledger_ref, status, proposed_by, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
                     [p.idempotency_key, p.kind, p.resource, p.target_key, p.target_id,
                      json.dumps(p.payload, sort_keys=True), p.reason, p.ledger_ref, batch_id, now, now])
                 new += cursor.rowcount
@@ -194,11 +199,10 @@ class Outbox:
     # ---- write-back side --------------------------------------------------------------------------------
 
     def rows(self, statuses: Iterable[str] | None = None) -> list[OutboxRow]:
-        if not self.path.exists():
+        if not self.exists():
             return []
         with self._connect(write=False) as con:
-            rows = con.execute("SELECT * FROM outbox ORDER BY created_at, kind, resource, "
-                               "CAST(target_key AS INTEGER), target_key, idempotency_key").fetchall()
+            rows = con.execute(_ROWS_IN_ORDER_POSTGRES if con.postgres else _ROWS_IN_ORDER_SQLITE).fetchall()
         wanted = set(statuses) if statuses is not None else None
         return [OutboxRow.from_sql(r) for r in rows if wanted is None or r["status"] in wanted]
 
@@ -209,7 +213,7 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         """Rows per status (every status listed); reads only, so a sensor may call it."""
         counts = dict.fromkeys(STATUSES, 0)
-        if self.path.exists():
+        if self.exists():
             with self._connect(write=False) as con:
                 for row in con.execute("SELECT status, count(*) AS n FROM outbox GROUP BY status"):
                     counts[row["status"]] = row["n"]

@@ -1,11 +1,17 @@
 """Unit specifications for the shared request budget, on a fake clock (no network, no real waits)."""
 
+import os
 from datetime import UTC, datetime
 
+import postgres_server
 import pytest
 
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.quota import QuotaGuard, QuotaLimits
+from precoro_assets.shared_state import ENV_DATABASE_URL
+
+# Every specification holds with the ledger in a SQLite file and in PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 TOKEN = "token-abc-123-secret"
 T0 = 1_760_000_000.0
@@ -74,6 +80,9 @@ def test_tokens_have_separate_budgets_and_the_token_is_not_stored(tmp_path, cloc
     assert clock.now == start
     for path in tmp_path.iterdir():
         assert TOKEN.encode() not in path.read_bytes()
+    if os.environ.get(ENV_DATABASE_URL):
+        stored = postgres_server.dump(os.environ[ENV_DATABASE_URL])
+        assert "/x" in stored and TOKEN not in stored
 
 
 def test_a_full_window_within_max_wait_is_waited_for(tmp_path, clock):

@@ -17,6 +17,7 @@ from precoro_assets.warehouse import views
 INVOICES = BY_NAME["invoices"]
 
 
+@pytest.mark.usefixtures("state_backend")  # the stopped run's listing kept in SQLite and in PostgreSQL
 def test_a_quota_stop_leaves_every_header_and_the_retry_fetches_only_lines_newest_day_first(env):
     start, end = env.days()
     first = end - timedelta(days=9)

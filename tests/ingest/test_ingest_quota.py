@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+import pytest
 from truth import differences
 
 from precoro_assets.api.catalogue import BY_NAME
 from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.sync import partition_day
+
+# The quota stop holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("state_backend")
 
 
 def test_a_spent_quota_stops_the_run_cleanly_and_the_retry_finishes_without_paying_twice(env):

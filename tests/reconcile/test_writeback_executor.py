@@ -64,7 +64,8 @@ def pay(amount: str = "40.00", ledger_id: str = "L-1") -> Proposal:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
+def outbox(tmp_path: Path, state_backend: str) -> Outbox:
+    """An empty queue, in a SQLite file and in PostgreSQL (each test runs on both)."""
     return Outbox(tmp_path / "outbox.sqlite")
 
 

@@ -41,6 +41,9 @@ from truth import differences
 
 from precoro_assets.warehouse.staging import DetailStaging
 
+# Crash safety holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("state_backend")
+
 LIST = "/invoices"
 # a day's invoices take one list page, and its credit notes, listed apart as Precoro's own connector does, another
 LIST_PAGES_OF_A_DAY = 2
@@ -50,6 +53,7 @@ LIST_PAGES_OF_A_DAY = 2
 RUN_WITH_SLOW_WRITE = """
 import sys, time, pathlib
 from precoro_assets.warehouse import tables
+
 real_insert_rows = tables.insert_rows
 def insert_then_hang(con, entity, rows):
     written = real_insert_rows(con, entity, rows)

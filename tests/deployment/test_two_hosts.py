@@ -1,0 +1,118 @@
+"""Two hosts, one PostgreSQL database: runs with no shared disk share Precoro's budget and the write-back queue.
+
+Each "host" is a process tree with a PRECORO_HOME of its own (its own warehouse, state directory, file locks and
+Dagster instance), as two containers of a Dagster deployment would be; only PRECORO_DATABASE_URL is common.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import postgres_server
+import pytest
+
+from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
+from precoro_assets.reconcile import CREATE_PAYMENT
+from precoro_assets.shared_state import ENV_DATABASE_URL
+from precoro_assets.simulator import RunningSimulator, start_simulator
+from precoro_assets.verify import differences
+from precoro_assets.warehouse.store import Warehouse
+from precoro_assets.writeback.outbox import Outbox
+
+DAYS = 12
+SYNCED = ["invoices", "purchase_orders", "payments", "suppliers"]
+
+
+class Host:
+    """One host: its environment, and its warehouse seen as `verify.differences` reads it."""
+
+    def __init__(self, sim: RunningSimulator, home: Path, database_url: str) -> None:
+        self.sim, self.home = sim, home
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_HOME"))}
+        self.env = {**keep, "PRECORO_API_TOKEN": sim.token, "PRECORO_EMAIL": sim.email, "PRECORO_BASE_URL": sim.url,
+                    "PRECORO_START_DATE": (datetime.now(UTC).date() - timedelta(days=DAYS)).isoformat(),
+                    "PRECORO_HOME": str(home), "PRECORO_TIME_SCALE": "1000", ENV_DATABASE_URL: database_url}
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def export(self, resource: str) -> list[dict]:
+        response = httpx.get(f"{self.sim.url}/_sim/export/{resource}", timeout=30)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        frame = Warehouse(self.home / "warehouse").query(sql, params)
+        return [tuple(row) for row in frame.itertuples(index=False, name=None)]
+
+
+def both(processes: list[subprocess.Popen]) -> list[str]:
+    """Wait for processes started at once; each must succeed. Their outputs."""
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, (out[-2000:], err[-3000:])
+        outputs.append(out)
+    return outputs
+
+
+def requests_of(sim: RunningSimulator) -> list[dict]:
+    seen: list[dict] = []
+    while True:
+        body = httpx.get(f"{sim.url}/_sim/requests", params={"since": len(seen)}, timeout=30).json()
+        if not body["requests"]:
+            return seen
+        seen += body["requests"]
+
+
+@pytest.fixture
+def sim():
+    running = start_simulator(seed=11, days=DAYS, documents=200, limits="scaled:1000", port=0)
+    yield running
+    running.stop()
+
+
+def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and_nothing_paid_twice(
+        sim, tmp_path, monkeypatch):
+    database_url = postgres_server.fresh_database_url()
+    hosts = [Host(sim, tmp_path / name, database_url) for name in ("host-a", "host-b")]
+
+    both([host.start("sync", "--start", hosts[0].env["PRECORO_START_DATE"]) for host in hosts])
+    log = requests_of(sim)
+    assert [r for r in log if r["status"] == 429] == []  # one budget for both: Precoro's limits held
+    for host in hosts:
+        for name in SYNCED:
+            assert differences(host, BY_NAME[name]) == [], (host.home.name, name)
+        # nothing of the shared state on the host's disk: it lives in PostgreSQL
+        assert not list((host.home / "state").glob("*.sqlite*"))
+
+    # the same accounting data reaches both hosts (as files of their own: no shared disk)
+    ledger = write_demo_ledger(demo_ledger_for(company_from_simulator(sim.url), seed=11), tmp_path / "ledger")
+    for host in hosts:
+        (host.home / "ledger").mkdir(parents=True, exist_ok=True)
+        for path in ledger:
+            shutil.copy(path, host.home / "ledger" / path.name)
+    both([host.start("reconcile") for host in hosts])
+    before = len(requests_of(sim))
+    outputs = both([host.start("writeback", "--send") for host in hosts])
+
+    # each queued write went out once, whichever host took it: one answered POST or PATCH per row that sent one
+    monkeypatch.setenv(ENV_DATABASE_URL, database_url)
+    rows = Outbox(tmp_path / "unused.sqlite").rows()
+    writes = Counter(r["method"] for r in requests_of(sim)[before:] if r["method"] != "GET" and r["status"] == 200)
+    sent = Counter(row.kind for row in rows if row.status == "sent")
+    assert sent[CREATE_PAYMENT] and writes["POST"] == sent[CREATE_PAYMENT]
+    assert writes["POST"] + writes["PATCH"] == sum(1 for row in rows if row.sent_request)
+    assert all(row.attempts == 1 for row in rows if row.finished_at)  # no row taken by both hosts
+    tallies = [int(out.strip().splitlines()[-1].split()[0]) for out in outputs]  # "N sent, M skipped, F failed"
+    assert sum(tallies) == sum(sent.values()), tallies
+    assert [r for r in requests_of(sim) if r["status"] == 429] == []
