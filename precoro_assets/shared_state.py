@@ -17,7 +17,7 @@ The stores write their SQL once, in the dialect both databases speak (`?` and `:
 - types: epoch seconds are `DOUBLE PRECISION` (PostgreSQL's REAL has 24 bits: milliseconds lost), integers
   BIGINT (SQLite's are 64-bit), and a table
   that needs a row id declares `{row_id_column}` and names it `rowid` in statements (SQLite's implicit rowid; a
-  BIGSERIAL column `id` on PostgreSQL).
+  BIGSERIAL column `id` on PostgreSQL); `{serial_key}` is an increasing integer key.
 
 Why not SQLAlchemy: three small stores of a few statements each, whose value is in their transactions; a
 translation of two parameter styles and one lock statement is shorter than an ORM's session rules.
@@ -111,11 +111,13 @@ class StateConnection:
         """Create tables and indexes (`IF NOT EXISTS`) from DDL written for SQLite; see the module docstring."""
         if self.postgres:
             ddl = re.sub(r"--[^\n]*", "", ddl)  # comments may hold a ';', which splits statements below
-            ddl = re.sub(r"\bINTEGER\b", "BIGINT", re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl)).replace("{row_id_column}", "id BIGSERIAL PRIMARY KEY,")
+            ddl = re.sub(r"\bINTEGER\b", "BIGINT", re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl))
+            ddl = ddl.replace("{serial_key}", "BIGSERIAL PRIMARY KEY").replace("{row_id_column}", "id BIGSERIAL PRIMARY KEY,")
             with self.write_transaction():  # two hosts creating the same table at once: one after the other
                 for statement in filter(str.strip, ddl.split(";")):
                     self.raw.execute(statement)
         else:
+            ddl = ddl.replace("{serial_key}", "INTEGER PRIMARY KEY AUTOINCREMENT")
             self.raw.executescript(ddl.replace("{row_id_column}", ""))
 
     @property

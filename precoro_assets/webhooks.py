@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from . import shared_state
 
 logger = logging.getLogger("precoro_assets.webhooks")
 
@@ -66,27 +67,26 @@ def parse_event(body: bytes) -> tuple[int, int, int, str | None]:
 
 
 class WebhookInbox:
-    """Received events, in order, in a SQLite file every process can read (the receiver writes, sensors read)."""
+    """Received events, in order, where every process can read them (the receiver writes, sensors read): a SQLite
+    file in the state directory, or PostgreSQL with PRECORO_DATABASE_URL (receiver and daemon on other hosts)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                        "received_at TEXT NOT NULL, type INTEGER NOT NULL, action INTEGER NOT NULL, "
-                        "id INTEGER NOT NULL, idn TEXT)")
+        with closing(self._connect()) as con:
+            con.create("CREATE TABLE IF NOT EXISTS events (seq {serial_key}, received_at TEXT NOT NULL, "
+                       "type INTEGER NOT NULL, action INTEGER NOT NULL, id INTEGER NOT NULL, idn TEXT)")
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.execute("PRAGMA synchronous=FULL")  # recorded means on disk: Precoro won't send it again
-        return con
+    def _connect(self) -> shared_state.StateConnection:
+        # synchronous=FULL: recorded means on disk, and Precoro won't send it again
+        return shared_state.connect(self.path, synchronous="FULL", timeout=30)
 
     def record(self, kind: int, action: int, record_id: int, idn: str | None) -> int:
-        with closing(self._connect()) as con, con:
-            cursor = con.execute("INSERT INTO events (received_at, type, action, id, idn) VALUES (?, ?, ?, ?, ?)",
-                                 [datetime.now(UTC).isoformat(), kind, action, record_id, idn])
-            return int(cursor.lastrowid)
+        # one writer at a time: numbers are committed in order, so a reader past seq N never misses one below it
+        with closing(self._connect()) as con, con.write_transaction():
+            (seq,) = con.execute("INSERT INTO events (received_at, type, action, id, idn) VALUES (?, ?, ?, ?, ?) "
+                                 "RETURNING seq", [datetime.now(UTC).isoformat(), kind, action, record_id, idn]
+                                 ).fetchone()
+            return int(seq)
 
     def after(self, seq: int, limit: int = 10_000) -> list[WebhookEvent]:
         with closing(self._connect()) as con:

@@ -55,6 +55,7 @@ def inbox(env) -> WebhookInbox:
     return WebhookInbox(inbox_path(env.config.state_dir))
 
 
+@pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
 def test_the_receiver_records_events_and_refuses_everything_else(env, receiver):
     base = receiver.rsplit("/", 1)[0]
     good = {"id": 123456, "type": 3, "action": 1, "idn": 5}
