@@ -54,6 +54,10 @@ class Settings:
     # Time to data: a first backfill at Precoro's limits sped up F times, stopped by the day's quota.
     time_to_data_documents: int = 100_000
     time_to_data_days: int = 90
+    # Several hosts: 4 syncs at once on 2 hosts sharing one PostgreSQL database and one bucket.
+    hosts_documents: int = 2000
+    hosts_days: int = 30
+    hosts_scale: float = 100.0
     tools: tuple[str, ...] = TOOLS
     seed: int = 7
     log: Any = field(default=print)
@@ -344,3 +348,69 @@ def time_to_data(settings: Settings) -> dict:
                             f"webhooks (sensor every {WEBHOOK_SENSOR_SECONDS} s)": WEBHOOK_SENSOR_SECONDS / 2 + run_seconds},
         "polling_requests_per_day": polling,
     }
+
+
+# ---- part 5: several hosts ------------------------------------------------------------------------------
+
+HOSTS = 2
+RUNS = 4
+
+
+def hosts(settings: Settings) -> dict:
+    """Runs on several hosts share one budget: 4 syncs at once, 2 on each of 2 "hosts" (a PRECORO_HOME each, no
+    disk in common), at Precoro's limits sped up F times; shared state and warehouse catalog in one PostgreSQL
+    database (pgserver), files in one bucket (moto's S3 server). Each run syncs a quarter of the history. Counted:
+    requests against the minimum, and 429s (the limits hold across hosts only if the shared ledger works)."""
+    import boto3
+    import pgserver
+    from moto.server import ThreadedMotoServer
+
+    scale = settings.hosts_scale
+    first, last = _history(settings.hosts_days)
+    base = _fresh(settings.workdir / "hosts")
+    postgres = pgserver.get_server(str(_fresh(Path(f"/tmp/bench-pg-{os.getpid()}"))), cleanup_mode="stop")
+    storage = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    storage.start()
+    simulator = sim.start(settings.hosts_documents, settings.hosts_days, _limits(scale), settings.seed)
+    try:
+        host, port = storage.get_host_and_port()
+        boto3.client("s3", endpoint_url=f"http://{host}:{port}", aws_access_key_id="bench", aws_secret_access_key="bench",
+                     region_name="us-east-1").create_bucket(Bucket="precoro")
+        postgres.psql("CREATE DATABASE precoro;")
+        shared = {"PRECORO_DATABASE_URL": postgres.get_uri("precoro"),
+                  "PRECORO_WAREHOUSE_DATA_PATH": "s3://precoro/warehouse/", "PRECORO_S3_ENDPOINT": f"{host}:{port}",
+                  "PRECORO_S3_ACCESS_KEY_ID": "bench", "PRECORO_S3_SECRET_ACCESS_KEY": "bench",
+                  "PRECORO_S3_REGION": "us-east-1", "PRECORO_S3_URL_STYLE": "path", "PRECORO_S3_USE_SSL": "0"}
+        truth = simulator.versions()
+        minimum, documents = sim.minimum_initial(sim.counts(truth)), sim.count_documents(truth)
+        days = (last - first).days + 1
+        spans = [(first + timedelta(days=days * n // RUNS), first + timedelta(days=days * (n + 1) // RUNS - 1))
+                 for n in range(RUNS)]
+        keep = {k: v for k, v in os.environ.items() if not k.startswith("PRECORO_") and k != "DAGSTER_HOME"}
+        position = simulator.log_position()
+        settings.log(f"[hosts] {RUNS} syncs at once on {HOSTS} hosts, one database and one bucket")
+        started = time.monotonic()
+        runs = []
+        for number, (start, end) in enumerate(spans):
+            home = base / f"host-{number % HOSTS}"
+            env = {**keep, **shared, "PRECORO_API_TOKEN": simulator.token, "PRECORO_EMAIL": simulator.email,
+                   "PRECORO_BASE_URL": simulator.url, "PRECORO_START_DATE": first.isoformat(),
+                   "PRECORO_HOME": str(home), "DAGSTER_HOME": str(home / f"dagster-{number}"),
+                   "PRECORO_TIME_SCALE": f"{scale:g}", "PYTHONWARNINGS": "ignore"}
+            (home / f"dagster-{number}").mkdir(parents=True, exist_ok=True)
+            runs.append(subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "sync", "--start",
+                                          start.isoformat(), "--end", end.isoformat()], cwd=ROOT, env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outcomes = [(run.wait(timeout=3600), run.stderr.read() if run.stderr else "") for run in runs]
+        seconds = time.monotonic() - started
+        entries, _ = simulator.request_log(position)
+        spent = sim.spent(entries)
+    finally:
+        simulator.stop()
+        storage.stop()
+        postgres.cleanup()
+    return {"hosts": HOSTS, "runs": RUNS, "scale": scale, "documents": documents, "seconds": round(seconds, 1), "ok": all(code == 0 for code, _ in outcomes),
+            "errors": [err[-500:] for code, err in outcomes if code != 0],
+            "requests": spent.total, "minimum": minimum["total"], "ratio": round(spent.total / minimum["total"], 3),
+            "rate_limited": spent.rate_limited, "rate_limited_by": spent.rate_limited_by,
+            "spent_twice": spent.duplicate_details + spent.duplicate_lists}

@@ -190,3 +190,35 @@ def _connect_postgres(url: str, rows_as_dicts: bool, timeout: float) -> Any:
                            f"({ENV_DATABASE_URL}): {type(exc).__name__}; check that PostgreSQL is running there "
                            "and that the user and password are right") from None
 
+
+
+@contextmanager
+def advisory_lock(name: str, timeout_s: float) -> Iterator[bool]:
+    """Hold PostgreSQL's session-level advisory lock `name` (all hosts wait for it in turn) for the block; yields
+    False, holding nothing, when it stayed taken for `timeout_s`. A killed holder's connection drops, and the
+    server releases its lock at once."""
+    url = database_url()
+    if url is None:
+        raise RuntimeError("advisory_lock needs PRECORO_DATABASE_URL")
+    con = _connect_postgres(url, rows_as_dicts=False, timeout=60.0)
+    try:
+        import psycopg
+
+        if timeout_s <= 0:
+            (taken,) = con.execute("SELECT pg_try_advisory_lock(%s)", (_lock_id(name),)).fetchone()
+            if not taken:
+                yield False
+                return
+        else:
+            con.execute(f"SET lock_timeout = {int(max(1.0, timeout_s * 1000))}")
+            try:
+                con.execute("SELECT pg_advisory_lock(%s)", (_lock_id(name),))
+            except psycopg.errors.LockNotAvailable:
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            con.execute("SELECT pg_advisory_unlock(%s)", (_lock_id(name),))
+    finally:
+        con.close()

@@ -1,9 +1,11 @@
-"""Fixtures every suite may use: where the shared state lives (SQLite files, or a real PostgreSQL server)."""
+"""Fixtures every suite may use: where the shared state and the warehouse live (this disk, or a real PostgreSQL
+server and a real S3-compatible server that the tests start themselves)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import object_storage
 import postgres_server
 import pytest
 
@@ -13,7 +15,8 @@ from precoro_assets.shared_state import ENV_DATABASE_URL
 @pytest.fixture(params=["sqlite", "postgres"])
 def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a test twice: shared state in SQLite files under PRECORO_STATE_DIR, then in a fresh PostgreSQL
-    database (PRECORO_DATABASE_URL, inherited by every process the test starts)."""
+    database (PRECORO_DATABASE_URL, inherited by every process the test starts). With PostgreSQL the warehouse's
+    catalog moves there too; its files stay in the local warehouse directory (one host)."""
     if request.param == "postgres":
         monkeypatch.setenv(ENV_DATABASE_URL, postgres_server.fresh_database_url())
     else:
@@ -21,5 +24,18 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     yield request.param
 
 
+@pytest.fixture(params=["local", "postgres+s3"])
+def warehouse_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a test twice: the warehouse in a local directory, then with its catalog in a fresh PostgreSQL database
+    and its Parquet files in a fresh bucket of an S3-compatible server (as on several hosts)."""
+    monkeypatch.delenv(ENV_DATABASE_URL, raising=False)
+    if request.param == "postgres+s3":
+        monkeypatch.setenv(ENV_DATABASE_URL, postgres_server.fresh_database_url())
+        for name, value in object_storage.fresh_bucket_settings().items():
+            monkeypatch.setenv(name, value)
+    yield request.param
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     postgres_server.stop()
+    object_storage.stop()

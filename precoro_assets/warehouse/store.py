@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from .. import shared_state
 from ..process_lock import ProcessLock
+from . import remote
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ _INCOMING_RAW = "_incoming_raw"
 # One DuckDB instance per process and warehouse catalog file (see Warehouse._session).
 _SHARED: dict[tuple[int, str], tuple[tuple[int, int], duckdb.DuckDBPyConnection]] = {}
 _SHARED_LOCK = threading.Lock()
+_READY_CATALOGS: set[str] = set()  # PostgreSQL catalogs this process has seen complete (see _ensure_created)
 
 
 class WarehouseBusyError(TimeoutError):
@@ -89,10 +92,13 @@ def _extension_file(package: str, name: str) -> Path:
     raise RuntimeError(f"{package} contains no {name}.duckdb_extension file")
 
 
-def extension_files() -> list[Path]:
-    """The extension files to LOAD, in order: the SQLite scanner first, DuckLake needs it for the catalog."""
+def extension_files(catalog_on_postgres: bool = False, data_on_object_storage: bool = False) -> list[Path]:
+    """The extension files to LOAD, in order: the catalog's scanner (SQLite, or PostgreSQL) and httpfs for object
+    storage first, DuckLake needs them."""
     return [
-        _extension_file("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+        _extension_file("duckdb_extension_postgres_scanner", "postgres_scanner") if catalog_on_postgres
+        else _extension_file("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+        *([_extension_file("duckdb_extension_httpfs", "httpfs")] if data_on_object_storage else []),
         _extension_file("duckdb_extension_ducklake", "ducklake"),
     ]
 
@@ -136,7 +142,8 @@ def _as_arrow(rows: Rows) -> pa.Table:
 
 
 class Warehouse:
-    """The DuckLake warehouse in one directory: ``catalog.sqlite``, ``data/`` (Parquet) and ``write.lock``."""
+    """The DuckLake warehouse in one directory: ``catalog.sqlite``, ``data/`` (Parquet) and ``write.lock``; or,
+    for runs on several hosts, its catalog in PostgreSQL and its files in object storage (see warehouse.remote)."""
 
     def __init__(self, location: str | Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
         if location is None:
@@ -146,6 +153,8 @@ class Warehouse:
         self.data_path = self.location / "data"
         self.lock_path = self.location / "write.lock"
         self.lock_timeout_s = lock_timeout_s
+        self.database_url = shared_state.database_url()  # the catalog in PostgreSQL, when set
+        self.remote_data_path = remote.data_path()  # the Parquet files in object storage, when set
         self._created = False
 
     def __repr__(self) -> str:
@@ -153,26 +162,49 @@ class Warehouse:
 
     # ----------------------------------------------------------------------------------------------- connections
 
+    @property
+    def data_location(self) -> str:
+        """Where the Parquet files are: the object-storage URL, or the local data directory."""
+        return self.remote_data_path or str(self.data_path) + os.sep
+
+    def extension_files(self) -> list[Path]:
+        return extension_files(self.database_url is not None, self.remote_data_path is not None)
+
     def attach_sql(self, *, read_only: bool, catalog_path: Path | None = None) -> str:
-        """The ATTACH statement; the data path is always given so a moved warehouse directory still works."""
-        options = [
-            f"DATA_PATH {_quote_literal(str(self.data_path) + os.sep)}",
-            "OVERRIDE_DATA_PATH TRUE",
-            "META_JOURNAL_MODE 'WAL'",
-            f"META_BUSY_TIMEOUT {META_BUSY_TIMEOUT_MS}",
-        ]
+        """The ATTACH statement; the data path is always given so a moved warehouse directory still works. A
+        PostgreSQL catalog is reached through the `precoro_catalog` secret (no password in this text)."""
+        options = [f"DATA_PATH {_quote_literal(self.data_location)}", "OVERRIDE_DATA_PATH TRUE"]
+        if self.database_url is not None:
+            options.append(f"METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': '{remote.CATALOG_SECRET}'}}")
+            target = _quote_literal(f"ducklake:dbname={remote.catalog_parts(self.database_url)['DATABASE']}")
+        else:
+            options += ["META_JOURNAL_MODE 'WAL'", f"META_BUSY_TIMEOUT {META_BUSY_TIMEOUT_MS}"]
+            target = _quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
         if read_only:
             options.append("READ_ONLY")
-        target = _quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
         return f"ATTACH {target} AS {CATALOG_ALIAS} ({', '.join(options)})"
+
+    def _create_secrets(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The catalog's and the bucket's credentials, as secrets of this connection only. A failure is reported
+        without the statement, which holds them."""
+        statements = [remote.catalog_secret_sql(self.database_url)] if self.database_url is not None else []
+        storage = remote.storage_secret_sql() if self.remote_data_path is not None else None
+        statements += [storage] if storage else []
+        for statement in statements:
+            try:
+                con.execute(statement)
+            except duckdb.Error as exc:
+                raise RuntimeError(f"DuckDB refused the warehouse's credentials ({type(exc).__name__}); check "
+                                   "PRECORO_DATABASE_URL and the PRECORO_S3_* settings") from None
 
     def _open(self, *, read_only: bool, catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
         # No network (no autoinstall) and no Python replacement scans: a typo must not read a local variable.
         con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
         try:
-            for path in extension_files():
+            for path in self.extension_files():
                 con.execute(f"LOAD {_quote_literal(str(path))}")
             con.execute("SET TimeZone = 'UTC'")
+            self._create_secrets(con)
             con.execute(self.attach_sql(read_only=read_only, catalog_path=catalog_path))
             con.execute(f"USE {CATALOG_ALIAS}")
         except BaseException:
@@ -186,10 +218,29 @@ class Warehouse:
         The catalog is built under a temporary name and renamed into place, so ``catalog.sqlite`` existing
         means it is complete; the write lock makes parallel first runs build it only once.
         """
-        if self._created or self.catalog_path.exists():
+        if self._created:
+            return
+        if self.database_url is not None:
+            # DuckLake creates its tables on the first ATTACH; hosts starting at once do it one after the other.
+            # Only when it is missing: a reader must never wait for the write lock (a writer may hold it for long).
+            if self._catalog_name in _READY_CATALOGS or self._postgres_catalog_ready():
+                _READY_CATALOGS.add(self._catalog_name)
+                self._created = True
+                return
+            with self._write_lock():
+                con = self._open(read_only=False)
+                try:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+                finally:
+                    con.close()
             self._created = True
             return
-        self.data_path.mkdir(parents=True, exist_ok=True)
+        if self.catalog_path.exists():
+            self._created = True
+            return
+        if self.remote_data_path is None:
+            self.data_path.mkdir(parents=True, exist_ok=True)
+        self.location.mkdir(parents=True, exist_ok=True)
         with self._write_lock():
             if not self.catalog_path.exists():
                 building = self.catalog_path.with_name(self.catalog_path.name + ".new")
@@ -202,6 +253,17 @@ class Warehouse:
                     con.close()
                 os.replace(building, self.catalog_path)
         self._created = True
+
+    def _postgres_catalog_ready(self) -> bool:
+        """Whether the PostgreSQL catalog exists with our schema (no lock taken)."""
+        con = shared_state.connect(self.catalog_path)
+        try:
+            if con.execute("SELECT to_regclass('ducklake_schema')").fetchone()[0] is None:
+                return False
+            return con.execute("SELECT count(*) FROM ducklake_schema WHERE schema_name = ? AND end_snapshot IS NULL",
+                               [SCHEMA]).fetchone()[0] > 0
+        finally:
+            con.close()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -233,9 +295,12 @@ class Warehouse:
         A forked process, or a catalog file replaced under us, gets a new instance.
         """
         self._ensure_created()
-        state = os.stat(self.catalog_path)
-        identity = (state.st_dev, state.st_ino)
-        key = (os.getpid(), str(self.catalog_path))
+        if self.database_url is not None:
+            identity: tuple = (self.database_url, self.data_location)
+        else:
+            state = os.stat(self.catalog_path)
+            identity = (state.st_dev, state.st_ino)
+        key = (os.getpid(), self._catalog_name)
         with _SHARED_LOCK:
             shared = _SHARED.get(key)
             if shared is None or shared[0] != identity:
@@ -254,23 +319,48 @@ class Warehouse:
     def _forget_session(self) -> None:
         """Drop this process's shared instance (after a failed write, so the next attempt starts clean)."""
         with _SHARED_LOCK:
-            shared = _SHARED.pop((os.getpid(), str(self.catalog_path)), None)
+            shared = _SHARED.pop((os.getpid(), self._catalog_name), None)
         if shared is not None:
             shared[1].close()
 
+    @property
+    def _catalog_name(self) -> str:
+        """Names this warehouse's catalog among the instances a process keeps (no password in it)."""
+        if self.database_url is not None:
+            return f"{shared_state.describe_url(self.database_url)} {self.data_location}"
+        return str(self.catalog_path)
+
+    def _write_lock(self) -> AbstractContextManager[None]:
+        """The cross-process writer lock; the kernel drops it if its holder dies (even on kill -9). With a
+        PostgreSQL catalog, an advisory lock there: the writers of every host take turns."""
+        return self._write_lock_waiting(self.lock_timeout_s)
+
     @contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """The cross-process writer lock; the kernel drops it if its holder dies (even on kill -9)."""
+    def _write_lock_waiting(self, timeout_s: float) -> Iterator[None]:
+        if self.database_url is not None:
+            with shared_state.advisory_lock("precoro-assets:warehouse", timeout_s) as held:
+                if not held:
+                    raise WarehouseBusyError(f"no warehouse write lock after {timeout_s:.0f} s")
+                yield
+            return
         lock = ProcessLock(self.lock_path)
         try:
-            if not lock.acquire(timeout=self.lock_timeout_s):
-                raise WarehouseBusyError(f"no write lock on {self.lock_path} after {self.lock_timeout_s:.0f} s")
+            if not lock.acquire(timeout=timeout_s):
+                raise WarehouseBusyError(f"no write lock on {self.lock_path} after {timeout_s:.0f} s")
             try:
                 yield
             finally:
                 lock.release()
         finally:
             lock.close()
+
+    def write_lock_is_free(self) -> bool:
+        """Whether no writer holds the write lock right now (diagnostics: a dead writer's lock is always free)."""
+        try:
+            with self._write_lock_waiting(0.0):
+                return True
+        except WarehouseBusyError:
+            return False
 
     def _retrying(self, attempt: Callable[[], T], what: str) -> T:
         """Run attempt() until it succeeds, retrying only on lock/conflict errors, with back-off."""
@@ -483,13 +573,18 @@ class Warehouse:
 
     # ---------------------------------------------------------------------------------------------- analysts
 
-    def analyst_snippet(self) -> str:
-        """The SQL an analyst pastes into the duckdb CLI (1.5.5) or ``duckdb.connect().execute(...)``."""
-        loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in extension_files())
+    def analyst_snippet(self, credentials: bool = False) -> str:
+        """The SQL an analyst pastes into the duckdb CLI (1.5.5) or ``duckdb.connect().execute(...)``. A catalog in
+        PostgreSQL or files in object storage need secrets: the password and keys are placeholders unless
+        `credentials` (for a program of ours that runs with the same settings)."""
+        loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in self.extension_files())
+        secrets = "".join(f"{statement};\n" for statement in remote.analyst_secrets(self.database_url, reveal=credentials))
+        scanner = "postgres" if self.database_url is not None else "sqlite"
         return (
             "-- Precoro warehouse, read-only; never blocks the pipeline. DuckDB 1.5.5.\n"
-            "-- Online you may instead run once: INSTALL ducklake; INSTALL sqlite;  then: LOAD ducklake; LOAD sqlite;\n"
-            f"{loads}\n"
+            f"-- Online you may instead run once: INSTALL ducklake; INSTALL {scanner};  then: LOAD ducklake; "
+            f"LOAD {scanner};\n"
+            f"{loads}\n{secrets}"
             f"{self.attach_sql(read_only=True)};\n"
             f"USE {CATALOG_ALIAS};\n"
             f"SELECT table_name, comment FROM duckdb_tables() WHERE database_name = '{CATALOG_ALIAS}';\n"

@@ -22,6 +22,7 @@ from precoro_assets.api.errors import (
 # -- pacing across processes ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("state_backend")  # the ledger in a SQLite file and in PostgreSQL
 def test_three_processes_share_one_budget_and_never_get_a_429(simulator, state_dir):
     scale = 2  # 1 s -> 0.5 s, with 125 ms of margin: scheduling jitter of a busy 2-core machine fits in it
     sim = simulator(limits=f"scaled:{scale}")
@@ -90,6 +91,7 @@ def test_a_get_refused_with_429_is_sent_again_without_waiting_the_identical_get_
     assert attempts[1]["time"] - attempts[0]["time"] < 60 / scale  # Precoro never served the refused GET
 
 
+@pytest.mark.usefixtures("state_backend")  # the ledger in a SQLite file and in PostgreSQL
 def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simulator, state_dir):
     scale = 2  # 125 ms of spacing margin: scheduling jitter of a busy 2-core machine fits in it
     sim = simulator(limits=f"scaled:{scale}")

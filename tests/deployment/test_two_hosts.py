@@ -1,7 +1,10 @@
-"""Two hosts, one PostgreSQL database: runs with no shared disk share Precoro's budget and the write-back queue.
+"""Two hosts, one PostgreSQL database and one bucket: runs with no shared disk share Precoro's budget, the
+write-back queue and the warehouse.
 
-Each "host" is a process tree with a PRECORO_HOME of its own (its own warehouse, state directory, file locks and
-Dagster instance), as two containers of a Dagster deployment would be; only PRECORO_DATABASE_URL is common.
+Each "host" is a process tree with a PRECORO_HOME of its own (its own state directory, file locks and Dagster
+instance), as two containers of a Dagster deployment would be; what they share is PRECORO_DATABASE_URL (shared
+state and the warehouse's catalog) and PRECORO_WAREHOUSE_DATA_PATH (the warehouse's Parquet files, on a real
+S3-compatible server).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import object_storage
 import postgres_server
 import pytest
 
@@ -28,18 +32,19 @@ from precoro_assets.warehouse.store import Warehouse
 from precoro_assets.writeback.outbox import Outbox
 
 DAYS = 12
+PASSWORD = "pw-7f3a9c1e-never-shown"
 SYNCED = ["invoices", "purchase_orders", "payments", "suppliers"]
 
 
 class Host:
     """One host: its environment, and its warehouse seen as `verify.differences` reads it."""
 
-    def __init__(self, sim: RunningSimulator, home: Path, database_url: str) -> None:
+    def __init__(self, sim: RunningSimulator, home: Path, shared: dict[str, str]) -> None:
         self.sim, self.home = sim, home
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_HOME"))}
         self.env = {**keep, "PRECORO_API_TOKEN": sim.token, "PRECORO_EMAIL": sim.email, "PRECORO_BASE_URL": sim.url,
                     "PRECORO_START_DATE": (datetime.now(UTC).date() - timedelta(days=DAYS)).isoformat(),
-                    "PRECORO_HOME": str(home), "PRECORO_TIME_SCALE": "1000", ENV_DATABASE_URL: database_url}
+                    "PRECORO_HOME": str(home), "PRECORO_TIME_SCALE": "1000", **shared}
 
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", *args], env=self.env,
@@ -51,17 +56,17 @@ class Host:
         return response.json()["data"]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        frame = Warehouse(self.home / "warehouse").query(sql, params)
+        frame = Warehouse(self.home / "warehouse").query(sql, params)  # the shared one: settings in os.environ
         return [tuple(row) for row in frame.itertuples(index=False, name=None)]
 
 
-def both(processes: list[subprocess.Popen]) -> list[str]:
-    """Wait for processes started at once; each must succeed. Their outputs."""
+def both(processes: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """Wait for processes started at once; each must succeed. Their stdout and stderr."""
     outputs = []
     for process in processes:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, (out[-2000:], err[-3000:])
-        outputs.append(out)
+        outputs.append((out, err))
     return outputs
 
 
@@ -83,17 +88,21 @@ def sim():
 
 def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and_nothing_paid_twice(
         sim, tmp_path, monkeypatch):
-    database_url = postgres_server.fresh_database_url()
-    hosts = [Host(sim, tmp_path / name, database_url) for name in ("host-a", "host-b")]
+    # the test server trusts its socket, so any password connects: one that must never show up anywhere
+    database_url = postgres_server.fresh_database_url().replace("postgres:@", f"postgres:{PASSWORD}@")
+    shared = {ENV_DATABASE_URL: database_url, **object_storage.fresh_bucket_settings()}
+    for name, value in shared.items():
+        monkeypatch.setenv(name, value)  # this process reads what the hosts share
+    hosts = [Host(sim, tmp_path / name, shared) for name in ("host-a", "host-b")]
 
-    both([host.start("sync", "--start", hosts[0].env["PRECORO_START_DATE"]) for host in hosts])
+    outputs = both([host.start("sync", "--start", hosts[0].env["PRECORO_START_DATE"]) for host in hosts])
     log = requests_of(sim)
     assert [r for r in log if r["status"] == 429] == []  # one budget for both: Precoro's limits held
-    for host in hosts:
-        for name in SYNCED:
-            assert differences(host, BY_NAME[name]) == [], (host.home.name, name)
-        # nothing of the shared state on the host's disk: it lives in PostgreSQL
-        assert not list((host.home / "state").glob("*.sqlite*"))
+    for name in SYNCED:
+        assert differences(hosts[0], BY_NAME[name]) == [], name  # one warehouse, written by both
+    assert any(key.endswith(".parquet") for key in object_storage.objects(shared["PRECORO_WAREHOUSE_DATA_PATH"]))
+    for host in hosts:  # nothing shared on a host's disk: state and catalog in PostgreSQL, files in the bucket
+        assert not list(host.home.rglob("*.sqlite*")) and not list(host.home.rglob("*.parquet"))
 
     # the same accounting data reaches both hosts (as files of their own: no shared disk)
     ledger = write_demo_ledger(demo_ledger_for(company_from_simulator(sim.url), seed=11), tmp_path / "ledger")
@@ -103,16 +112,19 @@ def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and
             shutil.copy(path, host.home / "ledger" / path.name)
     both([host.start("reconcile") for host in hosts])
     before = len(requests_of(sim))
-    outputs = both([host.start("writeback", "--send") for host in hosts])
+    sent_outputs = both([host.start("writeback", "--send") for host in hosts])
 
     # each queued write went out once, whichever host took it: one answered POST or PATCH per row that sent one
-    monkeypatch.setenv(ENV_DATABASE_URL, database_url)
     rows = Outbox(tmp_path / "unused.sqlite").rows()
     writes = Counter(r["method"] for r in requests_of(sim)[before:] if r["method"] != "GET" and r["status"] == 200)
     sent = Counter(row.kind for row in rows if row.status == "sent")
     assert sent[CREATE_PAYMENT] and writes["POST"] == sent[CREATE_PAYMENT]
     assert writes["POST"] + writes["PATCH"] == sum(1 for row in rows if row.sent_request)
     assert all(row.attempts == 1 for row in rows if row.finished_at)  # no row taken by both hosts
-    tallies = [int(out.strip().splitlines()[-1].split()[0]) for out in outputs]  # "N sent, M skipped, F failed"
+    tallies = [int(out.strip().splitlines()[-1].split()[0]) for out, _ in sent_outputs]  # "N sent, M skipped, F failed"
     assert sum(tallies) == sum(sent.values()), tallies
     assert [r for r in requests_of(sim) if r["status"] == 429] == []
+    # the database password: in no output, no file of either host (Dagster's event logs included), no table
+    assert not [text for output in outputs + sent_outputs for text in output if PASSWORD in text]
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and PASSWORD.encode() in path.read_bytes()]
+    assert PASSWORD not in postgres_server.dump(database_url)

@@ -369,7 +369,7 @@ def test_four_partition_runs_at_once_next_to_an_open_analyst_session(env, tmp_pa
     day_of_idn = {str(r["idn"]): partition_day(r).isoformat() for r in truth}
     # the analyst opens the warehouse before any run: its tables exist, still empty
     env.warehouse.write(lambda con: tables.ensure_tables(con, INVOICES))
-    analyst = Analyst(env.warehouse.analyst_snippet(), complete)
+    analyst = Analyst(env.warehouse.analyst_snippet(credentials=True), complete)
     analyst.start()
     wait_for(lambda: analyst.queries or analyst.errors, "the analyst's first query")
     # Every detail answer takes 0.3 s, so the four runs are busy long enough to overlap.

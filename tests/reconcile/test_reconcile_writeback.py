@@ -10,7 +10,6 @@ from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
-import pytest
 from reconcile_support import SEND, money
 
 from precoro_assets.ledger.files import ledger_dir
@@ -117,7 +116,6 @@ def test_every_invoice_and_ledger_record_is_classified_and_queryable(env):
     assert env.requests_since(mark) == [] and {r.status for r in env.outbox.rows()} == {"pending"}
 
 
-@pytest.mark.usefixtures("state_backend")  # the outbox in SQLite and in PostgreSQL
 def test_a_dry_run_sends_nothing_and_sending_writes_exactly_the_outbox_once(env):
     env.reconcile()
     proposed = env.outbox.rows()
@@ -180,7 +178,6 @@ def test_a_dry_run_sends_nothing_and_sending_writes_exactly_the_outbox_once(env)
     assert {r.key: r.status for r in env.outbox.rows()} == {r.key: r.status for r in rows}
 
 
-@pytest.mark.usefixtures("state_backend")  # the outbox in SQLite and in PostgreSQL
 def test_lost_responses_5xx_and_resets_converge_without_duplicate_payments(env):
     env.reconcile()
     proposed = env.outbox.rows()

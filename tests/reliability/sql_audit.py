@@ -34,6 +34,10 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("warehouse/views.py", "sql"): "the analyst views' SELECTs, written in views.py",
     ("reliability_report.py", "sql"): "Soak.query: read-only pass-through for precoro_assets.verify.differences",
     ("warehouse/reconciliation.py", "sql"): "SQL text from reconciliation.py, values bound as parameters",
+    ("shared_state.py", "sql"): "StateConnection.execute: the stores' own constant statements, values bound",
+    ("shared_state.py", "self._sql(sql)"): "the same statements with their placeholders in psycopg's style",
+    ("shared_state.py", "statement"): "one statement of a store's own constant schema (CREATE TABLE/INDEX)",
+    ("warehouse/store.py", "statement"): "CREATE SECRET statements of warehouse/remote.py, every value quoted there",
 }
 
 

@@ -8,7 +8,6 @@ Killed while fetching details: tests/ingest/test_ingest_robustness.py
 
 from __future__ import annotations
 
-import fcntl
 import random
 import sys
 import time
@@ -69,13 +68,7 @@ def list_gets(log: list[dict]) -> list[dict]:
 
 
 def lock_is_free(env) -> bool:
-    with open(env.warehouse.lock_path, "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
+    return env.warehouse.write_lock_is_free()
 
 
 def wait_until(condition, run, output: Path, what: str) -> None:
