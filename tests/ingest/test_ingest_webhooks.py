@@ -5,7 +5,6 @@ details; lost deliveries are caught by the polling sensor, duplicates cost nothi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 import dagster as dg
 import httpx
 import pytest
+from local_servers import free_port, wait_until_serving
 from test_ingest_sync import detail_gets, list_gets, run_requested, sync_everything, tick_change_sensor
 from truth import differences
 
@@ -24,12 +24,6 @@ from precoro_assets.webhooks import WebhookInbox, inbox_path
 SECRET = "test-secret-0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def receiver(env) -> Iterator[str]:
     """`precoro-assets webhooks` on a free port, with the test's PRECORO_HOME; yields its webhook URL."""
@@ -37,15 +31,7 @@ def receiver(env) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port)],
                                env={**os.environ, "PRECORO_WEBHOOK_SECRET": SECRET},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the receiver did not start"
-            time.sleep(0.2)
+    wait_until_serving(process, port, "the webhook receiver")
     yield f"http://127.0.0.1:{port}/precoro/{SECRET}"
     process.terminate()
     process.wait(timeout=30)

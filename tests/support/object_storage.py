@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
+from local_servers import free_port, wait_until_serving
 
 _server: subprocess.Popen | None = None
 _address = ""
@@ -26,21 +24,11 @@ def endpoint() -> str:
     """host:port of the session's server, a process of its own (started on first use)."""
     global _server, _address
     if _server is None:
-        with socket.socket() as probe:  # a free port for it
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         _server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # it logs every request
+        wait_until_serving(_server, port, "moto's S3 server", timeout_s=30)
         _address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://{_address}/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or _server.poll() is not None:
-                    raise RuntimeError("moto's S3 server did not start") from None
-                time.sleep(0.1)
     return _address
 
 
