@@ -152,7 +152,8 @@ def _stop_on_sigterm() -> threading.Event:
 
 
 # Causes that every later run would meet too: the sync stops at the first.
-STOPPING_CAUSES = {"PrecoroAuthError": "Precoro rejected the credentials", "PrecoroUnreachable": "Precoro is unreachable"}
+STOPPING_CAUSES = {"PrecoroAuthError": "Precoro rejected the credentials", "PrecoroUnreachable": "Precoro is unreachable",
+                   "SharedStateUnavailable": "the shared-state database is unreachable"}
 
 
 def _interrupted(result) -> bool:

@@ -43,6 +43,10 @@ ENV_DATABASE_URL = "PRECORO_DATABASE_URL"
 _LITERAL_OR_PLACEHOLDER = re.compile(r"('(?:[^']|'')*')|(\?)|(?<![:\w]):([A-Za-z_]\w*)|\b(rowid)\b")
 
 
+class SharedStateUnavailable(RuntimeError):  # noqa: N818 - a state, like QuotaExhausted
+    """The PostgreSQL database of PRECORO_DATABASE_URL cannot be reached: nothing may be sent to Precoro."""
+
+
 def database_url() -> str | None:
     """PRECORO_DATABASE_URL when set (PostgreSQL), else None (SQLite files in the state directory)."""
     url = (os.environ.get(ENV_DATABASE_URL) or "").strip()
@@ -186,7 +190,7 @@ def _connect_postgres(url: str, rows_as_dicts: bool, timeout: float) -> Any:
                                row_factory=dict_row if rows_as_dicts else tuple_row)
     except psycopg.OperationalError as exc:
         # psycopg's message may quote the connection string: say where, without the password
-        raise RuntimeError(f"cannot connect to the shared-state database {describe_url(url)} "
+        raise SharedStateUnavailable(f"cannot connect to the shared-state database {describe_url(url)} "
                            f"({ENV_DATABASE_URL}): {type(exc).__name__}; check that PostgreSQL is running there "
                            "and that the user and password are right") from None
 

@@ -76,6 +76,21 @@ def test_an_unreachable_base_url_stops_the_sync_within_seconds_naming_the_settin
     assert done.stdout.strip().endswith("requests spent: 0")
 
 
+def test_an_unreachable_shared_state_database_stops_the_sync_naming_the_setting_and_never_the_password(
+        tmp_path: Path):
+    command, env = sync_command(tmp_path, PRECORO_API_TOKEN="token", PRECORO_BASE_URL="http://127.0.0.1:9",
+                                PRECORO_DATABASE_URL="postgresql://precoro:Pw-never-shown@127.0.0.1:9/precoro")
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and "PRECORO_DATABASE_URL" in lines[0] and lines[1].startswith("Stopping: ")
+    assert "postgresql://precoro@127.0.0.1:9/precoro" in lines[0]  # where, without the password
+    assert "Pw-never-shown" not in done.stdout + done.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and b"Pw-never-shown" in p.read_bytes()]
+    assert done.stdout.strip().endswith("requests spent: 0")
+
+
 def test_sigterm_stops_the_sync_and_starts_no_other_run(tmp_path: Path):
     # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the sync takes a while
     with start_simulator(seed=5, days=10, documents=120, limits="scaled:10", port=0) as sim:
