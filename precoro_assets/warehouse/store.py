@@ -579,11 +579,12 @@ class Warehouse:
         `credentials` (for a program of ours that runs with the same settings)."""
         loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in self.extension_files())
         secrets = "".join(f"{statement};\n" for statement in remote.analyst_secrets(self.database_url, reveal=credentials))
-        scanner = "postgres" if self.database_url is not None else "sqlite"
+        extensions = ["postgres" if self.database_url is not None else "sqlite",
+                      *(["httpfs"] if self.remote_data_path is not None else []), "ducklake"]
         return (
             "-- Precoro warehouse, read-only; never blocks the pipeline. DuckDB 1.5.5.\n"
-            f"-- Online you may instead run once: INSTALL ducklake; INSTALL {scanner};  then: LOAD ducklake; "
-            f"LOAD {scanner};\n"
+            f"-- Online you may instead run once: {' '.join(f'INSTALL {e};' for e in extensions)}  then: "
+            f"{' '.join(f'LOAD {e};' for e in extensions)}\n"
             f"{loads}\n{secrets}"
             f"{self.attach_sql(read_only=True)};\n"
             f"USE {CATALOG_ALIAS};\n"
