@@ -6,7 +6,10 @@ Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
                                          (the bill = the Precoro invoice's externalId) or supplier + invoice_number
     bills*.csv    | bills*.parquet      bill_id, supplier, invoice_number, amount, currency, [bill_date], [type]
                                          (type "credit_note", or a negative amount, marks a credit note)
-    vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports)
+    vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports;
+                                         with more columns, see catalogue_files.py)
+    products, accounts, tracking_categories, tax_rates (.csv/.parquet): the rest of the accounting catalogue,
+                                         read by catalogue_files.py
     export/                              written by FileLedgerSink: documents handed to the accounting side
 
 Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
@@ -43,6 +46,8 @@ from .source import (
 ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
 EXPORT_FOLDER = "export"
 VENDORS_FILE = "vendors.csv"
+# The accounting catalogue's files (stems), read by catalogue_files.py; vendors.csv also serves the export sink.
+CATALOGUE_FILES = ("vendors", "products", "accounts", "tracking_categories", "tax_rates")
 
 PAYMENT_COLUMNS = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
 PAYMENT_REQUIRED = ("payment_id", "amount", "currency", "paid_on")
@@ -291,23 +296,25 @@ class FileLedgerSource:
                 continue
             if kind == "unknown":
                 snapshot.rejected.append(RejectedRow(path.name, 0, "unknown file: name ledger files payments*.csv, "
-                                                     "bills*.csv (or .parquet) or vendors.csv"))
+                                                     "bills*.csv (or .parquet), or one of the catalogue files "
+                                                     f"{', '.join(f'{n}.csv' for n in CATALOGUE_FILES)}"))
                 continue
-            if kind == "vendors":
-                continue  # read by FileLedgerSink
+            if kind == "catalogue":
+                continue  # read by catalogue_files.py (and vendors.csv by FileLedgerSink)
             snapshot.files.append(path.name)
             if kind == "payments":
-                self._load(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
-                           snapshot.payments, snapshot.rejected)
+                self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
+                               snapshot.payments, snapshot.rejected)
             else:
-                self._load(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, snapshot.bills,
-                           snapshot.rejected)
+                self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, snapshot.bills,
+                               snapshot.rejected)
         return snapshot
 
     @staticmethod
-    def _load(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
-              build: Callable[[dict[str, Any], str, int], Any], id_column: str, seen: dict[str, str],
-              into: list, rejected: list[RejectedRow]) -> None:
+    def load_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
+                  build: Callable[[dict[str, Any], str, int], Any], id_column: str, seen: dict[str, str],
+                  into: list, rejected: list[RejectedRow]) -> None:
+        """Parse each row of one file with `build` into `into`; bad rows, and ids already `seen`, are rejected."""
         reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
         for line, fields, raw in reader(path, columns, required, rejected):
             try:
@@ -325,12 +332,12 @@ class FileLedgerSource:
 
 
 def _file_kind(path: Path) -> str | None:
-    """payments | bills | vendors | unknown (a data file we can't place) | None (not a data file)."""
+    """payments | bills | catalogue | unknown (a data file we can't place) | None (not a data file)."""
     if path.suffix.lower() not in (".csv", ".parquet") or path.name.startswith("."):
         return None
     stem = path.stem.lower()
-    if stem == "vendors":
-        return "vendors"
+    if stem in CATALOGUE_FILES:
+        return "catalogue"
     for kind in ("payments", "bills"):
         if stem.startswith(kind):
             return kind
