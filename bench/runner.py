@@ -58,6 +58,10 @@ class Settings:
     hosts_documents: int = 2000
     hosts_days: int = 30
     hosts_scale: float = 100.0
+    # The catalogue sync: an initial sync of N new vendors, then 20 changes, at Precoro's limits sped up F times.
+    catalogue_vendors: int = 1000
+    catalogue_changes: int = 20
+    catalogue_scale: float = 100.0
     tools: tuple[str, ...] = TOOLS
     seed: int = 7
     log: Any = field(default=print)
@@ -414,3 +418,65 @@ def hosts(settings: Settings) -> dict:
             "requests": spent.total, "minimum": minimum["total"], "ratio": round(spent.total / minimum["total"], 3),
             "rate_limited": spent.rate_limited, "rate_limited_by": spent.rate_limited_by,
             "spent_twice": spent.duplicate_details + spent.duplicate_lists}
+
+
+CATALOGUE_LOOKUP_BATCH = 200  # `external_id[]` values Precoro accepts per request
+
+
+def _write_vendors(path: Path, vendors: list[tuple[str, str, str, str]]) -> None:
+    lines = ["vendor_id,name,currency,currencies"] + [",".join(vendor) for vendor in vendors]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def catalogue(settings: Settings) -> dict:
+    """The catalogue sync's requests against the minimum: N vendors new to Precoro (an initial sync), then 20
+    changes (renamed, a currency added, new ones), then none; each through `precoro-assets catalogue-sync` and
+    `writeback --send` at Precoro's limits sped up F times. The minimum: one `external_id[]` lookup per 200
+    vendors, and one write per record that needs one."""
+    scale, count, changes = settings.catalogue_scale, settings.catalogue_vendors, settings.catalogue_changes
+    home = _fresh(settings.workdir / "catalogue")
+    simulator = sim.start(20, 2, _limits(scale), settings.seed)
+    try:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PRECORO_") and k != "DAGSTER_HOME"},
+               "PRECORO_API_TOKEN": simulator.token, "PRECORO_EMAIL": simulator.email,
+               "PRECORO_BASE_URL": simulator.url, "PRECORO_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+               "PRECORO_TIME_SCALE": f"{scale:g}", "PYTHONWARNINGS": "ignore"}
+        (home / "dagster").mkdir(parents=True, exist_ok=True)
+        (home / "ledger").mkdir(parents=True, exist_ok=True)
+
+        def cli(*args: str) -> None:
+            done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=3600)
+            if done.returncode:
+                raise RuntimeError(f"precoro-assets {' '.join(args)} failed: {done.stderr[-800:]}")
+
+        today = datetime.now(UTC).date().isoformat()
+        cli("sync", "--start", today)  # reference data first: the plan matches unlinked suppliers in it
+        vendors = [(f"BV-{n:05d}", f"Bench Vendor {n}", "USD", "") for n in range(count)]
+        rounds = []
+        for label, writes in (("initial", count), ("incremental", changes), ("unchanged", 0)):
+            if label == "incremental":
+                step = max(changes // 4, 1)
+                for n in range(step):  # renamed
+                    vendors[n] = (vendors[n][0], vendors[n][1] + " Ltd", "USD", "")
+                for n in range(step, 2 * step):  # a currency added
+                    vendors[n] = (vendors[n][0], vendors[n][1], "USD", "EUR")
+                vendors += [(f"BV-NEW-{n}", f"Bench Newcomer {n}", "EUR", "") for n in range(changes - 2 * step)]
+            _write_vendors(home / "ledger" / "vendors.csv", vendors)
+            position = simulator.log_position()
+            started = time.monotonic()
+            cli("catalogue-sync")
+            cli("writeback", "--send")
+            seconds = time.monotonic() - started
+            entries, _ = simulator.request_log(position)
+            spent = sim.spent(entries)
+            lookups = sum(1 for e in entries if e["method"] == "GET")
+            minimum = -(-len(vendors) // CATALOGUE_LOOKUP_BATCH) + writes
+            rounds.append({"round": label, "vendors": len(vendors), "seconds": round(seconds, 1),
+                           "requests": spent.total, "lookups": lookups, "writes": spent.total - lookups,
+                           "minimum": minimum, "ratio": round(spent.total / minimum, 3),
+                           "rate_limited": spent.rate_limited})
+            settings.log(f"[catalogue] {label}: {spent.total} requests (minimum {minimum}) in {seconds:.0f} s")
+    finally:
+        simulator.stop()
+    return {"scale": scale, "rounds": rounds}

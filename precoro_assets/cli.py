@@ -346,6 +346,16 @@ def ledger_demo(out: Path | None, from_url: str | None) -> None:
     click.echo(f"Demo ledger for {origin} written to {directory}: {', '.join(f.name for f in files)}")
 
 
+def _run_failed(result) -> click.ClickException:
+    """The first failed step's message: a dg.Failure's own description (it says what to do), else the error."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is None:
+        return click.ClickException("run failed")
+    data = failure.step_failure_data
+    described = data.user_failure_data.description if data.user_failure_data else None
+    return click.ClickException((described or data.error.message).strip())
+
+
 def _console_log(verbose: bool) -> dict:
     """Run config for Dagster's console log: the whole event log with --verbose, else nothing (the command
     prints what matters, and each failure's cause, itself)."""
@@ -377,9 +387,35 @@ def reconcile(verbose: bool) -> None:
         click.echo(f"{rejected} ledger row(s) rejected, not loaded (file, line and reason in the table "
                    "precoro.ledger_rejected_rows)")
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        raise click.ClickException(failure.step_failure_data.error.message.strip() if failure else "run failed")
+        raise _run_failed(result)
     click.echo('Details: precoro-assets sql "SELECT class, reason FROM precoro.reconciliation_invoices"')
+
+
+@main.command("catalogue-sync")
+@click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
+def catalogue_sync(verbose: bool) -> None:
+    """Compare the accounting catalogue with Precoro and queue the writes (sent by `writeback --send`)."""
+    import dagster as dg
+
+    config = _settings()  # before the definitions are imported: they read the settings too
+    from .definitions import defs
+
+    _dagster_home(config.home)
+    with _simulator_if_needed(config):
+        result = defs.resolve_job_def("precoro_catalogue_sync").execute_in_process(
+            run_config=_console_log(verbose), instance=dg.DagsterInstance.get(), raise_on_error=False,
+            tags={"precoro/cli": "catalogue-sync"})
+    if not result.success:
+        raise _run_failed(result)
+    for event in result.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        click.echo(f"files: {metadata['files']}; {metadata['lookup requests']} lookup request(s)")
+        click.echo(str(metadata["actions per kind"]))
+        click.echo(f"{metadata['writes proposed']} write(s) proposed, {metadata['newly queued']} newly queued"
+                   + (f"; {metadata['rejected rows']} catalogue row(s) rejected" if metadata["rejected rows"] else ""))
+    click.echo('Details: precoro-assets sql "SELECT kind, ledger_id, action, reason FROM precoro.catalogue_sync_plan '
+               "WHERE action <> 'unchanged'\"\n"
+               "Send: precoro-assets writeback (a dry run), then precoro-assets writeback --send")
 
 
 @main.command()
@@ -407,8 +443,7 @@ def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None
             run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False,
             tags={"precoro/cli": "writeback"})
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        raise click.ClickException(failure.step_failure_data.error.message.strip() if failure else "run failed")
+        raise _run_failed(result)
     output = result.output_for_node("write_back")
     reports = output["reports"]
     if not reports:

@@ -11,6 +11,7 @@ import dagster as dg
 
 from . import settings
 from .api.resource import PrecoroResource
+from .defs.catalogue_sync import CATALOGUE_SYNC_ASSETS, catalogue_sync_job
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
 from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
@@ -45,10 +46,12 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
     ours = dg.map_asset_specs(
         lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
             tags={"domain": "procurement"}),
-        dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS]))
+        dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS,
+                                        *CATALOGUE_SYNC_ASSETS]))
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *ours],
-        jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job],
+        jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job,
+              catalogue_sync_job],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
             default_status=dg.DefaultScheduleStatus.STOPPED,

@@ -66,6 +66,10 @@ SET_EXTERNAL_ID = "set_external_id"
 SET_LOG = "set_integration_log"
 CLEAR_LOG = "clear_integration_log"
 EXPORT = "export_document"
+# The catalogue sync's writes (catalogue_sync.py): a record created from the accounting side's (POST), or the
+# fields it owns brought in step (PUT with only what differs)
+CREATE_RECORD = "create_record"
+UPDATE_RECORD = "update_record"
 
 # integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
 CONNECTOR_DISABLED = 8
@@ -137,13 +141,17 @@ class PurchaseOrder:
 
 # ---- outputs ------------------------------------------------------------------------------------------------
 
+# The resources reconciliation writes to: its batch retires pending rows of these only (see Outbox.propose).
+RECONCILED_RESOURCES = ("invoices", "payments", "purchaseorders")
+
+
 @dataclass(frozen=True)
 class Proposal:
     """One write-back the reconciliation proposes; its idempotency key is derived from what and why."""
 
     kind: str
-    resource: str  # "invoices" | "payments" | "purchaseorders"
-    target_key: str  # the idn Precoro addresses the record by
+    resource: str  # "invoices", "payments", "purchaseorders"; the catalogue sync's: "suppliers", "items", ...
+    target_key: str  # the idn Precoro addresses the record by (a create: the accounting side's id)
     target_id: int | None
     payload: dict[str, Any]  # JSON-safe: amounts as strings
     reason: str
@@ -158,7 +166,7 @@ class Proposal:
         """
         if self.kind == CREATE_PAYMENT:
             basis: list[Any] = [self.kind, self.resource, self.target_key, self.ledger_ref]
-        elif self.kind == EXPORT:
+        elif self.kind in (EXPORT, CREATE_RECORD):  # one row per document or ledger record, whatever it carries
             basis = [self.kind, self.resource, self.target_key]
         else:
             basis = [self.kind, self.resource, self.target_key, self.payload.get("fields")]

@@ -23,7 +23,7 @@ from pydantic import Field
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
 from ..ledger.source import LedgerSink, LedgerSource
-from ..reconcile import CLASSES, MATCHED, UNMATCHED, Reconciliation, reconcile
+from ..reconcile import CLASSES, MATCHED, RECONCILED_RESOURCES, UNMATCHED, Reconciliation, reconcile
 from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
@@ -180,7 +180,7 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     now, batch = datetime.now(UTC), context.run.run_id
     store.write(lambda con: tables.write_reconciliation(con, result, now, batch), what="write the reconciliation")
     queue = outbox.open()
-    proposed = queue.propose(result.proposals, batch)
+    proposed = queue.propose(result.proposals, batch, resources=RECONCILED_RESOURCES)
     mirror_outbox(store, queue)
     totals = class_totals(result)
     context.log.info(f"reconciled {len(result.invoices)} invoices and {len(result.ledger)} ledger records; "

@@ -74,7 +74,8 @@ def write_back(context: dg.OpExecutionContext, config: WriteBackConfig, precoro:
 
 
 @dg.job(name=JOB_NAME, description="Write reconciliation results back to Precoro: payments, externalId links, "
-        "externalIntegrationLog errors, exports to the accounting side. Dry run unless send is on.",
+        "externalIntegrationLog errors, exports to the accounting side; and the catalogue sync's suppliers, items, "
+        "taxes and custom field options. Dry run unless send is on.",
         tags={"precoro/writes": "true"})
 def writeback_job():
     write_back()

@@ -12,8 +12,9 @@ UTF-8 or UTF-16 with a byte order mark, one full export per file):
     tax_rates.csv            tax_id, name, rate, [enabled]                    (rate in percent: 20 or 7.5)
 
 `currencies` lists every currency a vendor is paid in, separated by spaces or `|` ("EUR|USD"); `currency` is
-the main one (added to the list). `enabled` is true/false, yes/no or 1/0; empty means true. A row that breaks a
-rule is returned as a RejectedRow with its file, line and reason; the rest of the file still loads.
+the main one (added to the list). `enabled` is true/false, yes/no or 1/0; empty (or no such column) means the
+export does not say: records are created enabled and Precoro's flag is left as it is. A row that breaks a rule is
+returned as a RejectedRow with its file, line and reason; the rest of the file still loads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from .files import CATALOGUE_FILES, BadValue, FileLedgerSource, parse_amount, parse_currency, parse_text
 from .source import RejectedRow
 
-_TRUE, _FALSE = {"", "1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f"}
+_TRUE, _FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f"}
 _RATE = re.compile(r"^\d{1,3}(\.\d{1,4})?$")
 
 
@@ -40,7 +41,7 @@ class LedgerVendor:
     tax_number: str | None = None
     address: str | None = None
     payment_terms_days: int | None = None
-    enabled: bool = True
+    enabled: bool | None = None  # None: the export does not say
     source_file: str = ""
     source_line: int = 0
 
@@ -53,7 +54,7 @@ class LedgerProduct:
     unit: str | None = None
     price: Decimal | None = None
     currency: str | None = None
-    enabled: bool = True
+    enabled: bool | None = None  # None: the export does not say
     source_file: str = ""
     source_line: int = 0
 
@@ -63,7 +64,7 @@ class LedgerAccount:
     account_id: str
     name: str
     code: str | None = None
-    enabled: bool = True
+    enabled: bool | None = None  # None: the export does not say
     source_file: str = ""
     source_line: int = 0
 
@@ -73,7 +74,7 @@ class LedgerTrackingOption:
     category: str  # the tracking category (a Precoro custom field of that name)
     option_id: str  # the option's id in the accounting system
     name: str
-    enabled: bool = True
+    enabled: bool | None = None  # None: the export does not say
     source_file: str = ""
     source_line: int = 0
 
@@ -88,7 +89,7 @@ class LedgerTaxRate:
     tax_id: str
     name: str
     rate: Decimal  # percent
-    enabled: bool = True
+    enabled: bool | None = None  # None: the export does not say
     source_file: str = ""
     source_line: int = 0
 
@@ -108,10 +109,12 @@ class LedgerCatalogue:
 
 # ---- field parsers ------------------------------------------------------------------------------------------
 
-def parse_enabled(value: Any) -> bool:
+def parse_enabled(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
     text = str(value if value is not None else "").strip().lower()
+    if not text:
+        return None
     if text in _TRUE:
         return True
     if text in _FALSE:

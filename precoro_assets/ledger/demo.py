@@ -223,7 +223,8 @@ def build_demo_ledger(invoices: Iterable[dict], suppliers: Iterable[dict], purch
                          "bill_date": today.isoformat()})
     # the vendor list lacks one supplier that has approved documents nobody booked: their export is refused
     refused = _supplier_to_refuse(unlinked[2:], purchase_orders)
-    ledger.vendors = [{"vendor_id": f"V-{int(s['id']):05d}", "name": s["name"]} for s in
+    # a supplier Precoro already links keeps its id (its externalId): the catalogue sync then finds them in step
+    ledger.vendors = [{"vendor_id": s.get("externalId") or f"V-{int(s['id']):05d}", "name": s["name"]} for s in
                       sorted(suppliers, key=lambda s: int(s["id"])) if s["name"] != refused]
     if refused:
         ledger.scenarios["vendor_unknown_to_accounting"] = [refused]

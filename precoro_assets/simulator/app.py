@@ -665,8 +665,8 @@ class SimulatorApp:
         return self.company.record_payment(invoice, amount, pay_date, logic_type=parse_int("logicType",
                                                                                            form.get("logicType", 0)))
 
-    SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxPayerNumber", "externalId",
-                       "status", "contacts"}
+    SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxPayerNumber", "legalAddress",
+                       "externalId", "status", "contacts"}
     CONTACT_FIELDS = {"id", "name", "email", "phone"}
 
     def _contacts(self, given: object, existing: list[dict]) -> list[dict]:
@@ -691,7 +691,7 @@ class SimulatorApp:
 
     def _apply_supplier(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.SUPPLIER_FIELDS)
-        for name in ("name", "uniqueCode", "taxPayerNumber", "externalId"):
+        for name in ("name", "uniqueCode", "taxPayerNumber", "legalAddress", "externalId"):
             if name in form:
                 record_data[name] = form[name]
         if "currency" in form:
@@ -714,7 +714,7 @@ class SimulatorApp:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
         data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
-                "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None,
+                "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None, "legalAddress": None,
                 "paymentTerms": {"data": []}, "contacts": {"data": []}, "supplierLegalEntities": {"data": []},
                 "externalId": None, "approvalDate": None}
         self._apply_supplier(data, form)

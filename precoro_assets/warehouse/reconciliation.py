@@ -100,15 +100,17 @@ RECONCILIATION_LEDGER = ("reconciliation_ledger", "Every ledger payment, bill an
 ) + SOURCE + (c("reconciled_at", TIME, "When the reconciliation ran."),
               c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row.")))
 
-WRITEBACK_OUTBOX = ("writeback_outbox", "Write-backs to Precoro proposed by reconciliation and what became of "
-                    "them: a copy of the operational queue (outbox.sqlite in PRECORO_STATE_DIR), refreshed after "
-                    "every reconciliation and write-back run.", (
+WRITEBACK_OUTBOX = ("writeback_outbox", "Write-backs to Precoro proposed by reconciliation and the catalogue "
+                    "sync, and what became of them: a copy of the operational queue (outbox.sqlite in "
+                    "PRECORO_STATE_DIR), refreshed after every reconciliation, catalogue plan and write-back run.", (
     c("idempotency_key", "VARCHAR", "Derived from the action, its target and its reason: the same proposal "
                                     "always has the same key, so it is queued once."),
     c("kind", "VARCHAR", "create_payment, set_external_id, set_integration_log, clear_integration_log or "
-                         "export_document."),
-    c("resource", "VARCHAR", "The Precoro resource written: invoices, payments or purchaseorders."),
-    c("target_key", "VARCHAR", "The record's idn."),
+                         "export_document (reconciliation's); create_record or update_record (the catalogue sync's)."),
+    c("resource", "VARCHAR", "The Precoro resource written: invoices, payments or purchaseorders; suppliers, items, "
+                             "taxes, itemcustomfields or documentcustomfields (custom field options)."),
+    c("target_key", "VARCHAR", "The record's idn (reference data: its id; a record to create: the accounting "
+                               "side's id)."),
     c("target_id", "BIGINT", "The record's numeric id."),
     c("payload", "JSON", "What is sent (amounts as exact decimal text)."),
     c("reason", "VARCHAR", "Why reconciliation proposed it."),

@@ -11,6 +11,11 @@ Exactly once for `POST /payments`, which Precoro can't de-duplicate for us:
   next run), and the client never repeats a POST that may have landed (see `api.client._is_retryable`).
 PATCHes are idempotent (the client retries them itself); they are still skipped when Precoro already holds
 the value, so a converged outbox costs one GET per row and no writes.
+
+The catalogue sync's rows (catalogue_sync.py) follow the same rule: a POST that creates a supplier, item, tax or
+custom field option marks the row in flight first; after a lost answer the record is looked up by the externalId
+the POST carried, and adopted if it landed. Its PUTs carry only the fields that differed when the plan was made
+(idempotent: sent as planned, no re-read; the next plan sees the result).
 """
 
 from __future__ import annotations
@@ -32,15 +37,18 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
+from ..catalogue_sync import find_created
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, LedgerSink
 from ..reconcile import (
     CANCELED,
     CLEAR_LOG,
     CREATE_PAYMENT,
+    CREATE_RECORD,
     CREDIT_NOTE_TYPES,
     EXPORT,
     SET_EXTERNAL_ID,
     SET_LOG,
+    UPDATE_RECORD,
 )
 from .outbox import FAILED, PENDING, SENT, SKIPPED, Outbox, OutboxRow
 
@@ -83,9 +91,20 @@ def payment_request(row: OutboxRow) -> str:
             f"&payDate={p['pay_date']}T00:00:00+00:00")
 
 
+def form_text(fields: dict[str, Any]) -> str:
+    return "&".join(f"{name}[]={item}" if isinstance(value, list) else f"{name}={value}"
+                    for name, value in fields.items() for item in (value if isinstance(value, list) else [value]))
+
+
 def patch_request(resource: str, key: str, fields: dict[str, str]) -> str:
-    form = "&".join(f"{name}={value}" for name, value in fields.items())
-    return f"PATCH /{resource}/{key} {form}"
+    return f"PATCH /{resource}/{key} {form_text(fields)}"
+
+
+def record_request(row: OutboxRow) -> str:
+    """The catalogue sync's POST (a new record) or PUT (the differing fields)."""
+    if row.kind == CREATE_RECORD:
+        return f"POST {row.payload['path']} {form_text(row.payload['form'])}"
+    return f"PUT {row.payload['path']} {form_text(row.payload['fields'])}"
 
 
 def describe(row: OutboxRow) -> str:
@@ -97,6 +116,8 @@ def describe(row: OutboxRow) -> str:
         return (f"offer {row.resource} {row.target_key} ({p['supplier']}, {p['number']}, {p['amount']} "
                 f"{p['currency']}) to the accounting side, then PATCH /{row.resource}/{row.target_key} externalId "
                 "(accepted) or externalIntegrationLog (refused)")
+    if row.kind in (CREATE_RECORD, UPDATE_RECORD):
+        return record_request(row)
     return patch_request(row.resource, row.target_key, row.payload["fields"])
 
 
@@ -187,7 +208,8 @@ class WriteBack:
 
     def _handle(self, row: OutboxRow) -> Report:
         handlers = {CREATE_PAYMENT: self._create_payment, SET_EXTERNAL_ID: self._patch, SET_LOG: self._patch,
-                    CLEAR_LOG: self._patch, EXPORT: self._export}
+                    CLEAR_LOG: self._patch, EXPORT: self._export, CREATE_RECORD: self._create_record,
+                    UPDATE_RECORD: self._update_record}
         target = f"{row.resource}/{row.target_key}"
         try:
             done = handlers[row.kind](row)
@@ -301,3 +323,39 @@ class WriteBack:
             return Done(FAILED, "refused again; Precoro already shows the error", refused)
         return self._send_patch(row, {"externalIntegrationLog": text}, "refused by the accounting side; "
                                 "externalIntegrationLog set", status=FAILED, error=refused)
+
+    # ---- the catalogue sync: POST a record, PUT the differing fields ------------------------------------------
+
+    def _create_record(self, row: OutboxRow) -> Done:
+        payload = row.payload
+        what = f"{row.resource} {payload.get('name')!r} (externalId {payload['form'].get('externalId')!r})"
+        may_exist = row.in_flight is not None
+        last_error = None
+        for _ in range(POST_TRIES_PER_RUN):
+            if may_exist:  # an earlier POST may have landed without its answer: find it before sending again
+                found = find_created(self.client, payload["lookup"])
+                if found is not None:
+                    return Done(SENT, f"adopted {what}, id {found.get('id')}: the earlier POST landed although its "
+                                      "answer was lost")
+            self.outbox.mark_in_flight(row.key, {"run_id": self.run_id}, record_request(row))
+            try:
+                answer = self.client.post(payload["path"], payload["form"])
+            except PrecoroValidationError as error:
+                return Done(FAILED, "Precoro refused the record", _error_text(error))
+            except TRANSIENT as error:
+                last_error, may_exist = _error_text(error), True
+                self.log(f"POST {payload['path']} for {what}: no usable answer ({last_error}); looking it up by "
+                         "externalId before any retry")
+                continue
+            answer = answer if isinstance(answer, dict) else {}
+            return Done(SENT, f"created {what} as id {answer.get('id')}")
+        return Done(PENDING, "whether the record was created is unknown; the next run looks it up first", last_error)
+
+    def _update_record(self, row: OutboxRow) -> Done:
+        fields = row.payload["fields"]
+        self.outbox.note_request(row.key, record_request(row))
+        try:
+            self.client.put(row.payload["path"], fields)
+        except PrecoroValidationError as error:
+            return Done(FAILED, "Precoro refused the change", _error_text(error))
+        return Done(SENT, f"set {', '.join(fields)} on {row.resource} {row.target_key}")

@@ -163,12 +163,16 @@ class Outbox:
 
     # ---- reconciliation side ------------------------------------------------------------------------------
 
-    def propose(self, proposals: Iterable[Proposal], batch_id: str) -> ProposeSummary:
+    def propose(self, proposals: Iterable[Proposal], batch_id: str,
+                resources: Iterable[str] | None = None) -> ProposeSummary:
         """Queue new proposals and leave known ones as they are (a sent row is never sent again).
 
-        Pending rows this reconciliation no longer proposes are retired (skipped, `superseded_by`): the
-        disagreement went away. Should it come back, the same row returns to pending: it was never sent.
+        Pending rows this batch no longer proposes are retired (skipped, `superseded_by`): the disagreement went
+        away. Should it come back, the same row returns to pending: it was never sent. Only rows of `resources`
+        are this batch's to retire (reconciliation writes documents, the catalogue sync suppliers; one never
+        retires the other's rows); None: every pending row.
         """
+        scope = set(resources) if resources is not None else None
         proposals = list(proposals)
         now = _now()
         with self._transaction() as con:
@@ -188,8 +192,8 @@ class Outbox:
                         "AND superseded_by IS NOT NULL", [now, p.idempotency_key]).rowcount
             keys = {p.idempotency_key for p in proposals}
             stale = [row["idempotency_key"] for row in con.execute(
-                "SELECT idempotency_key FROM outbox WHERE status = 'pending' AND in_flight IS NULL")
-                if row["idempotency_key"] not in keys]
+                "SELECT idempotency_key, resource FROM outbox WHERE status = 'pending' AND in_flight IS NULL")
+                if row["idempotency_key"] not in keys and (scope is None or row["resource"] in scope)]
             for key in stale:
                 con.execute("UPDATE outbox SET status = 'skipped', superseded_by = ?, outcome = ?, updated_at = ?, "
                             "finished_at = ? WHERE idempotency_key = ?",

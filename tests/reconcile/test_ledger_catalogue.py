@@ -34,7 +34,7 @@ def test_vendors_load_with_their_fields_and_bad_rows_are_reported_with_file_line
     assert (acme.vendor_id, acme.name, acme.currencies, acme.tax_number, acme.address, acme.payment_terms_days,
             acme.enabled) == ("V-1", "Acme Ltd", ("EUR", "USD", "GBP"), "DE123", "1 Main St, Berlin", 30, True)
     assert (globex.currencies, globex.tax_number, globex.payment_terms_days, globex.enabled) == (
-        ("EUR", "USD"), None, None, True)
+        ("EUR", "USD"), None, None, None)  # enabled left empty: the export does not say
     reasons = {(r.file, r.line): r.reason for r in catalogue.rejected}
     assert set(reasons) == {("vendors.csv", line) for line in (4, 5, 6, 7, 8)}
     assert "three-letter" in reasons[("vendors.csv", 4)] and "whole number of days" in reasons[("vendors.csv", 5)]
@@ -59,7 +59,7 @@ def test_products_accounts_tracking_categories_and_tax_rates_load_exactly(tmp_pa
     catalogue = load_catalogue(tmp_path)
 
     assert [(p.product_id, p.price, p.currency, p.unit, p.enabled) for p in catalogue.products] == [
-        ("P-1", Decimal("12.50"), "EUR", "box", True), ("P-2", None, None, "hour", True)]
+        ("P-1", Decimal("12.50"), "EUR", "box", True), ("P-2", None, None, "hour", None)]
     assert [(a.account_id, a.code, a.name, a.enabled) for a in catalogue.accounts] == [
         ("A-1", "6000", "Office supplies", True), ("A-2", None, "Travel", False)]
     assert [(o.category, o.option_id, o.name) for o in catalogue.tracking_options] == [
