@@ -6,6 +6,7 @@ a tool's own report, so both tools are measured by the same ruler.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -424,13 +425,16 @@ CATALOGUE_LOOKUP_BATCH = 200  # `external_id[]` values Precoro accepts per reque
 
 
 def _write_vendors(path: Path, vendors: list[tuple[str, str, str, str]]) -> None:
-    lines = ["vendor_id,name,currency,currencies"] + [",".join(vendor) for vendor in vendors]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["vendor_id", "name", "currency", "currencies"])
+        writer.writerows(vendors)
 
 
 def catalogue(settings: Settings) -> dict:
-    """The catalogue sync's requests against the minimum: N vendors new to Precoro (an initial sync), then 20
-    changes (renamed, a currency added, new ones), then none; each through `precoro-assets catalogue-sync` and
+    """The catalogue sync's requests against the minimum: the company's suppliers (linked, or matched by name)
+    and N vendors new to Precoro (an initial sync), then 20 changes (renamed, a currency added, new ones), then
+    none; each through `precoro-assets catalogue-sync` and
     `writeback --send` at Precoro's limits sped up F times. The minimum: one `external_id[]` lookup per 200
     vendors, and one write per record that needs one."""
     scale, count, changes = settings.catalogue_scale, settings.catalogue_vendors, settings.catalogue_changes
@@ -452,14 +456,19 @@ def catalogue(settings: Settings) -> dict:
 
         today = datetime.now(UTC).date().isoformat()
         cli("sync", "--start", today)  # reference data first: the plan matches unlinked suppliers in it
-        vendors = [(f"BV-{n:05d}", f"Bench Vendor {n}", "USD", "") for n in range(count)]
+        # the accounting side knows the company's suppliers too (by their externalId, or by name: then linked)
+        known = [(s.get("externalId") or f"BV-OLD-{s['id']}", str(s["name"]), "", "")
+                 for s in simulator.export("suppliers")]
+        unlinked = sum(1 for vendor in known if vendor[0].startswith("BV-OLD-"))
+        vendors = known + [(f"BV-{n:05d}", f"Bench Vendor {n}", "USD", "") for n in range(count)]
         rounds = []
-        for label, writes in (("initial", count), ("incremental", changes), ("unchanged", 0)):
+        for label, writes in (("initial", count + unlinked), ("incremental", changes), ("unchanged", 0)):
             if label == "incremental":
                 step = max(changes // 4, 1)
-                for n in range(step):  # renamed
+                first = len(known)
+                for n in range(first, first + step):  # renamed
                     vendors[n] = (vendors[n][0], vendors[n][1] + " Ltd", "USD", "")
-                for n in range(step, 2 * step):  # a currency added
+                for n in range(first + step, first + 2 * step):  # a currency added
                     vendors[n] = (vendors[n][0], vendors[n][1], "USD", "EUR")
                 vendors += [(f"BV-NEW-{n}", f"Bench Newcomer {n}", "EUR", "") for n in range(changes - 2 * step)]
             _write_vendors(home / "ledger" / "vendors.csv", vendors)

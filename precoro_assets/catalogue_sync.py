@@ -13,8 +13,10 @@ The plan, for each ledger record:
 - a twin that differs on those fields: PUT only the differing fields; a supplier's `currencies[]` is merged
   (the PUT replaces the list, so the currencies Precoro has besides the accounting side's are sent along);
 - unchanged: nothing is sent;
-- what Precoro has that the catalogue lacks (linked to an id it no longer lists, or unlinked and unmatched) is
-  reported in the plan (`precoro_only`), never changed.
+- an approved, enabled Precoro supplier that is unlinked and has no vendor of its name is offered to the
+  accounting side (LedgerSink.offer_vendor) and linked by the id it gets there (`offer`); what else Precoro has
+  that the catalogue lacks (linked to an id it no longer lists; other kinds unlinked) is reported
+  (`precoro_only`), never changed.
 
 Who wins (suppliers are edited on both sides): for a linked record the accounting side wins on the fields it
 maps (name, currency, currencies (added, never removed), tax number, legal address, enabled; items: name, sku,
@@ -44,22 +46,26 @@ from .ledger.catalogue_files import (
     LedgerVendor,
 )
 from .ledger.source import same_name
-from .reconcile import CREATE_RECORD, UPDATE_RECORD, Proposal
+from .reconcile import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
 
 # The resources the catalogue sync writes to: its batch retires pending outbox rows of these only.
 CATALOGUE_RESOURCES = ("suppliers", "items", "taxes", "itemcustomfields", "documentcustomfields")
 DEFAULT_ACCOUNTS_FIELD = "GL account"  # the item custom field Precoro's accounting integrations fill with accounts
 
 # What the plan decides for a record
-CREATE, UPDATE, LINK, UNCHANGED, CONFLICT, PRECORO_ONLY, NOT_SENT = (
-    "create", "update", "link", "unchanged", "conflict", "precoro_only", "not_sent")
+CREATE, UPDATE, LINK, UNCHANGED, CONFLICT, OFFER, PRECORO_ONLY, NOT_SENT = (
+    "create", "update", "link", "unchanged", "conflict", "offer", "precoro_only", "not_sent")
+APPROVED = 2  # a supplier's status: only approved, enabled suppliers are offered to the accounting side
 ACTIONS = {
     CREATE: "Precoro lacks it: POST it with its externalId",
     UPDATE: "linked, and fields the accounting side owns differ: PUT only those",
     LINK: "an unlinked Precoro record of the same name: PUT its externalId (and any differing field)",
     UNCHANGED: "linked and equal: nothing is sent",
     CONFLICT: "more than one Precoro record could be its twin: nothing is sent until someone resolves it",
-    PRECORO_ONLY: "in Precoro only: reported, never changed",
+    OFFER: "an approved, enabled Precoro supplier the accounting side lacks (unlinked, no vendor of that name): "
+           "offered to it as a new vendor, then linked by externalId",
+    PRECORO_ONLY: "in Precoro only and not offered (linked to an id the catalogue lacks, or a supplier not approved "
+                  "or disabled): reported, never changed",
     NOT_SENT: "nothing can be sent (disabled and absent from Precoro, or no custom field to hold it)",
     "rejected": "a catalogue file's row that did not load (file, line and reason): fix the export",
 }
@@ -291,12 +297,21 @@ def plan_group(group: Group) -> tuple[list[PlanRow], list[Proposal]]:
         if twin.external_id not in listed:
             rows.append(PlanRow(group.kind, None, twin.name, PRECORO_ONLY, group.resource, twin.id, {},
                                 f"linked to {twin.external_id!r}, which the accounting catalogue does not list"))
-    if group.kind == "vendor":  # suppliers are two-way: who is missing on the accounting side is worth a row
+    if group.kind == "vendor":  # suppliers are two-way: the accounting side gets the ones it lacks
+        named = {same_name(record.name) for record in group.records}
         for twin in group.unlinked:
-            if twin.id not in claimed:
+            if twin.id in claimed or same_name(twin.name) in named:  # linked now, or in conflict: not missing
+                continue
+            approved = str(twin.values.get("status")) == str(APPROVED) and _same(True, twin.values.get("enable"))
+            if not approved:
                 rows.append(PlanRow(group.kind, None, twin.name, PRECORO_ONLY, group.resource, twin.id, {},
-                                    "unlinked and no vendor of that name: add it to the accounting system (it is "
-                                    "then linked by name) or link it there"))
+                                    "unlinked, no vendor of that name, and not an approved, enabled supplier: "
+                                    "offered to the accounting side once it is"))
+                continue
+            rows.append(PlanRow(group.kind, None, twin.name, OFFER, group.resource, twin.id, {},
+                                "unlinked and no vendor of that name: offered to the accounting side"))
+            proposals.append(Proposal(EXPORT_SUPPLIER, group.resource, twin.id, int(twin.id), {"name": twin.name},
+                                      f"supplier {twin.id} ({twin.name}): missing in the accounting system"))
     return rows, proposals
 
 
@@ -337,7 +352,8 @@ def warehouse_twins(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str
 
 
 SUPPLIER_COLUMNS = {"name": "name", "currency": "currency", "currencies": "currencies",
-                    "taxPayerNumber": "tax_number", "legalAddress": "legal_address", "enable": "enable"}
+                    "taxPayerNumber": "tax_number", "legalAddress": "legal_address", "enable": "enable",
+                    "status": "status"}
 ITEM_COLUMNS = {"name": "name", "sku": "sku", "price": "price"}
 
 

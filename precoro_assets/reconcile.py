@@ -70,6 +70,8 @@ EXPORT = "export_document"
 # fields it owns brought in step (PUT with only what differs)
 CREATE_RECORD = "create_record"
 UPDATE_RECORD = "update_record"
+# ... and the other way: a Precoro supplier the accounting side lacks, offered to it, then linked by externalId
+EXPORT_SUPPLIER = "export_supplier"
 
 # integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
 CONNECTOR_DISABLED = 8
@@ -166,7 +168,7 @@ class Proposal:
         """
         if self.kind == CREATE_PAYMENT:
             basis: list[Any] = [self.kind, self.resource, self.target_key, self.ledger_ref]
-        elif self.kind in (EXPORT, CREATE_RECORD):  # one row per document or ledger record, whatever it carries
+        elif self.kind in (EXPORT, CREATE_RECORD, EXPORT_SUPPLIER):  # one row per record, whatever it carries
             basis = [self.kind, self.resource, self.target_key]
         else:
             basis = [self.kind, self.resource, self.target_key, self.payload.get("fields")]

@@ -25,6 +25,7 @@ import io
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -36,6 +37,7 @@ from .source import (
     CREDIT_NOTE,
     ExportDocument,
     ExportResult,
+    ExportVendor,
     LedgerBill,
     LedgerPayment,
     LedgerSnapshot,
@@ -351,6 +353,11 @@ def _file_kind(path: Path) -> str | None:
 EXPORT_COLUMNS = ("external_id", "precoro_idn", "precoro_id", "supplier", "number", "amount", "currency",
                   "exported_at", "type")
 EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
+# Suppliers offered as new vendors: export/suppliers.csv, in the catalogue's vendors.csv columns (an accounting
+# import reads both the same way), plus Precoro's id and when it was offered.
+VENDOR_EXPORT_COLUMNS = ("vendor_id", "name", "currency", "currencies", "tax_number", "address", "precoro_id",
+                         "exported_at")
+VENDOR_ID_PREFIX = "ACC-VEN"
 
 
 class FileLedgerSink:
@@ -368,53 +375,79 @@ class FileLedgerSink:
         self.name = f"files in {self.export_dir}"
 
     def vendors(self) -> set[str] | None:
-        """The accounting system's vendor names (compared with `same_name`), or None when no list is kept."""
+        """The accounting system's vendor names (compared with `same_name`), or None when no list is kept: its
+        vendors.csv, and the suppliers offered to it since (accepted there, as an accounting API would)."""
         path = self.directory / VENDORS_FILE
         if not path.exists():
             return None
         text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
-        return {same_name(row.get("name")) for row in csv.DictReader(io.StringIO(text, newline=""))
-                if row.get("name")}
+        names = {same_name(row.get("name")) for row in csv.DictReader(io.StringIO(text, newline=""))
+                 if row.get("name")}
+        return names | {same_name(row.get("name")) for row in self._rows(self.export_dir / "suppliers.csv")}
 
     def offer(self, document: ExportDocument) -> ExportResult:
-        self.export_dir.mkdir(parents=True, exist_ok=True)
         path = self.export_dir / f"{document.resource}.csv"
+        with self._locked():
+            existing = self._exported(path, "precoro_idn", "external_id").get(document.idn)
+            if existing:
+                return ExportResult(True, external_id=existing)
+            vendors = self.vendors()
+            if vendors is not None and same_name(document.supplier) not in vendors:
+                return ExportResult(False, error=f"Vendor '{document.supplier}' does not exist in the "
+                                                 "accounting system")
+            external_id = f"{EXTERNAL_ID_PREFIX.get(document.resource, 'ACC')}-{document.idn}"
+            self._append(path, EXPORT_COLUMNS, {
+                "external_id": external_id, "precoro_idn": document.idn, "precoro_id": document.id or "",
+                "supplier": document.supplier, "number": document.number, "amount": format(document.amount, "f"),
+                "currency": document.currency, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "type": document.kind})
+            return ExportResult(True, external_id=external_id)
+
+    def offer_vendor(self, vendor: ExportVendor) -> ExportResult:
+        path = self.export_dir / "suppliers.csv"
+        with self._locked():
+            existing = self._exported(path, "precoro_id", "vendor_id").get(str(vendor.precoro_id))
+            if existing:
+                return ExportResult(True, external_id=existing)
+            vendor_id = f"{VENDOR_ID_PREFIX}-{vendor.precoro_id}"
+            self._append(path, VENDOR_EXPORT_COLUMNS, {
+                "vendor_id": vendor_id, "name": vendor.name, "currency": vendor.currency or "",
+                "currencies": "|".join(vendor.currencies), "tax_number": vendor.tax_number or "",
+                "address": vendor.address or "", "precoro_id": vendor.precoro_id,
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            return ExportResult(True, external_id=vendor_id)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Two write-back runs never append the same record twice."""
+        self.export_dir.mkdir(parents=True, exist_ok=True)
         with open(self.export_dir / ".lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # two write-back runs never append the same document twice
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                existing = self._exported(path).get(document.idn)
-                if existing:
-                    return ExportResult(True, external_id=existing)
-                vendors = self.vendors()
-                if vendors is not None and same_name(document.supplier) not in vendors:
-                    return ExportResult(False, error=f"Vendor '{document.supplier}' does not exist in the "
-                                                     "accounting system")
-                external_id = f"{EXTERNAL_ID_PREFIX.get(document.resource, 'ACC')}-{document.idn}"
-                self._append(path, external_id, document)
-                return ExportResult(True, external_id=external_id)
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @staticmethod
-    def _exported(path: Path) -> dict[str, str]:
+    def _rows(path: Path) -> list[dict[str, str]]:
         if not path.exists():
-            return {}
+            return []
         with open(path, newline="", encoding="utf-8") as handle:
-            return {row["precoro_idn"]: row["external_id"] for row in csv.DictReader(handle)}
+            return list(csv.DictReader(handle))
+
+    def _exported(self, path: Path, key: str, value: str) -> dict[str, str]:
+        return {row[key]: row[value] for row in self._rows(path)}
 
     @staticmethod
-    def _append(path: Path, external_id: str, document: ExportDocument) -> None:
-        header = EXPORT_COLUMNS
+    def _append(path: Path, columns: tuple[str, ...], row: dict[str, object]) -> None:
+        header = columns
         if path.exists():
             with open(path, newline="", encoding="utf-8") as handle:
-                header = tuple(next(csv.reader(handle), EXPORT_COLUMNS))
+                header = tuple(next(csv.reader(handle), columns))
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
             if not path.stat().st_size:
                 writer.writeheader()
-            writer.writerow({"external_id": external_id, "precoro_idn": document.idn, "precoro_id": document.id or "",
-                             "supplier": document.supplier, "number": document.number,
-                             "amount": format(document.amount, "f"), "currency": document.currency,
-                             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "type": document.kind})
+            writer.writerow(row)
             handle.flush()
             os.fsync(handle.fileno())

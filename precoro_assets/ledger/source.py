@@ -98,6 +98,18 @@ class ExportDocument:
 
 
 @dataclass(frozen=True)
+class ExportVendor:
+    """A Precoro supplier offered to the accounting system as a new vendor (suppliers are kept in step both ways)."""
+
+    precoro_id: int
+    name: str
+    currency: str | None = None
+    currencies: tuple[str, ...] = ()
+    tax_number: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
 class ExportResult:
     """The accounting system's answer: accepted with its id, or refused with its reason."""
 
@@ -114,6 +126,10 @@ class LedgerSink(Protocol):
 
     def offer(self, document: ExportDocument) -> ExportResult:
         """Hand one document over. Must be idempotent: offering it again returns the same answer."""
+        ...
+
+    def offer_vendor(self, vendor: ExportVendor) -> ExportResult:
+        """Hand one supplier over as a new vendor; the answer's external_id becomes its externalId. Idempotent."""
         ...
 
 

@@ -38,7 +38,7 @@ from ..api.errors import (
     QuotaExhausted,
 )
 from ..catalogue_sync import find_created
-from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, LedgerSink
+from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
 from ..reconcile import (
     CANCELED,
     CLEAR_LOG,
@@ -46,6 +46,7 @@ from ..reconcile import (
     CREATE_RECORD,
     CREDIT_NOTE_TYPES,
     EXPORT,
+    EXPORT_SUPPLIER,
     SET_EXTERNAL_ID,
     SET_LOG,
     UPDATE_RECORD,
@@ -118,6 +119,9 @@ def describe(row: OutboxRow) -> str:
                 "(accepted) or externalIntegrationLog (refused)")
     if row.kind in (CREATE_RECORD, UPDATE_RECORD):
         return record_request(row)
+    if row.kind == EXPORT_SUPPLIER:
+        return (f"offer supplier {row.target_key} ({row.payload['name']}) to the accounting side as a new vendor, "
+                f"then PATCH /suppliers/{row.target_key} externalId")
     return patch_request(row.resource, row.target_key, row.payload["fields"])
 
 
@@ -209,7 +213,7 @@ class WriteBack:
     def _handle(self, row: OutboxRow) -> Report:
         handlers = {CREATE_PAYMENT: self._create_payment, SET_EXTERNAL_ID: self._patch, SET_LOG: self._patch,
                     CLEAR_LOG: self._patch, EXPORT: self._export, CREATE_RECORD: self._create_record,
-                    UPDATE_RECORD: self._update_record}
+                    UPDATE_RECORD: self._update_record, EXPORT_SUPPLIER: self._export_supplier}
         target = f"{row.resource}/{row.target_key}"
         try:
             done = handlers[row.kind](row)
@@ -359,3 +363,17 @@ class WriteBack:
         except PrecoroValidationError as error:
             return Done(FAILED, "Precoro refused the change", _error_text(error))
         return Done(SENT, f"set {', '.join(fields)} on {row.resource} {row.target_key}")
+
+    def _export_supplier(self, row: OutboxRow) -> Done:
+        record = self.client.get_detail("suppliers", row.target_key)
+        if record.get("externalId"):
+            return Done(SKIPPED, f"already linked to {record['externalId']!r} in Precoro")
+        currencies = tuple(str(c) for c in (record.get("currencies") or []))
+        vendor = ExportVendor(int(record["id"]), str(record.get("name") or row.payload["name"]),
+                              record.get("currency"), currencies, record.get("taxPayerNumber"),
+                              record.get("legalAddress"))
+        answer = self.sink.offer_vendor(vendor)
+        if not answer.accepted:
+            return Done(FAILED, "the accounting side refused the vendor", answer.error or "refused without a reason")
+        return self._send_patch(row, {"externalId": answer.external_id or ""},
+                                f"offered to {self.sink.name} as vendor {answer.external_id}; linked")

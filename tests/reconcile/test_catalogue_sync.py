@@ -90,16 +90,24 @@ def scenario(env: Any) -> dict[str, str]:
     ])
     taxes = sorted(env.export("taxes"), key=lambda t: t["id"])
     api(env, "PATCH", f"/taxes/{taxes[1]['id']}", {"externalId": "T-RENAMED"})
+    api(env, "PUT", f"/taxes/{taxes[3]['id']}", {"name": taxes[2]["name"]})  # two taxes of one name
     write_csv("tax_rates.csv", ["tax_id", "name", "rate"], [
         ["T-LINK", taxes[0]["name"], str(taxes[0]["value"])],
         ["T-RENAMED", "VAT standard", str(taxes[1]["value"])],
         ["T-NEW", "Reduced 5.5%", "5.5"],
+        ["T-TWICE", taxes[2]["name"], str(taxes[2]["value"])],
     ])
+    accounts = next(f for f in env.export("itemcustomfields") if f["name"] == "GL account")
+    first, second = accounts["options"][1], accounts["options"][2]
+    api(env, "PUT", f"/itemcustomfields/{accounts['id']}/options/{second['id']}", {"name": first["name"]})
     write_csv("accounts.csv", ["account_id", "name", "code"], [
-        ["6000", "6000 Office supplies", "6000"], ["7000", "7000 Travel", "7000"]])
+        ["6000", "6000 Office supplies", "6000"], ["7000", "7000 Travel", "7000"], ["6100", first["name"], ""]])
     write_csv("tracking_categories.csv", ["category", "option_id", "name"], [
         ["Cost center", "CC-MKT", "Marketing"], ["Cost center", "CC-LEGAL", "Legal"], ["Region", "R-1", "North"]])
+    offered = [s for s in unlinked[3:] if s["status"] == 2 and s["enable"]]
+    assert offered, "the company has an approved supplier the accounting side lacks"
     return {"changed_supplier": str(changed["id"]), "linked_supplier": str(link["id"]),
+            "offered": str(offered[0]["id"]),
             "extra_currency": extra, "twin_a": str(twins[0]["id"]), "twin_b": str(twins[1]["id"])}
 
 
@@ -139,10 +147,13 @@ def test_a_sent_plan_leaves_precoro_equal_to_the_accounting_catalogue_and_a_seco
     assert Counter(a for (kind, _), a in actions.items() if kind == "vendor")["unchanged"] == 1
     products = [actions[("product", p.product_id)] for p in load_catalogue(ledger_dir()).products]
     assert products == ["unchanged", "update", "create", "conflict"]
-    assert {actions[("tax_rate", t)] for t in ("T-LINK", "T-RENAMED", "T-NEW")} == {"link", "update", "create"}
-    assert actions[("account", "6000")] == "link" and actions[("account", "7000")] == "create"
+    assert [actions[("tax_rate", t)] for t in ("T-LINK", "T-RENAMED", "T-NEW", "T-TWICE")] == [
+        "link", "update", "create", "conflict"]
+    assert [actions[("account", a)] for a in ("6000", "7000", "6100")] == ["link", "create", "conflict"]
     assert actions[("tracking_option", "CC-MKT")] == "link" and actions[("tracking_option", "CC-LEGAL")] == "create"
     assert actions[("tracking_option", "R-1")] == "not_sent"  # Precoro has no "Region" field
+    assert actions[("vendor", f"precoro:{facts['offered']}")] == "offer"  # suppliers are two-way
+    assert ("vendor", f"precoro:{facts['twin_a']}") not in actions  # in conflict with a vendor: not missing
     assert "no document custom field named 'Region'" in rows[("tracking_option", "R-1")]["reason"]
 
     mark = env.request_mark()
@@ -150,7 +161,7 @@ def test_a_sent_plan_leaves_precoro_equal_to_the_accounting_catalogue_and_a_seco
     assert not dry["send"] and not env.writes_since(mark)  # a dry run by default: nothing sent
     env.writeback(SEND)
     writes = env.writes_since(mark)
-    proposals = sum(1 for row in rows.values() if row["action"] in ("create", "update", "link"))
+    proposals = sum(1 for row in rows.values() if row["action"] in ("create", "update", "link", "offer"))
     unsent = {r.target_key: (r.status, r.last_error) for r in env.outbox.rows() if r.status != "sent"}
     assert list(unsent) == ["V-YEN"] and unsent["V-YEN"][0] == "failed"
     assert "currency: This value is not one of the company's currencies" in unsent["V-YEN"][1]  # Precoro's words
@@ -177,11 +188,17 @@ def test_a_sent_plan_leaves_precoro_equal_to_the_accounting_catalogue_and_a_seco
                                                                                         "9 New Road")
     twin_links = {str(s["id"]): s.get("externalId") for s in env.export("suppliers")}
     assert twin_links[facts["twin_a"]] is None and twin_links[facts["twin_b"]] is None  # conflicts: untouched
+    # the supplier the accounting side lacked is in its import file now, and linked by the id it got there
+    offered = list(csv.DictReader(open(ledger_dir() / "export" / "suppliers.csv", encoding="utf-8")))
+    assert [(row["precoro_id"], row["vendor_id"]) for row in offered] == [(facts["offered"],
+                                                                           f"ACC-VEN-{facts['offered']}")]
+    assert twin_links[facts["offered"]] == f"ACC-VEN-{facts['offered']}"
 
     # a second plan finds everything in step; a second send writes nothing
     env.materialize(["precoro/suppliers", "precoro/items"])
     env.materialize(PLAN)
-    again = {key: row["action"] for key, row in plan_rows(env).items() if row["action"] in ("create", "update", "link")}
+    again = {key: row["action"] for key, row in plan_rows(env).items()
+             if row["action"] in ("create", "update", "link", "offer")}
     assert again == {("vendor", "V-YEN"): "create"}  # still wanted, still refused: its row stays failed, not re-sent
     mark = env.request_mark()
     env.writeback(SEND)
@@ -216,7 +233,8 @@ def test_450_vendors_cost_3_lookups(catalogue_env: Any) -> None:
     assert len(reads) == 3 and all(r["url"].startswith("/suppliers?") for r in reads)
     assert max(r["url"].count("external_id") for r in reads) == 200
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["lookup requests"].value == 3 and metadata["writes proposed"].value == 450
+    offers = sum(1 for row in plan_rows(env).values() if row["action"] == "offer")  # Precoro's unlinked suppliers
+    assert metadata["lookup requests"].value == 3 and metadata["writes proposed"].value == 450 + offers
 
 
 def test_rejected_catalogue_rows_are_in_the_plan_with_file_line_and_reason(catalogue_env: Any) -> None:
