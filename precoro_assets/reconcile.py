@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .ap_matching import Matcher, MatchRules, OpenInvoice, learned_links
 from .api.catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
 from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 
@@ -35,6 +36,7 @@ PAID_IN_PRECORO_ONLY = "paid_in_precoro_not_ledger"
 AMOUNT_MISMATCH = "amount_mismatch"
 CURRENCY_MISMATCH = "currency_mismatch"
 AMBIGUOUS = "ambiguous"
+NEEDS_REVIEW = "needs_review"
 UNMATCHED = "unmatched"
 
 CLASSES: dict[str, str] = {
@@ -44,6 +46,8 @@ CLASSES: dict[str, str] = {
     AMOUNT_MISMATCH: "The same invoice or payment with different amounts on the two sides.",
     CURRENCY_MISMATCH: "The same invoice or payment in different currencies on the two sides.",
     AMBIGUOUS: "Several records fit equally well (or a possible duplicate): a person must decide.",
+    NEEDS_REVIEW: "A matching rule found candidates below the auto threshold (reconciliation.yaml): a person "
+                  "confirms one; nothing is written back until then.",
     UNMATCHED: "No counterpart on the other side, and nothing paid that would need one.",
 }
 
@@ -106,6 +110,8 @@ class Invoice:
     payments: tuple[PrecoroPayment, ...] = ()
     integration_status: int | None = None
     parent_idn: str | None = None  # a split-cost child: an allocation of that base invoice, never paid on its own
+    issued: date | None = None
+    total_company: Decimal | None = None  # the total in the company currency (Precoro's sumInCompanyCurrency)
 
     @property
     def is_credit_note(self) -> bool:
@@ -189,6 +195,7 @@ class InvoiceResult:
     pairs: list[tuple[LedgerPayment, PrecoroPayment, str]] = field(default_factory=list)
     unpaired_ledger: list[LedgerPayment] = field(default_factory=list)
     unpaired_precoro: list[PrecoroPayment] = field(default_factory=list)
+    tolerance: Decimal = Decimal("0")  # amounts this close are the same (reconciliation.yaml; 0 without rules)
 
     @property
     def ledger_paid(self) -> Decimal:
@@ -215,6 +222,10 @@ class LedgerResult:
     invoice_currency: str | None = None
     precoro_payment_idn: str | None = None
     precoro_payment_amount: Decimal | None = None
+    rule: str | None = None  # the AP rule that placed it (ap_matching.py), when the strong keys did not
+    confidence: Decimal | None = None
+    candidates: str | None = None  # for review: the invoices it could pay
+    parts: tuple[tuple[str, Decimal], ...] = ()  # a payment split over several invoices: (idn, amount) each
 
 
 @dataclass
@@ -255,10 +266,11 @@ def _days_apart(a: date | None, b: date | None) -> int:
     return abs((a - b).days) if a and b else 10**6
 
 
-def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ...]
+def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ...], tolerance: Decimal = Decimal(0)
                   ) -> tuple[list[tuple[LedgerPayment, PrecoroPayment, str]], list[LedgerPayment],
                              list[PrecoroPayment]]:
-    """Pair one invoice's payments: by the Precoro payment's externalId, then by equal amount (nearest date)."""
+    """Pair one invoice's payments: by the Precoro payment's externalId, then by equal amount (within the
+    tolerance; nearest date)."""
     open_precoro = sorted(precoro, key=lambda p: p.id)
     pairs: list[tuple[LedgerPayment, PrecoroPayment, str]] = []
     by_link = {p.external_id: p for p in open_precoro if p.external_id}
@@ -272,7 +284,7 @@ def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ..
             waiting.append(lp)
     unpaired = []
     for lp in waiting:
-        candidates = [p for p in open_precoro if p.external_id is None and p.amount == lp.amount]
+        candidates = [p for p in open_precoro if p.external_id is None and abs(p.amount - lp.amount) <= tolerance]
         if candidates:
             twin = min(candidates, key=lambda p: (_days_apart(p.pay_date, lp.paid_on), p.id))
             pairs.append((lp, twin, "amount"))
@@ -285,7 +297,10 @@ def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ..
 # ---- the reconciliation --------------------------------------------------------------------------------------
 
 def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: list[LedgerBill],
-              purchase_orders: list[PurchaseOrder] = ()) -> Reconciliation:
+              purchase_orders: list[PurchaseOrder] = (), rules: MatchRules | None = None) -> Reconciliation:
+    """Classify every invoice and ledger record; `rules` (reconciliation.yaml) adds the AP rules of
+    ap_matching.py for the payments the strong keys leave unplaced, and the amount tolerance. None: strong keys
+    and exact amounts only."""
     # split-cost children are allocations of their base invoice, which is the document that is paid and exported
     invoices = [invoice for invoice in invoices if not invoice.parent_idn]
     by_external: dict[str, list[Invoice]] = defaultdict(list)
@@ -305,10 +320,14 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
     invoice_of_bill = {row.ledger_id: row.invoice_idn for row in bill_rows
                        if row.invoice_idn and row.klass != AMBIGUOUS}
     payment_rows = _match_payments(payments, by_external, by_number, invoice_of_bill, results, ambiguous_for)
+    if rules is not None:
+        _match_by_rules(rules, payments, payment_rows, bill_rows, bills, results)
 
     for result in results.values():
         _classify_invoice(result, ambiguous_for.get(result.invoice.idn, []))
     _classify_linked_payments(payment_rows, results)
+    _classify_batch_payments(payment_rows, results)
+    _mark_review_candidates(payment_rows, results)
 
     proposals = [p for result in results.values() for p in _invoice_proposals(result)]
     proposals += _payment_link_proposals(results.values())
@@ -451,7 +470,8 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
     same_currency = [p for p in result.ledger_payments if p.currency == invoice.currency]
     other_currency = [p for p in result.ledger_payments if p.currency != invoice.currency]
     result.pairs, result.unpaired_ledger, result.unpaired_precoro = pair_payments(same_currency,
-                                                                                  invoice.live_payments)
+                                                                                  invoice.live_payments,
+                                                                                  result.tolerance)
     duplicates = _duplicates(result.unpaired_ledger)
     outstanding = invoice.total - invoice.paid
     bill = result.bill
@@ -488,7 +508,7 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
     elif result.unpaired_ledger:
         missing = sum((p.amount for p in result.unpaired_ledger), Decimal("0.00"))
         listed = "; ".join(_describe_payment(p) for p in result.unpaired_ledger)
-        if invoice.payable and missing > outstanding:
+        if invoice.payable and missing > outstanding + result.tolerance:
             result.klass = AMOUNT_MISMATCH
             result.reason = (f"{listed} exceed what is open in Precoro ({money(outstanding, invoice.currency)}); "
                              f"{precoro_side}")
@@ -538,9 +558,11 @@ def _classify_linked_payments(rows: list[LedgerResult], results: dict[str, Invoi
             continue
         result = results[row.invoice_idn]
         invoice = result.invoice
+        if row.parts:
+            continue  # a batch payment: classified over its invoices (_classify_batch_payments)
         paired = next(((pp, how) for lp, pp, how in result.pairs if lp.payment_id == row.ledger_id), None)
         found = f"invoice idn {invoice.idn} by {row.matched_by}"
-        if row.currency != invoice.currency:
+        if row.currency != invoice.currency and row.rule is None:  # a rule compares in the company currency
             row.klass = CURRENCY_MISMATCH
             row.reason = f"{found}; the invoice is in {invoice.currency}, the payment in {row.currency}"
         elif paired is not None:
@@ -553,6 +575,126 @@ def _classify_linked_payments(rows: list[LedgerResult], results: dict[str, Invoi
         else:
             row.klass = result.klass
             row.reason = f"{found}; not paired with a Precoro payment: {result.reason}"
+
+
+# ---- the AP rules (ap_matching.py) ----------------------------------------------------------------------------
+
+def company_currency(invoices: list[Invoice]) -> str | None:
+    """The currency whose invoices' company-currency totals equal their totals: the company's."""
+    same = Counter(i.currency for i in invoices if i.total_company is not None and i.total and i.total_company == i.total)
+    return same.most_common(1)[0][0] if same else None
+
+
+def _match_by_rules(rules: MatchRules, payments: list[LedgerPayment], rows: list[LedgerResult],
+                    bill_rows: list[LedgerResult], bills: list[LedgerBill], results: dict[str, InvoiceResult]) -> None:
+    """The ledger payments no strong key placed: the AP rules, in order; confident matches join their invoices
+    (split over several for a batch payment), the rest go to review with their candidates."""
+    rules = replace(rules, company_currency=rules.company_currency or company_currency(
+        [r.invoice for r in results.values()]))
+    for result in results.values():
+        result.tolerance = rules.tolerance_absolute
+    by_id = {p.payment_id: p for p in payments}
+    bill_by_id = {b.bill_id: b for b in bills}
+    learned = learned_links(
+        [(bill_by_id[r.ledger_id].supplier, results[r.invoice_idn].invoice.supplier) for r in bill_rows
+         if r.matched_by == BY_EXTERNAL_ID and r.invoice_idn in results]
+        + [(by_id[r.ledger_id].supplier, results[r.invoice_idn].invoice.supplier) for r in rows
+           if r.matched_by == BY_EXTERNAL_ID and r.invoice_idn in results])
+    for row in rows:  # placed by a strong key but paid in the company currency: compare there
+        if row.invoice_idn is None or row.kind != "payment" or row.klass == AMBIGUOUS:
+            continue
+        _convert(rules, by_id[row.ledger_id], row, results[row.invoice_idn])
+    open_invoices = []
+    for result in results.values():
+        invoice = result.invoice
+        if not invoice.payable:
+            continue
+        left = invoice.total - max(invoice.paid, result.ledger_paid)
+        company = (invoice.total_company * left / invoice.total).quantize(Decimal("0.01")) if (
+            invoice.total_company is not None and invoice.total) else None
+        open_invoices.append(OpenInvoice(invoice.idn, invoice.supplier, invoice.invoice_number, invoice.currency,
+                                         left, invoice.external_id, invoice.issued, company))
+    matcher = Matcher(rules, open_invoices, learned)
+    for row in rows:
+        if row.invoice_idn is not None or row.klass != UNMATCHED or row.matched_by is not None:
+            continue
+        payment = by_id[row.ledger_id]
+        found = matcher.match(payment)
+        if found is None:
+            continue
+        row.rule, row.confidence = found.rule, found.confidence
+        if found.confidence < rules.auto_threshold or not found.parts:
+            row.klass = NEEDS_REVIEW
+            row.candidates = ", ".join(found.candidates) or None
+            row.reason = (f"{found.reason}; rule {found.rule} (confidence {found.confidence}, auto threshold "
+                          f"{rules.auto_threshold}): for review" + (f"; candidates idn {row.candidates}"
+                                                                     if row.candidates else ""))
+            continue
+        row.matched_by = f"{found.rule} (confidence {found.confidence})"
+        row.reason = found.reason
+        matcher.taken.update(part.idn for part in found.parts)  # settled: no later batch may count it open
+        split = len(found.parts) > 1
+        for part in found.parts:
+            result = results[part.idn]
+            paid_id = f"{payment.payment_id}/{part.idn}" if split else payment.payment_id
+            result.ledger_payments.append(replace(payment, payment_id=paid_id, amount=part.amount,
+                                                  currency=result.invoice.currency))
+            result.payment_keys.add(found.rule)
+        if split:
+            row.parts = tuple((part.idn, part.amount) for part in found.parts)
+        else:
+            invoice = results[found.parts[0].idn].invoice
+            row.invoice_idn, row.invoice_amount, row.invoice_currency = invoice.idn, invoice.total, invoice.currency
+
+
+def _convert(rules: MatchRules, payment: LedgerPayment, row: LedgerResult, result: InvoiceResult) -> None:
+    """A ledger payment in the company currency of what is open on an invoice in another currency (Precoro's
+    company-currency total, within the FX tolerance) pays that open amount in the invoice's currency."""
+    invoice = result.invoice
+    if (payment.currency == invoice.currency or payment.currency != rules.company_currency
+            or invoice.total_company is None or not invoice.total):
+        return
+    left = invoice.total - invoice.paid
+    company_left = (invoice.total_company * left / invoice.total).quantize(Decimal("0.01"))
+    if not rules.within(payment.amount, company_left, rules.fx_tolerance_percent):
+        return
+    result.ledger_payments = [replace(lp, amount=left, currency=invoice.currency) if lp is payment else lp
+                              for lp in result.ledger_payments]
+    row.rule, row.confidence = "company_currency", Decimal("1")
+    row.reason = (f"{money(payment.amount, payment.currency)} is what is open in the company currency "
+                  f"({money(company_left, payment.currency)} at Precoro's rate): pays {money(left, invoice.currency)}")
+
+
+def _mark_review_candidates(rows: list[LedgerResult], results: dict[str, InvoiceResult]) -> None:
+    """An invoice nothing else refers to, that a payment in review may pay, waits for that review too (it is not
+    offered for export meanwhile: the ledger may well know it)."""
+    for row in rows:
+        if row.klass != NEEDS_REVIEW or not row.candidates:
+            continue
+        for idn in row.candidates.split(", "):
+            result = results.get(idn)
+            if result is not None and result.klass == UNMATCHED:
+                result.klass = NEEDS_REVIEW
+                result.reason = (f"ledger payment {row.ledger_id} ({money(row.amount, row.currency)}) may pay it "
+                                 f"(rule {row.rule}): see review_queue; {result.reason}")
+
+
+def _classify_batch_payments(rows: list[LedgerResult], results: dict[str, InvoiceResult]) -> None:
+    """A payment split over several invoices is matched when each share is paired in Precoro; otherwise it takes
+    the class of the first invoice whose share is not."""
+    for row in rows:
+        if not row.parts:
+            continue
+        shares = []
+        row.klass = MATCHED
+        for idn, amount in row.parts:
+            result = results[idn]
+            paired = any(lp.payment_id == f"{row.ledger_id}/{idn}" for lp, _, _ in result.pairs)
+            shares.append(f"idn {idn} {money(amount, result.invoice.currency)}"
+                          f"{' (paired in Precoro)' if paired else ''}")
+            if not paired and row.klass == MATCHED:
+                row.klass = result.klass
+        row.reason = f"{row.reason}; shares: {'; '.join(shares)}"
 
 
 # ---- proposals ---------------------------------------------------------------------------------------------
@@ -577,10 +719,14 @@ def _invoice_proposals(result: InvoiceResult) -> list[Proposal]:
     proposals = []
     if result.klass == PAID_IN_LEDGER_ONLY and invoice.payable:
         known = sorted(p.id for p in invoice.payments)
+        left = invoice.total - invoice.paid
         for lp in result.unpaired_ledger:
+            # a cent over what is open (within the tolerance) pays what is open, as Precoro's connector does
+            amount = left if lp.amount > left and lp.amount - left <= result.tolerance else lp.amount
+            left -= amount
             proposals.append(Proposal(
                 CREATE_PAYMENT, "invoices", invoice.idn, invoice.id,
-                {"invoice_id": invoice.id, "amount": format(lp.amount, "f"), "currency": lp.currency,
+                {"invoice_id": invoice.id, "amount": format(amount, "f"), "currency": lp.currency,
                  "pay_date": lp.paid_on.isoformat(), "ledger_payment_id": lp.payment_id,
                  "known_payment_ids": known},
                 f"{_describe_payment(lp)} is missing in Precoro; {result.reason}", ledger_ref=lp.payment_id))

@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from ..ap_matching import load_rules
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
 from ..ledger.source import LedgerSink, LedgerSource
@@ -168,7 +169,13 @@ def class_totals(result: Reconciliation) -> dict[str, dict]:
         "Every record is matched, or unmatched with nothing to compare (WARN: the differences, per class, with "
         "their reasons in the table)")) for key in (RECONCILIATION_INVOICES, RECONCILIATION_LEDGER)],
 )
-def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource):
+def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource,
+                   ledger: LedgerResource):
+    try:
+        rules = load_rules(Path(ledger.directory))
+    except ValueError as error:  # a misread threshold or tolerance must not decide what is paid
+        raise dg.Failure(description=f"{error} (in {ledger.directory}); fix it or remove the file to use the "
+                                     "defaults (README: Reconciliation rules)") from None
     store = warehouse.open()
     store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
 
@@ -176,7 +183,7 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         return tables.load_invoices(con), tables.load_purchase_orders(con), tables.load_ledger(con)
 
     invoices, purchase_orders, (payments, bills) = store.read(inputs)
-    result = reconcile(invoices, payments, bills, purchase_orders)
+    result = reconcile(invoices, payments, bills, purchase_orders, rules)
     now, batch = datetime.now(UTC), context.run.run_id
     store.write(lambda con: tables.write_reconciliation(con, result, now, batch), what="write the reconciliation")
     queue = outbox.open()

@@ -44,6 +44,7 @@ class DemoLedger:
     bills: list[dict[str, str]] = field(default_factory=list)
     vendors: list[dict[str, str]] = field(default_factory=list)
     bad_payment_lines: list[bytes] = field(default_factory=list)  # appended raw to payments.csv
+    allocations: list[dict[str, str]] = field(default_factory=list)  # payment_allocations.csv
     scenarios: dict[str, list[str]] = field(default_factory=dict)  # scenario -> invoice idns
 
     def note(self, scenario: str, invoice: dict) -> None:
@@ -163,6 +164,16 @@ def build_demo_ledger(invoices: Iterable[dict], suppliers: Iterable[dict], purch
         builder.pay(invoice, _amount(invoice["sum"]), day)
         builder.pay(invoice, _amount(invoice["sum"]), day)
         ledger.note("ambiguous_duplicate", invoice)
+    # a batch payment whose allocation lines name an invoice Precoro lacks: a person must place it
+    for invoice in take(open_approved, 1):
+        payment_id, total = builder.payment_id(), _amount(invoice["sum"])
+        ledger.payments.append({"payment_id": payment_id, "bill_id": "", "supplier": invoice["supplier"]["name"],
+                                "invoice_number": "", "amount": format(total + Decimal("10.00"), "f"),
+                                "currency": invoice["currency"], "paid_on": paid_on(invoice).isoformat()})
+        ledger.allocations += [
+            {"payment_id": payment_id, "invoice_number": invoice["invoiceNumber"], "amount": format(total, "f")},
+            {"payment_id": payment_id, "invoice_number": "NOT-IN-PRECORO-1", "amount": "10.00"}]
+        ledger.note("payment_needs_review", invoice)
     # an old "Not synced" error that the ledger has since fixed: the bill is there now
     for invoice in flagged[:1]:
         builder.bill(invoice)
@@ -260,12 +271,15 @@ def _bad_lines(examples: list[dict], today: date) -> list[bytes]:
 
 
 def write_demo_ledger(ledger: DemoLedger, directory: Path) -> list[Path]:
-    """Write payments.csv, bills.csv, vendors.csv and a mis-shaped archive file; returns the files written."""
+    """Write payments.csv, bills.csv, vendors.csv, payment_allocations.csv and a mis-shaped archive file; returns
+    the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, header, rows in (("payments.csv", PAYMENT_HEADER, ledger.payments),
                                ("bills.csv", BILL_HEADER, ledger.bills),
-                               ("vendors.csv", ("vendor_id", "name"), ledger.vendors)):
+                               ("vendors.csv", ("vendor_id", "name"), ledger.vendors),
+                               ("payment_allocations.csv", ("payment_id", "invoice_number", "amount"),
+                                ledger.allocations)):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
         writer.writeheader()

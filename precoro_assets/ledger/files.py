@@ -3,14 +3,18 @@
 Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
 
     payments*.csv | payments*.parquet   payment_id, amount, currency, paid_on, and either bill_id
-                                         (the bill = the Precoro invoice's externalId) or supplier + invoice_number
+                                         (the bill = the Precoro invoice's externalId) or supplier (with
+                                         invoice_number, or placed by the AP rules of ap_matching.py)
     bills*.csv    | bills*.parquet      bill_id, supplier, invoice_number, amount, currency, [bill_date], [type]
                                          (type "credit_note", or a negative amount, marks a credit note)
     vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports;
                                          with more columns, see catalogue_files.py)
     products, accounts, tracking_categories, tax_rates (.csv/.parquet): the rest of the accounting catalogue,
                                          read by catalogue_files.py
-    export/                              written by FileLedgerSink: documents handed to the accounting side
+    payment_allocations.csv, supplier_aliases.csv, reconciliation.yaml: the AP matching rules' inputs and
+                                         settings, read by ap_matching.py
+    export/                              written by FileLedgerSink: documents and suppliers handed to the
+                                         accounting side
 
 Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
 decimals ("1234.50"), dates are YYYY-MM-DD, text is UTF-8. A row that breaks a rule is not loaded: it is
@@ -50,6 +54,8 @@ EXPORT_FOLDER = "export"
 VENDORS_FILE = "vendors.csv"
 # The accounting catalogue's files (stems), read by catalogue_files.py; vendors.csv also serves the export sink.
 CATALOGUE_FILES = ("vendors", "products", "accounts", "tracking_categories", "tax_rates")
+# The matching rules' files (stems), read by ap_matching.py with reconciliation.yaml.
+MATCHING_FILES = ("supplier_aliases", "payment_allocations")
 
 PAYMENT_COLUMNS = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
 PAYMENT_REQUIRED = ("payment_id", "amount", "currency", "paid_on")
@@ -135,8 +141,9 @@ def payment_from(fields: dict[str, Any], file: str, line: int) -> LedgerPayment:
     bill_id = parse_text(fields.get("bill_id"), "bill_id", required=False)
     supplier = parse_text(fields.get("supplier"), "supplier", required=False)
     number = parse_text(fields.get("invoice_number"), "invoice_number", required=False)
-    if bill_id is None and (supplier is None or number is None):
-        raise BadValue("the payment names no invoice: give bill_id, or supplier and invoice_number")
+    if bill_id is None and supplier is None:
+        raise BadValue("the payment names no invoice: give bill_id, or supplier (with invoice_number, or allocation "
+                       "lines in payment_allocations.csv, or an amount that settles its open invoices)")
     return LedgerPayment(
         payment_id=parse_text(fields.get("payment_id"), "payment_id"), amount=amount,
         currency=parse_currency(fields.get("currency")), paid_on=parse_day(fields.get("paid_on"), "paid_on"),
@@ -301,8 +308,8 @@ class FileLedgerSource:
                                                      "bills*.csv (or .parquet), or one of the catalogue files "
                                                      f"{', '.join(f'{n}.csv' for n in CATALOGUE_FILES)}"))
                 continue
-            if kind == "catalogue":
-                continue  # read by catalogue_files.py (and vendors.csv by FileLedgerSink)
+            if kind in ("catalogue", "matching"):
+                continue  # read by catalogue_files.py (vendors.csv by FileLedgerSink too), or by ap_matching.py
             snapshot.files.append(path.name)
             if kind == "payments":
                 self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
@@ -340,6 +347,8 @@ def _file_kind(path: Path) -> str | None:
     stem = path.stem.lower()
     if stem in CATALOGUE_FILES:
         return "catalogue"
+    if stem in MATCHING_FILES:
+        return "matching"
     for kind in ("payments", "bills"):
         if stem.startswith(kind):
             return kind

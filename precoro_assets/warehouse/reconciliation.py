@@ -97,6 +97,12 @@ RECONCILIATION_LEDGER = ("reconciliation_ledger", "Every ledger payment, bill an
     c("invoice_currency", "VARCHAR", "That invoice's currency in Precoro."),
     c("precoro_payment_idn", "VARCHAR", "For payments: the Precoro payment it was paired with."),
     c("precoro_payment_amount", MONEY, "That Precoro payment's amount."),
+    c("rule", "VARCHAR", "For payments no strong key placed: the AP rule that matched it or proposed candidates "
+                        "(allocation, normalised_number, batch_subset; see reconciliation.yaml)."),
+    c("confidence", "DECIMAL(4,3)", "That rule's confidence: at or above the auto threshold the match is acted on; "
+                                    "below it the row is needs_review and nothing is written back."),
+    c("candidates", "VARCHAR", "For review: the Precoro invoices (idns) it could pay."),
+    c("parts", "VARCHAR", "A payment split over several invoices: each idn and its share, in the invoice currency."),
 ) + SOURCE + (c("reconciled_at", TIME, "When the reconciliation ran."),
               c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row.")))
 
@@ -163,10 +169,12 @@ def load_invoices(con: duckdb.DuckDBPyConnection) -> list[Invoice]:
         total=row["sum"] or Decimal("0.00"), paid=row["sum_paid"] or Decimal("0.00"), currency=row["currency"] or "",
         status=row["status"], logic_type=row["logic_type"] or 0, external_id=row["external_id"] or None,
         log=row["external_integration_log"] or None, payments=tuple(payments.get(row["idn"], ())),
-        integration_status=row["integration_status"], parent_idn=row["parent_idn"] or None)
+        integration_status=row["integration_status"], parent_idn=row["parent_idn"] or None,
+        issued=row["issue_date"].date() if row["issue_date"] else None, total_company=row["sum_in_company_currency"])
         for row in _rows(con, """
             SELECT idn, id, supplier_name, invoice_number, sum, sum_paid, currency, status, logic_type,
-                   external_id, external_integration_log, integration_status, parent_idn
+                   external_id, external_integration_log, integration_status, parent_idn, issue_date,
+                   sum_in_company_currency
             FROM precoro.invoices""")]
 
 
@@ -233,7 +241,9 @@ def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation,
                "ledger_date": r.day, "class": r.klass, "reason": r.reason, "matched_by": r.matched_by,
                "invoice_idn": r.invoice_idn, "invoice_amount": r.invoice_amount,
                "invoice_currency": r.invoice_currency, "precoro_payment_idn": r.precoro_payment_idn,
-               "precoro_payment_amount": r.precoro_payment_amount, "source_file": r.source_file,
+               "precoro_payment_amount": r.precoro_payment_amount, "rule": r.rule, "confidence": r.confidence,
+               "candidates": r.candidates,
+               "parts": "; ".join(f"{idn} {amount}" for idn, amount in r.parts) or None, "source_file": r.source_file,
                "source_line": r.source_line, **stamp} for r in result.ledger]
     for (name, description, columns), rows in ((RECONCILIATION_INVOICES, invoices), (RECONCILIATION_LEDGER, ledger)):
         tables.replace_described(con, name, description, list(columns), rows)

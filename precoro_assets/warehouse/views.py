@@ -11,8 +11,9 @@ import duckdb
 
 from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
 from ..api.quota import DAILY_QUOTA
+from .reconciliation import RECONCILIATION_LEDGER
 from .rows import has_lines_column
-from .tables import SCHEMA, ensure_sync_state, ensure_tables, qualified, sql_text
+from .tables import SCHEMA, ensure_sync_state, ensure_table, ensure_tables, qualified, sql_text
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,57 @@ SYNC_PROGRESS = View(
      "quota_days_to_complete": f"Days of Precoro's request quota ({DAILY_QUOTA:,} a day) the awaiting details "
                                "need, if every request went to them."},
 )
-VIEWS = (*VIEWS, SYNC_PROGRESS)
+OUTSTANDING_PER_SUPPLIER = View(
+    "outstanding_per_supplier",
+    "What the company owes each supplier, in the company currency (each invoice converted at its own rate, so "
+    "every currency adds up): approved and partly paid invoices with something left to pay.",
+    f"""
+SELECT supplier_id, supplier_name,
+       count(*) AS open_invoices,
+       sum(outstanding_in_company_currency)::DECIMAL(18,2) AS outstanding_in_company_currency,
+       coalesce(sum(outstanding_in_company_currency) FILTER (WHERE overdue), 0)::DECIMAL(18,2)
+           AS overdue_in_company_currency,
+       string_agg(DISTINCT currency, ', ' ORDER BY currency) AS currencies,
+       min(issue_date) AS oldest_open_invoice_date
+FROM {qualified('invoices_overview')}
+WHERE status IN (2, 4) AND NOT is_credit_note AND outstanding > 0
+GROUP BY supplier_id, supplier_name
+""",
+    {"supplier_id": "The supplier's id.", "supplier_name": "The supplier's current name.",
+     "open_invoices": "Approved or partly paid invoices with an amount left to pay.",
+     "outstanding_in_company_currency": "What is left to pay on them, in the company currency (derived: each "
+                                        "invoice's outstanding x its sumInCompanyCurrency / sum).",
+     "overdue_in_company_currency": "The part of it past its due date.",
+     "currencies": "The invoices' own currencies.", "oldest_open_invoice_date": "The oldest open invoice's date."},
+)
+
+REVIEW_QUEUE = View(
+    "review_queue",
+    "Ledger payments a person must place: a matching rule found candidates below the auto threshold "
+    "(needs_review), or several records fit equally (ambiguous). Nothing is written back for them until the "
+    "ledger or Precoro says which invoice they pay (e.g. an allocation line in payment_allocations.csv).",
+    f"""
+SELECT r.ledger_id AS payment_id, r.supplier, r.invoice_number, r.amount, r.currency, r.ledger_date AS paid_on,
+       r.class, r.rule, r.confidence, r.candidates,
+       (SELECT string_agg(c.idn || ' ' || coalesce(c.invoice_number, '?') || ' open ' || c.outstanding || ' '
+                          || c.currency || ' (' || c.supplier_name || ')', '; ' ORDER BY c.idn)
+        FROM {qualified('invoices_overview')} c
+        WHERE list_contains(string_split(r.candidates, ', '), c.idn)) AS candidate_invoices,
+       r.reason, r.source_file, r.source_line, r.reconciled_at
+FROM {qualified('reconciliation_ledger')} r
+WHERE r.ledger_kind = 'payment' AND r.class IN ('needs_review', 'ambiguous')
+""",
+    {"payment_id": "The ledger payment's id.", "supplier": "Supplier name in the ledger.",
+     "invoice_number": "Invoice number in the ledger, if any.", "amount": "Amount paid.",
+     "currency": "Its currency.", "paid_on": "Payment date.", "class": "needs_review or ambiguous.",
+     "rule": "The matching rule that found the candidates (reconciliation.yaml).",
+     "confidence": "That rule's confidence (below the auto threshold, or 0 when several candidates fit).",
+     "candidates": "The Precoro invoices (idns) it could pay.",
+     "candidate_invoices": "Each candidate: idn, number, what is open and its currency, supplier.",
+     "reason": "Why it was not placed.", "source_file": "The ledger file.", "source_line": "Its line.",
+     "reconciled_at": "When the reconciliation ran."},
+)
+VIEWS = (*VIEWS, SYNC_PROGRESS, OUTSTANDING_PER_SUPPLIER, REVIEW_QUEUE)
 
 
 def create_status_names(con: duckdb.DuckDBPyConnection) -> None:
@@ -274,6 +325,7 @@ def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     ensure_sync_state(con)
     for entity in ENTITIES:
         ensure_tables(con, entity)
+    ensure_table(con, *RECONCILIATION_LEDGER[:2], list(RECONCILIATION_LEDGER[2]))  # the review queue reads it
     create_status_names(con)
     for view in VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {qualified(view.name)} AS {view.sql}")

@@ -21,6 +21,7 @@ from precoro_assets.reconcile import (
     CURRENCY_MISMATCH,
     EXPORT,
     MATCHED,
+    NEEDS_REVIEW,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
     SET_EXTERNAL_ID,
@@ -36,6 +37,7 @@ SCENARIO_CLASSES = {
     "paid_in_precoro_not_ledger": PAID_IN_PRECORO_ONLY, "amount_mismatch": AMOUNT_MISMATCH,
     "currency_mismatch": CURRENCY_MISMATCH, "matched": MATCHED, "booked": MATCHED, "booked_to_link": MATCHED,
     "fixed_sync_error": MATCHED, "credit_note": MATCHED, "to_export": UNMATCHED,
+    "payment_needs_review": NEEDS_REVIEW,
 }
 
 
