@@ -45,6 +45,10 @@ DEFAULT_RULES: dict[str, Decimal] = {  # in order; the confidence each gives a m
     NORMALISED_NUMBER: Decimal("0.95"),
     BATCH_SUBSET: Decimal("0.92"),
 }
+# The strong keys (reconcile.py) act before these rules, always: their confidence as recorded on each match.
+STRONG_KEYS = {"external_id": Decimal("1.00"), "supplier_number_amount": Decimal("0.98"),
+               "supplier_number": Decimal("0.97")}
+STRONGEST_RULE = min(STRONG_KEYS.values())
 MAX_SUBSET = 4  # invoices one payment may settle without allocation lines (subset search stays small)
 
 
@@ -149,6 +153,10 @@ def load_rules(directory: str | Path) -> MatchRules:
             changes["rules"] = tuple(ordered)
         if "auto_threshold" in data:
             changes["auto_threshold"] = _decimal(data["auto_threshold"], "auto_threshold")
+            if not Decimal("0") < changes["auto_threshold"] <= STRONGEST_RULE:
+                raise ValueError(f"{RULES_FILE}: auto_threshold {data['auto_threshold']} must be above 0 and at most "
+                                 f"{STRONGEST_RULE} (the confidence of supplier + invoice number as written, which "
+                                 "always acts); raise a rule's threshold by lowering its confidence instead")
         tolerance = data.get("tolerance") or {}
         if "absolute" in tolerance:
             changes["tolerance_absolute"] = _decimal(tolerance["absolute"], "tolerance.absolute")
@@ -241,6 +249,13 @@ class Matcher:
             if key in mapping:
                 return same_name(mapping[key])
         return None
+
+    def by_number_of(self, name: str | None, number: str | None) -> list[OpenInvoice]:
+        """The invoices of the supplier `name` means whose number reads as `number`."""
+        supplier = self.supplier(name)
+        if supplier is None or not number:
+            return []
+        return self.by_number.get((supplier, normalise_number(number, self.rules.prefixes)), [])
 
     def open_amount(self, invoice: OpenInvoice, payment: LedgerPayment) -> Decimal | None:
         """What is open on the invoice in the payment's currency (None: not comparable)."""

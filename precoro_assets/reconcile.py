@@ -26,7 +26,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .ap_matching import Matcher, MatchRules, OpenInvoice, learned_links
+from .ap_matching import NORMALISED_NUMBER, STRONG_KEYS, Matcher, MatchRules, OpenInvoice, learned_links
 from .api.catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
 from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 
@@ -313,7 +313,16 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
     results = {invoice.idn: InvoiceResult(invoice) for invoice in invoices}
     ambiguous_for: dict[str, list[str]] = defaultdict(list)  # invoice idn -> reasons of ambiguous ledger rows
 
+    renamed: dict[str, tuple[LedgerBill, Decimal]] = {}
+    if rules is not None:
+        bills, renamed = _canonical_bills(rules, bills, invoices, by_external, by_number)
     bill_rows, bill_of_invoice = _match_bills(bills, by_external, by_number, ambiguous_for)
+    for row in bill_rows:
+        if row.ledger_id in renamed:  # the row shows the ledger's own name and number, and which rule read them
+            original, confidence = renamed[row.ledger_id]
+            row.supplier, row.invoice_number = original.supplier, original.invoice_number
+            row.rule, row.confidence = NORMALISED_NUMBER, confidence
+            row.matched_by = f"{NORMALISED_NUMBER} (confidence {confidence}), then {row.matched_by}"
     for idn, (bill, bill_row) in bill_of_invoice.items():
         result = results[idn]
         result.bill, result.bill_matched_by, result.bill_agrees = bill, bill_row.matched_by, bill_row.klass == MATCHED
@@ -328,6 +337,11 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
     _classify_linked_payments(payment_rows, results)
     _classify_batch_payments(payment_rows, results)
     _mark_review_candidates(payment_rows, results)
+    if rules is not None:
+        for row in bill_rows + payment_rows:  # every match says which rule made it, and how sure it is
+            strong = STRONG_BY.get(row.matched_by or "")
+            if row.rule is None and strong is not None:
+                row.rule, row.confidence = strong, STRONG_KEYS[strong]
 
     proposals = [p for result in results.values() for p in _invoice_proposals(result)]
     proposals += _payment_link_proposals(results.values())
@@ -579,6 +593,37 @@ def _classify_linked_payments(rows: list[LedgerResult], results: dict[str, Invoi
 
 # ---- the AP rules (ap_matching.py) ----------------------------------------------------------------------------
 
+STRONG_BY = {BY_EXTERNAL_ID: "external_id", BY_BILL: "external_id", BY_NUMBER_AMOUNT: "supplier_number_amount",
+             BY_NUMBER: "supplier_number"}
+
+
+def _canonical_bills(rules: MatchRules, bills: list[LedgerBill], invoices: list[Invoice],
+                     by_external: dict[str, list[Invoice]], by_number: dict[tuple[str, str], list[Invoice]]
+                     ) -> tuple[list[LedgerBill], dict[str, tuple[LedgerBill, Decimal]]]:
+    """Bills that no strong key finds, whose supplier (alias, learned link) and normalised number name exactly one
+    unlinked invoice: read with that invoice's supplier and number, so the strong keys then match them (and the
+    amount and currency are still compared). Returns the bills and, for each one read so, the original."""
+    confidence = dict(rules.rules).get(NORMALISED_NUMBER)
+    if confidence is None or confidence < rules.auto_threshold:
+        return bills, {}
+    learned = learned_links([(bill.supplier, by_external[bill.bill_id][0].supplier) for bill in bills
+                             if len(by_external.get(bill.bill_id, [])) == 1])
+    matcher = Matcher(rules, [OpenInvoice(i.idn, i.supplier, i.invoice_number, i.currency, i.total)
+                              for i in invoices if not i.external_id], learned)
+    out, renamed = [], {}
+    for bill in bills:
+        if bill.bill_id in by_external or by_number.get(_number_key(bill.supplier, bill.invoice_number)):
+            out.append(bill)
+            continue
+        found = matcher.by_number_of(bill.supplier, bill.invoice_number)
+        if len(found) != 1:
+            out.append(bill)
+            continue
+        renamed[bill.bill_id] = (bill, confidence)
+        out.append(replace(bill, supplier=found[0].supplier, invoice_number=found[0].invoice_number or ""))
+    return out, renamed
+
+
 def company_currency(invoices: list[Invoice]) -> str | None:
     """The currency whose invoices' company-currency totals equal their totals: the company's."""
     same = Counter(i.currency for i in invoices if i.total_company is not None and i.total and i.total_company == i.total)
@@ -624,7 +669,7 @@ def _match_by_rules(rules: MatchRules, payments: list[LedgerPayment], rows: list
             continue
         row.rule, row.confidence = found.rule, found.confidence
         if found.confidence < rules.auto_threshold or not found.parts:
-            row.klass = NEEDS_REVIEW
+            row.klass = AMBIGUOUS if len(found.candidates) > 1 and not found.parts else NEEDS_REVIEW
             row.candidates = ", ".join(found.candidates) or None
             row.reason = (f"{found.reason}; rule {found.rule} (confidence {found.confidence}, auto threshold "
                           f"{rules.auto_threshold}): for review" + (f"; candidates idn {row.candidates}"
@@ -669,7 +714,7 @@ def _mark_review_candidates(rows: list[LedgerResult], results: dict[str, Invoice
     """An invoice nothing else refers to, that a payment in review may pay, waits for that review too (it is not
     offered for export meanwhile: the ledger may well know it)."""
     for row in rows:
-        if row.klass != NEEDS_REVIEW or not row.candidates:
+        if row.klass not in (NEEDS_REVIEW, AMBIGUOUS) or not row.candidates:
             continue
         for idn in row.candidates.split(", "):
             result = results.get(idn)

@@ -83,10 +83,11 @@ def generate(seed: int = 20, invoices: int = 2400, suppliers: int = 220) -> Data
         bill_id = f"B-{counters['bill']:05d}"
         data.invoices[-1] = Invoice(**{**vars(teacher), "external_id": bill_id})
         data.bills.append(LedgerBill(bill_id, BILL, ledger, teacher.invoice_number or "", teacher.total, "EUR"))
+        data.truth[bill_id], data.pattern[bill_id] = {teacher.idn}, "bill_linked"
 
     patterns = ["bill_id"] * 22 + ["exact"] * 18 + ["typed"] * 15 + ["alias"] * 7 + ["learned"] * 5 + \
                ["cent"] * 5 + ["fee"] * 3 + ["company_currency"] * 7 + ["allocated"] * 7 + ["batch"] * 6 + ["amount"] * 3 + \
-               ["lookalike"] * 2 + ["nothing"] * 2 + ["unpaid"] * 20
+               ["lookalike"] * 2 + ["nothing"] * 2 + ["bill_typed"] * 4 + ["unpaid"] * 20
     while counters["invoice"] < invoices:
         pattern = rng.choice(patterns)
         supplier = rng.choice(list(learned_of) if pattern == "learned" else list(alias_of) if pattern == "alias"
@@ -95,6 +96,13 @@ def generate(seed: int = 20, invoices: int = 2400, suppliers: int = 220) -> Data
             pattern == "alias") else supplier
         if pattern == "unpaid":
             new_invoice(supplier)
+        elif pattern == "bill_typed":  # booked, not paid yet: the bill's number typed otherwise, maybe an alias
+            invoice = new_invoice(supplier)
+            counters["bill"] += 1
+            bill_id = f"B-{counters['bill']:05d}"
+            data.bills.append(LedgerBill(bill_id, BILL, alias_of.get(supplier, supplier),
+                                         typed(invoice.invoice_number or ""), invoice.total, invoice.currency))
+            data.truth[bill_id], data.pattern[bill_id] = {invoice.idn}, pattern
         elif pattern == "bill_id":
             invoice = new_invoice(supplier)
             linked = Invoice(**{**vars(invoice), "external_id": f"E-{invoice.idn}"})

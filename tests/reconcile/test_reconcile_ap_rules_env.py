@@ -78,3 +78,11 @@ def test_batch_payments_typed_numbers_and_the_review_queue_through_dagster(env):
     sent = {r.ledger_ref for r in env.outbox.rows() if r.kind == "create_payment" and r.status == "sent"}
     assert {f"AP-BATCH/{r['invoice_idn']}" for r in batch} | {"AP-TYPED"} <= sent
     assert not any(ref and ref.startswith("AP-UNSURE") for ref in sent)  # below the threshold: nothing written
+
+
+def test_a_rules_file_that_is_not_understood_stops_the_reconciliation_with_its_name(env):
+    (ledger_dir() / "reconciliation.yaml").write_text("auto_threshold: 1.5\n")
+    result = env.materialize_keys(["precoro/reconciliation_invoices"], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data
+    assert "auto_threshold 1.5 must be above 0" in failure.user_failure_data.description
