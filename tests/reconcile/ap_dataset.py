@@ -37,7 +37,7 @@ class Dataset:
                        allocations=self.allocations)
 
 
-def generate(seed: int = 20, invoices: int = 2400, suppliers: int = 220) -> Dataset:
+def generate(seed: int = 20, invoices: int = 3200, suppliers: int = 300) -> Dataset:
     rng = random.Random(seed)
     data = Dataset()
     today = date(2026, 11, 30)
