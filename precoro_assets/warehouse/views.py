@@ -260,11 +260,11 @@ REVIEW_QUEUE = View(
     "ledger or Precoro says which invoice they pay (e.g. an allocation line in payment_allocations.csv).",
     f"""
 SELECT r.ledger_id AS payment_id, r.supplier, r.invoice_number, r.amount, r.currency, r.ledger_date AS paid_on,
-       r.class, r.rule, r.confidence, r.candidates,
+       r.class, r.rule, r.confidence, coalesce(r.candidates, r.invoice_idn) AS candidates,
        (SELECT string_agg(c.idn || ' ' || coalesce(c.invoice_number, '?') || ' open ' || c.outstanding || ' '
                           || c.currency || ' (' || c.supplier_name || ')', '; ' ORDER BY c.idn)
         FROM {qualified('invoices_overview')} c
-        WHERE list_contains(string_split(r.candidates, ', '), c.idn)) AS candidate_invoices,
+        WHERE list_contains(string_split(coalesce(r.candidates, r.invoice_idn), ', '), c.idn)) AS candidate_invoices,
        r.reason, r.source_file, r.source_line, r.reconciled_at
 FROM {qualified('reconciliation_ledger')} r
 WHERE r.ledger_kind = 'payment' AND r.class IN ('needs_review', 'ambiguous')
@@ -274,7 +274,7 @@ WHERE r.ledger_kind = 'payment' AND r.class IN ('needs_review', 'ambiguous')
      "currency": "Its currency.", "paid_on": "Payment date.", "class": "needs_review or ambiguous.",
      "rule": "The matching rule that found the candidates (reconciliation.yaml).",
      "confidence": "That rule's confidence (below the auto threshold, or 0 when several candidates fit).",
-     "candidates": "The Precoro invoices (idns) it could pay.",
+     "candidates": "The Precoro invoices (idns) it could pay (for a possible duplicate entry: the one it names).",
      "candidate_invoices": "Each candidate: idn, number, what is open and its currency, supplier.",
      "reason": "Why it was not placed.", "source_file": "The ledger file.", "source_line": "Its line.",
      "reconciled_at": "When the reconciliation ran."},
