@@ -117,6 +117,12 @@ class Invoice:
     def is_credit_note(self) -> bool:
         return self.logic_type in CREDIT_NOTE_TYPES
 
+    def in_company_currency(self, amount: Decimal) -> Decimal | None:
+        """An amount of this invoice's currency at the invoice's own rate (sumInCompanyCurrency / sum)."""
+        if self.total_company is None or not self.total:
+            return None
+        return (self.total_company * amount / self.total).quantize(Decimal("0.01"))
+
     @property
     def live_payments(self) -> tuple[PrecoroPayment, ...]:
         """The payments that count (Precoro's sumPaid): cancelled ones take no part in pairing or totals."""
@@ -655,10 +661,8 @@ def _match_by_rules(rules: MatchRules, payments: list[LedgerPayment], rows: list
         if not invoice.payable:
             continue
         left = invoice.total - max(invoice.paid, result.ledger_paid)
-        company = (invoice.total_company * left / invoice.total).quantize(Decimal("0.01")) if (
-            invoice.total_company is not None and invoice.total) else None
         open_invoices.append(OpenInvoice(invoice.idn, invoice.supplier, invoice.invoice_number, invoice.currency,
-                                         left, invoice.external_id, invoice.issued, company))
+                                         left, invoice.external_id, invoice.issued, invoice.in_company_currency(left)))
     matcher = Matcher(rules, open_invoices, learned)
     for row in rows:
         if row.invoice_idn is not None or row.klass != UNMATCHED or row.matched_by is not None:
@@ -696,11 +700,10 @@ def _convert(rules: MatchRules, payment: LedgerPayment, row: LedgerResult, resul
     """A ledger payment in the company currency of what is open on an invoice in another currency (Precoro's
     company-currency total, within the FX tolerance) pays that open amount in the invoice's currency."""
     invoice = result.invoice
-    if (payment.currency == invoice.currency or payment.currency != rules.company_currency
-            or invoice.total_company is None or not invoice.total):
-        return
     left = invoice.total - invoice.paid
-    company_left = (invoice.total_company * left / invoice.total).quantize(Decimal("0.01"))
+    company_left = invoice.in_company_currency(left)
+    if payment.currency == invoice.currency or payment.currency != rules.company_currency or company_left is None:
+        return
     if not rules.within(payment.amount, company_left, rules.fx_tolerance_percent):
         return
     result.ledger_payments = [replace(lp, amount=left, currency=invoice.currency) if lp is payment else lp
