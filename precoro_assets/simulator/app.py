@@ -176,6 +176,17 @@ def parse_money(field_name: str, text: object) -> Decimal:
     return money(amount)
 
 
+def parse_number(field_name: str, text: object) -> Decimal:
+    """A finite decimal number (a rate or a percent), exactly as sent."""
+    try:
+        number = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise validation_error(field_name, "This value is not a valid number.") from None
+    if not number.is_finite():
+        raise validation_error(field_name, "This value is not a valid number.")
+    return number
+
+
 def parse_int(field_name: str, text: object) -> int:
     try:
         return int(str(text))
@@ -254,6 +265,16 @@ def parse_filters(args, token_user_id: int | None) -> Filters:
     )
 
 
+# Every query parameter the contract names (/work/shared/precoro-api.md: pagination, "Filters", "More list
+# filters"). Precoro probably ignores any other silently, so a misspelt filter would pass unnoticed: the
+# simulator ignores them too, but counts them (GET /_sim/stats, "unknown_parameters").
+KNOWN_PARAMETERS = frozenset({
+    "page", "per_page", "modifiedSince", "approvalLeftDate", "id", "sent_to_external", "externalIntegrated",
+    "createDate[left_date]", "createDate[right_date]", "approvalDate[left_date]", "approvalDate[right_date]",
+    "status[]", "external_id[]", "supplier[]", "enable", "logicType[]", "attachedFile", "waitingForapprove",
+})
+
+
 def only_fields(form: dict, allowed: set[str]) -> None:
     extra = set(form) - allowed
     if extra:
@@ -271,6 +292,9 @@ URLS = Map([
     Rule("/<resource>/<key>/<any(approve, reject, confirm):action>", methods=["POST"], endpoint="workflow"),
     Rule("/<resource>/<key>/options", methods=["POST"], endpoint="option_create"),
     Rule("/<resource>/<key>/options/<option>", methods=["PUT", "PATCH"], endpoint="option_write"),
+    Rule("/<resource>/<key>/options", methods=["GET"], endpoint="options"),
+    Rule("/<resource>/options/depend_add", methods=["PATCH"], endpoint="depend_add"),
+    Rule("/payments/<key>/cancel", methods=["POST"], endpoint="cancel_payment"),
 ], strict_slashes=False)
 
 
@@ -321,6 +345,9 @@ def path_template(endpoint: str, args: dict) -> str:
         "create_receipt": "/receipts/{purchase_order_id}",
         "option_create": f"/{resource}/{{id}}/options",
         "option_write": f"/{resource}/{{id}}/options/{{optionId}}",
+        "options": f"/{resource}/{{id}}/options",
+        "depend_add": f"/{resource}/options/depend_add",
+        "cancel_payment": "/payments/{idn}/cancel",
     }.get(endpoint, "(unknown)")
 
 
@@ -374,6 +401,7 @@ class SimulatorApp:
             self.shapes = dict(DEFAULT_SHAPES)
             self.counts: Counter[tuple[str, str, int]] = Counter()
             self.rate_limited: Counter[str] = Counter()
+            self.unknown_parameters: Counter[tuple[str, str, str]] = Counter()  # (method, path, name)
             self.log: list[dict] = []
             self._last_admitted = 0.0
 
@@ -414,6 +442,8 @@ class SimulatorApp:
         query = {k: request.args.getlist(k) for k in request.args}
         url = request.full_path.rstrip("?")
         with self.lock:  # the log is in arrival order; the status is filled in when the answer is ready
+            for name in query.keys() - KNOWN_PARAMETERS:
+                self.unknown_parameters[(method, template, name)] += len(query[name])
             entry = {"seq": len(self.log) + 1, "time": arrival, "method": method, "path": template, "url": url,
                      "status": None, "rate_limit_type": None}
             self.log.append(entry)
@@ -499,13 +529,19 @@ class SimulatorApp:
         if endpoint == "attachment":
             return self.attachment(args["key"])
         resource = args.get("resource")
+        if endpoint == "cancel_payment":
+            resource = "payments"
         if endpoint not in ("create_receipt",) and resource not in RESOURCES:
             raise ApiError(404, {"error": f'No route found for "{request.method} {request.path}"'})
         if endpoint == "list":
             return self.list(resource, request, content_rules)
         if endpoint == "detail":
             return self.detail(resource, args["key"], content_rules)
+        if endpoint == "options":
+            return {"data": copy.deepcopy(self._custom_field(resource, args["key"]).data["options"])}
         form = self._form(request)
+        if endpoint == "cancel_payment":
+            return self.cancel_payment(args["key"], form)
         if endpoint == "create_receipt":
             return self.create_receipt(args["key"], form)
         if endpoint == "create":
@@ -518,6 +554,8 @@ class SimulatorApp:
             return self.workflow(resource, args["key"], args["action"], form)
         if endpoint == "option_create":
             return self.option_create(resource, args["key"], form)
+        if endpoint == "depend_add":
+            return self.depend_add(resource, form)
         return self.option_write(resource, args["key"], args["option"], request.method, form)
 
     @staticmethod
@@ -644,7 +682,7 @@ class SimulatorApp:
     def create(self, resource: str, form: dict) -> dict:
         creators = {"payments": self.create_payment, "suppliers": self.create_supplier, "items": self.create_item,
                     "taxes": self.create_tax, "paymentterms": self.create_payment_term,
-                    "purchaserequisitions": self.create_requisition}
+                    "purchaserequisitions": self.create_requisition, "locations": self.create_location}
         creator = creators.get(resource)
         if creator is None:
             raise ApiError(405, {"error": f'No route found for "POST /{resource}": Method Not Allowed'})
@@ -666,7 +704,7 @@ class SimulatorApp:
                                                                                            form.get("logicType", 0)))
 
     SUPPLIER_FIELDS = {"name", "uniqueCode", "currency", "currencies", "enable", "taxPayerNumber", "legalAddress",
-                       "externalId", "status", "contacts"}
+                       "externalId", "status", "contacts", "city", "state", "country", "supplierLegalEntityIds"}
     CONTACT_FIELDS = {"id", "name", "email", "phone"}
 
     def _contacts(self, given: object, existing: list[dict]) -> list[dict]:
@@ -691,9 +729,12 @@ class SimulatorApp:
 
     def _apply_supplier(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.SUPPLIER_FIELDS)
-        for name in ("name", "uniqueCode", "taxPayerNumber", "legalAddress", "externalId"):
+        for name in ("name", "uniqueCode", "taxPayerNumber", "legalAddress", "externalId", "city", "state", "country"):
             if name in form:
                 record_data[name] = form[name]
+        if "supplierLegalEntityIds" in form:  # like currencies[], what is sent replaces the whole list
+            record_data["supplierLegalEntities"] = {"data": self._legal_entities("supplierLegalEntityIds",
+                                                                                 form["supplierLegalEntityIds"])}
         if "currency" in form:
             record_data["currency"] = parse_currency("currency", form["currency"])
         if "currencies" in form:
@@ -710,6 +751,17 @@ class SimulatorApp:
                 raise validation_error("status", "This value should be 1, 2 or 3.")
             record_data["status"], record_data["statusString"] = status, SUPPLIER_STATUS_NAMES[status]
 
+    def _legal_entities(self, field_name: str, given: object) -> list[dict]:
+        """Legal entities named by id (`name[]=5&name[]=6`, or one id): [{id, name}], or a 400 naming the field."""
+        ids = given if isinstance(given, list) else [given]
+        entities = []
+        for value in ids:
+            entity = self.company.get_by_id("legalentities", value) if str(value).strip().isdigit() else None
+            if entity is None:
+                raise validation_error(field_name, f"Legal entity {value!r} not found (send numeric legal entity ids).")
+            entities.append({"id": entity.id, "name": entity.data["name"]})
+        return entities
+
     def create_supplier(self, form: dict) -> Record:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
@@ -720,7 +772,7 @@ class SimulatorApp:
         self._apply_supplier(data, form)
         return self.company.add("suppliers", data, self.company.now())
 
-    ITEM_FIELDS = {"name", "sku", "price", "description", "supplier", "externalId"}
+    ITEM_FIELDS = {"name", "sku", "price", "description", "supplier", "externalId", "freeOfCharge"}
 
     def _apply_item(self, record_data: dict, form: dict) -> None:
         only_fields(form, self.ITEM_FIELDS)
@@ -729,6 +781,8 @@ class SimulatorApp:
                 record_data[name] = form[name]
         if "price" in form:
             record_data["price"] = parse_money("price", form["price"])
+        if "freeOfCharge" in form:
+            record_data["freeOfCharge"] = parse_bool("freeOfCharge", form["freeOfCharge"])
         if "supplier" in form:
             supplier_id = (form["supplier"] or {}).get("id") if isinstance(form["supplier"], dict) else None
             supplier = self.company.get_by_id("suppliers", supplier_id)
@@ -746,36 +800,84 @@ class SimulatorApp:
         return self.company.add("items", data, self.company.now())
 
     def _apply_tax(self, record_data: dict, form: dict) -> None:
-        only_fields(form, {"name", "value", "enable", "externalId"})
+        """`value` and `percent` (Precoro's connector sends both); one sent alone sets both, as for a
+        percentage tax the two are the same number."""
+        only_fields(form, {"name", "value", "percent", "enable", "externalId"})
         for name in ("name", "externalId"):
             if name in form:
                 record_data[name] = form[name]
-        if "value" in form:
-            try:
-                record_data["value"] = record_data["percent"] = Decimal(str(form["value"]))
-            except InvalidOperation:
-                raise validation_error("value", "This value is not a valid number.") from None
+        rates = {name: parse_number(name, form[name]) for name in ("value", "percent") if name in form}
+        for name in ("value", "percent"):
+            if rates:
+                record_data[name] = rates.get(name, next(iter(rates.values())))
         if "enable" in form:
             record_data["enable"] = parse_bool("enable", form["enable"])
 
     def create_tax(self, form: dict) -> Record:
-        for name in ("name", "value"):
-            if not form.get(name):
-                raise validation_error(name, "This value should not be blank.")
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        if not form.get("value") and not form.get("percent"):
+            raise validation_error("value", "This value should not be blank (send value and/or percent).")
         data = {"name": "", "percent": Decimal(0), "value": Decimal(0), "taxAmount": None, "isWithholdingTax": False,
                 "enable": True, "externalId": None, "externalIntegrationLog": None}
         self._apply_tax(data, form)
         return self.company.add("taxes", data, self.company.now())
 
+    PAYMENT_TERM_FIELDS = {"name", "creditPeriodDays", "prepaymentPercent", "postpaymentPercent",
+                           "termsDueDateAfterInvoicing", "paymentType", "enable", "externalId"}
+    PAYMENT_TYPES = (0, 1, 2)  # what the SDK sends: 0 net, 1 prepayment, 2 mixed
+
+    def _payment_term_fields(self, form: dict) -> dict:
+        """Every field of a payment term, as numbers where Precoro's clients send numbers. The two shares are
+        percents that add up to 100: one sent alone implies the other."""
+        fields: dict = {}
+        shares = {name: parse_number(name, form[name]) for name in ("prepaymentPercent", "postpaymentPercent")
+                  if name in form}
+        for name, share in shares.items():
+            if not 0 <= share <= 100:
+                raise validation_error(name, "This value should be between 0 and 100.")
+        if len(shares) == 1:
+            [(name, share)] = shares.items()
+            other = "postpaymentPercent" if name == "prepaymentPercent" else "prepaymentPercent"
+            shares[other] = 100 - share
+        if shares and shares["prepaymentPercent"] + shares["postpaymentPercent"] != 100:
+            raise validation_error("postpaymentPercent", "prepaymentPercent and postpaymentPercent must add up to 100.")
+        fields.update({name: int(v) if v == v.to_integral_value() else v for name, v in shares.items()})
+        for name in ("creditPeriodDays", "termsDueDateAfterInvoicing"):
+            if name in form:
+                fields[name] = parse_int(name, form[name])
+                if fields[name] < 0:
+                    raise validation_error(name, "This value should be 0 or more.")
+        if "paymentType" in form:
+            fields["paymentType"] = parse_int("paymentType", form["paymentType"])
+            if fields["paymentType"] not in self.PAYMENT_TYPES:
+                raise validation_error("paymentType", "This value should be 0, 1 or 2.")
+        if "enable" in form:
+            fields["enable"] = parse_bool("enable", form["enable"])
+        return fields
+
     def create_payment_term(self, form: dict) -> Record:
-        only_fields(form, {"name", "creditPeriodDays", "externalId"})
+        only_fields(form, self.PAYMENT_TERM_FIELDS)
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
         data = {"name": form["name"], "creditPeriodDays": parse_int("creditPeriodDays", form.get("creditPeriodDays", 0)),
                 "prepaymentPercent": 0, "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
                 "paymentType": "Bank transfer", "enable": True, "externalId": form.get("externalId"),
                 "externalIntegrationLog": None}
+        data.update(self._payment_term_fields(form))
         return self.company.add("paymentterms", data, self.company.now())
+
+    def create_location(self, form: dict) -> Record:
+        only_fields(form, {"name", "uniqueCode", "address", "enable", "externalId"})
+        if not form.get("name"):
+            raise validation_error("name", "This value should not be blank.")
+        data = {"name": form["name"], "address": form.get("address") or None, "enable": True,
+                "externalId": form.get("externalId") or None, "externalIntegrationLog": None}
+        if "uniqueCode" in form:
+            data["uniqueCode"] = form["uniqueCode"] or None
+        if "enable" in form:
+            data["enable"] = parse_bool("enable", form["enable"])
+        return self.company.add("locations", data, self.company.now())
 
     def create_requisition(self, form: dict) -> Record:
         """A purchase requisition from form lines (`items[N][name|quantity|price|unit]`, optional
@@ -885,16 +987,74 @@ class SimulatorApp:
             raise ApiError(404, {"error": f"/{resource}/{key}/options does not exist."})
         return self._record(resource, key)
 
+    OPTION_FIELDS = {"name", "code", "externalId", "parent", "enable"}
+
+    def _option_fields(self, field: Record, form: dict, option_id: int | None = None) -> dict:
+        """What an option write sets: name, code, externalId, `enable`, and `parent[id]` (another option of the
+        same field: a hierarchical chart of accounts)."""
+        only_fields(form, self.OPTION_FIELDS)
+        fields = {k: form[k] for k in ("name", "code", "externalId") if k in form}
+        if "enable" in form:
+            fields["enable"] = parse_bool("enable", form["enable"])
+        if "parent" in form:
+            given = form["parent"].get("id") if isinstance(form["parent"], dict) else None
+            if given in (None, ""):
+                fields["parent"] = None
+            else:
+                parent = next((o for o in field.data["options"] if str(o["id"]) == str(given)), None)
+                if parent is None or parent["id"] == option_id:
+                    raise validation_error("parent", f"Option {given} is not another option of this field "
+                                                     "(send parent[id] with an option id of the same field).")
+                fields["parent"] = {"id": parent["id"]}
+        return fields
+
     def option_create(self, resource: str, key: str, form: dict) -> dict:
         field = self._custom_field(resource, key)
-        only_fields(form, {"name", "code", "externalId"})
+        fields = self._option_fields(field, form)
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
-        option = {"id": self.company.new_id("options"), "name": form["name"], "code": form.get("code"),
-                  "externalId": form.get("externalId"), "externalIntegrationLog": None, "enable": True}
+        option = {"id": self.company.new_id("options"), "name": form["name"], "code": None, "externalId": None,
+                  "externalIntegrationLog": None, "enable": True, "parent": None, **fields}
         field.data["options"].append(option)
         self.company.touch(field)
         return option
+
+    DEPEND_OPTION_PARAMETER = {"itemcustomfields": "item_custom_field_option_id",
+                               "documentcustomfields": "document_custom_field_option_id"}
+
+    def depend_add(self, resource: str, form: dict) -> dict:
+        """PATCH /{cf}/options/depend_add: an option offered only with some legal entities (depend_type 1), as
+        Precoro's connector sends it (`entity_ids` one id, or "[5, 6]"). The simulator records the limit on the
+        option as `dependLegalEntities` (where real Precoro shows it is not known)."""
+        if resource not in CUSTOM_FIELD_RESOURCES:
+            raise ApiError(404, {"error": f'No route found for "PATCH /{resource}/options/depend_add"'})
+        parameter = self.DEPEND_OPTION_PARAMETER[resource]
+        only_fields(form, {parameter, "depend_type", "entity_ids"})
+        for name in (parameter, "depend_type", "entity_ids"):
+            if form.get(name) in (None, "", []):
+                raise validation_error(name, "This value should not be blank.")
+        if str(form["depend_type"]) != "1":
+            raise validation_error("depend_type", "Only 1 (legal entities) is simulated.")
+        given = form["entity_ids"]
+        ids = given if isinstance(given, list) else [p for p in str(given).strip().strip("[]").split(",") if p.strip()]
+        entities = self._legal_entities("entity_ids", [str(i).strip() for i in ids])
+        option_id = str(form[parameter]).strip()
+        for field in self.company.all(resource):
+            option = next((o for o in field.data["options"] if str(o["id"]) == option_id), None)
+            if option is not None:
+                known = {e["id"] for e in option.get("dependLegalEntities") or []}
+                option["dependLegalEntities"] = (option.get("dependLegalEntities") or []) + [
+                    e for e in entities if e["id"] not in known]
+                self.company.touch(field)
+                return copy.deepcopy(option)
+        raise ApiError(404, {"error": f"Option {option_id} of {resource} not found."})
+
+    def cancel_payment(self, key: str, form: dict) -> dict:
+        """POST /payments/{idn}/cancel: the payment stays listed with status 8 and leaves the invoice's sumPaid."""
+        only_fields(form, set())
+        payment = self._record("payments", key)
+        self.company.cancel_payment(payment)
+        return self.company.detail(payment)
 
     def option_write(self, resource: str, key: str, option_id: str, method: str, form: dict) -> dict:
         field = self._custom_field(resource, key)
@@ -902,8 +1062,7 @@ class SimulatorApp:
         if option is None:
             raise ApiError(404, {"error": f"Option {option_id} of {resource} {key} not found."})
         if method == "PUT":
-            only_fields(form, {"name", "code", "externalId"})
-            option.update({k: form[k] for k in ("name", "code", "externalId") if k in form})
+            option.update(self._option_fields(field, form, option["id"]))
         else:
             for name, value in self._external_fields(form).items():
                 option[name] = value or None
@@ -1034,8 +1193,11 @@ class SimulatorApp:
     def stats(self) -> dict:
         with self.lock:
             requests = [{"method": m, "path": p, "status": s, "count": n} for (m, p, s), n in sorted(self.counts.items())]
+            unknown = [{"method": m, "path": p, "name": n, "count": c}
+                       for (m, p, n), c in sorted(self.unknown_parameters.items())]
             return {"total": sum(self.counts.values()), "requests": requests, "rate_limited": dict(self.rate_limited),
-                    "faults_injected": dict(self.faults.injected), "quota": self.limiter.usage(self.token)}
+                    "faults_injected": dict(self.faults.injected), "quota": self.limiter.usage(self.token),
+                    "unknown_parameters": unknown}
 
     def export(self, resource: str) -> dict:
         """Ground truth: every record of a resource with its full detail, by id."""

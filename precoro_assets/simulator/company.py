@@ -48,7 +48,8 @@ RESOURCES: dict[str, ResourceSpec] = {
         ResourceSpec("purchaseorders", "idn", True, True, DOCUMENT_COLLECTIONS),
         ResourceSpec("receipts", "idn", True, False, DOCUMENT_COLLECTIONS),
         ResourceSpec("invoices", "idn", True, True, INVOICE_COLLECTIONS),
-        ResourceSpec("expenses", "idn", True, True, EXPENSE_COLLECTIONS),
+        # PATCH externalId is documented for 11 entities, not expenses, receipts or requisitions
+        ResourceSpec("expenses", "idn", True, False, EXPENSE_COLLECTIONS),
         ResourceSpec("payments", "idn", True, True, DOCUMENT_COLLECTIONS),
         # a supplier's list row lacks what only its detail carries (Precoro's connector fetches each detail)
         ResourceSpec("suppliers", "id", True, True, ("paymentTerms", "contacts", "supplierLegalEntities")),
