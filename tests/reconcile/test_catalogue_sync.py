@@ -203,6 +203,7 @@ def test_a_sent_plan_leaves_precoro_equal_to_the_accounting_catalogue_and_a_seco
     mark = env.request_mark()
     env.writeback(SEND)
     assert not env.writes_since(mark)
+    assert env.unknown_parameters() == []  # the catalogue's lookups use only filters the contract names
 
 
 def test_a_lost_post_answer_creates_no_duplicate(catalogue_env: Any) -> None:

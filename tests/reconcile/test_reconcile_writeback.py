@@ -228,6 +228,7 @@ def test_after_write_back_and_a_fresh_sync_the_invoices_reconcile(env):
 
     env.sync()
     env.reconcile()
+    assert env.unknown_parameters() == []  # sync, reconcile, write-back: every parameter sent is a named one
     after = {row[0]: row[1:] for row in env.query(
         "SELECT invoice_idn, class, external_id, external_integration_log FROM precoro.reconciliation_invoices")}
     assert all(after[idn][0] == MATCHED for idn in paid), {idn: after[idn] for idn in paid}

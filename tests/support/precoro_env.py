@@ -65,6 +65,11 @@ class SimEnv:
     def export(self, resource: str) -> list[dict]:
         return self.control("GET", f"export/{resource}")["data"]
 
+    def unknown_parameters(self) -> list[dict]:
+        """Query parameters the contract does not name that reached the simulator since its last reset: Precoro
+        probably ignores them silently, so each would be a filter that never filtered."""
+        return self.control("GET", "stats")["unknown_parameters"]
+
     def request_log(self, since: int = 0) -> tuple[list[dict], int]:
         body = self.control("GET", f"requests?since={since}")
         return body["requests"], body["next"]
