@@ -116,6 +116,22 @@ def test_under_scaled_limits_the_retry_time_is_still_whole_seconds(simulator):
     assert api.get("/taxes", params={"page": page}).status_code == 200
 
 
+def test_a_429_says_when_to_retry_in_its_body_and_in_no_header(simulator):
+    """What the simulator does with headers, said outright: Precoro documents the retry time in the JSON body
+    (`RateLimit-Retry-After`, whole seconds, UTC), so a 429 has no `Retry-After` and no `RateLimit-*` header.
+    A client that waits for a header (the `precoro-sdk` does) falls back to its own guess here."""
+    api = simulator(limits="real")
+    assert api.get("/taxes", params={"page": 1}).status_code == 200
+    sent_at, refused = send(api, "/taxes", {"page": 2})
+
+    body = check_429(refused, sent_at, "Second limiter", 1)
+    assert set(body) == {"error", "RateLimit-Type", "RateLimit-Retry-After", "RateLimit-Limit"}
+    assert refused.headers["content-type"] == "application/json"
+    rate_headers = [name for name in refused.headers if name.lower() == "retry-after"
+                    or name.lower().startswith(("ratelimit", "x-ratelimit"))]
+    assert rate_headers == []
+
+
 def test_parallel_requests_get_429(simulator):
     api = simulator(limits="real")
     barrier = threading.Barrier(4)
