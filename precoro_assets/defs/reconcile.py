@@ -23,7 +23,7 @@ from pydantic import Field
 from ..ap_matching import load_rules
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
-from ..ledger.source import LedgerSink, LedgerSource
+from ..ledger.source import LedgerNotReady, LedgerSink, LedgerSource
 from ..reconcile import CLASSES, MATCHED, RECONCILED_RESOURCES, UNMATCHED, Reconciliation, reconcile
 from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
@@ -112,7 +112,10 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 )
 def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
     source = ledger.source()
-    snapshot = source.load()
+    try:
+        snapshot = source.load()
+    except LedgerNotReady as busy:  # a half-written export must not replace the last complete load
+        raise dg.Failure(description=f"The ledger was not loaded: {busy}") from None
     written = warehouse.open().write(lambda con: tables.write_ledger(con, snapshot, datetime.now(UTC)),
                                      what="write the ledger")
     for row in snapshot.rejected:

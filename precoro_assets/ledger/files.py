@@ -24,10 +24,13 @@ returned as a `RejectedRow` with its file, line and reason, and the rest of the 
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import os
 import re
+import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -43,6 +46,7 @@ from .source import (
     ExportResult,
     ExportVendor,
     LedgerBill,
+    LedgerNotReady,
     LedgerPayment,
     LedgerSnapshot,
     RejectedRow,
@@ -63,6 +67,8 @@ BILL_COLUMNS = ("bill_id", "type", "supplier", "invoice_number", "amount", "curr
 BILL_REQUIRED = ("bill_id", "supplier", "invoice_number", "amount", "currency")
 
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
+# MONEY is DECIMAL(18,2): 16 digits before the point. A larger amount is a typo or a hostile file, never money.
+AMOUNT_LIMIT = Decimal(10) ** 16
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -71,6 +77,12 @@ def ledger_dir() -> Path:
     """The drop folder: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger."""
     configured = os.environ.get(ENV_LEDGER_DIR)
     return Path(configured).expanduser().resolve() if configured else settings.project_home() / "ledger"
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value quoted in a reason, cut to `limit` characters: reasons go to logs and Dagster's event log."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
 
 
 class BadValue(ValueError):
@@ -98,6 +110,9 @@ def parse_amount(value: Any, column: str = "amount") -> Decimal:
             raise BadValue(f"{column} {text!r} is not a number") from None
     if not number.is_finite():
         raise BadValue(f"{column} {value!r} is not a finite number")
+    if abs(number) >= AMOUNT_LIMIT:  # checked first: quantize() itself fails on 27+ digits
+        raise BadValue(f"{column} {_shown(value)} is out of range: the warehouse keeps amounts as DECIMAL(18,2), at "
+                       f"most {AMOUNT_LIMIT.adjusted()} digits before the decimal point")
     if number != number.quantize(Decimal("0.01")):
         raise BadValue(f"{column} {value!r} has more than two decimals")
     return number.quantize(Decimal("0.01"))
@@ -170,6 +185,88 @@ def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
         source_file=file, source_line=line)
 
 
+# ---- reading a file of the folder: only regular files, only once nobody writes them -----------------------------
+
+ENV_SETTLE_SECONDS = "PRECORO_LEDGER_SETTLE_SECONDS"
+SETTLE_SECONDS = 2.0  # a file must have been left alone this long before it is read
+WAIT_SECONDS = 30.0  # how long a load waits for a file being written before it gives up (the previous load stays)
+ROW_TEXT_LIMIT = 1000  # characters of a rejected row kept for the person fixing the export
+
+
+class NotRegularFile(Exception):
+    """A name in the folder that is a link, a directory, a pipe or a device: never read (see `read_stable`)."""
+
+
+def settle_seconds() -> float:
+    return float(os.environ.get(ENV_SETTLE_SECONDS, SETTLE_SECONDS))
+
+
+def check_regular(path: Path) -> None:
+    """Refuse a symbolic link or anything but a regular file, without following it."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise NotRegularFile("is a symbolic link: ledger files are read only as regular files in the folder itself "
+                             "(a link could bring in any file of this computer); copy the export into the folder")
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+
+
+def read_stable(path: Path, settle: float | None = None, wait: float | None = None) -> bytes:
+    """The bytes of a regular file of the folder, read once nobody is writing it.
+
+    Why a quiet period and not a completion marker: exports come from accounting systems, scheduled jobs and
+    people saving spreadsheets, and none of them writes a marker; all of them change the file's size or
+    modification time while they write. So a file is read only when its last change is at least `settle` seconds
+    old (or it was seen unchanged that long, should its time be odd, e.g. in the future), and the read counts only
+    if size, modification time and inode are the same after it as before (a rewrite or a rename meanwhile is
+    caught). A file that stays busy for `wait` seconds raises LedgerNotReady. The file is opened without following
+    links (O_NOFOLLOW) and checked to be regular on the open descriptor, so swapping in a link after the check
+    does not work either. Exporters that write to a hidden name (.payments.csv.tmp) and rename it when done are
+    never seen half-written: dot-files are not read.
+    """
+    settle = settle_seconds() if settle is None else settle
+    wait = WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    seen, quiet_since = None, time.monotonic()
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                check_regular(path)  # raises NotRegularFile for the link
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+            signature = (before.st_size, before.st_mtime_ns, before.st_ino)
+            if signature != seen:
+                seen, quiet_since = signature, time.monotonic()
+            quiet = max(time.time() - before.st_mtime, time.monotonic() - quiet_since)
+            if quiet >= settle:
+                data = handle.read()
+                after = os.fstat(fd)
+                try:
+                    now = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    now = None
+                if (now is not None and (after.st_size, after.st_mtime_ns, after.st_ino) == signature
+                        and (now.st_size, now.st_mtime_ns, now.st_ino) == signature and len(data) == before.st_size):
+                    return data
+                seen = None  # it changed while being read: wait for it to be quiet again
+        if time.monotonic() >= deadline:
+            raise LedgerNotReady(f"{path.name} is still being written (it changed during the last {wait:.0f} s; "
+                                 f"{before.st_size:,} bytes when last seen): nothing was loaded and the previous "
+                                 "load stays; the next load reads it again. Exporters should write to a hidden name "
+                                 "(.name.tmp) and rename it when done")
+        time.sleep(min(max(settle - quiet, 0.05), 0.5, max(deadline - time.monotonic(), 0)))
+
+
+def _cut(text: str) -> str:
+    """A rejected row's text, cut to ROW_TEXT_LIMIT characters: enough to find and fix the row."""
+    return text if len(text) <= ROW_TEXT_LIMIT else f"{text[:ROW_TEXT_LIMIT]}... ({len(text):,} characters)"
+
+
 # ---- readers: one file -> (line number, fields) pairs, or rejected rows ----------------------------------------
 
 Row = tuple[int, dict[str, Any], str]  # line, fields by column, the row as text
@@ -232,7 +329,7 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
              rejected: list[RejectedRow]) -> Iterator[Row]:
     """Rows of a CSV file (comma-, semicolon- or tab-separated; UTF-8, or UTF-16 with a byte order mark); bad
     encodings, wrong field counts and quotes left open become rejected rows, and no line is lost."""
-    lines = _decode(path.read_bytes()).splitlines(keepends=True)
+    lines = _decode(read_stable(path)).splitlines(keepends=True)
     if not lines or not lines[0].strip():
         rejected.append(RejectedRow(path.name, 0, "the file is empty (expected a header line)"))
         return
@@ -242,10 +339,13 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
     if missing:
         rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
                                     f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
-                                    "file was loaded", _printable(lines[0].rstrip("\r\n"))))
+                                    "file was loaded", _cut(_printable(lines[0].rstrip("\r\n")))))
         return
+    # a last line without its line break may be cut off mid-write (1234.50 read as 12): never loaded as data
+    unfinished = len(lines) > 1 and not lines[-1].endswith(("\n", "\r")) and lines[-1].strip()
+    last = lines.pop() if unfinished else None
     for start, fields, text in _records(lines, delimiter, len(header)):
-        raw = _printable(text)
+        raw = _cut(_printable(text))
         if fields is None:
             rejected.append(RejectedRow(path.name, start, "a quote (\") is left open on this line, or not followed by "
                                         f"the separator {delimiter!r}; the lines after it are read on their own", raw))
@@ -261,15 +361,23 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                                         raw))
             continue
         yield start, dict(zip(header, fields, strict=True)), raw
+    if last is not None:
+        rejected.append(RejectedRow(path.name, len(lines) + 1, "the last line has no line break at its end: the file "
+                                    "may have been cut off while it was written (1234.50 read as 12), so the line is "
+                                    "not loaded; re-export the file (a complete export ends every line)",
+                                    _cut(_printable(last))))
 
 
 def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                  rejected: list[RejectedRow]) -> Iterator[Row]:
     """Rows of a Parquet file (line = row number, from 1); typed values are kept for the parsers."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(read_stable(path)))
+    except (NotRegularFile, LedgerNotReady):
+        raise
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
         rejected.append(RejectedRow(path.name, 0, f"not a readable Parquet file: {error}"))
         return
@@ -281,7 +389,7 @@ def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...]
         return
     for index, values in enumerate(table.to_pylist(), start=1):
         fields = {name.strip().lower(): value for name, value in values.items()}
-        yield index, fields, ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        yield index, fields, _cut(", ".join(f"{k}={v!r}" for k, v in fields.items()))
 
 
 # ---- the source ----------------------------------------------------------------------------------------------
@@ -299,7 +407,7 @@ class FileLedgerSource:
             return snapshot
         payment_ids: dict[str, str] = {}
         bill_ids: dict[str, str] = {}
-        for path in sorted(p for p in self.directory.iterdir() if p.is_file()):
+        for path in sorted(self.directory.iterdir()):
             kind = _file_kind(path)
             if kind is None:
                 continue
@@ -310,6 +418,8 @@ class FileLedgerSource:
                 continue
             if kind in ("catalogue", "matching"):
                 continue  # read by catalogue_files.py (vendors.csv by FileLedgerSink too), or by ap_matching.py
+            if not regular_file(path, snapshot.rejected):
+                continue
             snapshot.files.append(path.name)
             if kind == "payments":
                 self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
@@ -325,7 +435,15 @@ class FileLedgerSource:
                   into: list, rejected: list[RejectedRow]) -> None:
         """Parse each row of one file with `build` into `into`; bad rows, and ids already `seen`, are rejected."""
         reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
-        for line, fields, raw in reader(path, columns, required, rejected):
+        rows = reader(path, columns, required, rejected)
+        while True:
+            try:
+                line, fields, raw = next(rows)
+            except StopIteration:
+                break
+            except NotRegularFile as refusal:  # became a link after the folder was listed
+                rejected.append(RejectedRow(path.name, 0, f"not read: {path.name} {refusal}"))
+                break
             try:
                 record = build(fields, path.name, line)
             except BadValue as error:
@@ -338,6 +456,17 @@ class FileLedgerSource:
                 continue
             seen[identity] = f"{path.name}:{line}"
             into.append(record)
+
+
+def regular_file(path: Path, rejected: list[RejectedRow]) -> bool:
+    """Whether a data file of the folder may be read; if not, a rejected row (line 0) says why. Nothing of a
+    refused file is read, so nothing of it reaches the warehouse or the logs."""
+    try:
+        check_regular(path)
+    except NotRegularFile as refusal:
+        rejected.append(RejectedRow(path.name, 0, f"not read: {path.name} {refusal}"))
+        return False
+    return True
 
 
 def _file_kind(path: Path) -> str | None:

@@ -62,6 +62,11 @@ class RejectedRow:
     text: str = ""  # the row as read, for the person who fixes the export
 
 
+class LedgerNotReady(Exception):
+    """The accounting side is still writing its export: nothing of this load may be used (the previous load stays;
+    the next one reads the export again). The message says which file and what was seen."""
+
+
 @dataclass
 class LedgerSnapshot:
     """Everything one load of the accounting side produced."""
