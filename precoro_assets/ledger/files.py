@@ -496,6 +496,29 @@ EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
 VENDOR_EXPORT_COLUMNS = ("vendor_id", "name", "currency", "currencies", "tax_number", "address", "precoro_id",
                          "exported_at")
 VENDOR_ID_PREFIX = "ACC-VEN"
+# Columns written as numbers: never prefixed (a credit note's -12.50 stays a number). Every other str is text.
+NUMERIC_EXPORT_COLUMNS = frozenset({"amount"})
+# Spreadsheets run a cell starting with these as a formula (OWASP, "CSV Injection"); a quote marks it as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A field longer than this is refused: no accounting import takes it, and Python's csv reader stops at 128 KiB,
+# which would make the export file unreadable for every later write-back.
+MAX_EXPORT_FIELD = 10_000
+
+
+class ExportFileError(Exception):
+    """An export file (or vendors.csv) that can't be read; the message names the file and what to do."""
+
+
+def neutralised(value: str) -> str:
+    """A text cell that no spreadsheet runs as a formula: OWASP's CSV injection advice, a leading single quote
+    for a cell starting with = + - @ tab or carriage return (spreadsheets show the text without the quote).
+    A cell already starting with a quote gets one more, so `restored` gives back exactly what was written."""
+    return f"'{value}" if value.startswith((*FORMULA_STARTS, "'")) else value
+
+
+def restored(value: str) -> str:
+    """The text `neutralised` was given (the warehouse and Precoro keep the exact value; only the file has it)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith((*FORMULA_STARTS, "'")) else value
 
 
 class FileLedgerSink:
@@ -519,12 +542,15 @@ class FileLedgerSink:
         if not path.exists():
             return None
         text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
-        names = {same_name(row.get("name")) for row in csv.DictReader(io.StringIO(text, newline=""))
+        names = {same_name(row.get("name")) for row in _read_rows(path, io.StringIO(text, newline=""))
                  if row.get("name")}
         return names | {same_name(row.get("name")) for row in self._rows(self.export_dir / "suppliers.csv")}
 
     def offer(self, document: ExportDocument) -> ExportResult:
         path = self.export_dir / f"{document.resource}.csv"
+        too_long = _too_long(supplier=document.supplier, number=document.number)
+        if too_long:
+            return ExportResult(False, error=too_long)
         with self._locked():
             existing = self._exported(path, "precoro_idn", "external_id").get(document.idn)
             if existing:
@@ -543,6 +569,9 @@ class FileLedgerSink:
 
     def offer_vendor(self, vendor: ExportVendor) -> ExportResult:
         path = self.export_dir / "suppliers.csv"
+        too_long = _too_long(name=vendor.name, tax_number=vendor.tax_number, address=vendor.address)
+        if too_long:
+            return ExportResult(False, error=too_long)
         with self._locked():
             existing = self._exported(path, "precoro_id", "vendor_id").get(str(vendor.precoro_id))
             if existing:
@@ -571,7 +600,8 @@ class FileLedgerSink:
         if not path.exists():
             return []
         with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+            return [{name: restored(value) if isinstance(value, str) else value for name, value in row.items()}
+                    for row in _read_rows(path, handle)]
 
     def _exported(self, path: Path, key: str, value: str) -> dict[str, str]:
         return {row[key]: row[value] for row in self._rows(path)}
@@ -586,6 +616,26 @@ class FileLedgerSink:
             writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
             if not path.stat().st_size:
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({name: neutralised(value) if isinstance(value, str) and name not in NUMERIC_EXPORT_COLUMNS
+                             else value for name, value in row.items()})
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _too_long(**fields: str | None) -> str | None:
+    """Why a document or vendor can't be exported: a field over MAX_EXPORT_FIELD characters (None if none is)."""
+    for name, value in fields.items():
+        if value and len(value) > MAX_EXPORT_FIELD:
+            return (f"{name} is {len(value):,} characters long; the accounting import takes at most "
+                    f"{MAX_EXPORT_FIELD:,} (shorten it in Precoro)")
+    return None
+
+
+def _read_rows(path: Path, handle: Any) -> list[dict[str, str]]:
+    """The rows of a CSV file the sink reads; a file the csv module can't read (a field over its 128 KiB limit,
+    written by hand or by an older version) is an ExportFileError naming the file, not a bare csv.Error."""
+    try:
+        return list(csv.DictReader(handle))
+    except csv.Error as error:
+        raise ExportFileError(f"{path} can't be read ({error}); fix or remove the offending line, then run the "
+                              "write-back again") from None
