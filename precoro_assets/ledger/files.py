@@ -31,10 +31,12 @@ import os
 import re
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -281,12 +283,31 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (undecodable bytes kept as surrogates, reported per line), or UTF-16 when the file says so with its
-    byte order mark, as spreadsheet programs' "Unicode text" exports do."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "surrogateescape")
-    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+def _text_lines(data: bytes) -> Iterator[str]:
+    """The file's lines with their line breaks (\\n, \\r\\n or \\r), decoded as they are read: UTF-8 (undecodable
+    bytes kept as surrogates, reported per line), or UTF-16 when the file says so with its byte order mark, as
+    spreadsheet programs' "Unicode text" exports do. A large file's text is never held whole."""
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="surrogateescape", newline="")
+
+
+class _Lines:
+    """Iterates the lines of a file but holds back a last line without its line break (`unfinished`): an export
+    read while it is written may end mid-line (1234.50 read as 12), so such a line is never loaded as data."""
+
+    def __init__(self, lines: Iterator[str], counted: int = 0) -> None:
+        self._lines = lines
+        self.unfinished: str | None = None
+        self.count = counted  # lines read so far
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.count += 1
+            if not line.endswith(("\n", "\r")):  # only the last line can end without one
+                if line.strip():
+                    self.unfinished = line
+                return
+            yield line
 
 
 def _delimiter(header_line: str) -> str:
@@ -297,29 +318,47 @@ def _delimiter(header_line: str) -> str:
     return max(";\t|", key=header_line.count) if any(c in header_line for c in ";\t|") else ","
 
 
-def _records(lines: list[str], delimiter: str, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
-    """(first line number, fields, raw text) per record from line 2 on; fields None for a line whose quote is
-    left open. A quoted field may span lines (a note with a line break) when the record it makes has the
-    header's width; otherwise the open quote is taken as a mistake of its line alone, and the lines after it are
-    read as rows of their own (instead of vanishing into one field)."""
-    index = 1
-    while index < len(lines):
-        for end in range(index + 1, min(index + MAX_LINES_PER_RECORD, len(lines)) + 1):
-            chunk = "".join(lines[index:end])
+def _records(lines: Iterator[str], delimiter: str, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(first line number, fields, raw text) per record from line 2 on (`lines` starts there); fields None for a
+    line whose quote is left open. A quoted field may span lines (a note with a line break) when the record it
+    makes has the header's width; otherwise the open quote is taken as a mistake of its line alone, and the lines
+    after it are read as rows of their own (instead of vanishing into one field). At most MAX_LINES_PER_RECORD
+    lines are held at a time."""
+    ahead: deque[str] = deque()
+    number = 2
+
+    def have(count: int) -> bool:
+        while len(ahead) < count:
+            line = next(lines, None)
+            if line is None:
+                return False
+            ahead.append(line)
+        return True
+
+    while have(1):
+        taken = 1
+        for size in range(1, MAX_LINES_PER_RECORD + 1):
+            if not have(size):
+                size = 0  # the file ended with the quote still open
+                break
+            chunk = "".join(islice(ahead, size))
             try:
                 parsed = list(csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter, strict=True))
             except csv.Error:
                 continue  # a quote still open: the field may go on on the next line
-            if len(parsed) <= 1 and (end == index + 1 or (parsed and len(parsed[0]) == width)):
-                yield index + 1, (parsed[0] if parsed else []), chunk.rstrip("\r\n")
-                index = end
+            if len(parsed) <= 1 and (size == 1 or (parsed and len(parsed[0]) == width)):
+                yield number, (parsed[0] if parsed else []), chunk.rstrip("\r\n")
+                taken = size
             else:
-                yield index + 1, None, lines[index].rstrip("\r\n")
-                index += 1
+                yield number, None, ahead[0].rstrip("\r\n")
             break
-        else:  # never closed within reach
-            yield index + 1, None, lines[index].rstrip("\r\n")
-            index += 1
+        else:
+            size = 0
+        if not size:  # never closed within reach
+            yield number, None, ahead[0].rstrip("\r\n")
+        for _ in range(taken):
+            ahead.popleft()
+        number += taken
 
 
 MAX_LINES_PER_RECORD = 20  # a quoted field spanning more lines than this is taken as a quote left open
@@ -329,22 +368,21 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
              rejected: list[RejectedRow]) -> Iterator[Row]:
     """Rows of a CSV file (comma-, semicolon- or tab-separated; UTF-8, or UTF-16 with a byte order mark); bad
     encodings, wrong field counts and quotes left open become rejected rows, and no line is lost."""
-    lines = _decode(read_stable(path)).splitlines(keepends=True)
-    if not lines or not lines[0].strip():
+    text = _text_lines(read_stable(path))
+    first = next(text, "")  # the header (it may lack a line break in a file of no rows)
+    lines = _Lines(text, counted=1)
+    if not first.strip():
         rejected.append(RejectedRow(path.name, 0, "the file is empty (expected a header line)"))
         return
-    delimiter = _delimiter(lines[0])
-    header = [name.strip().lower() for name in next(csv.reader([lines[0]], delimiter=delimiter))]
+    delimiter = _delimiter(first)
+    header = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter))]
     missing = [name for name in required if name not in header]
     if missing:
         rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
                                     f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
-                                    "file was loaded", _cut(_printable(lines[0].rstrip("\r\n")))))
+                                    "file was loaded", _cut(_printable(first.rstrip("\r\n")))))
         return
-    # a last line without its line break may be cut off mid-write (1234.50 read as 12): never loaded as data
-    unfinished = len(lines) > 1 and not lines[-1].endswith(("\n", "\r")) and lines[-1].strip()
-    last = lines.pop() if unfinished else None
-    for start, fields, text in _records(lines, delimiter, len(header)):
+    for start, fields, text in _records(iter(lines), delimiter, len(header)):
         raw = _cut(_printable(text))
         if fields is None:
             rejected.append(RejectedRow(path.name, start, "a quote (\") is left open on this line, or not followed by "
@@ -361,11 +399,11 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                                         raw))
             continue
         yield start, dict(zip(header, fields, strict=True)), raw
-    if last is not None:
-        rejected.append(RejectedRow(path.name, len(lines) + 1, "the last line has no line break at its end: the file "
+    if lines.unfinished is not None:
+        rejected.append(RejectedRow(path.name, lines.count, "the last line has no line break at its end: the file "
                                     "may have been cut off while it was written (1234.50 read as 12), so the line is "
                                     "not loaded; re-export the file (a complete export ends every line)",
-                                    _cut(_printable(last))))
+                                    _cut(_printable(lines.unfinished))))
 
 
 def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
@@ -394,6 +432,26 @@ def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...]
 
 # ---- the source ----------------------------------------------------------------------------------------------
 
+BATCH_ROWS = 50_000  # records handed over at a time by FileLedgerSource.load_into
+
+
+class _Batches:
+    """A list-like `into` for load_file that hands its records over every BATCH_ROWS."""
+
+    def __init__(self, add: Callable[[str, list], None], kind: str) -> None:
+        self.add, self.kind, self.records = add, kind, []
+
+    def append(self, record: Any) -> None:
+        self.records.append(record)
+        if len(self.records) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            self.add(self.kind, self.records)
+            self.records = []
+
+
 class FileLedgerSource:
     """A LedgerSource over the drop folder (see the module docstring for the format)."""
 
@@ -402,7 +460,16 @@ class FileLedgerSource:
         self.name = f"files in {self.directory}"
 
     def load(self) -> LedgerSnapshot:
+        """Every payment and bill at once (see `load_into` for a large ledger)."""
         snapshot = LedgerSnapshot()
+        self.load_into(lambda kind, records: getattr(snapshot, kind).extend(records), snapshot)
+        return snapshot
+
+    def load_into(self, add: Callable[[str, list], None], snapshot: LedgerSnapshot | None = None) -> LedgerSnapshot:
+        """Hand the payments and bills to add("payments" | "bills", records) in batches of BATCH_ROWS as the files
+        are read, so a year of a large company's payments (a million rows) never sits in memory as objects; the
+        snapshot returned holds the rejected rows and the files read."""
+        snapshot = snapshot or LedgerSnapshot()
         if not self.directory.is_dir():
             return snapshot
         payment_ids: dict[str, str] = {}
@@ -421,12 +488,14 @@ class FileLedgerSource:
             if not regular_file(path, snapshot.rejected):
                 continue
             snapshot.files.append(path.name)
+            batches = _Batches(add, "payments" if kind == "payments" else "bills")
             if kind == "payments":
                 self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
-                               snapshot.payments, snapshot.rejected)
+                               batches, snapshot.rejected)
             else:
-                self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, snapshot.bills,
+                self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, batches,
                                snapshot.rejected)
+            batches.flush()
         return snapshot
 
     @staticmethod

@@ -22,7 +22,7 @@ CREDIT_NOTE = "credit_note"
 PURCHASE_ORDER = "purchase_order"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large ledger holds a million of them
 class LedgerPayment:
     """A payment the accounting system recorded against a supplier invoice (a "bill")."""
 
@@ -37,7 +37,7 @@ class LedgerPayment:
     source_line: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large ledger holds a million of them
 class LedgerBill:
     """A supplier invoice (or credit note) as the accounting system booked it."""
 

@@ -219,23 +219,23 @@ def _write_slowly(path: Path, rows: int, pause: float) -> threading.Thread:
 
 def test_a_file_being_written_is_read_only_once_it_has_been_left_alone(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.5")
-    writer = _write_slowly(tmp_path / "payments.csv", rows=20, pause=0.05)  # one second of writing
+    monkeypatch.setenv(ENV_SETTLE_SECONDS, "1.0")
+    writer = _write_slowly(tmp_path / "payments.csv", rows=50, pause=0.02)  # one second of writing
     time.sleep(0.1)
     try:
         snapshot = FileLedgerSource(tmp_path).load()
     finally:
         writer.join()
-    assert [p.payment_id for p in snapshot.payments] == [f"P-{n}" for n in range(1, 21)]
+    assert [p.payment_id for p in snapshot.payments] == [f"P-{n}" for n in range(1, 51)]
     assert snapshot.rejected == []
 
 
 def test_a_file_that_keeps_changing_is_not_loaded_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.5")
-    monkeypatch.setattr(files, "WAIT_SECONDS", 1.0)
+    monkeypatch.setenv(ENV_SETTLE_SECONDS, "1.0")
+    monkeypatch.setattr(files, "WAIT_SECONDS", 1.5)
     (tmp_path / "bills.csv").write_text("bill_id,supplier,invoice_number,amount,currency\nB-1,ACME,INV-1,5.00,EUR\n")
     os.utime(tmp_path / "bills.csv", (time.time() - 60, time.time() - 60))
-    writer = _write_slowly(tmp_path / "payments.csv", rows=40, pause=0.05)  # two seconds of writing
+    writer = _write_slowly(tmp_path / "payments.csv", rows=150, pause=0.02)  # three seconds of writing
     try:
         with pytest.raises(LedgerNotReady, match="payments.csv is still being written.*previous load stays"):
             FileLedgerSource(tmp_path).load()
