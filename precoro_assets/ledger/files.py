@@ -19,6 +19,10 @@ Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
 Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
 decimals ("1234.50"), dates are YYYY-MM-DD, text is UTF-8. A row that breaks a rule is not loaded: it is
 returned as a `RejectedRow` with its file, line and reason, and the rest of the file still loads.
+
+Only regular files of the folder itself are read (a link is refused unread: see `check_regular`), only once nobody
+is writing them (`read_stable`), and a last line without its line break is never loaded. The export side writes
+text cells so that spreadsheets never run them as formulas (`neutralised`).
 """
 
 from __future__ import annotations

@@ -241,3 +241,21 @@ def test_a_file_that_keeps_changing_is_not_loaded_at_all(tmp_path: Path, monkeyp
             FileLedgerSource(tmp_path).load()
     finally:
         writer.join()
+
+
+def test_a_large_ledger_is_handed_over_in_batches_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # a year of a large company's payments is a million rows: they must not all be held as objects at once
+    monkeypatch.setattr(files, "BATCH_ROWS", 100)
+    write(tmp_path / "payments.csv", HEADER + "".join(f"P-{n},QB-{n},,,{n}.00,EUR,2026-11-02\n" for n in range(1, 351))
+          + "P-BAD,QB-X,,,ten,EUR,2026-11-02\n")
+    snapshot, batches, rejected_when_handed_over = files.LedgerSnapshot(), [], []
+
+    def add(kind: str, records: list) -> None:
+        batches.append((kind, len(records)))
+        rejected_when_handed_over.append(len(snapshot.rejected))
+
+    FileLedgerSource(tmp_path).load_into(add, snapshot)
+
+    assert batches == [("payments", 100), ("payments", 100), ("payments", 100), ("payments", 50)]
+    assert rejected_when_handed_over[0] == 0  # the first batch went before the bad last line was even read
+    assert [r.line for r in snapshot.rejected] == [352] and snapshot.payments == []
