@@ -108,7 +108,7 @@ def parse_amount(value: Any, column: str = "amount") -> Decimal:
         if not text:
             raise BadValue(f"{column} is empty")
         if not _AMOUNT.match(text):
-            raise BadValue(f"{column} {text!r} is not a plain decimal number (write 1234.50: a dot for decimals, "
+            raise BadValue(f"{column} {_shown(text)} is not a plain decimal number (write 1234.50: a dot for decimals, "
                            "no thousands separators or currency signs)")
         try:
             number = Decimal(text)
@@ -612,8 +612,12 @@ class FileLedgerSink:
         """The accounting system's vendor names (compared with `same_name`), or None when no list is kept: its
         vendors.csv, and the suppliers offered to it since (accepted there, as an accounting API would)."""
         path = self.directory / VENDORS_FILE
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
+        try:
+            check_regular(path)  # a link to /dev/zero would never end; to a private file, not ours to read
+        except NotRegularFile as refusal:
+            raise ExportFileError(f"{path} {refusal}") from None
         text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
         names = {same_name(row.get("name")) for row in _read_rows(path, io.StringIO(text, newline=""))
                  if row.get("name")}

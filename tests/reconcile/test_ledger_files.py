@@ -182,6 +182,8 @@ def test_links_and_other_non_regular_files_are_refused_and_nothing_of_them_is_re
     (folder / "supplier_aliases.csv").symlink_to(private)  # the matching rules' files are refused the same way
     with pytest.raises(ValueError, match="supplier_aliases.csv is a symbolic link"):
         load_rules(folder)
+    with pytest.raises(files.ExportFileError, match="vendors.csv is a symbolic link"):  # and the export's vendor list
+        FileLedgerSink(folder).offer(ExportDocument("invoices", "1", 1, "ACME", "INV-1", Decimal("1.00"), "EUR"))
 
 
 def test_a_rejected_row_keeps_enough_text_to_find_it_not_the_whole_of_a_huge_line(tmp_path: Path):
