@@ -197,15 +197,22 @@ def load_purchase_orders(con: duckdb.DuckDBPyConnection) -> list[PurchaseOrder]:
 
 
 def load_ledger(con: duckdb.DuckDBPyConnection) -> tuple[list[LedgerPayment], list[LedgerBill]]:
+    """Every ledger payment and bill. Values that repeat over a million rows (currency, file, kind, day) are kept
+    once each instead of once per row."""
+    shared: dict[Any, Any] = {}
+
+    def once(value: Any) -> Any:
+        return shared.setdefault(value, value)
+
     payments = [LedgerPayment(
-        payment_id=r["payment_id"], amount=r["amount"], currency=r["currency"], paid_on=r["paid_on"],
-        bill_id=r["bill_id"], supplier=r["supplier"], invoice_number=r["invoice_number"],
-        source_file=r["source_file"], source_line=r["source_line"])
+        payment_id=r["payment_id"], amount=r["amount"], currency=once(r["currency"]), paid_on=once(r["paid_on"]),
+        bill_id=r["bill_id"], supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
+        source_file=once(r["source_file"]), source_line=r["source_line"])
         for r in _streamed(con, "SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line")]
     bills = [LedgerBill(
-        bill_id=r["bill_id"], kind=r["kind"], supplier=r["supplier"], invoice_number=r["invoice_number"],
-        amount=r["amount"], currency=r["currency"], bill_date=r["bill_date"], source_file=r["source_file"],
-        source_line=r["source_line"])
+        bill_id=r["bill_id"], kind=once(r["kind"]), supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
+        amount=r["amount"], currency=once(r["currency"]), bill_date=once(r["bill_date"]),
+        source_file=once(r["source_file"]), source_line=r["source_line"])
         for r in _streamed(con, "SELECT * FROM precoro.ledger_bills ORDER BY source_file, source_line")]
     return payments, bills
 
