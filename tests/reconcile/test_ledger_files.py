@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from datetime import date
 from decimal import Decimal
@@ -205,44 +204,41 @@ def test_a_last_line_without_its_line_break_is_rejected_not_loaded_cut_short(tmp
     assert all("no line break" in r.reason and "cut off" in r.reason for r in snapshot.rejected)
 
 
-def _write_slowly(path: Path, rows: int, pause: float) -> threading.Thread:
-    """An exporter writing `rows` payment rows, one every `pause` seconds (as a slow export or a network copy)."""
-    def run() -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(HEADER)
-            for n in range(1, rows + 1):
-                handle.write(f"P-{n},QB-{n},,,{n}.00,EUR,2026-11-02\n")
-                handle.flush()
-                time.sleep(pause)
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
+def exporter_writes_while_the_loader_waits(monkeypatch: pytest.MonkeyPatch, path: Path, rows: int) -> None:
+    """An exporter still writing `path`: each time the loader waits for the file to be left alone, one more payment
+    row reaches the disk, until `rows` are there (deterministic, unlike a writer thread on a busy machine)."""
+    path.write_text(HEADER + "P-1,QB-1,,,1.00,EUR,2026-11-02\n", encoding="utf-8")
+    written, real_sleep = [1], time.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        if written[-1] < rows:
+            written.append(written[-1] + 1)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(f"P-{written[-1]},QB-{written[-1]},,,{written[-1]}.00,EUR,2026-11-02\n")
+
+    monkeypatch.setattr(time, "sleep", sleep)
 
 
 def test_a_file_being_written_is_read_only_once_it_has_been_left_alone(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "1.0")
-    writer = _write_slowly(tmp_path / "payments.csv", rows=50, pause=0.02)  # one second of writing
-    time.sleep(0.1)
-    try:
-        snapshot = FileLedgerSource(tmp_path).load()
-    finally:
-        writer.join()
-    assert [p.payment_id for p in snapshot.payments] == [f"P-{n}" for n in range(1, 51)]
+    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.3")
+    exporter_writes_while_the_loader_waits(monkeypatch, tmp_path / "payments.csv", rows=8)
+    snapshot = FileLedgerSource(tmp_path).load()
+
+    assert [p.payment_id for p in snapshot.payments] == [f"P-{n}" for n in range(1, 9)]
     assert snapshot.rejected == []
 
 
 def test_a_file_that_keeps_changing_is_not_loaded_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "1.0")
-    monkeypatch.setattr(files, "WAIT_SECONDS", 1.5)
+    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.3")
+    monkeypatch.setattr(files, "WAIT_SECONDS", 1.0)
     (tmp_path / "bills.csv").write_text("bill_id,supplier,invoice_number,amount,currency\nB-1,ACME,INV-1,5.00,EUR\n")
-    os.utime(tmp_path / "bills.csv", (time.time() - 60, time.time() - 60))
-    writer = _write_slowly(tmp_path / "payments.csv", rows=150, pause=0.02)  # three seconds of writing
-    try:
-        with pytest.raises(LedgerNotReady, match="payments.csv is still being written.*previous load stays"):
-            FileLedgerSource(tmp_path).load()
-    finally:
-        writer.join()
+    os.utime(tmp_path / "bills.csv", (time.time() - 60, time.time() - 60))  # finished a minute ago
+    exporter_writes_while_the_loader_waits(monkeypatch, tmp_path / "payments.csv", rows=10**6)
+
+    with pytest.raises(LedgerNotReady, match="payments.csv is still being written.*previous load stays"):
+        FileLedgerSource(tmp_path).load()
 
 
 def test_a_large_ledger_is_handed_over_in_batches_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
