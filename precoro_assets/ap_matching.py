@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from .ledger.files import NotRegularFile, check_regular
 from .ledger.source import LedgerPayment, same_name
 
 RULES_FILE = "reconciliation.yaml"
@@ -131,8 +132,8 @@ def load_rules(directory: str | Path) -> MatchRules:
     folder = Path(directory)
     rules = MatchRules()
     path = folder / RULES_FILE
-    if path.exists():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if path.exists() or path.is_symlink():
+        data = yaml.safe_load(_read_regular(path).decode("utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{RULES_FILE}: expected keys such as auto_threshold, tolerance, rules")
         known = {"rules", "auto_threshold", "tolerance", "fx_tolerance_percent", "date_window_days", "prefixes",
@@ -174,10 +175,19 @@ def load_rules(directory: str | Path) -> MatchRules:
     return replace(rules, aliases=_aliases(folder / ALIASES_FILE), allocations=_allocations(folder / ALLOCATIONS_FILE))
 
 
+def _read_regular(path: Path) -> bytes:
+    """A file of the ledger folder, refused if it is a link (it could bring in any file of this computer)."""
+    try:
+        check_regular(path)
+    except NotRegularFile as refusal:
+        raise ValueError(f"{path.name} {refusal}") from None
+    return path.read_bytes()
+
+
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return []
-    text = path.read_bytes().decode("utf-8-sig", "replace")
+    text = _read_regular(path).decode("utf-8-sig", "replace")
     return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
             for row in csv.DictReader(io.StringIO(text, newline=""))]
 

@@ -208,7 +208,7 @@ class InvoiceResult:
         return sum((p.amount for p in self.ledger_payments if p.currency == self.invoice.currency), Decimal("0.00"))
 
 
-@dataclass
+@dataclass(slots=True)  # one per ledger record: a large ledger has a million
 class LedgerResult:
     kind: str  # "payment" | "bill" | "credit_note"
     ledger_id: str

@@ -3,13 +3,19 @@ server and a real S3-compatible server that the tests start themselves)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import object_storage
 import postgres_server
 import pytest
 
+from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
 from precoro_assets.shared_state import ENV_DATABASE_URL
+
+# Tests write a ledger file and load it at once: they don't wait for the 2 s quiet period an export needs in
+# production (tests/reconcile/test_ledger_files.py checks that wait with its own setting). Inherited by subprocesses.
+os.environ.setdefault(ENV_SETTLE_SECONDS, "0")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -15,6 +15,7 @@ from ..api.catalogue import BY_NAME
 from ..api.resource import PrecoroResource
 from ..catalogue_sync import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
 from ..ledger.catalogue_files import load_catalogue
+from ..ledger.source import LedgerNotReady
 from ..warehouse import catalogue_sync as tables
 from .ingest import API_POOL, _quota_stop, asset_key
 from .reconcile import LedgerResource, OutboxResource, _markdown, mirror_outbox, spec
@@ -46,7 +47,10 @@ def catalogue_sync(context: dg.AssetExecutionContext, config: CatalogueSyncConfi
                    warehouse: WarehouseResource, outbox: OutboxResource, ledger: LedgerResource):
     from ..api.errors import QuotaExhausted
 
-    catalogue = load_catalogue(Path(ledger.directory))
+    try:
+        catalogue = load_catalogue(Path(ledger.directory))
+    except LedgerNotReady as busy:  # a half-written vendors.csv must not plan creates and disables
+        raise dg.Failure(description=f"The accounting catalogue was not read: {busy}") from None
     store = warehouse.open()
     store.write(tables.ensure_inputs, what="make sure the synced suppliers and items tables exist")
     suppliers, items = store.read(tables.synced_reference)

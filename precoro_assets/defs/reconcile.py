@@ -23,7 +23,7 @@ from pydantic import Field
 from ..ap_matching import load_rules
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
-from ..ledger.source import LedgerSink, LedgerSource
+from ..ledger.source import LedgerNotReady, LedgerSink, LedgerSnapshot, LedgerSource
 from ..reconcile import CLASSES, MATCHED, RECONCILED_RESOURCES, UNMATCHED, Reconciliation, reconcile
 from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
@@ -101,6 +101,17 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 
 # ---- the ledger -----------------------------------------------------------------------------------------------
 
+def load_in_batches(source: LedgerSource, add) -> LedgerSnapshot:
+    """The source's payments and bills handed to add(kind, records): in batches as read where the source can
+    (the drop folder: FileLedgerSource.load_into), else all at once; returns the rejected rows and files."""
+    if isinstance(source, FileLedgerSource):
+        return source.load_into(add)
+    snapshot = source.load()
+    add("payments", snapshot.payments)
+    add("bills", snapshot.bills)
+    return LedgerSnapshot(rejected=snapshot.rejected, files=snapshot.files)
+
+
 @dg.multi_asset(
     name="ledger",
     specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION),
@@ -112,9 +123,12 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 )
 def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
     source = ledger.source()
-    snapshot = source.load()
-    written = warehouse.open().write(lambda con: tables.write_ledger(con, snapshot, datetime.now(UTC)),
-                                     what="write the ledger")
+    rows = tables.LedgerRows(datetime.now(UTC))
+    try:
+        snapshot = load_in_batches(source, rows.add)
+    except LedgerNotReady as busy:  # a half-written export must not replace the last complete load
+        raise dg.Failure(description=f"The ledger was not loaded: {busy}") from None
+    written = warehouse.open().write(lambda con: rows.write(con, snapshot.rejected), what="write the ledger")
     for row in snapshot.rejected:
         context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
     rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])

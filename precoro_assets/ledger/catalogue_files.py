@@ -26,7 +26,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from .files import CATALOGUE_FILES, BadValue, FileLedgerSource, parse_amount, parse_currency, parse_text
+from .files import (
+    CATALOGUE_FILES,
+    BadValue,
+    FileLedgerSource,
+    parse_amount,
+    parse_currency,
+    parse_text,
+    regular_file,
+)
 from .source import RejectedRow
 
 _TRUE, _FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f"}
@@ -253,7 +261,9 @@ def load_catalogue(directory: str | Path) -> LedgerCatalogue:
     folder = Path(directory)
     if not folder.is_dir():
         return catalogue
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and catalogue_kind(p)):
+    for path in sorted(p for p in folder.iterdir() if catalogue_kind(p)):
+        if not regular_file(path, catalogue.rejected):
+            continue
         kind = KINDS[catalogue_kind(path) or ""]
         catalogue.files.append(path.name)
         FileLedgerSource.load_file(path, kind.columns, kind.required, kind.build, kind.id_field, {},

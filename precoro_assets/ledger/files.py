@@ -19,19 +19,28 @@ Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
 Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
 decimals ("1234.50"), dates are YYYY-MM-DD, text is UTF-8. A row that breaks a rule is not loaded: it is
 returned as a `RejectedRow` with its file, line and reason, and the rest of the file still loads.
+
+Only regular files of the folder itself are read (a link is refused unread: see `check_regular`), only once nobody
+is writing them (`read_stable`), and a last line without its line break is never loaded. The export side writes
+text cells so that spreadsheets never run them as formulas (`neutralised`).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import os
 import re
+import stat
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +52,7 @@ from .source import (
     ExportResult,
     ExportVendor,
     LedgerBill,
+    LedgerNotReady,
     LedgerPayment,
     LedgerSnapshot,
     RejectedRow,
@@ -63,6 +73,8 @@ BILL_COLUMNS = ("bill_id", "type", "supplier", "invoice_number", "amount", "curr
 BILL_REQUIRED = ("bill_id", "supplier", "invoice_number", "amount", "currency")
 
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
+# MONEY is DECIMAL(18,2): 16 digits before the point. A larger amount is a typo or a hostile file, never money.
+AMOUNT_LIMIT = Decimal(10) ** 16
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -71,6 +83,12 @@ def ledger_dir() -> Path:
     """The drop folder: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger."""
     configured = os.environ.get(ENV_LEDGER_DIR)
     return Path(configured).expanduser().resolve() if configured else settings.project_home() / "ledger"
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value quoted in a reason, cut to `limit` characters: reasons go to logs and Dagster's event log."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
 
 
 class BadValue(ValueError):
@@ -90,7 +108,7 @@ def parse_amount(value: Any, column: str = "amount") -> Decimal:
         if not text:
             raise BadValue(f"{column} is empty")
         if not _AMOUNT.match(text):
-            raise BadValue(f"{column} {text!r} is not a plain decimal number (write 1234.50: a dot for decimals, "
+            raise BadValue(f"{column} {_shown(text)} is not a plain decimal number (write 1234.50: a dot for decimals, "
                            "no thousands separators or currency signs)")
         try:
             number = Decimal(text)
@@ -98,6 +116,9 @@ def parse_amount(value: Any, column: str = "amount") -> Decimal:
             raise BadValue(f"{column} {text!r} is not a number") from None
     if not number.is_finite():
         raise BadValue(f"{column} {value!r} is not a finite number")
+    if abs(number) >= AMOUNT_LIMIT:  # checked first: quantize() itself fails on 27+ digits
+        raise BadValue(f"{column} {_shown(value)} is out of range: the warehouse keeps amounts as DECIMAL(18,2), at "
+                       f"most {AMOUNT_LIMIT.adjusted()} digits before the decimal point")
     if number != number.quantize(Decimal("0.01")):
         raise BadValue(f"{column} {value!r} has more than two decimals")
     return number.quantize(Decimal("0.01"))
@@ -170,6 +191,88 @@ def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
         source_file=file, source_line=line)
 
 
+# ---- reading a file of the folder: only regular files, only once nobody writes them -----------------------------
+
+ENV_SETTLE_SECONDS = "PRECORO_LEDGER_SETTLE_SECONDS"
+SETTLE_SECONDS = 2.0  # a file must have been left alone this long before it is read
+WAIT_SECONDS = 30.0  # how long a load waits for a file being written before it gives up (the previous load stays)
+ROW_TEXT_LIMIT = 1000  # characters of a rejected row kept for the person fixing the export
+
+
+class NotRegularFile(Exception):
+    """A name in the folder that is a link, a directory, a pipe or a device: never read (see `read_stable`)."""
+
+
+def settle_seconds() -> float:
+    return float(os.environ.get(ENV_SETTLE_SECONDS, SETTLE_SECONDS))
+
+
+def check_regular(path: Path) -> None:
+    """Refuse a symbolic link or anything but a regular file, without following it."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise NotRegularFile("is a symbolic link: ledger files are read only as regular files in the folder itself "
+                             "(a link could bring in any file of this computer); copy the export into the folder")
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+
+
+def read_stable(path: Path, settle: float | None = None, wait: float | None = None) -> bytes:
+    """The bytes of a regular file of the folder, read once nobody is writing it.
+
+    Why a quiet period and not a completion marker: exports come from accounting systems, scheduled jobs and
+    people saving spreadsheets, and none of them writes a marker; all of them change the file's size or
+    modification time while they write. So a file is read only when its last change is at least `settle` seconds
+    old (or it was seen unchanged that long, should its time be odd, e.g. in the future), and the read counts only
+    if size, modification time and inode are the same after it as before (a rewrite or a rename meanwhile is
+    caught). A file that stays busy for `wait` seconds raises LedgerNotReady. The file is opened without following
+    links (O_NOFOLLOW) and checked to be regular on the open descriptor, so swapping in a link after the check
+    does not work either. Exporters that write to a hidden name (.payments.csv.tmp) and rename it when done are
+    never seen half-written: dot-files are not read.
+    """
+    settle = settle_seconds() if settle is None else settle
+    wait = WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    seen, quiet_since = None, time.monotonic()
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                check_regular(path)  # raises NotRegularFile for the link
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+            signature = (before.st_size, before.st_mtime_ns, before.st_ino)
+            if signature != seen:
+                seen, quiet_since = signature, time.monotonic()
+            quiet = max(time.time() - before.st_mtime, time.monotonic() - quiet_since)
+            if quiet >= settle:
+                data = handle.read()
+                after = os.fstat(fd)
+                try:
+                    now = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    now = None
+                if (now is not None and (after.st_size, after.st_mtime_ns, after.st_ino) == signature
+                        and (now.st_size, now.st_mtime_ns, now.st_ino) == signature and len(data) == before.st_size):
+                    return data
+                seen = None  # it changed while being read: wait for it to be quiet again
+        if time.monotonic() >= deadline:
+            raise LedgerNotReady(f"{path.name} is still being written (it changed during the last {wait:.0f} s; "
+                                 f"{before.st_size:,} bytes when last seen): nothing was loaded and the previous "
+                                 "load stays; the next load reads it again. Exporters should write to a hidden name "
+                                 "(.name.tmp) and rename it when done")
+        time.sleep(min(max(settle - quiet, 0.05), 0.5, max(deadline - time.monotonic(), 0)))
+
+
+def _cut(text: str) -> str:
+    """A rejected row's text, cut to ROW_TEXT_LIMIT characters: enough to find and fix the row."""
+    return text if len(text) <= ROW_TEXT_LIMIT else f"{text[:ROW_TEXT_LIMIT]}... ({len(text):,} characters)"
+
+
 # ---- readers: one file -> (line number, fields) pairs, or rejected rows ----------------------------------------
 
 Row = tuple[int, dict[str, Any], str]  # line, fields by column, the row as text
@@ -184,12 +287,31 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (undecodable bytes kept as surrogates, reported per line), or UTF-16 when the file says so with its
-    byte order mark, as spreadsheet programs' "Unicode text" exports do."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "surrogateescape")
-    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+def _text_lines(data: bytes) -> Iterator[str]:
+    """The file's lines with their line breaks (\\n, \\r\\n or \\r), decoded as they are read: UTF-8 (undecodable
+    bytes kept as surrogates, reported per line), or UTF-16 when the file says so with its byte order mark, as
+    spreadsheet programs' "Unicode text" exports do. A large file's text is never held whole."""
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="surrogateescape", newline="")
+
+
+class _Lines:
+    """Iterates the lines of a file but holds back a last line without its line break (`unfinished`): an export
+    read while it is written may end mid-line (1234.50 read as 12), so such a line is never loaded as data."""
+
+    def __init__(self, lines: Iterator[str], counted: int = 0) -> None:
+        self._lines = lines
+        self.unfinished: str | None = None
+        self.count = counted  # lines read so far
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.count += 1
+            if not line.endswith(("\n", "\r")):  # only the last line can end without one
+                if line.strip():
+                    self.unfinished = line
+                return
+            yield line
 
 
 def _delimiter(header_line: str) -> str:
@@ -200,29 +322,47 @@ def _delimiter(header_line: str) -> str:
     return max(";\t|", key=header_line.count) if any(c in header_line for c in ";\t|") else ","
 
 
-def _records(lines: list[str], delimiter: str, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
-    """(first line number, fields, raw text) per record from line 2 on; fields None for a line whose quote is
-    left open. A quoted field may span lines (a note with a line break) when the record it makes has the
-    header's width; otherwise the open quote is taken as a mistake of its line alone, and the lines after it are
-    read as rows of their own (instead of vanishing into one field)."""
-    index = 1
-    while index < len(lines):
-        for end in range(index + 1, min(index + MAX_LINES_PER_RECORD, len(lines)) + 1):
-            chunk = "".join(lines[index:end])
+def _records(lines: Iterator[str], delimiter: str, width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(first line number, fields, raw text) per record from line 2 on (`lines` starts there); fields None for a
+    line whose quote is left open. A quoted field may span lines (a note with a line break) when the record it
+    makes has the header's width; otherwise the open quote is taken as a mistake of its line alone, and the lines
+    after it are read as rows of their own (instead of vanishing into one field). At most MAX_LINES_PER_RECORD
+    lines are held at a time."""
+    ahead: deque[str] = deque()
+    number = 2
+
+    def have(count: int) -> bool:
+        while len(ahead) < count:
+            line = next(lines, None)
+            if line is None:
+                return False
+            ahead.append(line)
+        return True
+
+    while have(1):
+        taken = 1
+        for size in range(1, MAX_LINES_PER_RECORD + 1):
+            if not have(size):
+                size = 0  # the file ended with the quote still open
+                break
+            chunk = "".join(islice(ahead, size))
             try:
                 parsed = list(csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter, strict=True))
             except csv.Error:
                 continue  # a quote still open: the field may go on on the next line
-            if len(parsed) <= 1 and (end == index + 1 or (parsed and len(parsed[0]) == width)):
-                yield index + 1, (parsed[0] if parsed else []), chunk.rstrip("\r\n")
-                index = end
+            if len(parsed) <= 1 and (size == 1 or (parsed and len(parsed[0]) == width)):
+                yield number, (parsed[0] if parsed else []), chunk.rstrip("\r\n")
+                taken = size
             else:
-                yield index + 1, None, lines[index].rstrip("\r\n")
-                index += 1
+                yield number, None, ahead[0].rstrip("\r\n")
             break
-        else:  # never closed within reach
-            yield index + 1, None, lines[index].rstrip("\r\n")
-            index += 1
+        else:
+            size = 0
+        if not size:  # never closed within reach
+            yield number, None, ahead[0].rstrip("\r\n")
+        for _ in range(taken):
+            ahead.popleft()
+        number += taken
 
 
 MAX_LINES_PER_RECORD = 20  # a quoted field spanning more lines than this is taken as a quote left open
@@ -232,20 +372,22 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
              rejected: list[RejectedRow]) -> Iterator[Row]:
     """Rows of a CSV file (comma-, semicolon- or tab-separated; UTF-8, or UTF-16 with a byte order mark); bad
     encodings, wrong field counts and quotes left open become rejected rows, and no line is lost."""
-    lines = _decode(path.read_bytes()).splitlines(keepends=True)
-    if not lines or not lines[0].strip():
+    text = _text_lines(read_stable(path))
+    first = next(text, "")  # the header (it may lack a line break in a file of no rows)
+    lines = _Lines(text, counted=1)
+    if not first.strip():
         rejected.append(RejectedRow(path.name, 0, "the file is empty (expected a header line)"))
         return
-    delimiter = _delimiter(lines[0])
-    header = [name.strip().lower() for name in next(csv.reader([lines[0]], delimiter=delimiter))]
+    delimiter = _delimiter(first)
+    header = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter))]
     missing = [name for name in required if name not in header]
     if missing:
         rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
                                     f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
-                                    "file was loaded", _printable(lines[0].rstrip("\r\n"))))
+                                    "file was loaded", _cut(_printable(first.rstrip("\r\n")))))
         return
-    for start, fields, text in _records(lines, delimiter, len(header)):
-        raw = _printable(text)
+    for start, fields, text in _records(iter(lines), delimiter, len(header)):
+        raw = _cut(_printable(text))
         if fields is None:
             rejected.append(RejectedRow(path.name, start, "a quote (\") is left open on this line, or not followed by "
                                         f"the separator {delimiter!r}; the lines after it are read on their own", raw))
@@ -261,15 +403,23 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                                         raw))
             continue
         yield start, dict(zip(header, fields, strict=True)), raw
+    if lines.unfinished is not None:
+        rejected.append(RejectedRow(path.name, lines.count, "the last line has no line break at its end: the file "
+                                    "may have been cut off while it was written (1234.50 read as 12), so the line is "
+                                    "not loaded; re-export the file (a complete export ends every line)",
+                                    _cut(_printable(lines.unfinished))))
 
 
 def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                  rejected: list[RejectedRow]) -> Iterator[Row]:
     """Rows of a Parquet file (line = row number, from 1); typed values are kept for the parsers."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(read_stable(path)))
+    except (NotRegularFile, LedgerNotReady):
+        raise
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
         rejected.append(RejectedRow(path.name, 0, f"not a readable Parquet file: {error}"))
         return
@@ -281,10 +431,30 @@ def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...]
         return
     for index, values in enumerate(table.to_pylist(), start=1):
         fields = {name.strip().lower(): value for name, value in values.items()}
-        yield index, fields, ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        yield index, fields, _cut(", ".join(f"{k}={v!r}" for k, v in fields.items()))
 
 
 # ---- the source ----------------------------------------------------------------------------------------------
+
+BATCH_ROWS = 50_000  # records handed over at a time by FileLedgerSource.load_into
+
+
+class _Batches:
+    """A list-like `into` for load_file that hands its records over every BATCH_ROWS."""
+
+    def __init__(self, add: Callable[[str, list], None], kind: str) -> None:
+        self.add, self.kind, self.records = add, kind, []
+
+    def append(self, record: Any) -> None:
+        self.records.append(record)
+        if len(self.records) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            self.add(self.kind, self.records)
+            self.records = []
+
 
 class FileLedgerSource:
     """A LedgerSource over the drop folder (see the module docstring for the format)."""
@@ -294,12 +464,21 @@ class FileLedgerSource:
         self.name = f"files in {self.directory}"
 
     def load(self) -> LedgerSnapshot:
+        """Every payment and bill at once (see `load_into` for a large ledger)."""
         snapshot = LedgerSnapshot()
+        self.load_into(lambda kind, records: getattr(snapshot, kind).extend(records), snapshot)
+        return snapshot
+
+    def load_into(self, add: Callable[[str, list], None], snapshot: LedgerSnapshot | None = None) -> LedgerSnapshot:
+        """Hand the payments and bills to add("payments" | "bills", records) in batches of BATCH_ROWS as the files
+        are read, so a year of a large company's payments (a million rows) never sits in memory as objects; the
+        snapshot returned holds the rejected rows and the files read."""
+        snapshot = snapshot or LedgerSnapshot()
         if not self.directory.is_dir():
             return snapshot
         payment_ids: dict[str, str] = {}
         bill_ids: dict[str, str] = {}
-        for path in sorted(p for p in self.directory.iterdir() if p.is_file()):
+        for path in sorted(self.directory.iterdir()):
             kind = _file_kind(path)
             if kind is None:
                 continue
@@ -310,13 +489,17 @@ class FileLedgerSource:
                 continue
             if kind in ("catalogue", "matching"):
                 continue  # read by catalogue_files.py (vendors.csv by FileLedgerSink too), or by ap_matching.py
+            if not regular_file(path, snapshot.rejected):
+                continue
             snapshot.files.append(path.name)
+            batches = _Batches(add, "payments" if kind == "payments" else "bills")
             if kind == "payments":
                 self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
-                               snapshot.payments, snapshot.rejected)
+                               batches, snapshot.rejected)
             else:
-                self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, snapshot.bills,
+                self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, batches,
                                snapshot.rejected)
+            batches.flush()
         return snapshot
 
     @staticmethod
@@ -325,7 +508,15 @@ class FileLedgerSource:
                   into: list, rejected: list[RejectedRow]) -> None:
         """Parse each row of one file with `build` into `into`; bad rows, and ids already `seen`, are rejected."""
         reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
-        for line, fields, raw in reader(path, columns, required, rejected):
+        rows = reader(path, columns, required, rejected)
+        while True:
+            try:
+                line, fields, raw = next(rows)
+            except StopIteration:
+                break
+            except NotRegularFile as refusal:  # became a link after the folder was listed
+                rejected.append(RejectedRow(path.name, 0, f"not read: {path.name} {refusal}"))
+                break
             try:
                 record = build(fields, path.name, line)
             except BadValue as error:
@@ -338,6 +529,17 @@ class FileLedgerSource:
                 continue
             seen[identity] = f"{path.name}:{line}"
             into.append(record)
+
+
+def regular_file(path: Path, rejected: list[RejectedRow]) -> bool:
+    """Whether a data file of the folder may be read; if not, a rejected row (line 0) says why. Nothing of a
+    refused file is read, so nothing of it reaches the warehouse or the logs."""
+    try:
+        check_regular(path)
+    except NotRegularFile as refusal:
+        rejected.append(RejectedRow(path.name, 0, f"not read: {path.name} {refusal}"))
+        return False
+    return True
 
 
 def _file_kind(path: Path) -> str | None:
@@ -367,6 +569,29 @@ EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
 VENDOR_EXPORT_COLUMNS = ("vendor_id", "name", "currency", "currencies", "tax_number", "address", "precoro_id",
                          "exported_at")
 VENDOR_ID_PREFIX = "ACC-VEN"
+# Columns written as numbers: never prefixed (a credit note's -12.50 stays a number). Every other str is text.
+NUMERIC_EXPORT_COLUMNS = frozenset({"amount"})
+# Spreadsheets run a cell starting with these as a formula (OWASP, "CSV Injection"); a quote marks it as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A field longer than this is refused: no accounting import takes it, and Python's csv reader stops at 128 KiB,
+# which would make the export file unreadable for every later write-back.
+MAX_EXPORT_FIELD = 10_000
+
+
+class ExportFileError(Exception):
+    """An export file (or vendors.csv) that can't be read; the message names the file and what to do."""
+
+
+def neutralised(value: str) -> str:
+    """A text cell that no spreadsheet runs as a formula: OWASP's CSV injection advice, a leading single quote
+    for a cell starting with = + - @ tab or carriage return (spreadsheets show the text without the quote).
+    A cell already starting with a quote gets one more, so `restored` gives back exactly what was written."""
+    return f"'{value}" if value.startswith((*FORMULA_STARTS, "'")) else value
+
+
+def restored(value: str) -> str:
+    """The text `neutralised` was given (the warehouse and Precoro keep the exact value; only the file has it)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith((*FORMULA_STARTS, "'")) else value
 
 
 class FileLedgerSink:
@@ -387,15 +612,22 @@ class FileLedgerSink:
         """The accounting system's vendor names (compared with `same_name`), or None when no list is kept: its
         vendors.csv, and the suppliers offered to it since (accepted there, as an accounting API would)."""
         path = self.directory / VENDORS_FILE
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
+        try:
+            check_regular(path)  # a link to /dev/zero would never end; to a private file, not ours to read
+        except NotRegularFile as refusal:
+            raise ExportFileError(f"{path} {refusal}") from None
         text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
-        names = {same_name(row.get("name")) for row in csv.DictReader(io.StringIO(text, newline=""))
+        names = {same_name(row.get("name")) for row in _read_rows(path, io.StringIO(text, newline=""))
                  if row.get("name")}
         return names | {same_name(row.get("name")) for row in self._rows(self.export_dir / "suppliers.csv")}
 
     def offer(self, document: ExportDocument) -> ExportResult:
         path = self.export_dir / f"{document.resource}.csv"
+        too_long = _too_long(supplier=document.supplier, number=document.number)
+        if too_long:
+            return ExportResult(False, error=too_long)
         with self._locked():
             existing = self._exported(path, "precoro_idn", "external_id").get(document.idn)
             if existing:
@@ -414,6 +646,9 @@ class FileLedgerSink:
 
     def offer_vendor(self, vendor: ExportVendor) -> ExportResult:
         path = self.export_dir / "suppliers.csv"
+        too_long = _too_long(name=vendor.name, tax_number=vendor.tax_number, address=vendor.address)
+        if too_long:
+            return ExportResult(False, error=too_long)
         with self._locked():
             existing = self._exported(path, "precoro_id", "vendor_id").get(str(vendor.precoro_id))
             if existing:
@@ -442,7 +677,8 @@ class FileLedgerSink:
         if not path.exists():
             return []
         with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+            return [{name: restored(value) if isinstance(value, str) else value for name, value in row.items()}
+                    for row in _read_rows(path, handle)]
 
     def _exported(self, path: Path, key: str, value: str) -> dict[str, str]:
         return {row[key]: row[value] for row in self._rows(path)}
@@ -457,6 +693,26 @@ class FileLedgerSink:
             writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
             if not path.stat().st_size:
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({name: neutralised(value) if isinstance(value, str) and name not in NUMERIC_EXPORT_COLUMNS
+                             else value for name, value in row.items()})
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _too_long(**fields: str | None) -> str | None:
+    """Why a document or vendor can't be exported: a field over MAX_EXPORT_FIELD characters (None if none is)."""
+    for name, value in fields.items():
+        if value and len(value) > MAX_EXPORT_FIELD:
+            return (f"{name} is {len(value):,} characters long; the accounting import takes at most "
+                    f"{MAX_EXPORT_FIELD:,} (shorten it in Precoro)")
+    return None
+
+
+def _read_rows(path: Path, handle: Any) -> list[dict[str, str]]:
+    """The rows of a CSV file the sink reads; a file the csv module can't read (a field over its 128 KiB limit,
+    written by hand or by an older version) is an ExportFileError naming the file, not a bare csv.Error."""
+    try:
+        return list(csv.DictReader(handle))
+    except csv.Error as error:
+        raise ExportFileError(f"{path} can't be read ({error}); fix or remove the offending line, then run the "
+                              "write-back again") from None

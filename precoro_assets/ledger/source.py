@@ -22,7 +22,7 @@ CREDIT_NOTE = "credit_note"
 PURCHASE_ORDER = "purchase_order"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large ledger holds a million of them
 class LedgerPayment:
     """A payment the accounting system recorded against a supplier invoice (a "bill")."""
 
@@ -37,7 +37,7 @@ class LedgerPayment:
     source_line: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large ledger holds a million of them
 class LedgerBill:
     """A supplier invoice (or credit note) as the accounting system booked it."""
 
@@ -60,6 +60,11 @@ class RejectedRow:
     line: int
     reason: str
     text: str = ""  # the row as read, for the person who fixes the export
+
+
+class LedgerNotReady(Exception):
+    """The accounting side is still writing its export: nothing of this load may be used (the previous load stays;
+    the next one reads the export again). The message says which file and what was seen."""
 
 
 @dataclass

@@ -4,16 +4,20 @@ reconciliation needs. Every table and column is described (COMMENT ON) like the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ..api.catalogue import BY_NAME, MONEY, TIME, Column
-from ..ledger.source import LedgerBill, LedgerPayment, LedgerSnapshot
+from ..ledger.source import LedgerBill, LedgerPayment, LedgerSnapshot, RejectedRow
 from ..reconcile import CANCELED, CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
 from . import tables
+from .rows import to_arrow
 
 
 def c(name: str, type_: str, description: str) -> Column:
@@ -152,6 +156,12 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return con.execute(sql).to_arrow_table().to_pylist()
 
 
+def _streamed(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[dict[str, Any]]:
+    """Rows of a large result one Arrow batch at a time (a million ledger rows as dicts at once is gigabytes)."""
+    for batch in con.execute(sql).fetch_record_batch(50_000):
+        yield from batch.to_pylist()
+
+
 def load_invoices(con: duckdb.DuckDBPyConnection) -> list[Invoice]:
     """The invoices as synced, each with its payments (and each payment's externalId from precoro.payments)."""
     payments: dict[str, list[PrecoroPayment]] = {}
@@ -187,30 +197,63 @@ def load_purchase_orders(con: duckdb.DuckDBPyConnection) -> list[PurchaseOrder]:
 
 
 def load_ledger(con: duckdb.DuckDBPyConnection) -> tuple[list[LedgerPayment], list[LedgerBill]]:
+    """Every ledger payment and bill. Values that repeat over a million rows (currency, file, kind, day) are kept
+    once each instead of once per row."""
+    shared: dict[Any, Any] = {}
+
+    def once(value: Any) -> Any:
+        return shared.setdefault(value, value)
+
     payments = [LedgerPayment(
-        payment_id=r["payment_id"], amount=r["amount"], currency=r["currency"], paid_on=r["paid_on"],
-        bill_id=r["bill_id"], supplier=r["supplier"], invoice_number=r["invoice_number"],
-        source_file=r["source_file"], source_line=r["source_line"])
-        for r in _rows(con, "SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line")]
+        payment_id=r["payment_id"], amount=r["amount"], currency=once(r["currency"]), paid_on=once(r["paid_on"]),
+        bill_id=r["bill_id"], supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
+        source_file=once(r["source_file"]), source_line=r["source_line"])
+        for r in _streamed(con, "SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line")]
     bills = [LedgerBill(
-        bill_id=r["bill_id"], kind=r["kind"], supplier=r["supplier"], invoice_number=r["invoice_number"],
-        amount=r["amount"], currency=r["currency"], bill_date=r["bill_date"], source_file=r["source_file"],
-        source_line=r["source_line"])
-        for r in _rows(con, "SELECT * FROM precoro.ledger_bills ORDER BY source_file, source_line")]
+        bill_id=r["bill_id"], kind=once(r["kind"]), supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
+        amount=r["amount"], currency=once(r["currency"]), bill_date=once(r["bill_date"]),
+        source_file=once(r["source_file"]), source_line=r["source_line"])
+        for r in _streamed(con, "SELECT * FROM precoro.ledger_bills ORDER BY source_file, source_line")]
     return payments, bills
 
 
 # ---- writes ---------------------------------------------------------------------------------------------------
 
+class LedgerRows:
+    """The ledger's payments and bills as Arrow tables, built batch by batch while the files are read.
+
+    Why: a year of a large company's payments is a million rows; as Python objects that is gigabytes, as Arrow
+    columns about 100 bytes a row. It is built before the warehouse's write lock is taken, so the lock is held
+    for the inserts only, not for reading the files."""
+
+    def __init__(self, loaded_at: datetime) -> None:
+        self.loaded_at = loaded_at
+        self.parts: dict[str, list[pa.Table]] = {"payments": [], "bills": []}
+
+    def add(self, kind: str, records: list[LedgerPayment] | list[LedgerBill]) -> None:
+        columns = list((LEDGER_PAYMENTS if kind == "payments" else LEDGER_BILLS)[2])
+        names = [f.name for f in fields(records[0])] if records else []
+        self.parts[kind].append(to_arrow(columns, [{**{n: getattr(r, n) for n in names}, "loaded_at": self.loaded_at}
+                                                   for r in records]))
+
+    def write(self, con: duckdb.DuckDBPyConnection, rejected: list[RejectedRow]) -> dict[str, int]:
+        """Replace the three ledger tables (in the caller's transaction)."""
+        written = {}
+        for kind, (name, description, columns) in (("payments", LEDGER_PAYMENTS), ("bills", LEDGER_BILLS)):
+            written[name] = tables.replace_described_arrow(con, name, description, list(columns), self.parts[kind])
+        name, description, columns = LEDGER_REJECTED
+        written[name] = tables.replace_described(con, name, description, list(columns), [
+            {"file": r.file, "line": r.line, "reason": r.reason, "row_text": r.text, "loaded_at": self.loaded_at}
+            for r in rejected])
+        return written
+
+
 def write_ledger(con: duckdb.DuckDBPyConnection, snapshot: LedgerSnapshot, loaded_at: datetime) -> dict[str, int]:
     """Replace the three ledger tables with one snapshot (in the caller's transaction)."""
-    payments = [{**vars(p), "loaded_at": loaded_at} for p in snapshot.payments]
-    bills = [{**vars(b), "loaded_at": loaded_at} for b in snapshot.bills]
-    rejected = [{"file": r.file, "line": r.line, "reason": r.reason, "row_text": r.text, "loaded_at": loaded_at}
-                for r in snapshot.rejected]
-    return {name: tables.replace_described(con, name, description, list(columns), rows)
-            for (name, description, columns), rows in ((LEDGER_PAYMENTS, payments), (LEDGER_BILLS, bills),
-                                                       (LEDGER_REJECTED, rejected))}
+    rows = LedgerRows(loaded_at)
+    rows.add("payments", snapshot.payments)
+    rows.add("bills", snapshot.bills)
+    return rows.write(con, snapshot.rejected)
 
 
 def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation, reconciled_at: datetime,
@@ -236,7 +279,7 @@ def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation,
             "external_id": invoice.external_id, "external_integration_log": invoice.log,
             "class": row.klass, "reason": row.reason, "matched_by": row.matched_by,
             "proposed_actions": ", ".join(actions.get(invoice.idn, [])) or None, **stamp})
-    ledger = [{"ledger_kind": r.kind, "ledger_id": r.ledger_id, "supplier": r.supplier,
+    ledger = ({"ledger_kind": r.kind, "ledger_id": r.ledger_id, "supplier": r.supplier,
                "invoice_number": r.invoice_number, "bill_id": r.bill_id, "amount": r.amount, "currency": r.currency,
                "ledger_date": r.day, "class": r.klass, "reason": r.reason, "matched_by": r.matched_by,
                "invoice_idn": r.invoice_idn, "invoice_amount": r.invoice_amount,
@@ -244,9 +287,10 @@ def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation,
                "precoro_payment_amount": r.precoro_payment_amount, "rule": r.rule, "confidence": r.confidence,
                "candidates": r.candidates,
                "parts": "; ".join(f"{idn} {amount}" for idn, amount in r.parts) or None, "source_file": r.source_file,
-               "source_line": r.source_line, **stamp} for r in result.ledger]
+               "source_line": r.source_line, **stamp} for r in result.ledger)  # a million rows: made chunk by chunk
     for (name, description, columns), rows in ((RECONCILIATION_INVOICES, invoices), (RECONCILIATION_LEDGER, ledger)):
-        tables.replace_described(con, name, description, list(columns), rows)
+        tables.replace_described_arrow(con, name, description, list(columns),
+                                       tables.in_arrow_chunks(list(columns), rows))
 
 
 def write_outbox_copy(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> int:

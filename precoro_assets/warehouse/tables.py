@@ -7,9 +7,12 @@ are quoted; every value from Precoro is passed as a parameter or through Arrow, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
+from itertools import islice
 
 import duckdb
+import pyarrow as pa
 
 from ..api.catalogue import ChildTable, Column, Entity
 from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
@@ -379,6 +382,30 @@ def replace_described(con: duckdb.DuckDBPyConnection, table: str, description: s
     finally:
         con.unregister("described_rows")
     return len(rows)
+
+
+def replace_described_arrow(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: list[Column],
+                            parts: Iterable[pa.Table]) -> int:
+    """As replace_described, with the rows in Arrow tables inserted one at a time as `parts` yields them (a large
+    table is never whole in memory: see LedgerRows and write_reconciliation)."""
+    ensure_table(con, table, description, columns)
+    con.execute(f"DELETE FROM {qualified(table)}")
+    count = 0
+    for part in parts:
+        con.register("described_rows", part)
+        try:
+            con.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM described_rows")
+        finally:
+            con.unregister("described_rows")
+        count += part.num_rows
+    return count
+
+
+def in_arrow_chunks(columns: list[Column], rows: Iterable[dict], size: int = 50_000) -> Iterator[pa.Table]:
+    """Rows as Arrow tables of `size` rows each, built as `rows` yields them."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield to_arrow(columns, chunk)
 
 
 def replace_rejected(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None,

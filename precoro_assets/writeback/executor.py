@@ -225,6 +225,12 @@ class WriteBack:
             done = Done(PENDING, "transient error; retried by the next run", _error_text(error))
         except PrecoroError as error:  # Precoro refused (400, 404, ...): its answer, verbatim
             done = Done(FAILED, "Precoro refused the request", _error_text(error))
+        except Exception as error:  # noqa: BLE001 - one row's fault (an unreadable export file, bad data) is its own
+            # failed, not left in `sending` with the rest of the run abandoned; an in-flight mark stays, so a retry
+            # (--retry-failed) checks Precoro before sending anything again
+            logger.warning("write-back of %s failed", target, exc_info=True)
+            done = Done(FAILED, "failed on this row; the others went on", f"{type(error).__name__}: {error}",
+                        keep_in_flight=True)
         if done.status == PENDING:
             if row.attempts >= MAX_ATTEMPTS:
                 done = Done(FAILED, f"gave up after {row.attempts} attempts", done.last_error, keep_in_flight=True)

