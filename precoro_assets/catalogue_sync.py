@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -345,6 +346,33 @@ def look_up(client: Any, path: str, ids: list[str], names: Iterable[str]) -> lis
     return [_twin(record, names) for record in client.iter_rows(path, external_id=ids)]
 
 
+def supplier_twin(client: Any, record: Mapping[str, Any], synced: Mapping[str, Any] | None,
+                  mapped: set[str]) -> Twin:
+    """A linked supplier as the plan compares it. Its list row may lack fields only `GET /suppliers/{id}` carries
+    (a tax number, an address): compared as missing, a changed one would pass as unchanged. Where the ledger maps
+    such a field, it comes from the warehouse's copy when that copy is of the row's version (the sync reads the
+    detail of every new or changed supplier), else from the detail: one request, for that supplier only."""
+    missing = [name for name in SUPPLIER_NAMES if name in mapped and name not in record]
+    if missing:
+        if synced is not None and _same_version(record.get("updateDate"), synced.get("update_date")):
+            record = {**record, **{name: synced.get(SUPPLIER_COLUMNS[name]) for name in missing}}
+        else:
+            record = {**record, **client.get_detail("suppliers", record["id"])}
+    return _twin(record, SUPPLIER_NAMES)
+
+
+def _same_version(listed: Any, synced: Any) -> bool:
+    """Whether the list row's updateDate is the synced copy's (both as UTC instants)."""
+    if not listed or not isinstance(synced, datetime):
+        return False
+    try:
+        when = datetime.fromisoformat(str(listed).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    as_utc = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (when, synced)]
+    return as_utc[0] == as_utc[1]
+
+
 def warehouse_twins(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> list[Twin]:
     """Twins from the warehouse's copy: `columns` maps Precoro's field names to the table's columns."""
     return [Twin(str(row["id"]), str(row.get("name") or ""), row.get("external_id") or None,
@@ -364,7 +392,13 @@ def groups_for(catalogue: LedgerCatalogue, client: Any, warehouse_suppliers: lis
     from the warehouse (reference data already synced is not read again)."""
     groups: list[Group] = []
     if catalogue.vendors:
-        linked = look_up(client, "/suppliers", [v.vendor_id for v in catalogue.vendors], SUPPLIER_NAMES)
+        synced = {str(row["id"]): row for row in warehouse_suppliers}
+        mapped = {v.vendor_id: {k for k, value in vendor_fields(v).items() if value not in (None, "", [])}
+                  for v in catalogue.vendors}
+        ids = [v.vendor_id for v in catalogue.vendors]
+        linked = [supplier_twin(client, record, synced.get(str(record["id"])), mapped.get(record.get("externalId"),
+                                                                                          set()))
+                  for record in (client.iter_rows("/suppliers", external_id=ids) if ids else [])]
         seen = {t.id for t in linked}
         known = warehouse_twins([r for r in warehouse_suppliers if str(r["id"]) not in seen], SUPPLIER_COLUMNS)
         groups.append(Group("vendor", "suppliers", catalogue.vendors, linked,

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -114,8 +114,11 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool, verbose: boo
     first, last = start.date(), (end.date() if end else datetime.now(UTC).date())
     if first < config.start_date:
         raise click.BadParameter(f"{first} is before PRECORO_START_DATE ({config.start_date}).", param_hint="--start")
+    if end is None and first > last:
+        raise click.BadParameter(f"{first} is after today ({last}, UTC): no document of those days exists yet; "
+                                 "give a day up to today.", param_hint="--start")
     if last < first:
-        raise click.BadParameter("--end is before --start", param_hint="--end")
+        raise click.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     from .api.quota import requests_sent_by_this_process
 
     _dagster_home(config.home)
@@ -273,15 +276,11 @@ def sql(query: str, fmt: str) -> None:
     from . import settings
     from .warehouse.store import Warehouse
 
+    warehouse = Warehouse(settings.warehouse_dir())
     try:  # the warehouse is all a query needs: no other setting is read, so none can stand in its way
-        frame = Warehouse(settings.warehouse_dir()).query(query, integer_nulls_as_none=True)
+        frame = warehouse.query(query, integer_nulls_as_none=True)
     except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
-        message = str(error).splitlines()[0]
-        if "Catalog Error" in message and "does not exist" in message:
-            message += ("\nThe warehouse has no such table or view yet: sync first, e.g. precoro-assets sync --start "
-                        "YYYY-MM-DD (or materialize the assets in the Dagster UI); the views come with the first "
-                        "sync. What is there: precoro-assets sql \"SHOW ALL TABLES\"")
-        raise click.ClickException(message) from None
+        raise click.ClickException(_query_error(warehouse, error)) from None
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -293,6 +292,23 @@ def sql(query: str, fmt: str) -> None:
         with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
             shown = frame.astype(object).where(frame.notna(), "")  # NULL shows as nothing, not NaN or None
             click.echo(shown.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _query_error(warehouse, error: Exception) -> str:
+    """DuckDB's whole message (its "Did you mean ..." and candidate columns are the answer to a typo); "sync
+    first" only where the warehouse holds no table yet, which is the one case where syncing is the fix."""
+    message = str(error).strip()
+    if "Catalog Error" not in message:
+        return message
+    try:
+        tables = warehouse.query("SELECT count(*) AS n FROM duckdb_tables() WHERE schema_name = 'precoro' "
+                                 "AND database_name = current_database()")["n"].iloc[0]
+    except Exception:  # noqa: BLE001 - the hint is a courtesy; the query's own error is what matters
+        tables = None
+    if tables == 0:
+        return (f"{message}\nThe warehouse is empty: sync first, e.g. precoro-assets sync --start YYYY-MM-DD (or "
+                "materialize the assets in the Dagster UI); the views come with the first sync.")
+    return f"{message}\nWhat the warehouse holds: precoro-assets sql \"SHOW ALL TABLES\""
 
 
 # ---- reconciliation and write-back ----------------------------------------------------------
@@ -352,8 +368,12 @@ def _run_failed(result) -> click.ClickException:
     if failure is None:
         return click.ClickException("run failed")
     data = failure.step_failure_data
-    described = data.user_failure_data.description if data.user_failure_data else None
-    return click.ClickException((described or data.error.message).strip())
+    if data.user_failure_data and data.user_failure_data.description:
+        return click.ClickException(data.user_failure_data.description.strip())
+    cause = _root_cause(data.error)  # Dagster's "Error occurred while executing op ..." wraps the real error
+    message = cause.message.strip()
+    named = message if cause.cls_name in message.split("\n")[0] else f"{cause.cls_name}: {message}"
+    return click.ClickException(f"{failure.step_key} failed: {named}\n(the whole event log: add --verbose)")
 
 
 def _console_log(verbose: bool) -> dict:
@@ -376,16 +396,19 @@ def reconcile(verbose: bool) -> None:
     result = defs.resolve_job_def("precoro_reconcile").execute_in_process(
         run_config=_console_log(verbose), instance=dg.DagsterInstance.get(), raise_on_error=False,
         tags={"precoro/cli": "reconcile"})
-    rejected = 0
+    rejected, rejected_files = 0, {}
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         counts = [f"{k.split(': ', 1)[1]}={v}" for k, v in metadata.items() if isinstance(v, int) and ": " in k]
         click.echo(f"{event.asset_key.to_user_string()}: {metadata.get('dagster/row_count')} rows"
                    + (f"; {', '.join(counts)}" if counts else ""))
         rejected = max(rejected, int(metadata.get("rejected rows", 0)))  # both ledger assets report the load's
-    if rejected:
-        click.echo(f"{rejected} ledger row(s) rejected, not loaded (file, line and reason in the table "
-                   "precoro.ledger_rejected_rows)")
+        rejected_files = metadata.get("rejected files") or rejected_files
+    for file, reason in rejected_files.items():
+        click.echo(f"ledger file {file} rejected as a whole, none of its rows loaded: {reason}")
+    if rejected - len(rejected_files):
+        click.echo(f"{rejected - len(rejected_files)} ledger row(s) rejected, not loaded (file, line and reason in "
+                   "the table precoro.ledger_rejected_rows)")
     if not result.success:
         raise _run_failed(result)
     click.echo('Details: precoro-assets sql "SELECT class, reason FROM precoro.reconciliation_invoices"')
@@ -447,7 +470,7 @@ def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None
     output = result.output_for_node("write_back")
     reports = output["reports"]
     if not reports:
-        click.echo("Nothing to write back: the outbox has no pending row.")
+        click.echo(_nothing_to_write_back(config))
         return
     for report in reports:
         click.echo(f"{report['status']:10} {report['kind']:22} {report['target']:22} {report['request'] or ''}")
@@ -461,6 +484,21 @@ def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None
     others = len(reports) - sum(tally.values())  # e.g. a payment whose outcome the next run checks first
     click.echo(", ".join(f"{count} {status}" for status, count in tally.items())
                + (f", {others} still pending" if others else ""))
+
+
+def _nothing_to_write_back(config) -> str:
+    """Why a run had nothing to do: no pending row, or rows another run (or a dead one) holds under lease."""
+    from .writeback.outbox import LEASE, Outbox
+
+    leased = Outbox(config.state_dir / "outbox.sqlite").leased()
+    if not leased:
+        return "Nothing to write back: the outbox has no pending row."
+    free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased)
+    when = f"{free[0]:%H:%M:%S}" + (f" to {free[-1]:%H:%M:%S}" if free[-1] - free[0] >= timedelta(seconds=1) else "")
+    return (f"Nothing to write back now: {len(leased)} row(s) wait for their {int(LEASE.total_seconds() // 60)}-"
+            f"minute lease, taken by a run that is still sending them or stopped before it finished; from {when} "
+            f"UTC ({free[0]:%Y-%m-%d}) a run may take them again (a payment is first checked in Precoro, so none "
+            "is sent twice). Run precoro-assets writeback again then.")
 
 
 # ---- reliability -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ MATCHED = "matched"
 PAID_IN_LEDGER_ONLY = "paid_in_ledger_not_precoro"
 PAID_IN_PRECORO_ONLY = "paid_in_precoro_not_ledger"
 AMOUNT_MISMATCH = "amount_mismatch"
+LINK_MISMATCH = "link_mismatch"
 CURRENCY_MISMATCH = "currency_mismatch"
 AMBIGUOUS = "ambiguous"
 NEEDS_REVIEW = "needs_review"
@@ -45,6 +46,8 @@ CLASSES: dict[str, str] = {
     PAID_IN_PRECORO_ONLY: "Paid in Precoro, missing in the ledger.",
     AMOUNT_MISMATCH: "The same invoice or payment with different amounts on the two sides.",
     CURRENCY_MISMATCH: "The same invoice or payment in different currencies on the two sides.",
+    LINK_MISMATCH: "A payment of the same amount on both sides, but Precoro's payment is linked (externalId) to "
+                   "another ledger payment: a person corrects the link on one side.",
     AMBIGUOUS: "Several records fit equally well (or a possible duplicate): a person must decide.",
     NEEDS_REVIEW: "A matching rule found candidates below the auto threshold (reconciliation.yaml): a person "
                   "confirms one; nothing is written back until then.",
@@ -58,7 +61,13 @@ BY_NUMBER_AMOUNT = "supplier + invoice number + amount + currency"
 BY_NUMBER = "supplier + invoice number"
 
 PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
-APPROVED_STATUSES = (2, 4, 5)  # approved or further: offered to the accounting side when unknown there
+# Offered to the accounting side when unknown there: every status a document reaches only through approval and
+# that does not void it, as Precoro's connector exports approved documents (its tap reads status 2 by default and
+# lets a company add others): approved (2), partly paid (4), paid (5), pending receipt (9: approved, the goods not
+# received yet; the bill is owed all the same) and closed (11: approved, then closed). Never open (0), pending (1),
+# awaiting confirmation (6), on revise (7) or approval review (10): not approved (yet); nor denied (3) or canceled
+# (8). README: Reconcile.
+APPROVED_STATUSES = (2, 4, 5, 9, 11)
 CREDIT_NOTE_TYPES = CREDIT_NOTE_LOGIC_TYPES
 CANCELED = 8  # a payment's status once cancelled in Precoro
 FLAG_PREFIX = "Reconciliation: "
@@ -521,6 +530,12 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
                          f"{' (credit note)' if bill.kind == CREDIT_NOTE else ''}, Precoro invoice idn {invoice.idn} "
                          f"is {money(invoice.total, invoice.currency)}"
                          f"{' (credit note)' if invoice.is_credit_note else ''}")
+    elif (relinked := _linked_elsewhere(result)) is not None:
+        result.klass = LINK_MISMATCH
+        result.reason = "; ".join(
+            f"{_describe_payment(lp)} and {_describe_precoro(pp)} have the same amount, but the Precoro payment is "
+            f"linked to ledger payment {pp.external_id} (its externalId), not to {lp.payment_id}: correct the "
+            "externalId in Precoro, or the payment's id in the ledger" for lp, pp in relinked) + f"; {precoro_side}"
     elif result.unpaired_ledger and result.unpaired_precoro:
         result.klass = AMOUNT_MISMATCH
         result.reason = (f"payments differ: {'; '.join(_describe_payment(p) for p in result.unpaired_ledger)} vs "
@@ -561,6 +576,24 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
     if invoice.cancelled_payments:
         result.reason += "; cancelled in Precoro, not counted: " + ", ".join(
             _describe_precoro(p) for p in invoice.cancelled_payments)
+
+
+def _linked_elsewhere(result: InvoiceResult) -> list[tuple[LedgerPayment, PrecoroPayment]] | None:
+    """Unpaired payments that differ only in their link: each unpaired ledger payment has an unpaired Precoro
+    payment of the same amount (within the tolerance; nearest date) whose externalId names another ledger
+    payment, and nothing else is left unpaired. None when that is not the whole story."""
+    left = [p for p in result.unpaired_precoro if p.external_id]
+    if not result.unpaired_ledger or len(left) != len(result.unpaired_precoro):
+        return None
+    pairs = []
+    for lp in result.unpaired_ledger:
+        candidates = [p for p in left if abs(p.amount - lp.amount) <= result.tolerance]
+        if not candidates:
+            return None
+        twin = min(candidates, key=lambda p: (_days_apart(p.pay_date, lp.paid_on), p.id))
+        left.remove(twin)
+        pairs.append((lp, twin))
+    return pairs if not left else None
 
 
 def _duplicates(payments: list[LedgerPayment]) -> list[list[LedgerPayment]]:
@@ -750,7 +783,7 @@ def _classify_batch_payments(rows: list[LedgerResult], results: dict[str, Invoic
 def flag_text(result: InvoiceResult) -> str | None:
     """The externalIntegrationLog this invoice should show ("Not synced" card), or None when it needs none."""
     invoice = result.invoice
-    if result.klass in (AMBIGUOUS, AMOUNT_MISMATCH, CURRENCY_MISMATCH):
+    if result.klass in (AMBIGUOUS, AMOUNT_MISMATCH, CURRENCY_MISMATCH, LINK_MISMATCH):
         text = f"{result.klass.replace('_', ' ')}: {result.reason}"
     elif result.klass == PAID_IN_LEDGER_ONLY and not invoice.payable:
         text = result.reason

@@ -133,7 +133,8 @@ def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, wareh
         context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
     rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])
     common = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
-              "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected}
+              "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected,
+              "rejected files": dg.MetadataValue.json({r.file: r.reason for r in snapshot.rejected if r.rejects_file})}
     yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={
         "dagster/row_count": written["ledger_payments"], **common})
     yield dg.AssetCheckResult(asset_key=LEDGER_PAYMENTS, check_name="no_rejected_rows",

@@ -5,7 +5,8 @@ the invoice has one, else by supplier + invoice number). On top of that, chosen 
 company, so every reconciliation class shows up:
 - invoices paid in the ledger but not in Precoro (in full, and one partial payment, and the rest of a
   partly paid invoice);
-- Precoro payments missing in the ledger; amounts that differ; a payment in the wrong currency;
+- Precoro payments missing in the ledger; amounts that differ; a payment in the wrong currency; a payment the
+  ledger re-keyed (Precoro's payment still linked to its old id);
 - a payment entered twice (an ambiguous duplicate); a credit note; payments and bills Precoro doesn't know;
 - an invoice whose old "Not synced" error is now fixed (the ledger has its bill);
 - a vendor list without one supplier, so exports of that supplier's documents are refused;
@@ -206,6 +207,16 @@ def build_demo_ledger(invoices: Iterable[dict], suppliers: Iterable[dict], purch
         for payment in _payments(invoice):
             builder.pay(invoice, _amount(payment["sumPaid"]), _day(payment["payDate"]), currency=wrong)
         ledger.note("currency_mismatch", invoice)
+    # a payment the ledger re-keyed: same amount, but Precoro's payment is linked to the id it had before
+    for invoice in [i for i in fully if any(p.get("externalId") for p in _payments(i))][:1]:
+        fully.remove(invoice)
+        builder.bill(invoice)
+        rekeyed = next(p for p in _payments(invoice) if p.get("externalId"))
+        for payment in _payments(invoice):
+            again = payment is rekeyed
+            builder.pay(invoice, _amount(payment["sumPaid"]), _day(payment["payDate"]),
+                        payment_id=f"{payment['externalId']}-R" if again else payment.get("externalId") or None)
+        ledger.note("link_mismatch", invoice)
     # everything else that is paid: the ledger agrees (half of the unlinked ones also have their bill)
     for index, invoice in enumerate(fully + partly):
         builder.mirror(invoice, book=index % 2 == 0)

@@ -154,41 +154,67 @@ def parse_text(value: Any, column: str, required: bool = True) -> str | None:
     return text
 
 
+class _Faults:
+    """Collects every fault of one row, so the person fixing the export sees them all at once."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def __call__(self, parse: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except BadValue as error:
+            self.found.append(str(error))
+            return None
+
+    def check(self, fault: str | None) -> None:
+        if fault:
+            self.found.append(fault)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise BadValue("; ".join(self.found))
+
+
 def payment_from(fields: dict[str, Any], file: str, line: int) -> LedgerPayment:
-    amount = parse_amount(fields.get("amount"))
-    if amount <= 0:
-        raise BadValue(f"amount {amount} must be greater than zero (record refunds and credits as credit notes "
-                       "in the bills file)")
+    faults = _Faults()
+    amount = faults(parse_amount, fields.get("amount"))
+    faults.check(f"amount {amount} must be greater than zero (record refunds and credits as credit notes in the "
+                 "bills file)" if amount is not None and amount <= 0 else None)
     bill_id = parse_text(fields.get("bill_id"), "bill_id", required=False)
     supplier = parse_text(fields.get("supplier"), "supplier", required=False)
     number = parse_text(fields.get("invoice_number"), "invoice_number", required=False)
-    if bill_id is None and supplier is None:
-        raise BadValue("the payment names no invoice: give bill_id, or supplier (with invoice_number, or allocation "
-                       "lines in payment_allocations.csv, or an amount that settles its open invoices)")
+    faults.check("the payment names no invoice: give bill_id, or supplier (with invoice_number, or allocation "
+                 "lines in payment_allocations.csv, or an amount that settles its open invoices)"
+                 if bill_id is None and supplier is None else None)
+    payment_id = faults(parse_text, fields.get("payment_id"), "payment_id")
+    currency = faults(parse_currency, fields.get("currency"))
+    paid_on = faults(parse_day, fields.get("paid_on"), "paid_on")
+    faults.raise_any()
     return LedgerPayment(
-        payment_id=parse_text(fields.get("payment_id"), "payment_id"), amount=amount,
-        currency=parse_currency(fields.get("currency")), paid_on=parse_day(fields.get("paid_on"), "paid_on"),
+        payment_id=payment_id, amount=amount, currency=currency, paid_on=paid_on,
         bill_id=bill_id, supplier=supplier, invoice_number=number, source_file=file, source_line=line)
 
 
 def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
-    amount = parse_amount(fields.get("amount"))
+    faults = _Faults()
+    amount = faults(parse_amount, fields.get("amount"))
     kind = (parse_text(fields.get("type"), "type", required=False) or "").lower().replace(" ", "_")
-    if kind not in ("", BILL, CREDIT_NOTE):
-        raise BadValue(f"type {fields.get('type')!r} is neither 'bill' nor 'credit_note'")
-    if amount < 0 and kind == BILL:
-        raise BadValue(f"amount {amount} is negative on a bill; mark credit notes with type credit_note")
-    if amount == 0:
-        raise BadValue("amount is zero")
-    kind = CREDIT_NOTE if kind == CREDIT_NOTE or amount < 0 else BILL
+    faults.check(f"type {fields.get('type')!r} is neither 'bill' nor 'credit_note'"
+                 if kind not in ("", BILL, CREDIT_NOTE) else None)
+    if amount is not None:
+        faults.check(f"amount {amount} is negative on a bill; mark credit notes with type credit_note"
+                     if amount < 0 and kind == BILL else "amount is zero" if amount == 0 else None)
+    bill_id = faults(parse_text, fields.get("bill_id"), "bill_id")
+    supplier = faults(parse_text, fields.get("supplier"), "supplier")
+    number = faults(parse_text, fields.get("invoice_number"), "invoice_number")
+    currency = faults(parse_currency, fields.get("currency"))
     bill_date = fields.get("bill_date")
-    return LedgerBill(
-        bill_id=parse_text(fields.get("bill_id"), "bill_id"), kind=kind,
-        supplier=parse_text(fields.get("supplier"), "supplier"),
-        invoice_number=parse_text(fields.get("invoice_number"), "invoice_number"),
-        amount=abs(amount), currency=parse_currency(fields.get("currency")),
-        bill_date=parse_day(bill_date, "bill_date") if parse_text(bill_date, "bill_date", False) else None,
-        source_file=file, source_line=line)
+    day = faults(parse_day, bill_date, "bill_date") if parse_text(bill_date, "bill_date", False) else None
+    faults.raise_any()
+    kind = CREDIT_NOTE if kind == CREDIT_NOTE or amount < 0 else BILL
+    return LedgerBill(bill_id=bill_id, kind=kind, supplier=supplier, invoice_number=number, amount=abs(amount),
+                      currency=currency, bill_date=day, source_file=file, source_line=line)
 
 
 # ---- reading a file of the folder: only regular files, only once nobody writes them -----------------------------
@@ -384,7 +410,7 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
     if missing:
         rejected.append(RejectedRow(path.name, 1, f"wrong columns: {', '.join(missing)} missing; the header must "
                                     f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
-                                    "file was loaded", _cut(_printable(first.rstrip("\r\n")))))
+                                    "file was loaded", _cut(_printable(first.rstrip("\r\n"))), whole_file=True))
         return
     for start, fields, text in _records(iter(lines), delimiter, len(header)):
         raw = _cut(_printable(text))

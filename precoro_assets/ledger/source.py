@@ -60,6 +60,11 @@ class RejectedRow:
     line: int
     reason: str
     text: str = ""  # the row as read, for the person who fixes the export
+    whole_file: bool = False  # no row of the file was loaded (a CSV's wrong header is reported at its line 1)
+
+    @property
+    def rejects_file(self) -> bool:
+        return self.whole_file or self.line == 0
 
 
 class LedgerNotReady(Exception):

@@ -55,7 +55,7 @@ def never_synced(con: duckdb.DuckDBPyConnection) -> set[str]:
 def synced_reference(con: duckdb.DuckDBPyConnection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Suppliers and items as last synced: what the plan matches unlinked records against."""
     suppliers = con.execute("SELECT id, name, external_id, currency, currencies, tax_number, legal_address, enable, "
-                            "status FROM precoro.suppliers").to_arrow_table().to_pylist()
+                            "status, update_date FROM precoro.suppliers").to_arrow_table().to_pylist()
     items = con.execute("SELECT id, name, external_id, sku, price FROM precoro.items").to_arrow_table().to_pylist()
     return suppliers, items
 

@@ -295,20 +295,29 @@ def create_status_names(con: duckdb.DuckDBPyConnection) -> None:
 def create_column_descriptions(con: duckdb.DuckDBPyConnection) -> None:
     """`precoro.column_descriptions`: every column of every table and view, described in one place.
 
-    Table columns also carry COMMENT ON; view columns can't in DuckLake, so this table is where they are.
+    Table columns carry COMMENT ON; view columns can't in DuckLake, so their descriptions are written into this
+    view. A view, not a table: tables made after the views (the ledger's, the reconciliation's, the outbox
+    copy) are described as soon as they exist, and a view's columns are listed once, with their description.
     """
-    table = qualified("column_descriptions")
-    con.execute(f"CREATE OR REPLACE TABLE {table} (table_name VARCHAR, column_name VARCHAR, kind VARCHAR, "
-                "description VARCHAR)")
-    rows = [(r[0], r[1], "table", r[2]) for r in con.execute(
-        "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE schema_name = ? "
-        "AND database_name = current_database() AND table_name <> 'column_descriptions'", [SCHEMA]).fetchall()]
-    rows += [(view.name, column, "view", description) for view in VIEWS for column, description in view.columns.items()]
-    con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", rows)
-    con.execute(f"COMMENT ON TABLE {table} IS {sql_text('What every column of every precoro table and view holds.')}")
-    for column, description in (("table_name", "The table or view."), ("column_name", "The column."),
-                                ("kind", "table or view."), ("description", "What the column holds.")):
-        con.execute(f"COMMENT ON COLUMN {table}.{column} IS {sql_text(description)}")
+    name = qualified("column_descriptions")
+    described_views = [(view.name, column, description) for view in VIEWS
+                       for column, description in view.columns.items()]
+    described_views += [("column_descriptions", column, description) for column, description in (
+        ("table_name", "The table or view."), ("column_name", "The column."), ("kind", "table or view."),
+        ("description", "What the column holds."))]
+    values = ",\n".join(f"({sql_text(v)}, {sql_text(c)}, 'view', {sql_text(d)})" for v, c, d in described_views)
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = "
+                   "'column_descriptions' AND database_name = current_database()", [SCHEMA]).fetchone()[0]:
+        con.execute(f"DROP TABLE {name}")  # a table until December 2026
+    con.execute(f"""CREATE OR REPLACE VIEW {name} AS
+SELECT c.table_name, c.column_name, 'table' AS kind, c.comment AS description
+FROM duckdb_columns() c JOIN duckdb_tables() t ON t.database_name = c.database_name
+     AND t.schema_name = c.schema_name AND t.table_name = c.table_name
+WHERE c.schema_name = {sql_text(SCHEMA)} AND c.database_name = current_database()
+UNION ALL
+SELECT * FROM (VALUES {values}) AS v(table_name, column_name, kind, description)""")
+    con.execute(f"COMMENT ON VIEW {name} IS "
+                f"{sql_text('What every column of every precoro table and view holds (kind: table or view).')}")
 
 
 def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:

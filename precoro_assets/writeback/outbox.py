@@ -229,6 +229,11 @@ class Outbox:
         return [r for r in self.rows((PENDING, SENDING))
                 if r.status == PENDING or (r.attempted_at or "") < cutoff]
 
+    def leased(self, now: datetime | None = None) -> list[OutboxRow]:
+        """Rows in `sending` still within their lease: another run has them, or one died and they wait it out."""
+        cutoff = ((now or datetime.now(UTC)) - LEASE).isoformat(timespec="microseconds")
+        return [r for r in self.rows((SENDING,)) if (r.attempted_at or "") >= cutoff]
+
     def claim(self, key: str, run_id: str, now: datetime | None = None) -> OutboxRow | None:
         """Take a row for this run (pending, or sending past its lease); None if another run has it."""
         stamp = _now()

@@ -37,3 +37,13 @@ def test_sql_shows_null_integers_as_nothing_and_says_what_to_do_about_a_missing_
     done = cli(tmp_path, "sql", "SELECT * FROM precoro.invoices_overview")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "does not exist" in done.stderr and "precoro-assets sync --start" in done.stderr
+
+
+def test_a_start_day_in_the_future_is_named_as_such_not_as_an_end_before_the_start(tmp_path: Path):
+    done = cli(tmp_path, "sync", "--start", "2030-01-01", PRECORO_START_DATE="2026-01-01")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--end" not in done.stderr
+    assert "--start" in done.stderr and "2030-01-01 is after today" in done.stderr
+
+    done = cli(tmp_path, "sync", "--start", "2026-03-01", "--end", "2026-02-01", PRECORO_START_DATE="2026-01-01")
+    assert done.returncode != 0 and "--end 2026-02-01 is before --start 2026-03-01" in done.stderr

@@ -247,3 +247,42 @@ def test_rejected_catalogue_rows_are_in_the_plan_with_file_line_and_reason(catal
     assert "rate" in rejected[0]["reason"]
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.metadata["rejected rows"].value == 1
+
+
+def test_a_linked_vendors_tax_number_and_address_compare_with_the_supplier_detail_at_the_fewest_requests(
+        catalogue_env: Any) -> None:
+    env = catalogue_env
+    linked = [s for s in sorted(env.export("suppliers"), key=lambda s: s["id"]) if s.get("externalId")]
+    renamed_in_ledger, edited_in_precoro, unmapped = linked[:3]
+    # someone edits a supplier's address in Precoro after the sync: the warehouse's copy is behind
+    api(env, "PUT", f"/suppliers/{edited_in_precoro['id']}", {"legalAddress": "1 Changed Street"})
+    truth = {s["id"]: s for s in env.export("suppliers")}
+    write_csv("vendors.csv", ["vendor_id", "name", "currency", "tax_number", "address"], [
+        # the accounting side changed the tax number and the address
+        [renamed_in_ledger["externalId"], renamed_in_ledger["name"], renamed_in_ledger["currency"], "DE-NEW-1",
+         "2 Ledger Lane"],
+        # the ledger still has the address Precoro had at the sync
+        [edited_in_precoro["externalId"], edited_in_precoro["name"], edited_in_precoro["currency"],
+         edited_in_precoro.get("taxPayerNumber") or "", edited_in_precoro.get("legalAddress") or "Old Road 1"],
+        # no tax number or address in the ledger: nothing to compare them with
+        [unmapped["externalId"], unmapped["name"], unmapped["currency"], "", ""],
+    ])
+    # list rows without the fields only a supplier's detail carries (GET /suppliers/{id})
+    env.control("POST", "faults", json={"kind": "missing_fields", "method": "GET", "path": "/suppliers",
+                                        "fields": ["taxPayerNumber", "legalAddress"], "count": None})
+
+    mark = env.request_mark()
+    env.materialize(PLAN)
+
+    rows = plan_rows(env)
+    first = rows[("vendor", renamed_in_ledger["externalId"])]
+    assert first["action"] == "update"
+    assert json.loads(first["fields"]) == {"taxPayerNumber": "DE-NEW-1", "legalAddress": "2 Ledger Lane"}
+    second = rows[("vendor", edited_in_precoro["externalId"])]
+    assert truth[edited_in_precoro["id"]]["legalAddress"] == "1 Changed Street"
+    assert second["action"] == "update" and json.loads(second["fields"])["legalAddress"] == (
+        edited_in_precoro.get("legalAddress") or "Old Road 1")
+    assert rows[("vendor", unmapped["externalId"])]["action"] == "unchanged"
+    # one detail, for the supplier whose synced copy is behind; the others from the warehouse or not needed
+    details = [r["url"] for r in env.requests_since(mark) if r["url"].startswith("/suppliers/")]
+    assert details == [f"/suppliers/{edited_in_precoro['id']}"]

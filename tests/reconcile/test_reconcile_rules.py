@@ -15,6 +15,7 @@ from precoro_assets.reconcile import (
     CREATE_PAYMENT,
     CURRENCY_MISMATCH,
     EXPORT,
+    LINK_MISMATCH,
     MATCHED,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
@@ -119,6 +120,19 @@ def test_more_than_is_open_is_an_amount_mismatch_and_different_payments_too():
     assert "90.00 EUR" in result.invoices[0].reason and "100.00 EUR" in result.invoices[0].reason
 
 
+def test_equal_payments_linked_to_another_ledger_payment_differ_in_the_link_not_the_amount():
+    precoro = invoice("13", paid="100.00", status=5, payments=(paid_with(5, "100.00", external_id="QB-PAY-OLD"),))
+    result = reconcile([precoro], [ledger_payment("QB-PAY-NEW", "100.00", supplier="ACME Corp", number="INV-13")], [])
+    assert classes(result) == {"13": LINK_MISMATCH} and result.ledger[0].klass == LINK_MISMATCH
+    reason = result.invoices[0].reason
+    assert "QB-PAY-NEW" in reason and "linked to ledger payment QB-PAY-OLD" in reason
+    assert "differ" not in reason.replace("same amount", "")  # nothing is said to differ but the link
+    assert [p.kind for p in result.proposals] == [SET_LOG]  # flagged for a person, never paid twice
+    # a different amount as well is still an amount mismatch
+    result = reconcile([precoro], [ledger_payment("QB-PAY-NEW", "90.00", supplier="ACME Corp", number="INV-13")], [])
+    assert classes(result) == {"13": AMOUNT_MISMATCH}
+
+
 def test_a_payment_in_another_currency_is_a_currency_mismatch_and_never_paid():
     result = reconcile([invoice("8")], [ledger_payment("L-1", "100.00", currency="USD", supplier="ACME Corp",
                                                        number="INV-8")], [])
@@ -160,6 +174,16 @@ def test_paid_only_in_precoro_is_flagged_when_linked_and_exported_when_not():
     result = reconcile([linked, unlinked, pending], [], [], orders)
     assert classes(result) == {"13": PAID_IN_PRECORO_ONLY, "14": PAID_IN_PRECORO_ONLY, "15": UNMATCHED}
     assert kinds(result) == [(EXPORT, "invoices", "14"), (EXPORT, "purchaseorders", "3"), (SET_LOG, "invoices", "13")]
+
+
+def test_documents_past_approval_and_not_voided_are_offered_for_export_pending_receipt_and_closed_too():
+    """Exportable: approved (2), partly paid (4), paid (5), pending receipt (9: approved, waiting for the goods)
+    and closed (11: approved, then closed); never a draft, one awaiting approval or review, denied or canceled."""
+    for logic_type in (0, 1):  # invoices and credit notes alike
+        documents = [invoice(str(20 + status), status=status, logic_type=logic_type) for status in range(12)]
+        result = reconcile(documents, [], [])
+        exported = sorted(int(idn) - 20 for kind, _, idn in kinds(result) if kind == EXPORT)
+        assert exported == [2, 4, 5, 9, 11], logic_type
 
 
 def test_logs_are_set_once_and_cleared_when_the_invoice_reconciles():
