@@ -396,8 +396,15 @@ class PrecoroClient:
             # every asset of a run would otherwise spend its own few seconds finding out the same thing
             raise PrecoroUnreachable(self.base_url, f"no connection {time.monotonic() - failed_at:.0f} s ago; "
                                      "nothing was sent", method=method, path=path)
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self._send_once(method, path, list(params), body, answer, again=attempts > 1)
+
         try:
-            return retrying(self._send_once, method, path, list(params), body, answer)
+            return retrying(attempt)
         except PrecoroUnreachable:
             _unreachable[self.base_url] = time.monotonic()
             raise
@@ -426,11 +433,12 @@ class PrecoroClient:
         an identical GET within 60 s of the last one, failed or not."""
         return self.quota.identical_get_free_at(normalized_url("/" + path.lstrip("/"), params))
 
-    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer) -> Any:
+    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer,
+                   again: bool = False) -> Any:
         url_key = normalized_url(path, params)
-        if method == "GET" and not self.quota.limits.unpaced:
-            # A GET sent again (a retry, a list walked again) waits out its identical-GET minute before it takes
-            # the send turn: the process's other threads send other requests meanwhile.
+        if again and method == "GET" and not self.quota.limits.unpaced:
+            # A GET retried waits out its identical-GET minute before it takes the send turn: the process's other
+            # threads send other requests meanwhile. (A first attempt finds that wait rarely: the budget holds it.)
             self.quota.wait_for_identical_get(url_key)
         # The send turn: a thread holds it from taking its slot in the budget until its request is on the wire,
         # so threads of one process leave in the order and at the spacing the budget gave them (a thread
