@@ -231,6 +231,14 @@ def _is_retryable(method: str, error: BaseException) -> bool:
     return False
 
 
+def retry_later(method: str, error: BaseException) -> bool:
+    """A failure worth retrying that the caller may retry later, with other requests meanwhile (see
+    `PrecoroClient.request(retry_failures=False)`): Precoro failed (5xx) or the answer was lost. Not a 429 (the
+    budget waits for its block anyway) nor a Precoro we can't reach (each further request would fail too)."""
+    return (_is_retryable(method, error) and not isinstance(error, PrecoroRateLimited | PrecoroUnreachable)
+            and not (isinstance(error, PrecoroConnectionError) and error.never_sent))
+
+
 # -- the client --------------------------------------------------------------------------------
 
 
@@ -363,17 +371,21 @@ class PrecoroClient:
         return text.replace(self._token, "***") if self._token else text
 
     def request(self, method: str, path: str, *, params: Sequence[tuple[str, str]] = (),
-                form: Mapping[str, Any] | None = None, with_text: bool = False, text_only: bool = False) -> Any:
+                form: Mapping[str, Any] | None = None, with_text: bool = False, text_only: bool = False,
+                retry_failures: bool = True) -> Any:
         """Send one request (with retries); return the parsed JSON body (None when empty).
 
         With `with_text`, return (body, the body's text exactly as received); with `text_only`, just the text
-        (for a caller that parses it elsewhere)."""
+        (for a caller that parses it elsewhere). Without `retry_failures`, a failure the caller may retry (see
+        `retry_later`) is raised at once instead of retried here: a GET retried must wait out its identical-GET
+        minute, and a caller with other requests to send sends them meanwhile (429s are still retried here)."""
         method = method.upper()
         path = "/" + path.lstrip("/")
         body = urlencode(encode_form(form)).encode() if form is not None else None
         retrying = Retrying(
             stop=self._stop,
-            retry=retry_if_exception(lambda error: _is_retryable(method, error)),
+            retry=retry_if_exception(lambda error: _is_retryable(method, error) and (
+                retry_failures or not retry_later(method, error))),
             wait=self._wait,
             before_sleep=self._log_retry,
             reraise=True,
@@ -384,8 +396,15 @@ class PrecoroClient:
             # every asset of a run would otherwise spend its own few seconds finding out the same thing
             raise PrecoroUnreachable(self.base_url, f"no connection {time.monotonic() - failed_at:.0f} s ago; "
                                      "nothing was sent", method=method, path=path)
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self._send_once(method, path, list(params), body, answer, again=attempts > 1)
+
         try:
-            return retrying(self._send_once, method, path, list(params), body, answer)
+            return retrying(attempt)
         except PrecoroUnreachable:
             _unreachable[self.base_url] = time.monotonic()
             raise
@@ -409,14 +428,25 @@ class PrecoroClient:
         error = state.outcome.exception() if state.outcome else None
         logger.warning("Precoro request failed (attempt %d), retrying: %s", state.attempt_number, error)
 
-    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer) -> Any:
+    def retry_at(self, path: str, params: Sequence[tuple[str, str]] = ()) -> float:
+        """When a GET of `path` may be sent again (epoch seconds; a moment past if it may now): Precoro forbids
+        an identical GET within 60 s of the last one, failed or not."""
+        return self.quota.identical_get_free_at(normalized_url("/" + path.lstrip("/"), params))
+
+    def _send_once(self, method: str, path: str, params: Params, body: bytes | None, answer: Answer,
+                   again: bool = False) -> Any:
+        url_key = normalized_url(path, params)
+        if again and method == "GET" and not self.quota.limits.unpaced:
+            # A GET retried waits out its identical-GET minute before it takes the send turn: the process's other
+            # threads send other requests meanwhile. (A first attempt finds that wait rarely: the budget holds it.)
+            self.quota.wait_for_identical_get(url_key)
         # The send turn: a thread holds it from taking its slot in the budget until its request is on the wire,
         # so threads of one process leave in the order and at the spacing the budget gave them (a thread
         # waiting for the GIL between the two could otherwise be overtaken by the next one).
         turn = _SendTurn(self._send_turn)
         try:
             try:
-                ticket = self.quota.acquire(method, normalized_url(path, params), email=self._email,
+                ticket = self.quota.acquire(method, url_key, email=self._email,
                                             will_mark_sent=not self.quota.limits.unpaced)
             except CredentialsRejected as rejected:
                 raise PrecoroAuthError(method=method, path=path, detail=(
@@ -518,10 +548,12 @@ class PrecoroClient:
         """`GET /{resource}/{id|idn}`: the bare object, with line items and nested collections."""
         return self.get_detail_with_text(resource, key)[0]
 
-    def get_detail_with_text(self, resource: str, key: str | int) -> tuple[dict[str, Any], str | None]:
+    def get_detail_with_text(self, resource: str, key: str | int,
+                             retry_failures: bool = True) -> tuple[dict[str, Any], str | None]:
         """The detail (see `get_detail`) and its JSON text exactly as Precoro sent it, so callers can keep the
-        original without serializing it again; None for the text when the object came wrapped in `data`."""
-        body, text = self.request("GET", detail_path(resource, key), with_text=True)
+        original without serializing it again; None for the text when the object came wrapped in `data`.
+        `retry_failures`: see `request`."""
+        body, text = self.request("GET", detail_path(resource, key), with_text=True, retry_failures=retry_failures)
         return detail_from_body(resource, key, body, text)
 
     def iter_rows(self, path: str, *, key: str = "id", per_page: int = 200,

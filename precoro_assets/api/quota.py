@@ -411,6 +411,22 @@ class QuotaGuard:
                 logger.info("Precoro quota: waiting %.1f s (%s rule) before %s %s", wait, rule, method, url_key)
             self._sleep(wait)
 
+    def identical_get_free_at(self, url_key: str) -> float:
+        """When a GET of `url_key` may go again by the identical-GET rule (a moment past, if it may now).
+
+        Read without a write transaction, so a caller can wait for it without holding anything that other
+        requests need (see PrecoroClient._send_once); `acquire` checks the rule again when the time comes."""
+        with self._lock:
+            row = self._connection().execute(
+                "SELECT MAX(started) FROM requests WHERE token_key = ? AND url_key = ? AND method = 'GET'",
+                (self._key, url_key)).fetchone()
+        return float("-inf") if row is None or row[0] is None else row[0] + self.limits.identical_get_window
+
+    def wait_for_identical_get(self, url_key: str) -> None:
+        """Sleep until a GET of `url_key` may go again by the identical-GET rule, holding nothing meanwhile."""
+        while (wait := self.identical_get_free_at(url_key) - self._clock()) > 0:
+            self._sleep(wait)
+
     def reserve(self, method: str, url_keys: Sequence[str], *, email: str | None = None) -> list[str]:
         """Take the slots of several requests in one transaction, when the budget is unpaced (QuotaLimits.unpaced);
         this process's next `acquire` of each returned URL then takes its slot without a transaction of its own.

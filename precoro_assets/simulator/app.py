@@ -403,7 +403,6 @@ class SimulatorApp:
             self.rate_limited: Counter[str] = Counter()
             self.unknown_parameters: Counter[tuple[str, str, str]] = Counter()  # (method, path, name)
             self.log: list[dict] = []
-            self._last_admitted = 0.0
 
     def _fingerprint(self) -> tuple:
         """What any change to the company moves: record versions, id counters, the random state, the day."""
@@ -428,8 +427,9 @@ class SimulatorApp:
     # ---- Precoro's API ----------------------------------------------------------------------------
 
     def precoro(self, request: Request, environ: dict) -> Response | JsonAnswer:
-        # The server stamps each request when its first line is read, before werkzeug parses the rest, so
-        # that a busy machine doesn't squeeze the arrival times of well-spaced requests together.
+        # The server stamps each request with the moment its bytes came in (the kernel's receive time), before
+        # werkzeug parses it, so that a busy machine doesn't squeeze the arrival times of well-spaced requests
+        # together.
         arrival = environ.get("sim.arrival") if self.clock is time.time else None
         arrival = arrival or self.clock()
         method = request.method
@@ -454,10 +454,9 @@ class SimulatorApp:
 
         with self.lock:
             url_key = request.path + "?" + "&".join(sorted(f"{k}={v}" for k, vs in query.items() for v in vs))
-            # Two requests stamped at nearly the same moment can reach this lock in either order: the limiter
-            # counts them in the order it admits them, so its times never go backwards.
-            arrival = max(arrival, self._last_admitted)
-            self._last_admitted = entry["time"] = arrival
+            # Requests reach this lock in the order their threads run, not always in the order they arrived: the
+            # limiter places each at its arrival time among the others (moving a late one to the latest admitted
+            # time would put two well-spaced requests at the same moment, a spurious "Second limiter").
             rejection = self.limiter.admit(self.token, method, url_key, now=arrival)
             if rejection is not None:
                 return self._too_many(entry, rejection)

@@ -1,7 +1,8 @@
 """Faults on demand: rules posted to `/_sim/faults` that make chosen requests misbehave.
 
 A rule matches requests by method, path (literal or template) and query values; it lets the first
-`after` matches pass and then faults the next `count` (or every one, with count null).
+`after` matches pass and then faults the next `count` (or every one, with count null); with `every` N, only
+each Nth match after those is faulted (a steady fault rate, as a flaky gateway gives).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FaultRule:
     query: dict[str, str] = field(default_factory=dict)
     after: int = 0
     count: int | None = 1
+    every: int = 1
     options: dict = field(default_factory=dict)
     seen: int = 0
     applied: int = 0
@@ -56,13 +58,16 @@ class FaultRule:
         kind = body.get("kind")
         if kind not in KINDS:
             raise BadRule(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
-        known = {"kind", "method", "path", "query", "after", "count"}
+        known = {"kind", "method", "path", "query", "after", "count", "every"}
         count = body.get("count", 1)
         if count is not None and (not isinstance(count, int) or count < 0):
             raise BadRule("count must be a whole number >= 0, or null for 'until cleared'")
         after = body.get("after", 0)
         if not isinstance(after, int) or after < 0:
             raise BadRule("after must be a whole number >= 0")
+        every = body.get("every", 1)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise BadRule("every must be a whole number >= 1 (1: every matching request)")
         query = body.get("query") or {}
         if not isinstance(query, dict):
             raise BadRule("query must be an object of parameter -> value")
@@ -82,6 +87,7 @@ class FaultRule:
             query={str(k): str(v) for k, v in query.items()},
             after=after,
             count=count,
+            every=every,
             options={k: v for k, v in body.items() if k not in known},
         )
 
@@ -101,7 +107,7 @@ class FaultRule:
     def as_dict(self) -> dict:
         remaining = None if self.count is None else self.count - self.applied
         return {"id": self.id, "kind": self.kind, "method": self.method, "path": self.path, "query": self.query,
-                "after": self.after, "count": self.count, "remaining": remaining, "applied": self.applied,
+                "after": self.after, "count": self.count, "every": self.every, "remaining": remaining, "applied": self.applied,
                 **self.options}
 
 
@@ -129,7 +135,7 @@ class FaultBook:
             if rule.exhausted or not rule.matches(method, path, template, query):
                 continue
             rule.seen += 1
-            if rule.seen <= rule.after:
+            if rule.seen <= rule.after or (rule.seen - rule.after) % rule.every:
                 continue
             if rule.kind in TRANSPORT_KINDS:
                 if transport_taken:

@@ -10,8 +10,9 @@ every request paid for a new TCP connection and a new thread: it capped the simu
 What it does: binds 127.0.0.1 only; keeps a connection open until the client closes it, sends
 `Connection: close`, or stays idle for `IDLE_TIMEOUT` seconds; reads each request's whole body
 (Content-Length or chunked) before the application runs, so the next request on the connection always
-starts at the right byte; stamps `sim.arrival` when the request line has been read; offers
-`sim.drop_connection` in the environ; logs nothing (the control API's /_sim/requests is the request log).
+starts at the right byte; stamps `sim.arrival` with the moment the request's first bytes reached the machine
+(see `_StampedReader`); offers `sim.drop_connection` in the environ; logs nothing (the control API's
+/_sim/requests is the request log).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ HOST = "127.0.0.1"  # never another interface: the simulator is for this machine
 IDLE_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024 * 1024  # request bodies are forms and small JSON documents
 SERVER_NAME = "precoro-simulator"
+# Linux's SO_TIMESTAMPNS (and SCM_TIMESTAMPNS, its control message): the kernel stamps each received segment
+# with the wall-clock time it came in. Not in Python's socket module; the value is the same on every Linux
+# architecture but a few old ones, where setting it fails and the server stamps when it reads instead.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("qq")
 
 _date_cache: tuple[int, str] = (0, "")
 
@@ -52,6 +58,36 @@ def _http_date() -> str:
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
+
+
+class _StampedReader(io.RawIOBase):
+    """A connection's bytes, with the kernel's receive time of each read (SO_TIMESTAMPNS).
+
+    Why: Precoro counts a request when it arrives. A thread that reads it later (the machine is busy, the GIL is
+    elsewhere, the connection is still waiting to be accepted) would stamp two well-spaced requests close together
+    and answer a spurious "Second limiter" 429. The kernel's stamp does not depend on when a thread runs."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        super().__init__()
+        self._connection = connection
+        self.first_stamp: float | None = None  # of the first read since `restart`
+        self.last_stamp: float | None = None
+
+    def restart(self) -> None:
+        self.first_stamp = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        size, ancillary, _, _ = self._connection.recvmsg_into([buffer], socket.CMSG_SPACE(_TIMESPEC.size))
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+                self.last_stamp = seconds + nanoseconds / 1e9
+                if self.first_stamp is None:
+                    self.first_stamp = self.last_stamp
+        return size
 
 
 class _BadRequest(Exception):
@@ -74,14 +110,22 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.dropped = False
         self.server.opened(self.connection)
-
-    def parse_request(self) -> bool:
-        self.sim_arrival = time.time()  # the request line has just been read: the request has arrived
-        return super().parse_request()
+        self.stamps: _StampedReader | None = None
+        if self.server.stamps_arrivals:
+            self.rfile.close()  # the plain reader StreamRequestHandler made: nothing was read from it yet
+            self.stamps = _StampedReader(self.connection)
+            self.rfile = io.BufferedReader(self.stamps)
 
     def handle_one_request(self) -> None:
         try:
+            if self.stamps is not None:
+                self.stamps.restart()
             self.raw_requestline = self.rfile.readline(65537)
+            # When its first bytes came in (they were read into the buffer earlier if the client sent two requests
+            # at once); without kernel stamps, now: the request line has just been read.
+            stamps = self.stamps
+            self.sim_arrival = (stamps.first_stamp or stamps.last_stamp if stamps is not None else None) \
+                or time.time()
         except (TimeoutError, OSError):  # idle for too long, or closed by the client or by stop()
             self.close_connection = True
             return
@@ -267,6 +311,11 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._open_lock = threading.Lock()
         super().__init__((host, port), _Handler)
         self.server_port = self.server_address[1]
+        try:  # inherited by every accepted connection
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.stamps_arrivals = sys.platform.startswith("linux")
+        except OSError:
+            self.stamps_arrivals = False
 
     def process_request(self, request, client_address) -> None:  # noqa: ANN001
         self.accepted += 1

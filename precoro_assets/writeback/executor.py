@@ -20,14 +20,17 @@ the POST carried, and adopted if it landed. Its PUTs carry only the fields that 
 
 from __future__ import annotations
 
+import heapq
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..api.client import unwrap
+from ..api.client import detail_path, retry_later, unwrap
 from ..api.errors import (
     PrecoroAuthError,
     PrecoroConnectionError,
@@ -59,6 +62,15 @@ MAX_ATTEMPTS = 6  # runs that may take a row before a transient error counts as 
 POST_TRIES_PER_RUN = 3  # re-read + (adopt or re-send) rounds after a lost answer, within one run
 EXPORT_LOG_PREFIX = "Export to accounting failed: "
 TRANSIENT = (PrecoroConnectionError, PrecoroServerError, PrecoroRateLimited)
+DEFERRALS_PER_RUN = 4  # times a row is put aside for a failed re-read (see WriteBack.run) before it waits in turn
+
+
+class _RetryLater(Exception):  # noqa: N818 - a state, not an error
+    """The row's re-read may go again at `at` (epoch seconds): the run takes other rows first."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__(f"retry at {at}")
+        self.at = at
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,7 @@ class WriteBack:
 
     def __init__(self, client: Any, outbox: Outbox, sink: LedgerSink, run_id: str, send: bool,
                  log: Callable[[str], None] = logger.info) -> None:
+        self._may_defer = False
         self.client = client
         self.outbox = outbox
         self.sink = sink
@@ -203,20 +216,63 @@ class WriteBack:
             return [Report(r.key, r.kind, f"{r.resource}/{r.target_key}", "would send", r.reason, describe(r))
                     for r in rows]
         reports = []
-        for row in rows:
-            claimed = self.outbox.claim(row.key, self.run_id)
-            if claimed is None:
-                continue  # another run took it meanwhile
-            reports.append(self._handle(claimed))
+        # Rows whose re-read must wait out an identical-GET minute (it failed, or a lost answer needs the same
+        # GET again) are put aside and taken again when it has passed: the other rows go meanwhile, so a run
+        # loses about one minute to failures, not a minute per failure.
+        later: list[tuple[float, str]] = []  # (when, row key)
+        deferred: Counter[str] = Counter()
+        try:
+            for row in rows:
+                claimed = self.outbox.claim(row.key, self.run_id)
+                if claimed is None:
+                    continue  # another run took it meanwhile
+                self._take(claimed, reports, later, deferred)
+            while later:
+                at, key = heapq.heappop(later)
+                time.sleep(max(0.0, at - time.time()))
+                self._take(self.outbox.get(key), reports, later, deferred)  # as it is now: an in-flight mark, say
+        except BaseException:
+            for _, key in later:  # the next run takes them at once, not after their lease
+                self.outbox.release(key, "put aside after a failed read when the run stopped")
+            raise
         return reports
 
-    def _handle(self, row: OutboxRow) -> Report:
+    def _take(self, row: OutboxRow, reports: list[Report], later: list[tuple[float, str]],
+              deferred: Counter[str]) -> None:
+        self._may_defer = deferred[row.key] < DEFERRALS_PER_RUN
+        report = self._handle(row)
+        if isinstance(report, _RetryLater):
+            deferred[row.key] += 1
+            heapq.heappush(later, (report.at, row.key))
+        else:
+            reports.append(report)
+
+    def _read(self, resource: str, key: str) -> dict[str, Any]:
+        """`GET /{resource}/{key}`, or _RetryLater when it failed (or must repeat a GET sent within the minute)
+        and the row may be put aside (see `run`); a client without `retry_at` (a test's fake) just reads."""
+        retry_at = getattr(self.client, "retry_at", None)
+        if retry_at is None or not self._may_defer:
+            return self.client.get_detail(resource, key)
+        path = detail_path(resource, key)
+        if retry_at(path) > time.time() + 1.0:
+            raise _RetryLater(retry_at(path))
+        try:
+            return self.client.get_detail_with_text(resource, key, retry_failures=False)[0]
+        except PrecoroError as error:
+            if not retry_later("GET", error):
+                raise
+            self.log(f"GET {path} failed ({_error_text(error)}); taking the other rows first")
+            raise _RetryLater(retry_at(path)) from None
+
+    def _handle(self, row: OutboxRow) -> Report | _RetryLater:
         handlers = {CREATE_PAYMENT: self._create_payment, SET_EXTERNAL_ID: self._patch, SET_LOG: self._patch,
                     CLEAR_LOG: self._patch, EXPORT: self._export, CREATE_RECORD: self._create_record,
                     UPDATE_RECORD: self._update_record, EXPORT_SUPPLIER: self._export_supplier}
         target = f"{row.resource}/{row.target_key}"
         try:
             done = handlers[row.kind](row)
+        except _RetryLater as wait:
+            return wait
         except (QuotaExhausted, PrecoroAuthError) as error:
             # nothing more can be sent in this run: leave the row for the next one and stop
             self.outbox.release(row.key, _error_text(error))
@@ -252,7 +308,7 @@ class WriteBack:
         in_flight = row.in_flight
         last_error = None
         for _ in range(POST_TRIES_PER_RUN):
-            invoice = self.client.get_detail("invoices", row.target_key)
+            invoice = self._read("invoices", row.target_key)
             payments = invoice_payments(invoice)
             if in_flight is not None:  # an earlier POST may have landed: adopt it rather than pay twice
                 landed = find_payment(payments, amount, pay_date, set(in_flight["payment_ids_before"]))
@@ -285,7 +341,7 @@ class WriteBack:
     # ---- PATCH externalId / externalIntegrationLog -----------------------------------------------------------
 
     def _patch(self, row: OutboxRow) -> Done:
-        record = self.client.get_detail(row.resource, row.target_key)
+        record = self._read(row.resource, row.target_key)
         wanted: dict[str, str] = row.payload["fields"]
         current_link = record.get("externalId") or ""
         if "externalId" in wanted and current_link and current_link != wanted["externalId"]:
@@ -306,7 +362,7 @@ class WriteBack:
     # ---- export to the accounting side -----------------------------------------------------------------------
 
     def _export(self, row: OutboxRow) -> Done:
-        record = self.client.get_detail(row.resource, row.target_key)
+        record = self._read(row.resource, row.target_key)
         if record.get("externalId"):
             return Done(SKIPPED, f"already linked to {record['externalId']!r} in Precoro")
         supplier = (record.get("supplier") or {}).get("name") or row.payload["supplier"]
@@ -371,7 +427,7 @@ class WriteBack:
         return Done(SENT, f"set {', '.join(fields)} on {row.resource} {row.target_key}")
 
     def _export_supplier(self, row: OutboxRow) -> Done:
-        record = self.client.get_detail("suppliers", row.target_key)
+        record = self._read("suppliers", row.target_key)
         if record.get("externalId"):
             return Done(SKIPPED, f"already linked to {record['externalId']!r} in Precoro")
         currencies = tuple(str(c) for c in (record.get("currencies") or []))

@@ -3,6 +3,7 @@ without paying twice for any detail."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import dagster as dg
@@ -10,6 +11,7 @@ import pytest
 from truth import differences
 
 from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.api.quota import QuotaLimits
 from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.sync import partition_day
 
@@ -47,3 +49,33 @@ def test_a_spent_quota_stops_the_run_cleanly_and_the_retry_finishes_without_payi
     assert differences(env, BY_NAME["invoices"], in_range=lambda r: first <= partition_day(r) <= end) == []
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["details reused from a failed run"].value > 0
+
+
+def test_failed_detail_requests_wait_out_their_identical_get_minutes_together_not_one_after_another(make_sim_env):
+    """Precoro forbids repeating a GET within 60 s, so a failed detail GET may only be retried a minute later.
+    Other requests may go meanwhile: a run with many failures loses about one identical-GET window in all, not
+    one per failure (a 500 on every 7th request once made a 2-minute sync take 16 minutes)."""
+    scale = 20  # Precoro's limits sped up 20x: a 3 s identical-GET window, 0.05 s between requests
+    env = make_sim_env(limits=f"scaled:{scale}", time_scale=scale, documents=300)
+    start, end = env.days()
+    first = end - timedelta(days=9)
+    env.control("POST", "faults", json={"kind": "error", "method": "GET", "path": "/invoices/{idn}", "every": 5,
+                                        "count": None})
+    window = QuotaLimits(time_scale=scale).identical_get_window
+    _, mark = env.request_log()
+
+    result = env.materialize("precoro/invoices", partition_range=(first.isoformat(), end.isoformat()))
+
+    assert result.success
+    log, _ = env.request_log(mark)
+    failed = [r for r in log if r["status"] == 500]
+    # a retry may fail again and wait its own window once more: the longest such chain bounds the loss
+    chain = max(Counter(r["url"] for r in failed).values())
+    assert len(failed) >= 3 * (chain + 1), "the premise: many more failures than the longest chain"
+    times = sorted(r["time"] for r in log)
+    # idle: time in which no request went, beyond a few spacings (the pace itself, a busy machine)
+    idle = sum(max(0.0, later - earlier - 0.5) for earlier, later in zip(times, times[1:], strict=False))
+    assert idle < (chain + 1) * window, \
+        f"{len(failed)} failures (at most {chain} of one URL) left the run idle {idle:.1f} s (window {window:.2f} s)"
+    assert {r["url"] for r in failed} <= {r["url"] for r in log if r["status"] == 200}, "each failure retried"
+    assert differences(env, BY_NAME["invoices"], in_range=lambda r: first <= partition_day(r) <= end) == []

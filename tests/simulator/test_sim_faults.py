@@ -23,6 +23,18 @@ def test_an_error_burst_fails_the_next_n_matching_requests_then_stops(api):
     assert api.faults() == []
 
 
+def test_every_nth_matching_request_fails_with_every(api):
+    """A steady fault rate, as a flaky gateway gives: the 3rd, 6th, 9th ... matching request fails."""
+    api.fault(kind="error", path="/invoices/{idn}", every=3, count=None)
+    idn = api.get("/invoices").json()["data"][0]["idn"]
+
+    statuses = [api.get(f"/invoices/{idn}").status_code for _ in range(9)]
+
+    assert statuses == [200, 200, 500] * 3
+    assert api.faults()[0]["every"] == 3
+    assert api.control.post("/_sim/faults", json={"kind": "error", "every": 0}).status_code == 400
+
+
 def test_an_error_carries_a_json_error_body_and_only_hits_what_it_matches(api):
     api.fault(kind="error", path="/invoices", query={"page": "3"}, after=1, count=1)
 

@@ -319,3 +319,43 @@ def test_without_limits_nothing_is_ever_429(simulator):
     api = simulator(limits="off")
     statuses = {api.get("/taxes").status_code for _ in range(50)}
     assert statuses == {200}
+
+
+# ---- arrival times under scheduling jitter -------------------------------------------------------------------
+
+
+def test_a_request_is_stamped_when_it_arrived_not_when_a_busy_server_got_round_to_it(simulator, monkeypatch):
+    """On a loaded machine the thread that serves a connection may run long after the request came in. Precoro
+    counts a request when it arrives: two requests sent 0.4 s apart under `scaled:4` (a second lasts 0.25 s) are
+    both served, even when the first one is read 0.6 s late, after the second was admitted."""
+    from precoro_assets.simulator import server
+
+    scale = 4
+    api = simulator(limits=f"scaled:{scale}")
+    read_request_line = server._Handler.parse_request
+
+    def descheduled(handler) -> bool:
+        if b"page=1" in handler.raw_requestline:
+            time.sleep(0.6)  # the request line is in; its thread loses the CPU before it goes on
+        return read_request_line(handler)
+
+    monkeypatch.setattr(server._Handler, "parse_request", descheduled)
+    answers: dict[int, httpx.Response] = {}
+    sent: dict[int, float] = {}
+
+    def one(page: int) -> None:
+        with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as client:
+            sent[page] = time.time()
+            answers[page] = client.get("/taxes", params={"page": page})
+
+    first = threading.Thread(target=one, args=(1,))
+    first.start()
+    time.sleep(0.4)
+    one(2)
+    first.join()
+
+    assert sent[2] - sent[1] >= SECOND / scale  # (the premise: the client spaced them)
+    assert [answers[1].status_code, answers[2].status_code] == [200, 200], [answers[1].text, answers[2].text]
+    stamped = {entry["url"]: entry["time"] for entry in api.requests()}
+    assert abs(stamped["/taxes?page=1"] - sent[1]) < 0.2, "stamped when it arrived, not when it was read"
+    assert api.stats()["rate_limited"] == {}
