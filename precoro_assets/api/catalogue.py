@@ -123,6 +123,27 @@ def due_date(record: dict) -> object:
     return moment + offset
 
 
+def either(*paths: str) -> Callable[[dict], object]:
+    """The first of several dotted paths that holds a value: for a field that comes under more than one name
+    (the contract names some nested fields nowhere, and a server built from it chose near names)."""
+
+    def first(record: dict) -> object:
+        for path in paths:
+            node: object = record
+            for step in path.split("."):
+                node = node.get(step) if isinstance(node, dict) else None
+            if node is not None and node != "":
+                return node
+        return None
+
+    return first
+
+
+def read_either(name: str, type_: str, description: str, *paths: str) -> Column:
+    """A column read from the first of these paths present (the drift check counts them all as read)."""
+    return Column(name, type_, paths[0], description, either(*paths), tuple(p.split(".", 1)[0] for p in paths[1:]))
+
+
 def parent_idn(record: dict) -> object:
     """A split-cost child's base invoice: `parentData.idn`, or the flat `parentIdn` Precoro sent before 2026."""
     parent = record.get("parentData")
@@ -195,23 +216,29 @@ def _line_columns(document_type: str) -> tuple[Column, ...]:
     )
 
 
+def _line_custom_field_values(document_type: str) -> ChildTable:
+    return ChildTable(
+        f"{document_type}_line_custom_field_values", "items.*.dataItemCustomFields",
+        f"Item custom field values on {document_type} lines; for drop-downs `value` is an option id "
+        "(see the *_custom_fields_resolved views for names).",
+        (c("line_id", "BIGINT", "^id", "The line (the *_items table's line_id)."),
+         c("field_id", "BIGINT", "itemCustomField.id", "The item custom field (precoro.item_custom_fields.id)."),
+         c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for drop-downs.")),
+        ("line_id", "field_id"))
+
+
 def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTable, ...]:
     children = []
     if lines:
         children.append(ChildTable(f"{document_type}_items", "items", f"Line items of {document_type}s.",
                                    _line_columns(document_type), ("line_id",)))
-        children.append(ChildTable(
-            f"{document_type}_line_custom_field_values", "items.*.dataItemCustomFields",
-            f"Item custom field values on {document_type} lines; for drop-downs `value` is an option id "
-            "(see the *_custom_fields_resolved views for names).",
-            (c("line_id", "BIGINT", "^id", "The line (the *_items table's line_id)."),
-             c("field_id", "BIGINT", "itemCustomField.id", "The item custom field (precoro.item_custom_fields.id)."),
-             c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for drop-downs.")),
-            ("line_id", "field_id")))
+        children.append(_line_custom_field_values(document_type))
+        # each tax as {"tax": {id, name, ...}, "sum"} or flat {id, name, percent, sum}: the contract names neither
         children.append(ChildTable(
             f"{document_type}_taxes", "taxes", f"Tax totals of {document_type}s, one row per tax applied.",
-            (c("tax_id", "BIGINT", "tax.id", "The tax (precoro.taxes.id)."),
-             c("tax_name", "VARCHAR", "tax.name", "The tax's name."),
+            (read_either("tax_id", "BIGINT", "The tax (precoro.taxes.id).", "tax.id", "id"),
+             read_either("tax_name", "VARCHAR", "The tax's name.", "tax.name", "name"),
+             read_either("percent", RATE, "The tax's rate in percent.", "percent", "tax.percent", "tax.value"),
              c("sum", MONEY, "sum", f"Tax on the whole {document_type}, in its currency.")),
             ("tax_id",)))
     children += [
@@ -226,7 +253,8 @@ def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTab
             f"{document_type}_attachments", "attachments", f"Files attached to {document_type}s (metadata only).",
             (c("attachment_id", "BIGINT", "id", "Precoro's attachment id (GET /attachments/{id} returns the file)."),
              c("name", "VARCHAR", "name", "File name."),
-             c("file_name", "VARCHAR", "fileName", "File name as uploaded."),
+             read_either("file_name", "VARCHAR", "File name as uploaded.", "fileName", "filename", "file_name",
+                         "originalName", "originalFileName"),
              c("mime_type", "VARCHAR", "mimeType", "MIME type of the file."),
              c("size", "BIGINT", "size", "Size in bytes.")),
             ("attachment_id",)),
@@ -236,8 +264,10 @@ def _document_children(document_type: str, lines: bool = True) -> tuple[ChildTab
              c("step", "INTEGER", "step", "Position of the step in the approval flow."),
              c("user_id", "BIGINT", "user.id", "The approver (precoro.users.id)."),
              c("user_name", "VARCHAR", "user.fullName", "The approver's name."),
-             c("step_status", "INTEGER", "status", "0 waiting, 1 approved, 2 rejected."),
-             c("approval_date", TIME, "approvalDate", "When the approver acted.")),
+             read_either("step_status", "INTEGER", "0 waiting, 1 approved, 2 rejected.", "status", "stepStatus",
+                         "approvalStatus", "state"),
+             read_either("approval_date", TIME, "When the approver acted.", "approvalDate", "approvedAt",
+                         "approvedDate", "approveDate", "actionDate")),
             ("step_id",)),
     ]
     return tuple(children)
@@ -322,7 +352,8 @@ DOCUMENTS: tuple[Entity, ...] = (
                      c("name", "VARCHAR", "name", "What was received."),
                      c("quantity", QUANTITY, "quantity", "Quantity received."),
                      c("price", MONEY, "price", "Unit price."),
-                     c("sum", MONEY, "sum", "Value received on the line.")), ("line_id",)),)
+                     c("sum", MONEY, "sum", "Value received on the line.")), ("line_id",)),
+         _line_custom_field_values("receipt"))
         + _document_children("receipt", lines=False),
         partitioned=True, fetch_detail=True, document_type="receipt"),
     Entity(

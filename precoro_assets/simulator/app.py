@@ -48,7 +48,17 @@ DEFAULT_SHAPES = {
     "credit_notes_in_invoice_list": True,
     # money (and rates, quantities) as JSON numbers, or as strings as some real fields come ("sumPaid": "0.00")
     "numbers_as_text": False,
+    # a document's taxes as {"tax": {id, name, value}, "sum"} or flat {id, name, percent, sum} (the contract names
+    # neither; a server written from it sent the flat one)
+    "flat_document_taxes": False,
+    # approval steps and attachments under the near names a server written from the contract used (stepStatus,
+    # approvedAt, filename) instead of status, approvalDate, fileName
+    "near_field_names": False,
+    # a line's `sum` net of tax (as price x quantity) instead of including it; netSum and taxSum stay
+    "line_sums_net_of_tax": False,
 }
+# The switches that change what a record looks like: while one is on, answers are built per request (not cached).
+RESHAPING = ("numbers_as_text", "flat_document_taxes", "near_field_names", "line_sums_net_of_tax")
 CREDIT_NOTE_TYPES = frozenset({1, 5})
 
 
@@ -371,6 +381,26 @@ def _write_dates_at_offsets(row: dict, offsets: list[str], fields: Iterable[str]
                     _write_dates_at_offsets(nested, offsets, fields)
 
 
+def _elements(row: dict, name: str) -> list:
+    collection = row.get(name)
+    return collection.get("data") or [] if isinstance(collection, dict) else []
+
+
+def _reshape_record(row: dict, shapes: dict) -> None:
+    """Serve a record (a copy; its nested collections are rebuilt, never altered) in the switched-on shapes."""
+    if shapes["flat_document_taxes"] and _elements(row, "taxes"):
+        row["taxes"] = {"data": [{"id": t["tax"]["id"], "name": t["tax"]["name"], "percent": t["tax"]["value"],
+                                  "sum": t["sum"]} for t in _elements(row, "taxes")]}
+    if shapes["near_field_names"]:
+        near = {"status": "stepStatus", "approvalDate": "approvedAt", "fileName": "filename"}
+        for name in ("approvalSteps", "attachments"):
+            if _elements(row, name):
+                row[name] = {"data": [{near.get(k, k): v for k, v in e.items()} for e in _elements(row, name)]}
+    if shapes["line_sums_net_of_tax"] and _elements(row, "items"):
+        row["items"] = {"data": [{**line, "sum": line["netSum"]} if "netSum" in line else line
+                                 for line in _elements(row, "items")]}
+
+
 class SimulatorApp:
     """Precoro's API over one simulated company, with rate limits, faults and a control API."""
 
@@ -595,7 +625,7 @@ class SimulatorApp:
         spec = RESOURCES[resource]
         pagination = {"total": total, "count": len(chunk), "per_page": per_page, "current_page": page,
                       "total_pages": total_pages, "has_next_page": page < total_pages, "links": {}}
-        if not content_rules and not self.shapes["numbers_as_text"]:
+        if not content_rules and not self._reshaping():
             # The very bytes `to_json` gives for the page below (its separators are ", " and ": "), from
             # rows serialised once per version of the resource.
             version = self.company.versions[resource]
@@ -620,18 +650,27 @@ class SimulatorApp:
             # deleted in Precoro between a client's listing and this request: the ordinary 404 follows
             self.company.delete(record)
             record = self._record(resource, key)
-        if not content_rules and not self.shapes["numbers_as_text"]:  # straight from the record: no copy needed
+        if not content_rules and not self._reshaping():  # straight from the record: no copy needed
             return self.json_cache.get(record, self.company.versions[resource], False, lambda: record.data)
         return self._shaped(self._alter(self.company.detail(record), content_rules))
 
+    def _reshaping(self) -> bool:
+        return any(self.shapes[name] for name in RESHAPING)
+
     def _shaped(self, row: object) -> object:
-        """The record as the shape switches say: with numbers_as_text, every decimal number as a string."""
+        """The record as the shape switches say (see DEFAULT_SHAPES)."""
+        if isinstance(row, dict):
+            _reshape_record(row, self.shapes)
+        return self._as_text(row)
+
+    def _as_text(self, row: object) -> object:
+        """With numbers_as_text, every decimal number as a string."""
         if not self.shapes["numbers_as_text"]:
             return row
         if isinstance(row, dict):
-            return {k: self._shaped(v) for k, v in row.items()}
+            return {k: self._as_text(v) for k, v in row.items()}
         if isinstance(row, list):
-            return [self._shaped(v) for v in row]
+            return [self._as_text(v) for v in row]
         return format(row, "f") if isinstance(row, Decimal) else row
 
     def attachment(self, key: str) -> Response:
@@ -652,7 +691,12 @@ class SimulatorApp:
                 row.update(rule.options.get("fields", {"newField": "surprise"}))
             elif rule.kind == "renamed_fields":
                 for old, new in rule.options.get("rename", {}).items():
-                    if old in row:
+                    if ".*." in old:  # a field of a collection's elements: "approvalSteps.*.status"
+                        collection, name = old.split(".*.", 1)
+                        for element in _elements(row, collection):
+                            if name in element:
+                                element[new] = element.pop(name)
+                    elif old in row:
                         row[new] = row.pop(old)
             elif rule.kind == "renamed_values":
                 for name, renames in rule.options.get("values", {}).items():

@@ -354,7 +354,9 @@ class CompanyBuilder:
             if quantity:
                 received.append({"id": c.new_id("lines"), "purchaseOrderItem": {"id": po_line["id"]},
                                  "item": dict(po_line["item"]), "name": po_line["name"], "quantity": quantity,
-                                 "price": po_line["price"], "sum": money(quantity * po_line["price"])})
+                                 "price": po_line["price"], "sum": money(quantity * po_line["price"]),
+                                 # the ordered line's custom field values (its GL account) go with it
+                                 "dataItemCustomFields": copy.deepcopy(po_line.get("dataItemCustomFields", {"data": []}))})
         data = {
             "status": status,
             "statusString": content.STATUS_NAMES[status],
