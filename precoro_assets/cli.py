@@ -560,7 +560,9 @@ def demo(port: int) -> None:
 @click.option("--port", default=8790, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 behind your HTTPS proxy, so Precoro can reach it).")
-def webhooks(port: int, host: str) -> None:
+@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a connection has to send a whole request; then it is closed (slow or idle clients).")
+def webhooks(port: int, host: str, request_timeout: float) -> None:
     """Receive Precoro's webhooks and record them for the precoro_webhook_events sensor.
 
     Give Precoro (Settings > Webhooks) the URL https://<your host>/precoro/<PRECORO_WEBHOOK_SECRET>."""
@@ -577,7 +579,7 @@ def webhooks(port: int, host: str) -> None:
     inbox = WebhookInbox(inbox_path(config.state_dir))
     click.echo(f"receiving Precoro's webhooks on http://{host}:{port}/precoro/<PRECORO_WEBHOOK_SECRET>; "
                f"events recorded in {inbox.path}")
-    serve(inbox, secret, host, port)
+    serve(inbox, secret, host, port, request_timeout)
 
 
 def _demo_webhooks(processes: list) -> bool:

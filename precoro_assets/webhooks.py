@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -46,24 +46,38 @@ class BadEvent(ValueError):
     """A body that is not a Precoro webhook event."""
 
 
+MAX_RECORD_ID = 2**63 - 1  # the inbox's INTEGER (SQLite) / BIGINT (PostgreSQL) column holds no more
+MAX_IDN_CHARACTERS = 64  # Precoro's document numbers are a few digits
+
+
 def parse_event(body: bytes) -> tuple[int, int, int, str | None]:
-    """(type, action, id, idn) of a webhook body, or BadEvent saying what is wrong with it."""
+    """(type, action, id, idn) of a webhook body, or BadEvent saying what is wrong with it: whatever the body, the
+    receiver answers 422 with the reason rather than failing with a 500."""
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BadEvent("the body is not JSON") from None
+    except RecursionError:  # e.g. a thousand `[`: the parser recurses once per level
+        raise BadEvent("the body is JSON nested too deeply to be an event") from None
     if not isinstance(event, dict) or set(event) - {"id", "type", "action", "idn"}:
         raise BadEvent('the body is not an object of "id", "type", "action" and "idn"')
     kind, action, record_id, idn = (event.get(name) for name in ("type", "action", "id", "idn"))
     if not isinstance(kind, int) or isinstance(kind, bool) or kind not in KNOWN_TYPES:
-        raise BadEvent(f"type {kind!r} is not one of Precoro's webhook types 0-11")
+        raise BadEvent(f"type {_short(kind)} is not one of Precoro's webhook types 0-11")
     if action not in ACTIONS or isinstance(action, bool):
-        raise BadEvent(f"action {action!r} is neither 0 (created) nor 1 (updated)")
-    if not isinstance(record_id, int) or isinstance(record_id, bool) or record_id <= 0:
-        raise BadEvent(f"id {record_id!r} is not a record id")
-    if idn is not None and not (isinstance(idn, int | str) and not isinstance(idn, bool) and str(idn).strip()):
-        raise BadEvent(f"idn {idn!r} is not a document number")
+        raise BadEvent(f"action {_short(action)} is neither 0 (created) nor 1 (updated)")
+    if not isinstance(record_id, int) or isinstance(record_id, bool) or not 0 < record_id <= MAX_RECORD_ID:
+        raise BadEvent(f"id {_short(record_id)} is not a record id (1 to {MAX_RECORD_ID})")
+    if idn is not None and not (isinstance(idn, int | str) and not isinstance(idn, bool)
+                                and 0 < len(str(idn).strip()) <= MAX_IDN_CHARACTERS and str(idn).isprintable()):
+        raise BadEvent(f"idn {_short(idn)} is not a document number (up to {MAX_IDN_CHARACTERS} printable "
+                       "characters)")
     return kind, action, record_id, None if idn is None else str(idn).strip()
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 class WebhookInbox:
@@ -114,11 +128,16 @@ def build_app(inbox: WebhookInbox, secret: str) -> Starlette:
                            _client(request))
             return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         body = b""
-        async for chunk in request.stream():  # a body without a length is read only up to the limit
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                logger.warning("webhook refused: body over %d bytes from %s", MAX_BODY_BYTES, _client(request))
-                return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            async for chunk in request.stream():  # a body without a length is read only up to the limit
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    logger.warning("webhook refused: body over %d bytes from %s", MAX_BODY_BYTES, _client(request))
+                    return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        except ClientDisconnect:  # gone, or cut off by the request deadline (see deadline_protocol)
+            logger.warning("webhook refused: the connection closed before the body's end (from %s)",
+                           _client(request))
+            return JSONResponse({"error": "incomplete body"}, status_code=400)
         try:
             kind, action, record_id, idn = parse_event(body)
         except BadEvent as error:
@@ -142,8 +161,62 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def serve(inbox: WebhookInbox, secret: str, host: str, port: int) -> None:
+REQUEST_TIMEOUT_S = 10.0  # Precoro's event is ~50 bytes: whole within a second on any network
+KEEP_ALIVE_S = 5  # an idle connection between requests (uvicorn's own timeout)
+
+
+def serve(inbox: WebhookInbox, secret: str, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
     import uvicorn
 
     # uvicorn's access log prints each request's path, the secret included: ours logs without it
-    uvicorn.run(build_app(inbox, secret), host=host, port=port, access_log=False, log_level="info")
+    uvicorn.run(build_app(inbox, secret), host=host, port=port, access_log=False, log_level="info",
+                http=deadline_protocol(request_timeout), timeout_keep_alive=KEEP_ALIVE_S)
+
+
+def deadline_protocol(seconds: float) -> type:
+    """uvicorn's HTTP protocol, with a deadline on each request: from the connection (or the end of the previous
+    response) to the last byte of its body, a request has `seconds`; a connection that sends nothing, or drips a
+    byte at a time, is closed then.
+
+    uvicorn closes idle connections only between requests (timeout_keep_alive) and has no header or body timeout,
+    so 1,000 half-open sockets were held for as long as their clients liked. Hand-written: a subclass of uvicorn's
+    own protocol is a few lines, where another server would be a new dependency with only a per-read timeout
+    (which a client sending a byte a second never meets)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class DeadlineProtocol(HttpToolsProtocol):
+        _deadline = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            logger.warning("webhook connection from %s closed: no whole request within %g s",
+                           self.client[0] if self.client else "?", seconds)
+            self.transport.close()
+
+        def connection_made(self, transport) -> None:  # noqa: ANN001 - asyncio's signature
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_complete(self) -> None:  # the whole request is in: the app answers it
+            super().on_message_complete()
+            self._disarm()
+
+        def on_response_complete(self) -> None:  # kept alive: the next request has its own deadline
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return DeadlineProtocol

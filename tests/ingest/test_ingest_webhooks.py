@@ -4,7 +4,9 @@ details; lost deliveries are caught by the polling sensor, duplicates cost nothi
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,9 +29,19 @@ SECRET = "test-secret-0123456789abcdef"
 @pytest.fixture
 def receiver(env) -> Iterator[str]:
     """`precoro-assets webhooks` on a free port, with the test's PRECORO_HOME; yields its webhook URL."""
+    yield from start_receiver()
+
+
+@pytest.fixture
+def impatient_receiver(env) -> Iterator[str]:
+    """The receiver, giving each request 2 seconds to arrive whole."""
+    yield from start_receiver("--request-timeout", "2")
+
+
+def start_receiver(*options: str) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port)],
-                               env={**os.environ, "PRECORO_WEBHOOK_SECRET": SECRET},
+    process = subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port),
+                                *options], env={**os.environ, "PRECORO_WEBHOOK_SECRET": SECRET},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_until_serving(process, port, "the webhook receiver")
     yield f"http://127.0.0.1:{port}/precoro/{SECRET}"
@@ -56,6 +68,69 @@ def test_the_receiver_records_events_and_refuses_everything_else(env, receiver):
     assert httpx.get(receiver).status_code == 404
     recorded = inbox(env).after(0)
     assert [(e.type, e.action, e.id, e.idn) for e in recorded] == [(3, 1, 123456, "5")]
+
+
+@pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
+def test_bodies_at_the_edges_of_json_and_of_the_database_are_refused_with_422_and_a_reason(env, receiver):
+    good = {"id": 123456, "type": 3, "action": 1, "idn": 5}
+    edges = [  # (body, what the answer says)
+        (json.dumps({**good, "id": 10**30}), "is not a record id"),  # wider than the inbox's 64-bit integers
+        (json.dumps({**good, "id": 2**63}), "is not a record id"),  # one past the largest
+        ("[" * 1000, "nested too deeply"),  # deeper than the JSON parser recurses
+        (json.dumps({**good, "type": 10**30}), "is not one of Precoro's webhook types"),
+        (json.dumps({**good, "idn": "x" * 300}), "is not a document number"),  # a document number is short
+        (json.dumps({**good, "idn": "5\u0000"}), "is not a document number"),
+    ]
+    for body, reason in edges:
+        response = httpx.post(receiver, content=body.encode())
+        assert response.status_code == 422, (body[:80], response.text)
+        assert reason in response.json()["error"], response.json()
+
+    largest = {**good, "id": 2**63 - 1}
+    assert httpx.post(receiver, json=largest).status_code == 200  # the receiver still records good events
+    assert [(e.type, e.id, e.idn) for e in inbox(env).after(0)] == [(3, 2**63 - 1, "5")]
+
+
+def test_a_connection_that_sends_nothing_or_drips_is_closed_after_the_request_timeout(env, impatient_receiver):
+    port = int(impatient_receiver.split(":")[2].split("/")[0])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]  # half-open: nothing sent
+    dripping = socket.create_connection(("127.0.0.1", port))
+    opened = time.monotonic()
+    request = (f"POST /precoro/{SECRET} HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n").encode()
+    cut_off_after = None
+    for offset in range(len(request) + 50):  # a byte every 0.1 s: the headers alone would take 6 s
+        try:
+            dripping.sendall((request + b"{" * 50)[offset:offset + 1])
+        except OSError:
+            cut_off_after = time.monotonic() - opened
+            break
+        if closed(dripping):
+            cut_off_after = time.monotonic() - opened
+            break
+        time.sleep(0.1)
+    assert cut_off_after is not None and cut_off_after < 4, cut_off_after
+    # meanwhile a whole request is served at once
+    assert httpx.post(impatient_receiver, json={"id": 1, "type": 3, "action": 1, "idn": 5}).status_code == 200
+    deadline = opened + 6
+    while not all(closed(s) for s in idle):
+        assert time.monotonic() < deadline, sum(not closed(s) for s in idle)
+        time.sleep(0.1)
+    for s in [*idle, dripping]:
+        s.close()
+    assert [e.idn for e in inbox(env).after(0)] == ["5"]
+
+
+def closed(connection: socket.socket) -> bool:
+    """Whether the server has closed the connection (an empty read), without waiting."""
+    connection.setblocking(False)
+    try:
+        return connection.recv(1024) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        connection.setblocking(True)
 
 
 def test_webhooks_lost_and_duplicated_leave_nothing_missed_after_the_safety_net_poll(env, receiver):
