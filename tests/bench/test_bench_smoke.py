@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import report
 from bench.__main__ import parse, run
 
@@ -57,3 +59,36 @@ def test_throughput_reports_the_median_run_and_the_highest_memory() -> None:
     failed = _median_run([run(1.0, 100, ok=False), run(9.0, 400), run(10.0, 400)])
     assert failed["seconds"] == 10.0 and not failed["all_ok"]
     assert report._runs(row) == "12 / 9 / 10"  # every run, in the order they ran
+
+
+@pytest.mark.timeout(900)  # two simulators and two syncs: minutes on a loaded 2-core machine
+def test_an_ab_run_compares_this_checkout_with_an_earlier_commit(tmp_path: Path) -> None:
+    """`--ab COMMIT`: our sync at that commit (a git worktree of it) takes turns with this checkout's, and the
+    table and the targets say how the two compare; the worktree is gone afterwards."""
+    import subprocess
+
+    from bench.runner import ROOT
+
+    args = parse(["--quick", "--parts", "throughput", "--ab", "HEAD", "--out", str(tmp_path),
+                  "--workdir", str(tmp_path / "work")])
+    results = run(args)
+    rows = {row["tool"]: row for row in results["throughput"]["rows"]}
+    label = results["throughput"]["ab_label"]
+    assert set(rows) == {"ours", label} and label.startswith("ours@"), rows
+    for row in rows.values():
+        assert row["ok"] and row["loaded_documents"] == row["documents"], row
+        assert row["load_average"] is not None
+    assert any(check["target"].startswith(f"documents/s >= 0.85 x those of {label}") for check in report.targets(results))
+    md, _ = report.write(results, tmp_path, "ab")
+    assert f"| {label} |" in md.read_text()
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in worktrees
+
+
+def test_ab_names_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
+    from bench.__main__ import settings_from
+
+    with pytest.raises(SystemExit, match="--ab compares the throughput part"):
+        settings_from(parse(["--ab", "HEAD", "--parts", "efficiency"]), tmp_path)
+    with pytest.raises(SystemExit, match="no-such-commit: git knows no such commit"):
+        run(parse(["--parts", "throughput", "--ab", "no-such-commit", "--workdir", str(tmp_path)]))
