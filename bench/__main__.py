@@ -5,6 +5,7 @@ Examples:
     python -m bench --parts efficiency,quota          # the request figures only (about 5 minutes)
     python -m bench --parts throughput --sizes 10000  # one size
     python -m bench --quick                           # tiny sizes, a smoke test (seconds)
+    python -m bench --parts throughput --sizes 10k --ab c061575   # ours now vs ours at that commit, taking turns
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: all)")
     parser.add_argument("--time-to-data-documents", type=int, default=100_000,
                         help="documents of the time_to_data backfill (default 100k)")
-    parser.add_argument("--tools", default="ours,dlt", help="comma-separated: ours, dlt (default: both)")
+    parser.add_argument("--tools", default=None,
+                        help="comma-separated: ours, dlt (default: both; with --ab: ours)")
+    parser.add_argument("--ab", metavar="COMMIT", default=None,
+                        help="the throughput part only: also run our sync at COMMIT (a git worktree of it, with its "
+                             "own simulator), taking turns with this checkout's; results go to ab-<commit>")
     parser.add_argument("--sizes", type=_sizes, default=(10_000, 100_000),
                         help="throughput sizes in documents, e.g. 10k,100k (default)")
     parser.add_argument("--efficiency-documents", type=int, default=30)
@@ -59,10 +64,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if args.ab and parts != ("throughput",):
+        raise SystemExit("--ab compares the throughput part: give --parts throughput with it")
+    tools = args.tools or ("ours" if args.ab else "ours,dlt")
     settings = runner.Settings(
-        workdir=workdir,
-        parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
-        tools=tuple(t.strip() for t in args.tools.split(",") if t.strip()),
+        workdir=workdir, parts=parts, ab_commit=args.ab,
+        tools=tuple(t.strip() for t in tools.split(",") if t.strip()),
         sizes=args.sizes, efficiency_documents=args.efficiency_documents, efficiency_days=args.efficiency_days,
         efficiency_scale=args.efficiency_scale, tick_events=args.tick_events, quota_documents=args.quota_documents,
         quota_scale=args.quota_scale, quota_max_days=args.quota_max_days, throughput_repeats=args.repeats,
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     results = run(args)
-    name = args.name or ("quick" if args.quick else "latest")
+    name = args.name or ("quick" if args.quick else f"ab-{args.ab}" if args.ab else "latest")
     md, js = report.write(results, args.out, name)
     print(report.markdown({**results}))
     print(f"\nwritten: {md} and {js}")

@@ -3,7 +3,9 @@
 - `PageNumberPaginator` on `meta.pagination.total_pages` (base_page 1), 200 rows a page, `data` selector;
 - an incremental cursor on `updateDate`, sent as `modifiedSince` in Precoro's `YYYY-MM-DDTHH:MM:SS` format;
 - `write_disposition="merge"` on primary key `id`;
-- line items through a dependent resource `{resource}/{idn}` (one detail GET per listed document).
+- line items through a dependent resource `{resource}/{idn}` (one detail GET per listed document);
+- the same document types as precoro-assets, credit notes listed apart with `logicType[]` (Precoro's unfiltered
+  invoice list leaves them out) into the same `invoices` table.
 
 dlt has no rate limiter. Its REST client retries 429 and 5xx with exponential back-off (5 attempts, factor
 1 s) and honours a `Retry-After` *header*; Precoro puts its retry time in the JSON body, which dlt does not
@@ -18,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .sim import DETAIL_RESOURCES, DOCUMENT_RESOURCES, PER_PAGE
+from .sim import DOCUMENT_RESOURCES, LISTS, LISTS_WITH_DETAILS, PER_PAGE, list_request
 
 
 def modified_since(value: Any) -> str:
@@ -36,13 +38,18 @@ def source_config(url: str, token: str, email: str, initial_value: str, time_sca
     session = Client(raise_for_status=False, request_backoff_factor=1.0 / time_scale,
                      request_max_retry_delay=300.0 / time_scale).session
     resources: list[dict] = []
-    for name in DOCUMENT_RESOURCES:
+    for name in LISTS:
+        path, extra = list_request(name)
+        params: dict[str, Any] = {"per_page": PER_PAGE}
+        for param, value in extra:  # requests sends a list as the parameter repeated: logicType[]=1&logicType[]=5
+            params.setdefault(param, []).append(value)
         resources.append({
             "name": name,
+            "table_name": path,  # credit notes are invoices: one table, merged on id
             "endpoint": {
-                "path": name,
+                "path": path,
                 "data_selector": "data",
-                "params": {"per_page": PER_PAGE},
+                "params": params,
                 "incremental": {
                     "start_param": "modifiedSince",
                     "cursor_path": "updateDate",
@@ -51,11 +58,12 @@ def source_config(url: str, token: str, email: str, initial_value: str, time_sca
                 },
             },
         })
-        if name in DETAIL_RESOURCES:
+        if name in LISTS_WITH_DETAILS:
             resources.append({
                 "name": f"{name}_details",
+                "table_name": f"{path}_details",
                 "endpoint": {
-                    "path": f"{name}/{{resources.{name}.idn}}",
+                    "path": f"{path}/{{resources.{name}.idn}}",
                     "data_selector": "$",
                     "paginator": "single_page",
                 },

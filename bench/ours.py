@@ -1,6 +1,6 @@
 """precoro-assets as a user runs it: the Dagster document assets, materialized in-process like `run_sync`.
 
-Only the document group is run (the five document types, the same data dlt is given), over the partition
+Only the document group is run (the six document types, credit notes included: the same data dlt is given), over the partition
 range of the simulated history, in one run (the assets' BackfillPolicy.single_run). The incremental sync
 is measured two ways: the change sensor plus the partition runs it requests (what runs in production),
 and a re-run of the whole range (what `precoro-assets sync --start --end` does).

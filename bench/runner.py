@@ -64,17 +64,21 @@ class Settings:
     catalogue_changes: int = 20
     catalogue_scale: float = 100.0
     tools: tuple[str, ...] = TOOLS
+    # An A/B of the throughput part: our sync at this commit (a git worktree of it, its own simulator) taking turns
+    # with the current checkout, so that a slowdown shows up the day it lands.
+    ab_commit: str | None = None
     seed: int = 7
     log: Any = field(default=print)
 
 
-def worker(spec: dict, timeout: float = 3600.0) -> dict:
-    """Run one measured sync in a fresh process; its last stdout line is the JSON result."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RUNTIME__DLTHUB_TELEMETRY": "false"}
+def worker(spec: dict, timeout: float = 3600.0, root: Path = ROOT) -> dict:
+    """Run one measured sync in a fresh process, with the bench and the package of the checkout `root` (another
+    one: an earlier commit, see `ab`); its last stdout line is the JSON result."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RUNTIME__DLTHUB_TELEMETRY": "false", "PYTHONPATH": str(root)}
     for name in list(env):
         if name.startswith("PRECORO_") or name == "DAGSTER_HOME":
             del env[name]  # the spec alone decides where the worker points
-    completed = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=ROOT, env=env,
+    completed = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=root, env=env,
                                capture_output=True, text=True, timeout=timeout, check=False)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
@@ -101,9 +105,9 @@ def _history(days: int) -> tuple[date, date]:
     return today - timedelta(days=days + 1), today
 
 
-def _measured(simulator: sim.Simulator, spec: dict) -> tuple[dict, sim.Spent, list[dict]]:
+def _measured(simulator: sim.Simulator, spec: dict, root: Path = ROOT) -> tuple[dict, sim.Spent, list[dict]]:
     since = simulator.log_position()
-    result = worker(spec)
+    result = worker(spec, root=root)
     entries, _ = simulator.request_log(since)
     return result, sim.spent(entries), entries
 
@@ -114,6 +118,7 @@ def _efficiency_row(kind: str, tool: str, mode: str, result: dict, spent: sim.Sp
             "list_pages": spent.list_pages, "details": spent.details, "min_list_pages": minimum["list_pages"],
             "min_details": minimum["details"], "rate_limited": spent.rate_limited,
             "rate_limited_by": spent.rate_limited_by, "duplicate_details": spent.duplicate_details,
+            "loaded_documents": result["loaded_documents"],
             "seconds": round(result["seconds"], 2), "error": "; ".join(result.get("failures") or [])
             or result.get("error")}
 
@@ -137,7 +142,7 @@ def efficiency(settings: Settings) -> dict:
     documents = 0
     try:
         for tool in settings.tools:
-            simulator.control("POST", "reset")
+            simulator.reset()
             home = _fresh(base / tool)
             before = simulator.versions()
             documents = sim.count_documents(before)
@@ -188,7 +193,7 @@ def quota(settings: Settings) -> dict:
     out: dict[str, Any] = {"scale": scale, "day_seconds": day_seconds, "tools": []}
     try:
         for tool in settings.tools:
-            simulator.control("POST", "reset")
+            simulator.reset()
             truth = simulator.versions()
             minimum = sim.minimum_initial(sim.counts(truth))
             out.update(documents=sim.count_documents(truth), minimum=minimum)
@@ -244,41 +249,65 @@ def per_day(entries: list[dict], day_seconds: float) -> list[int]:
 # ---- part 3: throughput and memory, limits off ---------------------------------------------------------
 
 def throughput(settings: Settings) -> dict:
-    """Documents per second from API to queryable warehouse, and peak RSS, per size and tool."""
+    """Documents per second from API to queryable warehouse, and peak RSS, per size and tool.
+
+    With `ab_commit`, our sync at that commit ("ours@<commit>": its package and bench, its own simulator) runs too,
+    taking turns with the current checkout's."""
     rows: list[dict] = []
     first, last = _history(settings.throughput_days)
     base = _fresh(settings.workdir / "throughput")
-    for size in settings.sizes:
-        settings.log(f"[throughput] generating {size} documents (not timed)")
-        simulator = sim.start(size, settings.throughput_days, "off", settings.seed)
-        try:
-            per_resource = simulator.document_counts()
-            documents = sum(per_resource.values())
-            minimum = sim.minimum_initial(per_resource)
-            # The bare-HTTP floor once, at the smallest size: its cost per request does not depend on the size.
-            tools = [*settings.tools, *(["http"] if settings.http_floor and size == min(settings.sizes) else [])]
-            repeats = max(1, settings.throughput_repeats) if size == min(settings.sizes) else 1
-            runs: dict[str, list[dict]] = {tool: [] for tool in tools}
-            for number in range(repeats):
-                for tool in tools:
-                    if tool == "http" and number:
-                        continue  # the floor needs no median: nothing of ours or dlt's runs in it
-                    settings.log(f"[throughput] {tool}: {documents} documents"
-                                 + (f" (run {number + 1} of {repeats})" if repeats > 1 and tool != "http" else ""))
-                    runs[tool].append(_throughput_run(simulator, tool, size, documents, minimum, base, first, last,
-                                                      settings))
-            rows += [_median_run(runs[tool]) for tool in tools]
-        finally:
-            simulator.stop()
-    return {"days": settings.throughput_days, "repeats": settings.throughput_repeats, "rows": rows}
+    earlier = _checkout(settings.ab_commit, settings.workdir) if settings.ab_commit else None
+    try:
+        for size in settings.sizes:
+            settings.log(f"[throughput] generating {size} documents (not timed)")
+            simulators = {ROOT: sim.start(size, settings.throughput_days, "off", settings.seed)}
+            try:
+                if earlier is not None:
+                    simulators[earlier.root] = sim.start(size, settings.throughput_days, "off", settings.seed,
+                                                         root=earlier.root)
+                rows += _throughput_size(settings, size, simulators, earlier, base, first, last)
+            finally:
+                for simulator in simulators.values():
+                    simulator.stop()
+    finally:
+        if earlier is not None:
+            earlier.remove()
+    return {"days": settings.throughput_days, "repeats": settings.throughput_repeats, "rows": rows,
+            **({"ab_commit": earlier.commit, "ab_label": earlier.label} if earlier is not None else {})}
+
+
+def _throughput_size(settings: Settings, size: int, simulators: dict[Path, sim.Simulator], earlier: Checkout | None,
+                     base: Path, first: date, last: date) -> list[dict]:
+    """Every tool's runs at one size, the tools taking turns; the median run of each."""
+    # The bare-HTTP floor once, at the smallest size: its cost per request does not depend on the size.
+    tools = [*settings.tools, *([earlier.label] if earlier is not None else []),
+             *(["http"] if settings.http_floor and size == min(settings.sizes) else [])]
+    repeats = max(1, settings.throughput_repeats) if size == min(settings.sizes) else 1
+    runs: dict[str, list[dict]] = {tool: [] for tool in tools}
+    counts = {root: simulator.document_counts() for root, simulator in simulators.items()}
+    for number in range(repeats):
+        for tool in tools:
+            if tool == "http" and number:
+                continue  # the floor needs no median: nothing of ours or dlt's runs in it
+            root = earlier.root if earlier is not None and tool == earlier.label else ROOT
+            simulator = simulators[root]
+            documents, minimum = sum(counts[root].values()), sim.minimum_initial(counts[root])
+            settings.log(f"[throughput] {tool}: {documents} documents"
+                         + (f" (run {number + 1} of {repeats})" if repeats > 1 and tool != "http" else "")
+                         + f" (load average {os.getloadavg()[0]:.1f})")
+            runs[tool].append(_throughput_run(simulator, tool, size, documents, minimum, base, first, last,
+                                              settings, root))
+    return [_median_run(runs[tool]) for tool in tools]
 
 
 def _throughput_run(simulator: sim.Simulator, tool: str, size: int, documents: int, minimum: dict, base: Path,
-                    first: date, last: date, settings: Settings) -> dict:
+                    first: date, last: date, settings: Settings, root: Path = ROOT) -> dict:
     """One sync of the whole history into a fresh warehouse, timed by the worker."""
-    home = _fresh(base / f"{tool}-{size}")
-    result, spent, _ = _measured(simulator, _spec(simulator, tool, "range", home, first, last,
-                                                  settings.throughput_time_scale if tool == "ours" else 1.0))
+    home = _fresh(base / f"{tool.replace('@', '-')}-{size}")
+    kind = "ours" if tool.startswith("ours") else tool
+    load = os.getloadavg()[0]
+    result, spent, _ = _measured(simulator, _spec(simulator, kind, "range", home, first, last,
+                                                  settings.throughput_time_scale if kind == "ours" else 1.0), root)
     shutil.rmtree(home, ignore_errors=True)
     return {"size": size, "documents": documents, "tool": tool, "ok": result["ok"],
             "seconds": round(result["seconds"], 1), "loaded_documents": result["loaded_documents"],
@@ -288,8 +317,40 @@ def _throughput_run(simulator: sim.Simulator, tool: str, size: int, documents: i
             "spent_twice": spent.duplicate_details + spent.duplicate_lists,
             "examples_twice": spent.duplicate_examples,
             "ratio": round(spent.total / minimum["total"], 4), "rate_limited": spent.rate_limited,
-            "simulator_startup_seconds": round(simulator.startup_seconds, 1),
+            "simulator_startup_seconds": round(simulator.startup_seconds, 1), "load_average": round(load, 1),
             "error": "; ".join(result.get("failures") or []) or result.get("error")}
+
+
+@dataclass
+class Checkout:
+    """A git worktree of an earlier commit, for an A/B comparison: removed when the part is done."""
+
+    commit: str
+    root: Path
+
+    @property
+    def label(self) -> str:
+        return f"ours@{self.commit[:7]}"
+
+    def remove(self) -> None:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.root)],
+                       capture_output=True, check=False)
+
+
+def _checkout(commit: str, workdir: Path) -> Checkout:
+    """A `git worktree` of `commit` (anything git names: a hash, a tag, HEAD~3) beside the scratch files."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"],
+                           capture_output=True, text=True, check=False)
+    if found.returncode:
+        raise SystemExit(f"--ab {commit}: git knows no such commit in {ROOT}; give a hash, tag or branch of this "
+                         "repository (git log --oneline lists them)")
+    full = found.stdout.strip()
+    root = workdir / f"ab-{full[:7]}"
+    shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True, check=False)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(root), full], capture_output=True,
+                   text=True, check=True)
+    return Checkout(full, root)
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -297,6 +358,7 @@ def _median_run(runs: list[dict]) -> dict:
     peak RSS of them all (memory is a ceiling, not a typical value)."""
     ordered = sorted(runs, key=lambda r: (not r["ok"], r["seconds"]))
     return {**ordered[(len(ordered) - 1) // 2], "runs_seconds": [r["seconds"] for r in runs],
+            "runs_load": [r.get("load_average") for r in runs],
             "all_ok": all(r["ok"] for r in runs), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
@@ -320,7 +382,9 @@ def time_to_data(settings: Settings) -> dict:
     settings.log(f"[time_to_data] generating {settings.time_to_data_documents} documents (not timed)")
     simulator = sim.start(settings.time_to_data_documents, settings.time_to_data_days, _limits(scale), settings.seed)
     try:
-        documents = sum(simulator.document_counts().values()) + len(simulator.export("expenses"))
+        truth = simulator.versions()
+        documents = sim.count_documents(truth)
+        details_needed = documents - len(truth["payments"])  # payments need no detail
         home = _fresh(base / "ours")
         position = simulator.log_position()
         settings.log(f"[time_to_data] ours: backfill of {documents} documents until the quota stops it")
@@ -335,8 +399,6 @@ def time_to_data(settings: Settings) -> dict:
                               max_wait_seconds=REAL_MAX_WAIT_SECONDS / scale))
     finally:
         simulator.stop()
-    details_needed = documents - sum(simulator.document_counts().get(r, 0) for r in sim.DOCUMENT_RESOURCES
-                                     if r not in sim.DETAIL_RESOURCES)
     polling = {f"every {interval // 60} min": TICK_REQUESTS * 86400 // interval for interval in (1800, 21600)}
     run_seconds = round(change["seconds"], 1)
     return {

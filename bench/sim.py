@@ -20,10 +20,25 @@ from typing import Any
 
 import httpx
 
-DOCUMENT_RESOURCES = ("purchaserequisitions", "purchaseorders", "receipts", "invoices", "payments")
+# What each tool is asked to sync: every document type precoro-assets syncs (its `precoro_documents` group).
+DOCUMENT_RESOURCES = ("purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses", "payments")
 # List rows of these are headers only: a complete copy needs one detail GET per document.
-DETAIL_RESOURCES = ("purchaserequisitions", "purchaseorders", "receipts", "invoices")
+DETAIL_RESOURCES = ("purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses")
+# Credit notes are invoices (logicType 1 or 5) that Precoro's unfiltered GET /invoices leaves out: a client walks
+# them apart with `logicType[]`, as Precoro's own connector does. The bench serves that shape (SHAPES) and counts
+# them as a list of their own: their list pages and their details.
+CREDIT_NOTES = "credit_notes"
+CREDIT_NOTE_PARAMS = (("logicType[]", "1"), ("logicType[]", "5"))
+CREDIT_NOTE_LOGIC_TYPES = (1, 5)
+LISTS = (*DOCUMENT_RESOURCES, CREDIT_NOTES)  # the list walks a complete copy takes
+LISTS_WITH_DETAILS = (*DETAIL_RESOURCES, CREDIT_NOTES)
+SHAPES = {"credit_notes_in_invoice_list": False}  # as Precoro answers (see ../shared/precoro-api.md)
 PER_PAGE = 200
+
+
+def list_request(name: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The path and extra query parameters of one of LISTS."""
+    return ("invoices", CREDIT_NOTE_PARAMS) if name == CREDIT_NOTES else (name, ())
 
 
 @dataclass
@@ -59,7 +74,10 @@ class Simulator:
         return self.request_log(10**12)[1]
 
     def document_counts(self) -> dict[str, int]:
-        """Documents per resource as the simulator announced them at start (cheap even at 1M)."""
+        """Documents per list (see LISTS) as the simulator announced them at start, the credit notes apart.
+
+        Cheap even at 1M documents: the announced counts, and the credit notes' count from one list page (its
+        pagination total). Only for a simulator without limits: that page is a request like any other."""
         counts: dict[str, int] = {}
         for line in self._output:
             if "simulator ready" in line and ":" in line:
@@ -67,6 +85,11 @@ class Simulator:
                     number, _, name = part.strip().partition(" ")
                     if name in DOCUMENT_RESOURCES and number.isdigit():
                         counts[name] = int(number)
+        response = httpx.get(f"{self.url}/invoices", params=[("per_page", "10"), *CREDIT_NOTE_PARAMS],
+                             headers={"X-AUTH-TOKEN": self.token, "email": self.email}, timeout=600)
+        response.raise_for_status()
+        counts[CREDIT_NOTES] = response.json()["meta"]["pagination"]["total"]
+        counts["invoices"] = counts.get("invoices", 0) - counts[CREDIT_NOTES]
         return counts
 
     def export(self, resource: str) -> list[dict]:
@@ -76,11 +99,18 @@ class Simulator:
         return self.control("POST", "tick", json={"events": events})["changes"]
 
     def versions(self) -> dict[str, dict[str, str]]:
-        """Ground truth: resource -> key -> updateDate of every document."""
-        out: dict[str, dict[str, str]] = {}
+        """Ground truth: list (see LISTS) -> key -> updateDate of every document, the credit notes apart."""
+        out: dict[str, dict[str, str]] = {name: {} for name in LISTS}
         for resource in DOCUMENT_RESOURCES:
-            out[resource] = {str(r["idn"]): str(r["updateDate"]) for r in self.export(resource)}
+            for record in self.export(resource):
+                credit_note = resource == "invoices" and record.get("logicType") in CREDIT_NOTE_LOGIC_TYPES
+                out[CREDIT_NOTES if credit_note else resource][str(record["idn"])] = str(record["updateDate"])
         return out
+
+    def reset(self) -> None:
+        """The company as generated, served in the bench's shapes (a reset restores the simulator's defaults)."""
+        self.control("POST", "reset")
+        self.control("POST", "shapes", json=SHAPES)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -98,13 +128,18 @@ class Simulator:
         self.stop()
 
 
-def start(documents: int, days: int, limits: str, seed: int = 7, timeout: float = 600.0) -> Simulator:
-    """Start the simulator CLI on a free port; return once it has generated the company and listens."""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(documents: int, days: int, limits: str, seed: int = 7, timeout: float = 600.0,
+          root: Path = ROOT) -> Simulator:
+    """Start the simulator CLI of the checkout `root` on a free port; return once it has generated the company and
+    listens. (Another checkout: an earlier commit, for an A/B comparison; it serves its own simulator.)"""
     command = [sys.executable, "-m", "precoro_assets.cli", "simulator", "--port", "0", "--seed", str(seed),
                "--days", str(days), "--documents", str(documents), "--limits", limits]
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)})
     assert process.stdout is not None
     facts: dict[str, str] = {}
     lines: list[str] = []
@@ -126,6 +161,8 @@ def start(documents: int, days: int, limits: str, seed: int = 7, timeout: float 
     threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
     simulator = Simulator(process, facts["PRECORO_BASE_URL"], facts["PRECORO_API_TOKEN"], facts["PRECORO_EMAIL"],
                           limits, documents, days, 0.0, lines)
+    if root == ROOT:  # an earlier commit's simulator may not know these switches: it serves what it served then
+        simulator.control("POST", "shapes", json=SHAPES)
     # Part of generating (not timed): every answer serialised once, so the tool measured first doesn't pay for
     # what the simulator then serves the others from its cache.
     simulator.control("POST", "warm")
@@ -191,9 +228,9 @@ def pages(count: int) -> int:
 
 
 def minimum_initial(counts: Mapping[str, int]) -> dict[str, int]:
-    """Fewest requests that can copy every document (count per resource): list pages plus one detail each."""
-    lists = sum(pages(counts.get(r, 0)) for r in DOCUMENT_RESOURCES)
-    details = sum(counts.get(r, 0) for r in DETAIL_RESOURCES)
+    """Fewest requests that can copy every document (count per list of LISTS): list pages plus one detail each."""
+    lists = sum(pages(counts.get(r, 0)) for r in LISTS)
+    details = sum(counts.get(r, 0) for r in LISTS_WITH_DETAILS)
     return {"list_pages": lists, "details": details, "total": lists + details}
 
 
@@ -203,13 +240,13 @@ def counts(versions: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
 
 def changed_documents(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[str, set[str]]:
     """Documents created or modified between two ground-truth snapshots."""
-    return {r: {k for k, v in after[r].items() if before[r].get(k) != v} for r in DOCUMENT_RESOURCES}
+    return {r: {k for k, v in after[r].items() if before[r].get(k) != v} for r in LISTS}
 
 
 def minimum_incremental(changed: dict[str, set[str]]) -> dict[str, int]:
-    """Fewest requests that bring a copy up to date: one modifiedSince walk per type plus changed details."""
-    lists = sum(pages(len(changed[r])) for r in DOCUMENT_RESOURCES)
-    details = sum(len(changed[r]) for r in DETAIL_RESOURCES)
+    """Fewest requests that bring a copy up to date: one modifiedSince walk per list plus changed details."""
+    lists = sum(pages(len(changed[r])) for r in LISTS)
+    details = sum(len(changed[r]) for r in LISTS_WITH_DETAILS)
     return {"list_pages": lists, "details": details, "total": lists + details}
 
 

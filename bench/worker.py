@@ -107,19 +107,20 @@ def bare_http(url: str, token: str, email: str) -> int:
     """
     import httpx
 
-    from .sim import DETAIL_RESOURCES, DOCUMENT_RESOURCES, PER_PAGE
+    from .sim import LISTS, LISTS_WITH_DETAILS, PER_PAGE, list_request
 
     seen = 0
     with httpx.Client(base_url=url, headers={"X-AUTH-TOKEN": token, "email": email}, timeout=60) as client:
-        for resource in DOCUMENT_RESOURCES:
+        for name in LISTS:
+            path, extra = list_request(name)
             page, pages = 1, 1
             while page <= pages:
-                body = client.get(f"/{resource}", params={"per_page": PER_PAGE, "page": page}).json()
+                body = client.get(f"/{path}", params=[("per_page", PER_PAGE), ("page", page), *extra]).json()
                 pages = body["meta"]["pagination"]["total_pages"]
                 for row in body["data"]:
                     seen += 1
-                    if resource in DETAIL_RESOURCES:
-                        client.get(f"/{resource}/{row['idn']}").read()
+                    if name in LISTS_WITH_DETAILS:
+                        client.get(f"/{path}/{row['idn']}").read()
                 page += 1
     return seen
 
