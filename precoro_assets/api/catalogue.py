@@ -303,6 +303,18 @@ def _invoice_detail_columns() -> tuple[Column, ...]:
     )
 
 
+def _approval_columns(kind: str) -> tuple[Column, ...]:
+    """Detail fields Precoro's own connector reads from invoices and expenses alike."""
+    return (
+        c("approving_way", "VARCHAR", "approvingWay", f"How the {kind} is approved, as Precoro sends it (a text, or "
+          "the JSON of an object or list)."),
+        c("used_tax_percent_in_budget", RATE, "usedTaxPercentInBudget",
+          f"Share of the {kind}'s tax, in percent, counted against its budget."),
+        c("qbo_id", "VARCHAR", "qboId", f"The {kind}'s id in QuickBooks Online, when Precoro's own QuickBooks "
+          "integration synced it."),
+    )
+
+
 # Detail fields known and kept in `raw` only (no column reads them; the schema drift check does not warn).
 INVOICE_RAW_ONLY = ("precisionData", "approvalStep", "allDocumentCustomFieldOptionsIds", "budget", "budgetLine",
                     "secondInCharge", "comments", "followers", "relatedOcrAttachment", "allocatedInvoice",
@@ -377,7 +389,11 @@ DOCUMENTS: tuple[Entity, ...] = (
                    ("parentIdn",)),
             c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag (8 = waiting "
               "for a disabled connector: not offered for export)."),
-        ) + _invoice_detail_columns() + _links() + _dates(),
+        ) + _invoice_detail_columns() + _approval_columns("invoice") + (
+            c("is_required_taxes_for_items", "BOOLEAN", "isRequiredTaxesForItems",
+              "Whether every line of the invoice must carry a tax."),
+            c("xero_id", "VARCHAR", "xeroId", "The invoice's id in Xero, when Precoro's own Xero integration synced it."),
+        ) + _links() + _dates(),
         _document_children("invoice") + (
             ChildTable("invoice_payments", "payments", "Payments recorded against each invoice (invoice ↔ payment).",
                        (c("payment_id", "BIGINT", "id", "The payment's numeric id."),
@@ -400,7 +416,12 @@ DOCUMENTS: tuple[Entity, ...] = (
             c("expense_number", "VARCHAR", "expenseNumber", "The expense's number."),
             c("sum_paid", MONEY, "sumPaid", "Amount paid so far (a number here, a string on invoices)."),
             c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
-        ) + _payable_columns("expense") + _invoice_detail_columns() + _links() + _dates(),
+        ) + _payable_columns("expense") + _invoice_detail_columns() + _approval_columns("expense") + (
+            c("sum_paid_in_company_currency", MONEY, "sumPaidInCompanyCurrency",
+              "Amount paid so far, in the company currency."),
+            c("withholding_tax_sum", MONEY, "withholdingTaxSum", "Withholding tax on the expense."),
+            c("last_editor_id", "BIGINT", "lastEditor.id", "The user who last edited the expense (precoro.users.id)."),
+        ) + _links() + _dates(),
         _document_children("expense") + (
             ChildTable("expense_payments", "expensePayments", "Payments of expenses (Precoro's expensePayments).",
                        (c("payment_id", "BIGINT", "id", "The payment's numeric id."),
@@ -491,6 +512,20 @@ REFERENCE: tuple[Entity, ...] = (
          c("city", "VARCHAR", "city", "City."),
          c("country", "VARCHAR", "country", "Country."),
          c("phone", "VARCHAR", "phone", "Phone number."),
+         # the rest of the supplier's detail (GET /suppliers/{id}), as Precoro's own connector reads it
+         c("state", "VARCHAR", "state", "State or region."),
+         c("postal_code", "VARCHAR", "postalCode", "Postal code."),
+         c("note", "VARCHAR", "note", "Note on the supplier."),
+         c("conditions", "VARCHAR", "conditions", "Terms and conditions agreed with the supplier."),
+         c("creator_id", "BIGINT", "creator.id", "The user who created the supplier (precoro.users.id)."),
+         c("tax_payer_type", "INTEGER", "taxPayerType", "Kind of tax number, as Precoro numbers it (see "
+           "tax_payer_label)."),
+         c("tax_payer_label", "VARCHAR", "taxPayerLabel", "What the tax number is called (e.g. VAT number, EIN)."),
+         c("delivery_period", "INTEGER", "deliveryPeriod", "Usual delivery time, in days."),
+         c("minimum_sum", MONEY, "minimumSum", "Minimum order amount, in the supplier's currency."),
+         c("enable_tolerance_rate", "BOOLEAN", "enableToleranceRate",
+           "Whether invoices may differ from their purchase order within a tolerance."),
+         c("tolerance_rate_percent", RATE, "toleranceRatePercent", "That tolerance, in percent."),
          c("integration_status", "INTEGER", "integrationStatus", "Precoro's integration status flag."),
          c("account_holder_name", "VARCHAR", "accountHolderName", "Bank account holder."),
          c("bank_name", "VARCHAR", "bankName", "Bank name."),
@@ -509,6 +544,11 @@ REFERENCE: tuple[Entity, ...] = (
                      c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
                      c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent.")),
                     ("payment_term_id",)),
+         ChildTable("supplier_custom_field_values", "dataSupplierCustomFields",
+                    "Supplier custom field values (the fields themselves are not read yet: GET /suppliercustomfields).",
+                    (c("field_id", "BIGINT", "supplierCustomField.id", "The supplier custom field's id."),
+                     c("value", "VARCHAR", "value", "The value as Precoro stores it: text, or an option id for "
+                       "drop-downs.")), ("field_id",)),
          ChildTable("supplier_legal_entities", "supplierLegalEntities",
                     "The company's legal entities each supplier works with.",
                     (c("legal_entity_id", "BIGINT", "id", "The legal entity (precoro.legal_entities.id)."),

@@ -811,7 +811,12 @@ class SimulatorApp:
         data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
                 "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None, "legalAddress": None,
                 "paymentTerms": {"data": []}, "contacts": {"data": []}, "supplierLegalEntities": {"data": []},
-                "externalId": None, "approvalDate": None}
+                "externalId": None, "approvalDate": None,
+                # the rest of a supplier's detail, empty until someone fills it in Precoro
+                "city": None, "state": None, "country": None, "postalCode": None, "note": None, "conditions": None,
+                "creator": {"id": self.company.token_user_id}, "deliveryPeriod": None, "minimumSum": None,
+                "taxPayerType": None, "taxPayerLabel": None, "enableToleranceRate": False,
+                "toleranceRatePercent": Decimal(0), "dataSupplierCustomFields": {"data": []}}
         self._apply_supplier(data, form)
         return self.company.add("suppliers", data, self.company.now())
 

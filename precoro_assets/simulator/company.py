@@ -52,7 +52,8 @@ RESOURCES: dict[str, ResourceSpec] = {
         ResourceSpec("expenses", "idn", True, False, EXPENSE_COLLECTIONS),
         ResourceSpec("payments", "idn", True, True, DOCUMENT_COLLECTIONS),
         # a supplier's list row lacks what only its detail carries (Precoro's connector fetches each detail)
-        ResourceSpec("suppliers", "id", True, True, ("paymentTerms", "contacts", "supplierLegalEntities")),
+        ResourceSpec("suppliers", "id", True, True, ("paymentTerms", "contacts", "supplierLegalEntities",
+                                                     "dataSupplierCustomFields")),
         ResourceSpec("items", "id", True, True),
         ResourceSpec("taxes", "id", False, True),
         ResourceSpec("paymentterms", "id", False, True),

@@ -97,6 +97,12 @@ UNITS: dict[str, str] = dict(ITEM_NAMES)  # an item name's unit: items carry no 
 
 CITIES = ["Kraków", "Zürich", "Lyon", "Oslo", "São Paulo", "Kyiv", "Austin", "Leeds"]
 COUNTRIES = ["PL", "CH", "FR", "NO", "BR", "UA", "US", "GB"]
+# a city's state (region) and postal code, for the supplier detail's `state` and `postalCode`
+CITY_REGIONS = {"Kraków": ("Małopolskie", "30-001"), "Zürich": ("ZH", "8001"), "Lyon": ("Auvergne-Rhône-Alpes", "69001"),
+                "Oslo": ("Oslo", "0150"), "São Paulo": ("SP", "01000-000"), "Kyiv": ("Kyiv", "01001"),
+                "Austin": ("TX", "78701"), "Leeds": ("West Yorkshire", "LS1 1AA")}
+SUPPLIER_TIERS = ["Strategic", "Preferred", "Approved", "Tactical"]  # a supplier custom field's values
+SUPPLIER_TIER_FIELD_ID = 91  # the supplier custom field "Tier" (supplier custom fields are not modelled yet)
 BANKS = [("Bank Śląski", "ul. Sokolska 34, Katowice"), ("Crédit Mutuel", "4 rue Raiffeisen, Strasbourg"),
          ("First National Bank", "1 Main St, Austin TX")]
 

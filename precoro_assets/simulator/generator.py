@@ -157,10 +157,11 @@ class CompanyBuilder:
             "taxPayerNumber": f"TX{rng.randint(10**8, 10**9 - 1)}",
             "businessRegistrationNumber": f"BRN-{index + 1:06d}",
             "legalAddress": f"{index + 1} Market Street",
-            "city": rng.choice(content.CITIES),
+            **self._city(rng.choice(content.CITIES)),
             "country": rng.choice(content.COUNTRIES),
             "phone": f"+1-555-{index:04d}",
             "integrationStatus": 0,
+            **self._supplier_detail_fields(index),
             **content.bank_details(rng, name),
             "paymentTerms": {"data": terms},
             "contacts": {"data": contacts},
@@ -169,6 +170,32 @@ class CompanyBuilder:
             "externalId": f"QB-SUP-{index + 1:05d}" if rng.random() < 0.7 else None,
             "approvalDate": None,
         }, moment, self._later(moment, 24 * 30, end) if rng.random() < 0.3 else moment, approved)
+
+    @staticmethod
+    def _city(city: str) -> dict:
+        state, postal_code = content.CITY_REGIONS[city]
+        return {"city": city, "state": state, "postalCode": postal_code}
+
+    def _supplier_detail_fields(self, index: int) -> dict:
+        """The rest of what a supplier's detail carries (Precoro's own connector reads them): drawn from the
+        supplier's number, not from the random source, so that every seed's company is otherwise unchanged."""
+        users = self._list("users")
+        us = index % 4 == 3
+        tolerance = index % 5 == 0
+        return {
+            "creator": {"id": users[index % len(users)].id},
+            "note": content.BUDGET_NOTES[index % len(content.BUDGET_NOTES)] if index % 3 == 0 else None,
+            "conditions": "Delivery within 5 working days" if index % 4 == 1 else None,
+            "deliveryPeriod": 3 + index % 10,
+            "minimumSum": money(Decimal(50 * (index % 5))),
+            "taxPayerType": 2 if us else 1,
+            "taxPayerLabel": "EIN" if us else "VAT number",
+            "enableToleranceRate": tolerance,
+            "toleranceRatePercent": Decimal("2.5") if tolerance else Decimal(0),
+            "dataSupplierCustomFields": {"data": [
+                {"supplierCustomField": {"id": content.SUPPLIER_TIER_FIELD_ID},
+                 "value": content.SUPPLIER_TIERS[index % len(content.SUPPLIER_TIERS)]}] if index % 2 == 0 else []},
+        }
 
     def item(self, moment: datetime, supplier: Record, end: datetime) -> Record:
         c, rng = self.company, self.rng
@@ -400,6 +427,10 @@ class CompanyBuilder:
             "integrationStatus": 0,
             "payments": {"data": []},
             **self._invoice_detail_fields(created, status, payment_term),
+            **self._approval_settings(),
+            "isRequiredTaxesForItems": True,
+            "qboId": None,  # Precoro's own QuickBooks integration's id (set when the history links it)
+            "xeroId": None,  # the simulated company keeps its books in QuickBooks, not Xero
         }
         lines = rng.randint(1, 4)
         return self._document("invoices", created, end, supplier, status, extra, lines)
@@ -421,6 +452,10 @@ class CompanyBuilder:
             "integrationStatus": 0,
             "expensePayments": {"data": []},
             **self._invoice_detail_fields(created, status, payment_term),
+            **self._approval_settings(),
+            "sumPaidInCompanyCurrency": Decimal("0.00"),  # numbers on expenses, as sumPaid is
+            "withholdingTaxSum": Decimal("0.00"),
+            "qboId": None,
         }
         record = self._document("expenses", created, end, self._pick("suppliers"), status, extra,
                                 rng.randint(1, 2))
@@ -431,7 +466,17 @@ class CompanyBuilder:
                 "id": self.company.new_id("payments"), "sumPaid": total, "payDate": iso(when),
                 "currency": record.data["currency"], "status": 2, "statusString": content.STATUS_NAMES[2]})
             record.data["sumPaid"] = total
+            record.data["sumPaidInCompanyCurrency"] = record.data["sumInCompanyCurrency"]
+        if status == 5 or status in (2, 4, 11) and record.id % 2 == 0:  # booked in QuickBooks by Precoro itself
+            record.data["qboId"] = str(9000 + record.id % 100_000)
+        record.data["lastEditor"] = {"id": record.data["creator"]["id"]}
         return record
+
+    @staticmethod
+    def _approval_settings() -> dict:
+        """How the document is approved and how much of its tax counts against a budget (the simulator's values:
+        Precoro's own connector only says approvingWay is an object, a list or a text, and the share a text)."""
+        return {"approvingWay": "workflow", "usedTaxPercentInBudget": "100"}
 
     def _invoice_detail_fields(self, created: datetime, status: int, payment_term: Record) -> dict:
         """The rest of what Precoro's own connector reads from an invoice's (or expense's) detail."""
@@ -559,6 +604,8 @@ class CompanyBuilder:
             for record in self.company.all(resource):
                 if record.data.get("status") in (2, 4, 5, 11) and self.rng.random() < 0.4:
                     record.data["externalId"] = f"{prefix}-{record.id}"
+                    if "qboId" in record.data:  # linked by Precoro's own QuickBooks integration, too
+                        record.data["qboId"] = str(record.id % 100_000)
                     if "integrationStatus" in record.data:
                         record.data["integrationStatus"] = 1
                 elif record.data.get("status") == 2 and self.rng.random() < 0.05:

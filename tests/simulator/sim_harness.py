@@ -38,7 +38,7 @@ def is_collection(value: object) -> bool:
 # Collections a list row keeps: invoice and expense rows carry their document custom field values.
 IN_LIST_ROWS = {"invoices": {"dataDocumentCustomFields"}, "expenses": {"dataDocumentCustomFields"}}
 # Reference data whose list rows leave out what only the detail has.
-DETAIL_ONLY = {"suppliers": {"paymentTerms", "contacts", "supplierLegalEntities"}}
+DETAIL_ONLY = {"suppliers": {"paymentTerms", "contacts", "supplierLegalEntities", "dataSupplierCustomFields"}}
 
 
 def without_collections(record: dict, resource: str = "") -> dict:
