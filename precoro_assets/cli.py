@@ -494,11 +494,11 @@ def _nothing_to_write_back(config) -> str:
     if not leased:
         return "Nothing to write back: the outbox has no pending row."
     free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased)
-    when = f"{free[0]:%H:%M:%S}" + (f" to {free[-1]:%H:%M:%S}" if free[-1] - free[0] >= timedelta(seconds=1) else "")
+    last = f" (the last at {free[-1]:%H:%M:%S})" if free[-1] - free[0] >= timedelta(seconds=1) else ""
     return (f"Nothing to write back now: {len(leased)} row(s) wait for their {int(LEASE.total_seconds() // 60)}-"
-            f"minute lease, taken by a run that is still sending them or stopped before it finished; from {when} "
-            f"UTC ({free[0]:%Y-%m-%d}) a run may take them again (a payment is first checked in Precoro, so none "
-            "is sent twice). Run precoro-assets writeback again then.")
+            "minute lease, taken by a run that is still sending them or stopped before it finished. From "
+            f"{free[0]:%Y-%m-%d %H:%M:%S} UTC{last} a run may take them again (a payment is first looked for in "
+            "Precoro, so none is sent twice): run precoro-assets writeback again then.")
 
 
 # ---- reliability -----------------------------------------------------------------------------
