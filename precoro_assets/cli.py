@@ -494,11 +494,11 @@ def _nothing_to_write_back(config) -> str:
     if not leased:
         return "Nothing to write back: the outbox has no pending row."
     free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased)
-    when = f"{free[0]:%H:%M:%S}" + (f" to {free[-1]:%H:%M:%S}" if free[-1] - free[0] >= timedelta(seconds=1) else "")
+    last = f" (the last at {free[-1]:%H:%M:%S})" if free[-1] - free[0] >= timedelta(seconds=1) else ""
     return (f"Nothing to write back now: {len(leased)} row(s) wait for their {int(LEASE.total_seconds() // 60)}-"
-            f"minute lease, taken by a run that is still sending them or stopped before it finished; from {when} "
-            f"UTC ({free[0]:%Y-%m-%d}) a run may take them again (a payment is first checked in Precoro, so none "
-            "is sent twice). Run precoro-assets writeback again then.")
+            "minute lease, taken by a run that is still sending them or stopped before it finished. From "
+            f"{free[0]:%Y-%m-%d %H:%M:%S} UTC{last} a run may take them again (a payment is first looked for in "
+            "Precoro, so none is sent twice): run precoro-assets writeback again then.")
 
 
 # ---- reliability -----------------------------------------------------------------------------
@@ -617,15 +617,16 @@ DEMO_GUIDE = """
 Dagster UI: http://127.0.0.1:{port}   (Ctrl-C stops the UI and the simulator)
 
 What to click:
-  1. Catalog -> select group "precoro_reference" -> Materialize all      (suppliers, items, custom fields, ...)
-  2. Catalog -> select group "precoro_documents" -> Materialize -> pick a date range
+  1. Jobs -> precoro_reference -> Materialize all      (every reference asset: suppliers, items, taxes, ...;
+     not the Catalog's group link: it selects one asset, and "Materialize selected" syncs that one alone)
+  2. Jobs -> precoro_documents -> Materialize all... -> pick a date range
      (e.g. the last 7 days; partitions start {start}) -> Launch backfill
   3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
   4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
      reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
      too, the polling safety net for lost webhooks and for payments (it looks every {interval} s)
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
-  6. Catalog -> group "precoro_reconciliation" -> Materialize all: the demo ledger (in {home}/ledger) is
+  6. Jobs -> precoro_reconcile -> Materialize all: the demo ledger (in {home}/ledger) is
      reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says
      send: true), or turn on the "precoro_writeback" sensor
 Warehouse and state live in {home}

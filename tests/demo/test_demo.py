@@ -81,7 +81,7 @@ def test_the_demo_serves_every_asset_and_a_7_day_backfill_completes(demo):
     paths = {tuple(node["assetKey"]["path"]) for node in graphql(graphql_url, ASSETS)["assetNodes"]}
     assert {("precoro", e.name) for e in ENTITIES} | {("precoro", "analyst_views")} <= paths
 
-    # step 1: the reference group, "Materialize all" (the UI launches the group's assets as one run)
+    # step 1: Jobs -> precoro_reference -> "Materialize all" (the UI launches the job's assets as one run)
     [repository] = graphql(graphql_url, REPOSITORY)["repositoriesOrError"]["nodes"]
     # the simulated company changes every minute: the demo's change sensor looks as often (step 4)
     intervals = {sensor["name"]: sensor["minIntervalSeconds"] for sensor in repository["sensors"]}

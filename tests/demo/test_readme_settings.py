@@ -21,3 +21,23 @@ def test_every_precoro_variable_the_package_reads_is_in_the_readme_settings_tabl
     table = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `PRECORO_")]
     undocumented = {name for name in read if not any(f"`{name}`" in line for line in table)}
     assert undocumented == set()
+
+
+def test_the_click_path_names_jobs_that_materialize_each_whole_group_in_the_readme_and_the_demo_banner():
+    """A group link in Dagster's catalog opens the lineage with one asset selected ("Materialize selected" then
+    syncs that one alone); a job's page offers "Materialize all" for exactly the job's assets."""
+    import dagster as dg
+
+    from precoro_assets.cli import DEMO_GUIDE
+    from precoro_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for where, text in (("README.md", (REPO / "README.md").read_text()), ("demo banner", DEMO_GUIDE)):
+        named = re.findall(r"Jobs\W+(precoro_\w+)\W+Materialize all", text)
+        assert named[:2] == ["precoro_reference", "precoro_documents"], where  # steps 1 and 2
+        assert "precoro_reconcile" in named, where
+        assert not re.search(r"group\W+precoro_\w+\W*(→|->)\s*\**Materialize", text), where
+        for job in named:
+            group = {"precoro_reconcile": "precoro_reconciliation"}.get(job, job)
+            selected = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+            assert selected == dg.AssetSelection.groups(group).resolve(graph), job
