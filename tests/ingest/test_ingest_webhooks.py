@@ -26,6 +26,7 @@ from test_ingest_sync import (
 )
 from truth import differences
 
+from precoro_assets import settings
 from precoro_assets.api.catalogue import DOCUMENTS
 from precoro_assets.defs.webhook_events import DOCUMENT_TYPES
 from precoro_assets.webhooks import WebhookInbox, inbox_path
@@ -195,6 +196,7 @@ def handed_over(result) -> list[tuple[str, str]]:
             for idn in changed_keys(request, key)]
 
 
+@pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
 def test_a_flood_of_events_spends_at_most_its_share_of_the_days_quota_and_the_rest_waits_for_later_days(
         make_sim_env):
     # events may spend 1 % of the day's 3,000 requests: 30 details a day; a quota day lasts 6 s here
@@ -232,3 +234,16 @@ def test_a_flood_of_events_spends_at_most_its_share_of_the_days_quota_and_the_re
         handed += handed_over(result)
     names = {3: "precoro/invoices", 2: "precoro/purchase_orders"}
     assert sorted(handed) == sorted((names[kind], idn) for kind, _, idn in flood)
+
+
+def test_the_share_of_the_quota_for_events_is_a_percentage_and_a_wrong_one_names_the_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRECORO_API_TOKEN", "token")  # a real account's settings: nothing else is filled in
+    monkeypatch.setenv("PRECORO_HOME", str(tmp_path))
+    monkeypatch.delenv("PRECORO_WEBHOOK_QUOTA_SHARE", raising=False)
+    assert settings.load().webhook_quota_share == 0.30
+    monkeypatch.setenv("PRECORO_WEBHOOK_QUOTA_SHARE", "25%")
+    assert settings.load().webhook_quota_share == 0.25
+    for wrong in ("0", "150", "a third"):
+        monkeypatch.setenv("PRECORO_WEBHOOK_QUOTA_SHARE", wrong)
+        with pytest.raises(ValueError, match="PRECORO_WEBHOOK_QUOTA_SHARE must be a percentage above 0"):
+            settings.load()
