@@ -220,20 +220,29 @@ class SlotWatch:
                                 self.stop.set()
                 if self._done.is_set():
                     return
-                ours = our_runs(instance)
-                waiting = self._waiting(instance, {run.run_id for run in ours})
+                try:
+                    ours = our_runs(instance)
+                    waiting = self._waiting(instance, {run.run_id for run in ours})
+                except Exception:  # noqa: BLE001 - e.g. the instance's SQLite busy with the run's writes: next poll
+                    ours, waiting = [], False
                 if signalled_at is not None and (waiting or time.monotonic() - signalled_at > STOP_GRACE_S):
                     self._give_up(instance, ours, waiting)
                 if waiting and time.monotonic() - checked_at > CHECK_HOLDERS_EVERY_S:
                     checked_at = time.monotonic()
-                    for line in free_slots_of_dead_runs(instance, self.pool):
-                        self.say(line)
-                    for run_id in holders(instance, self.pool):
-                        if run_id not in told and run_id not in {run.run_id for run in ours}:
-                            told.add(run_id)
-                            self.say(holder_line(instance, self.pool, run_id))
+                    self._free_or_tell(instance, {run.run_id for run in ours}, told)
         finally:
             instance.dispose()
+
+    def _free_or_tell(self, instance: dg.DagsterInstance, ours: set[str], told: set[str]) -> None:
+        try:
+            for line in free_slots_of_dead_runs(instance, self.pool):
+                self.say(line)
+            for run_id in holders(instance, self.pool):
+                if run_id not in told and run_id not in ours:
+                    told.add(run_id)
+                    self.say(holder_line(instance, self.pool, run_id))
+        except Exception:  # noqa: BLE001 - the instance's database busy: tried again a few seconds later
+            return
 
     def _waiting(self, instance: dg.DagsterInstance, ours: set[str]) -> bool:
         """Whether one of our runs waits for a slot of the pool and holds none (so no step of it is under way)."""
@@ -243,11 +252,14 @@ class SlotWatch:
 
     def _give_up(self, instance: dg.DagsterInstance, ours: list[dg.DagsterRun], waiting: bool) -> None:
         name = self.signal.name if self.signal else "signal"
-        for run in ours:
-            instance.report_run_canceled(run, f"Stopped by {name} while waiting for the {self.pool} pool slot"
-                                         if waiting else f"Stopped by {name}; the run did not stop within "
-                                         f"{STOP_GRACE_S:.0f} s")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        try:
+            for run in ours or our_runs(instance):
+                instance.report_run_canceled(run, f"Stopped by {name} while waiting for the {self.pool} pool slot"
+                                             if waiting else f"Stopped by {name}; the run did not stop within "
+                                             f"{STOP_GRACE_S:.0f} s")
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        except Exception:  # noqa: BLE001 - the process ends all the same; the next sync frees what is left
+            pass
         for child in multiprocessing.active_children():  # e.g. detail worker processes
             child.kill()
         self.say(f"Stopped ({name}) " + (f"while the run waited for the {self.pool} pool slot (no step was under "
