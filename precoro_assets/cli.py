@@ -130,8 +130,9 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool, verbose: boo
         spent = requests_sent_by_this_process() - before  # the runs are in-process: failed ones count too
     _print_summary(results, spent)
     if stop.is_set():
-        click.echo("Stopped (SIGTERM): the run under way was interrupted and no later run was started.", err=True)
-        sys.exit(143)
+        click.echo(f"Stopped ({stop.name}): the run under way was interrupted and no later run was started.",
+                   err=True)
+        sys.exit(128 + signal.Signals[stop.name])
     if not all(ok for _, _, ok, _ in results):
         sys.exit(1)
 
@@ -141,16 +142,25 @@ def _quiet_logs(verbose: bool) -> None:
     logging.getLogger("precoro_assets").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
-def _stop_on_sigterm() -> threading.Event:
-    """SIGTERM interrupts the run in progress (as Ctrl-C does) and starts no other run. While a run executes,
-    Dagster's own handler takes the signal and interrupts the step (see _interrupted); between runs, this one."""
-    stop = threading.Event()
+class _Stop(threading.Event):
+    """Set by SIGTERM or SIGINT (Ctrl-C): no later run is started. `name` says which signal."""
+
+    name = "SIGTERM"
+
+
+def _stop_on_sigterm() -> _Stop:
+    """SIGTERM and Ctrl-C interrupt the run in progress and start no other run. While a run executes, Dagster's
+    own handler takes the signal and interrupts the step (see _interrupted), and run_launcher.SlotWatch ends a
+    run that waits for the API slot; between runs, this one."""
+    stop = _Stop()
 
     def interrupt(signum: int, frame: object) -> None:
+        stop.name = signal.Signals(signum).name
         stop.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     return stop
 
 
@@ -205,7 +215,8 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
     import dagster as dg
 
     from .definitions import defs
-    from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP
+    from .defs.ingest import API_POOL, DOCUMENTS_GROUP, REFERENCE_GROUP
+    from .run_launcher import SlotWatch, process_tags, wait_for_slot
 
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
@@ -226,9 +237,12 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         keys = selection.resolve(graph)
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
         try:
-            result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
-                                    tags={**tags, "precoro/cli": f"sync {name}"},
-                                    run_config={**quiet, **run_config}, raise_on_error=False)
+            # a sync killed earlier (kill -9) may hold the API slot: freed here, else who holds it is said
+            wait_for_slot(instance, API_POOL, _say)
+            with SlotWatch(API_POOL, _say, stop):  # the run's process is in its tags: see run_launcher
+                result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
+                                        tags={**tags, "precoro/cli": f"sync {name}", **process_tags()},
+                                        run_config={**quiet, **run_config}, raise_on_error=False)
         except KeyboardInterrupt:
             results += [(name, key, False, {}) for key in sorted(k.to_user_string() for k in keys)]
             break
@@ -244,6 +258,10 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         if not result.success and _report_failures(result):
             break
     return results
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _full_refresh_config() -> dict:

@@ -59,7 +59,7 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
             maintenance_schedule],
         sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
                  build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
-                                      config.webhooks),
+                                      config.webhooks, config.webhook_quota_share),
                  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
                  reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
                  build_writeback_sensor(min(config.sensor_interval_seconds, 60))],

@@ -60,6 +60,8 @@ class Settings:
     timezone: str  # the company's time zone: the calendar of Precoro's createDate filter and of the partitions
     owners: tuple[str, ...] = ("team:finance_integration",)  # who answers for the assets (Dagster owners)
     webhooks: bool = False  # Precoro sends webhooks to `precoro-assets webhooks`: the polling sensor is the safety net
+    # the share of the day's request quota that webhook events may spend (a flood waits for later days)
+    webhook_quota_share: float = 0.30
 
 
 def project_home() -> Path:
@@ -120,7 +122,20 @@ def load() -> Settings:
         timezone=timezone,
         webhooks=webhooks,
         owners=_owners(os.environ.get("PRECORO_ASSET_OWNERS", "team:finance_integration")),
+        webhook_quota_share=_percent("PRECORO_WEBHOOK_QUOTA_SHARE", "30"),
     )
+
+
+def _percent(name: str, default: str) -> float:
+    """A percentage setting (`30` or `30%`), as a fraction."""
+    text = (os.environ.get(name) or default).strip().removesuffix("%").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 100:
+        raise ValueError(f"{name} must be a percentage above 0 and at most 100 (e.g. 30), not {text!r}")
+    return value / 100
 
 
 def _owners(text: str) -> tuple[str, ...]:

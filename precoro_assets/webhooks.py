@@ -102,6 +102,10 @@ class WebhookInbox:
                                  ).fetchone()
             return int(seq)
 
+    def count_after(self, seq: int) -> int:
+        with closing(self._connect()) as con:
+            return int(con.execute("SELECT COUNT(*) FROM events WHERE seq > ?", [seq]).fetchone()[0])
+
     def after(self, seq: int, limit: int = 10_000) -> list[WebhookEvent]:
         with closing(self._connect()) as con:
             rows = con.execute("SELECT seq, received_at, type, action, id, idn FROM events WHERE seq > ? "

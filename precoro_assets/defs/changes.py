@@ -185,7 +185,7 @@ def _held_or_changed(name: str, day: date, changes: dict[str, dict[date, DayChan
 
 
 def run_request(group: dict[str, dict[date, DayChanges]], trigger: str = "change sensor",
-                job_name: str | None = None) -> dg.RunRequest:
+                job_name: str | None = None, extra_tags: dict[str, str] | None = None) -> dg.RunRequest:
     """One run for all the group's changes: its document types, over its days (a partition range when more
     than one), each asset told which documents changed on which day. The run key names every (type, day,
     newest change) it covers, so a tick that sees the same changes again requests nothing new."""
@@ -199,6 +199,7 @@ def run_request(group: dict[str, dict[date, DayChanges]], trigger: str = "change
             "precoro/changed_days": str(len(days))}
     if first != last:
         tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    tags |= extra_tags or {}
     return dg.RunRequest(
         run_key=f"{trigger.split()[0]}:{first}..{last}:{digest}",
         job_name=job_name,

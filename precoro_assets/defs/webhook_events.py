@@ -8,16 +8,26 @@ A document's day is the one the warehouse files it under; a document the warehou
 on today, and filed by the run under its own createDate's day. Supplier and custom field events re-sync their
 reference asset (by modifiedSince: a request or two). Events lost on the way are what the change sensor, which
 polls rarely once webhooks are on, is for.
+
+Anyone who knows the webhook secret can record events, and each names a document whose detail costs a request:
+10,000 events for arbitrary numbers would have become one run of 10,000 detail requests, 3+ days of Precoro's
+quota. So the events handed to runs within any (sliding) day may cost at most a share of the day's quota
+(PRECORO_WEBHOOK_QUOTA_SHARE, 30 % by default); the events past it stay in the inbox, in order, and are handed
+over on later days, and the sensor says how many wait (its skip message, a warning in its log, a tag on the run).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from ..api.catalogue import BY_NAME, Entity
+from ..api.resource import PrecoroResource
 from ..warehouse import tables
 from ..webhooks import WebhookEvent, WebhookInbox, inbox_path
 from .changes import DayChanges, group_runs, run_request
@@ -30,10 +40,54 @@ DOCUMENT_TYPES: dict[int, str] = {1: "purchase_requisitions", 2: "purchase_order
                                   6: "expenses"}
 REFERENCE_TYPES: dict[int, str] = {7: "suppliers", 10: "document_custom_fields", 11: "item_custom_fields"}
 EVENTS_PER_TICK = 20_000
+REFERENCE_SYNC_COST = 2  # a reference asset re-synced by modifiedSince: a list request or two
+DAY_S = 86_400.0
+WAITING_TAG = "precoro/webhook_events_waiting"
+
+
+@dataclass
+class EventsCursor:
+    """The last event handed to runs, and what the events handed over cost: (epoch seconds, requests), kept for
+    a day."""
+
+    seq: int = 0
+    spent: list[tuple[float, int]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str | None) -> EventsCursor:
+        if not text:
+            return cls()
+        if text.strip().isdigit():  # a cursor from before the cap: the last event alone
+            return cls(int(text))
+        data = json.loads(text)
+        return cls(int(data["seq"]), [(float(at), int(cost)) for at, cost in data["spent"]])
+
+    def dump(self) -> str:
+        return json.dumps({"seq": self.seq, "spent": self.spent})
+
+
+def affordable(events: list[WebhookEvent], left: int) -> tuple[list[WebhookEvent], int]:
+    """The first events, in order, whose cost fits in `left` requests, and that cost: a document's detail is one
+    request however many events name it, a reference asset's re-sync REFERENCE_SYNC_COST; other events nothing."""
+    seen: set[tuple[str, str]] = set()
+    cost = 0
+    for index, event in enumerate(events):
+        if event.type in DOCUMENT_TYPES and event.idn:
+            key, price = (DOCUMENT_TYPES[event.type], event.idn), 1
+        elif event.type in REFERENCE_TYPES:
+            key, price = (REFERENCE_TYPES[event.type], ""), REFERENCE_SYNC_COST
+        else:
+            continue
+        if key not in seen:
+            if cost + price > left:
+                return events[:index], cost
+            seen.add(key)
+            cost += price
+    return events, cost
 
 
 def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: str, documents_job,
-                         reference_job, enabled: bool) -> dg.SensorDefinition:
+                         reference_job, enabled: bool, quota_share: float = 0.30) -> dg.SensorDefinition:
     @dg.sensor(
         name="precoro_webhook_events",
         jobs=[documents_job, reference_job],
@@ -43,35 +97,60 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         "documents (their details only, no list request) and a sync of changed reference data. Spends no "
         "request itself.",
     )
-    def precoro_webhook_events(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    def precoro_webhook_events(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                               precoro: PrecoroResource):
         inbox = WebhookInbox(inbox_path(state_dir))
-        after = int(context.cursor or 0)
-        events = inbox.after(after, EVENTS_PER_TICK)
+        cursor = EventsCursor.parse(context.cursor)
+        events = inbox.after(cursor.seq, EVENTS_PER_TICK)
         if not events:
             return dg.SkipReason("No webhook event recorded since the last tick.")
+        now, day = time.time(), DAY_S / precoro.time_scale  # the quota's day, as the client counts it
+        cursor.spent = [(at, cost) for at, cost in cursor.spent if at > now - day]
+        budget = max(REFERENCE_SYNC_COST, int(quota_share * precoro.per_day))
+        events, cost = affordable(events, budget - sum(cost for _, cost in cursor.spent))
+        waiting = inbox.count_after(cursor.seq) - len(events)
+        cap = (f"{waiting} webhook event(s) wait for a later day: the events handed to runs may spend "
+               f"{quota_share * 100:g} % of the day's {precoro.per_day} requests ({budget}; "
+               f"PRECORO_WEBHOOK_QUOTA_SHARE), and {sum(c for _, c in cursor.spent) + cost} were handed over in the "
+               f"last day; more from {_when_spent(cursor, day, now)}. So many events at once may be a flood: check "
+               "who knows PRECORO_WEBHOOK_SECRET.")
+        if not events:
+            return dg.SkipReason(cap)
         zone = ZoneInfo(partitions.timezone)
         changes = documents_changed(events, warehouse.open(), zone, partitions)
+        flood = {WAITING_TAG: str(waiting)} if waiting else {}
         requests = []
         if changes:
             materialized = {name: context.instance.get_materialized_partitions(asset_key(BY_NAME[name]))
                             for name in changes}
-            requests += [run_request(group, trigger="webhook events", job_name=documents_job.name)
+            requests += [run_request(group, trigger="webhook events", job_name=documents_job.name, extra_tags=flood)
                          for group in group_runs(changes, materialized)]
         references = sorted({REFERENCE_TYPES[e.type] for e in events if e.type in REFERENCE_TYPES})
         if references:
             requests.append(dg.RunRequest(
                 run_key=f"webhook:reference:{events[0].seq}-{events[-1].seq}", job_name=reference_job.name,
                 asset_selection=[asset_key(BY_NAME[name]) for name in references],
-                tags={"precoro/trigger": "webhook events"}))
-        context.update_cursor(str(events[-1].seq))
+                tags={"precoro/trigger": "webhook events", **flood}))
+        cursor.seq = events[-1].seq
+        cursor.spent.append((now, cost))
+        context.update_cursor(cursor.dump())
         documents = sum(len(c.rows) for by_day in changes.values() for c in by_day.values())
         context.log.info(f"{len(events)} webhook event(s) {events[0].seq}..{events[-1].seq}: {documents} "
                          f"document(s) changed, reference data: {', '.join(references) or 'none'}")
+        if waiting:
+            context.log.warning(cap)
         if not requests:
-            return dg.SkipReason(f"{len(events)} webhook event(s), none about what is synced.")
+            return dg.SkipReason(f"{len(events)} webhook event(s), none about what is synced."
+                                 + (f" {cap}" if waiting else ""))
         return requests
 
     return precoro_webhook_events
+
+
+def _when_spent(cursor: EventsCursor, day: float, now: float) -> str:
+    """When the oldest spending of the last day leaves the sliding day (now, if none is recorded)."""
+    moment = min((at for at, _ in cursor.spent), default=now - day) + day
+    return f"{datetime.fromtimestamp(max(moment, now), UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def documents_changed(events: list[WebhookEvent], store, zone: ZoneInfo,

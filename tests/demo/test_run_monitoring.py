@@ -52,3 +52,15 @@ def test_a_run_whose_worker_process_died_is_marked_failed_by_run_monitoring(tmp_
     messages = [r.message for r in instance.all_logs(killed.run_id)]
     assert any(f"pid {dead.pid}" in m and "no longer exists" in m for m in messages)
     instance.dispose()
+
+
+def test_a_step_subprocess_that_ended_is_not_taken_for_a_dead_run_worker(tmp_path):
+    instance = instance_with_project_settings(tmp_path / "dagster_home")
+    step_process = subprocess.Popen([sys.executable, "-c", "pass"])
+    step_process.wait()  # the multiprocess executor's step subprocess: it ends with its step
+    run = started_run(instance, os.getpid())
+    instance.report_engine_event('Executing step "precoro__invoices" in subprocess.', run,
+                                 EngineEventData.in_process(step_process.pid), step_key="precoro__invoices")
+
+    assert monitor(instance, run) == dg.DagsterRunStatus.STARTED  # the run's worker is alive
+    instance.dispose()

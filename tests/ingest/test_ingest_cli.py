@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 
+from precoro_assets.run_launcher import process_tags
 from precoro_assets.simulator import start_simulator
+
+DAGSTER_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 
 
 def test_the_summary_counts_the_requests_of_assets_that_failed_too(tmp_path: Path):
@@ -111,3 +118,104 @@ def test_sigterm_stops_the_sync_and_starts_no_other_run(tmp_path: Path):
 
     assert process.returncode == 143 and "Stopped (SIGTERM)" in err
     assert "precoro/invoices" not in out and "precoro/analyst_views" not in out  # no later run was started
+
+
+# ---- the precoro_api pool slot, held by another run ---------------------------------------------------------------
+
+def api_slot_taken_by_a_live_run(tmp_path: Path, wait: bool = False) -> tuple[dg.DagsterInstance, str]:
+    """A run of a live process (this test's) that holds the only precoro_api slot of the sync's Dagster instance;
+    with `wait`, it queues for the slot and takes it as soon as a step of the sync gives it back."""
+    home = tmp_path / "var" / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(home))
+    holder = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
+                                            tags={"precoro/cli": "sync documents", **process_tags()}))
+    instance.event_log_storage.initialize_concurrency_limit_to_default("precoro_api")  # 1, from dagster.yaml
+    deadline = time.monotonic() + 120
+    while not instance.event_log_storage.claim_concurrency_slot("precoro_api", holder.run_id,
+                                                                "precoro__invoices").is_claimed:
+        assert wait and time.monotonic() < deadline
+        time.sleep(0.05)
+    return instance, holder.run_id
+
+
+def stderr_lines(process: subprocess.Popen) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue, text: str, process: subprocess.Popen, timeout: float = 120) -> list[str]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in seen):
+        assert process.poll() is None or not lines.empty(), seen
+        try:
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within {timeout} s: {seen}") from None
+    return seen
+
+
+def test_a_sync_that_finds_the_api_slot_held_says_by_which_run_and_stops_at_once_on_ctrl_c(tmp_path: Path):
+    with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
+        command, env = sync_command(tmp_path, PRECORO_API_TOKEN=sim.token, PRECORO_EMAIL=sim.email,
+                                    PRECORO_BASE_URL=sim.url, PRECORO_TIME_SCALE="1000")
+        instance, holder = api_slot_taken_by_a_live_run(tmp_path)
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            lines = stderr_lines(process)
+            [said] = wait_for_line(lines, "Waiting for the precoro_api pool slot", process)
+            assert holder in said and "sync documents" in said and "Terminate" in said
+
+            process.send_signal(signal.SIGINT)
+            stopped = time.monotonic()
+            process.wait(timeout=30)
+            assert time.monotonic() - stopped < 5
+        finally:
+            process.kill()
+        sent = httpx.get(f"{sim.url}/_sim/stats").json()["total"]
+
+    assert process.returncode == 130
+    assert [line for line in lines.queue if "Stopped (SIGINT)" in line] and "Traceback" not in "".join(lines.queue)
+    assert sent == 0  # it waited for the slot: not one request
+    assert instance.event_log_storage.get_concurrency_info("precoro_api").claimed_slots[0].run_id == holder
+    instance.dispose()
+
+
+def test_a_sync_blocked_on_the_api_slot_mid_run_stops_within_seconds_on_sigterm_and_gives_back_its_claim(
+        tmp_path: Path):
+    # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the reference run takes a while
+    with start_simulator(seed=5, days=10, documents=120, limits="scaled:10", port=0) as sim:
+        command, env = sync_command(tmp_path, PRECORO_API_TOKEN=sim.token, PRECORO_EMAIL=sim.email,
+                                    PRECORO_BASE_URL=sim.url, PRECORO_TIME_SCALE="10")
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            lines = stderr_lines(process)
+            while httpx.get(f"{sim.url}/_sim/stats").json()["total"] < 1:  # the reference run is under way
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.05)
+            # another run (alive: this test) takes the slot when the step under way gives it back
+            instance, holder = api_slot_taken_by_a_live_run(tmp_path, wait=True)
+            [said] = wait_for_line(lines, "Waiting for the precoro_api pool slot", process)
+            assert holder in said
+
+            process.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+            process.wait(timeout=30)
+            assert time.monotonic() - stopped < 5
+        finally:
+            process.kill()
+
+    assert process.returncode == 143
+    assert [line for line in lines.queue if "Stopped (SIGTERM)" in line]
+    [sync_run] = [r for r in instance.get_runs() if r.tags.get("precoro/cli") == "sync reference"]
+    assert sync_run.status == dg.DagsterRunStatus.CANCELED
+    info = instance.event_log_storage.get_concurrency_info("precoro_api")
+    assert [s.run_id for s in info.claimed_slots] == [holder]
+    assert sync_run.run_id not in {s.run_id for s in info.pending_steps}  # its place in the queue given back
+    instance.dispose()

@@ -16,9 +16,17 @@ import dagster as dg
 import httpx
 import pytest
 from local_servers import free_port, wait_until_serving
-from test_ingest_sync import detail_gets, list_gets, run_requested, sync_everything, tick_change_sensor
+from test_ingest_sync import (
+    changed_keys,
+    detail_gets,
+    list_gets,
+    run_requested,
+    sync_everything,
+    tick_change_sensor,
+)
 from truth import differences
 
+from precoro_assets import settings
 from precoro_assets.api.catalogue import DOCUMENTS
 from precoro_assets.defs.webhook_events import DOCUMENT_TYPES
 from precoro_assets.webhooks import WebhookInbox, inbox_path
@@ -173,3 +181,69 @@ def test_webhooks_lost_and_duplicated_leave_nothing_missed_after_the_safety_net_
                                  cursor=result.cursor) as context:
         again = sensor.evaluate_tick(context)
     assert not again.run_requests
+
+
+def tick_webhook_sensor(env, cursor: str | None) -> dg.SensorResult:
+    sensor = env.defs.resolve_sensor_def("precoro_webhook_events")
+    with dg.build_sensor_context(instance=env.instance, definitions=env.defs, resources=env.defs.resources,
+                                 cursor=cursor) as context:
+        return sensor.evaluate_tick(context)
+
+
+def handed_over(result) -> list[tuple[str, str]]:
+    """The documents (asset, idn) a tick handed to runs."""
+    return [(key.to_user_string(), idn) for request in result.run_requests for key in request.asset_selection
+            for idn in changed_keys(request, key)]
+
+
+@pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
+def test_a_flood_of_events_spends_at_most_its_share_of_the_days_quota_and_the_rest_waits_for_later_days(
+        make_sim_env):
+    # events may spend 1 % of the day's 3,000 requests: 30 details a day; a quota day lasts 6 s here
+    env = make_sim_env(time_scale=14_400.0, PRECORO_WEBHOOK_QUOTA_SHARE="1")
+    share = 30
+    flood = [(3, r["id"], str(r["idn"])) for r in env.export("invoices")] + \
+        [(2, r["id"], str(r["idn"])) for r in env.export("purchaseorders")]
+    assert len(flood) > 4 * share
+    for kind, record_id, idn in flood:  # someone who knows the secret names every document there is
+        inbox(env).record(kind, 1, record_id, idn)
+
+    first = tick_webhook_sensor(env, None)
+    assert len(handed_over(first)) == share  # the first 30 events' documents
+    assert {request.tags["precoro/webhook_events_waiting"] for request in first.run_requests} == \
+        {str(len(flood) - share)}  # the flood is reported on the run it asked for
+    again = tick_webhook_sensor(env, first.cursor)  # the same day: nothing more
+    assert not again.run_requests
+    assert f"{len(flood) - share} webhook event(s) wait" in again.skip_message
+    assert "1 % of the day's 3000 requests" in again.skip_message
+
+    _, mark = env.request_log()
+    for request in first.run_requests:
+        assert run_requested(env, request).success
+    log, _ = env.request_log(mark)
+    assert len(detail_gets(log)) == len(log) == share  # what the tick handed over is what was spent
+
+    handed, cursor = handed_over(first), first.cursor
+    deadline = time.monotonic() + 120
+    while len(handed) < len(flood):  # each later day takes the next 30: none lost, none twice
+        assert time.monotonic() < deadline, len(handed)
+        time.sleep(0.5)
+        result = tick_webhook_sensor(env, cursor)
+        cursor = result.cursor or cursor
+        assert len(handed_over(result)) <= share
+        handed += handed_over(result)
+    names = {3: "precoro/invoices", 2: "precoro/purchase_orders"}
+    assert sorted(handed) == sorted((names[kind], idn) for kind, _, idn in flood)
+
+
+def test_the_share_of_the_quota_for_events_is_a_percentage_and_a_wrong_one_names_the_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRECORO_API_TOKEN", "token")  # a real account's settings: nothing else is filled in
+    monkeypatch.setenv("PRECORO_HOME", str(tmp_path))
+    monkeypatch.delenv("PRECORO_WEBHOOK_QUOTA_SHARE", raising=False)
+    assert settings.load().webhook_quota_share == 0.30
+    monkeypatch.setenv("PRECORO_WEBHOOK_QUOTA_SHARE", "25%")
+    assert settings.load().webhook_quota_share == 0.25
+    for wrong in ("0", "150", "a third"):
+        monkeypatch.setenv("PRECORO_WEBHOOK_QUOTA_SHARE", wrong)
+        with pytest.raises(ValueError, match="PRECORO_WEBHOOK_QUOTA_SHARE must be a percentage above 0"):
+            settings.load()

@@ -9,6 +9,7 @@ Killed while fetching details: tests/ingest/test_ingest_robustness.py
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -277,3 +278,48 @@ def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_no
     retry_posts = [r for r in retry if r["method"] == "POST" and r["status"] == 200]
     assert len(retry_posts) == len(sent) - 1
     assert not [r for r in retry if r["method"] == "POST" and r["status"] is None]
+
+
+# ---- a sync killed while it holds the precoro_api pool slot -------------------------------------------------------
+
+def api_slot_holders(dagster_home: Path) -> list[str]:
+    """The runs holding a slot of the precoro_api pool in the sync's Dagster instance (none before it exists)."""
+    import dagster as dg
+
+    if not (dagster_home / "dagster.yaml").exists():
+        return []
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        return [slot.run_id for slot in instance.event_log_storage.get_concurrency_info("precoro_api").claimed_slots]
+    finally:
+        instance.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_a_sync_killed_while_it_holds_the_api_slot_does_not_block_the_next_sync(env, tmp_path):
+    from precoro_assets.api.catalogue import DOCUMENTS
+
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=n)).isoformat() for n in range(4)]
+    sync = [sys.executable, "-m", "precoro_assets.cli", "sync", "--start", days[-1]]
+    home = env.config.home / "dagster"  # where `sync` keeps its Dagster instance
+    # every detail request hangs: the sync is killed inside a step, with the pool's only slot taken
+    env.control("POST", "faults", json={"kind": "slow", "seconds": 60, "method": "GET", "path": "/invoices/{idn}",
+                                        "count": None})
+    output = tmp_path / "killed-sync.log"
+    run = spawn(sync, process_env(), output)
+    try:
+        wait_until(lambda: api_slot_holders(home), run, output, "the precoro_api slot")
+        kill_run(run)
+    finally:
+        stop(run)
+    [dead_run] = api_slot_holders(home)  # the kernel frees a dead process's locks; Dagster's pool slot, nothing
+    env.control("DELETE", "faults")
+
+    again = subprocess.run(sync, env=process_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240)
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert dead_run[:8] in again.stderr  # it says which run it found dead, and that it freed its slot
+    for entity in DOCUMENTS:
+        assert differences(env, entity, on_days(*days)) == [], entity.name
+    assert api_slot_holders(home) == []
