@@ -237,13 +237,23 @@ def _column_by_key(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str
 
 
 def delete_records(con: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
-    """Remove records (and their child rows) by key."""
+    """Remove records (and their child rows) by key.
+
+    A stored header (lines still to come) has no child rows, so only its own row goes: a DuckLake delete reads
+    every file of each table it deletes from, and a first sync replacing its headers with their details batch by
+    batch would otherwise read again, per batch, all the child rows it had written so far."""
     if not keys:
         return
     values = _key_list(entity, keys)
     key_type = "VARCHAR" if entity.key == "idn" else "BIGINT"
+    if entity.children and has_lines_column(entity):  # the sync made the lines column ready before any write
+        values = [key for (key,) in con.execute(
+            f"SELECT {ident(entity.key)} FROM {qualified(entity.name)} WHERE {ident(LINES_COLUMN.name)} IS NOT NULL "
+            f"AND {ident(entity.key)} IN (SELECT unnest(?::{key_type}[]))", [values]).fetchall()]
     con.execute(f"DELETE FROM {qualified(entity.name)} WHERE {ident(entity.key)} IN "
-                f"(SELECT unnest(?::{key_type}[]))", [values])
+                f"(SELECT unnest(?::{key_type}[]))", [_key_list(entity, keys)])
+    if not values:
+        return
     for child in entity.children:
         con.execute(f"DELETE FROM {qualified(child.name)} WHERE {ident(entity.parent_column)} IN "
                     f"(SELECT unnest(?::{key_type}[]))", [values])
