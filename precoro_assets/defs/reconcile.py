@@ -13,6 +13,7 @@ them. That only queues write-backs: sending stays the write-back job's, a dry ru
 """
 
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -101,7 +102,7 @@ def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
 
 # ---- the ledger -----------------------------------------------------------------------------------------------
 
-def load_in_batches(source: LedgerSource, add) -> LedgerSnapshot:
+def load_in_batches(source: LedgerSource, add: Callable[[str, list], None]) -> LedgerSnapshot:
     """The source's payments and bills handed to add(kind, records): in batches as read where the source can
     (the drop folder: FileLedgerSource.load_into), else all at once; returns the rejected rows and files."""
     if isinstance(source, FileLedgerSource):

@@ -158,7 +158,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 
 def _streamed(con: duckdb.DuckDBPyConnection, sql: str) -> Iterator[dict[str, Any]]:
     """Rows of a large result one Arrow batch at a time (a million ledger rows as dicts at once is gigabytes)."""
-    for batch in con.execute(sql).fetch_record_batch(50_000):
+    for batch in con.execute(sql).to_arrow_reader(50_000):
         yield from batch.to_pylist()
 
 
