@@ -33,7 +33,6 @@ from ..warehouse import tables, views
 from ..warehouse.drift import (
     Drift,
     Schema,
-    Seen,
     drift,
     only_in_raw,
     schema_changes,
@@ -120,8 +119,7 @@ def _has_totals_check(entity: Entity) -> bool:
 
 def check_findings(entity: Entity, con, start: date | None, end: date | None) -> CheckFindings:
     counts = tables.field_counts(con, entity, start, end)
-    before = {table: {name: Seen(frozenset(types), always) for name, (types, always) in fields.items()}
-              for table, fields in tables.seen_fields(con, [entity.table(c) for c in (None, *entity.children)]).items()}
+    before = tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)])
     changes, to_remember = schema_changes(schema_now(counts), before)
     return CheckFindings(
         duplicates=tables.duplicate_keys(con, entity),
@@ -132,11 +130,6 @@ def check_findings(entity: Entity, con, start: date | None, end: date | None) ->
         only_in_raw=only_in_raw(entity, counts, tables.filled_counts(con, entity, start, end),
                                 tables.collections_not_stored(con, entity, start, end)),
         schema_changes=changes, schema_seen={**before, **to_remember}, schema_to_remember=to_remember)
-
-
-def remember_schema(con, schema: Schema) -> None:
-    tables.remember_fields(con, {table: {name: (set(seen.types), seen.always) for name, seen in fields.items()}
-                                 for table, fields in schema.items()}, datetime.now(UTC))
 
 
 def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
@@ -190,7 +183,8 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
         yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
         found = findings.result()
     if found.schema_to_remember:  # written only when something changed: a write adds a snapshot to the catalog
-        store.write(lambda con: remember_schema(con, found.schema_to_remember), what="remember the fields seen")
+        store.write(lambda con: tables.remember_fields(con, found.schema_to_remember, datetime.now(UTC)),
+                    what="remember the fields seen")
     yield from check_results(entity, found, summary)
 
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 import duckdb
 
 from ..api.catalogue import ChildTable, Column, Entity
+from .drift import Schema, Seen
 from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 
 SCHEMA = "precoro"
@@ -407,27 +408,25 @@ SEEN_FIELDS_COLUMNS = [
 ]
 
 
-def seen_fields(con: duckdb.DuckDBPyConnection, table_names: list[str]) -> dict[str, dict[str, tuple[set[str], bool]]]:
-    """What was remembered of these tables' fields: table -> field -> (JSON types, always). Empty before the
-    first materialization (the table does not exist yet)."""
+def seen_fields(con: duckdb.DuckDBPyConnection, table_names: list[str]) -> Schema:
+    """What was remembered of these tables' fields. Empty before the first materialization (no table yet)."""
     try:
         rows = con.execute(f"SELECT table_name, field, json_types, always FROM {qualified(SEEN_FIELDS)} "
                            "WHERE list_contains(?, table_name)", [table_names]).fetchall()
     except duckdb.CatalogException:
         return {}
-    found: dict[str, dict[str, tuple[set[str], bool]]] = {}
+    found: Schema = {}
     for table, name, types, always in rows:
-        found.setdefault(table, {})[name] = ({t for t in (types or "").split(",") if t}, bool(always))
+        found.setdefault(table, {})[name] = Seen(frozenset(t for t in (types or "").split(",") if t), bool(always))
     return found
 
 
-def remember_fields(con: duckdb.DuckDBPyConnection, fields: dict[str, dict[str, tuple[set[str], bool]]],
-                    moment: datetime) -> None:
+def remember_fields(con: duckdb.DuckDBPyConnection, fields: Schema, moment: datetime) -> None:
     """Replace what is remembered of these tables' fields."""
     ensure_table(con, SEEN_FIELDS, SEEN_FIELDS_DESCRIPTION, SEEN_FIELDS_COLUMNS)
     con.execute(f"DELETE FROM {qualified(SEEN_FIELDS)} WHERE list_contains(?, table_name)", [list(fields)])
-    rows = [{"table_name": table, "field": name, "json_types": ",".join(sorted(types)), "always": always,
-             "recorded_at": moment} for table, by_name in fields.items() for name, (types, always) in by_name.items()]
+    rows = [{"table_name": table, "field": name, "json_types": ",".join(sorted(seen.types)), "always": seen.always,
+             "recorded_at": moment} for table, by_name in fields.items() for name, seen in by_name.items()]
     if rows:
         con.register("seen_rows", to_arrow(SEEN_FIELDS_COLUMNS, rows))
         try:
