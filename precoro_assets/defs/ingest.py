@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,15 @@ from ..sync import (
     sync_reference,
 )
 from ..warehouse import tables, views
-from ..warehouse.drift import Drift, drift
+from ..warehouse.drift import (
+    Drift,
+    Schema,
+    drift,
+    only_in_raw,
+    schema_changes,
+    schema_now,
+    steady_state,
+)
 from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import WarehouseResource
@@ -73,8 +81,12 @@ def check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
                           description="Every child-table row points at an existing parent row."),
     ]
     specs.append(dg.AssetCheckSpec("schema_drift", asset=key, blocking=False, description=(
-        "Warns when a field the catalogue reads is absent from every record synced (Precoro renamed or dropped "
-        "it: its column is empty), or when records carry a field that nothing reads (its value is in raw).")))
+        "Warns when Precoro's records changed since they were last seen (remembered in precoro.schema_fields): a "
+        "field appeared, disappeared or came as another JSON type; once per change. The steady state (the fields "
+        "seen, those the catalogue reads but no record carries, those kept in raw only) is in the metadata.")))
+    specs.append(dg.AssetCheckSpec("nothing_only_in_raw", asset=key, blocking=False, description=(
+        "Fails when data Precoro sent reached raw but not the typed tables: a child table without rows for records "
+        "whose raw carries its collection, or a column NULL in every row while raw has a value under a near name.")))
     if entity.partitioned:
         specs.append(dg.AssetCheckSpec("count_matches_precoro", asset=key, description=(
             "Rows stored per partition day equal the number of documents Precoro listed for that day.")))
@@ -95,6 +107,10 @@ class CheckFindings:
     stored_per_day: dict[str, int] | None  # documents: rows stored per partition day of the run
     totals_off: list[tuple] | None  # documents with lines: totals that differ from their lines
     drift: Drift  # fields read but absent, fields present but unread
+    only_in_raw: list[str]  # what the typed tables lost (it is in raw)
+    schema_changes: list[str]  # fields that changed since last seen
+    schema_seen: Schema  # what is remembered after this materialization
+    schema_to_remember: Schema  # the tables whose remembered fields change (written after the checks)
 
 
 def _has_totals_check(entity: Entity) -> bool:
@@ -102,12 +118,18 @@ def _has_totals_check(entity: Entity) -> bool:
 
 
 def check_findings(entity: Entity, con, start: date | None, end: date | None) -> CheckFindings:
+    counts = tables.field_counts(con, entity, start, end)
+    before = tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)])
+    changes, to_remember = schema_changes(schema_now(counts), before)
     return CheckFindings(
         duplicates=tables.duplicate_keys(con, entity),
         orphans=tables.orphan_children(con, entity),
         stored_per_day=tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
         totals_off=tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None,
-        drift=drift(entity, tables.field_counts(con, entity, start, end)))
+        drift=drift(entity, counts),
+        only_in_raw=only_in_raw(entity, counts, tables.filled_counts(con, entity, start, end),
+                                tables.collections_not_stored(con, entity, start, end)),
+        schema_changes=changes, schema_seen={**before, **to_remember}, schema_to_remember=to_remember)
 
 
 def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
@@ -118,11 +140,17 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
                               passed=not any(found.orphans.values()),
                               metadata={f"{t} orphans": n for t, n in found.orphans.items()} or {"child tables": 0})
     yield dg.AssetCheckResult(
-        asset_key=key, check_name="schema_drift", passed=not (found.drift.absent or found.drift.unread),
+        asset_key=key, check_name="schema_drift", passed=not found.schema_changes,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"fields absent": len(found.drift.absent), "fields not read": len(found.drift.unread),
+        metadata={"changes": len(found.schema_changes),
+                  "changed since last seen": "\n".join(found.schema_changes) or "none",
+                  "fields absent": len(found.drift.absent), "fields not read": len(found.drift.unread),
                   "absent (catalogue reads them, no record has them)": "\n".join(found.drift.absent) or "none",
-                  "not read (records have them, no column reads them)": "\n".join(found.drift.unread) or "none"})
+                  "not read (records have them, no column reads them)": "\n".join(found.drift.unread) or "none",
+                  "fields seen (steady state)": steady_state(found.schema_seen) or "none yet"})
+    yield dg.AssetCheckResult(
+        asset_key=key, check_name="nothing_only_in_raw", passed=not found.only_in_raw,
+        metadata={"problems": len(found.only_in_raw), "only in raw": "\n".join(found.only_in_raw) or "none"})
     if found.stored_per_day is not None:
         stored = found.stored_per_day
         mismatches = {day: (listed, stored.get(day, 0)) for day, listed in summary.listed_per_day.items()
@@ -136,7 +164,8 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
         yield dg.AssetCheckResult(
             asset_key=key, check_name="total_equals_lines", passed=not off,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"documents off": len(off), "examples (key, total, lines)": str(off[:5])})
+            metadata={"documents off": len({row[0] for row in off}),
+                      "examples (key, which total, document, lines)": str(off[:5])})
 
 
 def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
@@ -152,7 +181,11 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
         findings = pool.submit(store.read, lambda con: check_findings(entity, con, start, end))
         yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
-        yield from check_results(entity, findings.result(), summary)
+        found = findings.result()
+    if found.schema_to_remember:  # written only when something changed: a write adds a snapshot to the catalog
+        store.write(lambda con: tables.remember_fields(con, found.schema_to_remember, datetime.now(UTC)),
+                    what="remember the fields seen")
+    yield from check_results(entity, found, summary)
 
 
 # ---- metadata ----------------------------------------------------------------------------------

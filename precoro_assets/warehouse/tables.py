@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from ..api.catalogue import ChildTable, Column, Entity
+from .drift import Schema, Seen
 from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 
 SCHEMA = "precoro"
@@ -315,26 +316,136 @@ def duplicate_keys(con: duckdb.DuckDBPyConnection, entity: Entity) -> list[tuple
     return [("precoro." + names[table], *key, count) for table, key, count in rows]
 
 
+# JSON types as the drift check names them: an integer and a decimal are both numbers (a price of 100 and one of
+# 100.5 are not a change of type), a null is no type at all.
+JSON_TYPES = {"UBIGINT": "number", "BIGINT": "number", "DOUBLE": "number", "HUGEINT": "number", "VARCHAR": "string",
+              "BOOLEAN": "boolean", "OBJECT": "object", "ARRAY": "array"}
+
+
 def field_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
-                 ) -> dict[str, tuple[int, dict[str, int]]]:
-    """Per table of the entity: (rows of the days covered, how many of them carry each top-level field of `raw`).
-    One query for every table (see duplicate_keys); what the schema drift check reads."""
+                 ) -> dict[str, tuple[int, dict[str, dict[str | None, int]]]]:
+    """Per table of the entity: (rows of the days covered, per top-level field of `raw` how many rows carry it
+    with each JSON type; None = null). One query for every table (see duplicate_keys); what the schema drift
+    check and the raw check read."""
     where, params = _day_filter(start if entity.partitioned else None, end)
     names = [entity.name] + [child.name for child in entity.children]
     selects = []
     for index, name in enumerate(names):
         rows = f"SELECT raw FROM {qualified(name)}{where}"
-        selects.append(f"(SELECT {int(index)} AS t, NULL AS k, count(*) AS n FROM ({rows}))")
-        selects.append(f"(SELECT {int(index)} AS t, k, count(*) AS n FROM (SELECT unnest(json_keys(raw)) AS k "
-                       f"FROM ({rows}) WHERE json_type(raw) = 'OBJECT') GROUP BY k)")
-    counts: dict[str, tuple[int, dict[str, int]]] = {name: (0, {}) for name in names}
-    for table, key, n in con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall():
+        selects.append(f"(SELECT {int(index)} AS t, NULL AS k, NULL AS y, count(*) AS n FROM ({rows}))")
+        selects.append(f"(SELECT {int(index)} AS t, k, json_type(v) AS y, count(*) AS n FROM (SELECT "
+                       f"unnest(map_keys(m)) AS k, unnest(map_values(m)) AS v FROM (SELECT CAST(raw AS MAP(VARCHAR, "
+                       f"JSON)) AS m FROM ({rows}) WHERE json_type(raw) = 'OBJECT')) GROUP BY k, y)")
+    counts: dict[str, tuple[int, dict[str, dict[str | None, int]]]] = {name: (0, {}) for name in names}
+    for table, key, json_type, n in con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall():
         total, keys = counts[names[table]]
         if key is None:
             counts[names[table]] = (n, keys)
         else:
-            keys[key] = n
+            kind = None if json_type in (None, "NULL") else JSON_TYPES.get(json_type, json_type.lower())
+            by_type = keys.setdefault(key, {})
+            by_type[kind] = by_type.get(kind, 0) + n
     return counts
+
+
+def filled_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
+                  ) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per table of the entity: (rows of the days covered, non-NULL values per catalogue column). One query."""
+    where, params = _day_filter(start if entity.partitioned else None, end)
+    layouts = _layouts(entity)
+    selects = []
+    for index, (table, child) in enumerate(layouts):
+        columns = child.columns if child else entity.columns
+        counts = ", ".join(f"count({ident(c.name)})" for c in columns)
+        selects.append(f"SELECT {int(index)} AS t, count(*) AS n, [{counts}]::BIGINT[] AS filled "
+                       f"FROM {qualified(table)}{where}")
+    found = {}
+    for index, n, filled in con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall():
+        table, child = layouts[index]
+        columns = child.columns if child else entity.columns
+        found[table] = (n, {c.name: f for c, f in zip(columns, filled, strict=True)})
+    return found
+
+
+def _json_length(raw: str, path: str) -> str:
+    """Elements of the collection at `path` of a raw JSON, wrapped ({"data": [...]}) or a bare list."""
+    return (f"(coalesce(json_array_length({raw}, {sql_text('$.' + path)}), 0) + "
+            f"coalesce(json_array_length({raw}, {sql_text('$.' + path + '.data')}), 0))")
+
+
+def collections_not_stored(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
+                           ) -> dict[str, tuple[int, int]]:
+    """Per child table: (records whose raw carries its collection, how many of them have no row in it). A record
+    whose lines are still to come (a header) is not counted. One query for every child table."""
+    where, params = _day_filter(start if entity.partitioned else None, end)
+    pending = " AND lines_synced_at IS NOT NULL" if has_lines_column(entity) else ""
+    parent = f"p.{ident(entity.parent_column)}"
+    selects, names = [], []
+    for child in entity.children:
+        outer_path, _, inner_path = child.collection.partition(".*.")
+        child_link = f"c.{ident(entity.parent_column)} = p.{ident(entity.key)}"
+        if not inner_path:
+            source = f"(SELECT {ident(entity.key)}, raw FROM {qualified(entity.name)}{where or ' WHERE true'}{pending})"
+            carrying = _json_length("p.raw", outer_path)
+            key = f"p.{ident(entity.key)}"
+        else:  # a collection in each element of another child table (each line's custom field values)
+            outer = next((o for o in entity.children if o.collection == outer_path), None)
+            inner_link = next((col.name for col in child.columns if col.source == "^id"), None)
+            outer_link = next((col.name for col in outer.columns if col.source == "id"), None) if outer else None
+            if outer is None or inner_link is None or outer_link is None:
+                continue
+            source = f"(SELECT * FROM {qualified(outer.name)}{where})"
+            carrying = _json_length("p.raw", inner_path)
+            child_link = f"c.{ident(entity.parent_column)} = {parent} AND c.{ident(inner_link)} = p.{ident(outer_link)}"
+            key = parent
+        names.append(child.name)
+        selects.append(
+            f"SELECT {len(names) - 1} AS t, count(DISTINCT {key}) AS carrying, count(DISTINCT {key}) FILTER (WHERE "
+            f"NOT EXISTS (SELECT 1 FROM {qualified(child.name)} c WHERE {child_link})) AS missing "
+            f"FROM {source} p WHERE {carrying} > 0")
+    if not selects:
+        return {}
+    rows = con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall()
+    return {names[index]: (carrying, missing) for index, carrying, missing in rows}
+
+
+SEEN_FIELDS = "schema_fields"
+SEEN_FIELDS_DESCRIPTION = ("The fields Precoro's records have carried, per table: what the schema_drift check compares "
+                           "each materialization with (it warns on a change, once).")
+SEEN_FIELDS_COLUMNS = [
+    Column("table_name", "VARCHAR", "", "The warehouse table (precoro.<table_name>) whose raw carries the field."),
+    Column("field", "VARCHAR", "", "A top-level field of the records' raw JSON."),
+    Column("json_types", "VARCHAR", "", "The JSON types its values came as (comma-separated; nulls aside)."),
+    Column("always", "BOOLEAN", "", "Whether every record counted since it first came carried it."),
+    Column("recorded_at", "TIMESTAMPTZ", "", "When this was last recorded (it changed then)."),
+]
+
+
+def seen_fields(con: duckdb.DuckDBPyConnection, table_names: list[str]) -> Schema:
+    """What was remembered of these tables' fields. Empty before the first materialization (no table yet)."""
+    try:
+        rows = con.execute(f"SELECT table_name, field, json_types, always FROM {qualified(SEEN_FIELDS)} "
+                           "WHERE list_contains(?, table_name)", [table_names]).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    found: Schema = {}
+    for table, name, types, always in rows:
+        found.setdefault(table, {})[name] = Seen(frozenset(t for t in (types or "").split(",") if t), bool(always))
+    return found
+
+
+def remember_fields(con: duckdb.DuckDBPyConnection, fields: Schema, moment: datetime) -> None:
+    """Replace what is remembered of these tables' fields."""
+    ensure_table(con, SEEN_FIELDS, SEEN_FIELDS_DESCRIPTION, SEEN_FIELDS_COLUMNS)
+    con.execute(f"DELETE FROM {qualified(SEEN_FIELDS)} WHERE list_contains(?, table_name)", [list(fields)])
+    rows = [{"table_name": table, "field": name, "json_types": ",".join(sorted(seen.types)), "always": seen.always,
+             "recorded_at": moment} for table, by_name in fields.items() for name, seen in by_name.items()]
+    if rows:
+        con.register("seen_rows", to_arrow(SEEN_FIELDS_COLUMNS, rows))
+        try:
+            con.execute(f"INSERT INTO {qualified(SEEN_FIELDS)} BY NAME SELECT * FROM seen_rows")
+        finally:
+            con.unregister("seen_rows")
 
 
 def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, int]:
@@ -350,16 +461,30 @@ def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str,
 
 def totals_not_matching_lines(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None,
                               end: date | None) -> list[tuple]:
-    """Documents whose total differs from the sum of their lines by more than a cent per line."""
-    lines = f"{entity.document_type}_items"
+    """Documents whose totals differ from their lines' by more than a cent per line: (key, which total, the
+    document's, the lines').
+
+    Like is compared with like. Where lines carry netSum and taxSum: the total before tax (netSum) with the lines'
+    netSum, and the total including tax (sum) with the lines' netSum + taxSum. A line's own `sum` is read only
+    where a line lacks them: the contract does not say whether it includes tax (a server built from the contract
+    sent it net, and every taxed document looked wrong). Lines with a sum only (receipts): sum with sum."""
+    lines = next(child for child in entity.children if child.name == f"{entity.document_type}_items")
     where, params = _day_filter(start, end)
     where = where.replace("partition_day", "d.partition_day")
+    line_columns = {column.name for column in lines.columns}
+    if {"net_sum", "tax_sum"} <= line_columns and any(column.name == "net_sum" for column in entity.columns):
+        totals = [("net_sum", "d.net_sum", "sum(l.net_sum)"),
+                  ("sum", "d.sum", "sum(coalesce(l.net_sum + l.tax_sum, l.sum))")]
+    else:
+        totals = [("sum", "d.sum", "sum(l.sum)")]
+    key = f"d.{ident(entity.key)}"
+    selects = [f"SELECT {key} AS k, '{name}' AS total, {document} AS document, {summed} AS lines, "
+               f"count(*) AS line_count FROM {qualified(entity.name)} d JOIN {qualified(lines.name)} l "
+               f"ON l.{ident(entity.parent_column)} = {key}{where} GROUP BY {key}, {document}"
+               for name, document, summed in totals]
     return con.execute(
-        f"SELECT d.{ident(entity.key)}, d.sum, sum(l.sum) AS lines FROM {qualified(entity.name)} d "
-        f"JOIN {qualified(lines)} l ON l.{ident(entity.parent_column)} = d.{ident(entity.key)}{where} "
-        "GROUP BY d.{key}, d.sum HAVING abs(d.sum - sum(l.sum)) > 0.01 * count(*) LIMIT 20".replace(
-            "{key}", ident(entity.key)),
-        params,
+        "SELECT k, total, document, lines FROM (" + " UNION ALL ".join(selects) + ") "
+        "WHERE abs(document - lines) > 0.01 * line_count ORDER BY k, total LIMIT 20", params * len(selects),
     ).fetchall()
 
 

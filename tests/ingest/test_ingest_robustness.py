@@ -448,4 +448,4 @@ def test_dagster_asset_materialize_cli_syncs_one_partition(env, tmp_path, monkey
             record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
         assert {check.check_name: check.passed for check in checks} == {
             "unique_keys": True, "children_have_parents": True, "count_matches_precoro": True,
-            "total_equals_lines": True, "schema_drift": True}
+            "total_equals_lines": True, "schema_drift": True, "nothing_only_in_raw": True}
