@@ -49,7 +49,7 @@ def drift(entity: Entity, counts: dict[str, tuple[int, dict[str, int]]]) -> Drif
                 found.absent.append(f"{fields[0]} absent in {total} of {total} {table} (column {column} is empty)")
         known = {f for fields in reads.values() for f in fields}
         if child is None:
-            known |= {c.collection.split(".", 1)[0] for c in entity.children} | set(entity.raw_only)
+            known |= {name.split(".", 1)[0] for c in entity.children for name in c.collections} | set(entity.raw_only)
         else:  # a collection inside this table's elements is another child table (`items.*.dataItemCustomFields`)
             known |= {c.collection.split(".*.", 1)[1].split(".", 1)[0] for c in entity.children
                       if c.collection.startswith(child.collection + ".*.")}
