@@ -99,3 +99,22 @@ def test_unit_prices_and_quantities_keep_every_decimal(env):
     for result in results:
         [materialization] = result.get_asset_materialization_events()
         assert materialization.materialization.metadata["field problems"].value == 0
+
+
+def test_payment_term_codes_land_as_numbers_and_suppliers_terms_with_every_field(env):
+    results = [env.materialize("precoro/payment_terms"), env.materialize("precoro/suppliers")]
+
+    assert all(r.success for r in results)
+    types = dict(env.query("SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'precoro' "
+                           "AND table_name = 'payment_terms'"))
+    assert types["payment_type"] == types["terms_due_date_after_invoicing"] == "INTEGER"
+    terms = {t["id"]: t for t in env.export("paymentterms")}
+    assert sorted(env.query("SELECT id, payment_type, terms_due_date_after_invoicing FROM precoro.payment_terms")) == \
+        sorted((i, t["paymentType"], t["termsDueDateAfterInvoicing"]) for i, t in terms.items())
+    linked = [(s["id"], t) for s in env.export("suppliers") for t in s["paymentTerms"]["data"]]
+    assert linked and sorted(env.query(
+        "SELECT supplier_id, payment_term_id, name, credit_period_days, prepayment_percent, postpayment_percent, "
+        "terms_due_date_after_invoicing, payment_type, enable, external_id FROM precoro.supplier_payment_terms")) == \
+        sorted((s, t["id"], t["name"], t["creditPeriodDays"], Decimal(str(t["prepaymentPercent"])),
+                Decimal(str(t["postpaymentPercent"])), t["termsDueDateAfterInvoicing"], t["paymentType"], t["enable"],
+                t["externalId"]) for s, t in linked)
