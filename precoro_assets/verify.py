@@ -53,8 +53,8 @@ def differences(env, entity: Entity, in_range=None) -> list[str]:
             if ".*." in child.collection:
                 outer, inner = child.collection.split(".*.")
                 expected_count = sum(len(unwrap(value_at(line, inner))) for line in unwrap(value_at(record, outer)))
-            else:
-                expected_count = len(unwrap(value_at(record, child.collection)))
+            else:  # under whichever of its names Precoro sent it
+                expected_count = max(len(unwrap(value_at(record, name))) for name in child.collections)
             if counts.get(key, 0) != expected_count:
                 problems.append(f"{child.name} of {key}: {counts.get(key, 0)} rows, Precoro has {expected_count}")
     return problems

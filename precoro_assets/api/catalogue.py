@@ -22,9 +22,16 @@ STATUS_NAMES: dict[int, str] = {
     7: "On revise", 8: "Canceled", 9: "Pending receipt", 10: "Approval review", 11: "Closed",
 }
 
+# Sums of money: Precoro sends them with the company's sum precision, 2 decimals (its precisionData says
+# "sum": 2), and a 2-decimal DECIMAL is what amounts are compared and added up in.
 MONEY = "DECIMAL(18,2)"
-RATE = "DECIMAL(18,6)"
-QUANTITY = "DECIMAL(18,4)"
+# Unit prices, quantities and rates come with as many decimals as the company set (precisionData "price",
+# "quantity"), exchange rates and tax percents with more (8.875 %, 0.000039 VND->USD): 10 decimals keep every one
+# Precoro sends exactly (a price of 12.345 was NULL in DECIMAL(18,2)), with 28 digits before the point. A value
+# with more decimals still lands nowhere rounded: it is a field problem and stays exact in `raw`.
+UNIT_PRICE = "DECIMAL(38,10)"
+RATE = "DECIMAL(38,10)"
+QUANTITY = "DECIMAL(38,10)"
 TIME = "TIMESTAMPTZ"
 
 
@@ -52,6 +59,14 @@ class ChildTable:
     description: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]  # unique within the table, together with the parent key
+    # other names Precoro sends the collection under (items' custom field values: dataProductCustomFields, which its
+    # connector reads, or dataItemCustomFields, as in its announcement of the category change): the first present
+    also_from: tuple[str, ...] = ()
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """Every name the collection may come under, the usual one first."""
+        return (self.collection, *self.also_from)
 
 
 @dataclass(frozen=True)
@@ -208,7 +223,8 @@ def _line_columns(document_type: str) -> tuple[Column, ...]:
         c("sku", "VARCHAR", "sku", "The item's SKU."),
         c("unit", "VARCHAR", "unit", "Unit of measure."),
         c("quantity", QUANTITY, "quantity", "Quantity."),
-        c("price", MONEY, "price", f"Unit price, in the {document_type}'s currency."),
+        c("price", UNIT_PRICE, "price", f"Unit price, in the {document_type}'s currency (every decimal Precoro "
+          "sends)."),
         c("net_sum", MONEY, "netSum", "Line total before tax."),
         c("tax_sum", MONEY, "taxSum", "Tax on the line."),
         c("sum", MONEY, "sum", "Line total including tax."),
@@ -363,7 +379,7 @@ DOCUMENTS: tuple[Entity, ...] = (
                      c("item_id", "BIGINT", "item.id", "The catalogue item (precoro.items.id)."),
                      c("name", "VARCHAR", "name", "What was received."),
                      c("quantity", QUANTITY, "quantity", "Quantity received."),
-                     c("price", MONEY, "price", "Unit price."),
+                     c("price", UNIT_PRICE, "price", "Unit price (every decimal Precoro sends)."),
                      c("sum", MONEY, "sum", "Value received on the line.")), ("line_id",)),
          _line_custom_field_values("receipt"))
         + _document_children("receipt", lines=False),
@@ -494,6 +510,16 @@ def _simple(name: str, path: str, description: str, extra: tuple[Column, ...],
                   document_type=name[:-1], may_lack=may_lack)
 
 
+def _payment_term_codes() -> tuple[Column, ...]:
+    """Two codes of a payment term that Precoro sends as numbers (its connector and SDK type them so; the SDK sends
+    paymentType 0, 1 or 2). What each code means is not documented: they are kept as the numbers Precoro sends."""
+    return (
+        c("terms_due_date_after_invoicing", "INTEGER", "termsDueDateAfterInvoicing",
+          "Precoro's code for when the credit period starts (a number)."),
+        c("payment_type", "INTEGER", "paymentType", "Precoro's code for how payment is made (a number: 0, 1 or 2)."),
+    )
+
+
 REFERENCE: tuple[Entity, ...] = (
     Entity(
         "suppliers", "suppliers", "id", "Suppliers (vendors) the company buys from.",
@@ -542,7 +568,10 @@ REFERENCE: tuple[Entity, ...] = (
                      c("name", "VARCHAR", "name", "Payment term name."),
                      c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
                      c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
-                     c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent.")),
+                     c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent."),
+                     *_payment_term_codes(),
+                     c("enable", "BOOLEAN", "enable", "Whether the payment term is active."),
+                     c("external_id", "VARCHAR", "externalId", "Id of the payment term in the accounting system.")),
                     ("payment_term_id",)),
          ChildTable("supplier_custom_field_values", "dataSupplierCustomFields",
                     "Supplier custom field values (the fields themselves are not read yet: GET /suppliercustomfields).",
@@ -563,18 +592,23 @@ REFERENCE: tuple[Entity, ...] = (
          c("type", "INTEGER", "type", "Item type code (see type_name)."),
          c("type_name", "VARCHAR", "typeString", "Item type as Precoro names it (e.g. product, service)."),
          c("description", "VARCHAR", "description", "Description."),
-         c("price", MONEY, "price", "Catalogue price (in the supplier's currency)."),
-         c("category_id", "BIGINT", "category.id", "Item category's id."),
-         c("category_name", "VARCHAR", "category.name", "Item category."),
+         c("price", UNIT_PRICE, "price", "Catalogue price (in the supplier's currency; every decimal Precoro sends)."),
+         c("category_id", "BIGINT", "category.id", "Item category's id, where Precoro still sends `category` (it is "
+           "removing it; see items_overview for the category from the item custom field \"Category\")."),
+         c("category_name", "VARCHAR", "category.name", "Item category, where Precoro still sends `category` (see "
+           "items_overview.category)."),
          c("supplier_id", "BIGINT", "supplier.id", "The supplier (precoro.suppliers.id)."),
          c("disabled_by_supplier", "BOOLEAN", "disabledBySupplier", "Whether the supplier disabled the item."),
          c("hidden_in_catalog", "BOOLEAN", "hiddenInCatalog", "Whether the item is hidden in the catalogue."),
          c("free_of_charge", "BOOLEAN", "freeOfCharge", "Whether the item is free of charge."))
         + _links()[:1] + _dates(approval=False),
-        (ChildTable("item_custom_field_values", "dataProductCustomFields", "Custom field values of catalogue items.",
+        (ChildTable("item_custom_field_values", "dataProductCustomFields", "Custom field values of catalogue items "
+                    "(Precoro's dataProductCustomFields or dataItemCustomFields), the \"Category\" field included.",
                     (c("field_id", "BIGINT", "itemCustomField.id", "The item custom field."),
-                     c("value", "VARCHAR", "value", "Text, or an option id for drop-downs.")), ("field_id",)),),
-        document_type="item"),
+                     c("value", "VARCHAR", "value", "Text, or an option id for drop-downs.")), ("field_id",),
+                    also_from=("dataItemCustomFields",)),),
+        # Precoro is removing `category` from every response (the item custom field "Category" holds it)
+        document_type="item", may_lack=("category",)),
     # Precoro may send taxes without dates: with no update_date stored, every sync re-reads them all (few rows)
     _simple("taxes", "taxes", "Taxes defined in Precoro.",
             (c("percent", RATE, "percent", "Tax rate in percent."),
@@ -586,9 +620,7 @@ REFERENCE: tuple[Entity, ...] = (
             (c("credit_period_days", "INTEGER", "creditPeriodDays", "Days to pay after the invoice date."),
              c("prepayment_percent", RATE, "prepaymentPercent", "Share paid before delivery, in percent."),
              c("postpayment_percent", RATE, "postpaymentPercent", "Share paid after invoicing, in percent."),
-             c("payment_type", "VARCHAR", "paymentType", "How payment is made, as Precoro names it."),
-             c("terms_due_date_after_invoicing", "BOOLEAN", "termsDueDateAfterInvoicing",
-               "Whether the credit period counts from the invoice date."),
+             *_payment_term_codes(),
              c("enable", "BOOLEAN", "enable", "Active."))),
     _simple("locations", "locations", "Company locations (offices, sites).",
             (c("address", "VARCHAR", "address", "Address."), c("enable", "BOOLEAN", "enable", "Active."))),

@@ -34,6 +34,7 @@ from .webhooks import WebhookSender
 PER_PAGE_ALLOWED = (10, 20, 50, 100, 200)
 DEFAULT_PER_PAGE = 10
 MAX_EXTERNAL_IDS = 200
+PRICE_DECIMALS = 6  # unit prices and quantities (sums have 2)
 SIM_EMAIL = "api@acme-sim.example"
 
 
@@ -45,7 +46,8 @@ def token_for_seed(seed: int) -> str:
 # Where the real API is not known, the simulator serves either shape (POST /_sim/shapes; reset restores these).
 DEFAULT_SHAPES = {
     # does an unfiltered GET /invoices list credit notes (logicType 1, 5)? Precoro's connector asks for them apart
-    "credit_notes_in_invoice_list": True,
+    # (logicType[]=1&logicType[]=5) and would export them twice if the plain list held them too: by default not
+    "credit_notes_in_invoice_list": False,
     # money (and rates, quantities) as JSON numbers, or as strings as some real fields come ("sumPaid": "0.00")
     "numbers_as_text": False,
     # a document's taxes as {"tax": {id, name, value}, "sum"} or flat {id, name, percent, sum} (the contract names
@@ -56,9 +58,21 @@ DEFAULT_SHAPES = {
     "near_field_names": False,
     # a line's `sum` net of tax (as price x quantity) instead of including it; netSum and taxSum stay
     "line_sums_net_of_tax": False,
+    # `idn` (a document's own and in references to documents) as a number; by default a string, as both real
+    # clients type it
+    "idn_as_number": False,
+    # items with `category` {id, name}: Precoro is removing it from the API (the item custom field "Category"
+    # holds it); by default absent
+    "item_category": False,
+    # an item's custom field values under `dataItemCustomFields` (Precoro's announcement of the category change)
+    # instead of `dataProductCustomFields` (what its connector reads)
+    "item_values_as_dataItemCustomFields": False,
 }
 # The switches that change what a record looks like: while one is on, answers are built per request (not cached).
 RESHAPING = ("numbers_as_text", "flat_document_taxes", "near_field_names", "line_sums_net_of_tax")
+# the switches that change what a record looks like (served and exported alike), and not only which records;
+# answers in these shapes are cached (the cache is emptied when a switch changes)
+RECORD_SHAPES = ("idn_as_number", "item_category", "item_values_as_dataItemCustomFields")
 CREDIT_NOTE_TYPES = frozenset({1, 5})
 
 
@@ -85,7 +99,7 @@ def validation_error(field_name: str, message: str) -> ApiError:
 
 def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
-        return float(value)  # Decimals here have at most 4 places: the float's repr is the same number
+        return float(value)  # at most 6 places and 15 digits here: the float's repr is the same number
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -194,6 +208,18 @@ def parse_number(field_name: str, text: object) -> Decimal:
         raise validation_error(field_name, "This value is not a valid number.") from None
     if not number.is_finite():
         raise validation_error(field_name, "This value is not a valid number.")
+    return number
+
+
+def parse_decimal(field_name: str, text: object) -> Decimal:
+    """A unit price or quantity: as many decimals as the company's precision allows (more than a sum's 2)."""
+    try:
+        number = Decimal(str(text))
+    except InvalidOperation:
+        raise validation_error(field_name, "This value is not a valid number.") from None
+    if not number.is_finite() or number < 0 or number.as_tuple().exponent < -PRICE_DECIMALS:
+        raise validation_error(field_name, f"This value must be a number of at least 0 with at most {PRICE_DECIMALS} "
+                                           "decimals.")
     return number
 
 
@@ -364,6 +390,16 @@ def path_template(endpoint: str, args: dict) -> str:
 DATE_FIELDS = ("createDate", "updateDate", "approvalDate")
 
 
+def _idn_as_number(value: object) -> object:
+    """A copy of a record with every `idn` (its own, and those of the documents it refers to) as a number."""
+    if isinstance(value, dict):
+        return {k: int(v) if k == "idn" and isinstance(v, str) and v.isdigit() else _idn_as_number(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_idn_as_number(v) for v in value]
+    return value
+
+
 def _write_dates_at_offsets(row: dict, offsets: list[str], fields: Iterable[str]) -> None:
     """The same instants written at other UTC offsets, one offset per record (chosen by its id), as a server
     that writes each record in the zone of whoever touched it last would; nested collections' records too
@@ -428,6 +464,8 @@ class SimulatorApp:
             self.webhooks = WebhookSender()  # none configured: a reset stops sending
             self.company.on_change = self.webhooks.record_changed  # no reference back to the app: no cycle
             self.faults = FaultBook()
+            if getattr(self, "shapes", DEFAULT_SHAPES) != DEFAULT_SHAPES:
+                self.json_cache = JsonCache()  # answers serialised in other shapes
             self.shapes = dict(DEFAULT_SHAPES)
             self.counts: Counter[tuple[str, str, int]] = Counter()
             self.rate_limited: Counter[str] = Counter()
@@ -510,6 +548,8 @@ class SimulatorApp:
         try:
             with self.lock:
                 result = self._dispatch(endpoint, args, request, content_rules)
+                if endpoint not in ("list", "detail") and isinstance(result, dict):  # a write's answer: a record
+                    result = self._served(args.get("resource", "receipts"), result)
             status, body = 200, result if isinstance(result, (bytes, Response)) else to_json(result)
         except ApiError as error:
             status, body = error.status, to_json(error.body)
@@ -630,14 +670,15 @@ class SimulatorApp:
             # rows serialised once per version of the resource.
             version = self.company.versions[resource]
             cache, company = self.json_cache, self.company
+            served = self._served
             if spec.collections:
-                rows_json = [cache.get(r, version, True, lambda r=r: company.header(r)) for r in chunk]
+                rows_json = [cache.get(r, version, True, lambda r=r: served(resource, company.header(r))) for r in chunk]
             else:
-                rows_json = [cache.get(r, version, False, lambda r=r: r.data) for r in chunk]
+                rows_json = [cache.get(r, version, False, lambda r=r: served(resource, r.data)) for r in chunk]
             return b"".join((b'{"data": [', b", ".join(rows_json), b'], "meta": ',
                              to_json({"pagination": pagination}), b"}"))
         data = [self.company.header(r) if spec.collections else self.company.detail(r) for r in chunk]
-        data = [self._shaped(self._alter(row, content_rules)) for row in data]
+        data = [self._shaped(self._alter(self._served(resource, row), content_rules)) for row in data]
         if any(rule.kind == "legacy_pagination" for rule in content_rules):
             del pagination["has_next_page"]
         return {"data": data, "meta": {"pagination": pagination}}
@@ -651,8 +692,24 @@ class SimulatorApp:
             self.company.delete(record)
             record = self._record(resource, key)
         if not content_rules and not self._reshaping():  # straight from the record: no copy needed
-            return self.json_cache.get(record, self.company.versions[resource], False, lambda: record.data)
-        return self._shaped(self._alter(self.company.detail(record), content_rules))
+            return self.json_cache.get(record, self.company.versions[resource], False,
+                                       lambda: self._served(resource, record.data))
+        return self._shaped(self._alter(self._served(resource, self.company.detail(record)), content_rules))
+
+    def _served(self, resource: str, row: dict) -> dict:
+        """A record (or list row) as the record shape switches say. `row` itself when they change nothing (it is
+        never altered: it may be the stored record), else a copy.
+
+        The company stores records in the default shape, except items, which keep `category` (so that the
+        `item_category` shape can serve it) under `dataProductCustomFields`."""
+        shapes = self.shapes
+        if resource == "items":
+            row = {k: v for k, v in row.items() if k != "category" or shapes["item_category"]}
+            if shapes["item_values_as_dataItemCustomFields"] and "dataProductCustomFields" in row:
+                row = {("dataItemCustomFields" if k == "dataProductCustomFields" else k): v for k, v in row.items()}
+        if shapes["idn_as_number"]:
+            row = _idn_as_number(row)
+        return row
 
     def _reshaping(self) -> bool:
         return any(self.shapes[name] for name in RESHAPING)
@@ -828,7 +885,7 @@ class SimulatorApp:
             if name in form:
                 record_data[name] = form[name]
         if "price" in form:
-            record_data["price"] = parse_money("price", form["price"])
+            record_data["price"] = parse_decimal("price", form["price"])
         if "freeOfCharge" in form:
             record_data["freeOfCharge"] = parse_bool("freeOfCharge", form["freeOfCharge"])
         if "supplier" in form:
@@ -909,8 +966,8 @@ class SimulatorApp:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
         data = {"name": form["name"], "creditPeriodDays": parse_int("creditPeriodDays", form.get("creditPeriodDays", 0)),
-                "prepaymentPercent": 0, "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
-                "paymentType": "Bank transfer", "enable": True, "externalId": form.get("externalId"),
+                "prepaymentPercent": 0, "postpaymentPercent": 100, "termsDueDateAfterInvoicing": 1,
+                "paymentType": 0, "enable": True, "externalId": form.get("externalId"),
                 "externalIntegrationLog": None}
         data.update(self._payment_term_fields(form))
         return self.company.add("paymentterms", data, self.company.now())
@@ -938,8 +995,8 @@ class SimulatorApp:
         for index, line in enumerate(lines):
             if not isinstance(line, dict) or not line.get("name"):
                 raise validation_error(f"items[{index}][name]", "This value should not be blank.")
-            quantity = parse_money(f"items[{index}][quantity]", line.get("quantity", "1"))
-            price = parse_money(f"items[{index}][price]", line.get("price", "0"))
+            quantity = parse_decimal(f"items[{index}][quantity]", line.get("quantity", "1"))
+            price = parse_decimal(f"items[{index}][price]", line.get("price", "0"))
             built.append({"item": None, "name": line["name"], "sku": None,
                           "unit": line.get("unit", "pcs"), "quantity": quantity, "price": price,
                           "netSum": money(quantity * price), "taxSum": Decimal("0.00"),
@@ -1182,6 +1239,7 @@ class SimulatorApp:
                     if unknown or not all(isinstance(v, bool) for v in (body or {}).values()):
                         raise BadRequest(f"shapes are true/false switches among {sorted(DEFAULT_SHAPES)}")
                     self.shapes.update(body or {})
+                    self.json_cache = JsonCache()  # answers serialised in the shapes before
                 return dict(self.shapes)
         if action == "records" and request.method == "POST" and len(parts) == 4:
             return self._edit_in_company(parts[2], parts[3], body or {})
@@ -1192,9 +1250,13 @@ class SimulatorApp:
             return {"reset": True}
         if action == "export" and request.method == "GET" and len(parts) == 3:
             if parts[2] in RESOURCES:  # serialised under the lock, straight from the records: no copies
+                # the records as the API serves them in the current shapes (their full detail)
+                # (the record shapes and numbers as text; the taxes' and near names' shapes only in answers)
+                resource, default = parts[2], self.shapes == DEFAULT_SHAPES
                 with self.lock:
-                    return json.dumps({"data": [r.data for r in self.company.all(parts[2])]},
-                                      default=_json_default, ensure_ascii=False)
+                    records = [r.data if default and resource != "items" else
+                               self._as_text(self._served(resource, r.data)) for r in self.company.all(resource)]
+                    return json.dumps({"data": records}, default=_json_default, ensure_ascii=False)
             return self.export(parts[2])
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
 
@@ -1228,8 +1290,8 @@ class SimulatorApp:
                 version = company.versions[resource]
                 for record in company.all(resource):
                     if spec.collections:
-                        cache.get(record, version, True, lambda r=record: company.header(r))
-                    cache.get(record, version, False, lambda r=record: r.data)
+                        cache.get(record, version, True, lambda r=record: self._served(r.resource, company.header(r)))
+                    cache.get(record, version, False, lambda r=record: self._served(r.resource, r.data))
                     warmed += 1
             return warmed
 

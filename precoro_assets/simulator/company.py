@@ -248,7 +248,9 @@ class Company:
         data = {"id": record_id, **data}
         if resource in self.by_idn:
             self._next_idn[resource] += 1
-            data["idn"] = self._next_idn[resource]
+            # a string, as both real clients type it (Precoro's connector rejects a record whose idn is a
+            # number); the `idn_as_number` shape serves it as a number (see app.py)
+            data["idn"] = str(self._next_idn[resource])
             # keep id and idn first, the way Precoro's payloads start
             data = {"id": record_id, "idn": data.pop("idn"), **{k: v for k, v in data.items() if k != "id"}}
         updated = max(updated or created, created, approved or created)  # approving modifies a record

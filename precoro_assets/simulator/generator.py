@@ -19,6 +19,10 @@ from . import content
 from .company import Attachment, Change, Company, Record, iso, money
 
 DAY = timedelta(days=1)
+CATEGORY_FIELD = "Category"  # the item custom field that holds an item's category
+# What a supplier's payment terms carry of each term (Precoro's connector: every field of a payment term)
+PAYMENT_TERM_FIELDS = ("name", "prepaymentPercent", "postpaymentPercent", "creditPeriodDays",
+                       "termsDueDateAfterInvoicing", "paymentType", "enable", "externalId")
 
 
 def start_of_today() -> datetime:
@@ -101,10 +105,12 @@ class CompanyBuilder:
         for name, value in content.TAXES:
             simple("taxes", {"name": name, "percent": value, "value": value, "taxAmount": None,
                              "isWithholdingTax": False})
-        for name, days in content.PAYMENT_TERMS:
+        for index, (name, days) in enumerate(content.PAYMENT_TERMS):
+            # termsDueDateAfterInvoicing and paymentType are numbers (codes) in Precoro, as its connector and
+            # SDK type them (the SDK sends paymentType 0, 1 or 2)
             simple("paymentterms", {"name": name, "creditPeriodDays": days, "prepaymentPercent": 0,
-                                    "postpaymentPercent": 100, "termsDueDateAfterInvoicing": True,
-                                    "paymentType": "Bank transfer", "enable": True})
+                                    "postpaymentPercent": 100, "termsDueDateAfterInvoicing": int(days > 0),
+                                    "paymentType": index % 3, "enable": True})
         for name, address in content.LOCATIONS:
             simple("locations", {"name": name, "address": address, "enable": True})
         for name, tax_number in content.LEGAL_ENTITIES:
@@ -118,6 +124,14 @@ class CompanyBuilder:
                     "options": [{"id": c.new_id("options"), "name": option, "code": code, "externalId": None,
                                  "externalIntegrationLog": None, "enable": True} for option, code in options],
                 }, moment, updated(moment))
+        # Precoro moved item categories to the item custom field "Category" (and is removing `category` from the
+        # API): every item carries its category there. Dated without drawing from the random state, so the rest of
+        # the company is the one the seed gave before.
+        c.add("itemcustomfields", {
+            "name": CATEGORY_FIELD, "type": "select", "required": False, "enable": True,
+            "options": [{"id": c.new_id("options"), "name": name, "code": None, "externalId": None,
+                         "externalIntegrationLog": None, "enable": True} for name in content.ITEM_CATEGORIES],
+        }, before, before)
         for index, (first, last) in enumerate(content.USERS):
             email = "api@acme-sim.example" if index == 0 else f"{first.lower()}.{index}@acme-sim.example"
             user = simple("users", {"firstName": first, "lastName": last, "fullName": f"{first} {last}",
@@ -139,7 +153,7 @@ class CompanyBuilder:
         name = base if index < len(content.SUPPLIER_NAMES) else f"{base} {index // len(content.SUPPLIER_NAMES)}"
         currency = rng.choice(list(content.EXCHANGE_RATES))
         currencies = sorted({currency, *rng.sample(list(content.EXCHANGE_RATES), rng.randint(0, 2))})
-        terms = [self._ref(t, "name", "creditPeriodDays", "prepaymentPercent", "postpaymentPercent") for t in rng.sample(list(c.all("paymentterms")), rng.randint(1, 2))]
+        terms = [self._ref(t, *PAYMENT_TERM_FIELDS) for t in rng.sample(list(c.all("paymentterms")), rng.randint(1, 2))]
         contacts = [{"id": c.new_id("contacts"), "name": f"{first} {last}",
                      "email": f"billing{n}@supplier{index}.example", "phone": f"+1-555-{index:04d}-{n}"}
                     for n, (first, last) in enumerate(rng.sample(content.USERS, rng.randint(1, 2)))]
@@ -213,7 +227,7 @@ class CompanyBuilder:
             "disabledBySupplier": False,
             "hiddenInCatalog": rng.random() < 0.05,
             "freeOfCharge": False,
-            "dataProductCustomFields": {"data": self._line_custom_fields()},
+            "dataProductCustomFields": {"data": [*self._line_custom_fields(), self._category_value(category)]},
             "externalId": f"QB-ITEM-{rng.randint(1000, 9999)}" if rng.random() < 0.5 else None,
         }, moment, self._later(moment, 24 * 60, end) if rng.random() < 0.2 else moment)
 
@@ -230,6 +244,12 @@ class CompanyBuilder:
     def _option_value(self, field: Record) -> dict:
         key = "documentCustomField" if field.resource == "documentcustomfields" else "itemCustomField"
         return {key: {"id": field.id}, "value": str(self.rng.choice(field.data["options"])["id"])}
+
+    def _category_value(self, category: int) -> dict:
+        """The item custom field "Category" set to the option of `content.ITEM_CATEGORIES[category]`."""
+        field = self._custom_field("itemcustomfields", CATEGORY_FIELD)
+        option = next(o for o in field.data["options"] if o["name"] == content.ITEM_CATEGORIES[category])
+        return {"itemCustomField": {"id": field.id}, "value": str(option["id"])}
 
     def _document_custom_fields(self) -> list[dict]:
         values = [self._option_value(self._custom_field("documentcustomfields", "Cost center"))]

@@ -49,7 +49,8 @@ class WebhookSender:
 
     def record_changed(self, record, action: int) -> None:
         """The company's `on_change`: a record was created (0) or modified (1)."""
-        self.event(record.resource, record.id, record.data.get("idn"), action)
+        idn = record.data.get("idn")  # a webhook names it as a number (Precoro's documented example)
+        self.event(record.resource, record.id, int(idn) if isinstance(idn, str) and idn.isdigit() else idn, action)
 
     def event(self, resource: str, record_id: int, idn: object, action: int) -> None:
         """A record changed: queue its webhook (called under the company's lock: no I/O here)."""

@@ -58,7 +58,7 @@ def unread_fields(entity: Entity, child: ChildTable | None, present: dict) -> se
     """The fields of a table's records that no column reads (nor a child table, nor `raw_only` declares)."""
     known = {f for fields in read_fields(entity, child).values() for f in fields}
     if child is None:
-        known |= {c.collection.split(".", 1)[0] for c in entity.children} | set(entity.raw_only)
+        known |= {name.split(".", 1)[0] for c in entity.children for name in c.collections} | set(entity.raw_only)
     else:  # a collection inside this table's elements is another child table (`items.*.dataItemCustomFields`)
         known |= {c.collection.split(".*.", 1)[1].split(".", 1)[0] for c in entity.children
                   if c.collection.startswith(child.collection + ".*.")}

@@ -241,8 +241,11 @@ def _typed(columns: Iterable[Column], source: dict, table: str, key: str, proble
     return row
 
 
-def _child_sources(record: dict, collection: str) -> Iterator[tuple[dict, dict | None]]:
-    """(element, outer element) pairs of a collection path such as `items` or `items.*.dataItemCustomFields`."""
+def _child_sources(record: dict, child: ChildTable) -> Iterator[tuple[dict, dict | None]]:
+    """(element, outer element) pairs of a collection path such as `items` or `items.*.dataItemCustomFields`,
+    under the first of the collection's names (`ChildTable.collections`) that the record carries."""
+    collection = child.collection if not child.also_from else next(
+        (name for name in child.collections if value_at(record, name) is not None), child.collection)
     if ".*." in collection:
         outer_path, inner_path = collection.split(".*.", 1)
         for outer in unwrap(value_at(record, outer_path)):
@@ -286,7 +289,7 @@ def flatten(entity: Entity, record: dict, rows: Rows, synced_at: datetime,
     parent_key = {entity.parent_column: parent[entity.key]}
     for child in entity.children:
         seen: set[tuple] = set()
-        for element, outer in _child_sources(record, child.collection):
+        for element, outer in _child_sources(record, child):
             row = {**parent_key, **_typed(child.columns, element, child.name, key, rows.problems, outer)}
             identity = tuple(row[k] for k in child.key)
             if identity in seen or any(v is None for v in identity):

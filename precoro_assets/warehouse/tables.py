@@ -97,7 +97,7 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
     Every sync calls this, so a table already as described must cost one catalog read and no write: each
     statement that changes the catalog (a COMMENT ON as much as an ALTER) adds a DuckLake snapshot and its
     rows to the catalog for good, which would grow with every run and slow every later query down."""
-    stored = _stored_descriptions(con, [table for table, _, _ in wanted])
+    stored, types = _stored_descriptions(con, [table for table, _, _ in wanted])
     created: set[str] = set()
     for table, description, columns in wanted:
         comments = stored.get(table)
@@ -113,6 +113,9 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
                     con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
                     if column is LINES_COLUMN:  # rows written before headers came first were all whole
                         con.execute(f"UPDATE {qualified(table)} SET lines_synced_at = synced_at")
+                elif _retyped(types[table][column.name], column.type):
+                    _retype(con, table, column, types[table][column.name])
+                    comments.pop(column.name)  # a column made anew has no comment yet
         if comments.get(None) != description:
             con.execute(f"COMMENT ON TABLE {qualified(table)} IS {sql_text(description)}")
         for column in columns:
@@ -122,16 +125,53 @@ def _ensure_described(con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, st
     return created
 
 
-def _stored_descriptions(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, dict[str | None, str | None]]:
-    """For each of these tables that exists: its comment (under None) and each column's comment (by name)."""
+def _stored_descriptions(con: duckdb.DuckDBPyConnection, names: list[str]
+                         ) -> tuple[dict[str, dict[str | None, str | None]], dict[str, dict[str, str]]]:
+    """For each of these tables that exists: its comment (under None) and each column's comment (by name); and
+    each column's type."""
     stored: dict[str, dict[str | None, str | None]] = {}
-    for table, column, comment in con.execute(
-            "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = ? AND list_contains(?, table_name)", [SCHEMA, names]).fetchall():
+    types: dict[str, dict[str, str]] = {}
+    for table, column, comment, type_ in con.execute(
+            "SELECT table_name, column_name, comment, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? AND list_contains(?, table_name)",
+            [SCHEMA, names]).fetchall():
         stored.setdefault(table, {})[column] = comment
+        types.setdefault(table, {})[column] = type_
     for table, comment in _table_comments(con, [name for name in names if name in stored]).items():
         stored[table][None] = comment
-    return stored
+    return stored, types
+
+
+def _decimal_digits(type_: str) -> tuple[int, int] | None:
+    """(digits before the point, digits after) of a DECIMAL(p,s) type; None for other types."""
+    if not type_.startswith("DECIMAL("):
+        return None
+    precision, scale = (int(part) for part in type_[len("DECIMAL("):-1].split(","))
+    return precision - scale, scale
+
+
+def _retyped(stored: str, wanted: str) -> bool:
+    """Whether the catalogue now types a stored column otherwise: a number column (DECIMAL, INTEGER, BIGINT) that
+    was stored as another type. (Other types are not compared: DuckDB names some differently, TIMESTAMPTZ is
+    "TIMESTAMP WITH TIME ZONE".)"""
+    return (wanted.startswith("DECIMAL(") or wanted in ("INTEGER", "BIGINT")) and stored != wanted
+
+
+def _retype(con: duckdb.DuckDBPyConnection, table: str, column: Column, stored: str) -> None:
+    """Give a stored column the catalogue's new type without losing or rounding a value.
+
+    A wider DECIMAL (unit prices: DECIMAL(18,2) -> DECIMAL(38,10)) keeps every stored value: the column is altered.
+    Anything else (a payment term's paymentType was stored as text, termsDueDateAfterInvoicing as a boolean, where
+    Precoro sends numbers) is read again from each row's `raw`, which holds the record as Precoro sent it."""
+    old, new = _decimal_digits(stored), _decimal_digits(column.type)
+    if old is not None and new is not None and new[0] >= old[0] and new[1] >= old[1]:
+        con.execute(f"ALTER TABLE {qualified(table)} ALTER COLUMN {ident(column.name)} SET DATA TYPE {column.type}")
+        return
+    con.execute(f"ALTER TABLE {qualified(table)} DROP COLUMN {ident(column.name)}")
+    con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {ident(column.name)} {column.type}")
+    if column.derive is None and column.source and not column.source.startswith("^"):
+        con.execute(f"UPDATE {qualified(table)} SET {ident(column.name)} = "  # noqa: S608 - identifiers only
+                    f"TRY_CAST(json_extract_string(raw, ?) AS {column.type})", ["$." + column.source])
 
 
 # The tables' comments as DuckLake's catalog holds them (tables ducklake_table, ducklake_schema and ducklake_tag

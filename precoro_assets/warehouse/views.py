@@ -178,6 +178,32 @@ WHERE c.parent_idn IS NOT NULL
                           "The line (the *_items table's line_id)."),
     ),
     View(
+        "items_overview",
+        "Catalogue items with their supplier's name and their category: Precoro's `category`, or, as Precoro moved "
+        "categories there, the item custom field named \"Category\" (its option's name).",
+        f"""
+SELECT it.id, it.name, it.sku, it.type_name, it.price, it.supplier_id, s.name AS supplier_name,
+       coalesce(it.category_name, cat.category) AS category, it.hidden_in_catalog, it.external_id, it.update_date
+FROM {qualified('items')} it
+LEFT JOIN {qualified('suppliers')} s ON s.id = it.supplier_id
+LEFT JOIN (SELECT v.item_id, any_value(coalesce(o.name, v.value)) AS category
+           FROM {qualified('item_custom_field_values')} v
+           JOIN {qualified('item_custom_fields')} f ON f.id = v.field_id AND lower(trim(f.name)) = 'category'
+           LEFT JOIN {qualified('item_custom_field_options')} o
+                  ON o.item_custom_field_id = v.field_id AND o.option_id = TRY_CAST(v.value AS BIGINT)
+           GROUP BY v.item_id) cat ON cat.item_id = it.id
+""",
+        {
+            "id": "Precoro's id of the item.", "name": "Item name.", "sku": "SKU.",
+            "type_name": "Product or service, as Precoro names it.", "price": "Catalogue price.",
+            "supplier_id": "The supplier's id.", "supplier_name": "The supplier's current name.",
+            "category": "The item's category: Precoro's category where it still sends one, else the item custom "
+                        "field \"Category\" (the option's name, or its text).",
+            "hidden_in_catalog": "Hidden in the catalogue.", "external_id": "Accounting system id, if linked.",
+            "update_date": "Last modified in Precoro.",
+        },
+    ),
+    View(
         "purchase_order_lines",
         "Purchase order lines with the order's status, supplier and the catalogue item's name.",
         f"""

@@ -19,11 +19,19 @@ DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "
 REFERENCE = ["suppliers", "items", "taxes", "paymentterms", "locations", "legalentities",
              "documentcustomfields", "itemcustomfields", "users", "warehouses"]
 RESOURCES = DOCUMENTS + REFERENCE
+CREDIT_NOTE_TYPES = (1, 5)  # an invoice's logicType when it is a credit note
+CREDIT_NOTES = [("logicType[]", t) for t in CREDIT_NOTE_TYPES]  # the filter Precoro's connector lists them with
 WITH_DETAIL = DOCUMENTS + ["suppliers", "items"]  # GET /{resource}/{key}
 PAGINATION_FIELDS = {"total", "count", "per_page", "current_page", "total_pages", "has_next_page", "links"}
 RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 # Under `scaled:F` (F != 1) the simulator keeps the retry time to the millisecond: "%Y-%m-%d %H:%M:%S.mmm UTC".
 SCALED_RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
+
+
+def in_plain_list(resource: str, record: dict) -> bool:
+    """Whether a list without a logicType[] filter shows the record: /invoices leaves credit notes out (the tap's
+    expectation: it lists them apart, with CREDIT_NOTES)."""
+    return resource != "invoices" or record.get("logicType") not in CREDIT_NOTE_TYPES
 
 
 def key_of(resource: str) -> str:
@@ -130,6 +138,14 @@ class Api:
             page += 1
             assert page <= 10_000, "pagination never ends"
 
+    def walk_every(self, resource: str, per_page: int = 200, params: Iterable | None = None) -> list[dict]:
+        """Every record's list row: an unfiltered /invoices leaves credit notes out (as Precoro's connector expects,
+        it lists them with logicType[]=1&logicType[]=5), so they are listed apart."""
+        rows = self.walk(resource, per_page, params)
+        if resource == "invoices":
+            rows += self.walk(resource, per_page, [*(params or []), *CREDIT_NOTES])
+        return rows
+
     def keys(self, resource: str, params: Iterable | None = None, per_page: int = 200) -> list[str]:
         return [str(row[key_of(resource)]) for row in self.walk(resource, per_page, params)]
 
@@ -145,6 +161,10 @@ class Api:
 
     def exported(self, resource: str) -> dict[str, dict]:
         return {str(record[key_of(resource)]): record for record in self.export(resource)}
+
+    def listed(self, resource: str) -> dict[str, dict]:
+        """The exported records an unfiltered list shows (see `in_plain_list`)."""
+        return {key: record for key, record in self.exported(resource).items() if in_plain_list(resource, record)}
 
     def stats(self) -> dict:
         return self.control.get("/_sim/stats").json()

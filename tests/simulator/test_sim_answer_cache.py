@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def row_of(api, resource: str, key: str, per_page: int = 200) -> dict:
-    return next(row for row in api.walk(resource, per_page) if str(row["idn" if "idn" in row else "id"]) == key)
+    return next(row for row in api.walk_every(resource, per_page) if str(row["idn" if "idn" in row else "id"]) == key)
 
 
 def test_a_patched_record_is_served_changed_in_its_detail_and_its_list_row(api):
@@ -32,7 +32,7 @@ def test_a_replaced_supplier_is_served_changed(api):
 
 
 def test_records_changed_by_ticks_are_served_changed(api):
-    served = {resource: {str(row["idn"]): row["updateDate"] for row in api.walk(resource)}
+    served = {resource: {str(row["idn"]): row["updateDate"] for row in api.walk_every(resource)}
               for resource in ("purchaserequisitions", "invoices", "payments")}
     changes = [c for c in api.tick(40) if c["resource"] in served]
     assert changes

@@ -9,6 +9,7 @@ from sim_harness import (
     DOCUMENTS,
     RESOURCES,
     WITH_DETAIL,
+    in_plain_list,
     is_collection,
     key_of,
     modified_since_text,
@@ -21,7 +22,7 @@ from sim_harness import (
 
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_walking_a_list_page_by_page_returns_every_record_exactly_once(api, resource):
-    expected = sorted(api.exported(resource))
+    expected = sorted(api.listed(resource))  # invoices: credit notes are listed apart
     assert expected, f"no {resource} generated"
 
     for per_page in (10, 200):
@@ -107,7 +108,8 @@ def test_a_payment_a_supplier_and_an_item_have_the_fields_the_contract_lists(api
         "suppliers": "id name uniqueCode status enable currency currencies paymentTerms contacts externalId "
                      "createDate updateDate approvalDate taxPayerNumber supplierLegalEntities "
                      "internationalBankAccountNumber",
-        "items": "id name sku price category supplier dataProductCustomFields externalId createDate updateDate",
+        # `category` is leaving the API: the item custom field "Category" holds it (see test_sim_shapes.py)
+        "items": "id name sku price supplier dataProductCustomFields externalId createDate updateDate",
     }
     for resource, names in expected.items():
         record = api.detail(resource, api.page(resource, 1, 10)["data"][0][key_of(resource)])
@@ -456,7 +458,7 @@ def test_a_supplier_currency_must_be_one_the_company_uses_and_a_refused_put_chan
 
 def test_the_list_filters_precoros_own_connector_uses(api):
     invoices = api.export("invoices")
-    unlinked = sorted(str(i["idn"]) for i in invoices if not i["externalId"])
+    unlinked = sorted(str(i["idn"]) for i in invoices if not i["externalId"] and in_plain_list("invoices", i))
     assert 0 < len(unlinked) < len(invoices)
     assert sorted(api.keys("invoices", [("sent_to_external", "0")])) == unlinked
     suppliers = api.export("suppliers")
@@ -466,7 +468,8 @@ def test_the_list_filters_precoros_own_connector_uses(api):
     approved = sorted((i for i in invoices if i["approvalDate"]), key=lambda i: i["approvalDate"])
     middle = moment(approved[len(approved) // 2]["approvalDate"]).strftime("%Y-%m-%dT%H:%M:%S")
     assert sorted(api.keys("invoices", [("approvalLeftDate", middle)])) == sorted(
-        str(i["idn"]) for i in approved if moment(i["approvalDate"]).strftime("%Y-%m-%dT%H:%M:%S") >= middle)
+        str(i["idn"]) for i in approved if moment(i["approvalDate"]).strftime("%Y-%m-%dT%H:%M:%S") >= middle
+        and in_plain_list("invoices", i))
     # modifiedSince with a Z or +00:00 suffix means the same moment
     plain = api.keys("invoices", [("modifiedSince", middle)])
     assert api.keys("invoices", [("modifiedSince", middle + "Z")]) == plain

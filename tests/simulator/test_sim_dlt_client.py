@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sim_harness import Api
+from sim_harness import Api, in_plain_list
 
 from precoro_assets.simulator import start_simulator
 
@@ -39,7 +39,8 @@ def test_dlt_rest_client_reads_every_record_exactly_once(big_api, resource, per_
     from dlt.sources.helpers.rest_client import RESTClient
 
     key = RESOURCES[resource]
-    expected = sorted(str(record[key]) for record in big_api.export(resource))
+    # an unfiltered /invoices leaves credit notes out
+    expected = sorted(str(record[key]) for record in big_api.export(resource) if in_plain_list(resource, record))
     assert len(expected) > per_page, "the walk must span several pages"
     client = RESTClient(base_url=big_api.url, headers={"X-AUTH-TOKEN": big_api.token, "email": big_api.email},
                         paginator=_paginator(), data_selector="data")
@@ -77,10 +78,11 @@ def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api, tm
     with duckdb.connect(str(database), read_only=True) as connection:
         for name, key in RESOURCES.items():
             loaded = sorted(str(row[0]) for row in connection.sql(f"select {key} from precoro.{name}").fetchall())
-            assert loaded == sorted(str(record[key]) for record in api.export(name)), name
+            assert loaded == sorted(str(record[key]) for record in api.export(name) if in_plain_list(name, record)), name
         # a nested collection of a list row arrives whole too (invoices' document custom field values)
         values = connection.sql("select count(*) from precoro.invoices__data_document_custom_fields__data").fetchone()[0]
-    assert values == sum(len(i["dataDocumentCustomFields"]["data"]) for i in api.export("invoices"))
+    assert values == sum(len(i["dataDocumentCustomFields"]["data"]) for i in api.export("invoices")
+                         if in_plain_list("invoices", i))
 
 
 def test_dlt_rest_client_reads_credit_notes_by_logic_type_expense_and_supplier_details(api):

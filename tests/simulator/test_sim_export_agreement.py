@@ -22,7 +22,7 @@ def test_list_rows_equal_the_export_records_without_nested_collections(api, reso
     exported = api.exported(resource)
     key = key_of(resource)
 
-    rows = api.walk(resource)
+    rows = api.walk_every(resource)  # invoices: credit notes are listed apart
 
     assert sorted(str(row[key]) for row in rows) == sorted(exported)
     for row in rows:

@@ -12,7 +12,7 @@ import zlib
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from sim_harness import amount, day_text, modified_since_text, moment, whole_second_now
+from sim_harness import amount, day_text, in_plain_list, modified_since_text, moment, whole_second_now
 
 INVOICE_PAID = 5
 INVOICE_PARTLY_PAID = 4
@@ -79,7 +79,9 @@ def test_suppliers_by_several_external_ids(api):
 
 def test_unpaid_or_partly_paid_invoices(api):
     invoices = api.export("invoices")
-    expected = sorted(str(i["idn"]) for i in invoices if i["status"] in (APPROVED, INVOICE_PARTLY_PAID))
+    # an invoice list without logicType[] leaves credit notes out
+    expected = sorted(str(i["idn"]) for i in invoices if i["status"] in (APPROVED, INVOICE_PARTLY_PAID)
+                      and in_plain_list("invoices", i))
     statuses = {i["status"] for i in invoices if str(i["idn"]) in expected}
     assert statuses == {APPROVED, INVOICE_PARTLY_PAID}, "the data must contain both kinds to tell anything"
 
