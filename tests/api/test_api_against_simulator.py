@@ -39,7 +39,7 @@ def test_three_processes_share_one_budget_and_never_get_a_429(simulator, state_d
     # every request is charged to the shared budget, and each process got every row once
     assert len(log) == sum(result["spent"] for result in results)
     for (path, key, _), result in zip(jobs, results, strict=True):
-        expected = sorted(str(row[key]) for row in sim.export(path.strip("/")))
+        expected = sorted(str(row[key]) for row in sim.listed(path.strip("/")))
         assert result["keys"] == expected and result["rows"] == len(expected)
 
 
@@ -70,7 +70,7 @@ def test_a_500_is_retried_only_once_the_identical_get_window_allows_it(simulator
 
     keys = [row["idn"] for row in client.iter_rows("/invoices", key="idn", per_page=20)]
 
-    assert sorted(map(str, keys)) == sorted(str(row["idn"]) for row in sim.export("invoices"))
+    assert sorted(map(str, keys)) == sorted(str(row["idn"]) for row in sim.listed("invoices"))
     page_3 = [entry for entry in sim.requests() if query_of(entry).get("page") == ["3"]]
     assert [entry["status"] for entry in page_3] == [500, 200]
     assert page_3[1]["time"] - page_3[0]["time"] >= 60 / scale
@@ -110,7 +110,7 @@ def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simul
     assert later and all(entry["time"] >= blocked_until for entry in later)
     assert {entry["path"] for entry in later} == {path for path, _, _ in jobs}, "every process went on"
     for (path, key, _), result in zip(jobs, results, strict=True):
-        assert result["keys"] == sorted(str(row[key]) for row in sim.export(path.strip("/")))
+        assert result["keys"] == sorted(str(row[key]) for row in sim.listed(path.strip("/")))
 
 
 def test_spending_the_day_raises_quota_exhausted_and_sends_nothing_until_it_resumes(simulator, make_client):
@@ -150,13 +150,13 @@ def test_spending_the_day_raises_quota_exhausted_and_sends_nothing_until_it_resu
 def test_rows_shifting_between_pages_lose_nothing_and_duplicate_nothing(simulator, make_client, mode):
     scale = 10
     sim = simulator(limits=f"scaled:{scale}")
-    before = {str(row["idn"]) for row in sim.export("invoices")}
+    before = {str(row["idn"]) for row in sim.listed("invoices")}
     sim.fault(kind="shift_rows", mode=mode, method="GET", path="/invoices", query={"page": "2"}, count=1)
     client = make_client(sim, scale=scale)
 
     keys = [str(row["idn"]) for row in client.iter_rows("/invoices", key="idn", per_page=20)]
 
-    after = {str(row["idn"]) for row in sim.export("invoices")}
+    after = {str(row["idn"]) for row in sim.listed("invoices")}
     assert len(keys) == len(set(keys)), "a row was yielded twice"
     assert after <= set(keys), f"rows lost: {sorted(after - set(keys))}"
     if mode == "insert":
