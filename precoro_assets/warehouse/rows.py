@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from functools import cache
 
 import orjson
@@ -113,7 +113,10 @@ def _whole_number(value: object) -> int:
 
 
 def _decimal(type_: str) -> Callable[[object], Decimal]:
-    exponent = Decimal(1).scaleb(-int(type_.rstrip(")").split(",")[1]))
+    precision, scale = (int(part) for part in type_[type_.index("(") + 1:].rstrip(")").split(","))
+    exponent = Decimal(1).scaleb(-scale)
+    # quantize needs every digit of the result in the context's precision (28 by default: less than DECIMAL(38,..))
+    context = Context(prec=precision + 2)
 
     def to_decimal(value: object) -> Decimal:
         if isinstance(value, bool):
@@ -124,7 +127,9 @@ def _decimal(type_: str) -> Callable[[object], Decimal]:
             raise ValueError(f"expected a number, got {value!r}") from None
         if not number.is_finite():
             raise ValueError(f"expected a finite number, got {value!r}")
-        scaled = number.quantize(exponent)
+        if number.adjusted() >= precision - scale:
+            raise ValueError(f"{value!r} has more digits before the point than {type_} holds")
+        scaled = number.quantize(exponent, context=context)
         if scaled != number:
             raise ValueError(f"{value!r} has more decimals than {type_} keeps")
         return scaled

@@ -8,9 +8,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from precoro_assets.api.catalogue import BY_NAME
+import pytest
+
+from precoro_assets.api.catalogue import BY_NAME, MONEY, UNIT_PRICE
 from precoro_assets.warehouse import tables
-from precoro_assets.warehouse.rows import table_columns
+from precoro_assets.warehouse.rows import convert, table_columns
 from precoro_assets.warehouse.store import Warehouse
 
 # how the catalogue typed these columns before (the price of 12.345 was NULL in DECIMAL(18,2))
@@ -64,3 +66,12 @@ def test_columns_typed_otherwise_before_take_the_new_types_with_every_value(tmp_
 
     warehouse.write(price_of_three_decimals)
     assert warehouse.query("SELECT price FROM precoro.items").values.tolist() == [[Decimal("12.345")]]
+
+
+def test_a_number_wider_than_its_column_is_a_field_problem_and_one_that_fits_keeps_every_digit():
+    # DECIMAL(38,10) holds 28 digits before the point: more than Python's default 28-digit context quantizes
+    assert convert("1234567890123456789.5", UNIT_PRICE) == Decimal("1234567890123456789.5")
+    assert convert("12.345", UNIT_PRICE) == Decimal("12.345")
+    for wide, column_type in (("1" * 29, UNIT_PRICE), ("12345678901234567.00", MONEY)):
+        with pytest.raises(ValueError, match="more digits before the point"):
+            convert(wide, column_type)

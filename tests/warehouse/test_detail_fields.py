@@ -18,7 +18,7 @@ NOW = datetime(2026, 12, 6, tzinfo=UTC)
 # column -> (its type, the field it reads): what the warehouse promises analysts
 INVOICE_COLUMNS = {
     "approving_way": ("VARCHAR", "approvingWay"),
-    "used_tax_percent_in_budget": ("DECIMAL(18,6)", "usedTaxPercentInBudget"),
+    "used_tax_percent_in_budget": ("DECIMAL(38,10)", "usedTaxPercentInBudget"),
     "is_required_taxes_for_items": ("BOOLEAN", "isRequiredTaxesForItems"),
     "qbo_id": ("VARCHAR", "qboId"),
     "xero_id": ("VARCHAR", "xeroId"),
@@ -30,7 +30,7 @@ EXPENSE_COLUMNS = {
     "withholding_tax_sum": ("DECIMAL(18,2)", "withholdingTaxSum"),
     "approving_way": ("VARCHAR", "approvingWay"),
     "last_editor_id": ("BIGINT", "lastEditor.id"),
-    "used_tax_percent_in_budget": ("DECIMAL(18,6)", "usedTaxPercentInBudget"),
+    "used_tax_percent_in_budget": ("DECIMAL(38,10)", "usedTaxPercentInBudget"),
     "qbo_id": ("VARCHAR", "qboId"),
 }
 SUPPLIER_COLUMNS = {
@@ -44,7 +44,7 @@ SUPPLIER_COLUMNS = {
     "delivery_period": ("INTEGER", "deliveryPeriod"),
     "minimum_sum": ("DECIMAL(18,2)", "minimumSum"),
     "enable_tolerance_rate": ("BOOLEAN", "enableToleranceRate"),
-    "tolerance_rate_percent": ("DECIMAL(18,6)", "toleranceRatePercent"),
+    "tolerance_rate_percent": ("DECIMAL(38,10)", "toleranceRatePercent"),
 }
 
 
