@@ -54,7 +54,7 @@ from ..reconcile import (
     SET_LOG,
     UPDATE_RECORD,
 )
-from .outbox import FAILED, PENDING, SENT, SKIPPED, Outbox, OutboxRow
+from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +223,8 @@ class WriteBack:
         deferred: Counter[str] = Counter()
         try:
             for row in rows:
+                while later and later[0][0] <= time.time():  # rows put aside whose minute has passed come first
+                    self._take_again(heapq.heappop(later)[1], reports, later, deferred)
                 claimed = self.outbox.claim(row.key, self.run_id)
                 if claimed is None:
                     continue  # another run took it meanwhile
@@ -230,12 +232,22 @@ class WriteBack:
             while later:
                 at, key = heapq.heappop(later)
                 time.sleep(max(0.0, at - time.time()))
-                self._take(self.outbox.get(key), reports, later, deferred)  # as it is now: an in-flight mark, say
+                self._take_again(key, reports, later, deferred)
         except BaseException:
             for _, key in later:  # the next run takes them at once, not after their lease
                 self.outbox.release(key, "put aside after a failed read when the run stopped")
             raise
         return reports
+
+    def _take_again(self, key: str, reports: list[Report], later: list[tuple[float, str]],
+                    deferred: Counter[str]) -> None:
+        """A row put aside, as it is now (an in-flight mark, say), if it is still this run's: a run slower than the
+        lease may have lost it to another, which then sends it; this one must not."""
+        row = self.outbox.get(key)
+        if row.status != SENDING or row.last_run_id != self.run_id:
+            self.log(f"{key}: put aside, then taken by another run (its lease ran out); left to that run")
+            return
+        self._take(row, reports, later, deferred)
 
     def _take(self, row: OutboxRow, reports: list[Report], later: list[tuple[float, str]],
               deferred: Counter[str]) -> None:

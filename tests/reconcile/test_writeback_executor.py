@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -221,3 +222,39 @@ def test_export_text_cells_cannot_run_as_spreadsheet_formulas_and_numbers_stay_n
     (tmp_path / "vendors.csv").write_text("vendor_id,name\nV-1,ACME\n")
     assert sink.offer(ExportDocument("invoices", "20", 400020, "=cmd|' /C calc'!A0", "N-20", Decimal("1"),
                                      "EUR")).accepted  # a vendor offered under a formula-like name is known by it
+
+
+class SlowReadPrecoro(FakePrecoro):
+    """A Precoro whose first re-read of the invoice fails (a 500), so the row is put aside; while it waits, the
+    run has been slow enough for its lease to run out and another run claims the row (`during_wait`)."""
+
+    def __init__(self, during_wait) -> None:
+        super().__init__()
+        self.during_wait = during_wait
+        self.reads = 0
+
+    def retry_at(self, path: str) -> float:
+        return time.time() + 0.05
+
+    def get_detail_with_text(self, resource: str, key: str, retry_failures: bool = True):
+        self.reads += 1
+        if self.reads == 1:
+            self.during_wait()
+            raise PrecoroServerError("Precoro failed on GET /invoices/7 (HTTP 500)", status=500)
+        return self.get_detail(resource, key), ""
+
+
+def test_a_row_put_aside_and_taken_by_another_run_meanwhile_is_left_to_that_run(outbox: Outbox, tmp_path: Path):
+    from datetime import UTC, datetime
+
+    from precoro_assets.writeback.outbox import LEASE
+
+    outbox.propose([pay()], "batch-1")
+    key = outbox.rows()[0].key
+    # another run claims the row as if this one had held it past its lease
+    precoro = SlowReadPrecoro(lambda: outbox.claim(key, "run-2", now=datetime.now(UTC) + LEASE + timedelta(minutes=1)))
+
+    reports = run(precoro, outbox, tmp_path, run_id="run-1")
+
+    assert reports == [] and precoro.posts == 0  # run-1 neither sent it nor reported it as its own
+    assert outbox.get(key).last_run_id == "run-2"
