@@ -70,9 +70,8 @@ DEFAULT_SHAPES = {
 }
 # The switches that change what a record looks like: while one is on, answers are built per request (not cached).
 RESHAPING = ("numbers_as_text", "flat_document_taxes", "near_field_names", "line_sums_net_of_tax")
-# the switches that change what a record looks like (served and exported alike), and not only which records;
-# answers in these shapes are cached (the cache is emptied when a switch changes)
-RECORD_SHAPES = ("idn_as_number", "item_category", "item_values_as_dataItemCustomFields")
+# The other switches (idn_as_number, item_category, item_values_as_dataItemCustomFields) change records as served
+# and exported alike; their answers are cached, and the cache is emptied when a switch changes.
 CREDIT_NOTE_TYPES = frozenset({1, 5})
 
 
@@ -750,9 +749,9 @@ class SimulatorApp:
                 for old, new in rule.options.get("rename", {}).items():
                     if ".*." in old:  # a field of a collection's elements: "approvalSteps.*.status"
                         collection, name = old.split(".*.", 1)
-                        for element in _elements(row, collection):
-                            if name in element:
-                                element[new] = element.pop(name)
+                        if _elements(row, collection):  # rebuilt: the elements may be the stored record's own
+                            row[collection] = {"data": [{(new if k == name else k): v for k, v in element.items()}
+                                                        for element in _elements(row, collection)]}
                     elif old in row:
                         row[new] = row.pop(old)
             elif rule.kind == "renamed_values":
@@ -934,7 +933,8 @@ class SimulatorApp:
 
     def _payment_term_fields(self, form: dict) -> dict:
         """Every field of a payment term, as numbers where Precoro's clients send numbers. The two shares are
-        percents that add up to 100: one sent alone implies the other."""
+        percents (0-100); one sent alone implies the other as its complement (whether Precoro refuses two that don't
+        add up to 100 is not known, so both are taken as sent)."""
         fields: dict = {}
         shares = {name: parse_number(name, form[name]) for name in ("prepaymentPercent", "postpaymentPercent")
                   if name in form}
@@ -945,8 +945,6 @@ class SimulatorApp:
             [(name, share)] = shares.items()
             other = "postpaymentPercent" if name == "prepaymentPercent" else "prepaymentPercent"
             shares[other] = 100 - share
-        if shares and shares["prepaymentPercent"] + shares["postpaymentPercent"] != 100:
-            raise validation_error("postpaymentPercent", "prepaymentPercent and postpaymentPercent must add up to 100.")
         fields.update({name: int(v) if v == v.to_integral_value() else v for name, v in shares.items()})
         for name in ("creditPeriodDays", "termsDueDateAfterInvoicing"):
             if name in form:

@@ -186,7 +186,7 @@ def test_a_payment_term_as_the_sdk_sends_it_and_bad_shares_are_a_400(api):
 
     terms = len(api.export("paymentterms"))
     assert "postpaymentPercent" in errors_of(api.http.post("/paymentterms", data={
-        "name": "Too much", "prepaymentPercent": "60", "postpaymentPercent": "60"}))
+        "name": "Too much", "prepaymentPercent": "0", "postpaymentPercent": "160"}))
     assert "paymentType" in errors_of(api.http.post("/paymentterms", data={"name": "Cheque", "paymentType": "7"}))
     assert len(api.export("paymentterms")) == terms
 
