@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from .ledger.files import NotRegularFile, check_regular
+from .ledger.files import NotRegularFile, read_regular
 from .ledger.source import LedgerPayment, same_name
 
 RULES_FILE = "reconciliation.yaml"
@@ -178,10 +178,9 @@ def load_rules(directory: str | Path) -> MatchRules:
 def _read_regular(path: Path) -> bytes:
     """A file of the ledger folder, refused if it is a link (it could bring in any file of this computer)."""
     try:
-        check_regular(path)
+        return read_regular(path)
     except NotRegularFile as refusal:
         raise ValueError(f"{path.name} {refusal}") from None
-    return path.read_bytes()
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:

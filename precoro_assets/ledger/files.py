@@ -113,14 +113,14 @@ def parse_amount(value: Any, column: str = "amount") -> Decimal:
         try:
             number = Decimal(text)
         except InvalidOperation:
-            raise BadValue(f"{column} {text!r} is not a number") from None
+            raise BadValue(f"{column} {_shown(text)} is not a number") from None
     if not number.is_finite():
-        raise BadValue(f"{column} {value!r} is not a finite number")
+        raise BadValue(f"{column} {_shown(value)} is not a finite number")
     if abs(number) >= AMOUNT_LIMIT:  # checked first: quantize() itself fails on 27+ digits
         raise BadValue(f"{column} {_shown(value)} is out of range: the warehouse keeps amounts as DECIMAL(18,2), at "
                        f"most {AMOUNT_LIMIT.adjusted()} digits before the decimal point")
     if number != number.quantize(Decimal("0.01")):
-        raise BadValue(f"{column} {value!r} has more than two decimals")
+        raise BadValue(f"{column} {_shown(value)} has more than two decimals")
     return number.quantize(Decimal("0.01"))
 
 
@@ -131,17 +131,17 @@ def parse_day(value: Any, column: str) -> date:
         return value
     text = str(value or "").strip()
     if not _DATE.match(text):
-        raise BadValue(f"{column} {text!r} is not a date in the form YYYY-MM-DD")
+        raise BadValue(f"{column} {_shown(text)} is not a date in the form YYYY-MM-DD")
     try:
         return date.fromisoformat(text)
     except ValueError as error:
-        raise BadValue(f"{column} {text!r} is not a valid date ({error})") from None
+        raise BadValue(f"{column} {_shown(text)} is not a valid date ({error})") from None
 
 
 def parse_currency(value: Any) -> str:
     text = str(value or "").strip().upper()
     if not _CURRENCY.match(text):
-        raise BadValue(f"currency {value!r} is not a three-letter ISO code")
+        raise BadValue(f"currency {_shown(value)} is not a three-letter ISO code")
     return text
 
 
@@ -200,7 +200,7 @@ def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
     faults = _Faults()
     amount = faults(parse_amount, fields.get("amount"))
     kind = (parse_text(fields.get("type"), "type", required=False) or "").lower().replace(" ", "_")
-    faults.check(f"type {fields.get('type')!r} is neither 'bill' nor 'credit_note'"
+    faults.check(f"type {_shown(fields.get('type'))} is neither 'bill' nor 'credit_note'"
                  if kind not in ("", BILL, CREDIT_NOTE) else None)
     if amount is not None:
         faults.check(f"amount {amount} is negative on a bill; mark credit notes with type credit_note"
@@ -241,6 +241,21 @@ def check_regular(path: Path) -> None:
                              "(a link could bring in any file of this computer); copy the export into the folder")
     if not stat.S_ISREG(mode):
         raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file of the folder, opened without following a link and checked on the open descriptor
+    (a link swapped in after a check by name is not followed either)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            check_regular(path)  # raises NotRegularFile for the link
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+        return handle.read()
 
 
 def read_stable(path: Path, settle: float | None = None, wait: float | None = None) -> bytes:
@@ -640,11 +655,11 @@ class FileLedgerSink:
         path = self.directory / VENDORS_FILE
         if not path.exists() and not path.is_symlink():
             return None
-        try:
-            check_regular(path)  # a link to /dev/zero would never end; to a private file, not ours to read
+        try:  # a link to /dev/zero would never end; to a private file, not ours to read
+            data = read_regular(path)
         except NotRegularFile as refusal:
             raise ExportFileError(f"{path} {refusal}") from None
-        text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
+        text = data.decode("utf-8", "replace").removeprefix("\ufeff")
         names = {same_name(row.get("name")) for row in _read_rows(path, io.StringIO(text, newline=""))
                  if row.get("name")}
         return names | {same_name(row.get("name")) for row in self._rows(self.export_dir / "suppliers.csv")}

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from ..api.catalogue import BY_NAME, MONEY, TIME, Column
-from ..ledger.source import LedgerBill, LedgerPayment, LedgerSnapshot, RejectedRow
+from ..ledger.source import LedgerBill, LedgerPayment, RejectedRow
 from ..reconcile import CANCELED, CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
 from . import tables
 from .rows import to_arrow
@@ -246,14 +246,6 @@ class LedgerRows:
             {"file": r.file, "line": r.line, "reason": r.reason, "row_text": r.text, "loaded_at": self.loaded_at}
             for r in rejected])
         return written
-
-
-def write_ledger(con: duckdb.DuckDBPyConnection, snapshot: LedgerSnapshot, loaded_at: datetime) -> dict[str, int]:
-    """Replace the three ledger tables with one snapshot (in the caller's transaction)."""
-    rows = LedgerRows(loaded_at)
-    rows.add("payments", snapshot.payments)
-    rows.add("bills", snapshot.bills)
-    return rows.write(con, snapshot.rejected)
 
 
 def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation, reconciled_at: datetime,

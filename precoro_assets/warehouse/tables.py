@@ -426,7 +426,8 @@ def collections_not_stored(con: duckdb.DuckDBPyConnection, entity: Entity, start
         child_link = f"c.{ident(entity.parent_column)} = p.{ident(entity.key)}"
         if not inner_path:
             source = f"(SELECT {ident(entity.key)}, raw FROM {qualified(entity.name)}{where or ' WHERE true'}{pending})"
-            carrying = _json_length("p.raw", outer_path)
+            # under any name Precoro sends it (items' custom field values: dataProductCustomFields or dataItemCustomFields)
+            carrying = "(" + " + ".join(_json_length("p.raw", name) for name in child.collections) + ")"
             key = f"p.{ident(entity.key)}"
         else:  # a collection in each element of another child table (each line's custom field values)
             outer = next((o for o in entity.children if o.collection == outer_path), None)
