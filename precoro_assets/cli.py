@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -205,6 +206,38 @@ def _report_failures(result) -> bool:
     return bool(stopping)
 
 
+@contextmanager
+def _api_slot(instance, stop: threading.Event | None) -> Iterator[dict[str, str]]:
+    """Around a run this process executes in-process: first free the precoro_api slot of a run whose process died
+    (kill -9), or say which live run holds it and wait without spinning; then watch the run (SIGTERM and Ctrl-C end
+    it at once). Yields the tags that name this process on the run, so that a later run can tell if it dies."""
+    from .defs.ingest import API_POOL
+    from .run_launcher import SlotWatch, process_tags, wait_for_slot
+
+    wait_for_slot(instance, API_POOL, _say)
+    with SlotWatch(API_POOL, _say, stop):
+        yield process_tags()
+
+
+def _job_in_api_slot(job_name: str, run_config: dict, cli_tag: str):
+    """A job of the code location executed in-process, in the precoro_api slot (see _api_slot); SIGTERM or Ctrl-C
+    stops it with one line and exit code 128 + the signal's number."""
+    import dagster as dg
+
+    from .definitions import defs
+
+    stop = _stop_on_sigterm()
+    instance = dg.DagsterInstance.get()
+    try:
+        with _api_slot(instance, stop) as tags:
+            return defs.resolve_job_def(job_name).execute_in_process(
+                run_config=run_config, instance=instance, raise_on_error=False,
+                tags={"precoro/cli": cli_tag, **tags})
+    except KeyboardInterrupt:
+        click.echo(f"Stopped ({stop.name}): the run was interrupted.", err=True)
+        sys.exit(128 + signal.Signals[stop.name])
+
+
 def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool = False,
              stop: threading.Event | None = None) -> list[tuple[str, str, bool, dict]]:
     """Materialize reference data, documents for first..last, then the views; stop early when `stop` is set or
@@ -215,9 +248,7 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
     import dagster as dg
 
     from .definitions import defs
-    from .defs.ingest import API_POOL, DOCUMENTS_GROUP, REFERENCE_GROUP
-    from .run_launcher import SlotWatch, process_tags, wait_for_slot
-
+    from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
     # Dagster's console log repeats each failure with its stack trace; the causes are printed below instead.
@@ -238,10 +269,9 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
         try:
             # a sync killed earlier (kill -9) may hold the API slot: freed here, else who holds it is said
-            wait_for_slot(instance, API_POOL, _say)
-            with SlotWatch(API_POOL, _say, stop):  # the run's process is in its tags: see run_launcher
+            with _api_slot(instance, stop) as process:  # the run's process is in its tags: see run_launcher
                 result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection,
-                                        tags={**tags, "precoro/cli": f"sync {name}", **process_tags()},
+                                        tags={**tags, "precoro/cli": f"sync {name}", **process},
                                         run_config={**quiet, **run_config}, raise_on_error=False)
         except KeyboardInterrupt:
             results += [(name, key, False, {}) for key in sorted(k.to_user_string() for k in keys)]
@@ -436,16 +466,10 @@ def reconcile(verbose: bool) -> None:
 @click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
 def catalogue_sync(verbose: bool) -> None:
     """Compare the accounting catalogue with Precoro and queue the writes (sent by `writeback --send`)."""
-    import dagster as dg
-
     config = _settings()  # before the definitions are imported: they read the settings too
-    from .definitions import defs
-
     _dagster_home(config.home)
     with _simulator_if_needed(config):
-        result = defs.resolve_job_def("precoro_catalogue_sync").execute_in_process(
-            run_config=_console_log(verbose), instance=dg.DagsterInstance.get(), raise_on_error=False,
-            tags={"precoro/cli": "catalogue-sync"})
+        result = _job_in_api_slot("precoro_catalogue_sync", _console_log(verbose), "catalogue-sync")
     if not result.success:
         raise _run_failed(result)
     for event in result.get_asset_materialization_events():
@@ -466,11 +490,7 @@ def catalogue_sync(verbose: bool) -> None:
 @click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
 def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None:
     """Run the write-back job headless and print what was (or would be) sent to Precoro."""
-    import dagster as dg
-
     config = _settings()  # before the definitions are imported: they read the settings too
-    from .definitions import defs
-
     _dagster_home(config.home)
     if retry_failed:
         from .writeback.outbox import Outbox
@@ -480,9 +500,7 @@ def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None
     from .defs.writeback import sending_enabled
 
     with _simulator_if_needed(config) if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
-        result = defs.resolve_job_def("precoro_writeback").execute_in_process(
-            run_config=run_config, instance=dg.DagsterInstance.get(), raise_on_error=False,
-            tags={"precoro/cli": "writeback"})
+        result = _job_in_api_slot("precoro_writeback", run_config, "writeback")
     if not result.success:
         raise _run_failed(result)
     output = result.output_for_node("write_back")

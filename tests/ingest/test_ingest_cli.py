@@ -219,3 +219,22 @@ def test_a_sync_blocked_on_the_api_slot_mid_run_stops_within_seconds_on_sigterm_
     assert [s.run_id for s in info.claimed_slots] == [holder]
     assert sync_run.run_id not in {s.run_id for s in info.pending_steps}  # its place in the queue given back
     instance.dispose()
+
+
+def test_writeback_frees_the_api_slot_of_a_killed_run_instead_of_waiting_for_ever(tmp_path: Path):
+    # a run of a process that is gone (as after kill -9 of `writeback --send`) holds the only precoro_api slot;
+    # `catalogue-sync` goes through the same door (cli._job_in_api_slot)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    instance, holder = api_slot_taken_by_a_live_run(tmp_path)
+    instance.add_run_tags(holder, {"precoro/pid": dead.stdout.strip()})
+    with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
+        command, env = sync_command(tmp_path, PRECORO_API_TOKEN=sim.token, PRECORO_EMAIL=sim.email,
+                                    PRECORO_BASE_URL=sim.url, PRECORO_TIME_SCALE="1000")
+        done = subprocess.run([*command[:3], "writeback", "--send"], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Nothing to write back" in done.stdout
+    assert instance.get_run_by_id(holder).status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info("precoro_api").claimed_slots
+    instance.dispose()
