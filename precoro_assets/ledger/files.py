@@ -42,7 +42,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .. import settings
 from .source import (
@@ -243,18 +243,27 @@ def check_regular(path: Path) -> None:
         raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
 
 
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file of the folder, opened without following a link and checked on the open descriptor
-    (a link swapped in after a check by name is not followed either)."""
+def open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """A regular file of the folder, open for reading, and its status: opened without following a link and checked
+    on the open descriptor (a link swapped in after a check by name is not followed either)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         if error.errno == errno.ELOOP:
             check_regular(path)  # raises NotRegularFile for the link
         raise
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+    handle = os.fdopen(fd, "rb")
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        handle.close()
+        raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+    return handle, status
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file of the folder (see open_regular)."""
+    handle, _ = open_regular(path)
+    with handle:
         return handle.read()
 
 
@@ -276,23 +285,15 @@ def read_stable(path: Path, settle: float | None = None, wait: float | None = No
     deadline = time.monotonic() + wait
     seen, quiet_since = None, time.monotonic()
     while True:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except OSError as error:
-            if error.errno == errno.ELOOP:
-                check_regular(path)  # raises NotRegularFile for the link
-            raise
-        with os.fdopen(fd, "rb") as handle:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
-                raise NotRegularFile("is not a regular file (a directory, pipe or device); put the export itself here")
+        handle, before = open_regular(path)
+        with handle:
             signature = (before.st_size, before.st_mtime_ns, before.st_ino)
             if signature != seen:
                 seen, quiet_since = signature, time.monotonic()
             quiet = max(time.time() - before.st_mtime, time.monotonic() - quiet_since)
             if quiet >= settle:
                 data = handle.read()
-                after = os.fstat(fd)
+                after = os.fstat(handle.fileno())
                 try:
                     now = os.stat(path, follow_symlinks=False)
                 except FileNotFoundError:
