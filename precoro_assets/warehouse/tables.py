@@ -519,10 +519,11 @@ def totals_not_matching_lines(con: duckdb.DuckDBPyConnection, entity: Entity, st
     else:
         totals = [("sum", "d.sum", "sum(l.sum)")]
     key = f"d.{ident(entity.key)}"
-    selects = [f"SELECT {key} AS k, '{name}' AS total, {document} AS document, {summed} AS lines, "
-               f"count(*) AS line_count FROM {qualified(entity.name)} d JOIN {qualified(lines.name)} l "
-               f"ON l.{ident(entity.parent_column)} = {key}{where} GROUP BY {key}, {document}"
-               for name, document, summed in totals]
+    selects = []
+    for name, document, summed in totals:
+        selects.append(f"SELECT {key} AS k, '{name}' AS total, {document} AS document, {summed} AS lines, "
+                       f"count(*) AS line_count FROM {qualified(entity.name)} d JOIN {qualified(lines.name)} l "
+                       f"ON l.{ident(entity.parent_column)} = {key}{where} GROUP BY {key}, {document}")
     return con.execute(
         "SELECT k, total, document, lines FROM (" + " UNION ALL ".join(selects) + ") "
         "WHERE abs(document - lines) > 0.01 * line_count ORDER BY k, total LIMIT 20", params * len(selects),

@@ -50,6 +50,12 @@ def definitions(config: settings.Settings) -> dg.Definitions:
                           resources={**defs.resources, "precoro": precoro})
 
 
+@pytest.fixture
+def suite_definitions():
+    """`definitions` for a test that builds its own Env (with other settings)."""
+    return definitions
+
+
 class Env(precoro_env.SimEnv):
     """Runs must succeed; exports keep amounts exact; plus the reconciliation, outbox and write-back."""
 

@@ -220,15 +220,15 @@ def test_lost_responses_5xx_and_resets_converge_without_duplicate_payments(env):
     assert all(money(i["sumPaid"]) <= money(i["sum"]) for i in env.export("invoices"))
 
 
-def test_failed_reads_of_a_write_back_wait_out_their_identical_get_minutes_together(env, monkeypatch):
+def test_failed_reads_of_a_write_back_wait_out_their_identical_get_minutes_together(env, monkeypatch,
+                                                                                     suite_definitions):
     """Each row is read again before it is written, and Precoro forbids repeating a GET within 60 s: a row whose
     read failed is put aside until its minute has passed while the other rows go, so failures cost the run about
     one minute, not one each (15 writes once took 646 s with a 500 on every 7th request)."""
     scale = 20  # Precoro's limits sped up 20x in the client: a 3 s identical-GET window
     monkeypatch.setenv("PRECORO_TIME_SCALE", str(scale))
     config = settings.load()
-    definitions = sys.modules[type(env).__module__].definitions  # the suite's, with its short request timeout
-    slow = type(env)(env.sim, config, definitions(config), env.instance)
+    slow = type(env)(env.sim, config, suite_definitions(config), env.instance)  # with the short request timeout
     slow.reconcile()
     rows = slow.outbox.rows()
     payments_before = {p["id"] for p in slow.export("payments")}
