@@ -591,8 +591,16 @@ class PrecoroClient:
                        for i in range(0, len(ids), EXTERNAL_ID_BATCH)]
         batches += [batch + list(extra) for extra in also for batch in batches]
         seen: set[str] = set()
+        moving: PrecoroPaginationError | None = None
         for batch in batches:
-            yield from self._walk_until_stable(path, batch, key, per_page, seen)
+            try:
+                yield from self._walk_until_stable(path, batch, key, per_page, seen)
+            except PrecoroPaginationError as error:
+                # the other lists are walked all the same (a day's credit notes are not lost because its plain
+                # list kept moving); the caller still learns that a list never held still
+                moving = moving or error
+        if moving is not None:
+            raise moving
 
     def _walk_until_stable(self, path: str, base: Params, key: str, per_page: int,
                            seen: set[str]) -> Iterator[list[dict[str, Any]]]:
