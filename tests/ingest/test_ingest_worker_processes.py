@@ -75,7 +75,8 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
 
 
 def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_env, started, monkeypatch):
-    monkeypatch.setattr(detail_processes, "IDLE_SECONDS", 10.0)  # longer than an asset takes between details
+    # longer than an asset takes between details, and than the asset checks that follow the last one
+    monkeypatch.setattr(detail_processes, "IDLE_SECONDS", 30.0)
     start, end = fast_env.days()
 
     result = fast_env.materialize(["precoro/invoices", "precoro/purchase_orders", "precoro/receipts"],
@@ -88,7 +89,7 @@ def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_en
     workers = list(started[0]._pool._processes.values())
     assert workers and all(worker.is_alive() for worker in workers)
     for worker in workers:
-        worker.join(timeout=30)  # stopped once idle for IDLE_SECONDS, not left behind for the process's life
+        worker.join(timeout=60)  # stopped once idle for IDLE_SECONDS, not left behind for the process's life
     assert not any(worker.is_alive() for worker in workers)
 
 
