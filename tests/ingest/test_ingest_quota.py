@@ -3,11 +3,11 @@ without paying twice for any detail."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 
 import dagster as dg
 import pytest
+from precoro_env import idle_after_failures
 from truth import differences
 
 from precoro_assets.api.catalogue import BY_NAME
@@ -68,13 +68,8 @@ def test_failed_detail_requests_wait_out_their_identical_get_minutes_together_no
 
     assert result.success
     log, _ = env.request_log(mark)
-    failed = [r for r in log if r["status"] == 500]
-    # a retry may fail again and wait its own window once more: the longest such chain bounds the loss
-    chain = max(Counter(r["url"] for r in failed).values())
+    failed, chain, idle = idle_after_failures(log)
     assert len(failed) >= 3 * (chain + 1), "the premise: many more failures than the longest chain"
-    times = sorted(r["time"] for r in log)
-    # idle: time in which no request went, beyond a few spacings (the pace itself, a busy machine)
-    idle = sum(max(0.0, later - earlier - 0.5) for earlier, later in zip(times, times[1:], strict=False))
     assert idle < (chain + 1) * window, \
         f"{len(failed)} failures (at most {chain} of one URL) left the run idle {idle:.1f} s (window {window:.2f} s)"
     assert {r["url"] for r in failed} <= {r["url"] for r in log if r["status"] == 200}, "each failure retried"

@@ -10,6 +10,7 @@ from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
+from precoro_env import idle_after_failures
 from reconcile_support import SEND, money
 
 from precoro_assets import settings
@@ -239,11 +240,8 @@ def test_failed_reads_of_a_write_back_wait_out_their_identical_get_minutes_toget
     slow.writeback(SEND)
 
     log = slow.requests_since(mark)
-    failed = [r for r in log if r["status"] == 500]
-    chain = max(Counter(r["url"] for r in failed).values())
+    failed, chain, idle = idle_after_failures(log)
     assert len(failed) >= 3 * (chain + 1), "the premise: many more failed reads than the longest chain"
-    times = sorted(r["time"] for r in log)
-    idle = sum(max(0.0, later - earlier - 0.5) for earlier, later in zip(times, times[1:], strict=False))
     assert idle < (chain + 1) * window, \
         f"{len(failed)} failed reads (at most {chain} of one URL) left the run idle {idle:.1f} s (window {window:.2f} s)"
     assert slow.outbox.counts()["pending"] == 0 and len(slow.outbox.rows()) == len(rows)

@@ -5,6 +5,7 @@ Importable as `precoro_env` through pytest's `pythonpath` (pyproject.toml), so b
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,3 +82,14 @@ class SimEnv:
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return [tuple(row) for row in self.warehouse.query(sql, params).itertuples(index=False, name=None)]
+
+
+def idle_after_failures(log: list[dict]) -> tuple[list[dict], int, float]:
+    """Of a request log: the failed requests (500), the longest chain of failures of one URL (a retry may fail
+    again and wait its own identical-GET window once more: that chain bounds the time lost), and the idle time in
+    which no request went, beyond a few spacings (the pace itself, a busy machine)."""
+    failed = [r for r in log if r["status"] == 500]
+    chain = max(collections.Counter(r["url"] for r in failed).values())
+    times = sorted(r["time"] for r in log)
+    idle = sum(max(0.0, later - earlier - 0.5) for earlier, later in zip(times, times[1:], strict=False))
+    return failed, chain, idle
