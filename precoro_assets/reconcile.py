@@ -19,8 +19,10 @@ for the write-back outbox. Money is `Decimal` throughout; names compare with `sa
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -243,10 +245,67 @@ class LedgerResult:
     parts: tuple[tuple[str, Decimal], ...] = ()  # a payment split over several invoices: (idn, amount) each
 
 
+def _ledger_order(row: LedgerResult) -> tuple[str, int, str]:
+    return row.source_file, row.source_line, row.ledger_id
+
+
+class LedgerResults:
+    """Every ledger record's result in (file, line, id) order, made as it is read.
+
+    Why not a list: a year of a large company's payments is a million rows, most of which no key or rule places
+    (in Precoro since before the ledger began, or never entered there). Such a payment's row follows from the
+    payment alone, so only the bills and the payments that reached an invoice (or a review) are kept; the others'
+    rows are made again from `payments` (a fresh pass in the same order each time) while the rows are read. A
+    million result objects would be a gigabyte; the ledger's payments pass through one batch at a time.
+
+    Reading the rows through also tallies them (`tally`), so totals need no second pass.
+    """
+
+    def __init__(self, bills: list[LedgerResult], kept: dict[int, LedgerResult],
+                 payments: Callable[[], Iterable[LedgerPayment]], unplaced: Callable[[LedgerPayment], LedgerResult],
+                 payment_count: int, payments_in_order: bool) -> None:
+        self.bills = sorted(bills, key=_ledger_order)
+        self.kept, self.payments, self.unplaced = kept, payments, unplaced
+        self.payment_count, self.payments_in_order = payment_count, payments_in_order
+        self.tally: dict[tuple[str, str], list] | None = None  # (class, currency) -> [count, amount]
+
+    def __len__(self) -> int:
+        return len(self.bills) + self.payment_count
+
+    def _payment_rows(self) -> Iterator[LedgerResult]:
+        """The payments' rows in the payments' order: kept, or made again."""
+        for index, payment in enumerate(self.payments()):
+            row = self.kept.get(index)
+            yield self.unplaced(payment) if row is None else row
+
+    def __iter__(self) -> Iterator[LedgerResult]:
+        if self.payments_in_order:  # sorted as `ledger_order` sorts: merged without holding them
+            rows: Iterable[LedgerResult] = heapq.merge(self.bills, self._payment_rows(), key=_ledger_order)
+        else:  # a stable sort of bills then payments, as the ledger rows always were
+            rows = sorted([*self.bills, *self._payment_rows()], key=_ledger_order)
+        tally: dict[tuple[str, str], list] = {}
+        for row in rows:
+            entry = tally.setdefault((row.klass, row.currency), [0, Decimal("0.00")])
+            entry[0], entry[1] = entry[0] + 1, entry[1] + row.amount
+            yield row
+        self.tally = tally
+
+
+def ledger_tally(rows: Iterable[LedgerResult]) -> dict[tuple[str, str], list]:
+    """(class, currency) -> [count, amount] over the ledger rows (from the pass that read them, where there was)."""
+    tally = getattr(rows, "tally", None)
+    if tally is None:
+        tally = {}
+        for row in rows:
+            entry = tally.setdefault((row.klass, row.currency), [0, Decimal("0.00")])
+            entry[0], entry[1] = entry[0] + 1, entry[1] + row.amount
+    return tally
+
+
 @dataclass
 class Reconciliation:
     invoices: list[InvoiceResult]
-    ledger: list[LedgerResult]
+    ledger: list[LedgerResult] | LedgerResults  # a list from reconcile(), made as read from reconcile_stored()
     proposals: list[Proposal]
 
     def totals(self) -> dict[str, dict[str, int]]:
@@ -254,8 +313,8 @@ class Reconciliation:
         out = {"invoices": dict.fromkeys(CLASSES, 0), "ledger": dict.fromkeys(CLASSES, 0)}
         for row in self.invoices:
             out["invoices"][row.klass] += 1
-        for row in self.ledger:
-            out["ledger"][row.klass] += 1
+        for (klass, _), (count, _) in ledger_tally(self.ledger).items():
+            out["ledger"][klass] += count
         return out
 
 
@@ -311,11 +370,22 @@ def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ..
 
 # ---- the reconciliation --------------------------------------------------------------------------------------
 
-def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: list[LedgerBill],
+def reconcile(invoices: list[Invoice], payments: Iterable[LedgerPayment], bills: list[LedgerBill],
               purchase_orders: list[PurchaseOrder] = (), rules: MatchRules | None = None) -> Reconciliation:
     """Classify every invoice and ledger record; `rules` (reconciliation.yaml) adds the AP rules of
     ap_matching.py for the payments the strong keys leave unplaced, and the amount tolerance. None: strong keys
     and exact amounts only."""
+    payments = payments if isinstance(payments, list | tuple) else list(payments)
+    result = reconcile_stored(invoices, lambda: payments, bills, purchase_orders, rules, payments_in_order=False)
+    return replace(result, ledger=list(result.ledger))
+
+
+def reconcile_stored(invoices: list[Invoice], payments: Callable[[], Iterable[LedgerPayment]],
+                     bills: list[LedgerBill], purchase_orders: list[PurchaseOrder] = (),
+                     rules: MatchRules | None = None, payments_in_order: bool = True) -> Reconciliation:
+    """As `reconcile`, for a ledger too large to hold: payments() gives the payments afresh on each call, always in
+    the same order (sorted by file, line and id when `payments_in_order`), and is called once for the strong keys,
+    once more for the AP rules, and once per reading of the result's ledger rows (see LedgerResults)."""
     # split-cost children are allocations of their base invoice, which is the document that is paid and exported
     invoices = [invoice for invoice in invoices if not invoice.parent_idn]
     by_external: dict[str, list[Invoice]] = defaultdict(list)
@@ -343,9 +413,14 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
         result.bill, result.bill_matched_by, result.bill_agrees = bill, bill_row.matched_by, bill_row.klass == MATCHED
     invoice_of_bill = {row.ledger_id: row.invoice_idn for row in bill_rows
                        if row.invoice_idn and row.klass != AMBIGUOUS}
-    payment_rows = _match_payments(payments, by_external, by_number, invoice_of_bill, results, ambiguous_for)
+    def unplaced(payment: LedgerPayment) -> LedgerResult:  # the row of a payment no key placed
+        return _strong_match(payment, by_external, by_number, invoice_of_bill, results)[0]
+
+    kept, payment_count = _match_payments(payments(), by_external, by_number, invoice_of_bill, results,
+                                          ambiguous_for)
     if rules is not None:
-        _match_by_rules(rules, payments, payment_rows, bill_rows, bills, results)
+        _match_by_rules(rules, payments, kept, unplaced, bill_rows, bills, results)
+    payment_rows = [kept[index][1] for index in sorted(kept)]  # every payment row the steps below may change
 
     for result in results.values():
         _classify_invoice(result, ambiguous_for.get(result.invoice.idn, []))
@@ -362,7 +437,8 @@ def reconcile(invoices: list[Invoice], payments: list[LedgerPayment], bills: lis
     proposals += _payment_link_proposals(results.values())
     proposals += [_export(po) for po in purchase_orders
                   if po.status == 2 and not po.external_id and po.integration_status != CONNECTOR_DISABLED]
-    ledger_rows = sorted(bill_rows + payment_rows, key=lambda r: (r.source_file, r.source_line, r.ledger_id))
+    ledger_rows = LedgerResults(bill_rows, {index: row for index, (_, row) in kept.items()}, payments, unplaced,
+                                payment_count, payments_in_order)
     return Reconciliation(sorted(results.values(), key=lambda r: _idn_order(r.invoice.idn)), ledger_rows,
                           proposals)
 
@@ -456,33 +532,47 @@ def _payment_row(payment: LedgerPayment) -> LedgerResult:
                         payment.amount, payment.currency, payment.paid_on, payment.source_file, payment.source_line)
 
 
-def _match_payments(payments: list[LedgerPayment], by_external: dict[str, list[Invoice]],
+def _strong_match(payment: LedgerPayment, by_external: dict[str, list[Invoice]],
+                  by_number: dict[tuple[str, str], list[Invoice]], invoice_of_bill: dict[str, str],
+                  results: dict[str, InvoiceResult]) -> tuple[LedgerResult, list[Invoice]]:
+    """A ledger payment's row and the invoices its keys find; with none, the row is complete (unmatched, and why)."""
+    row = _payment_row(payment)
+    candidates: list[Invoice] = []
+    if payment.bill_id:
+        candidates = by_external.get(payment.bill_id, [])
+        row.matched_by = BY_EXTERNAL_ID
+        if not candidates and payment.bill_id in invoice_of_bill:
+            candidates, row.matched_by = [results[invoice_of_bill[payment.bill_id]].invoice], BY_BILL
+    if not candidates and payment.supplier and payment.invoice_number:
+        candidates = by_number.get(_number_key(payment.supplier, payment.invoice_number), [])
+        row.matched_by = BY_NUMBER
+        if len(candidates) > 1:  # the amount and currency may single one out
+            fitting = [i for i in candidates if i.currency == payment.currency and payment.amount <= i.total]
+            candidates = fitting or candidates
+    if not candidates:
+        row.matched_by = None
+        keys = [f"bill {payment.bill_id}"] if payment.bill_id else []
+        if payment.supplier and payment.invoice_number:
+            keys.append(f"supplier {payment.supplier!r} with invoice number {payment.invoice_number!r}")
+        row.reason = f"no Precoro invoice matches {' or '.join(keys)}"
+    return row, candidates
+
+
+def _match_payments(payments: Iterable[LedgerPayment], by_external: dict[str, list[Invoice]],
                     by_number: dict[tuple[str, str], list[Invoice]], invoice_of_bill: dict[str, str],
-                    results: dict[str, InvoiceResult], ambiguous_for: dict[str, list[str]]) -> list[LedgerResult]:
-    """Step 2: each ledger payment to the invoice it pays (not yet to a Precoro payment)."""
-    rows = []
-    for payment in payments:
-        row = _payment_row(payment)
-        rows.append(row)
-        candidates: list[Invoice] = []
-        if payment.bill_id:
-            candidates = by_external.get(payment.bill_id, [])
-            row.matched_by = BY_EXTERNAL_ID
-            if not candidates and payment.bill_id in invoice_of_bill:
-                candidates, row.matched_by = [results[invoice_of_bill[payment.bill_id]].invoice], BY_BILL
-        if not candidates and payment.supplier and payment.invoice_number:
-            candidates = by_number.get(_number_key(payment.supplier, payment.invoice_number), [])
-            row.matched_by = BY_NUMBER
-            if len(candidates) > 1:  # the amount and currency may single one out
-                fitting = [i for i in candidates if i.currency == payment.currency and payment.amount <= i.total]
-                candidates = fitting or candidates
+                    results: dict[str, InvoiceResult], ambiguous_for: dict[str, list[str]]
+                    ) -> tuple[dict[int, tuple[LedgerPayment, LedgerResult]], int]:
+    """Step 2: each ledger payment to the invoice it pays (not yet to a Precoro payment). Returns the payments
+    a key found (placed or ambiguous) with their rows, by position, and how many payments there are: the row of a
+    payment no key found is made again when needed (`_strong_match`), not kept."""
+    kept: dict[int, tuple[LedgerPayment, LedgerResult]] = {}
+    count = 0
+    for index, payment in enumerate(payments):
+        count += 1
+        row, candidates = _strong_match(payment, by_external, by_number, invoice_of_bill, results)
         if not candidates:
-            row.matched_by = None
-            keys = [f"bill {payment.bill_id}"] if payment.bill_id else []
-            if payment.supplier and payment.invoice_number:
-                keys.append(f"supplier {payment.supplier!r} with invoice number {payment.invoice_number!r}")
-            row.reason = f"no Precoro invoice matches {' or '.join(keys)}"
             continue
+        kept[index] = (payment, row)
         if len(candidates) > 1:
             _ambiguous(row, candidates, f"{len(candidates)} Precoro invoices fit by {row.matched_by}", ambiguous_for)
             continue
@@ -490,7 +580,7 @@ def _match_payments(payments: list[LedgerPayment], by_external: dict[str, list[I
         row.invoice_idn, row.invoice_amount, row.invoice_currency = invoice.idn, invoice.total, invoice.currency
         results[invoice.idn].ledger_payments.append(payment)
         results[invoice.idn].payment_keys.add(row.matched_by)
-    return rows
+    return kept, count
 
 
 def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
@@ -669,15 +759,18 @@ def company_currency(invoices: list[Invoice]) -> str | None:
     return same.most_common(1)[0][0] if same else None
 
 
-def _match_by_rules(rules: MatchRules, payments: list[LedgerPayment], rows: list[LedgerResult],
-                    bill_rows: list[LedgerResult], bills: list[LedgerBill], results: dict[str, InvoiceResult]) -> None:
+def _match_by_rules(rules: MatchRules, payments: Callable[[], Iterable[LedgerPayment]],
+                    kept: dict[int, tuple[LedgerPayment, LedgerResult]],
+                    unplaced: Callable[[LedgerPayment], LedgerResult], bill_rows: list[LedgerResult],
+                    bills: list[LedgerBill], results: dict[str, InvoiceResult]) -> None:
     """The ledger payments no strong key placed: the AP rules, in order; confident matches join their invoices
-    (split over several for a batch payment), the rest go to review with their candidates."""
+    (split over several for a batch payment), the rest go to review with their candidates (and join `kept`)."""
     rules = replace(rules, company_currency=rules.company_currency or company_currency(
         [r.invoice for r in results.values()]))
     for result in results.values():
         result.tolerance = rules.tolerance_absolute
-    by_id = {p.payment_id: p for p in payments}
+    rows = [kept[index][1] for index in sorted(kept)]  # the payments a key found, in the payments' order
+    by_id = {p.payment_id: p for p, _ in (kept[index] for index in sorted(kept))}
     bill_by_id = {b.bill_id: b for b in bills}
     learned = learned_links(
         [(bill_by_id[r.ledger_id].supplier, results[r.invoice_idn].invoice.supplier) for r in bill_rows
@@ -697,13 +790,14 @@ def _match_by_rules(rules: MatchRules, payments: list[LedgerPayment], rows: list
         open_invoices.append(OpenInvoice(invoice.idn, invoice.supplier, invoice.invoice_number, invoice.currency,
                                          left, invoice.external_id, invoice.issued, invoice.in_company_currency(left)))
     matcher = Matcher(rules, open_invoices, learned)
-    for row in rows:
-        if row.invoice_idn is not None or row.klass != UNMATCHED or row.matched_by is not None:
+    for index, payment in enumerate(payments()):
+        if index in kept:  # a key found it (placed, or ambiguous)
             continue
-        payment = by_id[row.ledger_id]
         found = matcher.match(payment)
         if found is None:
             continue
+        row = unplaced(payment)
+        kept[index] = (payment, row)
         row.rule, row.confidence = found.rule, found.confidence
         if found.confidence < rules.auto_threshold or not found.parts:
             row.klass = AMBIGUOUS if len(found.candidates) > 1 and not found.parts else NEEDS_REVIEW

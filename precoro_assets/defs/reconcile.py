@@ -25,7 +25,15 @@ from ..ap_matching import load_rules
 from ..api.catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
 from ..ledger.source import LedgerNotReady, LedgerSink, LedgerSnapshot, LedgerSource
-from ..reconcile import CLASSES, MATCHED, RECONCILED_RESOURCES, UNMATCHED, Reconciliation, reconcile
+from ..reconcile import (
+    CLASSES,
+    MATCHED,
+    RECONCILED_RESOURCES,
+    UNMATCHED,
+    Reconciliation,
+    ledger_tally,
+    reconcile_stored,
+)
 from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
@@ -158,8 +166,8 @@ def class_totals(result: Reconciliation) -> dict[str, dict]:
 
     for row in result.invoices:
         add("invoices", row.klass, row.invoice.currency, row.invoice.total, row.ledger_paid)
-    for row in result.ledger:
-        add("ledger", row.klass, row.currency, row.amount, Decimal("0.00"))
+    for (klass, currency), (count, amount) in ledger_tally(result.ledger).items():
+        amounts[("ledger", klass, currency)] = [count, amount, Decimal("0.00")]
     out = {}
     for side in ("invoices", "ledger"):
         counts = {f"{side}: {klass}": totals[side][klass] for klass in CLASSES}
@@ -194,14 +202,27 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                                      "defaults (README: Reconciliation rules)") from None
     store = warehouse.open()
     store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
-
-    def inputs(con):
-        return tables.load_invoices(con), tables.load_purchase_orders(con), tables.load_ledger(con)
-
-    invoices, purchase_orders, (payments, bills) = store.read(inputs)
-    result = reconcile(invoices, payments, bills, purchase_orders, rules)
     now, batch = datetime.now(UTC), context.run.run_id
-    store.write(lambda con: tables.write_reconciliation(con, result, now, batch), what="write the reconciliation")
+
+    def reconcile_and_write(con, ordered: bool) -> Reconciliation:
+        """Read, classify and write in one read snapshot: the ledger's payments are read in batches, once per pass
+        (a million of them are never in memory at once; see reconcile.LedgerResults), and every pass must see
+        the same ledger even if it is loaded again meanwhile."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
+            result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
+                                      tables.load_ledger_bills(con), purchase_orders, rules)
+            store.write(lambda out: tables.write_reconciliation(out, result, now, batch),
+                        what="write the reconciliation")  # reads the payments' rows as it writes them
+            return result
+        finally:
+            con.execute("ROLLBACK")  # nothing was written on this connection
+
+    try:  # the drop folder's payments are stored in order: read as stored
+        result = store.read(lambda con: reconcile_and_write(con, ordered=False))
+    except tables.OutOfOrder:  # another source's: sorted on every pass (nothing was written: start over)
+        result = store.read(lambda con: reconcile_and_write(con, ordered=True))
     queue = outbox.open()
     proposed = queue.propose(result.proposals, batch, resources=RECONCILED_RESOURCES)
     mirror_outbox(store, queue)

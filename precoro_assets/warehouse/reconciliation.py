@@ -4,10 +4,11 @@ reconciliation needs. Every table and column is described (COMMENT ON) like the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import duckdb
@@ -15,9 +16,17 @@ import pyarrow as pa
 
 from ..api.catalogue import BY_NAME, MONEY, TIME, Column
 from ..ledger.source import LedgerBill, LedgerPayment, RejectedRow
-from ..reconcile import CANCELED, CLASSES, Invoice, PrecoroPayment, PurchaseOrder, Reconciliation
+from ..reconcile import (
+    CANCELED,
+    CLASSES,
+    Invoice,
+    LedgerResult,
+    PrecoroPayment,
+    PurchaseOrder,
+    Reconciliation,
+)
 from . import tables
-from .rows import to_arrow
+from .rows import arrow_type, to_arrow
 
 
 def c(name: str, type_: str, description: str) -> Column:
@@ -197,24 +206,59 @@ def load_purchase_orders(con: duckdb.DuckDBPyConnection) -> list[PurchaseOrder]:
 
 
 def load_ledger(con: duckdb.DuckDBPyConnection) -> tuple[list[LedgerPayment], list[LedgerBill]]:
-    """Every ledger payment and bill. Values that repeat over a million rows (currency, file, kind, day) are kept
-    once each instead of once per row."""
+    """Every ledger payment and bill (a large ledger's payments are better read as `ledger_payments` streams
+    them)."""
+    return list(ledger_payments(con)), load_ledger_bills(con)
+
+
+class OutOfOrder(Exception):
+    """precoro.ledger_payments, read as stored, is not sorted by file, line and id (read it with ordered=True)."""
+
+
+def ledger_payments(con: duckdb.DuckDBPyConnection, ordered: bool = False) -> Iterator[LedgerPayment]:
+    """The ledger's payments one Arrow batch at a time, sorted by file, line and id as reconciliation's ledger
+    rows are (reconcile.LedgerResults merges on that order; a million payments at once is gigabytes). Values that
+    repeat over many rows (currency, file, day, supplier) are shared: only the payments a key places outlive
+    their batch.
+
+    The drop folder's loader stores them in that order, and DuckDB returns a table's rows in the order they were
+    inserted, so by default they are read as stored (an ORDER BY over a million rows holds them all: 170 MB) and
+    OutOfOrder is raised at the first row out of order (a ledger written by another source); ordered=True sorts.
+    """
+    shared: dict[Any, Any] = {}
+    last: tuple[str, int, str] | None = None
+
+    def once(value: Any) -> Any:
+        if len(shared) > 100_000:  # a ledger of mostly distinct suppliers: don't keep them all
+            shared.clear()
+        return shared.setdefault(value, value)
+
+    sql = ("SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line, payment_id" if ordered
+           else "SELECT * FROM precoro.ledger_payments")
+    for r in _streamed(con, sql):
+        if not ordered:
+            key = (r["source_file"] or "", r["source_line"] or 0, r["payment_id"])
+            if last is not None and key < last:
+                raise OutOfOrder(f"ledger payment {key} is stored after {last}")
+            last = key
+        yield LedgerPayment(
+            payment_id=r["payment_id"], amount=r["amount"], currency=once(r["currency"]), paid_on=once(r["paid_on"]),
+            bill_id=r["bill_id"], supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
+            source_file=once(r["source_file"]), source_line=r["source_line"])
+
+
+def load_ledger_bills(con: duckdb.DuckDBPyConnection) -> list[LedgerBill]:
+    """Every ledger bill and credit note. Values that repeat (kind, currency, file, day) are kept once each."""
     shared: dict[Any, Any] = {}
 
     def once(value: Any) -> Any:
         return shared.setdefault(value, value)
 
-    payments = [LedgerPayment(
-        payment_id=r["payment_id"], amount=r["amount"], currency=once(r["currency"]), paid_on=once(r["paid_on"]),
-        bill_id=r["bill_id"], supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
-        source_file=once(r["source_file"]), source_line=r["source_line"])
-        for r in _streamed(con, "SELECT * FROM precoro.ledger_payments ORDER BY source_file, source_line")]
-    bills = [LedgerBill(
+    return [LedgerBill(
         bill_id=r["bill_id"], kind=once(r["kind"]), supplier=once(r["supplier"]), invoice_number=r["invoice_number"],
         amount=r["amount"], currency=once(r["currency"]), bill_date=once(r["bill_date"]),
         source_file=once(r["source_file"]), source_line=r["source_line"])
         for r in _streamed(con, "SELECT * FROM precoro.ledger_bills ORDER BY source_file, source_line")]
-    return payments, bills
 
 
 # ---- writes ---------------------------------------------------------------------------------------------------
@@ -271,18 +315,43 @@ def write_reconciliation(con: duckdb.DuckDBPyConnection, result: Reconciliation,
             "external_id": invoice.external_id, "external_integration_log": invoice.log,
             "class": row.klass, "reason": row.reason, "matched_by": row.matched_by,
             "proposed_actions": ", ".join(actions.get(invoice.idn, [])) or None, **stamp})
-    ledger = ({"ledger_kind": r.kind, "ledger_id": r.ledger_id, "supplier": r.supplier,
-               "invoice_number": r.invoice_number, "bill_id": r.bill_id, "amount": r.amount, "currency": r.currency,
-               "ledger_date": r.day, "class": r.klass, "reason": r.reason, "matched_by": r.matched_by,
-               "invoice_idn": r.invoice_idn, "invoice_amount": r.invoice_amount,
-               "invoice_currency": r.invoice_currency, "precoro_payment_idn": r.precoro_payment_idn,
-               "precoro_payment_amount": r.precoro_payment_amount, "rule": r.rule, "confidence": r.confidence,
-               "candidates": r.candidates,
-               "parts": "; ".join(f"{idn} {amount}" for idn, amount in r.parts) or None, "source_file": r.source_file,
-               "source_line": r.source_line, **stamp} for r in result.ledger)  # a million rows: made chunk by chunk
-    for (name, description, columns), rows in ((RECONCILIATION_INVOICES, invoices), (RECONCILIATION_LEDGER, ledger)):
-        tables.replace_described_arrow(con, name, description, list(columns),
-                                       tables.in_arrow_chunks(list(columns), rows))
+    name, description, columns = RECONCILIATION_INVOICES
+    tables.replace_described_arrow(con, name, description, list(columns), tables.in_arrow_chunks(list(columns),
+                                                                                                 invoices))
+    name, description, columns = RECONCILIATION_LEDGER
+    tables.replace_described_arrow(con, name, description, list(columns),
+                                   _ledger_chunks(list(columns), result.ledger, stamp))
+
+
+# precoro.reconciliation_ledger's columns: the LedgerResult attribute each is read from (or a function of the row)
+LEDGER_RESULT_COLUMNS: dict[str, Any] = {
+    "ledger_kind": "kind", "ledger_id": "ledger_id", "supplier": "supplier", "invoice_number": "invoice_number",
+    "bill_id": "bill_id", "amount": "amount", "currency": "currency", "ledger_date": "day", "class": "klass",
+    "reason": "reason", "matched_by": "matched_by", "invoice_idn": "invoice_idn", "invoice_amount": "invoice_amount",
+    "invoice_currency": "invoice_currency", "precoro_payment_idn": "precoro_payment_idn",
+    "precoro_payment_amount": "precoro_payment_amount", "rule": "rule", "confidence": "confidence",
+    "candidates": "candidates", "source_file": "source_file", "source_line": "source_line",
+    "parts": lambda r: "; ".join(f"{idn} {amount}" for idn, amount in r.parts) or None}
+
+
+def _ledger_chunks(columns: list[Column], rows: Iterable[LedgerResult], stamp: dict[str, Any],
+                   size: int = 50_000) -> Iterator[pa.Table]:
+    """The ledger rows as Arrow tables of `size` rows, column by column from the results (a million rows: never a
+    dict per row, nor all rows at once)."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        arrays = {}
+        for column in columns:
+            source = LEDGER_RESULT_COLUMNS.get(column.name)
+            if source is None:
+                values = [stamp[column.name]] * len(chunk)
+            elif callable(source):
+                values = [source(row) for row in chunk]
+            else:
+                values = [getattr(row, source) for row in chunk]
+            arrays[column.name] = pa.array(values, arrow_type(column.type))
+        del chunk  # before the next chunk is read
+        yield pa.table(arrays)
 
 
 def write_outbox_copy(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> int:

@@ -567,13 +567,16 @@ def replace_described_arrow(con: duckdb.DuckDBPyConnection, table: str, descript
     table is never whole in memory: see LedgerRows and write_reconciliation)."""
     ensure_table(con, table, description, columns)
     con.execute(f"DELETE FROM {qualified(table)}")
+    stored = con.table(qualified(table)).columns  # the table's order (an evolved table has added columns last)
     count = 0
     for part in parts:
-        con.register("described_rows", part)
-        try:
-            con.execute(f"INSERT INTO {qualified(table)} BY NAME SELECT * FROM described_rows")
-        finally:
-            con.unregister("described_rows")
+        # BY NAME, as replace_described: each stored column from the part's column of that name, else NULL. Not
+        # con.register(): a registered table stays referenced until the transaction ends, even once unregistered
+        # (DuckDB keeps dropped catalog entries until then), so a million rows written part by part would all be
+        # held; a relation is let go as soon as its insert is done.
+        names = set(part.column_names)
+        con.from_arrow(part).project(", ".join(ident(name) if name in names else f"NULL AS {ident(name)}"
+                                               for name in stored)).insert_into(qualified(table))
         count += part.num_rows
     return count
 
