@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
 from ..ap_matching import load_rules
@@ -217,7 +218,10 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                         what="write the reconciliation")  # reads the payments' rows as it writes them
             return result
         finally:
-            con.execute("ROLLBACK")  # nothing was written on this connection
+            try:
+                con.execute("ROLLBACK")  # nothing was written on this connection
+            except duckdb.Error:
+                pass  # a failed read has already ended the transaction
 
     try:  # the drop folder's payments are stored in order: read as stored
         result = store.read(lambda con: reconcile_and_write(con, ordered=False))
