@@ -116,3 +116,28 @@ def test_parts_written_in_one_transaction_are_let_go():
     assert max(held) - held[0] < 3 * part_size, [b // 1_000_000 for b in held]  # not ten parts' worth
     con.execute("COMMIT")
     assert con.execute(f"SELECT count(*), count(source_file) FROM precoro.{name}").fetchone() == (200_000, 0)
+
+
+def test_a_ledger_stored_out_of_order_reconciles_the_same(env):
+    """End to end: a ledger another source stored out of file and line order is read sorted (the first pass notices
+    it), and every ledger row comes out as from the drop folder's, in the same order."""
+    env.reconcile()
+    columns = ("ledger_kind, ledger_id, supplier, invoice_number, bill_id, amount, currency, ledger_date, class, "
+               "reason, matched_by, invoice_idn, precoro_payment_idn, rule, confidence, candidates, parts, "
+               "source_file, source_line")
+    before = env.query(f"SELECT {columns} FROM precoro.reconciliation_ledger")  # noqa: S608 - our own columns
+    invoices = env.query("SELECT * EXCLUDE (reconciled_at, batch_id) FROM precoro.reconciliation_invoices")
+
+    def reverse(con):
+        con.execute("CREATE TEMP TABLE stored AS SELECT * FROM precoro.ledger_payments")
+        con.execute("DELETE FROM precoro.ledger_payments")
+        con.execute("INSERT INTO precoro.ledger_payments SELECT * FROM stored ORDER BY source_file DESC, "
+                    "source_line DESC")
+
+    env.warehouse.write(reverse)
+    with pytest.raises(tables.OutOfOrder):
+        env.warehouse.read(lambda con: list(tables.ledger_payments(con)))
+    env.materialize(["precoro/reconciliation_invoices", "precoro/reconciliation_ledger", "precoro/writeback_outbox"])
+    assert env.query(f"SELECT {columns} FROM precoro.reconciliation_ledger") == before  # noqa: S608
+    assert env.query("SELECT * EXCLUDE (reconciled_at, batch_id) FROM precoro.reconciliation_invoices") == invoices
+    assert len(before) > 20
