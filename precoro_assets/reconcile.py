@@ -413,6 +413,7 @@ def reconcile_stored(invoices: list[Invoice], payments: Callable[[], Iterable[Le
         result.bill, result.bill_matched_by, result.bill_agrees = bill, bill_row.matched_by, bill_row.klass == MATCHED
     invoice_of_bill = {row.ledger_id: row.invoice_idn for row in bill_rows
                        if row.invoice_idn and row.klass != AMBIGUOUS}
+
     def unplaced(payment: LedgerPayment) -> LedgerResult:  # the row of a payment no key placed
         return _strong_match(payment, by_external, by_number, invoice_of_bill, results)[0]
 
