@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .sim import DOCUMENT_RESOURCES, LISTS, LISTS_WITH_DETAILS, PER_PAGE, list_request
+
+if TYPE_CHECKING:
+    from dlt.sources.rest_api import RESTAPIConfig
 
 
 def modified_since(value: Any) -> str:
@@ -30,14 +33,14 @@ def modified_since(value: Any) -> str:
     return str(value).replace(" ", "T")[:19]
 
 
-def source_config(url: str, token: str, email: str, initial_value: str, time_scale: float = 1.0) -> dict:
+def source_config(url: str, token: str, email: str, initial_value: str, time_scale: float = 1.0) -> RESTAPIConfig:
     """The `rest_api_source` configuration (a plain dict, as in dlt's docs)."""
     from dlt.sources.helpers.requests.retry import Client
 
     # dlt's defaults (request_backoff_factor=1, request_max_retry_delay=300), divided by the time scale.
     session = Client(raise_for_status=False, request_backoff_factor=1.0 / time_scale,
                      request_max_retry_delay=300.0 / time_scale).session
-    resources: list[dict] = []
+    resources: list[Any] = []  # EndpointResource dicts, as in dlt's docs
     for name in LISTS:
         path, extra = list_request(name)
         params: dict[str, Any] = {"per_page": PER_PAGE}
@@ -108,7 +111,7 @@ def loaded_documents(workdir: Path) -> int:
     with duckdb.connect(str(path), read_only=True) as con:
         present = {row[0] for row in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'precoro'").fetchall()}
-        return sum(con.execute(f'SELECT count(*) FROM precoro."{name}"').fetchone()[0]  # noqa: S608
+        return sum(con.execute(f'SELECT count(*) FROM precoro."{name}"').fetchall()[0][0]  # noqa: S608
                    for name in DOCUMENT_RESOURCES if name in present)
 
 

@@ -31,7 +31,7 @@ Every write goes through the outbox (executor.py): a dry run by default, exactly
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -385,8 +385,8 @@ SUPPLIER_COLUMNS = {"name": "name", "currency": "currency", "currencies": "curre
 ITEM_COLUMNS = {"name": "name", "sku": "sku", "price": "price"}
 
 
-def groups_for(catalogue: LedgerCatalogue, client: Any, warehouse_suppliers: list[Mapping[str, Any]],
-               warehouse_items: list[Mapping[str, Any]], accounts_field: str = DEFAULT_ACCOUNTS_FIELD) -> list[Group]:
+def groups_for(catalogue: LedgerCatalogue, client: Any, warehouse_suppliers: Sequence[Mapping[str, Any]],
+               warehouse_items: Sequence[Mapping[str, Any]], accounts_field: str = DEFAULT_ACCOUNTS_FIELD) -> list[Group]:
     """Read what the plan compares with, at the fewest requests: lookups by externalId for suppliers, items and
     taxes; the custom field lists when accounts or tracking categories are given; unlinked suppliers and items
     from the warehouse (reference data already synced is not read again)."""
@@ -415,8 +415,8 @@ def groups_for(catalogue: LedgerCatalogue, client: Any, warehouse_suppliers: lis
                             others=[t for t in known if t.external_id]))
     if catalogue.tax_rates:  # taxes are few and carry no dates: one read of the list serves links and names
         taxes = [_twin(record, TAX_NAMES) for record in client.iter_rows("/taxes")]
-        ids = {t.tax_id for t in catalogue.tax_rates}
-        groups.append(Group("tax_rate", "taxes", catalogue.tax_rates, [t for t in taxes if t.external_id in ids],
+        tax_ids = {t.tax_id for t in catalogue.tax_rates}
+        groups.append(Group("tax_rate", "taxes", catalogue.tax_rates, [t for t in taxes if t.external_id in tax_ids],
                             [t for t in taxes if not t.external_id], "/taxes", lambda i: f"/taxes/{i}",
                             lambda ledger_id: {"path": "/taxes", "external_id": ledger_id},
                             others=[t for t in taxes if t.external_id and t.external_id not in ids]))

@@ -10,16 +10,19 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import reliability_report
+
+if TYPE_CHECKING:
+    from .run_launcher import StopRequest
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DAGSTER_YAML = PACKAGE_ROOT / "dagster.yaml"
@@ -143,17 +146,14 @@ def _quiet_logs(verbose: bool) -> None:
     logging.getLogger("precoro_assets").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
-class _Stop(threading.Event):
-    """Set by SIGTERM or SIGINT (Ctrl-C): no later run is started. `name` says which signal."""
 
-    name = "SIGTERM"
-
-
-def _stop_on_sigterm() -> _Stop:
+def _stop_on_sigterm() -> StopRequest:
     """SIGTERM and Ctrl-C interrupt the run in progress and start no other run. While a run executes, Dagster's
     own handler takes the signal and interrupts the step (see _interrupted), and run_launcher.SlotWatch ends a
     run that waits for the API slot; between runs, this one."""
-    stop = _Stop()
+    from .run_launcher import StopRequest  # dagster loads with it: not for `--help`
+
+    stop = StopRequest()
 
     def interrupt(signum: int, frame: object) -> None:
         stop.name = signal.Signals(signum).name
@@ -207,7 +207,7 @@ def _report_failures(result) -> bool:
 
 
 @contextmanager
-def _api_slot(instance, stop: threading.Event | None) -> Iterator[dict[str, str]]:
+def _api_slot(instance, stop: StopRequest | None) -> Iterator[dict[str, str]]:
     """Around a run this process executes in-process: first free the precoro_api slot of a run whose process died
     (kill -9), or say which live run holds it and wait without spinning; then watch the run (SIGTERM and Ctrl-C end
     it at once). Yields the tags that name this process on the run, so that a later run can tell if it dies."""
@@ -239,7 +239,7 @@ def _job_in_api_slot(job_name: str, run_config: dict, cli_tag: str):
 
 
 def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool = False,
-             stop: threading.Event | None = None) -> list[tuple[str, str, bool, dict]]:
+             stop: StopRequest | None = None) -> list[tuple[str, str, bool, dict]]:
     """Materialize reference data, documents for first..last, then the views; stop early when `stop` is set or
     a failure's cause would fail every later run too.
 
@@ -261,12 +261,12 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
           "dagster/asset_partition_range_end": last.isoformat()}, {}),
         ("views", dg.AssetSelection.assets(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
     ]
-    results = []
+    results: list[tuple[str, str, bool, dict]] = []
     for name, selection, tags, run_config in runs:
         if stop is not None and stop.is_set():
             break
         keys = selection.resolve(graph)
-        assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
+        assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
         try:
             # a sync killed earlier (kill -9) may hold the API slot: freed here, else who holds it is said
             with _api_slot(instance, stop) as process:  # the run's process is in its tags: see run_launcher
@@ -278,7 +278,7 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
             break
         events: dict = {}
         for event in result.get_asset_materialization_events():  # the run's own first, then one per day
-            events.setdefault(event.asset_key.to_user_string(), event.materialization.metadata)
+            events.setdefault(event.materialization.asset_key.to_user_string(), event.materialization.metadata)
         for key in sorted(k.to_user_string() for k in keys):
             metadata = {k: v.value for k, v in events.get(key, {}).items()}
             results.append((name, key, key in events, metadata))
@@ -448,10 +448,13 @@ def reconcile(verbose: bool) -> None:
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         counts = [f"{k.split(': ', 1)[1]}={v}" for k, v in metadata.items() if isinstance(v, int) and ": " in k]
-        click.echo(f"{event.asset_key.to_user_string()}: {metadata.get('dagster/row_count')} rows"
+        click.echo(f"{event.materialization.asset_key.to_user_string()}: {metadata.get('dagster/row_count')} rows"
                    + (f"; {', '.join(counts)}" if counts else ""))
-        rejected = max(rejected, int(metadata.get("rejected rows", 0)))  # both ledger assets report the load's
-        rejected_files = metadata.get("rejected files") or rejected_files
+        rows_rejected, files_rejected = metadata.get("rejected rows"), metadata.get("rejected files")
+        if isinstance(rows_rejected, int):  # both ledger assets report the load's
+            rejected = max(rejected, rows_rejected)
+        if isinstance(files_rejected, dict) and files_rejected:
+            rejected_files = files_rejected
     for file, reason in rejected_files.items():
         click.echo(f"ledger file {file} rejected as a whole, none of its rows loaded: {reason}")
     if rejected - len(rejected_files):
@@ -529,7 +532,7 @@ def _nothing_to_write_back(config) -> str:
     leased = Outbox(config.state_dir / "outbox.sqlite").leased()
     if not leased:
         return "Nothing to write back: the outbox has no pending row."
-    free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased)
+    free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased if row.attempted_at)
     last = f" (the last at {free[-1]:%H:%M:%S})" if free[-1] - free[0] >= timedelta(seconds=1) else ""
     return (f"Nothing to write back now: {len(leased)} row(s) wait for their {int(LEASE.total_seconds() // 60)}-"
             "minute lease, taken by a run that is still sending them or stopped before it finished. From "

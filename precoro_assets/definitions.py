@@ -43,11 +43,10 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
         "precoro_reconcile", selection=dg.AssetSelection.groups(RECONCILIATION_GROUP),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
     # code references: each asset's page links to the function that builds it; owners and a domain tag on each
-    ours = dg.map_asset_specs(
+    ours = dg.with_source_code_references(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
             tags={"domain": "procurement"}),
-        dg.with_source_code_references([*ingest, analyst_views, *RECONCILIATION_ASSETS,
-                                        *CATALOGUE_SYNC_ASSETS]))
+        [*ingest, analyst_views, *RECONCILIATION_ASSETS, *CATALOGUE_SYNC_ASSETS]))
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *ours],
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job,

@@ -169,6 +169,12 @@ CHECK_HOLDERS_EVERY_S = 5.0
 STOP_GRACE_S = 20.0
 
 
+class StopRequest(threading.Event):
+    """Set by SIGTERM or SIGINT (Ctrl-C) in a headless command: no later run is started. `name` says which."""
+
+    name = "SIGTERM"
+
+
 class SlotWatch:
     """While this process executes a run in-process (`dg.materialize`), watch it from a thread: a run waiting for
     the pool's slot frees the slots of dead runs that hold it (or says once who holds it), and SIGTERM or SIGINT
@@ -182,7 +188,7 @@ class SlotWatch:
     step) first.
     """
 
-    def __init__(self, pool: str, say, stop: threading.Event | None = None) -> None:
+    def __init__(self, pool: str, say, stop: StopRequest | None = None) -> None:
         self.pool, self.say, self.stop = pool, say, stop
         self.signal: signal.Signals | None = None  # the last SIGTERM/SIGINT received meanwhile
         self._done = threading.Event()
@@ -209,7 +215,8 @@ class SlotWatch:
     def _watch(self) -> None:
         instance = dg.DagsterInstance.get()  # its own: the run's is busy in the main thread
         try:
-            signalled_at, checked_at, told = None, 0.0, set()
+            signalled_at, checked_at = None, 0.0
+            told: set[str] = set()
             while not self._done.is_set():
                 if select.select([self._read], [], [], POLL_S)[0]:
                     for number in self._read.recv(512):

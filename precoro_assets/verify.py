@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 from .api.catalogue import Entity
 from .warehouse.rows import unwrap, value_at
@@ -15,7 +16,7 @@ from .warehouse.sensitive import protect
 from .warehouse.tables import ident, qualified
 
 
-def exact(record: dict) -> dict:
+def exact(record: object) -> Any:
     """A record with every number as Decimal, so 1.5 and 1.50 compare equal and nothing is rounded."""
     return json.loads(json.dumps(record), parse_float=Decimal)
 

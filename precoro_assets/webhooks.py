@@ -113,7 +113,7 @@ class WebhookInbox:
         return [WebhookEvent(s, datetime.fromisoformat(at), t, a, i, n) for s, at, t, a, i, n in rows]
 
 
-def inbox_path(state_dir: Path) -> Path:
+def inbox_path(state_dir: Path | str) -> Path:
     return Path(state_dir) / "webhooks.sqlite"
 
 

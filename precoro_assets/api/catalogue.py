@@ -170,7 +170,7 @@ def parent_idn(record: dict) -> object:
 # ---- columns that many entities share ------------------------------------------------------------
 
 def _dates(approval: bool = True) -> tuple[Column, ...]:
-    columns = (
+    columns: tuple[Column, ...] = (
         c("create_date", TIME, "createDate", "When the record was created in Precoro (UTC)."),
         c("update_date", TIME, "updateDate", "When the record was last modified in Precoro (UTC); "
                                               "what Precoro's modifiedSince filter compares."),
@@ -189,7 +189,7 @@ def _links() -> tuple[Column, ...]:
 
 
 def _document_header(amounts: bool = True) -> tuple[Column, ...]:
-    columns = (
+    columns: tuple[Column, ...] = (
         c("id", "BIGINT", "id", "Precoro's numeric id of the document."),
         c("idn", "VARCHAR", "idn", "The company's document number in Precoro (how Precoro addresses documents)."),
         c("status", "INTEGER", "status", "Status code (see precoro.status_names)."),

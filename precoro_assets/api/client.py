@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -618,7 +618,7 @@ class PrecoroClient:
         )
 
     def _walk(self, path: str, base: Params, key: str, per_page: int,
-              seen: set[str]) -> Iterator[list[dict[str, Any]]]:
+              seen: set[str]) -> Generator[list[dict[str, Any]], None, bool]:
         """One pass over all pages. Returns (via StopIteration) whether the list held still."""
         first_total: int | None = None
         last_total: int | None = None

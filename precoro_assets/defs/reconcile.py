@@ -13,7 +13,7 @@ them. That only queues write-backs: sending stays the write-back job's, a dry ru
 """
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -95,7 +95,7 @@ def schema(columns: tuple[Column, ...]) -> dg.TableSchema:
 
 
 def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey],
-         automation: dg.AutomationCondition = RECONCILIATION_AUTOMATION) -> dg.AssetSpec:
+         automation: dg.AutomationCondition | None = RECONCILIATION_AUTOMATION) -> dg.AssetSpec:
     name, description, columns = layout
     return dg.AssetSpec(key, description=f"{description}\n\nTable `precoro.{name}`.", deps=deps, group_name=GROUP,
                         kinds={"duckdb"}, metadata={"dagster/column_schema": schema(columns),
@@ -103,7 +103,7 @@ def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey],
                         automation_condition=automation)
 
 
-def _markdown(rows: list[list[str]], header: list[str]) -> dg.MetadataValue:
+def _markdown(rows: Sequence[Sequence[object]], header: list[str]) -> dg.MetadataValue:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return dg.MetadataValue.md("\n".join(lines))

@@ -6,6 +6,7 @@ against the rate limits (429), apply faults on demand, answer, record statistics
 
 from __future__ import annotations
 
+import builtins
 import copy
 import dataclasses
 import hashlib
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import cast
 
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
@@ -122,7 +124,8 @@ class JsonCache:
         self.size = 0
         self._entries: OrderedDict[tuple[str, int, bool], tuple[int, bytes]] = OrderedDict()
 
-    def get(self, record: Record, version: int, header: bool, make: Callable[[], object]) -> bytes:
+    def get(self, record: Record, version: int, header: bool, make: Callable[[Record], object]) -> bytes:
+        """The JSON of `record` (its list row when `header`) at `version`: cached, else `make(record)` serialised."""
         key = (record.resource, record.id, header)
         entries = self._entries
         found = entries.get(key)
@@ -132,7 +135,7 @@ class JsonCache:
                 return found[1]
             del entries[key]
             self.size -= len(found[1])
-        encoded = to_json(make())
+        encoded = to_json(make(record))
         entries[key] = (version, encoded)
         self.size += len(encoded)
         while self.size > self.budget and entries:
@@ -216,7 +219,8 @@ def parse_decimal(field_name: str, text: object) -> Decimal:
         number = Decimal(str(text))
     except InvalidOperation:
         raise validation_error(field_name, "This value is not a valid number.") from None
-    if not number.is_finite() or number < 0 or number.as_tuple().exponent < -PRICE_DECIMALS:
+    exponent = number.as_tuple().exponent  # "n", "N" or "F" when the number is not finite
+    if not isinstance(exponent, int) or number < 0 or exponent < -PRICE_DECIMALS:
         raise validation_error(field_name, f"This value must be a number of at least 0 with at most {PRICE_DECIMALS} "
                                            "decimals.")
     return number
@@ -345,7 +349,8 @@ def route(method: str, path: str, environ: dict) -> tuple[str, dict]:
             return "list", {"resource": parts[1]}
         if len(parts) == 3 and parts[1] in RESOURCES and parts[2]:
             return "detail", {"resource": parts[1], "key": parts[2]}
-    return URLS.bind_to_environ(environ).match()
+    endpoint, arguments = URLS.bind_to_environ(environ).match()
+    return endpoint, dict(arguments)
 
 
 class JsonAnswer:
@@ -477,7 +482,7 @@ class SimulatorApp:
         return (start_of_today(), tuple(company.versions.values()), tuple(company._next_id.values()),
                 tuple(company._next_idn.values()), len(company.attachments), self.builder.rng.getstate())
 
-    def tick(self, events: int) -> list[dict]:
+    def tick(self, events: int) -> builtins.list[dict]:
         with self.lock:
             return [change.as_dict() for change in self.builder.tick(events)]
 
@@ -516,8 +521,8 @@ class SimulatorApp:
             self.log.append(entry)
 
         if not self._authenticated(request):
-            body = {"error": "Invalid credentials: check the X-AUTH-TOKEN and email headers."}
-            return self._finish(entry, 401, to_json(body))
+            return self._finish(entry, 401, to_json(
+                {"error": "Invalid credentials: check the X-AUTH-TOKEN and email headers."}))
 
         with self.lock:
             url_key = request.path + "?" + "&".join(sorted(f"{k}={v}" for k, vs in query.items() for v in vs))
@@ -549,7 +554,8 @@ class SimulatorApp:
                 result = self._dispatch(endpoint, args, request, content_rules)
                 if endpoint not in ("list", "detail") and isinstance(result, dict):  # a write's answer: a record
                     result = self._served(args.get("resource", "receipts"), result)
-            status, body = 200, result if isinstance(result, (bytes, Response)) else to_json(result)
+            body: bytes | Response = result if isinstance(result, (bytes, Response)) else to_json(result)
+            status = 200
         except ApiError as error:
             status, body = error.status, to_json(error.body)
         except Invalid as invalid:
@@ -565,12 +571,12 @@ class SimulatorApp:
         return (request.headers.get("X-AUTH-TOKEN") == self.token
                 and (request.headers.get("email") or "").lower() == self.email)
 
-    def _too_many(self, entry: dict, rejection: Rejection) -> JsonAnswer:
+    def _too_many(self, entry: dict, rejection: Rejection) -> Response | JsonAnswer:
         self.rate_limited[rejection.limit_type] += 1
         return self._finish(entry, 429, to_json(rejection.body()),
                             rate_limit_type=rejection.limit_type)
 
-    def _transport_fault(self, rule: FaultRule, entry: dict, environ: dict) -> JsonAnswer | None:
+    def _transport_fault(self, rule: FaultRule, entry: dict, environ: dict) -> Response | JsonAnswer | None:
         """Answer for a fault that replaces the normal answer, or None to go on (slow, lost, malformed)."""
         if rule.kind == "error":
             status = int(rule.options.get("status", 500))
@@ -593,10 +599,10 @@ class SimulatorApp:
             return body
         return JsonAnswer(status or 500, body)
 
-    def _dispatch(self, endpoint: str, args: dict, request: Request, content_rules: list[FaultRule]) -> object:
+    def _dispatch(self, endpoint: str, args: dict, request: Request, content_rules: builtins.list[FaultRule]) -> object:
         if endpoint == "attachment":
             return self.attachment(args["key"])
-        resource = args.get("resource")
+        resource: str = args.get("resource") or ""
         if endpoint == "cancel_payment":
             resource = "payments"
         if endpoint not in ("create_receipt",) and resource not in RESOURCES:
@@ -642,7 +648,7 @@ class SimulatorApp:
 
     # ---- reads ------------------------------------------------------------------------------------
 
-    def list(self, resource: str, request: Request, content_rules: list[FaultRule]) -> dict | bytes:
+    def list(self, resource: str, request: Request, content_rules: builtins.list[FaultRule]) -> dict | bytes:
         args = request.args
         page = parse_int("page", args.get("page", "1"))
         per_page = parse_int("per_page", args.get("per_page", str(DEFAULT_PER_PAGE)))
@@ -671,9 +677,9 @@ class SimulatorApp:
             cache, company = self.json_cache, self.company
             served = self._served
             if spec.collections:
-                rows_json = [cache.get(r, version, True, lambda r=r: served(resource, company.header(r))) for r in chunk]
+                rows_json = [cache.get(r, version, True, lambda r: served(resource, company.header(r))) for r in chunk]
             else:
-                rows_json = [cache.get(r, version, False, lambda r=r: served(resource, r.data)) for r in chunk]
+                rows_json = [cache.get(r, version, False, lambda r: served(resource, r.data)) for r in chunk]
             return b"".join((b'{"data": [', b", ".join(rows_json), b'], "meta": ',
                              to_json({"pagination": pagination}), b"}"))
         data = [self.company.header(r) if spec.collections else self.company.detail(r) for r in chunk]
@@ -682,7 +688,7 @@ class SimulatorApp:
             del pagination["has_next_page"]
         return {"data": data, "meta": {"pagination": pagination}}
 
-    def detail(self, resource: str, key: str, content_rules: list[FaultRule]) -> dict | bytes:
+    def detail(self, resource: str, key: str, content_rules: builtins.list[FaultRule]) -> dict | bytes:
         if not RESOURCES[resource].has_detail:
             raise ApiError(405, {"error": f'No route found for "GET /{resource}/{key}": Method Not Allowed'})
         record = self._record(resource, key)
@@ -692,7 +698,7 @@ class SimulatorApp:
             record = self._record(resource, key)
         if not content_rules and not self._reshaping():  # straight from the record: no copy needed
             return self.json_cache.get(record, self.company.versions[resource], False,
-                                       lambda: self._served(resource, record.data))
+                                       lambda r: self._served(resource, r.data))
         return self._shaped(self._alter(self._served(resource, self.company.detail(record)), content_rules))
 
     def _served(self, resource: str, row: dict) -> dict:
@@ -707,17 +713,16 @@ class SimulatorApp:
             if shapes["item_values_as_dataItemCustomFields"] and "dataProductCustomFields" in row:
                 row = {("dataItemCustomFields" if k == "dataProductCustomFields" else k): v for k, v in row.items()}
         if shapes["idn_as_number"]:
-            row = _idn_as_number(row)
+            row = cast(dict, _idn_as_number(row))
         return row
 
     def _reshaping(self) -> bool:
         return any(self.shapes[name] for name in RESHAPING)
 
-    def _shaped(self, row: object) -> object:
+    def _shaped(self, row: dict) -> dict:
         """The record as the shape switches say (see DEFAULT_SHAPES)."""
-        if isinstance(row, dict):
-            _reshape_record(row, self.shapes)
-        return self._as_text(row)
+        _reshape_record(row, self.shapes)
+        return cast(dict, self._as_text(row))
 
     def _as_text(self, row: object) -> object:
         """With numbers_as_text, every decimal number as a string."""
@@ -737,7 +742,7 @@ class SimulatorApp:
                         headers={"Content-Disposition": f'attachment; filename="{attachment.id}"'})
 
     @staticmethod
-    def _alter(row: dict, content_rules: list[FaultRule]) -> dict:
+    def _alter(row: dict, content_rules: builtins.list[FaultRule]) -> dict:
         """Apply field faults: records with missing, unknown or renamed fields."""
         for rule in content_rules:
             if rule.kind == "missing_fields":
@@ -806,7 +811,7 @@ class SimulatorApp:
                        "externalId", "status", "contacts", "city", "state", "country", "supplierLegalEntityIds"}
     CONTACT_FIELDS = {"id", "name", "email", "phone"}
 
-    def _contacts(self, given: object, existing: list[dict]) -> list[dict]:
+    def _contacts(self, given: object, existing: builtins.list[dict]) -> builtins.list[dict]:
         """`contacts[data][N][name|email|phone]` (an `id` keeps an existing contact's id): the new list."""
         rows = given.get("data") if isinstance(given, dict) else given
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
@@ -850,12 +855,13 @@ class SimulatorApp:
                 raise validation_error("status", "This value should be 1, 2 or 3.")
             record_data["status"], record_data["statusString"] = status, SUPPLIER_STATUS_NAMES[status]
 
-    def _legal_entities(self, field_name: str, given: object) -> list[dict]:
+    def _legal_entities(self, field_name: str, given: object) -> builtins.list[dict]:
         """Legal entities named by id (`name[]=5&name[]=6`, or one id): [{id, name}], or a 400 naming the field."""
         ids = given if isinstance(given, list) else [given]
         entities = []
         for value in ids:
-            entity = self.company.get_by_id("legalentities", value) if str(value).strip().isdigit() else None
+            text = str(value).strip()
+            entity = self.company.get_by_id("legalentities", text) if text.isdigit() else None
             if entity is None:
                 raise validation_error(field_name, f"Legal entity {value!r} not found (send numeric legal entity ids).")
             entities.append({"id": entity.id, "name": entity.data["name"]})
@@ -864,7 +870,7 @@ class SimulatorApp:
     def create_supplier(self, form: dict) -> Record:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
-        data = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
+        data: dict = {"name": "", "uniqueCode": None, "status": 1, "statusString": SUPPLIER_STATUS_NAMES[1],
                 "enable": True, "currency": "USD", "currencies": ["USD"], "taxPayerNumber": None, "legalAddress": None,
                 "paymentTerms": {"data": []}, "contacts": {"data": []}, "supplierLegalEntities": {"data": []},
                 "externalId": None, "approvalDate": None,
@@ -897,7 +903,7 @@ class SimulatorApp:
     def create_item(self, form: dict) -> Record:
         if not form.get("name"):
             raise validation_error("name", "This value should not be blank.")
-        data = {"name": "", "sku": None, "type": 1, "typeString": "product", "description": None,
+        data: dict = {"name": "", "sku": None, "type": 1, "typeString": "product", "description": None,
                 "price": Decimal("0.00"), "category": None, "disabledBySupplier": False, "hiddenInCatalog": False,
                 "freeOfCharge": False, "supplier": None, "dataProductCustomFields": {"data": []}, "externalId": None}
         self._apply_item(data, form)
@@ -1288,8 +1294,8 @@ class SimulatorApp:
                 version = company.versions[resource]
                 for record in company.all(resource):
                     if spec.collections:
-                        cache.get(record, version, True, lambda r=record: self._served(r.resource, company.header(r)))
-                    cache.get(record, version, False, lambda r=record: self._served(r.resource, r.data))
+                        cache.get(record, version, True, lambda r: self._served(r.resource, company.header(r)))
+                    cache.get(record, version, False, lambda r: self._served(r.resource, r.data))
                     warmed += 1
             return warmed
 

@@ -297,9 +297,9 @@ class Company:
         except ValueError:
             return None
 
-    def get_by_id(self, resource: str, record_id: int | str) -> Record | None:
+    def get_by_id(self, resource: str, record_id: int | str | None) -> Record | None:
         try:
-            return self.records[resource].get(int(record_id))
+            return self.records[resource].get(int(record_id))  # type: ignore[arg-type]  # None: TypeError
         except (TypeError, ValueError):
             return None
 

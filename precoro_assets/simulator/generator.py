@@ -272,7 +272,8 @@ class CompanyBuilder:
         c, rng = self.company, self.rng
         items = self._items_of(supplier)
         taxes = self._list("taxes")
-        lines, tax_totals = [], {}
+        lines: list[dict] = []
+        tax_totals: dict = {}
         for _ in range(count):
             item = rng.choice(items)
             tax = rng.choice(taxes)
@@ -530,7 +531,8 @@ class CompanyBuilder:
     def split_children(self, base: Record, created: datetime) -> list[Record]:
         """Two split-cost children of `base`, as Precoro makes them: allocations of its cost (half each, the second
         taking the rounding) that add up to it line by line. The base is the document that is paid and exported."""
-        first_lines, second_lines = [], []
+        first_lines: list[dict] = []
+        second_lines: list[dict] = []
         for line in base.data["items"]["data"]:
             half = {name: money(Decimal(str(line[name])) / 2) for name in ("netSum", "taxSum")}
             rest = {name: money(Decimal(str(line[name])) - half[name]) for name in ("netSum", "taxSum")}
@@ -567,7 +569,8 @@ class CompanyBuilder:
             amounts = [money(total * Decimal(self.rng.randint(10, 80)) / 100)]
         else:
             return []
-        plan, moment = [], invoice.approved
+        plan: list[tuple[datetime, Decimal]] = []
+        moment: datetime = invoice.approved
         for amount in amounts:
             moment = moment + timedelta(hours=self.rng.randint(2, 24 * 20))
             if moment >= end:
@@ -594,14 +597,14 @@ class CompanyBuilder:
             earlier = [r for r in requisitions[-20:] if r.created < created]
             self.purchase_order(created, end, rng.choice(earlier) if earlier and rng.random() < 0.3 else None)
         approved_orders = [po for po in self.company.all("purchaseorders") if po.data["status"] == 2]
-        receipts = []
+        receipts: list[tuple[datetime, Record]] = []
         for po in approved_orders:
-            if rng.random() < 0.35:
-                moment = po.approved + timedelta(hours=rng.randint(4, 24 * 10))
-                if moment < end:
-                    receipts.append((moment, po))
-        for moment, po in sorted(receipts, key=lambda pair: pair[0]):
-            self.receipt(moment, end, po)
+            if po.approved is not None and rng.random() < 0.35:
+                received = po.approved + timedelta(hours=rng.randint(4, 24 * 10))
+                if received < end:
+                    receipts.append((received, po))
+        for received, po in sorted(receipts, key=lambda pair: pair[0]):
+            self.receipt(received, end, po)
         payments = []
         for created in moments(round(documents * 0.30)):
             earlier = [po for po in approved_orders[-30:] if po.created < created]
@@ -681,8 +684,9 @@ class CompanyBuilder:
             action = rng.choice(actions)
             if action == "create":
                 resource = rng.choice(["purchaseorders", "invoices", "purchaserequisitions", "expenses"])
-                record = self.create_like(resource, now)
-                changes.append(Change(resource, record.key, "created"))
+                created = self.create_like(resource, now)
+                if created is not None:
+                    changes.append(Change(resource, created.key, "created"))
             elif action == "edit":
                 resource = rng.choice(["purchaseorders", "invoices"])
                 record = rng.choice(list(c.all(resource))[-300:])

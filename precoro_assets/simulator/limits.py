@@ -205,7 +205,7 @@ class RateLimiter:
         now = self.clock()
         state = self._tokens.get(token, _TokenState())
         names = {DAILY_LIMITER: "day", HOURLY_LIMITER: "hour", MINUTE_LIMITER: "minute", SECOND_LIMITER: "second"}
-        usage = {names[t]: self._in_window(state, now, w) for t, w, _ in self.limits.windows()}
+        usage: dict[str, object] = {names[t]: self._in_window(state, now, w) for t, w, _ in self.limits.windows()}
         blocked = state.blocked if state.blocked and state.blocked.retry_at > now else None
         usage["blocked_until"] = (datetime.fromtimestamp(blocked.retry_at, UTC).isoformat() if blocked else None)
         usage["blocked_by"] = blocked.limit_type if blocked else None

@@ -153,7 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         """The request's whole body, so that an application that reads less cannot leave bytes behind."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks, size = [], 0
+            chunks: list[bytes] = []
+            size = 0
             while True:
                 line = self.rfile.readline(65537)
                 try:
@@ -191,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _environ(self, body: bytes) -> dict:
         path, _, query = self.path.partition("?")
         host, port = self.server.server_address[:2]
-        environ = {
+        environ: dict[str, object] = {
             "REQUEST_METHOD": self.command,
             "SCRIPT_NAME": "",
             "PATH_INFO": unquote(path, "latin-1"),
@@ -325,7 +326,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self._open_lock:
             self._open.add(connection)
 
-    def shutdown_request(self, request: socket.socket) -> None:
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]  # a TCP server
         with self._open_lock:
             self._open.discard(request)
         if request.fileno() == -1:

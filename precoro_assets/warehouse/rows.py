@@ -219,7 +219,7 @@ def _reader(source: str) -> tuple[bool, tuple[str, ...]]:
 
 def _typed(columns: Iterable[Column], source: dict, table: str, key: str, problems: list[Problem],
            outer: dict | None = None) -> dict:
-    row = {}
+    row: dict = {}
     for column in columns:
         if column.derive is not None:
             try:
@@ -281,7 +281,7 @@ def flatten(entity: Entity, record: dict, rows: Rows, synced_at: datetime,
     `raw_text` is the record's JSON as Precoro sent it, when the caller has it (kept as `raw` unchanged).
     `header_only`: the record is a list row, stored until the detail comes: its own row only, lines pending."""
     key = record_key(entity, record)
-    extras = {"synced_at": synced_at}
+    extras: dict[str, object] = {"synced_at": synced_at}
     if entity.partitioned:
         extras["partition_day"] = partition_day
     parent = _typed(entity.columns, record, entity.name, key, rows.problems)

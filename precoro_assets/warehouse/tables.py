@@ -30,6 +30,14 @@ def qualified(table: str) -> str:
     return f"{SCHEMA}.{ident(table)}"
 
 
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple:
+    """The row of a query that always returns one (an aggregate): DuckDB types `fetchone()` as optional."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql}")
+    return row
+
+
 def sql_text(text: str) -> str:
     """A SQL string literal, for COMMENT ON (which takes no parameters); our own text only."""
     return "'" + text.replace("'", "''") + "'"
@@ -63,8 +71,8 @@ def ensure_sync_state(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def last_full_refresh(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
-    row = con.execute(f"SELECT max(last_full_refresh) FROM {qualified(SYNC_STATE)} WHERE entity = ?",
-                      [entity.name]).fetchone()
+    row = one_row(con, f"SELECT max(last_full_refresh) FROM {qualified(SYNC_STATE)} WHERE entity = ?",
+                  [entity.name])
     return row[0] if row else None
 
 
@@ -188,7 +196,7 @@ WHERE t.end_snapshot IS NULL AND list_contains(?, t.table_name)
 def _table_comments(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, str | None]:
     if not names:
         return {}
-    meta = ident("__ducklake_metadata_" + con.execute("SELECT current_database()").fetchone()[0])
+    meta = ident("__ducklake_metadata_" + one_row(con, "SELECT current_database()")[0])
     try:
         rows = con.execute(_TABLE_COMMENTS.replace("{meta}", meta), [SCHEMA, names]).fetchall()
     except duckdb.Error:  # not a DuckLake catalog, or one laid out differently: ask DuckDB, slower but general
@@ -199,7 +207,7 @@ def _table_comments(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[st
 
 def lines_progress(con: duckdb.DuckDBPyConnection, entity: Entity) -> tuple[int, int]:
     """Documents stored, and how many of them have their lines (their detail was read)."""
-    total, with_lines = con.execute(f"SELECT count(*), count(lines_synced_at) FROM {qualified(entity.name)}").fetchone()
+    total, with_lines = one_row(con, f"SELECT count(*), count(lines_synced_at) FROM {qualified(entity.name)}")
     return total, with_lines
 
 
@@ -228,7 +236,7 @@ def stored_versions_between(con: duckdb.DuckDBPyConnection, entity: Entity, star
 
 
 def max_update_date(con: duckdb.DuckDBPyConnection, entity: Entity) -> datetime | None:
-    return con.execute(f"SELECT max(update_date) FROM {qualified(entity.name)}").fetchone()[0]
+    return one_row(con, f"SELECT max(update_date) FROM {qualified(entity.name)}")[0]
 
 
 def stored_update_dates(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, datetime | None]:
@@ -318,8 +326,8 @@ def insert_rows(con: duckdb.DuckDBPyConnection, entity: Entity, rows: Rows) -> d
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str, day: date | None = None) -> int:
     if day is None:
-        return con.execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()[0]
-    return con.execute(f"SELECT count(*) FROM {qualified(table)} WHERE partition_day = ?", [day]).fetchone()[0]
+        return one_row(con, f"SELECT count(*) FROM {qualified(table)}")[0]
+    return one_row(con, f"SELECT count(*) FROM {qualified(table)} WHERE partition_day = ?", [day])[0]
 
 
 def _day_filter(start: date | None, end: date | None) -> tuple[str, list]:
@@ -330,7 +338,7 @@ def _day_filter(start: date | None, end: date | None) -> tuple[str, list]:
 
 def count_rows_between(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end: date | None) -> int:
     where, params = _day_filter(start, end)
-    return con.execute(f"SELECT count(*) FROM {qualified(table)}{where}", params).fetchone()[0]
+    return one_row(con, f"SELECT count(*) FROM {qualified(table)}{where}", params)[0]
 
 
 def count_per_day(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None,
@@ -496,7 +504,7 @@ def orphan_children(con: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str,
     counts = ", ".join(
         f"(SELECT count(*) FROM {qualified(child.name)} c ANTI JOIN {qualified(entity.name)} p "
         f"ON c.{ident(entity.parent_column)} = p.{ident(entity.key)})" for child in entity.children)
-    row = con.execute(f"SELECT {counts}").fetchone()
+    row = one_row(con, f"SELECT {counts}")
     return {child.name: row[index] for index, child in enumerate(entity.children)}
 
 
@@ -610,4 +618,4 @@ def add_rejected(con: duckdb.DuckDBPyConnection, entity: Entity, rejected: list[
 
 
 def count_rejected(con: duckdb.DuckDBPyConnection, entity: Entity) -> int:
-    return con.execute(f"SELECT count(*) FROM {qualified(REJECTED)} WHERE entity = ?", [entity.name]).fetchone()[0]
+    return one_row(con, f"SELECT count(*) FROM {qualified(REJECTED)} WHERE entity = ?", [entity.name])[0]

@@ -13,7 +13,7 @@ from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS
 from ..api.quota import DAILY_QUOTA
 from .reconciliation import RECONCILIATION_LEDGER
 from .rows import has_lines_column
-from .tables import SCHEMA, ensure_sync_state, ensure_table, ensure_tables, qualified, sql_text
+from .tables import SCHEMA, ensure_sync_state, ensure_table, ensure_tables, one_row, qualified, sql_text
 
 
 @dataclass(frozen=True)
@@ -332,8 +332,8 @@ def create_column_descriptions(con: duckdb.DuckDBPyConnection) -> None:
         ("table_name", "The table or view."), ("column_name", "The column."), ("kind", "table or view."),
         ("description", "What the column holds."))]
     values = ",\n".join(f"({sql_text(v)}, {sql_text(c)}, 'view', {sql_text(d)})" for v, c, d in described_views)
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = "
-                   "'column_descriptions' AND database_name = current_database()", [SCHEMA]).fetchone()[0]:
+    if one_row(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = "
+               "'column_descriptions' AND database_name = current_database()", [SCHEMA])[0]:
         con.execute(f"DROP TABLE {name}")  # a table until December 2026
     con.execute(f"""CREATE OR REPLACE VIEW {name} AS
 SELECT c.table_name, c.column_name, 'table' AS kind, c.comment AS description

@@ -215,7 +215,7 @@ class WriteBack:
         if not self.send:
             return [Report(r.key, r.kind, f"{r.resource}/{r.target_key}", "would send", r.reason, describe(r))
                     for r in rows]
-        reports = []
+        reports: list[Report] = []
         # Rows whose re-read must wait out an identical-GET minute (it failed, or a lost answer needs the same
         # GET again) are put aside and taken again when it has passed: the other rows go meanwhile, so a run
         # loses about one minute to failures, not a minute per failure.
