@@ -55,7 +55,7 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, int]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+    if process.returncode and process.stderr is not None:
         sys.stderr.write(process.stderr.read().decode(errors="replace")[-3000:])
     return time.monotonic() - started, usage.ru_maxrss / 1024, process.returncode
 

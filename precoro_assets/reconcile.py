@@ -22,7 +22,7 @@ import hashlib
 import heapq
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -371,7 +371,7 @@ def pair_payments(ledger: list[LedgerPayment], precoro: tuple[PrecoroPayment, ..
 # ---- the reconciliation --------------------------------------------------------------------------------------
 
 def reconcile(invoices: list[Invoice], payments: Iterable[LedgerPayment], bills: list[LedgerBill],
-              purchase_orders: list[PurchaseOrder] = (), rules: MatchRules | None = None) -> Reconciliation:
+              purchase_orders: Sequence[PurchaseOrder] = (), rules: MatchRules | None = None) -> Reconciliation:
     """Classify every invoice and ledger record; `rules` (reconciliation.yaml) adds the AP rules of
     ap_matching.py for the payments the strong keys leave unplaced, and the amount tolerance. None: strong keys
     and exact amounts only."""
@@ -381,7 +381,7 @@ def reconcile(invoices: list[Invoice], payments: Iterable[LedgerPayment], bills:
 
 
 def reconcile_stored(invoices: list[Invoice], payments: Callable[[], Iterable[LedgerPayment]],
-                     bills: list[LedgerBill], purchase_orders: list[PurchaseOrder] = (),
+                     bills: list[LedgerBill], purchase_orders: Sequence[PurchaseOrder] = (),
                      rules: MatchRules | None = None, payments_in_order: bool = True) -> Reconciliation:
     """As `reconcile`, for a ledger too large to hold: payments() gives the payments afresh on each call, always in
     the same order (sorted by file, line and id when `payments_in_order`), and is called once for the strong keys,
@@ -580,7 +580,8 @@ def _match_payments(payments: Iterable[LedgerPayment], by_external: dict[str, li
         invoice = candidates[0]
         row.invoice_idn, row.invoice_amount, row.invoice_currency = invoice.idn, invoice.total, invoice.currency
         results[invoice.idn].ledger_payments.append(payment)
-        results[invoice.idn].payment_keys.add(row.matched_by)
+        if row.matched_by:  # the key that found the candidates
+            results[invoice.idn].payment_keys.add(row.matched_by)
     return kept, count
 
 

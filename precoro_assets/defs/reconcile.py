@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -142,7 +143,7 @@ def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, wareh
     for row in snapshot.rejected:
         context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
     rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])
-    common = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
+    common: dict[str, Any] = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
               "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected,
               "rejected files": dg.MetadataValue.json({r.file: r.reason for r in snapshot.rejected if r.rejects_file})}
     yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={

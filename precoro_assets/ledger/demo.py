@@ -264,7 +264,7 @@ def _supplier_to_refuse(exported: list[dict], purchase_orders: Iterable[dict]) -
 
 def _bad_lines(examples: list[dict], today: date) -> list[bytes]:
     """Rows the loader must reject, each for a different reason; written as raw bytes."""
-    invoice = examples[0] if examples else {"supplier": {"name": "Café Lumière"}, "invoiceNumber": "X"}
+    invoice: dict[str, Any] = examples[0] if examples else {"supplier": {"name": "Café Lumière"}, "invoiceNumber": "X"}
     supplier, number = invoice["supplier"]["name"], invoice["invoiceNumber"]
 
     def line(*fields: str, encoding: str = "utf-8") -> bytes:

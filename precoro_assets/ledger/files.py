@@ -428,8 +428,8 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                                     f"name {', '.join(columns)} (in any order), separated by commas; no row of this "
                                     "file was loaded", _cut(_printable(first.rstrip("\r\n"))), whole_file=True))
         return
-    for start, fields, text in _records(iter(lines), delimiter, len(header)):
-        raw = _cut(_printable(text))
+    for start, fields, record_text in _records(iter(lines), delimiter, len(header)):
+        raw = _cut(_printable(record_text))
         if fields is None:
             rejected.append(RejectedRow(path.name, start, "a quote (\") is left open on this line, or not followed by "
                                         f"the separator {delimiter!r}; the lines after it are read on their own", raw))
@@ -485,7 +485,8 @@ class _Batches:
     """A list-like `into` for load_file that hands its records over every BATCH_ROWS."""
 
     def __init__(self, add: Callable[[str, list], None], kind: str) -> None:
-        self.add, self.kind, self.records = add, kind, []
+        self.add, self.kind = add, kind
+        self.records: list = []
 
     def append(self, record: Any) -> None:
         self.records.append(record)
@@ -547,7 +548,7 @@ class FileLedgerSource:
     @staticmethod
     def load_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                   build: Callable[[dict[str, Any], str, int], Any], id_column: str, seen: dict[str, str],
-                  into: list, rejected: list[RejectedRow]) -> None:
+                  into: list | _Batches, rejected: list[RejectedRow]) -> None:
         """Parse each row of one file with `build` into `into`; bad rows, and ids already `seen`, are rejected."""
         reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
         rows = reader(path, columns, required, rejected)

@@ -28,6 +28,9 @@ from ..reconcile import (
 from . import tables
 from .rows import arrow_type, to_arrow
 
+# A table as the analyst sees it: (name, description, columns).
+Layout = tuple[str, str, tuple[Column, ...]]
+
 
 def c(name: str, type_: str, description: str) -> Column:
     return Column(name, type_, "", description)
@@ -37,7 +40,7 @@ CLASS_TEXT = "The class: " + "; ".join(f"{name} = {text}" for name, text in CLAS
 SOURCE = (c("source_file", "VARCHAR", "The ledger file the row was read from."),
           c("source_line", "INTEGER", "Line of the file (row number for Parquet)."))
 
-LEDGER_PAYMENTS = ("ledger_payments", "Payments recorded in the accounting system (the ledger's drop folder).", (
+LEDGER_PAYMENTS: Layout = ("ledger_payments", "Payments recorded in the accounting system (the ledger's drop folder).", (
     c("payment_id", "VARCHAR", "The accounting system's id of the payment."),
     c("bill_id", "VARCHAR", "The bill it pays (= the Precoro invoice's externalId), if the export names it."),
     c("supplier", "VARCHAR", "Supplier name, when the invoice is named by supplier + invoice number."),
@@ -47,7 +50,7 @@ LEDGER_PAYMENTS = ("ledger_payments", "Payments recorded in the accounting syste
     c("paid_on", "DATE", "Payment date."),
 ) + SOURCE + (c("loaded_at", TIME, "When the ledger was loaded."),))
 
-LEDGER_BILLS = ("ledger_bills", "Supplier invoices (bills) and credit notes booked in the accounting system.", (
+LEDGER_BILLS: Layout = ("ledger_bills", "Supplier invoices (bills) and credit notes booked in the accounting system.", (
     c("bill_id", "VARCHAR", "The accounting system's id: what Precoro stores as the invoice's externalId."),
     c("kind", "VARCHAR", "bill or credit_note."),
     c("supplier", "VARCHAR", "Supplier name as booked."),
@@ -57,7 +60,7 @@ LEDGER_BILLS = ("ledger_bills", "Supplier invoices (bills) and credit notes book
     c("bill_date", "DATE", "Bill date, if exported."),
 ) + SOURCE + (c("loaded_at", TIME, "When the ledger was loaded."),))
 
-LEDGER_REJECTED = ("ledger_rejected_rows", "Ledger rows (or whole files, line 0) that were not loaded, and why.", (
+LEDGER_REJECTED: Layout = ("ledger_rejected_rows", "Ledger rows (or whole files, line 0) that were not loaded, and why.", (
     c("file", "VARCHAR", "The ledger file."),
     c("line", "INTEGER", "Line of the file (row number for Parquet; 0 = the whole file)."),
     c("reason", "VARCHAR", "Why the row was kept out, written for the person who fixes the export."),
@@ -65,7 +68,7 @@ LEDGER_REJECTED = ("ledger_rejected_rows", "Ledger rows (or whole files, line 0)
     c("loaded_at", TIME, "When the ledger was loaded."),
 ))
 
-RECONCILIATION_INVOICES = ("reconciliation_invoices", "Every Precoro invoice compared with the ledger: its class, "
+RECONCILIATION_INVOICES: Layout = ("reconciliation_invoices", "Every Precoro invoice compared with the ledger: its class, "
                            "the reason, and the evidence on both sides.", (
     c("invoice_idn", "VARCHAR", "The invoice (precoro.invoices.idn)."),
     c("invoice_id", "BIGINT", "Precoro's numeric id of the invoice."),
@@ -92,7 +95,7 @@ RECONCILIATION_INVOICES = ("reconciliation_invoices", "Every Precoro invoice com
     c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row."),
 ))
 
-RECONCILIATION_LEDGER = ("reconciliation_ledger", "Every ledger payment, bill and credit note compared with "
+RECONCILIATION_LEDGER: Layout = ("reconciliation_ledger", "Every ledger payment, bill and credit note compared with "
                          "Precoro: its class, the reason and the evidence.", (
     c("ledger_kind", "VARCHAR", "payment, bill or credit_note."),
     c("ledger_id", "VARCHAR", "The ledger's id (payment_id or bill_id)."),
@@ -119,7 +122,7 @@ RECONCILIATION_LEDGER = ("reconciliation_ledger", "Every ledger payment, bill an
 ) + SOURCE + (c("reconciled_at", TIME, "When the reconciliation ran."),
               c("batch_id", "VARCHAR", "The reconciliation run (Dagster run id) that produced the row.")))
 
-WRITEBACK_OUTBOX = ("writeback_outbox", "Write-backs to Precoro proposed by reconciliation and the catalogue "
+WRITEBACK_OUTBOX: Layout = ("writeback_outbox", "Write-backs to Precoro proposed by reconciliation and the catalogue "
                     "sync, and what became of them: a copy of the operational queue (outbox.sqlite in "
                     "PRECORO_STATE_DIR), refreshed after every reconciliation, catalogue plan and write-back run.", (
     c("idempotency_key", "VARCHAR", "Derived from the action, its target and its reason: the same proposal "
