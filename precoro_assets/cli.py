@@ -277,11 +277,11 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
             results += [(name, key, False, {}) for key in sorted(k.to_user_string() for k in keys)]
             break
         events: dict = {}
-        for event in result.get_asset_materialization_events():  # the run's own first, then one per day
-            events.setdefault(event.materialization.asset_key.to_user_string(), event.materialization.metadata)
+        for event in result.get_asset_materialization_events():  # one per day of the run
+            events.setdefault(event.materialization.asset_key.to_user_string(), []).append(
+                {k: v.value for k, v in event.materialization.metadata.items()})
         for key in sorted(k.to_user_string() for k in keys):
-            metadata = {k: v.value for k, v in events.get(key, {}).items()}
-            results.append((name, key, key in events, metadata))
+            results.append((name, key, key in events, _run_metadata(events.get(key, []))))
         if not result.success and stop is not None and _interrupted(result):
             stop.set()
             break
@@ -298,6 +298,21 @@ def _full_refresh_config() -> dict:
     from .api.catalogue import REFERENCE
 
     return {"ops": {f"precoro__{e.name}": {"config": {"full_refresh": True}} for e in REFERENCE}}
+
+
+def _run_metadata(per_day: list[dict]) -> dict:
+    """A run's figures from its materializations: a run over several days records one per day, each with the
+    run's figures and that day's own counts over them (see defs.ingest.day_metadata): those are added up."""
+    if not per_day:
+        return {}
+    metadata = dict(per_day[0])
+    days = [m for m in per_day if str(m.get("run total", "")).startswith("no")]
+    if days:
+        from .defs.ingest import DAY_COUNTS
+
+        for name in DAY_COUNTS:
+            metadata[name] = sum(m.get(name, 0) for m in days)
+    return metadata
 
 
 def _print_summary(results: list[tuple[str, str, bool, dict]], spent: int) -> None:

@@ -139,7 +139,10 @@ def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, st
                        may_remove=list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
     if has_lines_column(entity):
-        _write_headers(warehouse, entity, plans, progress, table_is_new)
+        if _details_take_a_while(client, plans):
+            _write_headers(warehouse, entity, plans, progress, table_is_new)
+        else:
+            _drop_headers(plans)
     try:  # a quota stop in here keeps the listing for the retry
         _keep_misfiled(client, warehouse, entity, plans, summary, zone, progress)
         # the newest day's details first: the days analysts look at most get their lines soonest
@@ -168,7 +171,8 @@ def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: C
                    table_is_new: bool) -> None:
     """Store every new document's header (its list row) at once, lines pending (lines_synced_at empty), so the
     whole listed history is queryable before its details, which the daily quota spreads over days, arrive. A
-    header's detail then replaces it like any changed document's. Costs no request."""
+    header's detail then replaces it like any changed document's. Costs no request. Only when the details take
+    a while (see _details_take_a_while)."""
     pending = [(plan, key) for plan in plans for key in plan.to_write
                if key not in plan.replaced and HEADER in plan.listed[key]]
     moved = set() if table_is_new or not pending else \
@@ -187,12 +191,35 @@ def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: C
         warehouse.write(lambda con, keys=keys, rows=rows: (tables.delete_records(con, entity, keys & moved),
                                                            tables.insert_rows(con, entity, rows)),
                         what=f"write headers of {entity.name}")
-    for plan in plans:  # a changed document's stored version (with its lines) stays until its detail comes
-        for row in plan.listed.values():
-            row.pop(HEADER, None)
+    _drop_headers(plans)  # a changed document's stored version (with its lines) stays until its detail comes
     if pending:
         progress(f"{entity.name}: stored the headers of {len(pending)} new document(s); their lines come with "
                  "their details, newest day first (see precoro.sync_progress)")
+
+
+# Headers are stored ahead of the details only when these would take longer than this to fetch (wall-clock).
+HEADERS_WORTH_SECONDS = 60.0
+
+
+def _details_take_a_while(client, plans: list[_DayPlan]) -> bool:
+    """Whether the run's details will take long enough, or the quota stop the run before it has them all, for
+    their headers to be worth storing first. At Precoro's pace that is about 50 details or more, or more than
+    a window has left; a run that fetches its details within the minute (a day's partition, a sync against a
+    fast server) writes each document once, with its lines: a header costs a write, then a delete when its
+    detail replaces it (a DuckLake delete reads every file of the table), for lines that came as soon.
+    A client that cannot say (no `seconds_for`) stores headers."""
+    details = sum(len(plan.to_write) for plan in plans)
+    if not details:
+        return False
+    seconds_for = getattr(client, "seconds_for", None)
+    return seconds_for is None or seconds_for(details) > HEADERS_WORTH_SECONDS
+
+
+def _drop_headers(plans: list[_DayPlan]) -> None:
+    """Forget the list rows kept for headers (see _write_headers) when none is written: their details come."""
+    for plan in plans:
+        for row in plan.listed.values():
+            row.pop(HEADER, None)
 
 
 def list_ahead(client, warehouse, staging: DetailStaging, entities: list[Entity], start: date, end: date,

@@ -365,6 +365,10 @@ class PrecoroClient:
         """Spent by this client, and what is left in each window for every process."""
         return self.quota.usage()
 
+    def seconds_for(self, requests: int) -> float:
+        """About how long `requests` more requests would take at the budget's limits (see QuotaGuard.seconds_for)."""
+        return self.quota.seconds_for(requests)
+
     # -- sending -------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:

@@ -40,6 +40,7 @@ import collections
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -548,6 +549,25 @@ class QuotaGuard:
             self._connection().execute(
                 "INSERT INTO rejected_credentials VALUES (?, ?) ON CONFLICT (credentials_key) DO UPDATE SET at = excluded.at",
                 (self._credentials_key(email), self._clock()))
+
+    def seconds_for(self, requests: int) -> float:
+        """About how long `requests` more requests take from now, in wall-clock seconds: their spacing, or, when
+        they need more than a window has left, that window's length for each time it fills up; after any 429
+        block. Infinite when the block or a window would keep them waiting longer than `max_wait_seconds`: the
+        run stops (QuotaExhausted) before they are all sent. An estimate (other processes spend the same budget),
+        for choices such as whether headers are worth storing ahead of details (see sync._details_take_a_while)."""
+        usage = self.usage()
+        blocked = 0.0 if usage.blocked_until is None else max(0.0, usage.blocked_until.timestamp() - self._clock())
+        if blocked > self.max_wait_seconds:
+            return math.inf
+        seconds = requests * self.limits.spacing
+        for name, length, limit in self.limits.windows():
+            over = requests - usage.remaining[name]
+            if over > 0:
+                if length > self.max_wait_seconds:
+                    return math.inf
+                seconds = max(seconds, math.ceil(over / limit) * length)
+        return blocked + seconds
 
     def usage(self) -> QuotaUsage:
         """Requests used and left in each window right now (all processes), and any 429 block."""

@@ -7,7 +7,7 @@ did and what it spent, and checks what it wrote (keys, counts against Precoro's 
 
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -117,18 +117,29 @@ def _has_totals_check(entity: Entity) -> bool:
     return any(spec.name == "total_equals_lines" for spec in check_specs(entity))
 
 
-def check_findings(entity: Entity, con, start: date | None, end: date | None) -> CheckFindings:
-    counts = tables.field_counts(con, entity, start, end)
-    before = tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)])
+def check_findings(entity: Entity, store, start: date | None, end: date | None,
+                   pool: ThreadPoolExecutor | None = None) -> CheckFindings:
+    """Run the checks' queries. With `pool` (two threads or more), the raw JSON's (what the schema_drift and
+    nothing_only_in_raw checks read: about half the time) run on one thread and the others on another: DuckDB
+    runs a query over tables this small on a single core, so the two halves take the machine's two."""
+    def raw_side(con) -> tuple:
+        counts = tables.field_counts(con, entity, start, end)
+        before = tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)])
+        return counts, before, tables.filled_counts(con, entity, start, end)
+
+    def table_side(con) -> tuple:
+        return (tables.duplicate_keys(con, entity), tables.orphan_children(con, entity),
+                tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
+                tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None,
+                tables.collections_not_stored(con, entity, start, end))
+
+    raw = pool.submit(store.read, raw_side) if pool is not None else None
+    duplicates, orphans, stored_per_day, totals_off, collections = store.read(table_side)
+    counts, before, filled = raw.result() if raw is not None else store.read(raw_side)
     changes, to_remember = schema_changes(schema_now(counts), before)
     return CheckFindings(
-        duplicates=tables.duplicate_keys(con, entity),
-        orphans=tables.orphan_children(con, entity),
-        stored_per_day=tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
-        totals_off=tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None,
-        drift=drift(entity, counts),
-        only_in_raw=only_in_raw(entity, counts, tables.filled_counts(con, entity, start, end),
-                                tables.collections_not_stored(con, entity, start, end)),
+        duplicates=duplicates, orphans=orphans, stored_per_day=stored_per_day, totals_off=totals_off,
+        drift=drift(entity, counts), only_in_raw=only_in_raw(entity, counts, filled, collections),
         schema_changes=changes, schema_seen={**before, **to_remember}, schema_to_remember=to_remember)
 
 
@@ -169,17 +180,23 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
 
 
 def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
-           end: date | None = None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The materialization, then the checks' results.
+           end: date | None = None, add_day_metadata: Callable[[dict, str], None] | None = None,
+           ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The materialization (for a run over several days, each day's own figures given first through
+    `add_day_metadata(metadata, day)`, see day_metadata), then the checks' results.
 
-    The checks' queries run in a thread while Dagster records the materialization (an event per partition of
-    the run: a tenth of a second or more for a range), which takes about as long: DuckDB works without the GIL.
-    The analyst views are created here when the warehouse has none yet: whoever syncs can query them at once
-    (precoro/analyst_views re-creates them all)."""
+    The checks' queries run in two threads (see check_findings) while Dagster records the materialization (an
+    event per partition of the run: seconds for 90 days), which takes about as long: DuckDB works without the GIL.
+    The day's figures are read before, not to compete with them. The analyst views are
+    created here when the warehouse has none yet: whoever syncs can query them at once (precoro/analyst_views
+    re-creates them all)."""
     if store.read(views.missing_views):
         store.write(views.create_views, what="create the analyst views")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
-        findings = pool.submit(store.read, lambda con: check_findings(entity, con, start, end))
+    if add_day_metadata is not None and start is not None and end is not None and start < end:
+        for day, metadata in day_metadata(entity, summary, store, start, end).items():
+            add_day_metadata(metadata, day)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
+        findings = pool.submit(check_findings, entity, store, start, end, pool)
         yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
         found = findings.result()
     if found.schema_to_remember:  # written only when something changed: a write adds a snapshot to the catalog
@@ -200,14 +217,19 @@ def _preview(con, table: str, start: date | None, end: date | None) -> dg.Metada
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def day_materializations(entity: Entity, summary: SyncSummary, store, start: date,
-                         end: date) -> list[dg.AssetMaterialization]:
-    """A run over several days: one materialization per day, after the run's own, with that day's rows and counts
-    (Dagster gives every partition of a single-run backfill the run's metadata: each day showed the run's totals)."""
+# A day's own figures, over the run's in that day's materialization (see day_metadata)
+DAY_COUNTS = ("listed by Precoro", "new", "changed", "unchanged", "removed")
+
+
+def day_metadata(entity: Entity, summary: SyncSummary, store, start: date, end: date) -> dict[str, dict]:
+    """A run over several days: per day, the metadata that day's materialization carries over the run's (Dagster
+    records the run's materialization once per partition of a single-run backfill, so without it each day showed
+    the run's totals): its own rows and counts. Given to Dagster as partition-scoped metadata, it costs no event
+    of its own (one per day and asset were a tenth of a 10k backfill)."""
     stored = store.read(lambda con: tables.count_per_day(con, entity, start, end))
-    return [dg.AssetMaterialization(asset_key=asset_key(entity), partition=day, metadata={
-        "dagster/row_count": stored.get(day, 0), **counts, "run total": "no: this day's own counts"})
-        for day, counts in summary.per_day.items()]
+    return {day: {"dagster/row_count": stored.get(day, 0), **counts,
+                  "run total": f"no: this day's own rows and counts; the other figures are the run's ({start}..{end})"}
+            for day, counts in summary.per_day.items()}
 
 
 def progress_metadata(entity: Entity, con) -> dict:
@@ -225,8 +247,8 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
     several_days = start is not None and end is not None and start < end
     rows = tables.count_rows_between(con, entity.name, start, end)
     metadata: dict = {
-        # dagster/row_count is a partition's rows: a run over several days reports each day apart (see
-        # day_materializations); its own totals are labelled so
+        # dagster/row_count is a partition's rows: a run over several days gives each day's own figures over these
+        # (see day_metadata); its own totals are labelled so
         **({"run total": f"yes: {start}..{end}", "rows in the run's days": rows} if several_days
            else {"dagster/row_count": rows}),
         "listed by Precoro": summary.listed,
@@ -351,10 +373,8 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         for rejection in summary.rejected[:20]:
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
                                 f"{rejection['reason']}")
-        yield from report(entity, summary, precoro, store, start, end)
-        if start < end:
-            for event in day_materializations(entity, summary, store, start, end):
-                context.log_event(event)
+        yield from report(entity, summary, precoro, store, start, end, add_day_metadata=lambda metadata, day:
+                          context.add_asset_metadata(metadata, partition_key=day))
 
     return _document
 

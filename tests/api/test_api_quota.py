@@ -144,6 +144,18 @@ def test_usage_reports_what_is_left_in_each_window(tmp_path, clock):
     assert usage.as_metadata()["precoro_requests_left_day"] == 2998
 
 
+def test_seconds_for_estimates_the_pace_the_windows_and_a_stop(tmp_path, clock):
+    quota = guard(tmp_path, clock, per_minute=10, max_wait_seconds=600)
+    assert quota.seconds_for(8) == pytest.approx(8 * 1.25)  # the spacing alone
+    assert quota.seconds_for(25) == pytest.approx(2 * 61)  # 15 beyond the minute's 10: it fills twice more
+    assert quota.seconds_for(3001) == float("inf")  # beyond the day's 3,000: a day's wait, the run stops
+    assert guard(tmp_path, clock, per_minute=10, max_wait_seconds=30).seconds_for(25) == float("inf")
+    quota.record_rate_limited(datetime.fromtimestamp(T0 + 30, UTC), "Minute limiter")
+    assert quota.seconds_for(8) == pytest.approx(30 + 8 * 1.25)  # after the 429 block
+    quota.record_rate_limited(datetime.fromtimestamp(T0 + 7200, UTC), "Daily limiter")
+    assert quota.seconds_for(1) == float("inf")
+
+
 def test_short_waits_are_never_refused_even_with_a_small_max_wait(tmp_path, clock):
     quota = guard(tmp_path, clock, max_wait_seconds=5)
     quota.acquire("GET", "/invoices?page=3")

@@ -238,3 +238,17 @@ def test_writeback_frees_the_api_slot_of_a_killed_run_instead_of_waiting_for_eve
     assert instance.get_run_by_id(holder).status == dg.DagsterRunStatus.FAILURE
     assert not instance.event_log_storage.get_concurrency_info("precoro_api").claimed_slots
     instance.dispose()
+
+
+def test_the_summary_of_a_run_over_several_days_adds_up_each_days_counts():
+    from precoro_assets.cli import _run_metadata
+
+    run = {"run total": "no: this day's own rows and counts; the other figures are the run's (..)",
+           "rows in the run's days": 7, "detail requests": 5}
+    days = [{**run, "listed by Precoro": 3, "new": 2, "changed": 1, "unchanged": 0, "removed": 0},
+            {**run, "listed by Precoro": 4, "new": 4, "changed": 0, "unchanged": 0, "removed": 1}]
+    summary = _run_metadata(days)
+    assert (summary["listed by Precoro"], summary["new"], summary["changed"], summary["removed"]) == (7, 6, 1, 1)
+    assert summary["detail requests"] == 5 and summary["rows in the run's days"] == 7  # the run's own, once
+    one_day = {"dagster/row_count": 3, "listed by Precoro": 3, "new": 3}
+    assert _run_metadata([one_day]) == one_day and _run_metadata([]) == {}

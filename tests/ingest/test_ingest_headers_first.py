@@ -98,3 +98,26 @@ def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leave
     assert log and all(r["path"].endswith("{idn}") for r in log)
     for entity in others:
         assert differences(env, entity, in_range=lambda r: start <= partition_day(r) <= end) == [], entity.name
+
+
+def test_headers_are_stored_first_only_when_the_details_take_a_while():
+    from datetime import date
+
+    from precoro_assets.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
+
+    class Client:
+        def __init__(self, seconds_each: float) -> None:
+            self.seconds_each, self.asked = seconds_each, []
+
+        def seconds_for(self, requests: int) -> float:
+            self.asked.append(requests)
+            return requests * self.seconds_each
+
+    plans = [_DayPlan(date(2026, 1, day), {}, [f"{day}-{n}" for n in range(10)], set(), set()) for day in (1, 2, 3)]
+    fast, paced = Client(0.001), Client(1.25)  # a fast server; Precoro's pace: 30 details take 37.5 s
+    assert not _details_take_a_while(fast, plans) and fast.asked == [30]
+    assert not _details_take_a_while(paced, plans)  # within the minute: each document is written once
+    assert _details_take_a_while(Client(HEADERS_WORTH_SECONDS / 29), plans)  # a little over the minute
+    assert _details_take_a_while(Client(float("inf")), plans)  # the quota would stop the run before its details
+    assert _details_take_a_while(object(), plans)  # a client that cannot say: headers first, as always
+    assert not _details_take_a_while(Client(float("inf")), [_DayPlan(date(2026, 1, 1), {}, [], set(), set())])
