@@ -41,7 +41,7 @@ class Ours:
         self.dg = dg
         self.config = settings.load()
         self.defs = build_definitions(self.config)
-        self.resources = dict(self.defs.resources)
+        self.resources = dict(self.defs.resources or {})
         if max_wait_seconds is not None:
             # The resource's 600 s, scaled like every other duration: how long a run may wait for quota
             # before it stops with QuotaExhausted and leaves the rest to a later run.
@@ -54,11 +54,10 @@ class Ours:
     def _document_assets(self, only: list[str] | None = None) -> tuple[Any, list]:
         from precoro_assets.defs.ingest import DOCUMENTS_GROUP
 
-        selection = self.dg.AssetSelection.groups(DOCUMENTS_GROUP)
-        if only is not None:
-            selection = self.dg.AssetSelection.assets(*(self.dg.AssetKey.from_user_string(k) for k in only))
+        selection = (self.dg.AssetSelection.groups(DOCUMENTS_GROUP) if only is None else
+                     self.dg.AssetSelection.assets(*(self.dg.AssetKey.from_user_string(k) for k in only)))
         keys = selection.resolve(self.defs.resolve_asset_graph())
-        assets = [a for a in self.defs.assets if isinstance(a, self.dg.AssetsDefinition) and set(a.keys) & keys]
+        assets = [a for a in self.defs.assets or [] if isinstance(a, self.dg.AssetsDefinition) and set(a.keys) & keys]
         return selection, assets
 
     def _run(self, assets: list, selection: Any, tags: dict, partition_key: str | None = None,
@@ -94,7 +93,7 @@ class Ours:
         _, assets = self._document_assets()
         outcomes = []
         for request in runs:
-            selection = dg.AssetSelection.assets(*request.asset_selection)
+            selection = dg.AssetSelection.assets(*(request.asset_selection or []))
             outcomes.append(self._run(assets, selection, dict(request.tags), partition_key=request.partition_key,
                                       run_config=request.run_config))
         return {"ok": all(o["ok"] for o in outcomes), "partition_runs": len(runs),

@@ -319,10 +319,13 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
             break
         details.append(future.result())
     _client.release_gets(reserved)  # the slots of requests not sent (an error stopped the chunk)
-    _staging.put_texts(chunk.entity, [
-        (key, at_least, future.result()[1]) for (key, at_least, _), future in zip(chunk.documents, futures, strict=True)
-        if not future.cancelled() and future.exception() is None and not future.result()[2]
-        and future.result()[1] is not None])
+    arrived: list[tuple[str, str | None, str]] = []  # fetched now (not from staging) and found
+    for (key, at_least, _), future in zip(chunk.documents, futures, strict=True):
+        if not future.cancelled() and future.exception() is None:
+            _, text, from_staging = future.result()
+            if not from_staging and text is not None:
+                arrived.append((key, at_least, text))
+    _staging.put_texts(chunk.entity, arrived)
     return Fetched(details, _client.spent - spent_before, error)
 
 

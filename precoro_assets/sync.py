@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -41,6 +41,10 @@ from .warehouse.sensitive import protect
 from .warehouse.staging import DetailStaging
 
 logger = logging.getLogger(__name__)
+
+# A wanted document as the run receives it: (key, its detail, its JSON text as received); detail and text are
+# None when it was deleted between the listing and its request.
+Detail = tuple[str, dict | None, str | None]
 
 REFERENCE_OVERLAP = timedelta(minutes=10)
 FULL_REFRESH_EVERY = timedelta(days=7)
@@ -188,9 +192,11 @@ def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: C
                 continue  # its detail decides (and reports) whether it can be stored
             plan.headers.add(key)
         keys = {key for _, key in chunk}
-        warehouse.write(lambda con, keys=keys, rows=rows: (tables.delete_records(con, entity, keys & moved),
-                                                           tables.insert_rows(con, entity, rows)),
-                        what=f"write headers of {entity.name}")
+        def write_headers(con, keys: set[str] = keys, rows: Rows = rows) -> None:
+            tables.delete_records(con, entity, keys & moved)
+            tables.insert_rows(con, entity, rows)
+
+        warehouse.write(write_headers, what=f"write headers of {entity.name}")
     _drop_headers(plans)  # a changed document's stored version (with its lines) stays until its detail comes
     if pending:
         progress(f"{entity.name}: stored the headers of {len(pending)} new document(s); their lines come with "
@@ -597,7 +603,7 @@ def _workers(client) -> int:
 
 
 def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
-                      summary: SyncSummary, workers: int) -> Iterator[tuple[str, dict, str | None]]:
+                      summary: SyncSummary, workers: int) -> Generator[Detail, None, None]:
     """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
     to `workers` threads at once, or by worker processes when there are many (see detail_processes).
 
@@ -727,7 +733,7 @@ class _DetailFetches:
 
 def _details_from_processes(processes: detail_processes.DetailWorkers, client, staging: DetailStaging,
                             entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
-                            staged: set[str]) -> Iterator[tuple[str, dict, str | None]]:
+                            staged: set[str]) -> Generator[Detail, None, None]:
     """`_details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
     documents = [(key, detail_processes.iso(_update_date(header)), key in staged) for key, header in wanted]
     size = detail_processes.CHUNK
@@ -745,7 +751,7 @@ def _details_from_processes(processes: detail_processes.DetailWorkers, client, s
 
 
 def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
-             future: Future) -> Iterator[tuple[str, dict, str | None]]:
+             future: Future) -> Generator[Detail, None, None]:
     """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
     fetched: detail_processes.Fetched = future.result()
     client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too

@@ -395,7 +395,11 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
     def _reference(context: dg.AssetExecutionContext, config: ReferenceSyncConfig, precoro: PrecoroResource,
                    warehouse: WarehouseResource):
         store = warehouse.open()
-        store.write(lambda con: (tables.ensure_sync_state(con), tables.ensure_tables(con, entity)))
+        def ensure(con) -> None:
+            tables.ensure_sync_state(con)
+            tables.ensure_tables(con, entity)
+
+        store.write(ensure)
         try:
             summary = sync_reference(precoro.get_client(), store, entity, full_refresh=config.full_refresh,
                                      progress=context.log.info)

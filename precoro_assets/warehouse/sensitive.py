@@ -7,10 +7,12 @@ and nothing an attacker could pay into. PRECORO_KEEP_BANK_DETAILS=1 stores them 
 from __future__ import annotations
 
 import os
+from typing import TypeVar, cast
 
 from ..api.catalogue import Entity
 
 MASK = "****"
+T = TypeVar("T")
 
 
 def keep_bank_details() -> bool:
@@ -25,12 +27,12 @@ def masked(value: object) -> object:
     return MASK + text[-4:] if len(text) > 4 else MASK
 
 
-def protect(entity: Entity, record: object, keep: bool | None = None) -> object:
+def protect(entity: Entity, record: T, keep: bool | None = None) -> T:
     """The record with the entity's sensitive fields masked wherever they occur (nested too); as is when the
     entity has none or they are to be kept. The record passed in is not changed."""
     if not entity.sensitive or (keep_bank_details() if keep is None else keep):
         return record
-    return _masked_copy(record, frozenset(entity.sensitive))
+    return cast(T, _masked_copy(record, frozenset(entity.sensitive)))  # the same shape, masked
 
 
 def _masked_copy(node: object, fields: frozenset[str]) -> object:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import duckdb
 import pandas as pd
@@ -37,11 +37,12 @@ import pyarrow as pa
 from .. import shared_state
 from ..process_lock import ProcessLock
 from . import remote
+from .tables import one_row
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Rows = pa.Table | pd.DataFrame
+Frame: TypeAlias = "pa.Table | pd.DataFrame"  # what the write helpers take: Arrow, or pandas
 
 CATALOG_ALIAS = "warehouse"
 SCHEMA = "precoro"
@@ -133,7 +134,7 @@ def _is_retryable(exc: BaseException) -> bool:
     )
 
 
-def _as_arrow(rows: Rows) -> pa.Table:
+def _as_arrow(rows: Frame) -> pa.Table:
     if isinstance(rows, pd.DataFrame):
         return pa.Table.from_pandas(rows, preserve_index=False)
     if isinstance(rows, pa.Table):
@@ -435,7 +436,7 @@ class Warehouse:
         table: str,
         partition_column: str,
         partition_value: Any,
-        rows: Rows,
+        rows: Frame,
         *,
         key_columns: Sequence[str] = (),
         column_types: Mapping[str, str] | None = None,
@@ -453,10 +454,10 @@ class Warehouse:
             # No rows without even the partition column: nothing to stage, the partition just becomes empty.
             if partition_column not in incoming.column_names or not _stage(con, table, incoming, column_types):
                 return WriteResult(_delete_rows(con, table, partition_column, partition_value), 0)
-            stray = con.execute(
+            stray = one_row(con,
                 f"SELECT count(*) FROM {_INCOMING} WHERE {quote_ident(partition_column)} IS DISTINCT FROM ?",  # noqa: S608
                 [partition_value],
-            ).fetchone()[0]
+            )[0]
             if stray:
                 raise ValueError(f"{stray} row(s) for {table} are not in partition {partition_value!r}")
             _check_keys(con, table, key_columns)
@@ -469,7 +470,7 @@ class Warehouse:
         self,
         table: str,
         key_columns: Sequence[str],
-        rows: Rows,
+        rows: Frame,
         *,
         column_types: Mapping[str, str] | None = None,
     ) -> WriteResult:
@@ -488,9 +489,9 @@ class Warehouse:
             if not incoming.num_rows or not _stage(con, table, incoming, column_types):
                 return WriteResult(0, 0)
             _check_keys(con, table, key_columns)
-            deleted = con.execute(
+            deleted = one_row(con,
                 f"DELETE FROM {target} USING (SELECT {keys} FROM {_INCOMING}) AS s WHERE {match}"  # noqa: S608
-            ).fetchone()[0]
+            )[0]
             return WriteResult(int(deleted), _insert_incoming(con, table))
 
         return self.write(fn, what=f"upsert {table}")
@@ -498,7 +499,7 @@ class Warehouse:
     def replace_all(
         self,
         table: str,
-        rows: Rows,
+        rows: Frame,
         *,
         key_columns: Sequence[str] = (),
         column_types: Mapping[str, str] | None = None,
@@ -600,10 +601,10 @@ def _table_ref(table: str) -> str:
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
+    found = one_row(con,
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
         [CATALOG_ALIAS, SCHEMA, table],
-    ).fetchone()[0]
+    )[0]
     return bool(found)
 
 
@@ -614,15 +615,15 @@ def _delete_rows(
     if not _table_exists(con, table):
         return 0
     if partition_column is None:
-        return int(con.execute(f"DELETE FROM {_table_ref(table)}").fetchone()[0])  # noqa: S608 - identifiers only
+        return int(one_row(con, f"DELETE FROM {_table_ref(table)}")[0])  # noqa: S608 - identifiers only
     sql = f"DELETE FROM {_table_ref(table)} WHERE {quote_ident(partition_column)} = ?"  # noqa: S608
-    return int(con.execute(sql, [value]).fetchone()[0])
+    return int(one_row(con, sql, [value])[0])
 
 
 def _insert_incoming(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """Insert the staged rows by column name: columns the rows lack stay NULL."""
     sql = f"INSERT INTO {_table_ref(table)} BY NAME SELECT * FROM {_INCOMING}"  # noqa: S608 - identifiers only
-    return int(con.execute(sql).fetchone()[0])
+    return int(one_row(con, sql)[0])
 
 
 def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -677,11 +678,11 @@ def _check_keys(con: duckdb.DuckDBPyConnection, table: str, key_columns: Sequenc
         return
     keys = ", ".join(quote_ident(k) for k in key_columns)
     nulls = " OR ".join(f"{quote_ident(k)} IS NULL" for k in key_columns)
-    null_count = con.execute(f"SELECT count(*) FROM {_INCOMING} WHERE {nulls}").fetchone()[0]  # noqa: S608
+    null_count = one_row(con, f"SELECT count(*) FROM {_INCOMING} WHERE {nulls}")[0]  # noqa: S608
     if null_count:
         raise ValueError(f"{null_count} row(s) for {table} have a null key ({', '.join(key_columns)})")
-    duplicates = con.execute(
+    duplicates = one_row(con,
         f"SELECT count(*) FROM (SELECT {keys} FROM {_INCOMING} GROUP BY ALL HAVING count(*) > 1)"  # noqa: S608
-    ).fetchone()[0]
+    )[0]
     if duplicates:
         raise ValueError(f"{duplicates} key(s) for {table} occur more than once ({', '.join(key_columns)})")
