@@ -9,6 +9,8 @@ imports this module).
 - `hostile_supplier_names`: purchase orders whose supplier name in Precoro is a spreadsheet formula, one of 200 KiB,
   so the write-back's accounting export meets them (`check_exports`: no cell an export file holds runs as a
   formula, the 200 KiB one failed alone, every file is still readable, nothing strands in `sending`).
+- `WebhookStorm`: `precoro-assets webhooks` meets edge bodies (an id of 10**30, a thousand nested [), idle and
+  half-open sockets and bursts of events; every accepted event must be in the inbox once.
 - `kill_a_sync_in_the_api_slot`: `precoro-assets sync` killed (-9) while it holds the precoro_api pool slot, then
   a sync again, which must finish.
 """
@@ -267,3 +269,125 @@ def kill_a_sync_in_the_api_slot(instance, control, start_day: str, logs: Path, f
     else:
         figures.problems.append(f"the sync after kill {number} exited {again.returncode}, slot held by "
                                 f"{slot_holders(instance)}: {again.stderr.strip()[-300:]}")
+
+
+# ---- the webhook receiver: edge bodies, idle and half-open sockets, a flood ----------------------------------
+
+@dataclass
+class WebhookFigures:
+    edge_bodies: int = 0  # sent: an id of 10**30, a thousand nested [
+    edge_refused: int = 0  # answered 422
+    idle_sockets: int = 0  # opened and left idle or half-open
+    idle_closed: int = 0  # closed by the receiver within its deadline
+    flooded: int = 0  # valid events sent in bursts
+    accepted: int = 0  # answered 200
+    recorded: int = 0  # in the inbox (must equal accepted)
+    problems: list[str] = field(default_factory=list)
+
+
+class WebhookStorm:
+    """`precoro-assets webhooks` on 127.0.0.1 (request deadline 1 s) meets, each round, two edge bodies, an idle
+    and a half-open socket, and a burst of valid events; each accepted event must be in the inbox exactly once."""
+
+    DEADLINE = 1.0
+    FLOOD = 60  # events per burst
+
+    def __init__(self, logs: Path, inbox, figures: WebhookFigures | None = None):
+        import secrets
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.secret = secrets.token_urlsafe(24)
+        self.url = f"http://127.0.0.1:{self.port}/precoro/{self.secret}"
+        self.inbox, self.figures = inbox, figures or WebhookFigures()
+        self.sent_ids: set[int] = set()
+        self.next_id = 9_000_000_000
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "webhooks.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(self.port),
+                 "--request-timeout", str(self.DEADLINE)], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env={**os.environ, "PRECORO_WEBHOOK_SECRET": self.secret},
+                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the webhook receiver exited with {self.process.returncode}") from None
+                time.sleep(0.2)
+        raise RuntimeError("the webhook receiver did not listen within 120 s")
+
+    def round(self) -> None:
+        import socket
+        from concurrent.futures import ThreadPoolExecutor
+
+        import httpx
+
+        figures = self.figures
+        # sockets left idle, or cut after the headers (half-open): the receiver must close them itself
+        idle = [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(2)]
+        idle[1].sendall(f"POST /precoro/{self.secret} HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n"
+                        "Content-Type: application/json\r\n\r\n{\"id\": 1".encode())
+        figures.idle_sockets += len(idle)
+        with httpx.Client(timeout=30) as client:
+            for body in (f'{{"id": {10**30}, "type": 3, "action": 1, "idn": "1"}}', "[" * 1000):
+                figures.edge_bodies += 1
+                answer = client.post(self.url, content=body, headers={"content-type": "application/json"})
+                figures.edge_refused += answer.status_code == 422
+                if answer.status_code != 422:
+                    figures.problems.append(f"an edge body ({body[:20]}...) was answered {answer.status_code}")
+
+            def send(number: int) -> int:
+                body = {"id": number, "type": 3, "action": 1, "idn": str(number % 1000)}
+                try:
+                    return client.post(self.url, json=body).status_code
+                except httpx.HTTPError:
+                    return 0
+
+            ids = list(range(self.next_id, self.next_id + self.FLOOD))
+            self.next_id += self.FLOOD
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(send, ids))
+        figures.flooded += len(ids)
+        accepted = [i for i, status in zip(ids, answers, strict=True) if status == 200]
+        figures.accepted += len(accepted)
+        self.sent_ids |= set(accepted)
+        deadline = time.monotonic() + self.DEADLINE + 5
+        for sock in idle:
+            sock.settimeout(max(deadline - time.monotonic(), 0.1))
+            try:
+                closed = sock.recv(65536) == b"" or sock.recv(65536) == b""  # an error answer, then the end
+            except OSError:
+                closed = False
+            figures.idle_closed += closed
+            if not closed:
+                figures.problems.append(f"an idle socket was still open {self.DEADLINE + 5:.0f} s later")
+            sock.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def check(self) -> WebhookFigures:
+        """Every accepted event of the floods is in the inbox exactly once."""
+        figures = self.figures
+        events = [e for e in self.inbox.after(0, limit=10_000_000) if e.id in self.sent_ids or e.id >= 9_000_000_000]
+        figures.recorded = len(events)
+        counted: dict[int, int] = {}
+        for event in events:
+            counted[event.id] = counted.get(event.id, 0) + 1
+        lost, twice = self.sent_ids - set(counted), sum(n - 1 for n in counted.values())
+        if lost or twice or set(counted) - self.sent_ids:
+            figures.problems.append(f"webhook events: {len(lost)} accepted but not recorded, {twice} recorded twice, "
+                                    f"{len(set(counted) - self.sent_ids)} recorded but never accepted")
+        return figures

@@ -107,6 +107,13 @@ class SoakReport:
     stranded_in_sending: int = 0
     syncs_killed: int = 0
     syncs_after_kill: int = 0
+    webhook_edge_bodies: int = 0
+    webhook_edge_refused: int = 0
+    webhook_idle_sockets: int = 0
+    webhook_idle_closed: int = 0
+    webhook_flooded: int = 0
+    webhook_accepted: int = 0
+    webhook_recorded: int = 0
     hostile_problems: list[str] = field(default_factory=list)
 
     @property
@@ -148,6 +155,10 @@ class SoakReport:
             f"stranded in sending: {self.stranded_in_sending}",
             f"syncs killed (-9) holding the precoro_api slot: {self.syncs_killed}; syncs after them that finished: "
             f"{self.syncs_after_kill}",
+            f"webhook receiver: edge bodies {self.webhook_edge_bodies} ({self.webhook_edge_refused} refused with "
+            f"422); idle and half-open sockets {self.webhook_idle_sockets} ({self.webhook_idle_closed} closed by "
+            f"the receiver); flood {self.webhook_flooded} events, {self.webhook_accepted} accepted, "
+            f"{self.webhook_recorded} recorded",
         ]
 
 
@@ -188,6 +199,7 @@ class _Soak:
         self.ledger = None  # reliability_faults.HostileLedger once the demo ledger is written (hostile soaks)
         self.names: dict[str, str] = {}  # purchase orders whose supplier got a hostile name
         self.kills = None
+        self.webhooks = None  # reliability_faults.WebhookStorm: `precoro-assets webhooks` under edge input
         self.launched: set[str] = set()
         self.cursor: str | None = None
         self.writeback_payments: Counter = Counter()  # payments Precoro gained while write-back ran
@@ -306,6 +318,12 @@ class _Soak:
             csv.writer(vendors, lineterminator="\n").writerows(
                 [f"SOAK-VEN-{idn}", name] for idn, name in self.names.items() if len(name) < 1000)
 
+    def start_webhooks(self) -> None:
+        from .reliability_faults import WebhookStorm
+        from .webhooks import WebhookInbox, inbox_path
+
+        self.webhooks = WebhookStorm(self.home / "logs", WebhookInbox(inbox_path(self.config.state_dir)))
+
     def kill_a_sync(self) -> None:
         from .reliability_faults import kill_a_sync_in_the_api_slot
 
@@ -335,6 +353,7 @@ class _Soak:
             self.ledger = HostileLedger(ledger_dir(), self.home / "outside-the-ledger", random.Random(rng.random()),
                                         datetime.now(UTC).date().isoformat())
             self.kills = KillFigures()
+            self.start_webhooks()
             self.hostile_supplier_names(rng)
             self.sync_all()  # the first reconciliation offers them for export
         # the first write-back meets a lost POST answer, a 5xx on a POST and a lost PATCH answer for sure
@@ -353,6 +372,8 @@ class _Soak:
             if self.report.hostile and self.report.rounds % KILL_EVERY == 1 and self.report.rounds > 1:
                 self.echo("killing (-9) a sync that holds the precoro_api slot, then a sync again ...")
                 self.kill_a_sync()
+            if self.webhooks is not None:
+                self.webhooks.round()
             self.arm_faults(rng)
             launched = self.sensor_round()
             if self.report.rounds % 2 == 0:
@@ -434,11 +455,21 @@ class _Soak:
             problems.append(f"{exports.neutralised} of the {len(self.names) - 1} formula-looking supplier names "
                             "exported (quoted)")
         problems += self.ledger.figures.problems + self.kills.problems
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            hooks = self.webhooks.check()
+            report.webhook_edge_bodies, report.webhook_edge_refused = hooks.edge_bodies, hooks.edge_refused
+            report.webhook_idle_sockets, report.webhook_idle_closed = hooks.idle_sockets, hooks.idle_closed
+            report.webhook_flooded, report.webhook_accepted = hooks.flooded, hooks.accepted
+            report.webhook_recorded = hooks.recorded
+            problems += hooks.problems
         if report.rounds > KILL_EVERY and not report.syncs_after_kill:
             problems.append("no sync was killed and followed by a sync")
         report.hostile_problems = problems
 
     def stop(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self.instance.dispose()
         self.sim.stop()
 
