@@ -79,6 +79,7 @@ class SoakReport:
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     rate_limited: int = 0
+    rate_limited_by: dict[str, int] = field(default_factory=dict)  # 429s by RateLimit-Type (injected ones too)
     rows_lost: int = 0
     rows_stale: int = 0
     rows_extra: int = 0
@@ -120,10 +121,16 @@ class SoakReport:
     def ok(self) -> bool:
         return not (self.rows_lost or self.rows_stale or self.rows_extra or self.duplicates
                     or self.duplicate_payments or self.duplicate_patches or self.differences
-                    or self.hostile_problems)
+                    or self.hostile_problems or self.second_limiter)
+
+    @property
+    def second_limiter(self) -> int:
+        """429s from Precoro's per-second limiter: the client paces itself, so none under any load (issue #28)."""
+        return self.rate_limited_by.get("Second limiter", 0)
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults_injected.items())) or "none"
+        limiters = ", ".join(f"{k} {v}" for k, v in sorted(self.rate_limited_by.items())) or "none"
         return [
             f"soak: {self.seconds:.0f} s, {self.rounds} rounds, {self.ticks} company ticks ({self.changes} changes)",
             f"runs launched by the sensor: {self.runs} ({self.runs_failed} failed, {self.run_retries} retried); "
@@ -131,7 +138,8 @@ class SoakReport:
             f"documents synced: {self.documents}",
             f"faults injected: {sum(self.faults_injected.values())} ({faults})",
             f"requests spent: {self.requests}",
-            f"429s: {self.rate_limited}",
+            f"429s: {self.rate_limited} ({limiters}; injected: {self.faults_injected.get('rate_limit', 0)}); "
+            f"from the Second limiter: {self.second_limiter} (must be 0)",
             f"payments sent: {self.payments_sent} ({self.payments_adopted} adopted after a lost answer); "
             f"patches sent: {self.patches_sent}",
             f"rows lost: {self.rows_lost} (must be 0); stale: {self.rows_stale}; not in Precoro: {self.rows_extra}",
@@ -140,7 +148,9 @@ class SoakReport:
             f"shared state: {self.state}",
             *(self.hostile_lines() if self.hostile else []),
             "result: " + ("OK, the warehouse equals Precoro" if self.ok else
-                          "FAILED: " + "; ".join((self.differences + self.hostile_problems)[:10])),
+                          "FAILED: " + "; ".join((self.differences + self.hostile_problems + (
+                              [f"{self.second_limiter} 429s from the Second limiter"] if self.second_limiter else [])
+                              )[:10])),
         ]
 
     def hostile_lines(self) -> list[str]:
@@ -411,6 +421,7 @@ class _Soak:
         report.faults_injected = dict(stats["faults_injected"])
         report.requests = stats["total"]
         report.rate_limited = sum(stats["rate_limited"].values())
+        report.rate_limited_by = dict(stats["rate_limited"])
         for entity in DOCUMENTS:
             truth = {str(r[entity.key]) for r in self.export(entity.path)}
             stored, duplicated = self.warehouse.read(
@@ -658,7 +669,9 @@ class DaemonSoakReport(SoakReport):
         problems = []
         if not self.sent_once:
             problems.append("rows, payments or patches duplicated")
-        if not self.smoke and not super().ok:
+        if self.second_limiter:
+            problems.append(f"{self.second_limiter} 429s from the Second limiter")
+        elif not self.smoke and not super().ok:
             problems += self.differences[:10] or ["rows lost or stale"]
         if self.runs == 0:
             problems.append("the daemon launched no run")
