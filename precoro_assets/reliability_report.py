@@ -173,6 +173,11 @@ class SoakReport:
 
 
 class _Soak:
+    # the hostile inputs (reliability_faults.py): set up by run() when the report says so; none in the daemon soak
+    ledger = None  # HostileLedger
+    webhooks = None  # WebhookStorm: `precoro-assets webhooks` under edge input
+    kills = None  # KillFigures
+
     def __init__(self, home: Path, seed: int, days: int, documents: int, echo: Callable[[str], None],
                  hostile: bool = True):
         import dagster as dg
@@ -206,10 +211,7 @@ class _Soak:
         self.warehouse = Warehouse(self.config.warehouse)
         self.report = SoakReport(state=_state_described(), hostile=hostile)
         self.home = home
-        self.ledger = None  # reliability_faults.HostileLedger once the demo ledger is written (hostile soaks)
         self.names: dict[str, str] = {}  # purchase orders whose supplier got a hostile name
-        self.kills = None
-        self.webhooks = None  # reliability_faults.WebhookStorm: `precoro-assets webhooks` under edge input
         self.launched: set[str] = set()
         self.cursor: str | None = None
         self.writeback_payments: Counter = Counter()  # payments Precoro gained while write-back ran
