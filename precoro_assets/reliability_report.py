@@ -25,6 +25,7 @@ socket the simulator, webserver, daemon and code server listen on.
 
 from __future__ import annotations
 
+import csv
 import ipaddress
 import os
 import random
@@ -78,6 +79,7 @@ class SoakReport:
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     rate_limited: int = 0
+    rate_limited_by: dict[str, int] = field(default_factory=dict)  # 429s by RateLimit-Type (injected ones too)
     rows_lost: int = 0
     rows_stale: int = 0
     rows_extra: int = 0
@@ -89,14 +91,46 @@ class SoakReport:
     duplicate_patches: int = 0
     differences: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    state: str = "SQLite files"  # where the shared state (request ledger, staging, outbox, catalog) lives
+    # the hostile inputs of issue #28 (reliability_faults.py), met by the in-process soak's flow
+    hostile: bool = False
+    ledger_files: int = 0
+    ledger_rows: int = 0
+    ledger_lost: int = 0
+    ledger_duplicated: int = 0
+    ledger_wrong: int = 0
+    ledger_deferred: int = 0
+    ledger_hostile_loaded: int = 0
+    exports_rows: int = 0
+    export_formula_cells: int = 0
+    exports_neutralised: int = 0
+    export_huge_failed_alone: bool = False
+    stranded_in_sending: int = 0
+    syncs_killed: int = 0
+    syncs_after_kill: int = 0
+    webhook_edge_bodies: int = 0
+    webhook_edge_refused: int = 0
+    webhook_idle_sockets: int = 0
+    webhook_idle_closed: int = 0
+    webhook_flooded: int = 0
+    webhook_accepted: int = 0
+    webhook_recorded: int = 0
+    hostile_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.rows_lost or self.rows_stale or self.rows_extra or self.duplicates
-                    or self.duplicate_payments or self.duplicate_patches or self.differences)
+                    or self.duplicate_payments or self.duplicate_patches or self.differences
+                    or self.hostile_problems or self.second_limiter)
+
+    @property
+    def second_limiter(self) -> int:
+        """429s from Precoro's per-second limiter: the client paces itself, so none under any load (issue #28)."""
+        return self.rate_limited_by.get("Second limiter", 0)
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults_injected.items())) or "none"
+        limiters = ", ".join(f"{k} {v}" for k, v in sorted(self.rate_limited_by.items())) or "none"
         return [
             f"soak: {self.seconds:.0f} s, {self.rounds} rounds, {self.ticks} company ticks ({self.changes} changes)",
             f"runs launched by the sensor: {self.runs} ({self.runs_failed} failed, {self.run_retries} retried); "
@@ -104,19 +138,48 @@ class SoakReport:
             f"documents synced: {self.documents}",
             f"faults injected: {sum(self.faults_injected.values())} ({faults})",
             f"requests spent: {self.requests}",
-            f"429s: {self.rate_limited}",
+            f"429s: {self.rate_limited} ({limiters}; injected: {self.faults_injected.get('rate_limit', 0)}); "
+            f"from the Second limiter: {self.second_limiter} (must be 0)",
             f"payments sent: {self.payments_sent} ({self.payments_adopted} adopted after a lost answer); "
             f"patches sent: {self.patches_sent}",
             f"rows lost: {self.rows_lost} (must be 0); stale: {self.rows_stale}; not in Precoro: {self.rows_extra}",
             f"duplicates: {self.duplicates} rows, {self.duplicate_payments} payments, "
             f"{self.duplicate_patches} patches (must be 0)",
+            f"shared state: {self.state}",
+            *(self.hostile_lines() if self.hostile else []),
             "result: " + ("OK, the warehouse equals Precoro" if self.ok else
-                          "FAILED: " + "; ".join(self.differences[:10])),
+                          "FAILED: " + "; ".join((self.differences + self.hostile_problems + (
+                              [f"{self.second_limiter} 429s from the Second limiter"] if self.second_limiter else [])
+                              )[:10])),
+        ]
+
+    def hostile_lines(self) -> list[str]:
+        return [
+            f"hostile ledger files: {self.ledger_files} (huge amounts, formulas, cut last lines, links, files "
+            f"growing while read); their good rows: {self.ledger_rows}, lost {self.ledger_lost}, duplicated "
+            f"{self.ledger_duplicated}, wrong {self.ledger_wrong}; hostile rows loaded {self.ledger_hostile_loaded} "
+            f"(all must be 0); rows of a growing file left for the next load: {self.ledger_deferred}",
+            f"accounting export: {self.exports_rows} rows, {self.exports_neutralised} formula-looking supplier "
+            f"names quoted, {self.export_formula_cells} cells that run as formulas (must be 0); the 200 KiB name "
+            f"{'failed alone' if self.export_huge_failed_alone else 'did NOT fail alone'}; "
+            f"stranded in sending: {self.stranded_in_sending}",
+            f"syncs killed (-9) holding the precoro_api slot: {self.syncs_killed}; syncs after them that finished: "
+            f"{self.syncs_after_kill}",
+            f"webhook receiver: edge bodies {self.webhook_edge_bodies} ({self.webhook_edge_refused} refused with "
+            f"422); idle and half-open sockets {self.webhook_idle_sockets} ({self.webhook_idle_closed} closed by "
+            f"the receiver); flood {self.webhook_flooded} events, {self.webhook_accepted} accepted, "
+            f"{self.webhook_recorded} recorded",
         ]
 
 
 class _Soak:
-    def __init__(self, home: Path, seed: int, days: int, documents: int, echo: Callable[[str], None]):
+    # the hostile inputs (reliability_faults.py): set up by run() when the report says so; none in the daemon soak
+    ledger = None  # HostileLedger
+    webhooks = None  # WebhookStorm: `precoro-assets webhooks` under edge input
+    kills = None  # KillFigures
+
+    def __init__(self, home: Path, seed: int, days: int, documents: int, echo: Callable[[str], None],
+                 hostile: bool = True):
         import dagster as dg
         import httpx
 
@@ -146,7 +209,9 @@ class _Soak:
                                    resources={**defs.resources, "precoro": precoro})
         self.instance = dg.DagsterInstance.from_config(str(dagster_home))
         self.warehouse = Warehouse(self.config.warehouse)
-        self.report = SoakReport()
+        self.report = SoakReport(state=_state_described(), hostile=hostile)
+        self.home = home
+        self.names: dict[str, str] = {}  # purchase orders whose supplier got a hostile name
         self.launched: set[str] = set()
         self.cursor: str | None = None
         self.writeback_payments: Counter = Counter()  # payments Precoro gained while write-back ran
@@ -220,8 +285,15 @@ class _Soak:
             launched += 1
         return launched
 
-    def reconcile_and_write_back(self) -> None:
-        if not self.materialize(RECONCILIATION, what="reconciliation"):
+    def reconcile_and_write_back(self, plant: bool = False) -> None:
+        if self.ledger is not None and plant:
+            self.ledger.plant(self.report.rounds)
+        reconciled = self.materialize(RECONCILIATION, what="reconciliation")
+        if self.ledger is not None:
+            self.ledger.finish()
+            if reconciled:
+                self.check_ledger()
+        if not reconciled:
             return
         before = {p["id"] for p in self.export("payments")}
         result = self.defs.resolve_job_def("precoro_writeback").execute_in_process(
@@ -232,6 +304,44 @@ class _Soak:
         # nothing else changes the company while write-back runs: every new payment is one it sent
         self.writeback_payments += Counter(_payment_identity(p) for p in self.export("payments")
                                            if p["id"] not in before)
+
+    # ---- the hostile inputs of issue #28 (reliability_faults.py) ----
+    def check_ledger(self) -> None:
+        """What the warehouse loaded from the hostile ledger files against what the files hold."""
+        figures = self.ledger.check(self.query(
+            "SELECT payment_id, bill_id, supplier, amount, paid_on FROM precoro.ledger_payments "
+            "WHERE payment_id LIKE 'SOAK-%'"))
+        report = self.report
+        report.ledger_files, report.ledger_rows = figures.files, figures.rows_expected
+        report.ledger_lost, report.ledger_duplicated = figures.rows_lost, figures.rows_duplicated
+        report.ledger_wrong, report.ledger_hostile_loaded = figures.rows_wrong, figures.hostile_loaded
+        report.ledger_deferred = figures.rows_deferred
+
+    def hostile_supplier_names(self, rng: random.Random) -> None:
+        """Someone renames the supplier of a few purchase orders in Precoro: spreadsheet formulas, one of 200 KiB;
+        the accounting side knows the formula-looking vendors (vendors.csv), so their exports are accepted."""
+        from .ledger.files import VENDORS_FILE, ledger_dir
+        from .reliability_faults import hostile_supplier_names
+
+        self.names = hostile_supplier_names(self.export("purchaseorders"), rng)
+        for idn, name in self.names.items():
+            self.control("POST", f"records/purchaseorders/{idn}", json={"supplierName": name})
+        with open(ledger_dir() / VENDORS_FILE, "a", newline="", encoding="utf-8") as vendors:
+            csv.writer(vendors, lineterminator="\n").writerows(
+                [f"SOAK-VEN-{idn}", name] for idn, name in self.names.items() if len(name) < 1000)
+
+    def start_webhooks(self) -> None:
+        from .reliability_faults import WebhookStorm
+        from .webhooks import WebhookInbox, inbox_path
+
+        self.webhooks = WebhookStorm(self.home / "logs", WebhookInbox(inbox_path(self.config.state_dir)))
+
+    def kill_a_sync(self) -> None:
+        from .reliability_faults import kill_a_sync_in_the_api_slot
+
+        start = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+        kill_a_sync_in_the_api_slot(self.instance, self.control, start, self.home / "logs", self.kills)
+        self.report.syncs_killed, self.report.syncs_after_kill = self.kills.kills, self.kills.syncs_after
 
     def arm_faults(self, rng: random.Random) -> None:
         weights = [w for w, _ in FAULTS]
@@ -249,6 +359,15 @@ class _Soak:
         self.echo("initial sync of every document day ...")
         self.sync_all()
         write_demo_ledger(demo_ledger_for(company_from_simulator(self.sim.url)), ledger_dir())
+        if self.report.hostile:
+            from .reliability_faults import HostileLedger, KillFigures
+
+            self.ledger = HostileLedger(ledger_dir(), self.home / "outside-the-ledger", random.Random(rng.random()),
+                                        datetime.now(UTC).date().isoformat())
+            self.kills = KillFigures()
+            self.start_webhooks()
+            self.hostile_supplier_names(rng)
+            self.sync_all()  # the first reconciliation offers them for export
         # the first write-back meets a lost POST answer, a 5xx on a POST and a lost PATCH answer for sure
         for rule in ({"kind": "lost_response", "method": "POST", "path": "/payments", "count": 1},
                      {"kind": "error", "status": 502, "method": "POST", "path": "/payments", "count": 1, "after": 1},
@@ -262,10 +381,15 @@ class _Soak:
             self.report.rounds += 1
             self.report.changes += len(self.control("POST", "tick", json={"events": 3})["changes"])
             self.report.ticks += 1
+            if self.report.hostile and self.report.rounds % KILL_EVERY == 1 and self.report.rounds > 1:
+                self.echo("killing (-9) a sync that holds the precoro_api slot, then a sync again ...")
+                self.kill_a_sync()
+            if self.webhooks is not None:
+                self.webhooks.round()
             self.arm_faults(rng)
             launched = self.sensor_round()
             if self.report.rounds % 2 == 0:
-                self.reconcile_and_write_back()
+                self.reconcile_and_write_back(plant=True)
             self.echo(f"round {self.report.rounds}: {launched} run(s); "
                       f"{time.monotonic() - started:.0f} s of {seconds:.0f}")
             time.sleep(max(0.0, tick_every - (time.monotonic() - round_started)))
@@ -299,6 +423,7 @@ class _Soak:
         report.faults_injected = dict(stats["faults_injected"])
         report.requests = stats["total"]
         report.rate_limited = sum(stats["rate_limited"].values())
+        report.rate_limited_by = dict(stats["rate_limited"])
         for entity in DOCUMENTS:
             truth = {str(r[entity.key]) for r in self.export(entity.path)}
             stored, duplicated = self.warehouse.read(
@@ -323,11 +448,53 @@ class _Soak:
                           if r.sent_request and r.sent_request.startswith("PATCH ") and r.status in ("sent", "failed"))
         report.patches_sent = sum(patched.values())
         report.duplicate_patches = sum((applied - patched).values())
+        if self.ledger is not None:
+            self.measure_hostile(rows)
         return report
 
+    def measure_hostile(self, rows: list) -> None:
+        from .ledger.files import EXPORT_FOLDER, ledger_dir
+        from .reliability_faults import check_exports
+
+        report = self.report
+        exports = check_exports(ledger_dir() / EXPORT_FOLDER, self.names, rows)
+        report.exports_rows, report.export_formula_cells = exports.rows, exports.formula_cells
+        report.exports_neutralised, report.export_huge_failed_alone = exports.neutralised, exports.huge_failed_alone
+        report.stranded_in_sending = exports.stranded
+        problems = list(exports.problems)
+        if len(self.names) < 2:
+            problems.append(f"only {len(self.names)} purchase order(s) could be renamed (a company too small?)")
+        elif exports.neutralised < len(self.names) - 1:
+            problems.append(f"{exports.neutralised} of the {len(self.names) - 1} formula-looking supplier names "
+                            "exported (quoted)")
+        problems += self.ledger.figures.problems + self.kills.problems
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            hooks = self.webhooks.check()
+            report.webhook_edge_bodies, report.webhook_edge_refused = hooks.edge_bodies, hooks.edge_refused
+            report.webhook_idle_sockets, report.webhook_idle_closed = hooks.idle_sockets, hooks.idle_closed
+            report.webhook_flooded, report.webhook_accepted = hooks.flooded, hooks.accepted
+            report.webhook_recorded = hooks.recorded
+            problems += hooks.problems
+        if report.rounds > KILL_EVERY and not report.syncs_after_kill:
+            problems.append("no sync was killed and followed by a sync")
+        report.hostile_problems = problems
+
     def stop(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self.instance.dispose()
         self.sim.stop()
+
+
+KILL_EVERY = 4  # rounds between two syncs killed in the precoro_api slot (from round 5 on)
+
+
+def _state_described() -> str:
+    from .shared_state import database_url, describe_url
+
+    url = database_url()
+    return f"PostgreSQL ({describe_url(url)})" if url else "SQLite files"
 
 
 def _payment_identity(payment: dict) -> tuple:
@@ -335,11 +502,13 @@ def _payment_identity(payment: dict) -> tuple:
 
 
 def run_soak(home: Path, seconds: float, tick_every: float = 3.0, seed: int = 7, days: int = 10,
-             documents: int = 150, echo: Callable[[str], None] = print, min_rounds: int = 1) -> SoakReport:
-    """Run the soak with all state under `home` (PRECORO_HOME = home/var, DAGSTER_HOME = home/dagster): the
-    company lives `seconds` (and at least `min_rounds` ticks) after the initial sync and write-back."""
+             documents: int = 150, echo: Callable[[str], None] = print, min_rounds: int = 1,
+             hostile: bool = True) -> SoakReport:
+    """Run the soak with all state under `home` (PRECORO_HOME = home/var, DAGSTER_HOME = home/dagster; the shared
+    state in PostgreSQL if PRECORO_DATABASE_URL is set): the company lives `seconds` (and at least `min_rounds`
+    ticks) after the initial sync and write-back; `hostile` plants issue #28's hostile inputs on the way."""
     saved = {k: v for k, v in os.environ.items() if k.startswith(("PRECORO_", "DAGSTER_"))}
-    soak = _Soak(home, seed, days, documents, echo)
+    soak = _Soak(home, seed, days, documents, echo, hostile)
     try:
         return soak.run(seconds, tick_every, random.Random(seed), min_rounds)
     finally:
@@ -502,7 +671,9 @@ class DaemonSoakReport(SoakReport):
         problems = []
         if not self.sent_once:
             problems.append("rows, payments or patches duplicated")
-        if not self.smoke and not super().ok:
+        if self.second_limiter:
+            problems.append(f"{self.second_limiter} 429s from the Second limiter")
+        elif not self.smoke and not super().ok:
             problems += self.differences[:10] or ["rows lost or stale"]
         if self.runs == 0:
             problems.append("the daemon launched no run")
@@ -579,13 +750,17 @@ class _DaemonSoak(_Soak):
                    PRECORO_HOME=str(home / "var"), PRECORO_TIME_SCALE="1000",
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=days)).isoformat(),
                    PRECORO_SENSOR_INTERVAL_SECONDS=str(sensor_interval), DAGSTER_HOME=str(self.dagster_home))
+        from .shared_state import ENV_DATABASE_URL
+
+        if os.environ.get(ENV_DATABASE_URL):  # the shared state in PostgreSQL, for the daemon's runs too
+            env[ENV_DATABASE_URL] = os.environ[ENV_DATABASE_URL]
         for name in [k for k in os.environ if k.startswith(("PRECORO_", "DAGSTER_"))]:
             del os.environ[name]
         os.environ.update(env)  # for this process: the settings, the warehouse, the ledger folder, the outbox
         self.child_env = {**os.environ, "PRECORO_WRITEBACK_SEND": "1"}  # the daemon's runs really send
         self.config = settings.load()
         self.warehouse = Warehouse(self.config.warehouse)
-        self.report = DaemonSoakReport()
+        self.report = DaemonSoakReport(state=_state_described())
         self.writeback_payments: Counter = Counter()
         self.tick_payments: set[str] = set()  # payments the company's own ticks made (not write-back)
         self.initial_payments: set[str] = set()
@@ -951,20 +1126,33 @@ def run_daemon_soak(home: Path, seconds: float, tick_every: float = 3.0, seed: i
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the soak keeps its state (default: a new temporary folder, removed afterwards).")
 @click.option("--seed", default=7, show_default=True)
+@click.option("--database-url", envvar="PRECORO_DATABASE_URL", default=None,
+              help="Keep the shared state (request ledger, staging, outbox, the warehouse's catalog) in this "
+              "PostgreSQL database (postgresql://...; default: SQLite files under the soak's home).")
+@click.option("--no-hostile", is_flag=True, help="In-process: without issue #28's hostile inputs (ledger files "
+              "with huge amounts, links, cut or growing files; formula and 200 KiB supplier names; syncs killed "
+              "in the API slot).")
 def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval: int, home: Path | None,
-                seed: int) -> None:
+                seed: int, database_url: str | None, no_hostile: bool) -> None:
     """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
     import tempfile
+
+    from .shared_state import ENV_DATABASE_URL
 
     def echo(line: str) -> None:
         click.echo(line, err=True)
 
+    if database_url:
+        os.environ[ENV_DATABASE_URL] = database_url
+    else:
+        os.environ.pop(ENV_DATABASE_URL, None)
     with tempfile.TemporaryDirectory(prefix="precoro-soak-") as scratch:
         if daemon:
             report = run_daemon_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
                                      sensor_interval=sensor_interval)
         else:
-            report = run_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo)
+            report = run_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
+                              hostile=not no_hostile)
     for line in report.lines():
         click.echo(line)
     for failure in report.failures[:20]:

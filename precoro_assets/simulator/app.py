@@ -1265,13 +1265,17 @@ class SimulatorApp:
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
 
     # What someone in the company may change in Precoro's UI that no API call can (see INTERFACE.md): a
-    # connector's integration status, and a draft document sent for approval (status 0 -> 1).
-    UI_FIELDS = {"integrationStatus", "status"}
+    # connector's integration status, a draft document sent for approval (status 0 -> 1), and the supplier's name as
+    # a document shows it (any text: the soak types formulas and 200 KiB into it).
+    UI_FIELDS = {"integrationStatus", "status", "supplierName"}
 
     def _edit_in_company(self, resource: str, key: str, fields: dict) -> dict:
         unknown = set(fields) - self.UI_FIELDS
         if resource not in RESOURCES or unknown or not fields:
             raise BadRequest(f"send {sorted(self.UI_FIELDS)} for a resource of {sorted(RESOURCES)}")
+        if "supplierName" in fields and (not RESOURCES[resource].is_document or not isinstance(
+                fields["supplierName"], str)):
+            raise BadRequest("supplierName is a document's, and text")
         with self.lock:
             record = self.company.get(resource, key)
             if record is None:
@@ -1280,6 +1284,8 @@ class SimulatorApp:
                 raise BadRequest("only a draft (status 0) can be sent for approval (status 1) this way")
             if "status" in fields:
                 self.company.set_status(record, fields.pop("status"), self.company.now())
+            if "supplierName" in fields:
+                record.data["supplier"] = {**(record.data.get("supplier") or {}), "name": fields.pop("supplierName")}
             record.data.update(fields)
             self.company.touch(record)
             return self.company.detail(record)

@@ -4,7 +4,8 @@ sensors precoro_changes, precoro_reconcile_automation and precoro_writeback (sta
 API, write-back sending on) keep the warehouse up with a company that lives, while 5xx bursts, resets, slow
 answers and lost POST/PATCH answers are injected. Nothing in this process launches a run.
 
-At the end the warehouse equals Precoro, no payment or patch was applied twice, the token is nowhere (DAGSTER_HOME:
+The long ones run with the shared state in SQLite files and in PostgreSQL (the daemon's runs inherit
+PRECORO_DATABASE_URL). At the end the warehouse equals Precoro, no payment or patch was applied twice, the token is nowhere (DAGSTER_HOME:
 run storage, event log, compute logs; PRECORO_HOME; the logs of dagster dev; everything printed), every socket
 the simulator, webserver, daemon and code server listened on was 127.0.0.1, and no process is left behind.
 
@@ -74,11 +75,13 @@ def test_daemon_smoke_syncs_reconciles_and_writes_back_once_under_faults(tmp_pat
 
 @pytest.mark.reliability
 @pytest.mark.timeout(3600)
-def test_a_short_daemon_soak_converges_loses_and_duplicates_nothing_and_leaks_no_token(tmp_path, capfd):
+def test_a_short_daemon_soak_converges_loses_and_duplicates_nothing_and_leaks_no_token(tmp_path, capfd,
+                                                                                      state_backend):
     report = run_daemon_soak(tmp_path, seconds=20, tick_every=3, seed=SEED, days=6, documents=80, min_rounds=3,
                              sensor_interval=5)
     out, err = capfd.readouterr()
     check_daemon_did_the_work(report, tmp_path, out + err)
+    assert report.state.startswith("PostgreSQL" if state_backend == "postgres" else "SQLite")
     assert report.quiet_after is not None
     assert report.rows_lost == 0 and report.rows_stale == 0 and report.rows_extra == 0
     assert report.differences == []
@@ -89,12 +92,15 @@ def test_a_short_daemon_soak_converges_loses_and_duplicates_nothing_and_leaks_no
 
 @pytest.mark.reliability
 @pytest.mark.timeout(7200)
-def test_the_reliability_command_soaks_for_five_minutes_through_the_daemon(tmp_path):
+def test_the_reliability_command_soaks_for_five_minutes_through_the_daemon(tmp_path, state_backend):
+    # the shared state in PostgreSQL (state_backend) reaches the command, and the daemon's runs, through
+    # PRECORO_DATABASE_URL
     done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "reliability", "--daemon", "--minutes", "5",
                            "--tick-every", "5", "--home", str(tmp_path), "--seed", str(SEED)],
                           capture_output=True, text=True, timeout=7000)
     printed = done.stdout + done.stderr
     assert done.returncode == 0, printed[-5000:]
+    assert ("shared state: PostgreSQL" if state_backend == "postgres" else "shared state: SQLite") in done.stdout
     for figure in ("runs launched by the daemon:", "documents synced:", "faults injected:", "requests spent:",
                    "429s:", "rows lost: 0 (must be 0); stale: 0; not in Precoro: 0",
                    "duplicates: 0 rows, 0 payments, 0 patches", "token found in: nothing", "result: OK"):
