@@ -434,7 +434,14 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
     # must go. One query for the whole run, so a first sync deletes nothing (a DuckLake delete reads every
     # file of the table it deletes from, the child tables' included).
     new = {key for plan in plans for key in plan.to_write if key not in plan.replaced and key not in plan.headers}
-    moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new else set()
+    if new and getattr(warehouse, "database_url", None):
+        # The catalog in PostgreSQL: another host may store the same new documents while this run fetches them
+        # (two hosts syncing the same days). Each is deleted by key before it is written, so it is stored once,
+        # whoever writes last; a warehouse of one writer saves that delete on a first sync.
+        moved = set(new)
+    else:
+        moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new \
+            else set()
     if entity.fetch_detail:
         records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
     else:
