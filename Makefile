@@ -36,7 +36,7 @@ demo: $(STAMP)
 simulator: $(STAMP)
 	$(BIN)/precoro-assets simulator --port 8787 --seed 7
 
-# Requests per record, 429s, quota behaviour, throughput and memory, side by side with dlt (about 15 min on
+# Requests per record, 429s, quota behaviour, throughput and memory, side by side with dlt (about 42 min on
 # 2 cores; e.g. `make bench BENCH_ARGS="--sizes 10k"` for a shorter run). Writes bench/results/latest.md/.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
