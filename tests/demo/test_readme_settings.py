@@ -1,4 +1,5 @@
-"""The README's settings table names every environment variable precoro-assets reads."""
+"""docs/configuration.md's settings table names every environment variable precoro-assets reads; the README's
+short table and click path agree with it and with the jobs."""
 
 from __future__ import annotations
 
@@ -11,16 +12,31 @@ READ = re.compile(r"""(?:environ(?:\.get|\.setdefault)?\(?\[?|getenv\(|EnvVar\(|
                   re.MULTILINE)
 
 
+PACKAGES = ("precoro_assets", "precoro_sim")  # precoro_sim: the harness (the embedded default), once it exists
+
+
 def variables_read() -> set[str]:
-    return {name for path in (REPO / "precoro_assets").rglob("*.py") for name in READ.findall(path.read_text())}
+    return {name for package in PACKAGES for path in (REPO / package).rglob("*.py")
+            for name in READ.findall(path.read_text())}
 
 
-def test_every_precoro_variable_the_package_reads_is_in_the_readme_settings_table():
+def settings_rows(page: str) -> list[str]:
+    return [line for line in (REPO / page).read_text().splitlines() if line.startswith("| `PRECORO_")]
+
+
+def test_every_precoro_variable_the_package_reads_is_in_the_settings_table_of_docs_configuration():
     read = variables_read()
     assert {"PRECORO_API_TOKEN", "PRECORO_TIME_SCALE", "PRECORO_LEDGER_DIR"} <= read  # the scan finds them
-    table = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `PRECORO_")]
+    table = settings_rows("docs/configuration.md")
     undocumented = {name for name in read if not any(f"`{name}`" in line for line in table)}
     assert undocumented == set()
+
+
+def test_the_readme_names_only_settings_of_the_full_table():
+    full = "\n".join(settings_rows("docs/configuration.md"))
+    named = {name for line in settings_rows("README.md") for name in re.findall(r"`(PRECORO_[A-Z0-9_]+)`", line)}
+    assert {"PRECORO_API_TOKEN", "PRECORO_EMAIL"} <= named
+    assert {name for name in named if f"`{name}`" not in full} == set()
 
 
 def test_the_click_path_names_jobs_that_materialize_each_whole_group_in_the_readme_and_the_demo_banner():

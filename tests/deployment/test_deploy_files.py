@@ -1,5 +1,5 @@
 """deploy/ is consistent: every run container gets the settings the code location has, each one is documented,
-and what the Dockerfile copies exists. (Docker itself is not available to the tests; see deploy/README.md.)"""
+and what the Dockerfile copies exists. (Docker itself is not available to the tests; see docs/deployment.md.)"""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ def test_every_run_container_receives_every_setting_the_code_location_has():
     assert "PRECORO_DATABASE_URL" in code_env and code_env["PRECORO_WAREHOUSE_DATA_PATH"].startswith("s3://")
 
 
-def test_every_precoro_setting_of_the_deployment_is_documented_in_the_readme():
-    readme_table = "\n".join(line for line in (REPO / "README.md").read_text().splitlines()
+def test_every_precoro_setting_of_the_deployment_is_documented_in_docs_configuration():
+    settings_table = "\n".join(line for line in (REPO / "docs" / "configuration.md").read_text().splitlines()
                              if line.startswith("| `PRECORO_"))
     names = set(re.findall(r"PRECORO_[A-Z0-9_]+", (DEPLOY / "docker-compose.yml").read_text()
                            + (DEPLOY / "dagster.yaml").read_text()))
-    assert names and {name for name in names if f"`{name}`" not in readme_table} == set()
+    assert names and {name for name in names if f"`{name}`" not in settings_table} == set()
 
 
 def test_dagster_runs_on_postgres_and_each_run_in_its_own_container():
