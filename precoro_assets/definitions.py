@@ -1,6 +1,6 @@
 """The code location: every asset, check, job, schedule, sensor and resource of precoro-assets.
 
-Read this file first; each piece is built from the entity catalogue (precoro_assets/api/catalogue.py).
+Read this file first; each piece is built from the entity catalogue (precoro_assets/catalogue.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from .api.catalogue import Entity
+from .catalogue import Entity
 from .warehouse.rows import unwrap, value_at
 from .warehouse.sensitive import protect
 from .warehouse.tables import ident, qualified

@@ -11,12 +11,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..api.catalogue import BY_NAME
 from ..api.resource import PrecoroResource
-from ..catalogue_sync import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
-from ..ledger.catalogue_files import load_catalogue
+from ..catalogue import BY_NAME
+from ..ledger.master_data_files import load_catalogue
 from ..ledger.source import LedgerNotReady
-from ..warehouse import catalogue_sync as tables
+from ..master_data import tables
+from ..master_data.plan import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
 from .ingest import API_POOL, _quota_stop, asset_key
 from .reconcile import LedgerResource, OutboxResource, _markdown, mirror_outbox, spec
 from .resources import WarehouseResource

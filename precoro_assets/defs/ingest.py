@@ -1,6 +1,6 @@
 """Dagster assets over the entity catalogue: one asset per Precoro entity.
 
-Documents are partitioned by day of createDate and synced incrementally (see `precoro_assets.sync`);
+Documents are partitioned by day of createDate and synced incrementally (see `precoro_assets.ingest.sync`);
 reference data is synced by modifiedSince. Each asset writes its table and child tables, reports what it
 did and what it spent, and checks what it wrote (keys, counts against Precoro's list, parents, totals).
 """
@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
-from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
 from ..api.resource import PrecoroResource
-from ..sync import (
+from ..catalogue import DOCUMENTS, REFERENCE, Entity
+from ..ingest.sync import (
     SyncSummary,
     list_ahead,
     prepare_detail_workers,

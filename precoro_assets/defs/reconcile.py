@@ -23,11 +23,12 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from ..ap_matching import load_rules
-from ..api.catalogue import BY_NAME, Column
+from ..catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSink, FileLedgerSource
 from ..ledger.source import LedgerNotReady, LedgerSink, LedgerSnapshot, LedgerSource
-from ..reconcile import (
+from ..reconcile import tables
+from ..reconcile.ap_matching import load_rules
+from ..reconcile.classify import (
     CLASSES,
     MATCHED,
     RECONCILED_RESOURCES,
@@ -36,7 +37,6 @@ from ..reconcile import (
     ledger_tally,
     reconcile_stored,
 )
-from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
 from .resources import WarehouseResource

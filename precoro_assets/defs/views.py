@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from ..api.catalogue import ENTITIES
+from ..catalogue import ENTITIES
 from ..warehouse.views import VIEWS, create_views
 from .ingest import asset_key
 from .resources import WarehouseResource

@@ -18,7 +18,7 @@ from functools import cache
 import orjson
 import pyarrow as pa
 
-from ..api.catalogue import ChildTable, Column, Entity
+from ..catalogue import ChildTable, Column, Entity
 
 # Columns every table gets besides the catalogue's.
 RAW_COLUMN = Column("raw", "JSON", "", "The record exactly as Precoro sent it (JSON), so no field is ever lost.")

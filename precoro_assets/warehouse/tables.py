@@ -14,7 +14,7 @@ from itertools import islice
 import duckdb
 import pyarrow as pa
 
-from ..api.catalogue import ChildTable, Column, Entity
+from ..catalogue import ChildTable, Column, Entity
 from .drift import Schema, Seen
 from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 

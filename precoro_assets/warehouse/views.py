@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
 from ..api.quota import DAILY_QUOTA
-from .reconciliation import RECONCILIATION_LEDGER
+from ..catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
+from ..reconcile.tables import RECONCILIATION_LEDGER
 from .rows import has_lines_column
 from .tables import SCHEMA, ensure_sync_state, ensure_table, ensure_tables, one_row, qualified, sql_text
 

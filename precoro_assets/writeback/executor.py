@@ -40,9 +40,9 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
-from ..catalogue_sync import find_created
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
-from ..reconcile import (
+from ..master_data.plan import find_created
+from ..reconcile.classify import (
     CANCELED,
     CLEAR_LOG,
     CREATE_PAYMENT,

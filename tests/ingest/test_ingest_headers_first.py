@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME, DOCUMENTS
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.resource import PrecoroResource
-from precoro_assets.sync import list_ahead, partition_day, sync_documents
+from precoro_assets.catalogue import BY_NAME, DOCUMENTS
+from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
 from precoro_assets.warehouse import views
 
 INVOICES = BY_NAME["invoices"]
@@ -103,7 +103,7 @@ def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leave
 def test_headers_are_stored_first_only_when_the_details_take_a_while():
     from datetime import date
 
-    from precoro_assets.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
+    from precoro_assets.ingest.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
 
     class Client:
         def __init__(self, seconds_each: float) -> None:

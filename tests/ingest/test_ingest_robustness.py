@@ -25,9 +25,9 @@ import duckdb
 import httpx
 from truth import differences
 
-from precoro_assets import sync
-from precoro_assets.api.catalogue import BY_NAME
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.ingest import sync
+from precoro_assets.ingest.sync import partition_day
 from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.rows import unwrap, value_at
 from precoro_assets.warehouse.staging import DetailStaging

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from precoro_assets.ap_matching import load_rules
 from precoro_assets.ledger import files
-from precoro_assets.ledger.catalogue_files import load_catalogue
 from precoro_assets.ledger.files import ENV_SETTLE_SECONDS, FileLedgerSink, FileLedgerSource
+from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.ledger.source import CREDIT_NOTE, ExportDocument, LedgerNotReady, LedgerSink, LedgerSource
+from precoro_assets.reconcile.ap_matching import load_rules
 
 HEADER = "payment_id,bill_id,supplier,invoice_number,amount,currency,paid_on\n"
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from ap_dataset import generate
 
-from precoro_assets.ap_matching import MatchRules
-from precoro_assets.reconcile import (
+from precoro_assets.reconcile.ap_matching import MatchRules
+from precoro_assets.reconcile.classify import (
     AMBIGUOUS,
     CREATE_PAYMENT,
     CURRENCY_MISMATCH,

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from precoro_assets.ledger.source import BILL, CREDIT_NOTE, LedgerBill, LedgerPayment
-from precoro_assets.reconcile import (
+from precoro_assets.reconcile.classify import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     BY_EXTERNAL_ID,

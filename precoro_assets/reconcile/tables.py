@@ -14,9 +14,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..api.catalogue import BY_NAME, MONEY, TIME, Column
+from ..catalogue import BY_NAME, MONEY, TIME, Column
 from ..ledger.source import LedgerBill, LedgerPayment, RejectedRow
-from ..reconcile import (
+from ..warehouse import tables
+from ..warehouse.rows import arrow_type, to_arrow
+from .classify import (
     CANCELED,
     CLASSES,
     Invoice,
@@ -25,8 +27,6 @@ from ..reconcile import (
     PurchaseOrder,
     Reconciliation,
 )
-from . import tables
-from .rows import arrow_type, to_arrow
 
 # A table as the analyst sees it: (name, description, columns).
 Layout = tuple[str, str, tuple[Column, ...]]

@@ -22,12 +22,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from . import detail_processes
-from .api.catalogue import Entity
-from .api.client import detail_from_text, detail_path, parse_json, retry_later
-from .api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
-from .warehouse import tables
-from .warehouse.rows import (
+from ..api.client import detail_from_text, detail_path, parse_json, retry_later
+from ..api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
+from ..catalogue import Entity
+from ..warehouse import tables
+from ..warehouse.rows import (
     Problem,
     RecordRejected,
     Rows,
@@ -37,8 +36,9 @@ from .warehouse.rows import (
     record_key,
     to_json,
 )
-from .warehouse.sensitive import protect
-from .warehouse.staging import DetailStaging
+from ..warehouse.sensitive import protect
+from ..warehouse.staging import DetailStaging
+from . import detail_workers
 
 logger = logging.getLogger(__name__)
 
@@ -598,9 +598,9 @@ class _BatchWriter:
 
 
 def prepare_detail_workers(client, staging: DetailStaging) -> None:
-    """Start the worker processes a big sync may fetch details from, in the background (see detail_processes):
+    """Start the worker processes a big sync may fetch details from, in the background (see detail_workers):
     call it before the work that precedes the details, so that their start overlaps with it."""
-    detail_processes.prepare(client, staging, _workers(client))
+    detail_workers.prepare(client, staging, _workers(client))
 
 
 def _workers(client) -> int:
@@ -612,7 +612,7 @@ def _workers(client) -> int:
 def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
                       summary: SyncSummary, workers: int) -> Generator[Detail, None, None]:
     """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
-    to `workers` threads at once, or by worker processes when there are many (see detail_processes).
+    to `workers` threads at once, or by worker processes when there are many (see detail_workers).
 
     Only a few details are fetched ahead of the caller, so memory stays flat however many documents a run
     covers; a detail waiting to be retried (see _DetailFetches) leaves its place to the next ones. Every fetched
@@ -622,8 +622,8 @@ stages its chunk of them in one commit, before handing them over). If one fetch 
     cancelled and those in flight are staged for the retry.
     """
     staged = staging.keys(entity.name)
-    if detail_processes.wanted(client, len(wanted), workers):
-        processes = detail_processes.get(client, staging, workers)
+    if detail_workers.wanted(client, len(wanted), workers):
+        processes = detail_workers.get(client, staging, workers)
         if processes is not None:
             yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged)
             return
@@ -738,16 +738,16 @@ class _DetailFetches:
         timer.start()
 
 
-def _details_from_processes(processes: detail_processes.DetailWorkers, client, staging: DetailStaging,
+def _details_from_processes(processes: detail_workers.DetailWorkers, client, staging: DetailStaging,
                             entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
                             staged: set[str]) -> Generator[Detail, None, None]:
     """`_details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
-    documents = [(key, detail_processes.iso(_update_date(header)), key in staged) for key, header in wanted]
-    size = detail_processes.CHUNK
+    documents = [(key, detail_workers.iso(_update_date(header)), key in staged) for key, header in wanted]
+    size = detail_workers.CHUNK
     ahead: deque[Future] = deque()
     try:
         for first in range(0, len(documents), size):
-            ahead.append(processes.submit(detail_processes.Chunk(entity.path, entity.name,
+            ahead.append(processes.submit(detail_workers.Chunk(entity.path, entity.name,
                                                                  documents[first:first + size])))
             if len(ahead) >= processes.ahead:
                 yield from _fetched(client, staging, entity, summary, ahead.popleft())
@@ -760,7 +760,7 @@ def _details_from_processes(processes: detail_processes.DetailWorkers, client, s
 def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
              future: Future) -> Generator[Detail, None, None]:
     """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
-    fetched: detail_processes.Fetched = future.result()
+    fetched: detail_workers.Fetched = future.result()
     client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too
     for key, text, from_staging in fetched.details:
         summary.count_detail(from_staging)

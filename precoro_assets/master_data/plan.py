@@ -1,5 +1,5 @@
 """The other direction: keep Precoro's suppliers, items, tax rates and custom field options (the chart of accounts,
-tracking categories) in step with the accounting system's catalogue (ledger/catalogue_files.py).
+tracking categories) in step with the accounting system's catalogue (ledger/master_data_files.py).
 
 The plan, for each ledger record:
 - its twin is the Precoro record whose externalId is the ledger id. Suppliers, items and taxes are looked up with
@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .api.client import unwrap
-from .ledger.catalogue_files import (
+from ..api.client import unwrap
+from ..ledger.master_data_files import (
     LedgerAccount,
     LedgerCatalogue,
     LedgerProduct,
@@ -46,8 +46,8 @@ from .ledger.catalogue_files import (
     LedgerTrackingOption,
     LedgerVendor,
 )
-from .ledger.source import same_name
-from .reconcile import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
+from ..ledger.source import same_name
+from ..reconcile.classify import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
 
 # The resources the catalogue sync writes to: its batch retires pending outbox rows of these only.
 CATALOGUE_RESOURCES = ("suppliers", "items", "taxes", "itemcustomfields", "documentcustomfields")

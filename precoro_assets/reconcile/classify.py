@@ -28,9 +28,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ..catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
+from ..ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 from .ap_matching import NORMALISED_NUMBER, STRONG_KEYS, Matcher, MatchRules, OpenInvoice, learned_links
-from .api.catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
-from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 
 MATCHED = "matched"
 PAID_IN_LEDGER_ONLY = "paid_in_ledger_not_precoro"

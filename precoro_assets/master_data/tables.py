@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from ..api.catalogue import BY_NAME, TIME
-from ..catalogue_sync import ACTIONS, CataloguePlan
-from . import tables
-from .reconciliation import c
+from ..catalogue import BY_NAME, TIME
+from ..reconcile.tables import c
+from ..warehouse import tables
+from .plan import ACTIONS, CataloguePlan
 
 ACTION_TEXT = "What the sync does: " + "; ".join(f"{name} = {text}" for name, text in ACTIONS.items())
 
