@@ -413,10 +413,10 @@ class _Soak:
 
     def measure(self) -> SoakReport:
         from .catalogue import DOCUMENTS
-        from .reconcile.classify import CREATE_PAYMENT
         from .verify import differences
         from .warehouse import tables
         from .writeback.outbox import Outbox
+        from .writeback.proposals import CREATE_PAYMENT
 
         report = self.report
         stats = self.control("GET", "stats")

@@ -15,6 +15,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
 from ..api.errors import QuotaExhausted
@@ -29,6 +30,7 @@ from ..ingest.sync import (
     sync_documents,
     sync_reference,
 )
+from ..reconcile.tables import RECONCILIATION_LEDGER
 from ..warehouse import tables, views
 from ..warehouse.drift import (
     Drift,
@@ -47,6 +49,11 @@ from .sources import PRECORO_API
 DOCUMENTS_GROUP = "precoro_documents"
 REFERENCE_GROUP = "precoro_reference"
 API_POOL = "precoro_api"
+
+
+def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The analyst views, with the other flows' tables they read (the review queue: reconciliation's ledger)."""
+    return views.create_views(con, [RECONCILIATION_LEDGER])
 
 
 def asset_key(entity: Entity) -> dg.AssetKey:
@@ -191,7 +198,7 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     created here when the warehouse has none yet: whoever syncs can query them at once (precoro/analyst_views
     re-creates them all)."""
     if store.read(views.missing_views):
-        store.write(views.create_views, what="create the analyst views")
+        store.write(create_analyst_views, what="create the analyst views")
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)

@@ -47,7 +47,7 @@ from ..ledger.master_data_files import (
     LedgerVendor,
 )
 from ..ledger.source import same_name
-from ..reconcile.classify import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
+from ..writeback.proposals import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
 
 # The resources the catalogue sync writes to: its batch retires pending outbox rows of these only.
 CATALOGUE_RESOURCES = ("suppliers", "items", "taxes", "itemcustomfields", "documentcustomfields")

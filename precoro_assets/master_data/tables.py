@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 
 from ..catalogue import BY_NAME, TIME
-from ..reconcile.tables import c
 from ..warehouse import tables
+from ..warehouse.tables import c
 from .plan import ACTIONS, CataloguePlan
 
 ACTION_TEXT = "What the sync does: " + "; ".join(f"{name} = {text}" for name, text in ACTIONS.items())

@@ -18,9 +18,7 @@ for the write-back outbox. Money is `Decimal` throughout; names compare with `sa
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +28,7 @@ from typing import Any
 
 from ..catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
 from ..ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
+from ..writeback.proposals import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG, Proposal
 from .ap_matching import NORMALISED_NUMBER, STRONG_KEYS, Matcher, MatchRules, OpenInvoice, learned_links
 
 MATCHED = "matched"
@@ -71,22 +70,8 @@ PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /paymen
 # (8). README: Reconcile.
 APPROVED_STATUSES = (2, 4, 5, 9, 11)
 CREDIT_NOTE_TYPES = CREDIT_NOTE_LOGIC_TYPES
-CANCELED = 8  # a payment's status once cancelled in Precoro
 FLAG_PREFIX = "Reconciliation: "
 MAX_LOG_CHARS = 500
-
-# Outbox action kinds
-CREATE_PAYMENT = "create_payment"
-SET_EXTERNAL_ID = "set_external_id"
-SET_LOG = "set_integration_log"
-CLEAR_LOG = "clear_integration_log"
-EXPORT = "export_document"
-# The catalogue sync's writes (catalogue_sync.py): a record created from the accounting side's (POST), or the
-# fields it owns brought in step (PUT with only what differs)
-CREATE_RECORD = "create_record"
-UPDATE_RECORD = "update_record"
-# ... and the other way: a Precoro supplier the accounting side lacks, offered to it, then linked by externalId
-EXPORT_SUPPLIER = "export_supplier"
 
 # integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
 CONNECTOR_DISABLED = 8
@@ -168,34 +153,6 @@ class PurchaseOrder:
 
 # The resources reconciliation writes to: its batch retires pending rows of these only (see Outbox.propose).
 RECONCILED_RESOURCES = ("invoices", "payments", "purchaseorders")
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One write-back the reconciliation proposes; its idempotency key is derived from what and why."""
-
-    kind: str
-    resource: str  # "invoices", "payments", "purchaseorders"; the catalogue sync's: "suppliers", "items", ...
-    target_key: str  # the idn Precoro addresses the record by (a create: the accounting side's id)
-    target_id: int | None
-    payload: dict[str, Any]  # JSON-safe: amounts as strings
-    reason: str
-    ledger_ref: str | None = None
-
-    @property
-    def idempotency_key(self) -> str:
-        """Same proposal, same key, in every run: a re-run never queues it twice.
-
-        A payment is keyed by the ledger payment it records (not by amounts or Precoro's state, which change
-        as payments land); a PATCH by the values it sets; an export by the document.
-        """
-        if self.kind == CREATE_PAYMENT:
-            basis: list[Any] = [self.kind, self.resource, self.target_key, self.ledger_ref]
-        elif self.kind in (EXPORT, CREATE_RECORD, EXPORT_SUPPLIER):  # one row per record, whatever it carries
-            basis = [self.kind, self.resource, self.target_key]
-        else:
-            basis = [self.kind, self.resource, self.target_key, self.payload.get("fields")]
-        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -40,21 +40,20 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
+from ..catalogue import CANCELED, CREDIT_NOTE_LOGIC_TYPES
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
 from ..master_data.plan import find_created
-from ..reconcile.classify import (
-    CANCELED,
+from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
+from .proposals import (
     CLEAR_LOG,
     CREATE_PAYMENT,
     CREATE_RECORD,
-    CREDIT_NOTE_TYPES,
     EXPORT,
     EXPORT_SUPPLIER,
     SET_EXTERNAL_ID,
     SET_LOG,
     UPDATE_RECORD,
 )
-from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ def cannot_pay(invoice: dict[str, Any], amount: Decimal) -> str | None:
     paid = Decimal(str(invoice.get("sumPaid") or "0"))
     status = invoice.get("status")
     state = f"sumPaid {paid:.2f} of {total:.2f} {invoice.get('currency', '')}".rstrip()
-    if invoice.get("logicType") in CREDIT_NOTE_TYPES:
+    if invoice.get("logicType") in CREDIT_NOTE_LOGIC_TYPES:
         return "the invoice is a credit note: Precoro records no payment for it"
     if status == 5 or paid >= total:
         return f"already fully paid in Precoro ({state})"
@@ -382,7 +381,7 @@ class WriteBack:
         amount = Decimal(str(record.get("sum", row.payload["amount"])))
         if row.resource == "purchaseorders":
             kind = PURCHASE_ORDER
-        elif record.get("logicType") in CREDIT_NOTE_TYPES:  # said so, with the sign the ledger's bills use
+        elif record.get("logicType") in CREDIT_NOTE_LOGIC_TYPES:  # said so, with the sign the ledger's bills use
             kind, amount = CREDIT_NOTE, -abs(amount)
         else:
             kind = BILL

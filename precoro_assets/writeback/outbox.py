@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..reconcile.classify import Proposal
 from ..runtime import shared_state
+from .proposals import Proposal
 
 PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
 STATUSES = (PENDING, SENDING, SENT, SKIPPED, FAILED)

@@ -11,8 +11,8 @@ from truth import differences
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS
+from precoro_assets.defs.ingest import create_analyst_views
 from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
-from precoro_assets.warehouse import views
 
 INVOICES = BY_NAME["invoices"]
 
@@ -41,7 +41,7 @@ def test_a_quota_stop_leaves_every_header_and_the_retry_fetches_only_lines_newes
     # the lines came newest day first
     assert min(partition_day(truth[idn]) for idn in with_lines) >= max(
         partition_day(truth[idn]) for idn in set(truth) - with_lines)
-    store.write(views.create_views)
+    store.write(create_analyst_views)
     progress = dict((row[0], row[1:]) for row in env.query(
         "SELECT asset, documents, with_lines, awaiting_lines, quota_days_to_complete FROM precoro.sync_progress"))
     assert progress["invoices"] == (len(truth), len(with_lines), len(truth) - len(with_lines), 1)

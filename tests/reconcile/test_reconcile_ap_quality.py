@@ -11,13 +11,13 @@ from ap_dataset import generate
 from precoro_assets.reconcile.ap_matching import MatchRules
 from precoro_assets.reconcile.classify import (
     AMBIGUOUS,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
     NEEDS_REVIEW,
     UNMATCHED,
     Reconciliation,
     reconcile,
 )
+from precoro_assets.writeback.proposals import CREATE_PAYMENT
 
 NOT_ACTED_ON = (AMBIGUOUS, NEEDS_REVIEW, UNMATCHED, CURRENCY_MISMATCH)
 

@@ -11,16 +11,11 @@ from precoro_assets.reconcile.classify import (
     AMOUNT_MISMATCH,
     BY_EXTERNAL_ID,
     BY_NUMBER_AMOUNT,
-    CLEAR_LOG,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
-    EXPORT,
     LINK_MISMATCH,
     MATCHED,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
-    SET_EXTERNAL_ID,
-    SET_LOG,
     UNMATCHED,
     Invoice,
     PrecoroPayment,
@@ -28,6 +23,7 @@ from precoro_assets.reconcile.classify import (
     flag_text,
     reconcile,
 )
+from precoro_assets.writeback.proposals import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 
 D = Decimal
 DAY = date(2026, 11, 2)

@@ -20,19 +20,16 @@ from precoro_assets.reconcile.classify import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     CLASSES,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
-    EXPORT,
     LINK_MISMATCH,
     MATCHED,
     NEEDS_REVIEW,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
-    SET_EXTERNAL_ID,
-    SET_LOG,
     UNMATCHED,
 )
 from precoro_assets.writeback.outbox import DONE
+from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 
 # What each scenario of the demo ledger (ledger/demo.py records them in scenarios.json) must come out as.
 SCENARIO_CLASSES = {
