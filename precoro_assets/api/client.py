@@ -173,8 +173,10 @@ def normalized_url(path: str, params: Iterable[tuple[str, str]] = ()) -> str:
     return f"{path}?{query}" if query else path
 
 
-def unwrap(value: Any) -> list[Any]:
-    """A nested collection as a list: accepts `{"data": [...]}`, a bare list, or None."""
+def expect_list(value: Any) -> list[Any]:
+    """A collection from Precoro as a list: accepts `{"data": [...]}` (nested envelopes too), a bare list, or
+    None; anything else is a TypeError (a response not shaped as expected must not pass for an empty page).
+    Lenient reading of a stored record's fields: warehouse.rows.list_or_empty."""
     while isinstance(value, Mapping) and "data" in value:
         value = value["data"]
     if value is None:
@@ -631,7 +633,7 @@ class PrecoroClient:
         page = 1
         while True:
             body = self.request("GET", path, params=base + [("page", str(page)), ("per_page", str(per_page))])
-            rows = unwrap(body)
+            rows = expect_list(body)
             pagination = _pagination(body)
             total = _as_int(pagination.get("total"))
             if total is not None:

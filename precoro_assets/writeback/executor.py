@@ -24,13 +24,13 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..api.client import detail_path, retry_later, unwrap
+from ..api.client import detail_path, expect_list, retry_later
 from ..api.errors import (
     PrecoroAuthError,
     PrecoroConnectionError,
@@ -42,7 +42,6 @@ from ..api.errors import (
 )
 from ..catalogue import CANCELED, CREDIT_NOTE_LOGIC_TYPES
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
-from ..master_data.plan import find_created
 from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
 from .proposals import (
     CLEAR_LOG,
@@ -159,7 +158,7 @@ def _pay_date(value: Any) -> date | None:
 def invoice_payments(invoice: dict[str, Any]) -> list[SeenPayment]:
     return [SeenPayment(int(p["id"]), str(p.get("idn", p["id"])), Decimal(str(p.get("sumPaid", "0"))),
                         _pay_date(p.get("payDate")), cancelled=p.get("status") == CANCELED)
-            for p in unwrap(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
+            for p in expect_list(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
 
 
 def find_payment(payments: list[SeenPayment], amount: Decimal, pay_date: date,
@@ -450,3 +449,19 @@ class WriteBack:
             return Done(FAILED, "the accounting side refused the vendor", answer.error or "refused without a reason")
         return self._send_patch(row, {"externalId": answer.external_id or ""},
                                 f"offered to {self.sink.name} as vendor {answer.external_id}; linked")
+
+
+def find_created(client: Any, lookup: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record a lost POST may have created: found again by its externalId (the master-data sync puts the
+    lookup in the payload)."""
+    if "option_external_id" in lookup:
+        for custom_field in client.iter_rows(lookup["path"], params=[("id", str(lookup["id"]))]):
+            if str(custom_field.get("id")) != str(lookup["id"]):
+                continue
+            for option in expect_list(custom_field.get("options")):
+                if isinstance(option, Mapping) and option.get("externalId") == lookup["option_external_id"]:
+                    return dict(option)
+        return None
+    found = [r for r in client.iter_rows(lookup["path"], external_id=[lookup["external_id"]])
+             if r.get("externalId") == lookup["external_id"]]
+    return found[0] if found else None
