@@ -35,8 +35,8 @@ class Ours:
         import dagster as dg
 
         from precoro_assets import settings
-        from precoro_assets.api.resource import PrecoroResource
         from precoro_assets.definitions import build_definitions
+        from precoro_assets.defs.resources import PrecoroResource
 
         self.dg = dg
         self.config = settings.load()

@@ -11,15 +11,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..api.resource import PrecoroResource
 from ..catalogue import BY_NAME
 from ..ledger.master_data_files import load_catalogue
 from ..ledger.source import LedgerNotReady
 from ..master_data import tables
 from ..master_data.plan import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
 from .ingest import API_POOL, _quota_stop, asset_key
-from .reconcile import LedgerResource, OutboxResource, _markdown, mirror_outbox, spec
-from .resources import WarehouseResource
+from .reconcile import _markdown, mirror_outbox, spec
+from .resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .sources import LEDGER_FOLDER
 
 CATALOGUE_SYNC_PLAN = dg.AssetKey(["precoro", "catalogue_sync_plan"])

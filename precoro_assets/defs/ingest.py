@@ -20,7 +20,6 @@ from pydantic import Field
 
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
-from ..api.resource import PrecoroResource
 from ..catalogue import DOCUMENTS, REFERENCE, Entity
 from ..ingest.sync import (
     SyncSummary,
@@ -43,7 +42,7 @@ from ..warehouse.drift import (
 )
 from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
-from .resources import WarehouseResource
+from .resources import PrecoroResource, WarehouseResource
 from .sources import PRECORO_API
 
 DOCUMENTS_GROUP = "precoro_documents"

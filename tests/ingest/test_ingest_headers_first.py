@@ -9,9 +9,9 @@ import pytest
 from truth import differences
 
 from precoro_assets.api.errors import QuotaExhausted
-from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS
 from precoro_assets.defs.ingest import create_analyst_views
+from precoro_assets.defs.resources import PrecoroResource
 from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
 
 INVOICES = BY_NAME["invoices"]

@@ -19,8 +19,8 @@ from truth import differences
 
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.quota import QuotaLimits
-from precoro_assets.api.resource import PrecoroResource
 from precoro_assets.catalogue import BY_NAME
+from precoro_assets.defs.resources import PrecoroResource
 from precoro_assets.ingest import detail_workers
 from precoro_assets.ingest.sync import partition_day
 
