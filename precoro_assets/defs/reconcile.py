@@ -27,14 +27,14 @@ from ..ledger.files import FileLedgerSource
 from ..ledger.source import LedgerNotReady, LedgerSnapshot, LedgerSource
 from ..reconcile import tables
 from ..reconcile.ap_matching import load_rules
-from ..reconcile.classify import (
+from ..reconcile.classify import reconcile_stored
+from ..reconcile.records import (
     CLASSES,
     MATCHED,
     RECONCILED_RESOURCES,
     UNMATCHED,
     Reconciliation,
     ledger_tally,
-    reconcile_stored,
 )
 from ..writeback.outbox import Outbox
 from .ingest import asset_key

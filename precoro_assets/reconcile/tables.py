@@ -19,7 +19,7 @@ from ..ledger.source import LedgerBill, LedgerPayment, RejectedRow
 from ..warehouse import tables
 from ..warehouse.rows import arrow_type, to_arrow
 from ..warehouse.tables import Layout, c
-from .classify import CLASSES, Invoice, LedgerResult, PrecoroPayment, PurchaseOrder, Reconciliation
+from .records import CLASSES, Invoice, LedgerResult, PrecoroPayment, PurchaseOrder, Reconciliation
 
 CLASS_TEXT = "The class: " + "; ".join(f"{name} = {text}" for name, text in CLASSES.items())
 SOURCE = (c("source_file", "VARCHAR", "The ledger file the row was read from."),

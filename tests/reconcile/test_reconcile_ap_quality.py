@@ -9,13 +9,13 @@ from decimal import Decimal
 from ap_dataset import generate
 
 from precoro_assets.reconcile.ap_matching import MatchRules
-from precoro_assets.reconcile.classify import (
+from precoro_assets.reconcile.classify import reconcile
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     CURRENCY_MISMATCH,
     NEEDS_REVIEW,
     UNMATCHED,
     Reconciliation,
-    reconcile,
 )
 from precoro_assets.writeback.proposals import CREATE_PAYMENT
 

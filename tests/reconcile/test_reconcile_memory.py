@@ -13,15 +13,8 @@ import pytest
 from precoro_assets.ledger.source import LedgerPayment
 from precoro_assets.reconcile import tables
 from precoro_assets.reconcile.ap_matching import MatchRules
-from precoro_assets.reconcile.classify import (
-    AMBIGUOUS,
-    PAID_IN_LEDGER_ONLY,
-    UNMATCHED,
-    Invoice,
-    LedgerResults,
-    reconcile,
-    reconcile_stored,
-)
+from precoro_assets.reconcile.classify import reconcile, reconcile_stored
+from precoro_assets.reconcile.records import AMBIGUOUS, PAID_IN_LEDGER_ONLY, UNMATCHED, Invoice, LedgerResults
 from precoro_assets.warehouse.tables import in_arrow_chunks, replace_described_arrow
 
 D = Decimal

@@ -6,7 +6,9 @@ from datetime import date
 from decimal import Decimal
 
 from precoro_assets.ledger.source import BILL, CREDIT_NOTE, LedgerBill, LedgerPayment
-from precoro_assets.reconcile.classify import (
+from precoro_assets.reconcile.classify import reconcile
+from precoro_assets.reconcile.corrections import flag_text
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     BY_EXTERNAL_ID,
@@ -20,8 +22,6 @@ from precoro_assets.reconcile.classify import (
     Invoice,
     PrecoroPayment,
     PurchaseOrder,
-    flag_text,
-    reconcile,
 )
 from precoro_assets.writeback.proposals import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 

@@ -16,7 +16,7 @@ from reconcile_support import SEND, money
 from precoro_assets import settings
 from precoro_assets.api.quota import QuotaLimits
 from precoro_assets.ledger.files import ledger_dir
-from precoro_assets.reconcile.classify import (
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     CLASSES,
