@@ -21,14 +21,10 @@ from pydantic import Field
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
 from ..catalogue import DOCUMENTS, REFERENCE, Entity
-from ..ingest.sync import (
-    SyncSummary,
-    list_ahead,
-    prepare_detail_workers,
-    sync_changes,
-    sync_documents,
-    sync_reference,
-)
+from ..ingest.details import prepare_detail_workers
+from ..ingest.reference import sync_reference
+from ..ingest.summary import SyncSummary
+from ..ingest.sync import list_ahead, sync_changes, sync_documents
 from ..reconcile.tables import RECONCILIATION_LEDGER
 from ..warehouse import tables, views
 from ..warehouse.drift import (
