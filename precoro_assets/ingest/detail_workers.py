@@ -28,8 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..api.client import PrecoroClient, detail_path
+from ..api.client import PrecoroClient
 from ..api.errors import PrecoroNotFound
+from ..api.responses import detail_path
 from ..warehouse.rows import parse_time
 from ..warehouse.staging import DetailStaging
 

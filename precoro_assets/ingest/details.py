@@ -11,8 +11,9 @@ from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ..api.client import detail_from_text, detail_path, retry_later
+from ..api.client import retry_later
 from ..api.errors import PrecoroNotFound, PrecoroServerError
+from ..api.responses import detail_from_text, detail_path
 from ..catalogue import Entity
 from ..warehouse.staging import DetailStaging
 from . import detail_workers

@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from ..api.client import parse_json
 from ..api.errors import PrecoroNotFound, PrecoroPaginationError, QuotaExhausted
+from ..api.responses import parse_json
 from ..catalogue import Entity
 from ..warehouse import tables
 from ..warehouse.rows import (

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..api.client import expect_list
+from ..api.responses import expect_list
 from ..ledger.master_data_files import (
     LedgerAccount,
     LedgerCatalogue,

@@ -72,7 +72,7 @@ class Rows:
 
 def list_or_empty(value: object) -> list:
     """A record's nested collection as a list: accepts `{"data": [...]}`, a bare list, or nothing; anything else
-    counts as empty (a field of an odd shape must not stop a sync). Strict: api.client.expect_list."""
+    counts as empty (a field of an odd shape must not stop a sync). Strict: api.responses.expect_list."""
     if value is None:
         return []
     if isinstance(value, dict):

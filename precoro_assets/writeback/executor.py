@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..api.client import detail_path, expect_list, retry_later
+from ..api.client import retry_later
 from ..api.errors import (
     PrecoroAuthError,
     PrecoroConnectionError,
@@ -40,6 +40,7 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
+from ..api.responses import detail_path, expect_list
 from ..catalogue import CANCELED, CREDIT_NOTE_LOGIC_TYPES
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
 from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow

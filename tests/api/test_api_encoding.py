@@ -5,9 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from precoro_assets.api.client import build_query, encode_form, expect_list, normalized_url, parse_rate_limit
+from precoro_assets.api.encoding import build_query, encode_form, normalized_url
 from precoro_assets.api.errors import PrecoroValidationError, QuotaExhausted
 from precoro_assets.api.quota import QuotaLimits
+from precoro_assets.api.responses import expect_list, parse_rate_limit
 
 
 class TestFormEncoding:
