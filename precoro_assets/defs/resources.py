@@ -19,7 +19,8 @@ from pydantic import Field, PrivateAttr
 
 from ..api.client import PrecoroClient
 from ..api.quota import QuotaLimits
-from ..ledger.files import FileLedgerSink, FileLedgerSource
+from ..ledger.file_sink import FileLedgerSink
+from ..ledger.files import FileLedgerSource
 from ..ledger.source import LedgerSink, LedgerSource
 from ..warehouse.staging import DetailStaging
 from ..warehouse.store import Warehouse
