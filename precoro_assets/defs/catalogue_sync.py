@@ -1,5 +1,5 @@
 """The catalogue sync's asset: plan how Precoro's suppliers, items, taxes and custom field options are brought in
-step with the accounting catalogue, and queue the writes in the outbox (see catalogue_sync.py for the rules).
+step with the accounting catalogue, and queue the writes in the outbox (see master_data/plan.py for the rules).
 
 Nothing is sent here: the write-back job (`precoro_writeback`, a dry run unless sending is on) sends the queued
 rows, exactly once, as it sends reconciliation's.

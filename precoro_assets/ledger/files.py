@@ -4,15 +4,15 @@ Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
 
     payments*.csv | payments*.parquet   payment_id, amount, currency, paid_on, and either bill_id
                                          (the bill = the Precoro invoice's externalId) or supplier (with
-                                         invoice_number, or placed by the AP rules of ap_matching.py)
+                                         invoice_number, or placed by the AP rules of reconcile/ap_matching.py)
     bills*.csv    | bills*.parquet      bill_id, supplier, invoice_number, amount, currency, [bill_date], [type]
                                          (type "credit_note", or a negative amount, marks a credit note)
     vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports;
-                                         with more columns, see catalogue_files.py)
+                                         with more columns, see master_data_files.py)
     products, accounts, tracking_categories, tax_rates (.csv/.parquet): the rest of the accounting catalogue,
-                                         read by catalogue_files.py
+                                         read by master_data_files.py
     payment_allocations.csv, supplier_aliases.csv, reconciliation.yaml: the AP matching rules' inputs and
-                                         settings, read by ap_matching.py
+                                         settings, read by reconcile/ap_matching.py
     export/                              written by FileLedgerSink (file_sink.py): documents and suppliers handed to the
                                          accounting side
 
@@ -56,9 +56,9 @@ from .source import (
 ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
 EXPORT_FOLDER = "export"
 VENDORS_FILE = "vendors.csv"
-# The accounting catalogue's files (stems), read by catalogue_files.py; vendors.csv also serves the export sink.
+# The accounting catalogue's files (stems), read by master_data_files.py; vendors.csv also serves the export sink.
 CATALOGUE_FILES = ("vendors", "products", "accounts", "tracking_categories", "tax_rates")
-# The matching rules' files (stems), read by ap_matching.py with reconciliation.yaml.
+# The matching rules' files (stems), read by reconcile/ap_matching.py with reconciliation.yaml.
 MATCHING_FILES = ("supplier_aliases", "payment_allocations")
 
 PAYMENT_COLUMNS = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
@@ -525,7 +525,7 @@ class FileLedgerSource:
                                                      f"{', '.join(f'{n}.csv' for n in CATALOGUE_FILES)}"))
                 continue
             if kind in ("catalogue", "matching"):
-                continue  # read by catalogue_files.py (vendors.csv by FileLedgerSink too), or by ap_matching.py
+                continue  # read by master_data_files.py (vendors.csv by FileLedgerSink too), or by reconcile/ap_matching.py
             if not regular_file(path, snapshot.rejected):
                 continue
             snapshot.files.append(path.name)

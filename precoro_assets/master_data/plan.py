@@ -1,5 +1,6 @@
-"""The other direction: keep Precoro's suppliers, items, tax rates and custom field options (the chart of accounts,
-tracking categories) in step with the accounting system's catalogue (ledger/master_data_files.py).
+"""The master-data sync (its Dagster assets and job keep the name "catalogue sync"): the other direction, keeping
+Precoro's suppliers, items, tax rates and custom field options (the chart of accounts, tracking categories) in
+step with the accounting system's catalogue (ledger/master_data_files.py).
 
 The plan, for each ledger record:
 - its twin is the Precoro record whose externalId is the ledger id. Suppliers, items and taxes are looked up with

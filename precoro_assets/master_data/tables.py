@@ -1,4 +1,4 @@
-"""The catalogue sync's plan in the warehouse (`precoro.catalogue_sync_plan`), and the synced reference data the
+"""The master-data sync's plan in the warehouse (`precoro.catalogue_sync_plan`), and the synced reference data the
 plan reuses instead of asking Precoro again (suppliers and items, for matching unlinked records by name)."""
 
 from __future__ import annotations

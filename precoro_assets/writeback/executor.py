@@ -12,7 +12,7 @@ Exactly once for `POST /payments`, which Precoro can't de-duplicate for us:
 PATCHes are idempotent (the client retries them itself); they are still skipped when Precoro already holds
 the value, so a converged outbox costs one GET per row and no writes.
 
-The catalogue sync's rows (catalogue_sync.py) follow the same rule: a POST that creates a supplier, item, tax or
+The catalogue sync's rows (master_data/plan.py) follow the same rule: a POST that creates a supplier, item, tax or
 custom field option marks the row in flight first; after a lost answer the record is looked up by the externalId
 the POST carried, and adopted if it landed. Its PUTs carry only the fields that differed when the plan was made
 (idempotent: sent as planned, no re-read; the next plan sees the result).
