@@ -20,15 +20,6 @@ from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 
 SCHEMA = "precoro"
 
-# A table a flow declares for analysts (reconciliation's, the master-data sync's): (name, description, columns).
-Layout = tuple[str, str, tuple[Column, ...]]
-
-
-def c(name: str, type_: str, description: str) -> Column:
-    """A column of such a table: its name, DuckDB type and what it holds (no record path: the flow fills it)."""
-    return Column(name, type_, "", description)
-
-
 
 def ident(name: str) -> str:
     """A quoted SQL identifier (names come from the catalogue, never from Precoro)."""
@@ -558,6 +549,15 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end:
 
 
 # ---- described tables outside the catalogue (ledger, reconciliation, write-back outbox) ------------------------
+
+# A table a flow declares for analysts (reconciliation's, the master-data sync's): (name, description, columns).
+Layout = tuple[str, str, tuple[Column, ...]]
+
+
+def c(name: str, type_: str, description: str) -> Column:
+    """A column of such a table: its name, DuckDB type and what it holds (no record path: the flow fills it)."""
+    return Column(name, type_, "", description)
+
 
 def replace_described(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: list[Column],
                       rows: list[dict]) -> int:
