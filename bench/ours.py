@@ -35,8 +35,8 @@ class Ours:
         import dagster as dg
 
         from precoro_assets import settings
-        from precoro_assets.api.resource import PrecoroResource
         from precoro_assets.definitions import build_definitions
+        from precoro_assets.defs.resources import PrecoroResource
 
         self.dg = dg
         self.config = settings.load()
@@ -109,7 +109,7 @@ class Ours:
         return self._count(with_lines=False)
 
     def _count(self, with_lines: bool) -> int:
-        from precoro_assets.api.catalogue import DOCUMENTS
+        from precoro_assets.catalogue import DOCUMENTS
         from precoro_assets.warehouse.rows import has_lines_column
         from precoro_assets.warehouse.store import Warehouse
 

@@ -22,7 +22,7 @@ import click
 from . import reliability_report
 
 if TYPE_CHECKING:
-    from .run_launcher import StopRequest
+    from .runtime.run_launcher import StopRequest
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DAGSTER_YAML = PACKAGE_ROOT / "dagster.yaml"
@@ -151,7 +151,7 @@ def _stop_on_sigterm() -> StopRequest:
     """SIGTERM and Ctrl-C interrupt the run in progress and start no other run. While a run executes, Dagster's
     own handler takes the signal and interrupts the step (see _interrupted), and run_launcher.SlotWatch ends a
     run that waits for the API slot; between runs, this one."""
-    from .run_launcher import StopRequest  # dagster loads with it: not for `--help`
+    from .runtime.run_launcher import StopRequest  # dagster loads with it: not for `--help`
 
     stop = StopRequest()
 
@@ -212,7 +212,7 @@ def _api_slot(instance, stop: StopRequest | None) -> Iterator[dict[str, str]]:
     (kill -9), or say which live run holds it and wait without spinning; then watch the run (SIGTERM and Ctrl-C end
     it at once). Yields the tags that name this process on the run, so that a later run can tell if it dies."""
     from .defs.ingest import API_POOL
-    from .run_launcher import SlotWatch, process_tags, wait_for_slot
+    from .runtime.run_launcher import SlotWatch, process_tags, wait_for_slot
 
     wait_for_slot(instance, API_POOL, _say)
     with SlotWatch(API_POOL, _say, stop):
@@ -295,7 +295,7 @@ def _say(line: str) -> None:
 
 
 def _full_refresh_config() -> dict:
-    from .api.catalogue import REFERENCE
+    from .catalogue import REFERENCE
 
     return {"ops": {f"precoro__{e.name}": {"config": {"full_refresh": True}} for e in REFERENCE}}
 
@@ -620,7 +620,7 @@ def webhooks(port: int, host: str, request_timeout: float) -> None:
     """Receive Precoro's webhooks and record them for the precoro_webhook_events sensor.
 
     Give Precoro (Settings > Webhooks) the URL https://<your host>/precoro/<PRECORO_WEBHOOK_SECRET>."""
-    from .webhooks import WebhookInbox, inbox_path, serve
+    from .ingest.webhook_inbox import WebhookInbox, inbox_path, serve
 
     config = _settings()
     secret = os.environ.get("PRECORO_WEBHOOK_SECRET", "")

@@ -1,6 +1,6 @@
 """The code location: every asset, check, job, schedule, sensor and resource of precoro-assets.
 
-Read this file first; each piece is built from the entity catalogue (precoro_assets/api/catalogue.py).
+Read this file first; each piece is built from the entity catalogue (precoro_assets/catalogue.py).
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import warnings
 import dagster as dg
 
 from . import settings
-from .api.resource import PrecoroResource
 from .defs.catalogue_sync import CATALOGUE_SYNC_ASSETS, catalogue_sync_job
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
 from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
 from .defs.reconcile import GROUP as RECONCILIATION_GROUP
-from .defs.reconcile import RECONCILIATION_ASSETS, LedgerResource, OutboxResource
-from .defs.resources import WarehouseResource
+from .defs.reconcile import RECONCILIATION_ASSETS
+from .defs.resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .defs.sources import EXTERNAL_ASSETS
 from .defs.views import analyst_views
 from .defs.webhook_events import build_webhook_sensor

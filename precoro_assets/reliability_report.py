@@ -331,8 +331,8 @@ class _Soak:
                 [f"SOAK-VEN-{idn}", name] for idn, name in self.names.items() if len(name) < 1000)
 
     def start_webhooks(self) -> None:
+        from .ingest.webhook_inbox import WebhookInbox, inbox_path
         from .reliability_faults import WebhookStorm
-        from .webhooks import WebhookInbox, inbox_path
 
         self.webhooks = WebhookStorm(self.home / "logs", WebhookInbox(inbox_path(self.config.state_dir)))
 
@@ -412,11 +412,11 @@ class _Soak:
         return Outbox(self.config.state_dir / "outbox.sqlite").counts().get("pending", 0)
 
     def measure(self) -> SoakReport:
-        from .api.catalogue import DOCUMENTS
-        from .reconcile import CREATE_PAYMENT
+        from .catalogue import DOCUMENTS
         from .verify import differences
         from .warehouse import tables
         from .writeback.outbox import Outbox
+        from .writeback.proposals import CREATE_PAYMENT
 
         report = self.report
         stats = self.control("GET", "stats")
@@ -491,7 +491,7 @@ KILL_EVERY = 4  # rounds between two syncs killed in the precoro_api slot (from 
 
 
 def _state_described() -> str:
-    from .shared_state import database_url, describe_url
+    from .runtime.shared_state import database_url, describe_url
 
     url = database_url()
     return f"PostgreSQL ({describe_url(url)})" if url else "SQLite files"
@@ -750,7 +750,7 @@ class _DaemonSoak(_Soak):
                    PRECORO_HOME=str(home / "var"), PRECORO_TIME_SCALE="1000",
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=days)).isoformat(),
                    PRECORO_SENSOR_INTERVAL_SECONDS=str(sensor_interval), DAGSTER_HOME=str(self.dagster_home))
-        from .shared_state import ENV_DATABASE_URL
+        from .runtime.shared_state import ENV_DATABASE_URL
 
         if os.environ.get(ENV_DATABASE_URL):  # the shared state in PostgreSQL, for the daemon's runs too
             env[ENV_DATABASE_URL] = os.environ[ENV_DATABASE_URL]
@@ -820,7 +820,7 @@ class _DaemonSoak(_Soak):
 
     def launch_initial_sync(self, timeout: float) -> str:
         """A backfill of every document day, as the UI launches it; returns once its run has succeeded."""
-        from .api.catalogue import DOCUMENTS
+        from .catalogue import DOCUMENTS
         from .defs.ingest import asset_key
 
         first, today = self.config.start_date, datetime.now(UTC).date()
@@ -1137,7 +1137,7 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
     """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
     import tempfile
 
-    from .shared_state import ENV_DATABASE_URL
+    from .runtime.shared_state import ENV_DATABASE_URL
 
     def echo(line: str) -> None:
         click.echo(line, err=True)

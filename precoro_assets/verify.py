@@ -10,8 +10,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from .api.catalogue import Entity
-from .warehouse.rows import unwrap, value_at
+from .catalogue import Entity
+from .warehouse.rows import list_or_empty, value_at
 from .warehouse.sensitive import protect
 from .warehouse.tables import ident, qualified
 
@@ -53,9 +53,9 @@ def differences(env, entity: Entity, in_range=None) -> list[str]:
         for key, record in truth.items():
             if ".*." in child.collection:
                 outer, inner = child.collection.split(".*.")
-                expected_count = sum(len(unwrap(value_at(line, inner))) for line in unwrap(value_at(record, outer)))
+                expected_count = sum(len(list_or_empty(value_at(line, inner))) for line in list_or_empty(value_at(record, outer)))
             else:  # under whichever of its names Precoro sent it
-                expected_count = max(len(unwrap(value_at(record, name))) for name in child.collections)
+                expected_count = max(len(list_or_empty(value_at(record, name))) for name in child.collections)
             if counts.get(key, 0) != expected_count:
                 problems.append(f"{child.name} of {key}: {counts.get(key, 0)} rows, Precoro has {expected_count}")
     return problems

@@ -11,7 +11,7 @@ import postgres_server
 import pytest
 
 from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
-from precoro_assets.shared_state import ENV_DATABASE_URL
+from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
 
 # Tests write a ledger file and load it at once: they don't wait for the 2 s quiet period an export needs in
 # production (tests/reconcile/test_ledger_files.py checks that wait with its own setting). Inherited by subprocesses.

@@ -3,7 +3,7 @@
 Every request goes through the shared `QuotaGuard` first (see quota.py), so no process can
 overspend the token's budget. On top of that the client knows Precoro's conventions:
 X-AUTH-TOKEN + email headers, list envelopes and pagination, typed filters, form-encoded
-writes with bracket keys, and its error bodies. Money stays exact: JSON numbers with a
+writes with bracket keys (encoding.py), and its answers and error bodies (responses.py). Money stays exact: JSON numbers with a
 fraction are parsed as Decimal.
 
 The token is a secret: it is only ever put in the request header. Error messages are built
@@ -19,8 +19,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -28,6 +28,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from precoro_assets.api.encoding import Params, build_query, encode_form, normalized_url
 from precoro_assets.api.errors import (
     PrecoroAuthError,
     PrecoroConnectionError,
@@ -40,6 +41,17 @@ from precoro_assets.api.errors import (
     PrecoroValidationError,
 )
 from precoro_assets.api.quota import CredentialsRejected, QuotaGuard, QuotaLimits, QuotaUsage
+from precoro_assets.api.responses import (
+    as_int,
+    detail_from_body,
+    detail_path,
+    error_text,
+    expect_list,
+    has_next_page,
+    pagination_of,
+    parse_json,
+    parse_rate_limit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,154 +77,7 @@ UNREACHABLE_MEMORY_SECONDS = 30.0
 _unreachable: dict[str, float] = {}  # base URL -> when this process last gave up connecting to it
 EXTERNAL_ID_BATCH = 200  # Precoro answers 400 to more than 200 `external_id[]` values
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
-Params = list[tuple[str, str]]
 
-# Friendly filter names -> Precoro's query keys (other names are passed through verbatim).
-FILTER_KEYS = {
-    "created_from": "createDate[left_date]",
-    "created_to": "createDate[right_date]",
-    "approved_from": "approvalDate[left_date]",
-    "approved_to": "approvalDate[right_date]",
-    "modified_since": "modifiedSince",
-    "external_id": "external_id",
-}
-
-
-# -- encoding helpers -----------------------------------------------------------------------
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """Naive datetimes are taken to be UTC already; aware ones are converted."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def format_query_value(value: Any) -> str:
-    """One query value as Precoro reads it: dates dd.mm.yyyy, datetimes UTC YYYY-MM-DDTHH:MM:SS."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return _as_utc(value).strftime("%Y-%m-%dT%H:%M:%S")
-    if isinstance(value, date):
-        return value.strftime("%d.%m.%Y")
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-def format_form_value(value: Any) -> str:
-    """One form value: ISO dates/datetimes, exact decimals; floats refused (money is never float)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        raise TypeError(f"refusing to send float {value!r}: pass a Decimal (or a string) for amounts")
-    if isinstance(value, datetime):
-        return _as_utc(value).isoformat(timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-def _flatten(prefix: str, value: Any, fmt: Any, out: Params) -> None:
-    """Nested dicts become `a[b]`; lists of scalars `a[]` repeated; lists of dicts `a[0][b]`."""
-    if isinstance(value, Mapping):
-        for name, item in value.items():
-            _flatten(f"{prefix}[{name}]" if prefix else str(name), item, fmt, out)
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-        if any(isinstance(item, Mapping | list | tuple) for item in items):
-            for index, item in enumerate(items):
-                _flatten(f"{prefix}[{index}]", item, fmt, out)
-        else:
-            out.extend((f"{prefix}[]", fmt(item)) for item in items)
-    else:
-        out.append((prefix, fmt(value)))
-
-
-def encode_form(data: Mapping[str, Any]) -> Params:
-    """Precoro's form encoding: `{"invoice": {"id": 9}}` -> `[("invoice[id]", "9")]`."""
-    out: Params = []
-    _flatten("", data, format_form_value, out)
-    return out
-
-
-def build_query(**filters: Any) -> Params:
-    """Typed filters -> query pairs; None values are skipped.
-
-    `created_from`/`created_to`/`approved_from`/`approved_to` take dates (dd.mm.yyyy),
-    `modified_since` a datetime (sent as UTC), lists repeat as `key[]`; any other name is used
-    verbatim (`status=[2, 4]`, `logicType=[1, 5]`, `enable=True`, `attachedFile=1`).
-    """
-    out: Params = []
-    for name, value in filters.items():
-        if value is None:
-            continue
-        key = FILTER_KEYS.get(name, name)
-        if key.endswith("_date]"):
-            if isinstance(value, datetime):
-                value = _as_utc(value).date()
-            if not isinstance(value, date):
-                raise TypeError(f"{name} must be a date, got {value!r}")
-        elif key == "modifiedSince":
-            if not isinstance(value, datetime):
-                if not isinstance(value, date):
-                    raise TypeError(f"{name} must be a datetime, got {value!r}")
-                value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-        elif key == "external_id" and isinstance(value, str):
-            value = [value]
-        _flatten(key, value, format_query_value, out)
-    return out
-
-
-def normalized_url(path: str, params: Iterable[tuple[str, str]] = ()) -> str:
-    """path + sorted query: the identity of a GET for Precoro's identical-GET rule."""
-    query = urlencode(sorted((str(k), str(v)) for k, v in params))
-    return f"{path}?{query}" if query else path
-
-
-def unwrap(value: Any) -> list[Any]:
-    """A nested collection as a list: accepts `{"data": [...]}`, a bare list, or None."""
-    while isinstance(value, Mapping) and "data" in value:
-        value = value["data"]
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    raise TypeError(f"expected a list or {{'data': [...]}}, got {type(value).__name__}")
-
-
-def parse_rate_limit(body: Any, now: datetime, limits: QuotaLimits | None = None,
-                     retry_after_header: str | None = None) -> tuple[str, datetime]:
-    """Read a 429: (RateLimit-Type, when to retry). Precoro puts both in the JSON body.
-
-    `RateLimit-Retry-After` is "YYYY-MM-DD HH:MM:SS UTC", whole seconds: we add one second so a
-    truncated time can't send us back a moment too early (a time shown to the millisecond,
-    "... HH:MM:SS.mmm UTC", gets one millisecond). Without it we fall back to a
-    `Retry-After` header, then to the length of the window the type names.
-    """
-    limits = limits or QuotaLimits()
-    body = body if isinstance(body, Mapping) else {}
-    limit_type = str(body.get("RateLimit-Type") or body.get("error") or "unknown limiter")
-    text = body.get("RateLimit-Retry-After")
-    if isinstance(text, str) and text.strip():
-        cleaned = text.strip().removesuffix("UTC").strip().replace("T", " ")
-        try:
-            moment = datetime.fromisoformat(cleaned)
-        except ValueError:
-            moment = None
-        if moment is not None:
-            fraction = cleaned.rpartition(".")[2] if "." in cleaned else ""
-            unit = timedelta(seconds=10 ** -len(fraction)) if fraction.isdigit() else timedelta(seconds=1)
-            return limit_type, _as_utc(moment) + unit
-    if retry_after_header:
-        try:
-            return limit_type, now + timedelta(seconds=float(retry_after_header))
-        except ValueError:
-            pass
-    return limit_type, now + timedelta(seconds=limits.window_after_429(limit_type))
 
 
 def _is_retryable(method: str, error: BaseException) -> bool:
@@ -521,7 +386,7 @@ class PrecoroClient:
             body = parse_json(text)
         except json.JSONDecodeError:
             body = None
-        detail = _error_text(body, text)
+        detail = error_text(body, text)
         if status == 401:
             self.quota.record_rejected_credentials(self._email)
             raise PrecoroAuthError(method=method, path=path, detail=detail)
@@ -631,9 +496,9 @@ class PrecoroClient:
         page = 1
         while True:
             body = self.request("GET", path, params=base + [("page", str(page)), ("per_page", str(per_page))])
-            rows = unwrap(body)
-            pagination = _pagination(body)
-            total = _as_int(pagination.get("total"))
+            rows = expect_list(body)
+            pagination = pagination_of(body)
+            total = as_int(pagination.get("total"))
             if total is not None:
                 if first_total is None:
                     first_total = total
@@ -656,7 +521,7 @@ class PrecoroClient:
             logger.info("GET %s page %d: %d rows (%d new), total %s", path, page, len(rows), len(fresh), total)
             if fresh:
                 yield fresh
-            if not rows or not _has_next_page(pagination, page, len(rows), per_page):
+            if not rows or not has_next_page(pagination, page, len(rows), per_page):
                 break
             page += 1
         if last_total is None:
@@ -701,35 +566,6 @@ class PrecoroClient:
         return self.patch(f"/{resource.strip('/')}/{quote(str(key), safe='')}", data)
 
 
-def detail_path(resource: str, key: str | int) -> str:
-    return f"/{resource.strip('/')}/{quote(str(key), safe='')}"
-
-
-def parse_json(text: str) -> Any:
-    """A JSON body as Precoro sent it, numbers as Decimal (money stays exact); an empty body is None."""
-    return json.loads(text, parse_float=Decimal) if text.strip() else None
-
-
-def detail_from_text(resource: str, key: str | int, text: str) -> tuple[dict[str, Any], str | None]:
-    """A detail GET's answer from its text (fetched elsewhere, e.g. by a worker process): see `detail_from_body`."""
-    try:
-        body = parse_json(text)
-    except json.JSONDecodeError:
-        raise PrecoroServerError(f"Precoro sent unreadable JSON for GET {detail_path(resource, key)}",
-                                 method="GET", path=detail_path(resource, key)) from None
-    return detail_from_body(resource, key, body, text)
-
-
-def detail_from_body(resource: str, key: str | int, body: Any, text: str | None) -> tuple[dict[str, Any], str | None]:
-    """A detail GET's answer as (the object, its text): a wrapped `{"data": {...}}` is tolerated (its text is
-    then None: it is not the object's), anything but an object is Precoro's fault."""
-    if isinstance(body, Mapping) and set(body) <= {"data", "meta"} and isinstance(body.get("data"), Mapping):
-        body, text = body["data"], None
-    if not isinstance(body, dict):
-        raise PrecoroServerError(f"Precoro sent no object for {resource}/{key}", path=f"/{resource}/{key}")
-    return body, text
-
-
 class _SendTurn:
     """One request's hold on the client's send turn, released once (when its headers are out, or on failure)."""
 
@@ -741,37 +577,3 @@ class _SendTurn:
         if self._held:
             self._held = False
             self._lock.release()
-
-
-def _pagination(body: Any) -> Mapping[str, Any]:
-    if isinstance(body, Mapping):
-        meta = body.get("meta")
-        if isinstance(meta, Mapping) and isinstance(meta.get("pagination"), Mapping):
-            return meta["pagination"]
-    return {}
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _has_next_page(pagination: Mapping[str, Any], page: int, row_count: int, per_page: int) -> bool:
-    """Newer answers say `has_next_page`; older ones only `current_page`/`total_pages`."""
-    if "has_next_page" in pagination:
-        return bool(pagination["has_next_page"])
-    total_pages = _as_int(pagination.get("total_pages"))
-    if total_pages is not None:
-        current = _as_int(pagination.get("current_page")) or page
-        return current < total_pages
-    return row_count >= per_page  # no metadata at all: a full page may have a successor
-
-
-def _error_text(body: Any, text: str) -> str:
-    if isinstance(body, Mapping):
-        for name in ("error", "message", "detail"):
-            if isinstance(body.get(name), str):
-                return body[name]
-    return text[:300]

@@ -2,7 +2,7 @@
 
 Dagster runs each partition, backfill step and sensor tick in its own process, but Precoro
 counts requests per token. So the budget lives in one small ledger that every process shares, a SQLite file
-per state directory or, with PRECORO_DATABASE_URL, tables in PostgreSQL (see precoro_assets.shared_state),
+per state directory or, with PRECORO_DATABASE_URL, tables in PostgreSQL (see precoro_assets.runtime.shared_state),
 and every request is written to it *before* it is sent:
 
     requests(token_key, started, method, url_key)   one row per request start (kept one day)
@@ -10,7 +10,7 @@ and every request is written to it *before* it is sent:
 
 `acquire()` opens a write transaction (one writer at a time across processes: SQLite's `BEGIN IMMEDIATE`, or
 PostgreSQL's advisory lock across hosts; taken in turn on each machine through a file lock, see
-precoro_assets.process_lock, so a waiting writer is woken at once),
+precoro_assets.runtime.process_lock, so a waiting writer is woken at once),
 works out the earliest moment every rule allows the request, and either inserts its row and
 commits (the slot is taken, the caller sends at once) or rolls back and sleeps until then.
 Because the check and the insert happen in one write transaction, two processes can never
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from precoro_assets import shared_state
 from precoro_assets.api.errors import QuotaExhausted
-from precoro_assets.process_lock import ProcessLock
+from precoro_assets.runtime import shared_state
+from precoro_assets.runtime.process_lock import ProcessLock
 
 DAILY_QUOTA = 3000  # Precoro's requests per sliding day: what history takes longest to fetch by
 

@@ -1,5 +1,5 @@
 """The catalogue sync's asset: plan how Precoro's suppliers, items, taxes and custom field options are brought in
-step with the accounting catalogue, and queue the writes in the outbox (see catalogue_sync.py for the rules).
+step with the accounting catalogue, and queue the writes in the outbox (see master_data/plan.py for the rules).
 
 Nothing is sent here: the write-back job (`precoro_writeback`, a dry run unless sending is on) sends the queued
 rows, exactly once, as it sends reconciliation's.
@@ -11,15 +11,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from ..api.catalogue import BY_NAME
-from ..api.resource import PrecoroResource
-from ..catalogue_sync import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
-from ..ledger.catalogue_files import load_catalogue
+from ..catalogue import BY_NAME
+from ..ledger.master_data_files import load_catalogue
 from ..ledger.source import LedgerNotReady
-from ..warehouse import catalogue_sync as tables
+from ..master_data import tables
+from ..master_data.plan import CATALOGUE_RESOURCES, CONFLICT, DEFAULT_ACCOUNTS_FIELD, groups_for, plan
 from .ingest import API_POOL, _quota_stop, asset_key
-from .reconcile import LedgerResource, OutboxResource, _markdown, mirror_outbox, spec
-from .resources import WarehouseResource
+from .reconcile import _markdown, mirror_outbox, spec
+from .resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .sources import LEDGER_FOLDER
 
 CATALOGUE_SYNC_PLAN = dg.AssetKey(["precoro", "catalogue_sync_plan"])

@@ -22,14 +22,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ..api.catalogue import BY_NAME, DOCUMENTS, Entity
 from ..api.errors import PrecoroError, QuotaExhausted
-from ..api.resource import PrecoroResource
-from ..sync import partition_day
+from ..catalogue import BY_NAME, DOCUMENTS, Entity
+from ..ingest.sync import partition_day
 from ..warehouse import tables
 from ..warehouse.rows import parse_time, to_json
 from .ingest import DocumentSyncConfig, asset_key
-from .resources import WarehouseResource
+from .resources import PrecoroResource, WarehouseResource
 from .sources import quota_observation
 
 OVERLAP = timedelta(minutes=5)

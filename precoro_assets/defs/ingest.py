@@ -1,6 +1,6 @@
 """Dagster assets over the entity catalogue: one asset per Precoro entity.
 
-Documents are partitioned by day of createDate and synced incrementally (see `precoro_assets.sync`);
+Documents are partitioned by day of createDate and synced incrementally (see `precoro_assets.ingest.sync`);
 reference data is synced by modifiedSince. Each asset writes its table and child tables, reports what it
 did and what it spent, and checks what it wrote (keys, counts against Precoro's list, parents, totals).
 """
@@ -15,20 +15,17 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 from pydantic import Field
 
-from ..api.catalogue import DOCUMENTS, REFERENCE, Entity
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
-from ..api.resource import PrecoroResource
-from ..sync import (
-    SyncSummary,
-    list_ahead,
-    prepare_detail_workers,
-    sync_changes,
-    sync_documents,
-    sync_reference,
-)
+from ..catalogue import DOCUMENTS, REFERENCE, Entity
+from ..ingest.details import prepare_detail_workers
+from ..ingest.reference import sync_reference
+from ..ingest.summary import SyncSummary
+from ..ingest.sync import list_ahead, sync_changes, sync_documents
+from ..reconcile.tables import RECONCILIATION_LEDGER
 from ..warehouse import tables, views
 from ..warehouse.drift import (
     Drift,
@@ -41,12 +38,17 @@ from ..warehouse.drift import (
 )
 from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
-from .resources import WarehouseResource
+from .resources import PrecoroResource, WarehouseResource
 from .sources import PRECORO_API
 
 DOCUMENTS_GROUP = "precoro_documents"
 REFERENCE_GROUP = "precoro_reference"
 API_POOL = "precoro_api"
+
+
+def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The analyst views, with the other flows' tables they read (the review queue: reconciliation's ledger)."""
+    return views.create_views(con, [RECONCILIATION_LEDGER])
 
 
 def asset_key(entity: Entity) -> dg.AssetKey:
@@ -191,7 +193,7 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     created here when the warehouse has none yet: whoever syncs can query them at once (precoro/analyst_views
     re-creates them all)."""
     if store.read(views.missing_views):
-        store.write(views.create_views, what="create the analyst views")
+        store.write(create_analyst_views, what="create the analyst views")
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)

@@ -21,25 +21,24 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from pydantic import Field
 
-from ..ap_matching import load_rules
-from ..api.catalogue import BY_NAME, Column
-from ..ledger.files import FileLedgerSink, FileLedgerSource
-from ..ledger.source import LedgerNotReady, LedgerSink, LedgerSnapshot, LedgerSource
-from ..reconcile import (
+from ..catalogue import BY_NAME, Column
+from ..ledger.files import FileLedgerSource
+from ..ledger.source import LedgerNotReady, LedgerSnapshot, LedgerSource
+from ..reconcile import tables
+from ..reconcile.ap_matching import load_rules
+from ..reconcile.classify import reconcile_stored
+from ..reconcile.records import (
     CLASSES,
     MATCHED,
     RECONCILED_RESOURCES,
     UNMATCHED,
     Reconciliation,
     ledger_tally,
-    reconcile_stored,
 )
-from ..warehouse import reconciliation as tables
 from ..writeback.outbox import Outbox
 from .ingest import asset_key
-from .resources import WarehouseResource
+from .resources import LedgerResource, OutboxResource, WarehouseResource
 from .sources import LEDGER_FOLDER
 
 GROUP = "precoro_reconciliation"
@@ -68,27 +67,6 @@ RECONCILIATION_AUTOMATION = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after its inputs change")
-
-
-class LedgerResource(dg.ConfigurableResource):
-    """The accounting side: where its exports are read from and where documents are offered to it."""
-
-    directory: str = Field(description="The ledger drop folder (PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger).")
-
-    def source(self) -> LedgerSource:
-        return FileLedgerSource(Path(self.directory))
-
-    def sink(self) -> LedgerSink:
-        return FileLedgerSink(Path(self.directory))
-
-
-class OutboxResource(dg.ConfigurableResource):
-    """The write-back queue (a SQLite file in PRECORO_STATE_DIR; see writeback/outbox.py for why)."""
-
-    path: str = Field(description="The outbox file, <PRECORO_STATE_DIR>/outbox.sqlite.")
-
-    def open(self) -> Outbox:
-        return Outbox(Path(self.path))
 
 
 def schema(columns: tuple[Column, ...]) -> dg.TableSchema:

@@ -1,14 +1,86 @@
-"""Dagster resources: the warehouse (the Precoro API resource lives in precoro_assets.api.resource)."""
+"""Dagster resources, all of them: Precoro's API, the warehouse, the ledger folder and the write-back outbox.
+
+Configure PrecoroResource's secrets from the environment so Dagster shows only the variable names, never
+the values (in the UI, run config and logs):
+
+    PrecoroResource(api_token=EnvVar("PRECORO_API_TOKEN"), email=EnvVar("PRECORO_EMAIL"))
+
+Every process that uses it shares one request budget through `state_dir`.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from ..api.client import PrecoroClient
+from ..api.quota import QuotaLimits
+from ..ledger.file_sink import FileLedgerSink
+from ..ledger.files import FileLedgerSource
+from ..ledger.source import LedgerSink, LedgerSource
 from ..warehouse.staging import DetailStaging
 from ..warehouse.store import Warehouse
+from ..writeback.outbox import Outbox
+
+
+def default_state_dir() -> str:
+    """One budget per machine and user, wherever the process was started from."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "precoro-assets" / "quota")
+
+
+class PrecoroResource(dg.ConfigurableResource):
+    """Precoro API access with the shared request budget (see precoro_assets/api/quota.py)."""
+
+    api_token: str = Field(repr=False, description="Precoro API token; pass EnvVar('PRECORO_API_TOKEN').")
+    email: str = Field(repr=False, description="Email of the token's user; pass EnvVar('PRECORO_EMAIL').")
+    region: str = Field(default="eu", description="'eu' (api.precoro.com) or 'us' (api.precoro.us).")
+    base_url: str | None = Field(default=None, description="Overrides region, e.g. the simulator's URL.")
+    timeout_seconds: float = Field(default=30.0, description="Per-request timeout.")
+    per_second: float = Field(default=1.0, description="Requests per second (Precoro: 1).")
+    per_minute: int = Field(default=300, description="Requests per sliding minute (Precoro: 300).")
+    per_hour: int = Field(default=1500, description="Requests per sliding hour (Precoro: 1,500).")
+    per_day: int = Field(default=3000, description="Requests per sliding day (Precoro: 3,000).")
+    identical_get_seconds: float = Field(default=60.0, description="An identical GET waits this long (Precoro: 60).")
+    time_scale: float = Field(default=1.0, description="Divides every window; only for the scaled simulator.")
+    state_dir: str = Field(default_factory=default_state_dir,
+                           description="Directory of the request ledger shared by every process.")
+    max_wait_seconds: float = Field(
+        default=600.0, description="Wait at most this long for quota; beyond it raise QuotaExhausted.")
+    concurrent_requests: int = Field(
+        default=4, ge=1, le=16, description="Detail requests a run keeps in flight. The shared quota paces them "
+        "all the same: at Precoro's 1 request/s they only hide latency.")
+
+    _client: PrecoroClient | None = PrivateAttr(default=None)
+
+    def limits(self) -> QuotaLimits:
+        return QuotaLimits(
+            per_second=self.per_second, per_minute=self.per_minute, per_hour=self.per_hour,
+            per_day=self.per_day, identical_get_seconds=self.identical_get_seconds, time_scale=self.time_scale,
+        )
+
+    def get_client(self) -> PrecoroClient:
+        """The client of this resource instance, created on first use (one per run process)."""
+        if self._client is None:
+            self._client = PrecoroClient(
+                self.api_token, self.email, base_url=self.base_url, region=self.region,
+                timeout_seconds=self.timeout_seconds, state_dir=self.state_dir, limits=self.limits(),
+                max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
+            )
+        return self._client
+
+    def accounting_metadata(self) -> dict[str, Any]:
+        """Requests spent by this run's client and what is left per window, for MaterializeResult."""
+        return self.get_client().usage().as_metadata()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -22,3 +94,24 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def staging(self) -> DetailStaging:
         return DetailStaging(Path(self.state_dir))
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The accounting side: where its exports are read from and where documents are offered to it."""
+
+    directory: str = Field(description="The ledger drop folder (PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger).")
+
+    def source(self) -> LedgerSource:
+        return FileLedgerSource(Path(self.directory))
+
+    def sink(self) -> LedgerSink:
+        return FileLedgerSink(Path(self.directory))
+
+
+class OutboxResource(dg.ConfigurableResource):
+    """The write-back queue (a SQLite file in PRECORO_STATE_DIR; see writeback/outbox.py for why)."""
+
+    path: str = Field(description="The outbox file, <PRECORO_STATE_DIR>/outbox.sqlite.")
+
+    def open(self) -> Outbox:
+        return Outbox(Path(self.path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ..api.resource import PrecoroResource
+from .resources import PrecoroResource
 
 SOURCES_GROUP = "precoro_sources"
 

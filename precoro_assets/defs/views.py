@@ -3,9 +3,9 @@
 
 import dagster as dg
 
-from ..api.catalogue import ENTITIES
-from ..warehouse.views import VIEWS, create_views
-from .ingest import asset_key
+from ..catalogue import ENTITIES
+from ..warehouse.views import VIEWS
+from .ingest import asset_key, create_analyst_views
 from .resources import WarehouseResource
 
 
@@ -19,6 +19,6 @@ from .resources import WarehouseResource
         dg.TableSchema(columns=[dg.TableColumn(c, description=d) for c, d in v.columns.items()])) for v in VIEWS},
 )
 def analyst_views(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    names = warehouse.open().write(create_views)
+    names = warehouse.open().write(create_analyst_views)
     context.log.info(f"created views {', '.join(names)}")
     return dg.MaterializeResult(metadata={"views": ", ".join(f"precoro.{n}" for n in names)})

@@ -26,13 +26,12 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ..api.catalogue import BY_NAME, Entity
-from ..api.resource import PrecoroResource
+from ..catalogue import BY_NAME, Entity
+from ..ingest.webhook_inbox import WebhookEvent, WebhookInbox, inbox_path
 from ..warehouse import tables
-from ..webhooks import WebhookEvent, WebhookInbox, inbox_path
 from .changes import DayChanges, group_runs, run_request
 from .ingest import asset_key
-from .resources import WarehouseResource
+from .resources import PrecoroResource, WarehouseResource
 
 # Precoro's webhook `type` -> the asset it changes (0 warehouse requests, 4 RFPs, 8 stock transfers and 9 budgets
 # are not synced).

@@ -15,12 +15,11 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from ..api.resource import PrecoroResource
 from ..writeback.executor import WriteBack
 from ..writeback.outbox import PENDING
 from .ingest import API_POOL, _quota_stop
-from .reconcile import WRITEBACK_OUTBOX, LedgerResource, OutboxResource, mirror_outbox
-from .resources import WarehouseResource
+from .reconcile import WRITEBACK_OUTBOX, mirror_outbox
+from .resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .sources import quota_observation
 
 ENV_SEND = "PRECORO_WRITEBACK_SEND"

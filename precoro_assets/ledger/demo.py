@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES
+from ..catalogue import CREDIT_NOTE_LOGIC_TYPES
 
 PAYMENT_HEADER = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
 BILL_HEADER = ("bill_id", "type", "supplier", "invoice_number", "amount", "currency", "bill_date")

@@ -4,16 +4,16 @@ Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
 
     payments*.csv | payments*.parquet   payment_id, amount, currency, paid_on, and either bill_id
                                          (the bill = the Precoro invoice's externalId) or supplier (with
-                                         invoice_number, or placed by the AP rules of ap_matching.py)
+                                         invoice_number, or placed by the AP rules of reconcile/ap_matching.py)
     bills*.csv    | bills*.parquet      bill_id, supplier, invoice_number, amount, currency, [bill_date], [type]
                                          (type "credit_note", or a negative amount, marks a credit note)
     vendors.csv                          vendor_id, name: the suppliers the accounting system knows (for exports;
-                                         with more columns, see catalogue_files.py)
+                                         with more columns, see master_data_files.py)
     products, accounts, tracking_categories, tax_rates (.csv/.parquet): the rest of the accounting catalogue,
-                                         read by catalogue_files.py
+                                         read by master_data_files.py
     payment_allocations.csv, supplier_aliases.csv, reconciliation.yaml: the AP matching rules' inputs and
-                                         settings, read by ap_matching.py
-    export/                              written by FileLedgerSink: documents and suppliers handed to the
+                                         settings, read by reconcile/ap_matching.py
+    export/                              written by FileLedgerSink (file_sink.py): documents and suppliers handed to the
                                          accounting side
 
 Every file is a full export (the folder is read as a snapshot). Amounts are plain decimals with at most two
@@ -21,15 +21,14 @@ decimals ("1234.50"), dates are YYYY-MM-DD, text is UTF-8. A row that breaks a r
 returned as a `RejectedRow` with its file, line and reason, and the rest of the file still loads.
 
 Only regular files of the folder itself are read (a link is refused unread: see `check_regular`), only once nobody
-is writing them (`read_stable`), and a last line without its line break is never loaded. The export side writes
-text cells so that spreadsheets never run them as formulas (`neutralised`).
+is writing them (`read_stable`), and a last line without its line break is never loaded. The export side
+(file_sink.py) writes text cells so that spreadsheets never run them as formulas (`neutralised`).
 """
 
 from __future__ import annotations
 
 import csv
 import errno
-import fcntl
 import io
 import os
 import re
@@ -37,7 +36,6 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
@@ -48,23 +46,19 @@ from .. import settings
 from .source import (
     BILL,
     CREDIT_NOTE,
-    ExportDocument,
-    ExportResult,
-    ExportVendor,
     LedgerBill,
     LedgerNotReady,
     LedgerPayment,
     LedgerSnapshot,
     RejectedRow,
-    same_name,
 )
 
 ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
 EXPORT_FOLDER = "export"
 VENDORS_FILE = "vendors.csv"
-# The accounting catalogue's files (stems), read by catalogue_files.py; vendors.csv also serves the export sink.
+# The accounting catalogue's files (stems), read by master_data_files.py; vendors.csv also serves the export sink.
 CATALOGUE_FILES = ("vendors", "products", "accounts", "tracking_categories", "tax_rates")
-# The matching rules' files (stems), read by ap_matching.py with reconciliation.yaml.
+# The matching rules' files (stems), read by reconcile/ap_matching.py with reconciliation.yaml.
 MATCHING_FILES = ("supplier_aliases", "payment_allocations")
 
 PAYMENT_COLUMNS = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
@@ -531,7 +525,7 @@ class FileLedgerSource:
                                                      f"{', '.join(f'{n}.csv' for n in CATALOGUE_FILES)}"))
                 continue
             if kind in ("catalogue", "matching"):
-                continue  # read by catalogue_files.py (vendors.csv by FileLedgerSink too), or by ap_matching.py
+                continue  # read by master_data_files.py (vendors.csv by FileLedgerSink too), or by reconcile/ap_matching.py
             if not regular_file(path, snapshot.rejected):
                 continue
             snapshot.files.append(path.name)
@@ -598,164 +592,3 @@ def _file_kind(path: Path) -> str | None:
         if stem.startswith(kind):
             return kind
     return "unknown"
-
-
-# ---- the sink ------------------------------------------------------------------------------------------------
-
-# `type` (bill, credit_note, purchase_order) came last, after exported_at: files written before it keep their
-# columns, and new rows follow a file's own header.
-EXPORT_COLUMNS = ("external_id", "precoro_idn", "precoro_id", "supplier", "number", "amount", "currency",
-                  "exported_at", "type")
-EXTERNAL_ID_PREFIX = {"invoices": "ACC-BILL", "purchaseorders": "ACC-PO"}
-# Suppliers offered as new vendors: export/suppliers.csv, in the catalogue's vendors.csv columns (an accounting
-# import reads both the same way), plus Precoro's id and when it was offered.
-VENDOR_EXPORT_COLUMNS = ("vendor_id", "name", "currency", "currencies", "tax_number", "address", "precoro_id",
-                         "exported_at")
-VENDOR_ID_PREFIX = "ACC-VEN"
-# Columns written as numbers: never prefixed (a credit note's -12.50 stays a number). Every other str is text.
-NUMERIC_EXPORT_COLUMNS = frozenset({"amount"})
-# Spreadsheets run a cell starting with these as a formula (OWASP, "CSV Injection"); a quote marks it as text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# A field longer than this is refused: no accounting import takes it, and Python's csv reader stops at 128 KiB,
-# which would make the export file unreadable for every later write-back.
-MAX_EXPORT_FIELD = 10_000
-
-
-class ExportFileError(Exception):
-    """An export file (or vendors.csv) that can't be read; the message names the file and what to do."""
-
-
-def neutralised(value: str) -> str:
-    """A text cell that no spreadsheet runs as a formula: OWASP's CSV injection advice, a leading single quote
-    for a cell starting with = + - @ tab or carriage return (spreadsheets show the text without the quote).
-    A cell already starting with a quote gets one more, so `restored` gives back exactly what was written."""
-    return f"'{value}" if value.startswith((*FORMULA_STARTS, "'")) else value
-
-
-def restored(value: str) -> str:
-    """The text `neutralised` was given (the warehouse and Precoro keep the exact value; only the file has it)."""
-    return value[1:] if value.startswith("'") and value[1:].startswith((*FORMULA_STARTS, "'")) else value
-
-
-class FileLedgerSink:
-    """A LedgerSink that writes accepted documents to <ledger>/export/<resource>.csv for the accounting import.
-
-    It stands in for the accounting system's API, including its refusals: a document whose supplier is not in
-    vendors.csv is refused ("unknown vendor"), the most common reason real imports fail. Without vendors.csv
-    every supplier is accepted. Offering a document again returns the id it already got (idempotent), so a
-    write-back retried after a crash never exports a document twice.
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.export_dir = self.directory / EXPORT_FOLDER
-        self.name = f"files in {self.export_dir}"
-
-    def vendors(self) -> set[str] | None:
-        """The accounting system's vendor names (compared with `same_name`), or None when no list is kept: its
-        vendors.csv, and the suppliers offered to it since (accepted there, as an accounting API would)."""
-        path = self.directory / VENDORS_FILE
-        if not path.exists() and not path.is_symlink():
-            return None
-        try:  # a link to /dev/zero would never end; to a private file, not ours to read
-            data = read_regular(path)
-        except NotRegularFile as refusal:
-            raise ExportFileError(f"{path} {refusal}") from None
-        text = data.decode("utf-8", "replace").removeprefix("\ufeff")
-        names = {same_name(row.get("name")) for row in _read_rows(path, io.StringIO(text, newline=""))
-                 if row.get("name")}
-        return names | {same_name(row.get("name")) for row in self._rows(self.export_dir / "suppliers.csv")}
-
-    def offer(self, document: ExportDocument) -> ExportResult:
-        path = self.export_dir / f"{document.resource}.csv"
-        too_long = _too_long(supplier=document.supplier, number=document.number)
-        if too_long:
-            return ExportResult(False, error=too_long)
-        with self._locked():
-            existing = self._exported(path, "precoro_idn", "external_id").get(document.idn)
-            if existing:
-                return ExportResult(True, external_id=existing)
-            vendors = self.vendors()
-            if vendors is not None and same_name(document.supplier) not in vendors:
-                return ExportResult(False, error=f"Vendor '{document.supplier}' does not exist in the "
-                                                 "accounting system")
-            external_id = f"{EXTERNAL_ID_PREFIX.get(document.resource, 'ACC')}-{document.idn}"
-            self._append(path, EXPORT_COLUMNS, {
-                "external_id": external_id, "precoro_idn": document.idn, "precoro_id": document.id or "",
-                "supplier": document.supplier, "number": document.number, "amount": format(document.amount, "f"),
-                "currency": document.currency, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "type": document.kind})
-            return ExportResult(True, external_id=external_id)
-
-    def offer_vendor(self, vendor: ExportVendor) -> ExportResult:
-        path = self.export_dir / "suppliers.csv"
-        too_long = _too_long(name=vendor.name, tax_number=vendor.tax_number, address=vendor.address)
-        if too_long:
-            return ExportResult(False, error=too_long)
-        with self._locked():
-            existing = self._exported(path, "precoro_id", "vendor_id").get(str(vendor.precoro_id))
-            if existing:
-                return ExportResult(True, external_id=existing)
-            vendor_id = f"{VENDOR_ID_PREFIX}-{vendor.precoro_id}"
-            self._append(path, VENDOR_EXPORT_COLUMNS, {
-                "vendor_id": vendor_id, "name": vendor.name, "currency": vendor.currency or "",
-                "currencies": "|".join(vendor.currencies), "tax_number": vendor.tax_number or "",
-                "address": vendor.address or "", "precoro_id": vendor.precoro_id,
-                "exported_at": datetime.now(UTC).isoformat(timespec="seconds")})
-            return ExportResult(True, external_id=vendor_id)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Two write-back runs never append the same record twice."""
-        self.export_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.export_dir / ".lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    @staticmethod
-    def _rows(path: Path) -> list[dict[str, str]]:
-        if not path.exists():
-            return []
-        with open(path, newline="", encoding="utf-8") as handle:
-            return [{name: restored(value) if isinstance(value, str) else value for name, value in row.items()}
-                    for row in _read_rows(path, handle)]
-
-    def _exported(self, path: Path, key: str, value: str) -> dict[str, str]:
-        return {row[key]: row[value] for row in self._rows(path)}
-
-    @staticmethod
-    def _append(path: Path, columns: tuple[str, ...], row: dict[str, object]) -> None:
-        header = columns
-        if path.exists():
-            with open(path, newline="", encoding="utf-8") as handle:
-                header = tuple(next(csv.reader(handle), columns))
-        with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-            if not path.stat().st_size:
-                writer.writeheader()
-            writer.writerow({name: neutralised(value) if isinstance(value, str) and name not in NUMERIC_EXPORT_COLUMNS
-                             else value for name, value in row.items()})
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
-def _too_long(**fields: str | None) -> str | None:
-    """Why a document or vendor can't be exported: a field over MAX_EXPORT_FIELD characters (None if none is)."""
-    for name, value in fields.items():
-        if value and len(value) > MAX_EXPORT_FIELD:
-            return (f"{name} is {len(value):,} characters long; the accounting import takes at most "
-                    f"{MAX_EXPORT_FIELD:,} (shorten it in Precoro)")
-    return None
-
-
-def _read_rows(path: Path, handle: Any) -> list[dict[str, str]]:
-    """The rows of a CSV file the sink reads; a file the csv module can't read (a field over its 128 KiB limit,
-    written by hand or by an older version) is an ExportFileError naming the file, not a bare csv.Error."""
-    try:
-        return list(csv.DictReader(handle))
-    except csv.Error as error:
-        raise ExportFileError(f"{path} can't be read ({error}); fix or remove the offending line, then run the "
-                              "write-back again") from None

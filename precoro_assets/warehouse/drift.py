@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from ..api.catalogue import ChildTable, Column, Entity
+from ..catalogue import ChildTable, Column, Entity
 
 
 @dataclass

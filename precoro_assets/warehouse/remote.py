@@ -2,7 +2,7 @@
 
 On one machine the warehouse is a directory (a SQLite catalog and local Parquet files). Runs in containers with
 no shared disk need both parts where every host reaches them:
-- PRECORO_DATABASE_URL (see precoro_assets.shared_state) puts the catalog in that PostgreSQL database too
+- PRECORO_DATABASE_URL (see precoro_assets.runtime.shared_state) puts the catalog in that PostgreSQL database too
   (DuckLake's `ducklake_*` tables, beside the shared-state tables);
 - PRECORO_WAREHOUSE_DATA_PATH=s3://bucket/prefix/ puts the Parquet files in a bucket, with PRECORO_S3_ENDPOINT,
   PRECORO_S3_ACCESS_KEY_ID, PRECORO_S3_SECRET_ACCESS_KEY, PRECORO_S3_REGION, PRECORO_S3_URL_STYLE and

@@ -18,7 +18,7 @@ from functools import cache
 import orjson
 import pyarrow as pa
 
-from ..api.catalogue import ChildTable, Column, Entity
+from ..catalogue import ChildTable, Column, Entity
 
 # Columns every table gets besides the catalogue's.
 RAW_COLUMN = Column("raw", "JSON", "", "The record exactly as Precoro sent it (JSON), so no field is ever lost.")
@@ -70,8 +70,9 @@ class Rows:
         self.problems += other.problems
 
 
-def unwrap(value: object) -> list:
-    """A nested collection as a list: accepts `{"data": [...]}`, a bare list, or nothing."""
+def list_or_empty(value: object) -> list:
+    """A record's nested collection as a list: accepts `{"data": [...]}`, a bare list, or nothing; anything else
+    counts as empty (a field of an odd shape must not stop a sync). Strict: api.responses.expect_list."""
     if value is None:
         return []
     if isinstance(value, dict):
@@ -253,13 +254,13 @@ def _child_sources(record: dict, child: ChildTable) -> Iterator[tuple[dict, dict
         (name for name in child.collections if value_at(record, name) is not None), child.collection)
     if ".*." in collection:
         outer_path, inner_path = collection.split(".*.", 1)
-        for outer in unwrap(value_at(record, outer_path)):
+        for outer in list_or_empty(value_at(record, outer_path)):
             if isinstance(outer, dict):
-                for inner in unwrap(value_at(outer, inner_path)):
+                for inner in list_or_empty(value_at(outer, inner_path)):
                     if isinstance(inner, dict):
                         yield inner, outer
     else:
-        for element in unwrap(value_at(record, collection)):
+        for element in list_or_empty(value_at(record, collection)):
             if isinstance(element, dict):
                 yield element, None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TypeVar, cast
 
-from ..api.catalogue import Entity
+from ..catalogue import Entity
 
 MASK = "****"
 T = TypeVar("T")

@@ -9,7 +9,7 @@ SQLite (stdlib) because many run processes write here at once and each detail mu
 its process the moment it is fetched (WAL with synchronous=NORMAL: a commit is in the OS before `put`
 returns, so kill -9 loses nothing; only a power cut could, and then the detail is simply fetched again).
 With PRECORO_DATABASE_URL the same tables live in PostgreSQL, so a run retried on another host finds them
-(see precoro_assets.shared_state).
+(see precoro_assets.runtime.shared_state).
 Worker processes (used only where the budget is effectively unlimited) stage a chunk of details per commit.
 The warehouse itself is written once per batch of days. Safe to use from several threads.
 """
@@ -24,8 +24,8 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from .. import shared_state
-from ..process_lock import ProcessLock
+from ..runtime import shared_state
+from ..runtime.process_lock import ProcessLock
 from .rows import parse_time, to_json
 
 _SCHEMA = """

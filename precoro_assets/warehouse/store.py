@@ -34,8 +34,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .. import shared_state
-from ..process_lock import ProcessLock
+from ..runtime import shared_state
+from ..runtime.process_lock import ProcessLock
 from . import remote
 from .tables import one_row
 

@@ -14,7 +14,7 @@ from itertools import islice
 import duckdb
 import pyarrow as pa
 
-from ..api.catalogue import ChildTable, Column, Entity
+from ..catalogue import ChildTable, Column, Entity
 from .drift import Schema, Seen
 from .rows import LINES_COLUMN, Rows, has_lines_column, table_columns, to_arrow
 
@@ -549,6 +549,15 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, start: date | None, end:
 
 
 # ---- described tables outside the catalogue (ledger, reconciliation, write-back outbox) ------------------------
+
+# A table a flow declares for analysts (reconciliation's, the master-data sync's): (name, description, columns).
+Layout = tuple[str, str, tuple[Column, ...]]
+
+
+def c(name: str, type_: str, description: str) -> Column:
+    """A column of such a table: its name, DuckDB type and what it holds (no record path: the flow fills it)."""
+    return Column(name, type_, "", description)
+
 
 def replace_described(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: list[Column],
                       rows: list[dict]) -> int:

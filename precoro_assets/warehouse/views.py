@@ -5,15 +5,24 @@ Each view has a description and column descriptions (COMMENT ON), like every tab
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
 
-from ..api.catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
 from ..api.quota import DAILY_QUOTA
-from .reconciliation import RECONCILIATION_LEDGER
+from ..catalogue import CREDIT_NOTE_LOGIC_TYPES, DOCUMENTS, ENTITIES, STATUS_NAMES
 from .rows import has_lines_column
-from .tables import SCHEMA, ensure_sync_state, ensure_table, ensure_tables, one_row, qualified, sql_text
+from .tables import (
+    SCHEMA,
+    Layout,
+    ensure_sync_state,
+    ensure_table,
+    ensure_tables,
+    one_row,
+    qualified,
+    sql_text,
+)
 
 
 @dataclass(frozen=True)
@@ -354,13 +363,16 @@ def missing_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [view.name for view in VIEWS if view.name not in present]
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every table the views read, the status lookup, the views, then the column descriptions."""
+def create_views(con: duckdb.DuckDBPyConnection, flow_tables: Iterable[Layout]) -> list[str]:
+    """Every table the views read, the status lookup, the views, then the column descriptions. flow_tables: the
+    tables of other flows the views read, made if missing (the review queue reads reconciliation's ledger: the
+    wiring passes it, see defs/ingest.py create_analyst_views)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     ensure_sync_state(con)
     for entity in ENTITIES:
         ensure_tables(con, entity)
-    ensure_table(con, *RECONCILIATION_LEDGER[:2], list(RECONCILIATION_LEDGER[2]))  # the review queue reads it
+    for name, description, columns in flow_tables:
+        ensure_table(con, name, description, list(columns))
     create_status_names(con)
     for view in VIEWS:
         con.execute(f"CREATE OR REPLACE VIEW {qualified(view.name)} AS {view.sql}")

@@ -12,7 +12,7 @@ Exactly once for `POST /payments`, which Precoro can't de-duplicate for us:
 PATCHes are idempotent (the client retries them itself); they are still skipped when Precoro already holds
 the value, so a converged outbox costs one GET per row and no writes.
 
-The catalogue sync's rows (catalogue_sync.py) follow the same rule: a POST that creates a supplier, item, tax or
+The catalogue sync's rows (master_data/plan.py) follow the same rule: a POST that creates a supplier, item, tax or
 custom field option marks the row in flight first; after a lost answer the record is looked up by the externalId
 the POST carried, and adopted if it landed. Its PUTs carry only the fields that differed when the plan was made
 (idempotent: sent as planned, no re-read; the next plan sees the result).
@@ -24,13 +24,13 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..api.client import detail_path, retry_later, unwrap
+from ..api.client import retry_later
 from ..api.errors import (
     PrecoroAuthError,
     PrecoroConnectionError,
@@ -40,21 +40,20 @@ from ..api.errors import (
     PrecoroValidationError,
     QuotaExhausted,
 )
-from ..catalogue_sync import find_created
+from ..api.responses import detail_path, expect_list
+from ..catalogue import CANCELED, CREDIT_NOTE_LOGIC_TYPES
 from ..ledger.source import BILL, CREDIT_NOTE, PURCHASE_ORDER, ExportDocument, ExportVendor, LedgerSink
-from ..reconcile import (
-    CANCELED,
+from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
+from .proposals import (
     CLEAR_LOG,
     CREATE_PAYMENT,
     CREATE_RECORD,
-    CREDIT_NOTE_TYPES,
     EXPORT,
     EXPORT_SUPPLIER,
     SET_EXTERNAL_ID,
     SET_LOG,
     UPDATE_RECORD,
 )
-from .outbox import FAILED, PENDING, SENDING, SENT, SKIPPED, Outbox, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def _pay_date(value: Any) -> date | None:
 def invoice_payments(invoice: dict[str, Any]) -> list[SeenPayment]:
     return [SeenPayment(int(p["id"]), str(p.get("idn", p["id"])), Decimal(str(p.get("sumPaid", "0"))),
                         _pay_date(p.get("payDate")), cancelled=p.get("status") == CANCELED)
-            for p in unwrap(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
+            for p in expect_list(invoice.get("payments")) if isinstance(p, dict) and p.get("id") is not None]
 
 
 def find_payment(payments: list[SeenPayment], amount: Decimal, pay_date: date,
@@ -177,7 +176,7 @@ def cannot_pay(invoice: dict[str, Any], amount: Decimal) -> str | None:
     paid = Decimal(str(invoice.get("sumPaid") or "0"))
     status = invoice.get("status")
     state = f"sumPaid {paid:.2f} of {total:.2f} {invoice.get('currency', '')}".rstrip()
-    if invoice.get("logicType") in CREDIT_NOTE_TYPES:
+    if invoice.get("logicType") in CREDIT_NOTE_LOGIC_TYPES:
         return "the invoice is a credit note: Precoro records no payment for it"
     if status == 5 or paid >= total:
         return f"already fully paid in Precoro ({state})"
@@ -382,7 +381,7 @@ class WriteBack:
         amount = Decimal(str(record.get("sum", row.payload["amount"])))
         if row.resource == "purchaseorders":
             kind = PURCHASE_ORDER
-        elif record.get("logicType") in CREDIT_NOTE_TYPES:  # said so, with the sign the ledger's bills use
+        elif record.get("logicType") in CREDIT_NOTE_LOGIC_TYPES:  # said so, with the sign the ledger's bills use
             kind, amount = CREDIT_NOTE, -abs(amount)
         else:
             kind = BILL
@@ -451,3 +450,19 @@ class WriteBack:
             return Done(FAILED, "the accounting side refused the vendor", answer.error or "refused without a reason")
         return self._send_patch(row, {"externalId": answer.external_id or ""},
                                 f"offered to {self.sink.name} as vendor {answer.external_id}; linked")
+
+
+def find_created(client: Any, lookup: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The record a lost POST may have created: found again by its externalId (the master-data sync puts the
+    lookup in the payload)."""
+    if "option_external_id" in lookup:
+        for custom_field in client.iter_rows(lookup["path"], params=[("id", str(lookup["id"]))]):
+            if str(custom_field.get("id")) != str(lookup["id"]):
+                continue
+            for option in expect_list(custom_field.get("options")):
+                if isinstance(option, Mapping) and option.get("externalId") == lookup["option_external_id"]:
+                    return dict(option)
+        return None
+    found = [r for r in client.iter_rows(lookup["path"], external_id=[lookup["external_id"]])
+             if r.get("externalId") == lookup["external_id"]]
+    return found[0] if found else None

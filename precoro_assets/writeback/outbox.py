@@ -1,7 +1,7 @@
 """The write-back outbox: every write to Precoro that reconciliation proposes, and what became of it.
 
 Where it lives, and why: a SQLite file in PRECORO_STATE_DIR (`outbox.sqlite`), or the `outbox` table in
-PostgreSQL when PRECORO_DATABASE_URL is set (runs on several hosts; see precoro_assets.shared_state), is the
+PostgreSQL when PRECORO_DATABASE_URL is set (runs on several hosts; see precoro_assets.runtime.shared_state), is the
 operational queue, and
 `precoro.writeback_outbox` in the warehouse is a copy for analysts, refreshed after each reconciliation and
 each write-back run. The queue needs what the warehouse is not built for:
@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .. import shared_state
-from ..reconcile import Proposal
+from ..runtime import shared_state
+from .proposals import Proposal
 
 PENDING, SENDING, SENT, SKIPPED, FAILED = "pending", "sending", "sent", "skipped", "failed"
 STATUSES = (PENDING, SENDING, SENT, SKIPPED, FAILED)

@@ -5,9 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from precoro_assets.api.client import build_query, encode_form, normalized_url, parse_rate_limit, unwrap
+from precoro_assets.api.encoding import build_query, encode_form, normalized_url
 from precoro_assets.api.errors import PrecoroValidationError, QuotaExhausted
 from precoro_assets.api.quota import QuotaLimits
+from precoro_assets.api.responses import expect_list, parse_rate_limit
 
 
 class TestFormEncoding:
@@ -75,19 +76,19 @@ class TestFilters:
 
 class TestUnwrap:
     def test_wrapped_list(self):
-        assert unwrap({"data": [{"id": 1}]}) == [{"id": 1}]
+        assert expect_list({"data": [{"id": 1}]}) == [{"id": 1}]
 
     def test_bare_list(self):
-        assert unwrap([{"id": 1}]) == [{"id": 1}]
+        assert expect_list([{"id": 1}]) == [{"id": 1}]
 
     def test_doubly_wrapped_and_missing(self):
-        assert unwrap({"data": {"data": [1, 2]}}) == [1, 2]
-        assert unwrap(None) == []
-        assert unwrap({"data": None}) == []
+        assert expect_list({"data": {"data": [1, 2]}}) == [1, 2]
+        assert expect_list(None) == []
+        assert expect_list({"data": None}) == []
 
     def test_an_object_is_not_a_list(self):
         with pytest.raises(TypeError):
-            unwrap({"id": 1})
+            expect_list({"id": 1})
 
 
 class TestRateLimitBody:

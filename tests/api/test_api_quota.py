@@ -8,7 +8,7 @@ import pytest
 
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.quota import QuotaGuard, QuotaLimits
-from precoro_assets.shared_state import ENV_DATABASE_URL
+from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
 
 # Every specification holds with the ledger in a SQLite file and in PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("state_backend")

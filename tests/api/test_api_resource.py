@@ -7,7 +7,7 @@ import pytest
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
-from precoro_assets.api.resource import PrecoroResource
+from precoro_assets.defs.resources import PrecoroResource
 
 
 @pytest.fixture

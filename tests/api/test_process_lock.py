@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from precoro_assets.process_lock import ProcessLock
+from precoro_assets.runtime.process_lock import ProcessLock
 
 HOLD = """
 import sys, time
-from precoro_assets.process_lock import ProcessLock
+from precoro_assets.runtime.process_lock import ProcessLock
 lock = ProcessLock(sys.argv[1])
 with lock.held():
     print("held", flush=True)

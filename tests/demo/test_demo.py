@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from precoro_assets.api.catalogue import DOCUMENTS, ENTITIES
+from precoro_assets.catalogue import DOCUMENTS, ENTITIES
 from precoro_assets.warehouse.store import Warehouse
 
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {

@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._core.events import EngineEventData
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from precoro_assets.run_launcher import LocalRunLauncher
+from precoro_assets.runtime.run_launcher import LocalRunLauncher
 
 PROJECT_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 

@@ -6,8 +6,8 @@ import json
 
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.ingest.sync import partition_day
 
 
 def busiest_day(env) -> str:

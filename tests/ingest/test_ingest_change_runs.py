@@ -16,9 +16,9 @@ from test_ingest_sync import (
 )
 from truth import differences
 
-from precoro_assets.api.catalogue import DOCUMENTS
+from precoro_assets.catalogue import DOCUMENTS
 from precoro_assets.defs.changes import DayChanges, group_runs
-from precoro_assets.sync import partition_day
+from precoro_assets.ingest.sync import partition_day
 
 
 def test_200_changes_across_30_days_become_one_run_that_brings_them_all_in(make_sim_env):

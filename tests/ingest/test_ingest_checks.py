@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from truth import differences, exact
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.catalogue import BY_NAME
 
 DOCUMENTS = 100  # enough for taxes, attachments, receipts and approvals on most days; small enough to be quick
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME, DOCUMENTS
 from precoro_assets.api.errors import QuotaExhausted
-from precoro_assets.api.resource import PrecoroResource
-from precoro_assets.sync import list_ahead, partition_day, sync_documents
-from precoro_assets.warehouse import views
+from precoro_assets.catalogue import BY_NAME, DOCUMENTS
+from precoro_assets.defs.ingest import create_analyst_views
+from precoro_assets.defs.resources import PrecoroResource
+from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
 
 INVOICES = BY_NAME["invoices"]
 
@@ -41,7 +41,7 @@ def test_a_quota_stop_leaves_every_header_and_the_retry_fetches_only_lines_newes
     # the lines came newest day first
     assert min(partition_day(truth[idn]) for idn in with_lines) >= max(
         partition_day(truth[idn]) for idn in set(truth) - with_lines)
-    store.write(views.create_views)
+    store.write(create_analyst_views)
     progress = dict((row[0], row[1:]) for row in env.query(
         "SELECT asset, documents, with_lines, awaiting_lines, quota_days_to_complete FROM precoro.sync_progress"))
     assert progress["invoices"] == (len(truth), len(with_lines), len(truth) - len(with_lines), 1)
@@ -103,7 +103,7 @@ def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leave
 def test_headers_are_stored_first_only_when_the_details_take_a_while():
     from datetime import date
 
-    from precoro_assets.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
+    from precoro_assets.ingest.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
 
     class Client:
         def __init__(self, seconds_each: float) -> None:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.ingest.sync import partition_day
 
 INVOICES = BY_NAME["invoices"]
 

@@ -10,10 +10,10 @@ import pytest
 from precoro_env import idle_after_failures
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
 from precoro_assets.api.quota import QuotaLimits
-from precoro_assets.api.resource import PrecoroResource
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.defs.resources import PrecoroResource
+from precoro_assets.ingest.sync import partition_day
 
 # The quota stop holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("state_backend")

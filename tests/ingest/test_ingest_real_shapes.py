@@ -10,7 +10,7 @@ import pytest
 from test_ingest_sync import DOCUMENT_KEYS, REFERENCE_KEYS, sync_everything
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME, ENTITIES
+from precoro_assets.catalogue import BY_NAME, ENTITIES
 from precoro_assets.warehouse.rows import table_columns
 from precoro_assets.warehouse.tables import ident, qualified
 

@@ -25,11 +25,11 @@ import duckdb
 import httpx
 from truth import differences
 
-from precoro_assets import sync
-from precoro_assets.api.catalogue import BY_NAME
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.ingest import sync
+from precoro_assets.ingest.sync import partition_day
 from precoro_assets.warehouse import tables
-from precoro_assets.warehouse.rows import unwrap, value_at
+from precoro_assets.warehouse.rows import list_or_empty, value_at
 from precoro_assets.warehouse.staging import DetailStaging
 
 INVOICES = BY_NAME["invoices"]
@@ -365,7 +365,7 @@ def test_four_partition_runs_at_once_next_to_an_open_analyst_session(env, tmp_pa
     complete = {}  # day -> (invoices, invoice lines) once the day is written
     for day in days:
         of_day = [r for r in truth if partition_day(r).isoformat() == day]
-        complete[day] = (len(of_day), sum(len(unwrap(value_at(r, "items"))) for r in of_day))
+        complete[day] = (len(of_day), sum(len(list_or_empty(value_at(r, "items"))) for r in of_day))
     day_of_idn = {str(r["idn"]): partition_day(r).isoformat() for r in truth}
     # the analyst opens the warehouse before any run: its tables exist, still empty
     env.warehouse.write(lambda con: tables.ensure_tables(con, INVOICES))

@@ -12,7 +12,7 @@ import pytest
 from test_ingest_real_shapes import typed_tables
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.catalogue import BY_NAME
 from precoro_assets.warehouse.rows import table_columns
 from precoro_assets.warehouse.tables import ident
 

@@ -11,8 +11,8 @@ import dagster as dg
 import httpx
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME, DOCUMENTS, REFERENCE
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME, DOCUMENTS, REFERENCE
+from precoro_assets.ingest.sync import partition_day
 
 DOCUMENT_KEYS = [f"precoro/{e.name}" for e in DOCUMENTS]
 REFERENCE_KEYS = [f"precoro/{e.name}" for e in REFERENCE]

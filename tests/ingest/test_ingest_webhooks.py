@@ -27,9 +27,9 @@ from test_ingest_sync import (
 from truth import differences
 
 from precoro_assets import settings
-from precoro_assets.api.catalogue import DOCUMENTS
+from precoro_assets.catalogue import DOCUMENTS
 from precoro_assets.defs.webhook_events import DOCUMENT_TYPES
-from precoro_assets.webhooks import WebhookInbox, inbox_path
+from precoro_assets.ingest.webhook_inbox import WebhookInbox, inbox_path
 
 SECRET = "test-secret-0123456789abcdef"
 

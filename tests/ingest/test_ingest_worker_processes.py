@@ -17,19 +17,19 @@ import httpx
 import pytest
 from truth import differences
 
-from precoro_assets import detail_processes
-from precoro_assets.api.catalogue import BY_NAME
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.quota import QuotaLimits
-from precoro_assets.api.resource import PrecoroResource
-from precoro_assets.sync import partition_day
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.defs.resources import PrecoroResource
+from precoro_assets.ingest import detail_workers
+from precoro_assets.ingest.sync import partition_day
 
 INVOICES = BY_NAME["invoices"]
 
 
 @pytest.fixture
 def fast_env(unpaced_env, monkeypatch):
-    monkeypatch.setattr(detail_processes, "MIN_DETAILS", 1)
+    monkeypatch.setattr(detail_workers, "MIN_DETAILS", 1)
     return unpaced_env
 
 
@@ -37,13 +37,13 @@ def fast_env(unpaced_env, monkeypatch):
 def started(monkeypatch) -> list:
     """What each DetailWorkers.start returned (None: the run fell back to threads)."""
     results: list = []
-    original = detail_processes.DetailWorkers.start.__func__
+    original = detail_workers.DetailWorkers.start.__func__
 
     def recording(cls, *args, **kwargs):
         results.append(original(cls, *args, **kwargs))
         return results[-1]
 
-    monkeypatch.setattr(detail_processes.DetailWorkers, "start", classmethod(recording))
+    monkeypatch.setattr(detail_workers.DetailWorkers, "start", classmethod(recording))
     return results
 
 
@@ -76,7 +76,7 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
 
 def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_env, started, monkeypatch):
     # longer than an asset takes between details, and than the asset checks that follow the last one
-    monkeypatch.setattr(detail_processes, "IDLE_SECONDS", 30.0)
+    monkeypatch.setattr(detail_workers, "IDLE_SECONDS", 30.0)
     start, end = fast_env.days()
 
     result = fast_env.materialize(["precoro/invoices", "precoro/purchase_orders", "precoro/receipts"],
@@ -146,11 +146,11 @@ class _NoProcesses(multiprocessing.context.SpawnContext):
 
 
 def test_when_worker_processes_cannot_start_threads_fetch_the_details(fast_env, started, monkeypatch, caplog):
-    monkeypatch.setattr(detail_processes, "_context", lambda: _NoProcesses())
+    monkeypatch.setattr(detail_workers, "_context", lambda: _NoProcesses())
     start, end = fast_env.days()
     _, mark = fast_env.request_log()
 
-    with caplog.at_level(logging.WARNING, logger="precoro_assets.detail_processes"):
+    with caplog.at_level(logging.WARNING, logger="precoro_assets.ingest.detail_workers"):
         result = fast_env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))
 
     assert result.success
@@ -162,9 +162,9 @@ def test_when_worker_processes_cannot_start_threads_fetch_the_details(fast_env, 
 
 
 @pytest.mark.parametrize(("script", "guarded"), [
-    ("from precoro_assets.detail_processes import main_module_is_guarded\n"
+    ("from precoro_assets.ingest.detail_workers import main_module_is_guarded\n"
      "print(main_module_is_guarded())\n", False),
-    ("from precoro_assets.detail_processes import main_module_is_guarded\n"
+    ("from precoro_assets.ingest.detail_workers import main_module_is_guarded\n"
      "if __name__ == '__main__':\n    print(main_module_is_guarded())\n", True),
 ])
 def test_a_script_without_a_main_guard_gets_threads_not_processes(tmp_path, script, guarded):
@@ -181,9 +181,9 @@ def test_at_precoro_s_own_pace_runs_use_threads(tmp_path):
     fast = PrecoroClient("token", "user@example.com", base_url="http://127.0.0.1:9", state_dir=tmp_path,
                          limits=QuotaLimits(time_scale=1e6))
     assert real.concurrent_requests == fast.concurrent_requests == 4
-    assert not detail_processes.wanted(real, 100_000, 4)
-    assert detail_processes.wanted(fast, detail_processes.MIN_DETAILS, 4)
-    assert not detail_processes.wanted(fast, detail_processes.MIN_DETAILS - 1, 4)
+    assert not detail_workers.wanted(real, 100_000, 4)
+    assert detail_workers.wanted(fast, detail_workers.MIN_DETAILS, 4)
+    assert not detail_workers.wanted(fast, detail_workers.MIN_DETAILS - 1, 4)
 
 
 def test_a_document_deleted_before_a_worker_asks_for_it_is_left_out_and_the_run_goes_on(fast_env, started):

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from precoro_assets.ap_matching import Allocation, MatchRules
 from precoro_assets.ledger.source import BILL, LedgerBill, LedgerPayment, same_name
-from precoro_assets.reconcile import Invoice
+from precoro_assets.reconcile.ap_matching import Allocation, MatchRules
+from precoro_assets.reconcile.records import Invoice
 
 COMPANY = "EUR"
 RATES = {"EUR": Decimal("1"), "USD": Decimal("0.92"), "GBP": Decimal("1.17")}

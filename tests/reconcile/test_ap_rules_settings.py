@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from precoro_assets.ap_matching import MatchRules, load_rules, normalise_number
+from precoro_assets.reconcile.ap_matching import MatchRules, load_rules, normalise_number
 
 
 @pytest.mark.parametrize("typed", ["INV-00123", "inv 123", "Invoice No. 00123", "#123", " 123 ", "inv-0123", "123"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from precoro_assets.catalogue_sync import Group, Twin, differences, plan_group
-from precoro_assets.ledger.catalogue_files import LedgerVendor
+from precoro_assets.ledger.master_data_files import LedgerVendor
+from precoro_assets.master_data.plan import Group, Twin, differences, plan_group
 
 
 def vendor_group(vendors: list[LedgerVendor], linked: list[Twin] = (), unlinked: list[Twin] = (),

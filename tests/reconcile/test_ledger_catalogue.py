@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from precoro_assets.ledger.catalogue_files import load_catalogue
-from precoro_assets.ledger.files import FileLedgerSink, FileLedgerSource
+from precoro_assets.ledger.file_sink import FileLedgerSink
+from precoro_assets.ledger.files import FileLedgerSource
+from precoro_assets.ledger.master_data_files import load_catalogue
 
 
 def write(path: Path, text: str) -> None:

@@ -12,11 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from precoro_assets.ap_matching import load_rules
 from precoro_assets.ledger import files
-from precoro_assets.ledger.catalogue_files import load_catalogue
-from precoro_assets.ledger.files import ENV_SETTLE_SECONDS, FileLedgerSink, FileLedgerSource
+from precoro_assets.ledger.file_sink import ExportFileError, FileLedgerSink
+from precoro_assets.ledger.files import ENV_SETTLE_SECONDS, FileLedgerSource
+from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.ledger.source import CREDIT_NOTE, ExportDocument, LedgerNotReady, LedgerSink, LedgerSource
+from precoro_assets.reconcile.ap_matching import load_rules
 
 HEADER = "payment_id,bill_id,supplier,invoice_number,amount,currency,paid_on\n"
 
@@ -181,7 +182,7 @@ def test_links_and_other_non_regular_files_are_refused_and_nothing_of_them_is_re
     (folder / "supplier_aliases.csv").symlink_to(private)  # the matching rules' files are refused the same way
     with pytest.raises(ValueError, match="supplier_aliases.csv is a symbolic link"):
         load_rules(folder)
-    with pytest.raises(files.ExportFileError, match="vendors.csv is a symbolic link"):  # and the export's vendor list
+    with pytest.raises(ExportFileError, match="vendors.csv is a symbolic link"):  # and the export's vendor list
         FileLedgerSink(folder).offer(ExportDocument("invoices", "1", 1, "ACME", "INV-1", Decimal("1.00"), "EUR"))
 
 

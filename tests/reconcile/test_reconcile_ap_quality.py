@@ -8,16 +8,16 @@ from decimal import Decimal
 
 from ap_dataset import generate
 
-from precoro_assets.ap_matching import MatchRules
-from precoro_assets.reconcile import (
+from precoro_assets.reconcile.ap_matching import MatchRules
+from precoro_assets.reconcile.classify import reconcile
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
     NEEDS_REVIEW,
     UNMATCHED,
     Reconciliation,
-    reconcile,
 )
+from precoro_assets.writeback.proposals import CREATE_PAYMENT
 
 NOT_ACTED_ON = (AMBIGUOUS, NEEDS_REVIEW, UNMATCHED, CURRENCY_MISMATCH)
 

@@ -13,7 +13,8 @@ import httpx
 from reconcile_support import SEND, money
 
 from precoro_assets.ledger.files import ledger_dir
-from precoro_assets.reconcile import CREATE_PAYMENT, EXPORT, MATCHED, PAID_IN_LEDGER_ONLY, SET_EXTERNAL_ID
+from precoro_assets.reconcile.records import MATCHED, PAID_IN_LEDGER_ONLY
+from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID
 
 TODAY = datetime.now(UTC).date().isoformat()
 

@@ -10,18 +10,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from precoro_assets.ap_matching import MatchRules
 from precoro_assets.ledger.source import LedgerPayment
-from precoro_assets.reconcile import (
-    AMBIGUOUS,
-    PAID_IN_LEDGER_ONLY,
-    UNMATCHED,
-    Invoice,
-    LedgerResults,
-    reconcile,
-    reconcile_stored,
-)
-from precoro_assets.warehouse import reconciliation as tables
+from precoro_assets.reconcile import tables
+from precoro_assets.reconcile.ap_matching import MatchRules
+from precoro_assets.reconcile.classify import reconcile, reconcile_stored
+from precoro_assets.reconcile.records import AMBIGUOUS, PAID_IN_LEDGER_ONLY, UNMATCHED, Invoice, LedgerResults
 from precoro_assets.warehouse.tables import in_arrow_chunks, replace_described_arrow
 
 D = Decimal

@@ -6,28 +6,24 @@ from datetime import date
 from decimal import Decimal
 
 from precoro_assets.ledger.source import BILL, CREDIT_NOTE, LedgerBill, LedgerPayment
-from precoro_assets.reconcile import (
+from precoro_assets.reconcile.classify import reconcile
+from precoro_assets.reconcile.corrections import flag_text
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     BY_EXTERNAL_ID,
     BY_NUMBER_AMOUNT,
-    CLEAR_LOG,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
-    EXPORT,
     LINK_MISMATCH,
     MATCHED,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
-    SET_EXTERNAL_ID,
-    SET_LOG,
     UNMATCHED,
     Invoice,
     PrecoroPayment,
     PurchaseOrder,
-    flag_text,
-    reconcile,
 )
+from precoro_assets.writeback.proposals import CLEAR_LOG, CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 
 D = Decimal
 DAY = date(2026, 11, 2)

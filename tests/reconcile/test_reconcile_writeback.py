@@ -16,23 +16,20 @@ from reconcile_support import SEND, money
 from precoro_assets import settings
 from precoro_assets.api.quota import QuotaLimits
 from precoro_assets.ledger.files import ledger_dir
-from precoro_assets.reconcile import (
+from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
     CLASSES,
-    CREATE_PAYMENT,
     CURRENCY_MISMATCH,
-    EXPORT,
     LINK_MISMATCH,
     MATCHED,
     NEEDS_REVIEW,
     PAID_IN_LEDGER_ONLY,
     PAID_IN_PRECORO_ONLY,
-    SET_EXTERNAL_ID,
-    SET_LOG,
     UNMATCHED,
 )
 from precoro_assets.writeback.outbox import DONE
+from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 
 # What each scenario of the demo ledger (ledger/demo.py records them in scenarios.json) must come out as.
 SCENARIO_CLASSES = {

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from precoro_assets.api.errors import PrecoroConnectionError, PrecoroServerError, PrecoroValidationError
-from precoro_assets.ledger.files import FileLedgerSink
+from precoro_assets.ledger.file_sink import FileLedgerSink
 from precoro_assets.ledger.source import BILL, CREDIT_NOTE, ExportDocument, ExportVendor
-from precoro_assets.reconcile import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, Proposal
 from precoro_assets.writeback.executor import WriteBack
 from precoro_assets.writeback.outbox import Outbox
+from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, Proposal
 
 
 class FakePrecoro:

@@ -15,9 +15,9 @@ from test_ingest_bad_input import metadata
 from test_ingest_robustness import busiest_days, day_snapshot
 from truth import differences
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.catalogue import BY_NAME
+from precoro_assets.ingest.sync import partition_day
 from precoro_assets.ledger.files import FileLedgerSource
-from precoro_assets.sync import partition_day
 
 INVOICES, PAYMENTS = BY_NAME["invoices"], BY_NAME["payments"]
 

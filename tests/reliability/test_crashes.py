@@ -233,8 +233,8 @@ def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_no
         env, tmp_path, monkeypatch):
     from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
     from precoro_assets.ledger.files import ledger_dir
-    from precoro_assets.reconcile import CREATE_PAYMENT
     from precoro_assets.writeback import outbox as outbox_module
+    from precoro_assets.writeback.proposals import CREATE_PAYMENT
 
     first, last = env.config.start_date.isoformat(), datetime.now(UTC).date().isoformat()
     assert env.materialize(SYNCED, partition_range=(first, last)).success
@@ -297,7 +297,7 @@ def api_slot_holders(dagster_home: Path) -> list[str]:
 
 @pytest.mark.timeout(600)
 def test_a_sync_killed_while_it_holds_the_api_slot_does_not_block_the_next_sync(env, tmp_path):
-    from precoro_assets.api.catalogue import DOCUMENTS
+    from precoro_assets.catalogue import DOCUMENTS
 
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(4)]

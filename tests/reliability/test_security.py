@@ -21,8 +21,8 @@ from sql_audit import audit_package, audit_source
 from test_ingest_bad_input import busiest_day, metadata
 
 import precoro_assets
+from precoro_assets.ingest.sync import partition_day
 from precoro_assets.simulator import start_simulator
-from precoro_assets.sync import partition_day
 
 PACKAGE = Path(precoro_assets.__file__).resolve().parent
 

@@ -84,7 +84,7 @@ def test_a_soak_killing_syncs_in_the_api_slot_loses_duplicates_and_pays_nothing_
 @pytest.mark.reliability
 @pytest.mark.timeout(3600)
 def test_the_reliability_command_soaks_for_five_minutes_and_prints_the_figures(tmp_path, state_backend):
-    from precoro_assets.shared_state import ENV_DATABASE_URL, database_url
+    from precoro_assets.runtime.shared_state import ENV_DATABASE_URL, database_url
 
     url = database_url()
     environment = {k: v for k, v in os.environ.items() if k != ENV_DATABASE_URL}  # given as --database-url

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from precoro_assets.api.catalogue import BY_NAME, MONEY, UNIT_PRICE
+from precoro_assets.catalogue import BY_NAME, MONEY, UNIT_PRICE
 from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.rows import convert, table_columns
 from precoro_assets.warehouse.store import Warehouse

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.catalogue import BY_NAME
 from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.store import Warehouse
 

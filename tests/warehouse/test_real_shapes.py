@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from precoro_assets.api.catalogue import BY_NAME
+from precoro_assets.catalogue import BY_NAME
 from precoro_assets.warehouse.rows import Rows, flatten
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from precoro_assets.api.catalogue import DOCUMENTS
+from precoro_assets.catalogue import DOCUMENTS
 from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.store import Warehouse
 

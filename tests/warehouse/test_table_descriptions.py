@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from precoro_assets.api.catalogue import DOCUMENTS, Column
+from precoro_assets.catalogue import DOCUMENTS, Column
 from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.rows import table_columns
 from precoro_assets.warehouse.store import Warehouse

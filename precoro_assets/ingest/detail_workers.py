@@ -28,10 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .api.client import PrecoroClient, detail_path
-from .api.errors import PrecoroNotFound
-from .warehouse.rows import parse_time
-from .warehouse.staging import DetailStaging
+from ..api.client import PrecoroClient
+from ..api.errors import PrecoroNotFound
+from ..api.responses import detail_path
+from ..warehouse.rows import parse_time
+from ..warehouse.staging import DetailStaging
 
 logger = logging.getLogger(__name__)
 

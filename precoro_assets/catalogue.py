@@ -21,6 +21,7 @@ STATUS_NAMES: dict[int, str] = {
     0: "Open", 1: "Pending", 2: "Approved", 3: "Denied", 4: "Partly paid", 5: "Paid", 6: "Awaiting confirmation",
     7: "On revise", 8: "Canceled", 9: "Pending receipt", 10: "Approval review", 11: "Closed",
 }
+CANCELED = 8  # a payment's status once cancelled in Precoro
 
 # Sums of money: Precoro sends them with the company's sum precision, 2 decimals (its precisionData says
 # "sum": 2), and a 2-decimal DECIMAL is what amounts are compared and added up in.

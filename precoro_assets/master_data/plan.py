@@ -1,5 +1,6 @@
-"""The other direction: keep Precoro's suppliers, items, tax rates and custom field options (the chart of accounts,
-tracking categories) in step with the accounting system's catalogue (ledger/catalogue_files.py).
+"""The master-data sync (its Dagster assets and job keep the name "catalogue sync"): the other direction, keeping
+Precoro's suppliers, items, tax rates and custom field options (the chart of accounts, tracking categories) in
+step with the accounting system's catalogue (ledger/master_data_files.py).
 
 The plan, for each ledger record:
 - its twin is the Precoro record whose externalId is the ledger id. Suppliers, items and taxes are looked up with
@@ -37,8 +38,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .api.client import unwrap
-from .ledger.catalogue_files import (
+from ..api.responses import expect_list
+from ..ledger.master_data_files import (
     LedgerAccount,
     LedgerCatalogue,
     LedgerProduct,
@@ -46,8 +47,8 @@ from .ledger.catalogue_files import (
     LedgerTrackingOption,
     LedgerVendor,
 )
-from .ledger.source import same_name
-from .reconcile import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
+from ..ledger.source import same_name
+from ..writeback.proposals import CREATE_RECORD, EXPORT_SUPPLIER, UPDATE_RECORD, Proposal
 
 # The resources the catalogue sync writes to: its batch retires pending outbox rows of these only.
 CATALOGUE_RESOURCES = ("suppliers", "items", "taxes", "itemcustomfields", "documentcustomfields")
@@ -445,7 +446,7 @@ def option_group(kind: str, resource: str, fields: list[Mapping[str, Any]], fiel
                                     "exactly one in Precoro's settings (the API cannot create custom fields)")
     custom_field = matches[0]
     field_id = str(custom_field["id"])
-    options = [_twin(option, OPTION_NAMES) for option in unwrap(custom_field.get("options"))
+    options = [_twin(option, OPTION_NAMES) for option in expect_list(custom_field.get("options"))
                if isinstance(option, Mapping) and option.get("id") is not None]
     ids = {_ledger_id(record) for record in records}
     base = f"/{resource}/{field_id}/options"
@@ -453,18 +454,3 @@ def option_group(kind: str, resource: str, fields: list[Mapping[str, Any]], fiel
                  [o for o in options if not o.external_id], base, lambda i: f"{base}/{i}",
                  lambda ledger_id: {"path": f"/{resource}", "id": field_id, "option_external_id": ledger_id},
                  others=[o for o in options if o.external_id and o.external_id not in ids])
-
-
-def find_created(client: Any, lookup: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record a lost POST may have created: found again by its externalId (the executor's lookup)."""
-    if "option_external_id" in lookup:
-        for custom_field in client.iter_rows(lookup["path"], params=[("id", str(lookup["id"]))]):
-            if str(custom_field.get("id")) != str(lookup["id"]):
-                continue
-            for option in unwrap(custom_field.get("options")):
-                if isinstance(option, Mapping) and option.get("externalId") == lookup["option_external_id"]:
-                    return dict(option)
-        return None
-    found = [r for r in client.iter_rows(lookup["path"], external_id=[lookup["external_id"]])
-             if r.get("externalId") == lookup["external_id"]]
-    return found[0] if found else None

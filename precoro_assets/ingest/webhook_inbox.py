@@ -23,9 +23,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import shared_state
+from ..runtime import shared_state
 
-logger = logging.getLogger("precoro_assets.webhooks")
+logger = logging.getLogger("precoro_assets.ingest.webhook_inbox")
 
 MAX_BODY_BYTES = 1024  # Precoro's event is about 50 bytes
 KNOWN_TYPES = range(0, 12)  # 0 warehouse request ... 9 budget, 10 document and 11 item custom fields

@@ -7,96 +7,34 @@ Documents (one or more partition days at a time):
   3. documents stored for a day but no longer listed there were deleted in Precoro: they are removed;
   4. each day is written in one transaction (delete the changed/removed keys, insert the new rows),
      so a crash leaves the previous contents of the day or the new ones, never a mix.
-Reference data: `modifiedSince` from the stored high-water mark minus an overlap, upserted by id,
-with a periodic full refresh (which also removes what Precoro no longer lists).
+Reference data: see reference.py; the details, fetched on threads or worker processes: details.py.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from . import detail_processes
-from .api.catalogue import Entity
-from .api.client import detail_from_text, detail_path, parse_json, retry_later
-from .api.errors import PrecoroNotFound, PrecoroPaginationError, PrecoroServerError, QuotaExhausted
-from .warehouse import tables
-from .warehouse.rows import (
-    Problem,
+from ..api.errors import PrecoroNotFound, PrecoroPaginationError, QuotaExhausted
+from ..api.responses import parse_json
+from ..catalogue import Entity
+from ..warehouse import tables
+from ..warehouse.rows import (
     RecordRejected,
     Rows,
     flatten,
     has_lines_column,
-    parse_time,
     record_key,
     to_json,
 )
-from .warehouse.sensitive import protect
-from .warehouse.staging import DetailStaging
+from ..warehouse.staging import DetailStaging
+from .details import detail_threads, details_in_order
+from .summary import SyncSummary, update_date
 
 logger = logging.getLogger(__name__)
-
-# A wanted document as the run receives it: (key, its detail, its JSON text as received); detail and text are
-# None when it was deleted between the listing and its request.
-Detail = tuple[str, dict | None, str | None]
-
-REFERENCE_OVERLAP = timedelta(minutes=10)
-FULL_REFRESH_EVERY = timedelta(days=7)
-
-
-@dataclass
-class SyncSummary:
-    """What one sync did, for logs and Dagster metadata."""
-
-    entity: str
-    listed: int = 0
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    details_fetched: int = 0
-    details_from_staging: int = 0
-    full_refresh: bool | None = None
-    listed_per_day: dict[str, int] = field(default_factory=dict)
-    vanished: list[str] = field(default_factory=list)  # listed, then 404 on their detail: deleted meanwhile
-    unstable_days: list[str] = field(default_factory=list)  # days whose list kept moving: nothing removed
-    kept_elsewhere: list[str] = field(default_factory=list)  # missing from their day's list, but they exist
-    per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> listed/new/changed/... of that day
-    rows_written: dict[str, int] = field(default_factory=dict)
-    rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
-    problems: list[Problem] = field(default_factory=list)
-
-    def reject(self, reason: str, record: object, day: date | None = None) -> None:
-        """Keep a record out of its table, with the reason; it goes to precoro.rejected_records."""
-        self.rejected.append({"partition_day": day, "reason": reason, "raw": to_json(record),
-                              "seen_at": datetime.now(UTC)})
-
-    def count_detail(self, from_staging: bool) -> None:
-        if from_staging:
-            self.details_from_staging += 1
-        else:
-            self.details_fetched += 1
-
-    def add_written(self, written: dict[str, int]) -> None:
-        for table, count in written.items():
-            self.rows_written[table] = self.rows_written.get(table, 0) + count
-
-    def merge(self, other: SyncSummary) -> None:
-        """Add another sync of the same entity (other days) to this one."""
-        for name in ("listed", "new", "changed", "unchanged", "removed", "details_fetched", "details_from_staging"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("vanished", "unstable_days", "kept_elsewhere", "rejected", "problems"):
-            getattr(self, name).extend(getattr(other, name))
-        self.listed_per_day.update(other.listed_per_day)
-        self.per_day.update(other.per_day)
-        self.add_written(other.rows_written)
-
 
 def partition_day(record: dict, zone: tzinfo = UTC) -> date:
     """The day Precoro files a document under: the date of its createDate in the company's time zone.
@@ -107,13 +45,6 @@ def partition_day(record: dict, zone: tzinfo = UTC) -> date:
     """
     moment = datetime.fromisoformat(str(record["createDate"]).strip().replace("Z", "+00:00"))
     return (moment.astimezone(zone) if moment.tzinfo else moment).date()
-
-
-def _update_date(row: dict) -> datetime | None:
-    try:
-        return parse_time(row["updateDate"]) if row.get("updateDate") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, start: date, end: date,
@@ -443,7 +374,7 @@ def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: lis
         moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new \
             else set()
     if entity.fetch_detail:
-        records = _details_in_order(client, staging, entity, wanted, summary, workers=_workers(client))
+        records = details_in_order(client, staging, entity, wanted, summary, workers=detail_threads(client))
     else:
         records = ((key, row, None) for key, row in wanted)  # the list row is the whole record
     writer = _BatchWriter(warehouse, staging, entity, summary, progress)
@@ -515,8 +446,8 @@ def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | N
 
     Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
     new = [k for k in listed if k not in stored]
-    changed = [k for k in listed if k in stored and (_update_date(listed[k]) is None
-                                                       or _update_date(listed[k]) != stored[k])]
+    changed = [k for k in listed if k in stored and (update_date(listed[k]) is None
+                                                       or update_date(listed[k]) != stored[k])]
     removed = set(stored) - set(listed) if may_remove else set()
     summary.new += len(new)
     summary.changed += len(changed)
@@ -595,278 +526,3 @@ class _BatchWriter:
         if entity.fetch_detail:
             self._staging.forget(entity.name, batch.fetched)
         return written
-
-
-def prepare_detail_workers(client, staging: DetailStaging) -> None:
-    """Start the worker processes a big sync may fetch details from, in the background (see detail_processes):
-    call it before the work that precedes the details, so that their start overlaps with it."""
-    detail_processes.prepare(client, staging, _workers(client))
-
-
-def _workers(client) -> int:
-    """Detail requests a run keeps in flight: the client says how many its pacing allows (see
-    PrecoroClient.concurrent_requests)."""
-    return max(1, int(getattr(client, "concurrent_requests", 1)))
-
-
-def _details_in_order(client, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
-                      summary: SyncSummary, workers: int) -> Generator[Detail, None, None]:
-    """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
-    to `workers` threads at once, or by worker processes when there are many (see detail_processes).
-
-    Only a few details are fetched ahead of the caller, so memory stays flat however many documents a run
-    covers; a detail waiting to be retried (see _DetailFetches) leaves its place to the next ones. Every fetched
-    detail is staged the moment it arrives (by whoever fetched it; a worker process
-stages its chunk of them in one commit, before handing them over). If one fetch fails
-    (quota spent, Precoro down), the error reaches the caller at that document; fetches not yet started are
-    cancelled and those in flight are staged for the retry.
-    """
-    staged = staging.keys(entity.name)
-    if detail_processes.wanted(client, len(wanted), workers):
-        processes = detail_processes.get(client, staging, workers)
-        if processes is not None:
-            yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged)
-            return
-    fetches = _DetailFetches(client, staging, entity, staged, workers)
-    ahead: deque[tuple[str, Future]] = deque()
-
-    def take() -> tuple[str, dict, str | None]:
-        key, future = ahead.popleft()
-        detail, text, from_staging = future.result()
-        summary.count_detail(from_staging)
-        return key, detail, text
-
-    def room() -> bool:  # for the next document: two fetches in flight per thread, and a bound on memory
-        return fetches.in_flight < 2 * workers and len(ahead) < MAX_DETAILS_AHEAD
-
-    try:
-        for key, header in wanted:
-            ahead.append((key, fetches.submit(key, header)))
-            while ahead and (ahead[0][1].done() or not room()):
-                if ahead[0][1].done():
-                    yield take()
-                else:
-                    fetches.wait_until(lambda: ahead[0][1].done() or room())
-        while ahead:
-            yield take()
-    finally:
-        fetches.close()
-
-
-# Details fetched ahead of the one the run waits for, at most: while a failed one waits out its identical-GET
-# minute the others go on (about 50 in that minute at Precoro's pace), and memory stays bounded.
-MAX_DETAILS_AHEAD = 500
-
-
-class _DetailFetches:
-    """Detail GETs on a few threads, where a failed one is not retried on its thread: it is sent again once its
-    identical-GET minute has passed (Precoro forbids repeating a GET sooner, failed or not), and the threads fetch
-    other documents meanwhile. A run with many failures so loses about one minute, not a minute per failure (a
-    500 on every 7th request made a 2-minute sync take 16)."""
-
-    def __init__(self, client, staging: DetailStaging, entity: Entity, staged: set[str], workers: int) -> None:
-        self._client, self._staging, self._entity, self._staged = client, staging, entity, staged
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"precoro-{entity.name}")
-        self._changed = threading.Condition()
-        self._in_flight = 0  # fetches queued or running on the threads (not those waiting to be retried)
-        self._timers: set[threading.Timer] = set()
-        self._closed = False
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def submit(self, key: str, header: dict) -> Future:
-        """The document's (detail, text, from staging), once fetched (retried as often as the client would)."""
-        result: Future = Future()
-        self._start(result, key, header, 1)
-        return result
-
-    def wait_until(self, ready: Callable[[], bool]) -> None:
-        with self._changed:
-            self._changed.wait_for(ready, timeout=1.0)
-
-    def close(self) -> None:
-        """Stop: retries not yet due are dropped, fetches not started are cancelled, those running finish."""
-        with self._changed:
-            self._closed = True
-            timers, self._timers = self._timers, set()
-        for timer in timers:
-            timer.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _start(self, result: Future, key: str, header: dict, attempt: int) -> None:
-        with self._changed:
-            if self._closed:
-                return  # nobody waits for it any more
-            self._in_flight += 1
-            self._pool.submit(self._fetch, result, key, header, attempt)
-
-    def _fetch(self, result: Future, key: str, header: dict, attempt: int) -> None:
-        try:
-            try:
-                outcome = _detail(self._client, self._staging, self._entity, key, header, self._staged,
-                                  retry_failures=False)
-            except BaseException as error:  # noqa: BLE001 - handed to the run through `result`
-                if attempt < getattr(self._client, "max_attempts", 1) and retry_later("GET", error):
-                    self._retry_later(result, key, header, attempt, error)
-                else:
-                    result.set_exception(error)
-            else:
-                result.set_result(outcome)
-        finally:
-            with self._changed:
-                self._in_flight -= 1
-                self._changed.notify_all()
-
-    def _retry_later(self, result: Future, key: str, header: dict, attempt: int, error: BaseException) -> None:
-        delay = max(0.0, self._client.retry_at(detail_path(self._entity.path, key)) - time.time())
-        logger.warning("Precoro request failed (attempt %d), retrying in %.1f s while other documents go on: %s",
-                       attempt, delay, error)
-
-        def again() -> None:
-            with self._changed:
-                self._timers.discard(timer)
-            self._start(result, key, header, attempt + 1)
-
-        timer = threading.Timer(delay, again)
-        timer.daemon = True
-        with self._changed:
-            if self._closed:
-                return
-            self._timers.add(timer)
-        timer.start()
-
-
-def _details_from_processes(processes: detail_processes.DetailWorkers, client, staging: DetailStaging,
-                            entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
-                            staged: set[str]) -> Generator[Detail, None, None]:
-    """`_details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
-    documents = [(key, detail_processes.iso(_update_date(header)), key in staged) for key, header in wanted]
-    size = detail_processes.CHUNK
-    ahead: deque[Future] = deque()
-    try:
-        for first in range(0, len(documents), size):
-            ahead.append(processes.submit(detail_processes.Chunk(entity.path, entity.name,
-                                                                 documents[first:first + size])))
-            if len(ahead) >= processes.ahead:
-                yield from _fetched(client, staging, entity, summary, ahead.popleft())
-        while ahead:
-            yield from _fetched(client, staging, entity, summary, ahead.popleft())
-    finally:
-        processes.release(ahead)
-
-
-def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
-             future: Future) -> Generator[Detail, None, None]:
-    """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
-    fetched: detail_processes.Fetched = future.result()
-    client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too
-    for key, text, from_staging in fetched.details:
-        summary.count_detail(from_staging)
-        if text is None:  # 404: deleted between the listing and the request
-            yield key, None, None
-            continue
-        try:
-            detail, raw = detail_from_text(entity.path, key, text)
-        except PrecoroServerError as error:
-            # Workers don't parse (this process must anyway): an unreadable answer is found here, and asked
-            # for again here, as the client retries any failed request.
-            logger.warning("%s; asking again", error)
-            detail, raw = client.get_detail_with_text(entity.path, key)
-            staging.put(entity.name, key, detail, raw)
-            summary.details_fetched += 1
-        yield key, detail, raw
-    if fetched.error is not None:
-        raise fetched.error
-
-
-def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,
-            staged: set[str], retry_failures: bool = True) -> tuple[dict | None, str | None, bool]:
-    """The document's detail (None: Precoro answers 404, the document is gone), its JSON text as received, and
-    whether it came from staging (a failed run already paid for it). `staged`: the keys staging held when the
-    run began; `retry_failures`: see PrecoroClient.request."""
-    if key in staged:
-        found = staging.get(entity.name, key, _update_date(header))
-        if found is not None:
-            return found[0], found[1], True
-    try:
-        detail, text = client.get_detail_with_text(entity.path, key, retry_failures=retry_failures)
-    except PrecoroNotFound:
-        return None, None, False  # deleted between the listing and now
-    staging.put(entity.name, key, detail, text)
-    return detail, text, False
-
-
-def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False,
-                   now: datetime | None = None, progress: Callable[[str], None] = logger.info) -> SyncSummary:
-    """Bring one reference entity up to date: changes since the last sync, or everything.
-
-    For an entity whose list rows are partial (suppliers: payment terms and contacts come only with the detail),
-    each new or changed record's detail is fetched, a request each; a record whose updateDate has not moved keeps
-    its stored row. A quota stop while fetching details keeps what was fetched (nothing is removed)."""
-    now = now or datetime.now(UTC)
-    high_water, last_full, stored_dates = warehouse.read(
-        lambda con: (tables.max_update_date(con, entity), tables.last_full_refresh(con, entity),
-                     tables.stored_update_dates(con, entity) if entity.fetch_detail else {}))
-    full = full_refresh or high_water is None or last_full is None or now - last_full > FULL_REFRESH_EVERY
-    summary = SyncSummary(entity.name, full_refresh=full)
-    filters = {} if full else {"modified_since": high_water - REFERENCE_OVERLAP}
-    rows = Rows()
-    listed: set[str] = set()
-    written: set[str] = set()  # keys whose row is (re)written
-    to_fetch: list[str] = []
-    for record in client.iter_rows(f"/{entity.path}", key=entity.key, **filters):
-        record = protect(entity, record)
-        try:
-            key = record_key(entity, record)
-        except RecordRejected as error:
-            summary.reject(str(error), record)
-            continue
-        listed.add(key)
-        if not entity.fetch_detail:
-            flatten(entity, record, rows, now)
-            written.add(key)
-        elif key not in stored_dates or stored_dates[key] is None or _update_date(record) != stored_dates[key]:
-            to_fetch.append(key)
-    summary.listed = len(listed)
-    stopped: QuotaExhausted | None = None
-    for key in to_fetch:
-        try:
-            detail, text = client.get_detail_with_text(entity.path, key)
-        except PrecoroNotFound:
-            summary.vanished.append(key)  # deleted between the list and its detail
-            continue
-        except QuotaExhausted as error:
-            stopped = error
-            break
-        summary.details_fetched += 1
-        protected = protect(entity, detail)
-        flatten(entity, protected, rows, now, raw_text=text if protected is detail else None)
-        written.add(key)
-    listed -= set(summary.vanished)
-    removing = full and stopped is None
-
-    def write(con) -> dict[str, int]:
-        stored = tables.stored_keys(con, entity)
-        removed = stored - listed if removing else set()
-        summary.new = len(written - stored)
-        summary.changed = len(written & stored)
-        summary.unchanged = len(listed - written)
-        summary.removed = len(removed)
-        tables.delete_records(con, entity, written | removed)
-        result = tables.insert_rows(con, entity, rows)
-        tables.replace_rejected(con, entity, None, None, summary.rejected)
-        if removing:
-            tables.set_last_full_refresh(con, entity, now)
-        return result
-
-    summary.add_written(warehouse.write(write))
-    summary.problems += rows.problems
-    kind = "full refresh" if full else f"changes since {filters['modified_since']:%Y-%m-%d %H:%M:%S}"
-    details = f", {summary.details_fetched} details fetched" if entity.fetch_detail else ""
-    progress(f"{entity.name}: {kind}: {summary.new} new, {summary.changed} updated, {summary.removed} removed"
-             f"{details}")
-    if stopped is not None:
-        raise stopped
-    return summary

@@ -1,4 +1,4 @@
-"""The catalogue sync's plan in the warehouse (`precoro.catalogue_sync_plan`), and the synced reference data the
+"""The master-data sync's plan in the warehouse (`precoro.catalogue_sync_plan`), and the synced reference data the
 plan reuses instead of asking Precoro again (suppliers and items, for matching unlinked records by name)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import duckdb
 
-from ..api.catalogue import BY_NAME, TIME
-from ..catalogue_sync import ACTIONS, CataloguePlan
-from . import tables
-from .reconciliation import c
+from ..catalogue import BY_NAME, TIME
+from ..warehouse import tables
+from ..warehouse.tables import c
+from .plan import ACTIONS, CataloguePlan
 
 ACTION_TEXT = "What the sync does: " + "; ".join(f"{name} = {text}" for name, text in ACTIONS.items())
 

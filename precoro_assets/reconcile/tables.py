@@ -14,27 +14,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..api.catalogue import BY_NAME, MONEY, TIME, Column
+from ..catalogue import BY_NAME, CANCELED, MONEY, TIME, Column
 from ..ledger.source import LedgerBill, LedgerPayment, RejectedRow
-from ..reconcile import (
-    CANCELED,
-    CLASSES,
-    Invoice,
-    LedgerResult,
-    PrecoroPayment,
-    PurchaseOrder,
-    Reconciliation,
-)
-from . import tables
-from .rows import arrow_type, to_arrow
-
-# A table as the analyst sees it: (name, description, columns).
-Layout = tuple[str, str, tuple[Column, ...]]
-
-
-def c(name: str, type_: str, description: str) -> Column:
-    return Column(name, type_, "", description)
-
+from ..warehouse import tables
+from ..warehouse.rows import arrow_type, to_arrow
+from ..warehouse.tables import Layout, c
+from .records import CLASSES, Invoice, LedgerResult, PrecoroPayment, PurchaseOrder, Reconciliation
 
 CLASS_TEXT = "The class: " + "; ".join(f"{name} = {text}" for name, text in CLASSES.items())
 SOURCE = (c("source_file", "VARCHAR", "The ledger file the row was read from."),

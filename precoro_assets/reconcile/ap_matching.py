@@ -33,8 +33,8 @@ from typing import Any
 
 import yaml
 
-from .ledger.files import NotRegularFile, read_regular
-from .ledger.source import LedgerPayment, same_name
+from ..ledger.files import NotRegularFile, read_regular
+from ..ledger.source import LedgerPayment, same_name
 
 RULES_FILE = "reconciliation.yaml"
 ALIASES_FILE = "supplier_aliases.csv"

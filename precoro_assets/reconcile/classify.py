@@ -12,321 +12,48 @@ Matching, strongest key first:
    `externalId` (= the ledger payment's id), then by equal amount (nearest date first).
 
 Every invoice and every ledger record then gets exactly one class (`CLASSES`) with a reason that names the
-keys that matched and the amounts on both sides; what would make the two sides agree becomes a `Proposal`
-for the write-back outbox. Money is `Decimal` throughout; names compare with `same_name`.
+keys that matched and the amounts on both sides (the records: records.py); what would make the two sides agree
+becomes a `Proposal` for the write-back outbox (corrections.py). Money is `Decimal` throughout; names compare with `same_name`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
+from ..ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
 from .ap_matching import NORMALISED_NUMBER, STRONG_KEYS, Matcher, MatchRules, OpenInvoice, learned_links
-from .api.catalogue import CREDIT_NOTE_LOGIC_TYPES, STATUS_NAMES
-from .ledger.source import CREDIT_NOTE, LedgerBill, LedgerPayment, same_name
-
-MATCHED = "matched"
-PAID_IN_LEDGER_ONLY = "paid_in_ledger_not_precoro"
-PAID_IN_PRECORO_ONLY = "paid_in_precoro_not_ledger"
-AMOUNT_MISMATCH = "amount_mismatch"
-LINK_MISMATCH = "link_mismatch"
-CURRENCY_MISMATCH = "currency_mismatch"
-AMBIGUOUS = "ambiguous"
-NEEDS_REVIEW = "needs_review"
-UNMATCHED = "unmatched"
-
-CLASSES: dict[str, str] = {
-    MATCHED: "Both sides agree: linked, and every payment on one side has its twin on the other.",
-    PAID_IN_LEDGER_ONLY: "Paid in the ledger, not (fully) in Precoro: a payment is missing in Precoro.",
-    PAID_IN_PRECORO_ONLY: "Paid in Precoro, missing in the ledger.",
-    AMOUNT_MISMATCH: "The same invoice or payment with different amounts on the two sides.",
-    CURRENCY_MISMATCH: "The same invoice or payment in different currencies on the two sides.",
-    LINK_MISMATCH: "A payment of the same amount on both sides, but Precoro's payment is linked (externalId) to "
-                   "another ledger payment: a person corrects the link on one side.",
-    AMBIGUOUS: "Several records fit equally well (or a possible duplicate): a person must decide.",
-    NEEDS_REVIEW: "A matching rule found candidates below the auto threshold (reconciliation.yaml): a person "
-                  "confirms one; nothing is written back until then.",
-    UNMATCHED: "No counterpart on the other side, and nothing paid that would need one.",
-}
-
-# What a ledger record is matched by (the `matched_by` column).
-BY_EXTERNAL_ID = "external_id"
-BY_BILL = "bill (matched by supplier + invoice number)"
-BY_NUMBER_AMOUNT = "supplier + invoice number + amount + currency"
-BY_NUMBER = "supplier + invoice number"
-
-PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
-# Offered to the accounting side when unknown there: every status a document reaches only through approval and
-# that does not void it, as Precoro's connector exports approved documents (its tap reads status 2 by default and
-# lets a company add others): approved (2), partly paid (4), paid (5), pending receipt (9: approved, the goods not
-# received yet; the bill is owed all the same) and closed (11: approved, then closed). Never open (0), pending (1),
-# awaiting confirmation (6), on revise (7) or approval review (10): not approved (yet); nor denied (3) or canceled
-# (8). README: Reconcile.
-APPROVED_STATUSES = (2, 4, 5, 9, 11)
-CREDIT_NOTE_TYPES = CREDIT_NOTE_LOGIC_TYPES
-CANCELED = 8  # a payment's status once cancelled in Precoro
-FLAG_PREFIX = "Reconciliation: "
-MAX_LOG_CHARS = 500
-
-# Outbox action kinds
-CREATE_PAYMENT = "create_payment"
-SET_EXTERNAL_ID = "set_external_id"
-SET_LOG = "set_integration_log"
-CLEAR_LOG = "clear_integration_log"
-EXPORT = "export_document"
-# The catalogue sync's writes (catalogue_sync.py): a record created from the accounting side's (POST), or the
-# fields it owns brought in step (PUT with only what differs)
-CREATE_RECORD = "create_record"
-UPDATE_RECORD = "update_record"
-# ... and the other way: a Precoro supplier the accounting side lacks, offered to it, then linked by externalId
-EXPORT_SUPPLIER = "export_supplier"
-
-# integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
-CONNECTOR_DISABLED = 8
-
-
-# ---- inputs -------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PrecoroPayment:
-    id: int
-    idn: str
-    amount: Decimal
-    currency: str
-    pay_date: date | None
-    external_id: str | None = None
-    cancelled: bool = False  # status 8: still listed on the invoice, no longer in its sumPaid
-
-
-@dataclass(frozen=True)
-class Invoice:
-    idn: str
-    id: int | None
-    supplier: str
-    invoice_number: str | None
-    total: Decimal
-    paid: Decimal
-    currency: str
-    status: int | None
-    logic_type: int = 0
-    external_id: str | None = None
-    log: str | None = None
-    payments: tuple[PrecoroPayment, ...] = ()
-    integration_status: int | None = None
-    parent_idn: str | None = None  # a split-cost child: an allocation of that base invoice, never paid on its own
-    issued: date | None = None
-    total_company: Decimal | None = None  # the total in the company currency (Precoro's sumInCompanyCurrency)
-
-    @property
-    def is_credit_note(self) -> bool:
-        return self.logic_type in CREDIT_NOTE_TYPES
-
-    def in_company_currency(self, amount: Decimal) -> Decimal | None:
-        """An amount of this invoice's currency at the invoice's own rate (sumInCompanyCurrency / sum)."""
-        if self.total_company is None or not self.total:
-            return None
-        return (self.total_company * amount / self.total).quantize(Decimal("0.01"))
-
-    @property
-    def live_payments(self) -> tuple[PrecoroPayment, ...]:
-        """The payments that count (Precoro's sumPaid): cancelled ones take no part in pairing or totals."""
-        return tuple(p for p in self.payments if not p.cancelled)
-
-    @property
-    def cancelled_payments(self) -> tuple[PrecoroPayment, ...]:
-        return tuple(p for p in self.payments if p.cancelled)
-
-    @property
-    def payable(self) -> bool:
-        return self.status in PAYABLE_STATUSES and not self.is_credit_note
-
-    @property
-    def status_name(self) -> str:
-        return STATUS_NAMES.get(self.status, str(self.status)) if self.status is not None else "unknown"
-
-
-@dataclass(frozen=True)
-class PurchaseOrder:
-    idn: str
-    id: int | None
-    supplier: str
-    total: Decimal
-    currency: str
-    status: int | None
-    external_id: str | None = None
-    integration_status: int | None = None
-
-
-# ---- outputs ------------------------------------------------------------------------------------------------
-
-# The resources reconciliation writes to: its batch retires pending rows of these only (see Outbox.propose).
-RECONCILED_RESOURCES = ("invoices", "payments", "purchaseorders")
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One write-back the reconciliation proposes; its idempotency key is derived from what and why."""
-
-    kind: str
-    resource: str  # "invoices", "payments", "purchaseorders"; the catalogue sync's: "suppliers", "items", ...
-    target_key: str  # the idn Precoro addresses the record by (a create: the accounting side's id)
-    target_id: int | None
-    payload: dict[str, Any]  # JSON-safe: amounts as strings
-    reason: str
-    ledger_ref: str | None = None
-
-    @property
-    def idempotency_key(self) -> str:
-        """Same proposal, same key, in every run: a re-run never queues it twice.
-
-        A payment is keyed by the ledger payment it records (not by amounts or Precoro's state, which change
-        as payments land); a PATCH by the values it sets; an export by the document.
-        """
-        if self.kind == CREATE_PAYMENT:
-            basis: list[Any] = [self.kind, self.resource, self.target_key, self.ledger_ref]
-        elif self.kind in (EXPORT, CREATE_RECORD, EXPORT_SUPPLIER):  # one row per record, whatever it carries
-            basis = [self.kind, self.resource, self.target_key]
-        else:
-            basis = [self.kind, self.resource, self.target_key, self.payload.get("fields")]
-        return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:32]
-
-
-@dataclass
-class InvoiceResult:
-    invoice: Invoice
-    klass: str = UNMATCHED
-    reason: str = ""
-    matched_by: str | None = None
-    bill: LedgerBill | None = None
-    bill_matched_by: str | None = None
-    bill_agrees: bool = False  # same amount, currency and kind: safe to link
-    ledger_payments: list[LedgerPayment] = field(default_factory=list)
-    payment_keys: set[str] = field(default_factory=set)  # how the ledger payments found this invoice
-    pairs: list[tuple[LedgerPayment, PrecoroPayment, str]] = field(default_factory=list)
-    unpaired_ledger: list[LedgerPayment] = field(default_factory=list)
-    unpaired_precoro: list[PrecoroPayment] = field(default_factory=list)
-    tolerance: Decimal = Decimal("0")  # amounts this close are the same (reconciliation.yaml; 0 without rules)
-
-    @property
-    def ledger_paid(self) -> Decimal:
-        return sum((p.amount for p in self.ledger_payments if p.currency == self.invoice.currency), Decimal("0.00"))
-
-
-@dataclass(slots=True)  # one per ledger record: a large ledger has a million
-class LedgerResult:
-    kind: str  # "payment" | "bill" | "credit_note"
-    ledger_id: str
-    supplier: str | None
-    invoice_number: str | None
-    bill_id: str | None
-    amount: Decimal
-    currency: str
-    day: date | None
-    source_file: str
-    source_line: int
-    klass: str = UNMATCHED
-    reason: str = ""
-    matched_by: str | None = None
-    invoice_idn: str | None = None
-    invoice_amount: Decimal | None = None
-    invoice_currency: str | None = None
-    precoro_payment_idn: str | None = None
-    precoro_payment_amount: Decimal | None = None
-    rule: str | None = None  # the AP rule that placed it (ap_matching.py), when the strong keys did not
-    confidence: Decimal | None = None
-    candidates: str | None = None  # for review: the invoices it could pay
-    parts: tuple[tuple[str, Decimal], ...] = ()  # a payment split over several invoices: (idn, amount) each
-
-
-def _ledger_order(row: LedgerResult) -> tuple[str, int, str]:
-    return row.source_file, row.source_line, row.ledger_id
-
-
-class LedgerResults:
-    """Every ledger record's result in (file, line, id) order, made as it is read.
-
-    Why not a list: a year of a large company's payments is a million rows, most of which no key or rule places
-    (in Precoro since before the ledger began, or never entered there). Such a payment's row follows from the
-    payment alone, so only the bills and the payments that reached an invoice (or a review) are kept; the others'
-    rows are made again from `payments` (a fresh pass in the same order each time) while the rows are read. A
-    million result objects would be a gigabyte; the ledger's payments pass through one batch at a time.
-
-    Reading the rows through also tallies them (`tally`), so totals need no second pass.
-    """
-
-    def __init__(self, bills: list[LedgerResult], kept: dict[int, LedgerResult],
-                 payments: Callable[[], Iterable[LedgerPayment]], unplaced: Callable[[LedgerPayment], LedgerResult],
-                 payment_count: int, payments_in_order: bool) -> None:
-        self.bills = sorted(bills, key=_ledger_order)
-        self.kept, self.payments, self.unplaced = kept, payments, unplaced
-        self.payment_count, self.payments_in_order = payment_count, payments_in_order
-        self.tally: dict[tuple[str, str], list] | None = None  # (class, currency) -> [count, amount]
-
-    def __len__(self) -> int:
-        return len(self.bills) + self.payment_count
-
-    def _payment_rows(self) -> Iterator[LedgerResult]:
-        """The payments' rows in the payments' order: kept, or made again."""
-        for index, payment in enumerate(self.payments()):
-            row = self.kept.get(index)
-            yield self.unplaced(payment) if row is None else row
-
-    def __iter__(self) -> Iterator[LedgerResult]:
-        if self.payments_in_order:  # sorted as `ledger_order` sorts: merged without holding them
-            rows: Iterable[LedgerResult] = heapq.merge(self.bills, self._payment_rows(), key=_ledger_order)
-        else:  # a stable sort of bills then payments, as the ledger rows always were
-            rows = sorted([*self.bills, *self._payment_rows()], key=_ledger_order)
-        tally: dict[tuple[str, str], list] = {}
-        for row in rows:
-            entry = tally.setdefault((row.klass, row.currency), [0, Decimal("0.00")])
-            entry[0], entry[1] = entry[0] + 1, entry[1] + row.amount
-            yield row
-        self.tally = tally
-
-
-def ledger_tally(rows: Iterable[LedgerResult]) -> dict[tuple[str, str], list]:
-    """(class, currency) -> [count, amount] over the ledger rows (from the pass that read them, where there was)."""
-    tally = getattr(rows, "tally", None)
-    if tally is None:
-        tally = {}
-        for row in rows:
-            entry = tally.setdefault((row.klass, row.currency), [0, Decimal("0.00")])
-            entry[0], entry[1] = entry[0] + 1, entry[1] + row.amount
-    return tally
-
-
-@dataclass
-class Reconciliation:
-    invoices: list[InvoiceResult]
-    ledger: list[LedgerResult] | LedgerResults  # a list from reconcile(), made as read from reconcile_stored()
-    proposals: list[Proposal]
-
-    def totals(self) -> dict[str, dict[str, int]]:
-        """Count per class, for invoices and for ledger records: every class listed, zeros included."""
-        out = {"invoices": dict.fromkeys(CLASSES, 0), "ledger": dict.fromkeys(CLASSES, 0)}
-        for row in self.invoices:
-            out["invoices"][row.klass] += 1
-        for (klass, _), (count, _) in ledger_tally(self.ledger).items():
-            out["ledger"][klass] += count
-        return out
-
+from .corrections import corrections
+from .records import (
+    AMBIGUOUS,
+    AMOUNT_MISMATCH,
+    BY_BILL,
+    BY_EXTERNAL_ID,
+    BY_NUMBER,
+    BY_NUMBER_AMOUNT,
+    CONNECTOR_DISABLED,
+    CURRENCY_MISMATCH,
+    LINK_MISMATCH,
+    MATCHED,
+    NEEDS_REVIEW,
+    PAID_IN_LEDGER_ONLY,
+    PAID_IN_PRECORO_ONLY,
+    UNMATCHED,
+    Invoice,
+    InvoiceResult,
+    LedgerResult,
+    LedgerResults,
+    PrecoroPayment,
+    PurchaseOrder,
+    Reconciliation,
+    describe_payment,
+    money,
+)
 
 # ---- helpers -------------------------------------------------------------------------------------------------
-
-def money(amount: Decimal, currency: str) -> str:
-    return f"{amount:.2f} {currency}"
-
-
-def _describe_payment(p: LedgerPayment) -> str:
-    return f"ledger payment {p.payment_id} ({money(p.amount, p.currency)} on {p.paid_on})"
-
 
 def _describe_precoro(p: PrecoroPayment) -> str:
     return f"Precoro payment {p.idn} ({money(p.amount, p.currency)} on {p.pay_date})"
@@ -434,10 +161,7 @@ def reconcile_stored(invoices: list[Invoice], payments: Callable[[], Iterable[Le
             if row.rule is None and strong is not None:
                 row.rule, row.confidence = strong, STRONG_KEYS[strong]
 
-    proposals = [p for result in results.values() for p in _invoice_proposals(result)]
-    proposals += _payment_link_proposals(results.values())
-    proposals += [_export(po) for po in purchase_orders
-                  if po.status == 2 and not po.external_id and po.integration_status != CONNECTOR_DISABLED]
+    proposals = corrections(results.values(), purchase_orders)
     ledger_rows = LedgerResults(bill_rows, {index: row for index, (_, row) in kept.items()}, payments, unplaced,
                                 payment_count, payments_in_order)
     return Reconciliation(sorted(results.values(), key=lambda r: _idn_order(r.invoice.idn)), ledger_rows,
@@ -611,7 +335,7 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
                            f"{money(first.amount, first.currency)} on {first.paid_on}: possible duplicate entry")
         result.klass, result.reason = AMBIGUOUS, "; ".join(reasons)
     elif other_currency or (bill is not None and bill.currency != invoice.currency):
-        shown = [_describe_payment(p) for p in other_currency]
+        shown = [describe_payment(p) for p in other_currency]
         if bill is not None and bill.currency != invoice.currency:
             shown.insert(0, f"ledger bill {bill.bill_id} ({money(bill.amount, bill.currency)})")
         result.klass = CURRENCY_MISMATCH
@@ -625,16 +349,16 @@ def _classify_invoice(result: InvoiceResult, ambiguities: list[str]) -> None:
     elif (relinked := _linked_elsewhere(result)) is not None:
         result.klass = LINK_MISMATCH
         result.reason = "; ".join(
-            f"{_describe_payment(lp)} and {_describe_precoro(pp)} have the same amount, but the Precoro payment is "
+            f"{describe_payment(lp)} and {_describe_precoro(pp)} have the same amount, but the Precoro payment is "
             f"linked to ledger payment {pp.external_id} (its externalId), not to {lp.payment_id}: correct the "
             "externalId in Precoro, or the payment's id in the ledger" for lp, pp in relinked) + f"; {precoro_side}"
     elif result.unpaired_ledger and result.unpaired_precoro:
         result.klass = AMOUNT_MISMATCH
-        result.reason = (f"payments differ: {'; '.join(_describe_payment(p) for p in result.unpaired_ledger)} vs "
+        result.reason = (f"payments differ: {'; '.join(describe_payment(p) for p in result.unpaired_ledger)} vs "
                          f"{'; '.join(_describe_precoro(p) for p in result.unpaired_precoro)}; {precoro_side}")
     elif result.unpaired_ledger:
         missing = sum((p.amount for p in result.unpaired_ledger), Decimal("0.00"))
-        listed = "; ".join(_describe_payment(p) for p in result.unpaired_ledger)
+        listed = "; ".join(describe_payment(p) for p in result.unpaired_ledger)
         if invoice.payable and missing > outstanding + result.tolerance:
             result.klass = AMOUNT_MISMATCH
             result.reason = (f"{listed} exceed what is open in Precoro ({money(outstanding, invoice.currency)}); "
@@ -872,87 +596,3 @@ def _classify_batch_payments(rows: list[LedgerResult], results: dict[str, Invoic
             if not paired and row.klass == MATCHED:
                 row.klass = result.klass
         row.reason = f"{row.reason}; shares: {'; '.join(shares)}"
-
-
-# ---- proposals ---------------------------------------------------------------------------------------------
-
-def flag_text(result: InvoiceResult) -> str | None:
-    """The externalIntegrationLog this invoice should show ("Not synced" card), or None when it needs none."""
-    invoice = result.invoice
-    if result.klass in (AMBIGUOUS, AMOUNT_MISMATCH, CURRENCY_MISMATCH, LINK_MISMATCH):
-        text = f"{result.klass.replace('_', ' ')}: {result.reason}"
-    elif result.klass == PAID_IN_LEDGER_ONLY and not invoice.payable:
-        text = result.reason
-    elif result.klass == PAID_IN_PRECORO_ONLY and invoice.external_id:
-        text = result.reason
-    else:
-        return None
-    text = FLAG_PREFIX + text
-    return text if len(text) <= MAX_LOG_CHARS else text[: MAX_LOG_CHARS - 1] + "…"
-
-
-def _invoice_proposals(result: InvoiceResult) -> list[Proposal]:
-    invoice = result.invoice
-    proposals = []
-    if result.klass == PAID_IN_LEDGER_ONLY and invoice.payable:
-        known = sorted(p.id for p in invoice.payments)
-        left = invoice.total - invoice.paid
-        for lp in result.unpaired_ledger:
-            # a cent over what is open (within the tolerance) pays what is open, as Precoro's connector does
-            amount = left if lp.amount > left and lp.amount - left <= result.tolerance else lp.amount
-            left -= amount
-            proposals.append(Proposal(
-                CREATE_PAYMENT, "invoices", invoice.idn, invoice.id,
-                {"invoice_id": invoice.id, "amount": format(amount, "f"), "currency": lp.currency,
-                 "pay_date": lp.paid_on.isoformat(), "ledger_payment_id": lp.payment_id,
-                 "known_payment_ids": known},
-                f"{_describe_payment(lp)} is missing in Precoro; {result.reason}", ledger_ref=lp.payment_id))
-    fields: dict[str, str] = {}
-    bill = result.bill
-    if not invoice.external_id and bill is not None and result.bill_agrees and result.klass != AMBIGUOUS:
-        fields["externalId"] = bill.bill_id
-    wanted = flag_text(result)
-    if wanted is not None and wanted != (invoice.log or ""):
-        fields["externalIntegrationLog"] = wanted
-    elif wanted is None and invoice.log and result.klass == MATCHED and (invoice.external_id or fields):
-        fields["externalIntegrationLog"] = ""  # the sync error is fixed: clear the "Not synced" card
-    if fields:
-        if "externalId" in fields:
-            kind, why = SET_EXTERNAL_ID, f"link to ledger bill {fields['externalId']} ({result.bill_matched_by})"
-        elif fields["externalIntegrationLog"]:
-            kind, why = SET_LOG, f"show the disagreement in Precoro ({result.klass})"
-        else:
-            kind, why = CLEAR_LOG, f"the invoice now reconciles ({result.reason}); clear {invoice.log!r}"
-        proposals.append(Proposal(kind, "invoices", invoice.idn, invoice.id, {"fields": fields}, why,
-                                  ledger_ref=bill.bill_id if bill is not None else None))
-    elif (not invoice.external_id and bill is None and not result.ledger_payments
-          and result.klass in (UNMATCHED, PAID_IN_PRECORO_ONLY) and invoice.status in APPROVED_STATUSES
-          and invoice.integration_status != CONNECTOR_DISABLED):
-        proposals.append(_export(invoice))
-    return proposals
-
-
-def _export(document: Invoice | PurchaseOrder) -> Proposal:
-    if isinstance(document, Invoice):
-        resource, number, what = "invoices", document.invoice_number or document.idn, "invoice"
-    else:
-        resource, number, what = "purchaseorders", document.idn, "purchase order"
-    return Proposal(
-        EXPORT, resource, document.idn, document.id,
-        {"supplier": document.supplier, "number": number, "amount": format(document.total, "f"),
-         "currency": document.currency},
-        f"approved {what} idn {document.idn} ({money(document.total, document.currency)}, {document.supplier}) is "
-        "not linked to the accounting system and the ledger does not know it: offer it")
-
-
-def _payment_link_proposals(results: Any) -> list[Proposal]:
-    """Precoro payments paired with a ledger payment but not linked to it yet: PATCH their externalId."""
-    proposals = []
-    for result in results:
-        for lp, pp, how in result.pairs:
-            if pp.external_id is None:
-                proposals.append(Proposal(
-                    SET_EXTERNAL_ID, "payments", pp.idn, pp.id, {"fields": {"externalId": lp.payment_id}},
-                    f"Precoro payment {pp.idn} on invoice idn {result.invoice.idn} is {_describe_payment(lp)} "
-                    f"(paired by {how})", ledger_ref=lp.payment_id))
-    return proposals

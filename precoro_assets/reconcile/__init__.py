@@ -1,0 +1,1 @@
+"""Reconciliation: Precoro against the accounting ledger (classification, AP matching, tables)."""
