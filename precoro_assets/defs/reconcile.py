@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 
 from ..catalogue import BY_NAME, Column
 from ..ledger.files import FileLedgerSource
@@ -185,22 +184,15 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     now, batch = datetime.now(UTC), context.run.run_id
 
     def reconcile_and_write(con, ordered: bool) -> Reconciliation:
-        """Read, classify and write in one read snapshot: the ledger's payments are read in batches, once per pass
-        (a million of them are never in memory at once; see reconcile.LedgerResults), and every pass must see
-        the same ledger even if it is loaded again meanwhile."""
-        con.execute("BEGIN TRANSACTION")
-        try:
-            invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
-            result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
-                                      tables.load_ledger_bills(con), purchase_orders, rules)
-            store.write(lambda out: tables.write_reconciliation(out, result, now, batch),
-                        what="write the reconciliation")  # reads the payments' rows as it writes them
-            return result
-        finally:
-            try:
-                con.execute("ROLLBACK")  # nothing was written on this connection
-            except duckdb.Error:
-                pass  # a failed read has already ended the transaction
+        """Read, classify and write in one read snapshot (a read is one transaction): the ledger's payments are
+        read in batches, once per pass (a million of them are never in memory at once; see
+        reconcile.LedgerResults), and every pass must see the same ledger even if it is loaded again meanwhile."""
+        invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
+        result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
+                                  tables.load_ledger_bills(con), purchase_orders, rules)
+        store.write(lambda out: tables.write_reconciliation(out, result, now, batch),
+                    what="write the reconciliation")  # reads the payments' rows as it writes them
+        return result
 
     try:  # the drop folder's payments are stored in order: read as stored
         result = store.read(lambda con: reconcile_and_write(con, ordered=False))

@@ -373,17 +373,19 @@ JSON_TYPES = {"UBIGINT": "number", "BIGINT": "number", "DOUBLE": "number", "HUGE
 def field_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
                  ) -> dict[str, tuple[int, dict[str, dict[str | None, int]]]]:
     """Per table of the entity: (rows of the days covered, per top-level field of `raw` how many rows carry it
-    with each JSON type; None = null). One query for every table (see duplicate_keys); what the schema drift
+    with each JSON type; None = null). One query for every table (see duplicate_keys), reading each table once:
+    every row contributes a NULL key (JSON objects have no such key) that counts the rows; what the schema drift
     check and the raw check read."""
     where, params = _day_filter(start if entity.partitioned else None, end)
     names = [entity.name] + [child.name for child in entity.children]
     selects = []
     for index, name in enumerate(names):
-        rows = f"SELECT raw FROM {qualified(name)}{where}"
-        selects.append(f"(SELECT {int(index)} AS t, NULL AS k, NULL AS y, count(*) AS n FROM ({rows}))")
+        objects = (f"SELECT CASE WHEN json_type(raw) = 'OBJECT' THEN CAST(raw AS MAP(VARCHAR, JSON)) END AS m "
+                   f"FROM {qualified(name)}{where}")
         selects.append(f"(SELECT {int(index)} AS t, k, json_type(v) AS y, count(*) AS n FROM (SELECT "
-                       f"unnest(map_keys(m)) AS k, unnest(map_values(m)) AS v FROM (SELECT CAST(raw AS MAP(VARCHAR, "
-                       f"JSON)) AS m FROM ({rows}) WHERE json_type(raw) = 'OBJECT')) GROUP BY k, y)")
+                       "unnest(list_prepend(NULL, coalesce(map_keys(m), []))) AS k, "
+                       f"unnest(list_prepend(NULL::JSON, coalesce(map_values(m), []))) AS v FROM ({objects})) "
+                       "GROUP BY k, y)")
     counts: dict[str, tuple[int, dict[str, dict[str | None, int]]]] = {name: (0, {}) for name in names}
     for table, key, json_type, n in con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall():
         total, keys = counts[names[table]]
@@ -415,27 +417,33 @@ def filled_counts(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | 
     return found
 
 
-def _json_length(raw: str, path: str) -> str:
-    """Elements of the collection at `path` of a raw JSON, wrapped ({"data": [...]}) or a bare list."""
-    return (f"(coalesce(json_array_length({raw}, {sql_text('$.' + path)}), 0) + "
-            f"coalesce(json_array_length({raw}, {sql_text('$.' + path + '.data')}), 0))")
+def _array_length(part: str) -> str:
+    """Elements of a JSON collection already extracted from raw: a bare list, or wrapped ({"data": [...]})."""
+    return f"coalesce(json_array_length({part}), 0) + coalesce(json_array_length({part}, '$.data'), 0)"
 
 
 def collections_not_stored(con: duckdb.DuckDBPyConnection, entity: Entity, start: date | None, end: date | None
                            ) -> dict[str, tuple[int, int]]:
     """Per child table: (records whose raw carries its collection, how many of them have no row in it). A record
-    whose lines are still to come (a header) is not counted. One query for every child table."""
+    whose lines are still to come (a header) is not counted. One query for every child table, which parses each
+    record's raw once: the collections are extracted together (`json_extract` with a list of paths), where a
+    `json_array_length(raw, path)` per collection parsed the whole document again for each."""
     where, params = _day_filter(start if entity.partitioned else None, end)
     pending = " AND lines_synced_at IS NOT NULL" if has_lines_column(entity) else ""
     parent = f"p.{ident(entity.parent_column)}"
-    selects, names = [], []
+    paths: list[str] = []  # the parent's collections, in the order of `parts`
+    selects, names, outer_params = [], [], []
     for child in entity.children:
         outer_path, _, inner_path = child.collection.partition(".*.")
         child_link = f"c.{ident(entity.parent_column)} = p.{ident(entity.key)}"
         if not inner_path:
-            source = f"(SELECT {ident(entity.key)}, raw FROM {qualified(entity.name)}{where or ' WHERE true'}{pending})"
+            source = "parents"
             # under any name Precoro sends it (items' custom field values: dataProductCustomFields or dataItemCustomFields)
-            carrying = "(" + " + ".join(_json_length("p.raw", name) for name in child.collections) + ")"
+            indexes = []
+            for name in child.collections:
+                paths.append("$." + name)
+                indexes.append(len(paths))
+            carrying = " + ".join(_array_length(f"p.parts[{int(index)}]") for index in indexes)
             key = f"p.{ident(entity.key)}"
         else:  # a collection in each element of another child table (each line's custom field values)
             outer = next((o for o in entity.children if o.collection == outer_path), None)
@@ -443,8 +451,10 @@ def collections_not_stored(con: duckdb.DuckDBPyConnection, entity: Entity, start
             outer_link = next((col.name for col in outer.columns if col.source == "id"), None) if outer else None
             if outer is None or inner_link is None or outer_link is None:
                 continue
-            source = f"(SELECT * FROM {qualified(outer.name)}{where})"
-            carrying = _json_length("p.raw", inner_path)
+            source = (f"(SELECT {ident(entity.parent_column)}, {ident(outer_link)}, json_extract(raw, "
+                      f"{sql_text('$.' + inner_path)}) AS part FROM {qualified(outer.name)}{where})")
+            outer_params += params
+            carrying = _array_length("p.part")
             child_link = f"c.{ident(entity.parent_column)} = {parent} AND c.{ident(inner_link)} = p.{ident(outer_link)}"
             key = parent
         names.append(child.name)
@@ -454,7 +464,10 @@ def collections_not_stored(con: duckdb.DuckDBPyConnection, entity: Entity, start
             f"FROM {source} p WHERE {carrying} > 0")
     if not selects:
         return {}
-    rows = con.execute(" UNION ALL ".join(selects), params * len(selects)).fetchall()
+    extracted = ", ".join(sql_text(path) for path in paths)  # not empty: a nested collection's outer one is here
+    statement = (f"WITH parents AS MATERIALIZED (SELECT {ident(entity.key)}, json_extract(raw, [{extracted}]) AS parts "
+                 f"FROM {qualified(entity.name)}{where or ' WHERE true'}{pending}) " + " UNION ALL ".join(selects))
+    rows = con.execute(statement, params + outer_params).fetchall()
     return {names[index]: (carrying, missing) for index, carrying, missing in rows}
 
 
