@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import reliability_report
+from precoro_sim.soak import inprocess as reliability_report
 
 if TYPE_CHECKING:
     from .run_launcher import StopRequest
@@ -44,8 +44,8 @@ def main() -> None:
 @click.option("--tick-every", type=float, default=None, help="Let the company live: a tick every N seconds.")
 def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick_every: float | None) -> None:
     """Serve a simulated Precoro company on http://127.0.0.1:PORT."""
-    from .simulator.limits import Limits
-    from .simulator.server import serve_forever
+    from precoro_sim.simulator.limits import Limits
+    from precoro_sim.simulator.server import serve_forever
 
     try:
         Limits.parse(limits)
@@ -92,7 +92,7 @@ def _simulator_if_needed(config):
     if not config.using_simulator or _port_open(settings.simulator_port()):
         yield None
         return
-    from .simulator import start_simulator
+    from precoro_sim.simulator import start_simulator
 
     click.echo(f"No Precoro account configured and no simulator on port {settings.simulator_port()}: "
                f"starting the bundled simulator (seed {settings.SIMULATOR_SEED}).", err=True)
@@ -378,8 +378,14 @@ def _query_error(warehouse, error: Exception) -> str:
 
 def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[list[Path], str]:
     """Write the demo ledger for the simulator's company; returns the files and where the company came from."""
+    from precoro_sim.demo_ledger import (
+        company_from_simulator,
+        company_in_process,
+        demo_ledger_for,
+        write_demo_ledger,
+    )
+
     from . import settings
-    from .ledger.demo import company_from_simulator, company_in_process, demo_ledger_for, write_demo_ledger
 
     config = _settings()
     if from_url is None and config.using_simulator and _port_open(settings.simulator_port()):

@@ -80,7 +80,7 @@ def apply_embedded_default() -> bool:
     """
     if os.environ.get("PRECORO_API_TOKEN"):
         return False
-    from .simulator.app import SIM_EMAIL, token_for_seed
+    from precoro_sim.simulator.app import SIM_EMAIL, token_for_seed
 
     os.environ["PRECORO_API_TOKEN"] = token_for_seed(SIMULATOR_SEED)
     os.environ.setdefault("PRECORO_EMAIL", SIM_EMAIL)

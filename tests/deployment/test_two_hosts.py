@@ -23,13 +23,13 @@ import postgres_server
 import pytest
 
 from precoro_assets.api.catalogue import BY_NAME
-from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_assets.reconcile import CREATE_PAYMENT
 from precoro_assets.shared_state import ENV_DATABASE_URL
-from precoro_assets.simulator import RunningSimulator, start_simulator
-from precoro_assets.verify import differences
 from precoro_assets.warehouse.store import Warehouse
 from precoro_assets.writeback.outbox import Outbox
+from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
+from precoro_sim.ground_truth import differences
+from precoro_sim.simulator import RunningSimulator, start_simulator
 
 DAYS = 12
 PASSWORD = "pw-7f3a9c1e-never-shown"

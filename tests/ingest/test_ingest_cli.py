@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 
 from precoro_assets.run_launcher import process_tags
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 

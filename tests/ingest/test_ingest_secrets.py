@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 
 def files_containing(root: Path, needle: bytes) -> list[Path]:

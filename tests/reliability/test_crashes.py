@@ -231,10 +231,10 @@ RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/re
 
 def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_not_pays_twice(
         env, tmp_path, monkeypatch):
-    from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
     from precoro_assets.ledger.files import ledger_dir
     from precoro_assets.reconcile import CREATE_PAYMENT
     from precoro_assets.writeback import outbox as outbox_module
+    from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 
     first, last = env.config.start_date.isoformat(), datetime.now(UTC).date().isoformat()
     assert env.materialize(SYNCED, partition_range=(first, last)).success

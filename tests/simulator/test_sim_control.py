@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sim_harness import RESOURCES, Api, amount, key_of, modified_since_text, moment, whole_second_now
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 # ---- the company lives --------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from precoro_assets import settings
-from precoro_assets.simulator import RunningSimulator
 from precoro_assets.warehouse.store import Warehouse
+from precoro_sim.simulator import RunningSimulator
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, sim: RunningSimulator, home: Path, days: int,

@@ -44,7 +44,9 @@ from pathlib import Path
 
 import click
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+import precoro_assets
+
+PACKAGE_ROOT = Path(precoro_assets.__file__).resolve().parent  # the product's dagster.yaml and workspace.yaml
 RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/reconciliation_invoices",
                   "precoro/reconciliation_ledger", "precoro/writeback_outbox"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -92,7 +94,7 @@ class SoakReport:
     differences: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     state: str = "SQLite files"  # where the shared state (request ledger, staging, outbox, catalog) lives
-    # the hostile inputs of issue #28 (reliability_faults.py), met by the in-process soak's flow
+    # the hostile inputs of issue #28 (soak/faults.py), met by the in-process soak's flow
     hostile: bool = False
     ledger_files: int = 0
     ledger_rows: int = 0
@@ -173,7 +175,7 @@ class SoakReport:
 
 
 class _Soak:
-    # the hostile inputs (reliability_faults.py): set up by run() when the report says so; none in the daemon soak
+    # the hostile inputs (soak/faults.py): set up by run() when the report says so; none in the daemon soak
     ledger = None  # HostileLedger
     webhooks = None  # WebhookStorm: `precoro-assets webhooks` under edge input
     kills = None  # KillFigures
@@ -183,10 +185,11 @@ class _Soak:
         import dagster as dg
         import httpx
 
-        from . import settings
-        from .definitions import build_definitions
-        from .simulator import start_simulator
-        from .warehouse.store import Warehouse
+        from precoro_assets import settings
+        from precoro_assets.definitions import build_definitions
+        from precoro_assets.warehouse.store import Warehouse
+
+        from ..simulator import start_simulator
 
         self.dg, self.httpx, self.echo = dg, httpx, echo
         self.sim = start_simulator(seed=seed, days=days, documents=documents, limits="scaled:1000", port=0)
@@ -223,7 +226,7 @@ class _Soak:
         return response.json()
 
     def export(self, resource: str) -> list[dict]:
-        """Ground truth, as precoro_assets.verify.differences expects it (plain JSON)."""
+        """Ground truth, as precoro_sim.ground_truth.differences expects it (plain JSON)."""
         response = self.httpx.get(f"{self.sim.url}/_sim/export/{resource}", timeout=60)
         response.raise_for_status()
         return response.json()["data"]
@@ -256,7 +259,7 @@ class _Soak:
 
     def sync_all(self) -> None:
         start, end = self.config.start_date.isoformat(), datetime.now(UTC).date().isoformat()
-        from .defs.ingest import DOCUMENTS_GROUP
+        from precoro_assets.defs.ingest import DOCUMENTS_GROUP
 
         keys = [k.to_user_string() for k in self.dg.AssetSelection.groups(DOCUMENTS_GROUP).resolve(
             self.defs.resolve_asset_graph())]
@@ -305,7 +308,7 @@ class _Soak:
         self.writeback_payments += Counter(_payment_identity(p) for p in self.export("payments")
                                            if p["id"] not in before)
 
-    # ---- the hostile inputs of issue #28 (reliability_faults.py) ----
+    # ---- the hostile inputs of issue #28 (soak/faults.py) ----
     def check_ledger(self) -> None:
         """What the warehouse loaded from the hostile ledger files against what the files hold."""
         figures = self.ledger.check(self.query(
@@ -320,8 +323,9 @@ class _Soak:
     def hostile_supplier_names(self, rng: random.Random) -> None:
         """Someone renames the supplier of a few purchase orders in Precoro: spreadsheet formulas, one of 200 KiB;
         the accounting side knows the formula-looking vendors (vendors.csv), so their exports are accepted."""
-        from .ledger.files import VENDORS_FILE, ledger_dir
-        from .reliability_faults import hostile_supplier_names
+        from precoro_assets.ledger.files import VENDORS_FILE, ledger_dir
+
+        from .faults import hostile_supplier_names
 
         self.names = hostile_supplier_names(self.export("purchaseorders"), rng)
         for idn, name in self.names.items():
@@ -331,13 +335,14 @@ class _Soak:
                 [f"SOAK-VEN-{idn}", name] for idn, name in self.names.items() if len(name) < 1000)
 
     def start_webhooks(self) -> None:
-        from .reliability_faults import WebhookStorm
-        from .webhooks import WebhookInbox, inbox_path
+        from precoro_assets.webhooks import WebhookInbox, inbox_path
+
+        from .faults import WebhookStorm
 
         self.webhooks = WebhookStorm(self.home / "logs", WebhookInbox(inbox_path(self.config.state_dir)))
 
     def kill_a_sync(self) -> None:
-        from .reliability_faults import kill_a_sync_in_the_api_slot
+        from .faults import kill_a_sync_in_the_api_slot
 
         start = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
         kill_a_sync_in_the_api_slot(self.instance, self.control, start, self.home / "logs", self.kills)
@@ -350,8 +355,9 @@ class _Soak:
 
     # ---- the whole soak ----
     def run(self, seconds: float, tick_every: float, rng: random.Random, min_rounds: int = 1) -> SoakReport:
-        from .ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
-        from .ledger.files import ledger_dir
+        from precoro_assets.ledger.files import ledger_dir
+
+        from ..demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 
         started = time.monotonic()
         self.control("POST", "faults", json={"kind": "error", "status": 503, "method": "GET", "count": 2,
@@ -360,7 +366,7 @@ class _Soak:
         self.sync_all()
         write_demo_ledger(demo_ledger_for(company_from_simulator(self.sim.url)), ledger_dir())
         if self.report.hostile:
-            from .reliability_faults import HostileLedger, KillFigures
+            from .faults import HostileLedger, KillFigures
 
             self.ledger = HostileLedger(ledger_dir(), self.home / "outside-the-ledger", random.Random(rng.random()),
                                         datetime.now(UTC).date().isoformat())
@@ -407,16 +413,17 @@ class _Soak:
         return self.measure()
 
     def _pending(self) -> int:
-        from .writeback.outbox import Outbox
+        from precoro_assets.writeback.outbox import Outbox
 
         return Outbox(self.config.state_dir / "outbox.sqlite").counts().get("pending", 0)
 
     def measure(self) -> SoakReport:
-        from .api.catalogue import DOCUMENTS
-        from .reconcile import CREATE_PAYMENT
-        from .verify import differences
-        from .warehouse import tables
-        from .writeback.outbox import Outbox
+        from precoro_assets.api.catalogue import DOCUMENTS
+        from precoro_assets.reconcile import CREATE_PAYMENT
+        from precoro_assets.warehouse import tables
+        from precoro_assets.writeback.outbox import Outbox
+
+        from ..ground_truth import differences
 
         report = self.report
         stats = self.control("GET", "stats")
@@ -453,8 +460,9 @@ class _Soak:
         return report
 
     def measure_hostile(self, rows: list) -> None:
-        from .ledger.files import EXPORT_FOLDER, ledger_dir
-        from .reliability_faults import check_exports
+        from precoro_assets.ledger.files import EXPORT_FOLDER, ledger_dir
+
+        from .faults import check_exports
 
         report = self.report
         exports = check_exports(ledger_dir() / EXPORT_FOLDER, self.names, rows)
@@ -491,7 +499,7 @@ KILL_EVERY = 4  # rounds between two syncs killed in the precoro_api slot (from 
 
 
 def _state_described() -> str:
-    from .shared_state import database_url, describe_url
+    from precoro_assets.shared_state import database_url, describe_url
 
     url = database_url()
     return f"PostgreSQL ({describe_url(url)})" if url else "SQLite files"
@@ -720,10 +728,11 @@ class _DaemonSoak(_Soak):
                  sensor_interval: int):
         import httpx
 
-        from . import settings
-        from .simulator import start_simulator
-        from .simulator.app import token_for_seed
-        from .warehouse.store import Warehouse
+        from precoro_assets import settings
+        from precoro_assets.warehouse.store import Warehouse
+
+        from ..simulator import start_simulator
+        from ..simulator.app import token_for_seed
 
         self.httpx, self.home = httpx, home
         self.printed: list[str] = []
@@ -750,7 +759,7 @@ class _DaemonSoak(_Soak):
                    PRECORO_HOME=str(home / "var"), PRECORO_TIME_SCALE="1000",
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=days)).isoformat(),
                    PRECORO_SENSOR_INTERVAL_SECONDS=str(sensor_interval), DAGSTER_HOME=str(self.dagster_home))
-        from .shared_state import ENV_DATABASE_URL
+        from precoro_assets.shared_state import ENV_DATABASE_URL
 
         if os.environ.get(ENV_DATABASE_URL):  # the shared state in PostgreSQL, for the daemon's runs too
             env[ENV_DATABASE_URL] = os.environ[ENV_DATABASE_URL]
@@ -820,8 +829,8 @@ class _DaemonSoak(_Soak):
 
     def launch_initial_sync(self, timeout: float) -> str:
         """A backfill of every document day, as the UI launches it; returns once its run has succeeded."""
-        from .api.catalogue import DOCUMENTS
-        from .defs.ingest import asset_key
+        from precoro_assets.api.catalogue import DOCUMENTS
+        from precoro_assets.defs.ingest import asset_key
 
         first, today = self.config.start_date, datetime.now(UTC).date()
         days = [(first + timedelta(days=n)).isoformat() for n in range((today - first).days + 1)]
@@ -983,8 +992,9 @@ class _DaemonSoak(_Soak):
     # ---- the whole soak ----
     def run(self, seconds: float, tick_every: float, rng: random.Random, min_rounds: int = 1,
             timeout: float = 900, smoke: bool = False) -> SoakReport:
-        from .ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
-        from .ledger.files import ledger_dir
+        from precoro_assets.ledger.files import ledger_dir
+
+        from ..demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 
         self.echo(f"starting dagster dev (webserver and daemon on 127.0.0.1, DAGSTER_HOME={self.dagster_home}) ...")
         self.start_dagster(timeout=min(timeout, 300))
@@ -1137,7 +1147,7 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
     """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
     import tempfile
 
-    from .shared_state import ENV_DATABASE_URL
+    from precoro_assets.shared_state import ENV_DATABASE_URL
 
     def echo(line: str) -> None:
         click.echo(line, err=True)
