@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         env = {**os.environ, "PRECORO_HOME": home, "PRECORO_LEDGER_DIR": str(ledger), "DAGSTER_HOME": home}
         for step in args.steps.split(","):
             command = ([sys.executable, "-c", LOADER] if step == "loader"
-                       else [sys.executable, "-m", "precoro_assets.cli", "reconcile"])
+                       else [sys.executable, "-m", "precoro_sim.cli", "reconcile"])
             seconds, peak, code = measure(command, env)
             print(f"{step}: {seconds:.1f} s, peak RSS {peak:,.0f} MB, exit {code}")
             lines.append(f"| {step} | {seconds:.1f} | {peak:,.0f} | {code} |")

@@ -50,7 +50,7 @@ class Host:
                     "PRECORO_HOME": str(home), "PRECORO_TIME_SCALE": str(SCALE), **shared}
 
     def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", *args], env=self.env,
+        return subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", *args], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def export(self, resource: str) -> list[dict]:

@@ -301,7 +301,7 @@ def test_a_sync_killed_while_it_holds_the_api_slot_does_not_block_the_next_sync(
 
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(4)]
-    sync = [sys.executable, "-m", "precoro_assets.cli", "sync", "--start", days[-1]]
+    sync = [sys.executable, "-m", "precoro_sim.cli", "sync", "--start", days[-1]]
     home = env.config.home / "dagster"  # where `sync` keeps its Dagster instance
     # every detail request hangs: the sync is killed inside a step, with the pool's only slot taken
     env.control("POST", "faults", json={"kind": "slow", "seconds": 60, "method": "GET", "path": "/invoices/{idn}",

@@ -88,7 +88,7 @@ def test_the_reliability_command_soaks_for_five_minutes_and_prints_the_figures(t
 
     url = database_url()
     environment = {k: v for k, v in os.environ.items() if k != ENV_DATABASE_URL}  # given as --database-url
-    done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "reliability", "--minutes", "5",
+    done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "reliability", "--minutes", "5",
                            "--home", str(tmp_path), "--seed", str(SEED), *(["--database-url", url] if url else [])],
                           capture_output=True, text=True, timeout=3600, env=environment)
     printed = done.stdout + done.stderr
