@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from precoro_assets import cli as product
 
 from . import embedded
-from .soak.inprocess import reliability
+
+if TYPE_CHECKING:
+    from .soak.inprocess import SoakReport
 
 # The commands that read the settings (and so need an account, or the embedded default); `sql` reads only the
 # warehouse, `simulator` and `reliability` set up their own.
@@ -112,7 +115,53 @@ def ledger_demo(out: Path | None, from_url: str | None) -> None:
 
 # ---- reliability -----------------------------------------------------------------------------
 
-main.add_command(reliability)  # the soak with figures: precoro-assets reliability --minutes N
+@main.command("reliability")
+@click.option("--minutes", type=float, default=2.0, show_default=True, help="How long the company lives.")
+@click.option("--tick-every", type=float, default=3.0, show_default=True, help="Seconds between company ticks.")
+@click.option("--daemon", is_flag=True, help="Run the sensors, reconciliation and write-back through a real "
+              "Dagster daemon (dagster dev on 127.0.0.1) instead of in this process.")
+@click.option("--sensor-interval", type=int, default=5, show_default=True,
+              help="With --daemon: minimum seconds between two evaluations of each sensor.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the soak keeps its state (default: a new temporary folder, removed afterwards).")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--database-url", envvar="PRECORO_DATABASE_URL", default=None,
+              help="Keep the shared state (request ledger, staging, outbox, the warehouse's catalog) in this "
+              "PostgreSQL database (postgresql://...; default: SQLite files under the soak's home).")
+@click.option("--no-hostile", is_flag=True, help="In-process: without issue #28's hostile inputs (ledger files "
+              "with huge amounts, links, cut or growing files; formula and 200 KiB supplier names; syncs killed "
+              "in the API slot).")
+def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval: int, home: Path | None,
+                seed: int, database_url: str | None, no_hostile: bool) -> None:
+    """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
+    import tempfile
+
+    from precoro_assets.shared_state import ENV_DATABASE_URL
+
+    from .soak.daemon import run_daemon_soak
+    from .soak.inprocess import run_soak
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    if database_url:
+        os.environ[ENV_DATABASE_URL] = database_url
+    else:
+        os.environ.pop(ENV_DATABASE_URL, None)
+    with tempfile.TemporaryDirectory(prefix="precoro-soak-") as scratch:
+        if daemon:
+            report: SoakReport = run_daemon_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
+                                     sensor_interval=sensor_interval)
+        else:
+            report = run_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
+                              hostile=not no_hostile)
+    for line in report.lines():
+        click.echo(line)
+    for failure in report.failures[:20]:
+        click.echo(f"  {failure}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
 
 
 # ---- demo ------------------------------------------------------------------------------------

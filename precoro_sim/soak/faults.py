@@ -203,12 +203,13 @@ def check_exports(export_dir: Path, names: dict[str, str], outbox_rows: list) ->
     if figures.stranded:
         figures.problems.append(f"{figures.stranded} outbox row(s) stranded in sending")
     for idn in huge:
-        row = by_key.get(idn)
-        figures.huge_failed_alone = row is not None and row.status == "failed" and "characters long" in (
-            row.last_error or "")
+        outbox_row = by_key.get(idn)
+        figures.huge_failed_alone = outbox_row is not None and outbox_row.status == "failed" and (
+            "characters long" in (outbox_row.last_error or ""))
         if not figures.huge_failed_alone:
             figures.problems.append(f"the 200 KiB supplier name's purchase order {idn}: its export is "
-                                    f"{'never proposed' if row is None else row.status}, not failed alone")
+                                    f"{'never proposed' if outbox_row is None else outbox_row.status}, "
+                                    "not failed alone")
     return figures
 
 

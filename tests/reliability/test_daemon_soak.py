@@ -24,7 +24,7 @@ import pytest
 from reliability_support import files_containing, processes_in_session
 
 from precoro_sim.simulator.app import token_for_seed
-from precoro_sim.soak.inprocess import DaemonSoakReport, run_daemon_soak
+from precoro_sim.soak.daemon import DaemonSoakReport, run_daemon_soak
 
 SEED = 7
 FAULT_KINDS = ("error", "reset", "slow", "lost_response")  # 5xx bursts, resets, slow answers, lost answers
