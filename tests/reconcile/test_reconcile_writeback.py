@@ -34,7 +34,7 @@ from precoro_assets.reconcile import (
 )
 from precoro_assets.writeback.outbox import DONE
 
-# What each scenario of the demo ledger (ledger/demo.py records them in scenarios.json) must come out as.
+# What each scenario of the demo ledger (precoro_sim/demo_ledger.py records them in scenarios.json) must come out as.
 SCENARIO_CLASSES = {
     "paid_in_ledger_not_precoro": PAID_IN_LEDGER_ONLY, "partial_payment": PAID_IN_LEDGER_ONLY,
     "rest_of_partial_payment": PAID_IN_LEDGER_ONLY, "ambiguous_duplicate": AMBIGUOUS,
