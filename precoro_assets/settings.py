@@ -43,9 +43,8 @@ def warehouse_dir() -> Path:
 
 MISSING_TOKEN = (
     "PRECORO_API_TOKEN is not set. For a Precoro account set PRECORO_API_TOKEN and PRECORO_EMAIL (and "
-    "PRECORO_BASE_URL, or PRECORO_REGION=eu|us); see the README's settings. To try precoro-assets without an "
-    "account, `precoro-assets demo` runs the bundled Precoro simulator (and `precoro-assets sync` uses it when "
-    "no token is set).")
+    "PRECORO_BASE_URL, or PRECORO_REGION=eu|us). To try precoro-assets without an account, `precoro-assets demo` "
+    "runs the bundled Precoro simulator (and `precoro-assets sync` uses it when no token is set).")
 
 
 def load() -> Settings:
