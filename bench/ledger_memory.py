@@ -23,6 +23,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from precoro_sim import embedded
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 LOADER = """
@@ -74,10 +76,11 @@ def main(argv: list[str] | None = None) -> None:
         size = write_payments(ledger / "payments.csv", args.rows)
         os.utime(ledger / "payments.csv", (time.time() - 60, time.time() - 60))  # an export finished a minute ago
         print(f"payments.csv: {args.rows:,} rows, {size / 1e6:.1f} MB")
+        embedded.apply()  # no account: the bundled simulator's settings (nothing here talks to it)
         env = {**os.environ, "PRECORO_HOME": home, "PRECORO_LEDGER_DIR": str(ledger), "DAGSTER_HOME": home}
         for step in args.steps.split(","):
             command = ([sys.executable, "-c", LOADER] if step == "loader"
-                       else [sys.executable, "-m", "precoro_assets.cli", "reconcile"])
+                       else [sys.executable, "-m", "precoro_sim.cli", "reconcile"])
             seconds, peak, code = measure(command, env)
             print(f"{step}: {seconds:.1f} s, peak RSS {peak:,.0f} MB, exit {code}")
             lines.append(f"| {step} | {seconds:.1f} | {peak:,.0f} | {code} |")

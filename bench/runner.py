@@ -465,7 +465,7 @@ def hosts(settings: Settings) -> dict:
                    "PRECORO_HOME": str(home), "DAGSTER_HOME": str(home / f"dagster-{number}"),
                    "PRECORO_TIME_SCALE": f"{scale:g}", "PYTHONWARNINGS": "ignore"}
             (home / f"dagster-{number}").mkdir(parents=True, exist_ok=True)
-            runs.append(subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "sync", "--start",
+            runs.append(subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "sync", "--start",
                                           start.isoformat(), "--end", end.isoformat()], cwd=ROOT, env=env,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outcomes = [(run.wait(timeout=3600), run.stderr.read() if run.stderr else "") for run in runs]
@@ -511,7 +511,7 @@ def catalogue(settings: Settings) -> dict:
         (home / "ledger").mkdir(parents=True, exist_ok=True)
 
         def cli(*args: str) -> None:
-            done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], cwd=ROOT, env=env,
+            done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", *args], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=3600)
             if done.returncode:
                 raise RuntimeError(f"precoro-assets {' '.join(args)} failed: {done.stderr[-800:]}")

@@ -135,7 +135,7 @@ def start(documents: int, days: int, limits: str, seed: int = 7, timeout: float 
           root: Path = ROOT) -> Simulator:
     """Start the simulator CLI of the checkout `root` on a free port; return once it has generated the company and
     listens. (Another checkout: an earlier commit, for an A/B comparison; it serves its own simulator.)"""
-    command = [sys.executable, "-m", "precoro_assets.cli", "simulator", "--port", "0", "--seed", str(seed),
+    command = [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", "0", "--seed", str(seed),
                "--days", str(days), "--documents", str(documents), "--limits", limits]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root,

@@ -1,4 +1,6 @@
-"""The `precoro-assets` command: simulator, demo, headless sync, SQL on the warehouse."""
+"""The product's commands of `precoro-assets`: headless sync, reconciliation, catalogue sync, write-back, the
+webhook receiver and SQL on the warehouse. The harness's entry point adds the bundled simulator, the demo and the
+soak, and serves the simulator around these commands when no account is configured (see PRECORO_SERVICE)."""
 
 from __future__ import annotations
 
@@ -7,19 +9,14 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-
-from . import reliability_report
 
 if TYPE_CHECKING:
     from .runtime.run_launcher import StopRequest
@@ -31,27 +28,6 @@ DAGSTER_YAML = PACKAGE_ROOT / "dagster.yaml"
 @click.group()
 def main() -> None:
     """Precoro procurement data in a DuckDB warehouse, driven by Dagster."""
-
-
-# ---- simulator -----------------------------------------------------------------------------
-
-@main.command()
-@click.option("--port", default=8787, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
-@click.option("--seed", default=7, show_default=True, help="Same seed, same company.")
-@click.option("--days", default=90, show_default=True, help="Days of document history before today.")
-@click.option("--documents", default=600, show_default=True, help="About how many documents to generate.")
-@click.option("--limits", default="real", show_default=True, help="real | off | scaled:F (windows divided by F).")
-@click.option("--tick-every", type=float, default=None, help="Let the company live: a tick every N seconds.")
-def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick_every: float | None) -> None:
-    """Serve a simulated Precoro company on http://127.0.0.1:PORT."""
-    from .simulator.limits import Limits
-    from .simulator.server import serve_forever
-
-    try:
-        Limits.parse(limits)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--limits") from None
-    serve_forever(seed, days, documents, limits, port, tick_every)
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
@@ -78,30 +54,16 @@ def _dagster_home(home: Path) -> Path:
     return dagster_home
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.3)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+# Around the commands that talk to Precoro, a harness that runs these commands (the demo's entry point) may
+# serve Precoro meanwhile: a factory of a context manager, in the click context's meta under this key.
+PRECORO_SERVICE = "precoro_assets.precoro_service"
 
 
-@contextmanager
-def _simulator_if_needed(config):
-    """With the embedded default and no simulator listening, run one in this process meanwhile."""
-    from . import settings
-
-    if not config.using_simulator or _port_open(settings.simulator_port()):
-        yield None
-        return
-    from .simulator import start_simulator
-
-    click.echo(f"No Precoro account configured and no simulator on port {settings.simulator_port()}: "
-               f"starting the bundled simulator (seed {settings.SIMULATOR_SEED}).", err=True)
-    simulator = start_simulator(seed=settings.SIMULATOR_SEED, days=settings.SIMULATOR_DAYS,
-                                limits=settings.simulator_limits(), port=settings.simulator_port())
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
+def _precoro_service() -> AbstractContextManager[object]:
+    """What the harness put around the commands that talk to Precoro, else nothing."""
+    ctx = click.get_current_context(silent=True)
+    factory = ctx.meta.get(PRECORO_SERVICE) if ctx is not None else None
+    return factory() if factory is not None else nullcontext()
 
 
 # ---- sync ------------------------------------------------------------------------------------
@@ -128,7 +90,7 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool, verbose: boo
     _dagster_home(config.home)
     stop = _stop_on_sigterm()
     _quiet_logs(verbose)
-    with _simulator_if_needed(config):
+    with _precoro_service():
         before = requests_sent_by_this_process()
         results = run_sync(first, last, full_refresh, verbose=verbose, stop=stop)
         spent = requests_sent_by_this_process() - before  # the runs are in-process: failed ones count too
@@ -376,55 +338,6 @@ def _query_error(warehouse, error: Exception) -> str:
 
 # ---- reconciliation and write-back ----------------------------------------------------------
 
-def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[list[Path], str]:
-    """Write the demo ledger for the simulator's company; returns the files and where the company came from."""
-    from . import settings
-    from .ledger.demo import company_from_simulator, company_in_process, demo_ledger_for, write_demo_ledger
-
-    config = _settings()
-    if from_url is None and config.using_simulator and _port_open(settings.simulator_port()):
-        from_url = config.base_url
-    if from_url:
-        records, origin = company_from_simulator(from_url), f"the simulator at {from_url}"
-    else:
-        records = company_in_process(settings.SIMULATOR_SEED, settings.SIMULATOR_DAYS, SIMULATOR_DOCUMENTS)
-        origin = f"the simulator's company (seed {settings.SIMULATOR_SEED}), built in-process"
-    return write_demo_ledger(demo_ledger_for(records, seed=settings.SIMULATOR_SEED), directory), origin
-
-
-SIMULATOR_DOCUMENTS = 600  # what `precoro-assets simulator` and the demo generate by default
-
-
-def _demo_ledger_if_empty() -> None:
-    """The demo needs an accounting side: write the demo ledger unless the ledger folder already has files."""
-    from .ledger.files import ledger_dir
-
-    directory = ledger_dir()
-    if directory.exists() and any(directory.iterdir()):
-        return
-    try:
-        files, origin = demo_ledger_files(directory)
-    except Exception as error:  # noqa: BLE001 - the demo still runs without a ledger
-        click.echo(f"Could not write the demo ledger to {directory}: {error}", err=True)
-        return
-    click.echo(f"Demo ledger for {origin} written to {directory} ({len(files)} files).", err=True)
-
-
-@main.command("ledger-demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write (default: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger).")
-@click.option("--from-url", default=None,
-              help="Read the company from this simulator's /_sim/export (default: the embedded simulator if it is "
-                   "running, else the same company built in-process from seed 7).")
-def ledger_demo(out: Path | None, from_url: str | None) -> None:
-    """Write a demo accounting ledger (CSV) that fits the simulator's company, disagreements included."""
-    from .ledger.files import ledger_dir
-
-    directory = out or ledger_dir()
-    files, origin = demo_ledger_files(directory, from_url)
-    click.echo(f"Demo ledger for {origin} written to {directory}: {', '.join(f.name for f in files)}")
-
-
 def _run_failed(result) -> click.ClickException:
     """The first failed step's message: a dg.Failure's own description (it says what to do), else the error."""
     failure = next((e for e in result.all_events if e.is_step_failure), None)
@@ -452,7 +365,7 @@ def reconcile(verbose: bool) -> None:
     """Load the ledger, reconcile it with the synced invoices and queue write-backs (through Dagster)."""
     import dagster as dg
 
-    config = _settings()  # before the definitions are imported: they read the settings too
+    config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
     from .definitions import defs
 
     _dagster_home(config.home)
@@ -484,9 +397,9 @@ def reconcile(verbose: bool) -> None:
 @click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
 def catalogue_sync(verbose: bool) -> None:
     """Compare the accounting catalogue with Precoro and queue the writes (sent by `writeback --send`)."""
-    config = _settings()  # before the definitions are imported: they read the settings too
+    config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
     _dagster_home(config.home)
-    with _simulator_if_needed(config):
+    with _precoro_service():
         result = _job_in_api_slot("precoro_catalogue_sync", _console_log(verbose), "catalogue-sync")
     if not result.success:
         raise _run_failed(result)
@@ -508,7 +421,7 @@ def catalogue_sync(verbose: bool) -> None:
 @click.option("--verbose", is_flag=True, help="Show Dagster's event log.")
 def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None:
     """Run the write-back job headless and print what was (or would be) sent to Precoro."""
-    config = _settings()  # before the definitions are imported: they read the settings too
+    config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
     _dagster_home(config.home)
     if retry_failed:
         from .writeback.outbox import Outbox
@@ -517,7 +430,7 @@ def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None
     run_config = {"ops": {"write_back": {"config": {"send": send, "limit": limit}}}, **_console_log(verbose)}
     from .defs.writeback import sending_enabled
 
-    with _simulator_if_needed(config) if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
+    with _precoro_service() if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
         result = _job_in_api_slot("precoro_writeback", run_config, "writeback")
     if not result.success:
         raise _run_failed(result)
@@ -555,61 +468,6 @@ def _nothing_to_write_back(config) -> str:
             "Precoro, so none is sent twice): run precoro-assets writeback again then.")
 
 
-# ---- reliability -----------------------------------------------------------------------------
-
-main.add_command(reliability_report.reliability)  # the soak with figures: precoro-assets reliability --minutes N
-
-
-# ---- demo ------------------------------------------------------------------------------------
-
-@main.command()
-@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI on 127.0.0.1.")
-def demo(port: int) -> None:
-    """Start the simulator and the Dagster UI, ready to launch a backfill."""
-    from . import settings
-
-    config = _settings()
-    dagster_home = _dagster_home(config.home)
-    # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    processes = []
-    try:
-        if config.using_simulator and not _port_open(settings.simulator_port()):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "precoro_assets.cli", "simulator", "--port", str(settings.simulator_port()),
-                 "--seed", str(settings.SIMULATOR_SEED), "--limits", settings.simulator_limits(),
-                 "--tick-every", "60"]))
-            for _ in range(300):
-                if _port_open(settings.simulator_port()):
-                    break
-                time.sleep(0.1)
-        if config.using_simulator:
-            _demo_ledger_if_empty()
-        workspace = PACKAGE_ROOT / "workspace.yaml"
-        environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-        if config.using_simulator and _demo_webhooks(processes):
-            environment["PRECORO_WEBHOOKS"] = "1"
-        if config.using_simulator:  # the simulated company changes every minute: the sensor looks as often
-            environment.setdefault("PRECORO_SENSOR_INTERVAL_SECONDS", str(DEMO_SENSOR_INTERVAL_SECONDS))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-            env=environment))
-        click.echo(DEMO_GUIDE.format(port=port, start=config.start_date, home=config.home,
-                                     interval=environment.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")))
-        processes[-1].wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 @main.command()
 @click.option("--port", default=8790, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -634,57 +492,6 @@ def webhooks(port: int, host: str, request_timeout: float) -> None:
     click.echo(f"receiving Precoro's webhooks on http://{host}:{port}/precoro/<PRECORO_WEBHOOK_SECRET>; "
                f"events recorded in {inbox.path}")
     serve(inbox, secret, host, port, request_timeout)
-
-
-def _demo_webhooks(processes: list) -> bool:
-    """Start `precoro-assets webhooks` with a fresh secret and have the simulator send its webhooks there; returns
-    whether it could (the port may be taken: the demo then polls only)."""
-    import secrets
-
-    import httpx
-
-    from . import settings
-
-    port = settings.webhook_port()
-    if _port_open(port):
-        click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
-        return False
-    secret = secrets.token_urlsafe(24)  # the receiver's alone: Dagster's processes never see it
-    processes.append(subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port)],
-                                      env={**os.environ, "PRECORO_WEBHOOK_SECRET": secret}))
-    for _ in range(300):
-        if _port_open(port):
-            break
-        time.sleep(0.1)
-    try:
-        httpx.post(f"http://127.0.0.1:{settings.simulator_port()}/_sim/webhooks", timeout=10,
-                   json={"urls": [f"http://127.0.0.1:{port}/precoro/{secret}"]}).raise_for_status()
-    except httpx.HTTPError as error:
-        click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
-        return False
-    return True
-
-
-DEMO_SENSOR_INTERVAL_SECONDS = 60  # 5 requests a tick: a quarter of what the 10x-scaled simulator allows an hour
-
-DEMO_GUIDE = """
-Dagster UI: http://127.0.0.1:{port}   (Ctrl-C stops the UI and the simulator)
-
-What to click:
-  1. Jobs -> precoro_reference -> Materialize all      (every reference asset: suppliers, items, taxes, ...;
-     not the Catalog's group link: it selects one asset, and "Materialize selected" syncs that one alone)
-  2. Jobs -> precoro_documents -> Materialize all... -> pick a date range
-     (e.g. the last 7 days; partitions start {start}) -> Launch backfill
-  3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
-  4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
-     reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
-     too, the polling safety net for lost webhooks and for payments (it looks every {interval} s)
-  5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
-  6. Jobs -> precoro_reconcile -> Materialize all: the demo ledger (in {home}/ledger) is
-     reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says
-     send: true), or turn on the "precoro_writeback" sensor
-Warehouse and state live in {home}
-"""
 
 
 if __name__ == "__main__":

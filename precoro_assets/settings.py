@@ -1,8 +1,9 @@
-"""Configuration from the environment, with the embedded default when nothing is set.
+"""Configuration from the environment: read, never written.
 
-For a real account set PRECORO_API_TOKEN, PRECORO_EMAIL and PRECORO_BASE_URL (or PRECORO_REGION=eu|us).
-With no token set, everything points at the bundled simulator on 127.0.0.1:8787 (seed 7) and a local
-warehouse under ./var, so the demo and the tests need no account and no network.
+For a real account set PRECORO_API_TOKEN, PRECORO_EMAIL and PRECORO_BASE_URL (or PRECORO_REGION=eu|us); local
+state lives under ./var unless PRECORO_HOME says otherwise. With no token, `load()` raises an error that says
+what to set. (The bundled simulator, the "embedded default" the demo and the tests use, is the harness's: it
+sets these variables before the product reads them.)
 """
 
 from __future__ import annotations
@@ -13,42 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-SIMULATOR_PORT = 8787
-SIMULATOR_SEED = 7
-SIMULATOR_DAYS = 90
-# The embedded simulator runs Precoro's limits 10x faster (1 s -> 0.1 s, a quota day -> 2.4 h) so the
-# demo is quick while every limit is still enforced; the client is told the same scale.
-SIMULATOR_TIME_SCALE = 10.0
-
-
-def simulator_port() -> int:
-    """Where the embedded default looks for (or starts) the simulator: PRECORO_SIMULATOR_PORT, else 8787."""
-    return int(os.environ.get("PRECORO_SIMULATOR_PORT", SIMULATOR_PORT))
-
-
-def webhook_port() -> int:
-    """Where the demo receives the simulator's webhooks: PRECORO_WEBHOOK_PORT, else 8790."""
-    return int(os.environ.get("PRECORO_WEBHOOK_PORT", "8790"))
-
-
-def simulator_limits() -> str:
-    return f"scaled:{SIMULATOR_TIME_SCALE:g}"
-
-
-def _running_simulator_scale(base_url: str) -> float | None:
-    """The time scale of a simulator already serving at base_url (its control API says), if any."""
-    import httpx
-
-    try:
-        limits = httpx.get(f"{base_url}/_sim/info", timeout=0.5).json()["limits"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-    return 1000.0 if limits.get("mode") == "off" else float(limits.get("scale", 1))
-
 
 @dataclass(frozen=True)
 class Settings:
-    using_simulator: bool
     base_url: str | None
     region: str
     start_date: date
@@ -73,33 +41,21 @@ def warehouse_dir() -> Path:
     return Path(os.environ.get("PRECORO_WAREHOUSE", project_home() / "warehouse")).resolve()
 
 
-def apply_embedded_default() -> bool:
-    """Point the process at the simulator when no token is configured; returns whether it did.
-
-    The secrets still reach Dagster through EnvVar, so even the simulator's token never shows in run config.
-    """
-    if os.environ.get("PRECORO_API_TOKEN"):
-        return False
-    from .simulator.app import SIM_EMAIL, token_for_seed
-
-    os.environ["PRECORO_API_TOKEN"] = token_for_seed(SIMULATOR_SEED)
-    os.environ.setdefault("PRECORO_EMAIL", SIM_EMAIL)
-    os.environ.setdefault("PRECORO_BASE_URL", f"http://127.0.0.1:{simulator_port()}")
-    os.environ.setdefault("PRECORO_START_DATE", (datetime.now(UTC).date() - timedelta(days=SIMULATOR_DAYS)).isoformat())
-    return True
+MISSING_TOKEN = (
+    "PRECORO_API_TOKEN is not set. For a Precoro account set PRECORO_API_TOKEN and PRECORO_EMAIL (and "
+    "PRECORO_BASE_URL, or PRECORO_REGION=eu|us). To try precoro-assets without an account, `precoro-assets demo` "
+    "runs the bundled Precoro simulator (and `precoro-assets sync` uses it when no token is set).")
 
 
 def load() -> Settings:
-    using_simulator = apply_embedded_default()
+    if not os.environ.get("PRECORO_API_TOKEN"):
+        raise ValueError(MISSING_TOKEN)
     home = project_home()
     start = os.environ.get("PRECORO_START_DATE") or (datetime.now(UTC).date() - timedelta(days=365)).isoformat()
     try:
         start_date = date.fromisoformat(start)
     except ValueError:
         raise ValueError(f"PRECORO_START_DATE must be YYYY-MM-DD, not {start!r}") from None
-    if using_simulator and not os.environ.get("PRECORO_TIME_SCALE"):
-        scale = _running_simulator_scale(os.environ["PRECORO_BASE_URL"]) or SIMULATOR_TIME_SCALE
-        os.environ["PRECORO_TIME_SCALE"] = f"{scale:g}"
     webhooks = os.environ.get("PRECORO_WEBHOOKS", "").strip().lower() in ("1", "true", "yes", "on")
     timezone = os.environ.get("PRECORO_TIMEZONE") or "UTC"
     try:
@@ -108,7 +64,6 @@ def load() -> Settings:
         raise ValueError(f"PRECORO_TIMEZONE must be an IANA time zone name such as Europe/Warsaw or UTC, "
                          f"not {timezone!r}") from None
     return Settings(
-        using_simulator=using_simulator,
         base_url=os.environ.get("PRECORO_BASE_URL") or None,
         region=os.environ.get("PRECORO_REGION", "eu"),
         start_date=start_date,

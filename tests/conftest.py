@@ -12,6 +12,11 @@ import pytest
 
 from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
 from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+from precoro_sim import embedded
+
+# The tests stand on the harness: with no account configured, the bundled simulator (the embedded default), as
+# `precoro-assets demo` and `sync` have it. The product itself sets nothing; inherited by subprocesses.
+embedded.apply()
 
 # Tests write a ledger file and load it at once: they don't wait for the 2 s quiet period an export needs in
 # production (tests/reconcile/test_ledger_files.py checks that wait with its own setting). Inherited by subprocesses.

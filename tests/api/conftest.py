@@ -15,7 +15,7 @@ from precoro_assets.api.quota import QuotaLimits
 @pytest.fixture
 def simulator() -> Iterator[Callable[..., Sim]]:
     """Start a simulator: `simulator(limits="scaled:20")`. Stopped after the test."""
-    from precoro_assets.simulator import start_simulator
+    from precoro_sim.simulator import start_simulator
 
     started: list[Sim] = []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 def cli(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_"))}
     env.update(PRECORO_HOME=str(tmp_path / "var"), **settings)
-    return subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], cwd=tmp_path, env=env,
+    return subprocess.run([sys.executable, "-m", "precoro_sim.cli", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -53,7 +53,7 @@ def demo(tmp_path: Path):
     ui_port, simulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_"))}
     env.update(PRECORO_HOME=str(tmp_path / "var"), PRECORO_SIMULATOR_PORT=str(simulator_port))
-    process = subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "demo", "--port", str(ui_port)],
+    process = subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "demo", "--port", str(ui_port)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)
     try:
@@ -112,7 +112,7 @@ def test_the_demo_serves_every_asset_and_a_7_day_backfill_completes(demo):
     assert sorted(stored["idn"]) == expected
 
     # step 5: the README's query answers (the analyst views came with the sync)
-    query = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "sql",
+    query = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "sql",
                             "SELECT * FROM precoro.invoices_overview LIMIT 10"], capture_output=True, text=True,
                            env={**{k: v for k, v in os.environ.items() if not k.startswith("PRECORO_")},
                                 "PRECORO_HOME": str(home)}, timeout=120)

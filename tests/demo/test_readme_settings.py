@@ -16,6 +16,7 @@ PACKAGES = ("precoro_assets", "precoro_sim")  # precoro_sim: the harness (the em
 
 
 def variables_read() -> set[str]:
+    # the product's and the harness's (the embedded default reads PRECORO_SIMULATOR_PORT, the demo PRECORO_WEBHOOK_PORT)
     return {name for package in PACKAGES for path in (REPO / package).rglob("*.py")
             for name in READ.findall(path.read_text())}
 
@@ -44,8 +45,8 @@ def test_the_click_path_names_jobs_that_materialize_each_whole_group_in_the_read
     syncs that one alone); a job's page offers "Materialize all" for exactly the job's assets."""
     import dagster as dg
 
-    from precoro_assets.cli import DEMO_GUIDE
     from precoro_assets.definitions import defs
+    from precoro_sim.cli import DEMO_GUIDE
 
     graph = defs.resolve_asset_graph()
     for where, text in (("README.md", (REPO / "README.md").read_text()), ("demo banner", DEMO_GUIDE)):

@@ -23,13 +23,13 @@ import postgres_server
 import pytest
 
 from precoro_assets.catalogue import BY_NAME
-from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
-from precoro_assets.simulator import RunningSimulator, start_simulator
-from precoro_assets.verify import differences
 from precoro_assets.warehouse.store import Warehouse
 from precoro_assets.writeback.outbox import Outbox
 from precoro_assets.writeback.proposals import CREATE_PAYMENT
+from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
+from precoro_sim.ground_truth import differences
+from precoro_sim.simulator import RunningSimulator, start_simulator
 
 DAYS = 12
 PASSWORD = "pw-7f3a9c1e-never-shown"
@@ -50,7 +50,7 @@ class Host:
                     "PRECORO_HOME": str(home), "PRECORO_TIME_SCALE": str(SCALE), **shared}
 
     def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", *args], env=self.env,
+        return subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", *args], env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def export(self, resource: str) -> list[dict]:

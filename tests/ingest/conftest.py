@@ -11,7 +11,7 @@ import pytest
 from precoro_env import SimEnv, point_at
 
 from precoro_assets.definitions import build_definitions
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 DAYS = 20
 

@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 
 from precoro_assets.runtime.run_launcher import process_tags
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 
@@ -37,7 +37,7 @@ def test_the_summary_counts_the_requests_of_assets_that_failed_too(tmp_path: Pat
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=10)).isoformat())
         start = (datetime.now(UTC).date() - timedelta(days=5)).isoformat()
 
-        done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "sync", "--start", start],
+        done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start],
                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
         assert done.returncode == 1, done.stderr[-2000:]
@@ -52,7 +52,7 @@ def sync_command(tmp_path: Path, **settings: str) -> tuple[list[str], dict[str, 
     env.update({"PRECORO_HOME": str(tmp_path / "var"), "PRECORO_EMAIL": "me@example.com",
                 "PRECORO_START_DATE": (datetime.now(UTC).date() - timedelta(days=10)).isoformat(), **settings})
     start = (datetime.now(UTC).date() - timedelta(days=5)).isoformat()
-    return [sys.executable, "-m", "precoro_assets.cli", "sync", "--start", start], env
+    return [sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start], env
 
 
 def test_rejected_credentials_stop_the_sync_with_one_clear_line(tmp_path: Path):

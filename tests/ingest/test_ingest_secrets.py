@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 
 def files_containing(root: Path, needle: bytes) -> list[Path]:
@@ -31,14 +31,14 @@ def test_a_sync_leaves_the_token_nowhere(tmp_path: Path):
                    PRECORO_HOME=str(home), PRECORO_TIME_SCALE="1000",
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=10)).isoformat())
         start = (datetime.now(UTC).date() - timedelta(days=5)).isoformat()
-        done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "sync", "--start", start],
+        done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start],
                               env=env, cwd=tmp_path, capture_output=True, timeout=600)
         assert done.returncode == 0, done.stderr.decode()[-2000:]
         assert b"precoro/invoices" in done.stdout  # it did sync
 
         # a failing request (wrong e-mail) must not leak the token in its error either
         env["PRECORO_EMAIL"] = "someone-else@example.com"
-        failed = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "sync", "--start", start],
+        failed = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start],
                                 env=env, cwd=tmp_path, capture_output=True, timeout=600)
         assert failed.returncode != 0
         assert b"PRECORO_API_TOKEN" in failed.stdout + failed.stderr  # the error says what to fix

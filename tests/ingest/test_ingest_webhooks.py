@@ -48,7 +48,7 @@ def impatient_receiver(env) -> Iterator[str]:
 
 def start_receiver(*options: str) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(port),
                                 *options], env={**os.environ, "PRECORO_WEBHOOK_SECRET": SECRET},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_until_serving(process, port, "the webhook receiver")

@@ -1,5 +1,5 @@
-"""The tests compare the warehouse with Precoro through precoro_assets.verify (also used by the soak report)."""
+"""The tests compare the warehouse with Precoro through precoro_sim.ground_truth (also used by the soak report)."""
 
-from precoro_assets.verify import differences, exact
+from precoro_sim.ground_truth import differences, exact
 
 __all__ = ["differences", "exact"]

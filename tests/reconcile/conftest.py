@@ -23,10 +23,10 @@ import pytest
 
 from precoro_assets import settings
 from precoro_assets.definitions import build_definitions
-from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_assets.ledger.files import ledger_dir
-from precoro_assets.simulator import RunningSimulator, start_simulator
 from precoro_assets.writeback.outbox import Outbox
+from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
+from precoro_sim.simulator import RunningSimulator, start_simulator
 
 SEED, DAYS, DOCUMENTS = 7, 20, 300
 SYNCED = ["precoro/invoices", "precoro/payments", "precoro/purchase_orders"]

@@ -13,7 +13,7 @@ from precoro_assets.writeback.outbox import LEASE
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], env=os.environ,
+    return subprocess.run([sys.executable, "-m", "precoro_sim.cli", *args], env=os.environ,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -31,7 +31,7 @@ from precoro_assets.reconcile.records import (
 from precoro_assets.writeback.outbox import DONE
 from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 
-# What each scenario of the demo ledger (ledger/demo.py records them in scenarios.json) must come out as.
+# What each scenario of the demo ledger (precoro_sim/demo_ledger.py records them in scenarios.json) must come out as.
 SCENARIO_CLASSES = {
     "paid_in_ledger_not_precoro": PAID_IN_LEDGER_ONLY, "partial_payment": PAID_IN_LEDGER_ONLY,
     "rest_of_partial_payment": PAID_IN_LEDGER_ONLY, "ambiguous_duplicate": AMBIGUOUS,
@@ -104,14 +104,14 @@ def test_every_invoice_and_ledger_record_is_classified_and_queryable(env):
 
     # analysts get the same answer from the CLI
     cli = subprocess.run(
-        [sys.executable, "-m", "precoro_assets.cli", "sql", "--format", "json",
+        [sys.executable, "-m", "precoro_sim.cli", "sql", "--format", "json",
          "SELECT class, count(*) AS n FROM precoro.reconciliation_invoices GROUP BY class"],
         env=os.environ, capture_output=True, text=True, timeout=120, check=True)
     assert {row["class"]: row["n"] for row in json.loads(cli.stdout)} == dict(invoice_counts)
 
     # `precoro-assets writeback` (no --send) lists every queued write-back and sends nothing, reads nothing
     mark = env.request_mark()
-    cli = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "writeback"], env=os.environ,
+    cli = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "writeback"], env=os.environ,
                          capture_output=True, text=True, timeout=180, check=True)
     listed = [line for line in cli.stdout.splitlines() if line.startswith("would send")]
     assert len(listed) == len(env.outbox.rows()) and "nothing was sent" in cli.stdout
@@ -287,7 +287,7 @@ def test_after_write_back_and_a_fresh_sync_the_invoices_reconcile(env):
 
 def test_the_cli_reconciles_and_writes_back_quietly_and_ends_with_a_tally(env):
     def cli(*args: str) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", *args], env=os.environ,
+        done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", *args], env=os.environ,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert " - dagster - " not in done.stdout + done.stderr  # no event log unless --verbose

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-# The token grep and the socket checks live in the package: `precoro-assets reliability --daemon` runs them too.
-from precoro_assets.reliability_report import (  # noqa: F401 - re-exported for the tests
+# The token grep and the socket checks live in the harness: `precoro-assets reliability --daemon` runs them too.
+from precoro_sim.soak.processes import (  # noqa: F401 - re-exported for the tests
     children_of,
     files_containing,
     listening_sockets,

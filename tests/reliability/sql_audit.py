@@ -41,7 +41,7 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("warehouse/views.py", "column"): "one of four literal column names of column_descriptions",
     ("warehouse/views.py", "view.sql"): "the analyst views' SELECTs, written in views.py",
     ("warehouse/views.py", "sql"): "the analyst views' SELECTs, written in views.py",
-    ("reliability_report.py", "sql"): "Soak.query: read-only pass-through for precoro_assets.verify.differences",
+    ("soak/inprocess.py", "sql"): "Soak.query: read-only pass-through for precoro_sim.ground_truth.differences",
     ("reconcile/tables.py", "sql"): "SQL text from reconcile/tables.py, values bound as parameters",
     ("runtime/shared_state.py", "sql"): "StateConnection.execute: the stores' own constant statements, values bound",
     ("runtime/shared_state.py", "self._sql(sql)"): "the same statements with their placeholders in psycopg's style",

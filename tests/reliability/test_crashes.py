@@ -231,10 +231,10 @@ RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/re
 
 def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_not_pays_twice(
         env, tmp_path, monkeypatch):
-    from precoro_assets.ledger.demo import company_from_simulator, demo_ledger_for, write_demo_ledger
     from precoro_assets.ledger.files import ledger_dir
     from precoro_assets.writeback import outbox as outbox_module
     from precoro_assets.writeback.proposals import CREATE_PAYMENT
+    from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 
     first, last = env.config.start_date.isoformat(), datetime.now(UTC).date().isoformat()
     assert env.materialize(SYNCED, partition_range=(first, last)).success
@@ -301,7 +301,7 @@ def test_a_sync_killed_while_it_holds_the_api_slot_does_not_block_the_next_sync(
 
     today = datetime.now(UTC).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(4)]
-    sync = [sys.executable, "-m", "precoro_assets.cli", "sync", "--start", days[-1]]
+    sync = [sys.executable, "-m", "precoro_sim.cli", "sync", "--start", days[-1]]
     home = env.config.home / "dagster"  # where `sync` keeps its Dagster instance
     # every detail request hangs: the sync is killed inside a step, with the pool's only slot taken
     env.control("POST", "faults", json={"kind": "slow", "seconds": 60, "method": "GET", "path": "/invoices/{idn}",

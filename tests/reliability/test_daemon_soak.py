@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from reliability_support import files_containing, processes_in_session
 
-from precoro_assets.reliability_report import DaemonSoakReport, run_daemon_soak
-from precoro_assets.simulator.app import token_for_seed
+from precoro_sim.simulator.app import token_for_seed
+from precoro_sim.soak.daemon import DaemonSoakReport, run_daemon_soak
 
 SEED = 7
 FAULT_KINDS = ("error", "reset", "slow", "lost_response")  # 5xx bursts, resets, slow answers, lost answers
@@ -95,7 +95,7 @@ def test_a_short_daemon_soak_converges_loses_and_duplicates_nothing_and_leaks_no
 def test_the_reliability_command_soaks_for_five_minutes_through_the_daemon(tmp_path, state_backend):
     # the shared state in PostgreSQL (state_backend) reaches the command, and the daemon's runs, through
     # PRECORO_DATABASE_URL
-    done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "reliability", "--daemon", "--minutes", "5",
+    done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "reliability", "--daemon", "--minutes", "5",
                            "--tick-every", "5", "--home", str(tmp_path), "--seed", str(SEED)],
                           capture_output=True, text=True, timeout=7000)
     printed = done.stdout + done.stderr

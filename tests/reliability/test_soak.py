@@ -3,7 +3,7 @@ up. At the end the warehouse equals Precoro (tests/ingest/truth.differences), no
 payment or patch was applied twice, and the API token is nowhere: not in the soak's DAGSTER_HOME (run storage,
 event log), its PRECORO_HOME (warehouse, request ledger, staging, outbox, ledger exports) or anything printed.
 
-On the way it meets issue #28's hostile inputs (precoro_assets/reliability_faults.py): each reconciliation a
+On the way it meets issue #28's hostile inputs (precoro_sim/soak/faults.py): each reconciliation a
 ledger file with a 25-digit amount, formula text and a cut last line, a link to a file outside the folder and a
 file growing while it is read, checked against what the files hold; purchase orders whose supplier names are
 spreadsheet formulas or 200 KiB long at the accounting export; the webhook receiver, each round, an id of 10**30,
@@ -23,8 +23,8 @@ import sys
 import pytest
 from reliability_support import files_containing
 
-from precoro_assets.reliability_report import run_soak
-from precoro_assets.simulator.app import token_for_seed
+from precoro_sim.simulator.app import token_for_seed
+from precoro_sim.soak.inprocess import run_soak
 
 SEED = 7
 
@@ -88,7 +88,7 @@ def test_the_reliability_command_soaks_for_five_minutes_and_prints_the_figures(t
 
     url = database_url()
     environment = {k: v for k, v in os.environ.items() if k != ENV_DATABASE_URL}  # given as --database-url
-    done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "reliability", "--minutes", "5",
+    done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "reliability", "--minutes", "5",
                            "--home", str(tmp_path), "--seed", str(SEED), *(["--database-url", url] if url else [])],
                           capture_output=True, text=True, timeout=3600, env=environment)
     printed = done.stdout + done.stderr

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sim_harness import Api
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 SEED = 7
 

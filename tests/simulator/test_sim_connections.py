@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 
 @pytest.fixture

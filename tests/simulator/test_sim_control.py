@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sim_harness import RESOURCES, Api, amount, key_of, modified_since_text, moment, whole_second_now
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 # ---- the company lives --------------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ def test_a_stopped_simulator_frees_its_company_without_waiting_for_the_garbage_c
 
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("precoro-assets")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "precoro_assets.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "precoro_sim.cli"]
 
 
 def _listening_addresses(port: int) -> set[str]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sim_harness import Api, in_plain_list
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 RESOURCES = {"invoices": "idn", "purchaseorders": "idn", "suppliers": "id", "expenses": "idn"}
 

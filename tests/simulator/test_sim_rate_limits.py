@@ -328,7 +328,7 @@ def test_a_request_is_stamped_when_it_arrived_not_when_a_busy_server_got_round_t
     """On a loaded machine the thread that serves a connection may run long after the request came in. Precoro
     counts a request when it arrives: two requests sent 0.4 s apart under `scaled:4` (a second lasts 0.25 s) are
     both served, even when the first one is read 0.6 s late, after the second was admitted."""
-    from precoro_assets.simulator import server
+    from precoro_sim.simulator import server
 
     scale = 4
     api = simulator(limits=f"scaled:{scale}")

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sim_harness import Api, amount, moment
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 CENT = Decimal("0.01")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sim_harness import Api, check_envelope
 
-from precoro_assets.simulator import start_simulator
+from precoro_sim.simulator import start_simulator
 
 
 @pytest.mark.timeout(120)

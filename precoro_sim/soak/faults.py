@@ -203,12 +203,13 @@ def check_exports(export_dir: Path, names: dict[str, str], outbox_rows: list) ->
     if figures.stranded:
         figures.problems.append(f"{figures.stranded} outbox row(s) stranded in sending")
     for idn in huge:
-        row = by_key.get(idn)
-        figures.huge_failed_alone = row is not None and row.status == "failed" and "characters long" in (
-            row.last_error or "")
+        outbox_row = by_key.get(idn)
+        figures.huge_failed_alone = outbox_row is not None and outbox_row.status == "failed" and (
+            "characters long" in (outbox_row.last_error or ""))
         if not figures.huge_failed_alone:
             figures.problems.append(f"the 200 KiB supplier name's purchase order {idn}: its export is "
-                                    f"{'never proposed' if row is None else row.status}, not failed alone")
+                                    f"{'never proposed' if outbox_row is None else outbox_row.status}, "
+                                    "not failed alone")
     return figures
 
 
@@ -237,7 +238,7 @@ def kill_a_sync_in_the_api_slot(instance, control, start_day: str, logs: Path, f
                                 timeout: float = 300) -> None:
     """`precoro-assets sync --start start_day` with every invoice list and detail request hanging: killed (-9, its whole process
     group) once it holds the precoro_api slot; then the faults are cleared and a sync again must finish."""
-    sync = [sys.executable, "-m", "precoro_assets.cli", "sync", "--start", start_day]
+    sync = [sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start_day]
     for path in ("/invoices", "/invoices/{idn}"):  # its list and detail requests hang: it is killed mid-run
         control("POST", "faults", json={"kind": "slow", "seconds": 60, "method": "GET", "path": path,
                                         "count": None})
@@ -307,7 +308,7 @@ class WebhookStorm:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "webhooks.log", "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(self.port),
+                [sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(self.port),
                  "--request-timeout", str(self.DEADLINE)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env={**os.environ, "PRECORO_WEBHOOK_SECRET": self.secret},
                 start_new_session=True)

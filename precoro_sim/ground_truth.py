@@ -10,10 +10,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from .catalogue import Entity
-from .warehouse.rows import list_or_empty, value_at
-from .warehouse.sensitive import protect
-from .warehouse.tables import ident, qualified
+from precoro_assets.catalogue import Entity
+from precoro_assets.warehouse.rows import list_or_empty, value_at
+from precoro_assets.warehouse.sensitive import protect
+from precoro_assets.warehouse.tables import ident, qualified
 
 
 def exact(record: object) -> Any:

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..catalogue import CREDIT_NOTE_LOGIC_TYPES
+from precoro_assets.catalogue import CREDIT_NOTE_LOGIC_TYPES
 
 PAYMENT_HEADER = ("payment_id", "bill_id", "supplier", "invoice_number", "amount", "currency", "paid_on")
 BILL_HEADER = ("bill_id", "type", "supplier", "invoice_number", "amount", "currency", "bill_date")
@@ -326,7 +326,7 @@ def company_from_simulator(base_url: str, timeout: float = 30.0) -> dict[str, li
 
 def company_in_process(seed: int, days: int, documents: int) -> dict[str, list[dict]]:
     """The company the simulator builds from a seed, built here without serving it."""
-    from ..simulator.generator import build_company
+    from .simulator.generator import build_company
 
     company, _ = build_company(seed, days, documents)
     return {resource: [company.detail(r) for r in company.all(resource)] for resource in RESOURCES}

@@ -10,7 +10,7 @@ import struct
 import zlib
 from decimal import Decimal
 
-from ..catalogue import STATUS_NAMES  # noqa: F401  (re-exported: the simulator speaks the contract)
+from precoro_assets.catalogue import STATUS_NAMES  # noqa: F401  (re-exported: the simulator speaks the contract)
 
 COMPANY_CURRENCY = "USD"
 COMPANY_NAME = "ACME Simulated Inc."

@@ -1,0 +1,266 @@
+"""The `precoro-assets` command: the product's commands (precoro_assets/cli.py: sync, reconcile, catalogue-sync,
+writeback, webhooks, sql) and the harness's: the bundled simulator, the demo, the demo ledger and the soak.
+
+With no Precoro account configured (no PRECORO_API_TOKEN), the commands that need Precoro run on the embedded
+default (embedded.py): the bundled simulator on 127.0.0.1, started in this process when none is listening.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from precoro_assets import cli as product
+
+from . import embedded
+
+if TYPE_CHECKING:
+    from .soak.inprocess import SoakReport
+
+# The commands that read the settings (and so need an account, or the embedded default); `sql` reads only the
+# warehouse, `simulator` and `reliability` set up their own.
+NEEDS_PRECORO = {"sync", "reconcile", "catalogue-sync", "writeback", "webhooks", "demo", "ledger-demo"}
+EMBEDDED = "precoro_sim.embedded"  # in the click context's meta: the embedded default is in use
+
+
+@click.group(commands=dict(product.main.commands))
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Precoro procurement data in a DuckDB warehouse, driven by Dagster."""
+    if ctx.invoked_subcommand in NEEDS_PRECORO and embedded.apply():
+        ctx.meta[EMBEDDED] = True
+        ctx.meta[product.PRECORO_SERVICE] = lambda: embedded.simulator_if_needed(echo=product._say)
+
+
+def _embedded_in_use() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(EMBEDDED))
+
+
+# ---- simulator -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--port", default=8787, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same company.")
+@click.option("--days", default=90, show_default=True, help="Days of document history before today.")
+@click.option("--documents", default=600, show_default=True, help="About how many documents to generate.")
+@click.option("--limits", default="real", show_default=True, help="real | off | scaled:F (windows divided by F).")
+@click.option("--tick-every", type=float, default=None, help="Let the company live: a tick every N seconds.")
+def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick_every: float | None) -> None:
+    """Serve a simulated Precoro company on http://127.0.0.1:PORT."""
+    from .simulator.limits import Limits
+    from .simulator.server import serve_forever
+
+    try:
+        Limits.parse(limits)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--limits") from None
+    serve_forever(seed, days, documents, limits, port, tick_every)
+
+
+
+# ---- the demo ledger ---------------------------------------------------------------------------
+
+def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[list[Path], str]:
+    """Write the demo ledger for the simulator's company; returns the files and where the company came from."""
+    from .demo_ledger import company_from_simulator, company_in_process, demo_ledger_for, write_demo_ledger
+
+    config = product._settings()
+    if from_url is None and _embedded_in_use() and embedded.port_open(embedded.simulator_port()):
+        from_url = config.base_url
+    if from_url:
+        records, origin = company_from_simulator(from_url), f"the simulator at {from_url}"
+    else:
+        records = company_in_process(embedded.SIMULATOR_SEED, embedded.SIMULATOR_DAYS, embedded.SIMULATOR_DOCUMENTS)
+        origin = f"the simulator's company (seed {embedded.SIMULATOR_SEED}), built in-process"
+    return write_demo_ledger(demo_ledger_for(records, seed=embedded.SIMULATOR_SEED), directory), origin
+
+
+def _demo_ledger_if_empty() -> None:
+    """The demo needs an accounting side: write the demo ledger unless the ledger folder already has files."""
+    from precoro_assets.ledger.files import ledger_dir
+
+    directory = ledger_dir()
+    if directory.exists() and any(directory.iterdir()):
+        return
+    try:
+        files, origin = demo_ledger_files(directory)
+    except Exception as error:  # noqa: BLE001 - the demo still runs without a ledger
+        click.echo(f"Could not write the demo ledger to {directory}: {error}", err=True)
+        return
+    click.echo(f"Demo ledger for {origin} written to {directory} ({len(files)} files).", err=True)
+
+
+@main.command("ledger-demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (default: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger).")
+@click.option("--from-url", default=None,
+              help="Read the company from this simulator's /_sim/export (default: the embedded simulator if it is "
+                   "running, else the same company built in-process from seed 7).")
+def ledger_demo(out: Path | None, from_url: str | None) -> None:
+    """Write a demo accounting ledger (CSV) that fits the simulator's company, disagreements included."""
+    from precoro_assets.ledger.files import ledger_dir
+
+    directory = out or ledger_dir()
+    files, origin = demo_ledger_files(directory, from_url)
+    click.echo(f"Demo ledger for {origin} written to {directory}: {', '.join(f.name for f in files)}")
+
+
+# ---- reliability -----------------------------------------------------------------------------
+
+@main.command("reliability")
+@click.option("--minutes", type=float, default=2.0, show_default=True, help="How long the company lives.")
+@click.option("--tick-every", type=float, default=3.0, show_default=True, help="Seconds between company ticks.")
+@click.option("--daemon", is_flag=True, help="Run the sensors, reconciliation and write-back through a real "
+              "Dagster daemon (dagster dev on 127.0.0.1) instead of in this process.")
+@click.option("--sensor-interval", type=int, default=5, show_default=True,
+              help="With --daemon: minimum seconds between two evaluations of each sensor.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the soak keeps its state (default: a new temporary folder, removed afterwards).")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--database-url", envvar="PRECORO_DATABASE_URL", default=None,
+              help="Keep the shared state (request ledger, staging, outbox, the warehouse's catalog) in this "
+              "PostgreSQL database (postgresql://...; default: SQLite files under the soak's home).")
+@click.option("--no-hostile", is_flag=True, help="In-process: without issue #28's hostile inputs (ledger files "
+              "with huge amounts, links, cut or growing files; formula and 200 KiB supplier names; syncs killed "
+              "in the API slot).")
+def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval: int, home: Path | None,
+                seed: int, database_url: str | None, no_hostile: bool) -> None:
+    """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
+    import tempfile
+
+    from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+
+    from .soak.daemon import run_daemon_soak
+    from .soak.inprocess import run_soak
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    if database_url:
+        os.environ[ENV_DATABASE_URL] = database_url
+    else:
+        os.environ.pop(ENV_DATABASE_URL, None)
+    with tempfile.TemporaryDirectory(prefix="precoro-soak-") as scratch:
+        if daemon:
+            report: SoakReport = run_daemon_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
+                                     sensor_interval=sensor_interval)
+        else:
+            report = run_soak(home or Path(scratch), minutes * 60, tick_every, seed, echo=echo,
+                              hostile=not no_hostile)
+    for line in report.lines():
+        click.echo(line)
+    for failure in report.failures[:20]:
+        click.echo(f"  {failure}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+
+# ---- demo ------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI on 127.0.0.1.")
+def demo(port: int) -> None:
+    """Start the simulator and the Dagster UI, ready to launch a backfill."""
+    config = product._settings()
+    dagster_home = product._dagster_home(config.home)
+    using_simulator = _embedded_in_use()
+    # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    processes = []
+    try:
+        if using_simulator and not embedded.port_open(embedded.simulator_port()):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", str(embedded.simulator_port()),
+                 "--seed", str(embedded.SIMULATOR_SEED), "--limits", embedded.simulator_limits(),
+                 "--tick-every", "60"]))
+            for _ in range(300):
+                if embedded.port_open(embedded.simulator_port()):
+                    break
+                time.sleep(0.1)
+        if using_simulator:
+            _demo_ledger_if_empty()
+        workspace = product.PACKAGE_ROOT / "workspace.yaml"
+        environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        if using_simulator and _demo_webhooks(processes):
+            environment["PRECORO_WEBHOOKS"] = "1"
+        if using_simulator:  # the simulated company changes every minute: the sensor looks as often
+            environment.setdefault("PRECORO_SENSOR_INTERVAL_SECONDS", str(DEMO_SENSOR_INTERVAL_SECONDS))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+            env=environment))
+        click.echo(DEMO_GUIDE.format(port=port, start=config.start_date, home=config.home,
+                                     interval=environment.get("PRECORO_SENSOR_INTERVAL_SECONDS", "1800")))
+        processes[-1].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _demo_webhooks(processes: list) -> bool:
+    """Start `precoro-assets webhooks` with a fresh secret and have the simulator send its webhooks there; returns
+    whether it could (the port may be taken: the demo then polls only)."""
+    import secrets
+
+    import httpx
+
+    port = embedded.webhook_port()
+    if embedded.port_open(port):
+        click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
+        return False
+    secret = secrets.token_urlsafe(24)  # the receiver's alone: Dagster's processes never see it
+    processes.append(subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(port)],
+                                      env={**os.environ, "PRECORO_WEBHOOK_SECRET": secret}))
+    for _ in range(300):
+        if embedded.port_open(port):
+            break
+        time.sleep(0.1)
+    try:
+        httpx.post(f"http://127.0.0.1:{embedded.simulator_port()}/_sim/webhooks", timeout=10,
+                   json={"urls": [f"http://127.0.0.1:{port}/precoro/{secret}"]}).raise_for_status()
+    except httpx.HTTPError as error:
+        click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
+        return False
+    return True
+
+
+DEMO_SENSOR_INTERVAL_SECONDS = 60  # 5 requests a tick: a quarter of what the 10x-scaled simulator allows an hour
+
+DEMO_GUIDE = """
+Dagster UI: http://127.0.0.1:{port}   (Ctrl-C stops the UI and the simulator)
+
+What to click:
+  1. Jobs -> precoro_reference -> Materialize all      (every reference asset: suppliers, items, taxes, ...;
+     not the Catalog's group link: it selects one asset, and "Materialize selected" syncs that one alone)
+  2. Jobs -> precoro_documents -> Materialize all... -> pick a date range
+     (e.g. the last 7 days; partitions start {start}) -> Launch backfill
+  3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
+  4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
+     reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
+     too, the polling safety net for lost webhooks and for payments (it looks every {interval} s)
+  5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
+  6. Jobs -> precoro_reconcile -> Materialize all: the demo ledger (in {home}/ledger) is
+     reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says
+     send: true), or turn on the "precoro_writeback" sensor
+Warehouse and state live in {home}
+"""
+
+
+if __name__ == "__main__":
+    main()
