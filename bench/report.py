@@ -1,4 +1,4 @@
-"""Results as Markdown tables (for the README) and JSON (for machines), plus the targets they are held to."""
+"""Results as Markdown tables (for docs/performance.md) and JSON (for machines), plus the targets they are held to."""
 
 from __future__ import annotations
 

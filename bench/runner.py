@@ -33,7 +33,7 @@ class Settings:
     workdir: Path
     parts: tuple[str, ...] = ("efficiency", "quota", "throughput")
     # Request efficiency: a small company at Precoro's real limits, not sped up: scaling shrinks a client's
-    # safety margins below this machine's scheduling jitter (see README).
+    # safety margins below this machine's scheduling jitter (see docs/performance.md).
     efficiency_documents: int = 30
     efficiency_days: int = 7
     efficiency_scale: float = 1.0
@@ -47,7 +47,7 @@ class Settings:
     # Throughput and memory: limits off.
     sizes: tuple[int, ...] = (10_000, 100_000)
     throughput_days: int = 90
-    throughput_time_scale: float = 1e6  # our client's quota guard, effectively off (see README)
+    throughput_time_scale: float = 1e6  # our client's quota guard, effectively off (see docs/performance.md)
     http_floor: bool = True  # also time bare sequential HTTP (no tool) at the smallest size
     # Runs per tool at the smallest size, the tools alternating; the median run is reported. A run of ten
     # seconds or so varies by +-15% on a shared machine; a run of minutes (the larger sizes) averages that out.

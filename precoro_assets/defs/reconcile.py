@@ -178,7 +178,7 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         rules = load_rules(Path(ledger.directory))
     except ValueError as error:  # a misread threshold or tolerance must not decide what is paid
         raise dg.Failure(description=f"{error} (in {ledger.directory}); fix it or remove the file to use the "
-                                     "defaults (README: Reconciliation rules)") from None
+                                     "defaults (docs/reconciliation.md: reconciliation.yaml)") from None
     store = warehouse.open()
     store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
     now, batch = datetime.now(UTC), context.run.run_id

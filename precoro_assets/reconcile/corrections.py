@@ -31,7 +31,7 @@ from .records import (
 # lets a company add others): approved (2), partly paid (4), paid (5), pending receipt (9: approved, the goods not
 # received yet; the bill is owed all the same) and closed (11: approved, then closed). Never open (0), pending (1),
 # awaiting confirmation (6), on revise (7) or approval review (10): not approved (yet); nor denied (3) or canceled
-# (8). README: Reconcile.
+# (8). docs/reconciliation.md.
 APPROVED_STATUSES = (2, 4, 5, 9, 11)
 FLAG_PREFIX = "Reconciliation: "
 MAX_LOG_CHARS = 500

@@ -1,6 +1,6 @@
 """A Precoro simulator serving Precoro's API on localhost: the embedded default for the demo and every test.
 
-See `INTERFACE.md` beside this file and the README section "The Precoro simulator".
+See docs/simulator.md (its guarantees, the Python and HTTP interface, the control API, the fault rules).
 """
 
 from .limits import Limits

@@ -1,5 +1,5 @@
-"""The simulator's `/_sim/` control API: what the tests, the demo and the benchmarks steer it with (see the
-README's simulator section and INTERFACE.md)."""
+"""The simulator's `/_sim/` control API: what the tests, the demo and the benchmarks steer it with (see
+docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class ControlApi(PrecoroApi):
             return self.export(parts[2])
         raise NotFound(f"unknown control endpoint {request.method} {request.path}; see GET /_sim/info")
 
-    # What someone in the company may change in Precoro's UI that no API call can (see INTERFACE.md): a
+    # What someone in the company may change in Precoro's UI that no API call can (see docs/simulator.md): a
     # connector's integration status, a draft document sent for approval (status 0 -> 1), and the supplier's name as
     # a document shows it (any text: the soak types formulas and 200 KiB into it).
     UI_FIELDS = {"integrationStatus", "status", "supplierName"}
