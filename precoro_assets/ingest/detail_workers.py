@@ -33,6 +33,7 @@ from ..api.errors import PrecoroNotFound
 from ..api.responses import detail_path
 from ..warehouse.rows import parse_time
 from ..warehouse.staging import DetailStaging
+from .seams import PrecoroReads
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ class Fetched:
 MIN_REQUESTS_PER_SECOND = 500
 
 
-def wanted(client: PrecoroClient, details: int, concurrent_requests: int) -> bool:
+def wanted(client: PrecoroReads, details: int, concurrent_requests: int) -> bool:
     """Whether a run of `details` details should fetch them from worker processes (else from threads)."""
     return details >= MIN_DETAILS and possible(client, concurrent_requests)
 
 
-def possible(client: PrecoroClient, concurrent_requests: int) -> bool:
+def possible(client: PrecoroReads, concurrent_requests: int) -> bool:
     """Whether this client may ever want worker processes: all of `wanted` but the number of details."""
     return (concurrent_requests >= 2 and 1.0 / client.quota.limits.spacing >= MIN_REQUESTS_PER_SECOND
             and client.worker_settings() is not None and main_module_is_guarded())
@@ -171,14 +172,14 @@ _kept: tuple[WorkerSettings, Future] | None = None  # the settings and the (mayb
 _idle_timer: threading.Timer | None = None
 
 
-def prepare(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> None:
+def prepare(client: PrecoroReads, staging: DetailStaging, concurrent_requests: int) -> None:
     """Start worker processes in the background if this client may want them, so that starting them (a few
     tenths of a second) overlaps with listing instead of delaying the details."""
     if possible(client, concurrent_requests):
         _workers_for(_settings(client, staging, concurrent_requests))
 
 
-def get(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> DetailWorkers | None:
+def get(client: PrecoroReads, staging: DetailStaging, concurrent_requests: int) -> DetailWorkers | None:
     """The process's workers for this client and staging (started now if `prepare` didn't), or None when
     processes can't be started here (the caller uses threads)."""
     workers = _workers_for(_settings(client, staging, concurrent_requests)).result()
@@ -187,7 +188,7 @@ def get(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int)
     return workers
 
 
-def _settings(client: PrecoroClient, staging: DetailStaging, concurrent_requests: int) -> WorkerSettings:
+def _settings(client: PrecoroReads, staging: DetailStaging, concurrent_requests: int) -> WorkerSettings:
     return WorkerSettings(client.worker_settings() or {}, str(staging.directory),
                           max(1, concurrent_requests // _process_count()))
 

@@ -17,6 +17,7 @@ from ..api.responses import detail_from_text, detail_path
 from ..catalogue import Entity
 from ..warehouse.staging import DetailStaging
 from . import detail_workers
+from .seams import PrecoroReads
 from .summary import SyncSummary, update_date
 
 logger = logging.getLogger(__name__)
@@ -26,19 +27,19 @@ logger = logging.getLogger(__name__)
 Detail = tuple[str, dict | None, str | None]
 
 
-def prepare_detail_workers(client, staging: DetailStaging) -> None:
+def prepare_detail_workers(client: PrecoroReads, staging: DetailStaging) -> None:
     """Start the worker processes a big sync may fetch details from, in the background (see detail_workers):
     call it before the work that precedes the details, so that their start overlaps with it."""
     detail_workers.prepare(client, staging, detail_threads(client))
 
 
-def detail_threads(client) -> int:
+def detail_threads(client: PrecoroReads) -> int:
     """Detail requests a run keeps in flight: the client says how many its pacing allows (see
     PrecoroClient.concurrent_requests)."""
     return max(1, int(getattr(client, "concurrent_requests", 1)))
 
 
-def details_in_order(client, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
+def details_in_order(client: PrecoroReads, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
                       summary: SyncSummary, workers: int) -> Generator[Detail, None, None]:
     """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
     to `workers` threads at once, or by worker processes when there are many (see detail_workers).
@@ -93,7 +94,7 @@ class _DetailFetches:
     other documents meanwhile. A run with many failures so loses about one minute, not a minute per failure (a
     500 on every 7th request made a 2-minute sync take 16)."""
 
-    def __init__(self, client, staging: DetailStaging, entity: Entity, staged: set[str], workers: int) -> None:
+    def __init__(self, client: PrecoroReads, staging: DetailStaging, entity: Entity, staged: set[str], workers: int) -> None:
         self._client, self._staging, self._entity, self._staged = client, staging, entity, staged
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"precoro-{entity.name}")
         self._changed = threading.Condition()
@@ -167,7 +168,7 @@ class _DetailFetches:
         timer.start()
 
 
-def _details_from_processes(processes: detail_workers.DetailWorkers, client, staging: DetailStaging,
+def _details_from_processes(processes: detail_workers.DetailWorkers, client: PrecoroReads, staging: DetailStaging,
                             entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
                             staged: set[str]) -> Generator[Detail, None, None]:
     """`details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
@@ -186,7 +187,7 @@ def _details_from_processes(processes: detail_workers.DetailWorkers, client, sta
         processes.release(ahead)
 
 
-def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummary,
+def _fetched(client: PrecoroReads, staging: DetailStaging, entity: Entity, summary: SyncSummary,
              future: Future) -> Generator[Detail, None, None]:
     """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
     fetched: detail_workers.Fetched = future.result()
@@ -210,7 +211,7 @@ def _fetched(client, staging: DetailStaging, entity: Entity, summary: SyncSummar
         raise fetched.error
 
 
-def _detail(client, staging: DetailStaging, entity: Entity, key: str, header: dict,
+def _detail(client: PrecoroReads, staging: DetailStaging, entity: Entity, key: str, header: dict,
             staged: set[str], retry_failures: bool = True) -> tuple[dict | None, str | None, bool]:
     """The document's detail (None: Precoro answers 404, the document is gone), its JSON text as received, and
     whether it came from staging (a failed run already paid for it). `staged`: the keys staging held when the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ..api.errors import PrecoroNotFound, QuotaExhausted
 from ..catalogue import Entity
@@ -17,6 +18,7 @@ from ..warehouse.rows import (
     record_key,
 )
 from ..warehouse.sensitive import protect
+from .seams import PrecoroReads, WarehouseAccess
 from .summary import SyncSummary, update_date
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ REFERENCE_OVERLAP = timedelta(minutes=10)
 FULL_REFRESH_EVERY = timedelta(days=7)
 
 
-def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False,
+def sync_reference(client: PrecoroReads, warehouse: WarehouseAccess, entity: Entity, full_refresh: bool = False,
                    now: datetime | None = None, progress: Callable[[str], None] = logger.info) -> SyncSummary:
     """Bring one reference entity up to date: changes since the last sync, or everything.
 
@@ -38,7 +40,7 @@ def sync_reference(client, warehouse, entity: Entity, full_refresh: bool = False
                      tables.stored_update_dates(con, entity) if entity.fetch_detail else {}))
     full = full_refresh or high_water is None or last_full is None or now - last_full > FULL_REFRESH_EVERY
     summary = SyncSummary(entity.name, full_refresh=full)
-    filters = {} if full else {"modified_since": high_water - REFERENCE_OVERLAP}
+    filters: dict[str, Any] = {} if full or high_water is None else {"modified_since": high_water - REFERENCE_OVERLAP}
     rows = Rows()
     listed: set[str] = set()
     written: set[str] = set()  # keys whose row is (re)written

@@ -32,6 +32,7 @@ from ..warehouse.rows import (
 )
 from ..warehouse.staging import DetailStaging
 from .details import detail_threads, details_in_order
+from .seams import PrecoroReads, WarehouseAccess
 from .summary import SyncSummary, update_date
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def partition_day(record: dict, zone: tzinfo = UTC) -> date:
     return (moment.astimezone(zone) if moment.tzinfo else moment).date()
 
 
-def sync_documents(client, warehouse, staging: DetailStaging, entity: Entity, start: date, end: date,
+def sync_documents(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStaging, entity: Entity, start: date, end: date,
                    progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> SyncSummary:
     """Make the warehouse hold exactly Precoro's documents created from `start` to `end` (inclusive), days
     being those of the company's time zone `zone` (see partition_day)."""
@@ -102,7 +103,7 @@ HEADER = "_list_row"
 HEADERS_PER_WRITE = 10_000  # header rows per transaction: about 20 MB of rows in memory at a time
 
 
-def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: Callable[[str], None],
+def _write_headers(warehouse: WarehouseAccess, entity: Entity, plans: list[_DayPlan], progress: Callable[[str], None],
                    table_is_new: bool) -> None:
     """Store every new document's header (its list row) at once, lines pending (lines_synced_at empty), so the
     whole listed history is queryable before its details, which the daily quota spreads over days, arrive. A
@@ -138,7 +139,7 @@ def _write_headers(warehouse, entity: Entity, plans: list[_DayPlan], progress: C
 HEADERS_WORTH_SECONDS = 60.0
 
 
-def _details_take_a_while(client, plans: list[_DayPlan]) -> bool:
+def _details_take_a_while(client: PrecoroReads, plans: list[_DayPlan]) -> bool:
     """Whether the run's details will take long enough, or the quota stop the run before it has them all, for
     their headers to be worth storing first. At Precoro's pace that is about 50 details or more, or more than
     a window has left; a run that fetches its details within the minute (a day's partition, a sync against a
@@ -159,7 +160,7 @@ def _drop_headers(plans: list[_DayPlan]) -> None:
             row.pop(HEADER, None)
 
 
-def list_ahead(client, warehouse, staging: DetailStaging, entities: list[Entity], start: date, end: date,
+def list_ahead(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStaging, entities: list[Entity], start: date, end: date,
                progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> None:
     """List the other document types of a run now and store their headers, before any detail is fetched.
 
@@ -183,7 +184,7 @@ def list_ahead(client, warehouse, staging: DetailStaging, entities: list[Entity]
                  f"{start}..{end} ahead of the run's details (its step takes the listing up)")
 
 
-def _stored_state(warehouse, entity: Entity, start: date,
+def _stored_state(warehouse: WarehouseAccess, entity: Entity, start: date,
                   end: date) -> tuple[dict[date, dict[str, datetime | None]], bool, bool]:
     """The entity's tables made ready, then per day the stored documents' versions, whether records of the
     entity are held in precoro.rejected_records (a sync of their days replaces them), and whether the entity's
@@ -198,7 +199,7 @@ def _stored_state(warehouse, entity: Entity, start: date,
     return warehouse.read(read)
 
 
-def _ensure_tables(warehouse, entity: Entity) -> set[str]:
+def _ensure_tables(warehouse: WarehouseAccess, entity: Entity) -> set[str]:
     return warehouse.write(lambda con: tables.ensure_tables(con, entity), what=f"create tables of {entity.name}")
 
 
@@ -207,7 +208,7 @@ def _ensure_tables(warehouse, entity: Entity) -> set[str]:
 LISTING_KEPT_SECONDS = 2 * 86400
 
 
-def _list_range(client, entity: Entity, start: date, end: date, summary: SyncSummary,
+def _list_range(client: PrecoroReads, entity: Entity, start: date, end: date, summary: SyncSummary,
                 zone: tzinfo = UTC) -> tuple[dict[date, dict[str, dict]], bool]:
     """List start..end: day -> key -> what the comparison needs; and whether every row was usable.
 
@@ -237,7 +238,7 @@ def _list_range(client, entity: Entity, start: date, end: date, summary: SyncSum
     return listed, list_complete
 
 
-def _keep_misfiled(client, warehouse, entity: Entity, plans: list[_DayPlan], summary: SyncSummary, zone: tzinfo,
+def _keep_misfiled(client: PrecoroReads, warehouse: WarehouseAccess, entity: Entity, plans: list[_DayPlan], summary: SyncSummary, zone: tzinfo,
                    progress: Callable[[str], None]) -> None:
     """A stored document missing from its day's list was deleted in Precoro, unless it is filed under a day other
     than that of its createDate in the zone (stored by an earlier rule, or listed by Precoro across a zone
@@ -262,7 +263,7 @@ def _keep_misfiled(client, warehouse, entity: Entity, plans: list[_DayPlan], sum
                  f"(created {moment.astimezone(zone):%Y-%m-%d %H:%M %Z}): kept; it moves when its day is synced")
 
 
-def _walk_days(client, entity: Entity, first: date, last: date, zone: tzinfo
+def _walk_days(client: PrecoroReads, entity: Entity, first: date, last: date, zone: tzinfo
                ) -> tuple[dict[date, dict[str, dict]], list[tuple[str, dict]], bool, bool]:
     """One list walk over first..last: the rows by day and key, the unusable rows (with the reason), whether
     every row was usable, and whether the list held still (Precoro's rows stopped shifting between pages)."""
@@ -307,7 +308,7 @@ def _restore_listing(saved: dict, summary: SyncSummary) -> tuple[dict[date, dict
     return {date.fromisoformat(day): rows for day, rows in saved["listed"].items()}, bool(saved["complete"])
 
 
-def sync_changes(client, warehouse, staging: DetailStaging, entity: Entity, changed: dict[date, dict[str, dict] | None],
+def sync_changes(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStaging, entity: Entity, changed: dict[date, dict[str, dict] | None],
                  progress: Callable[[str], None] = logger.info, zone: tzinfo = UTC) -> SyncSummary:
     """The change sensor's run: bring in what changed on each day of `changed`, without listing those days again.
 
@@ -356,7 +357,7 @@ def _day_counts(plans: list[_DayPlan]) -> dict[str, dict[str, int]]:
         "removed": len(plan.removed)} for plan in plans}
 
 
-def _apply(client, warehouse, staging: DetailStaging, entity: Entity, plans: list[_DayPlan],
+def _apply(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStaging, entity: Entity, plans: list[_DayPlan],
            summary: SyncSummary, progress: Callable[[str], None], table_is_new: bool = False) -> None:
     """Fetch what the plans need (details in parallel, staged) and write the days in batches.
     `table_is_new`: the entity's table was created by this run, so it holds no document yet."""
@@ -480,7 +481,7 @@ class _BatchWriter:
     next batch's details are fetched, parsed and flattened while the previous one is written (DuckDB writes
     without holding the GIL). At most one batch waits while another is written: memory stays flat."""
 
-    def __init__(self, warehouse, staging: DetailStaging, entity: Entity, summary: SyncSummary,
+    def __init__(self, warehouse: WarehouseAccess, staging: DetailStaging, entity: Entity, summary: SyncSummary,
                  progress: Callable[[str], None]) -> None:
         self._warehouse, self._staging, self._entity = warehouse, staging, entity
         self._summary, self._progress = summary, progress
