@@ -32,7 +32,7 @@ CREDIT_NOTE_PARAMS = (("logicType[]", "1"), ("logicType[]", "5"))
 CREDIT_NOTE_LOGIC_TYPES = (1, 5)
 LISTS = (*DOCUMENT_RESOURCES, CREDIT_NOTES)  # the list walks a complete copy takes
 LISTS_WITH_DETAILS = (*DETAIL_RESOURCES, CREDIT_NOTES)
-SHAPES = {"credit_notes_in_invoice_list": False}  # as Precoro answers (see ../shared/precoro-api.md)
+SHAPES = {"credit_notes_in_invoice_list": False}  # as Precoro answers (see docs/simulator.md)
 PER_PAGE = 200
 
 

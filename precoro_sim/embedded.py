@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 SIMULATOR_PORT = 8787
 SIMULATOR_SEED = 7
@@ -48,13 +49,23 @@ def _running_simulator_scale(base_url: str) -> float | None:
     return 1000.0 if limits.get("mode") == "off" else float(limits.get("scale", 1))
 
 
+def _aims_at_precoro() -> bool:
+    """Whether the environment names a Precoro other than a local simulator (a region, or a base URL elsewhere):
+    then a missing token is a mistake to report, never a cue to fill in the simulator's (its token, its time
+    scale and a local simulator would be aimed at the real API)."""
+    if os.environ.get("PRECORO_REGION"):
+        return True
+    base_url = os.environ.get("PRECORO_BASE_URL")
+    return bool(base_url) and urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1")
+
+
 def apply() -> bool:
-    """Point this process (and what it starts) at the bundled simulator when no token is configured; returns
-    whether it did. A simulator already listening says its time scale; else the embedded one's is assumed.
+    """Point this process (and what it starts) at the bundled simulator when no token is configured and no other
+    Precoro is named (see _aims_at_precoro); returns whether it did. A simulator already listening says its time scale; else the embedded one's is assumed.
 
     The secrets still reach Dagster through EnvVar, so even the simulator's token never shows in run config.
     """
-    if os.environ.get("PRECORO_API_TOKEN"):
+    if os.environ.get("PRECORO_API_TOKEN") or _aims_at_precoro():
         return False
     from .simulator.app import SIM_EMAIL, token_for_seed
 

@@ -186,7 +186,7 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     def reconcile_and_write(con, ordered: bool) -> Reconciliation:
         """Read, classify and write in one read snapshot (a read is one transaction): the ledger's payments are
         read in batches, once per pass (a million of them are never in memory at once; see
-        reconcile.LedgerResults), and every pass must see the same ledger even if it is loaded again meanwhile."""
+        reconcile.records.LedgerResults), and every pass must see the same ledger even if it is loaded again meanwhile."""
         invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
         result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
                                   tables.load_ledger_bills(con), purchase_orders, rules)

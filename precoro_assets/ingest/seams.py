@@ -61,6 +61,11 @@ class PrecoroReads(Protocol):
 class WarehouseAccess(Protocol):
     """Reads (one snapshot each) and writes (one transaction each) on the warehouse."""
 
+    @property
+    def database_url(self) -> str | None:
+        """The catalog's PostgreSQL URL when several hosts share the warehouse (None: one host)."""
+        ...
+
     def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T: ...
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "write") -> T: ...

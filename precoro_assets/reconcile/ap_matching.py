@@ -46,7 +46,7 @@ DEFAULT_RULES: dict[str, Decimal] = {  # in order; the confidence each gives a m
     NORMALISED_NUMBER: Decimal("0.95"),
     BATCH_SUBSET: Decimal("0.92"),
 }
-# The strong keys (reconcile.py) act before these rules, always: their confidence as recorded on each match.
+# The strong keys (reconcile/classify.py) act before these rules, always: their confidence as recorded on each match.
 STRONG_KEYS = {"external_id": Decimal("1.00"), "supplier_number_amount": Decimal("0.98"),
                "supplier_number": Decimal("0.97")}
 STRONGEST_RULE = min(STRONG_KEYS.values())

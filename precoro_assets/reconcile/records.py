@@ -46,7 +46,6 @@ BY_NUMBER_AMOUNT = "supplier + invoice number + amount + currency"
 BY_NUMBER = "supplier + invoice number"
 
 PAYABLE_STATUSES = (2, 4)  # approved, partly paid: Precoro accepts POST /payments
-CREDIT_NOTE_TYPES = CREDIT_NOTE_LOGIC_TYPES
 
 # integrationStatus 8: the document waits for a connector that is disabled; Precoro's own connector skips it
 CONNECTOR_DISABLED = 8
@@ -86,7 +85,7 @@ class Invoice:
 
     @property
     def is_credit_note(self) -> bool:
-        return self.logic_type in CREDIT_NOTE_TYPES
+        return self.logic_type in CREDIT_NOTE_LOGIC_TYPES
 
     def in_company_currency(self, amount: Decimal) -> Decimal | None:
         """An amount of this invoice's currency at the invoice's own rate (sumInCompanyCurrency / sum)."""

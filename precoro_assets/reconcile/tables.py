@@ -205,7 +205,7 @@ class OutOfOrder(Exception):
 
 def ledger_payments(con: duckdb.DuckDBPyConnection, ordered: bool = False) -> Iterator[LedgerPayment]:
     """The ledger's payments one Arrow batch at a time, sorted by file, line and id as reconciliation's ledger
-    rows are (reconcile.LedgerResults merges on that order; a million payments at once is gigabytes). Values that
+    rows are (reconcile.records.LedgerResults merges on that order; a million payments at once is gigabytes). Values that
     repeat over many rows (currency, file, day, supplier) are shared: only the payments a key places outlive
     their batch.
 

@@ -249,7 +249,7 @@ class Company:
         if resource in self.by_idn:
             self._next_idn[resource] += 1
             # a string, as both real clients type it (Precoro's connector rejects a record whose idn is a
-            # number); the `idn_as_number` shape serves it as a number (see app.py)
+            # number); the `idn_as_number` shape serves it as a number (see api.py)
             data["idn"] = str(self._next_idn[resource])
             # keep id and idn first, the way Precoro's payloads start
             data = {"id": record_id, "idn": data.pop("idn"), **{k: v for k, v in data.items() if k != "id"}}

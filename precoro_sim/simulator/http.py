@@ -239,7 +239,7 @@ def parse_filters(args, token_user_id: int | None) -> Filters:
     )
 
 
-# Every query parameter the contract names (/work/shared/precoro-api.md: pagination, "Filters", "More list
+# Every query parameter the contract names (Precoro's API documentation: pagination, "Filters", "More list
 # filters"). Precoro probably ignores any other silently, so a misspelt filter would pass unnoticed: the
 # simulator ignores them too, but counts them (GET /_sim/stats, "unknown_parameters").
 KNOWN_PARAMETERS = frozenset({

@@ -30,12 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import precoro_assets
+from precoro_assets.cli import PACKAGE_ROOT  # the product's dagster.yaml and workspace.yaml
 
 if TYPE_CHECKING:
     from .faults import HostileLedger, KillFigures
 
-PACKAGE_ROOT = Path(precoro_assets.__file__).resolve().parent  # the product's dagster.yaml and workspace.yaml
 RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/reconciliation_invoices",
                   "precoro/reconciliation_ledger", "precoro/writeback_outbox"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -47,3 +47,13 @@ def test_a_start_day_in_the_future_is_named_as_such_not_as_an_end_before_the_sta
 
     done = cli(tmp_path, "sync", "--start", "2026-03-01", "--end", "2026-02-01", PRECORO_START_DATE="2026-01-01")
     assert done.returncode != 0 and "--end 2026-02-01 is before --start 2026-03-01" in done.stderr
+
+
+def test_a_forgotten_token_for_a_named_precoro_is_reported_never_filled_in_with_the_simulators(tmp_path: Path):
+    """With a region or a remote base URL set, a missing token is a mistake: the embedded default (the
+    simulator's token, its time scale, a local simulator) must not be aimed at the real Precoro."""
+    for named in ({"PRECORO_REGION": "eu"}, {"PRECORO_BASE_URL": "https://api.precoro.com"}):
+        done = cli(tmp_path, "sync", "--start", "2026-11-01", **named)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, named
+        assert "PRECORO_API_TOKEN is not set" in done.stderr, named
+        assert not (tmp_path / "var" / "warehouse").exists(), named  # nothing synced from anywhere

@@ -24,9 +24,16 @@ done = []
 def audit(event, args):
     if event == "subprocess.Popen" and list(args[1])[:2] == ["file", "-b"]:
         return  # platform.architecture(), which a library calls at import: not ours, and it starts nothing lasting
+    if event in ("os.putenv", "os.unsetenv") and args[0] == b"OPENBLAS_MAIN_FREE":
+        return  # numpy sets it around loading OpenBLAS and removes it again (os.environ is compared too)
+    if event == "open" and args[0] == "/dev/null":
+        return  # the same platform.architecture() call's stdin
     if event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "subprocess.Popen",
-                 "os.fork", "os.system", "os.posix_spawn"):
+                 "os.fork", "os.system", "os.posix_spawn", "os.mkdir", "os.putenv", "os.unsetenv"):
         done.append(f"{event} {args!r}"[:200])
+    elif event == "open" and isinstance(args[0], str) and (
+            any(c in str(args[1] or "") for c in "wax+") or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+        done.append(f"{event} {args!r}"[:200])  # a file written
 
 sys.addaudithook(audit)
 import precoro_assets
@@ -68,19 +75,36 @@ def test_no_product_module_imports_or_names_the_harness():
     assert naming == []
 
 
-def test_importing_every_product_module_changes_no_variable_and_opens_no_socket():
+def _import_every_module(**settings: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRECORO_")}
+    env.update(PYTHONDONTWRITEBYTECODE="1", **settings)  # a compiled module written is Python's, not ours
     done = subprocess.run([sys.executable, "-c", IMPORT_EVERY_MODULE], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_every_product_module_changes_no_variable_and_opens_no_socket():
+    report = _import_every_module()
     assert "precoro_assets.definitions" in report["modules"] and "precoro_assets.cli" in report["modules"]
     assert len(report["modules"]) > 40
     assert report["changed"] == []
-    assert report["done"] == []
+    assert report["done"] == [], report["done"]
     assert report["harness"] == []
     # the one module that needs an account is the code location; with no token it says what to set
     assert set(report["failed"]) == {"precoro_assets.definitions"}, report["failed"]
     message = report["failed"]["precoro_assets.definitions"]
     assert "PRECORO_API_TOKEN is not set" in message and "PRECORO_EMAIL" in message
     assert "`precoro-assets demo` runs the bundled Precoro simulator" in message
+
+
+def test_with_an_account_configured_the_code_location_loads_and_still_touches_nothing(tmp_path: Path):
+    """The definitions built (every asset, sensor and resource) for an account that does not answer: loading
+    them writes no file, creates no directory, opens no socket (the warehouse and the state appear on first use)."""
+    report = _import_every_module(PRECORO_API_TOKEN="not-a-token", PRECORO_EMAIL="nobody@example.com",
+                                  PRECORO_BASE_URL="http://127.0.0.1:9", PRECORO_HOME=str(tmp_path / "var"))
+    assert report["failed"] == {}
+    assert report["changed"] == []
+    assert report["done"] == [], report["done"]
+    assert report["harness"] == []
+    assert not (tmp_path / "var").exists()

@@ -1,5 +1,6 @@
 """Helpers for the simulator's acceptance tests: an httpx client speaking Precoro's API as the token user,
-the `/_sim/` control API, and the facts of the contract (/work/shared/precoro-api.md) the tests compare with.
+the `/_sim/` control API, and the facts of the contract (Precoro's API documentation, as docs/simulator.md
+sums it up) the tests compare with.
 
 Nothing here is taken from the simulator's code: resource names, keys and shapes are the contract's.
 """

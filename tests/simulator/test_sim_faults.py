@@ -1,4 +1,4 @@
-"""Faults on demand (`POST /_sim/faults`): each kind INTERFACE.md lists does what it says, faulted requests
+"""Faults on demand (`POST /_sim/faults`): each kind docs/simulator.md lists does what it says, faulted requests
 are counted in the statistics and against the quota, and a rate-limited request is not faulted."""
 
 from __future__ import annotations
