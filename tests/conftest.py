@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import object_storage
-import postgres_server
 import pytest
 
 from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
 from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
 from precoro_sim import embedded
+from tests.support import object_storage, postgres_server
 
 # The tests stand on the harness: with no account configured, the bundled simulator (the embedded default), as
 # `precoro-assets demo` and `sync` have it. The product itself sets nothing; inherited by subprocesses.

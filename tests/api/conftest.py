@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from api_sim_support import Sim
 
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.quota import QuotaLimits
+from tests.api.api_sim_support import Sim
 
 
 @pytest.fixture

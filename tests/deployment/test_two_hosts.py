@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import object_storage
-import postgres_server
 import pytest
 
 from precoro_assets.catalogue import BY_NAME
@@ -30,6 +28,7 @@ from precoro_assets.writeback.proposals import CREATE_PAYMENT
 from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_sim.ground_truth import differences
 from precoro_sim.simulator import RunningSimulator, start_simulator
+from tests.support import object_storage, postgres_server
 
 DAYS = 12
 PASSWORD = "pw-7f3a9c1e-never-shown"

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-import precoro_env
 import pytest
 
 from precoro_assets import settings
@@ -27,6 +26,7 @@ from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.writeback.outbox import Outbox
 from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_sim.simulator import RunningSimulator, start_simulator
+from tests.support import precoro_env
 
 SEED, DAYS, DOCUMENTS = 7, 20, 300
 SYNCED = ["precoro/invoices", "precoro/payments", "precoro/purchase_orders"]

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from reconcile_support import SEND
 
 from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.master_data.plan import FIELDS, differences
+from tests.reconcile.reconcile_support import SEND
 
 PLAN = ["precoro/catalogue_sync_plan"]
 

@@ -1,4 +1,4 @@
-"""Bad input beyond tests/ingest/test_ingest_bad_input.py: every case ends in a clear message, what can be stored
+"""Bad input beyond tests/ingest/test_bad_input.py: every case ends in a clear message, what can be stored
 is stored (exactly), what can't is in precoro.rejected_records, and nothing already in the warehouse is lost.
 """
 
@@ -10,14 +10,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from reliability_support import AWKWARD_NAME, SQL_INJECTION
-from test_ingest_bad_input import metadata
-from test_ingest_robustness import busiest_days, day_snapshot
-from truth import differences
-
 from precoro_assets.catalogue import BY_NAME
 from precoro_assets.ingest.sync import partition_day
 from precoro_assets.ledger.files import FileLedgerSource
+from tests.ingest.test_bad_input import metadata
+from tests.ingest.test_robustness import busiest_days, day_snapshot
+from tests.ingest.truth import differences
+from tests.reliability.reliability_support import AWKWARD_NAME, SQL_INJECTION
 
 INVOICES, PAYMENTS = BY_NAME["invoices"], BY_NAME["payments"]
 
@@ -74,7 +73,7 @@ def test_idn_as_a_number_and_sum_paid_as_a_string_are_stored_exactly(env):
 
 
 def test_a_document_listed_for_a_day_is_filed_under_it_whatever_offset_its_create_date_carries(env):
-    # (sync.partition_day reads a createDate in the company's zone: tests/ingest/test_ingest_precoro_moves.py)
+    # (sync.partition_day reads a createDate in the company's zone: tests/ingest/test_precoro_moves.py)
     day = busiest_days(env, 1)[0]
     listed = sum(partition_day(r).isoformat() == day for r in env.export("invoices"))
     for offset_time in (f"{day}T00:30:00+02:00", f"{day}T23:30:00-05:00"):

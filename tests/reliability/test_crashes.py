@@ -2,7 +2,7 @@
 recording it. After each kill an analyst sees nothing partial, the retry loses and duplicates nothing, and it
 does not pay again for the requests the killed run already spent (counted from the simulator's request log).
 
-Killed while fetching details: tests/ingest/test_ingest_robustness.py
+Killed while fetching details: tests/ingest/test_robustness.py
 (test_a_run_killed_mid_partition_leaves_the_day_intact_and_its_retry_reuses_paid_details), not repeated here.
 """
 
@@ -18,7 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_ingest_robustness import (
+
+from precoro_assets.warehouse.staging import DetailStaging
+from tests.ingest.test_robustness import (
     ASSET,
     INVOICES,
     RUN_PARTITION,
@@ -37,9 +39,7 @@ from test_ingest_robustness import (
     start_cli,
     stop,
 )
-from truth import differences
-
-from precoro_assets.warehouse.staging import DetailStaging
+from tests.ingest.truth import differences
 
 # Crash safety holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("state_backend")

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from reliability_support import files_containing, processes_in_session
 
 from precoro_sim.simulator.app import token_for_seed
 from precoro_sim.soak.daemon import DaemonSoakReport, run_daemon_soak
+from tests.reliability.reliability_support import files_containing, processes_in_session
 
 SEED = 7
 FAULT_KINDS = ("error", "reset", "slow", "lost_response")  # 5xx bursts, resets, slow answers, lost answers

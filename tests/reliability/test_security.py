@@ -10,20 +10,20 @@ import json
 from pathlib import Path
 
 import httpx
-from reliability_support import (
+
+import precoro_assets
+import precoro_sim
+from precoro_assets.ingest.sync import partition_day
+from precoro_sim.simulator import start_simulator
+from tests.ingest.test_bad_input import busiest_day, metadata
+from tests.reliability.reliability_support import (
     AWKWARD_NAME,
     SQL_INJECTION,
     files_containing,
     listening_sockets,
     persistent_instance,
 )
-from sql_audit import audit_package, audit_source
-from test_ingest_bad_input import busiest_day, metadata
-
-import precoro_assets
-import precoro_sim
-from precoro_assets.ingest.sync import partition_day
-from precoro_sim.simulator import start_simulator
+from tests.reliability.sql_audit import audit_package, audit_source
 
 PACKAGE = Path(precoro_assets.__file__).resolve().parent
 HARNESS = Path(precoro_sim.__file__).resolve().parent  # the soak and the ground truth query the warehouse too

@@ -21,10 +21,10 @@ import subprocess
 import sys
 
 import pytest
-from reliability_support import files_containing
 
 from precoro_sim.simulator.app import token_for_seed
 from precoro_sim.soak.inprocess import run_soak
+from tests.reliability.reliability_support import files_containing
 
 SEED = 7
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from sim_harness import Api
 
 from precoro_sim.simulator import start_simulator
+from tests.simulator.sim_harness import Api
 
 SEED = 7
 

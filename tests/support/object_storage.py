@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from local_servers import free_port, wait_until_serving
+from tests.support.local_servers import free_port, wait_until_serving
 
 _server: subprocess.Popen | None = None
 _address = ""

@@ -1,6 +1,6 @@
 """The detail fields Precoro's own connector reads land in typed columns an analyst can use: money as DECIMAL,
 flags as BOOLEAN, ids as text, whatever JSON type the tap allows for each (see tests/simulator/
-test_sim_detail_fields.py for the facts); the record stays whole in `raw`."""
+test_detail_fields.py for the facts); the record stays whole in `raw`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,123 @@
+"""Headers first (issue #17, item 1): a backfill stores every listed document's header at once, then the lines
+as the quota allows, newest day first; a quota stop leaves the whole listed history queryable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from precoro_assets.api.errors import QuotaExhausted
+from precoro_assets.catalogue import BY_NAME, DOCUMENTS
+from precoro_assets.defs.ingest import create_analyst_views
+from precoro_assets.defs.resources import PrecoroResource
+from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
+from tests.ingest.truth import differences
+
+INVOICES = BY_NAME["invoices"]
+
+
+@pytest.mark.usefixtures("state_backend")  # the stopped run's listing kept in SQLite and in PostgreSQL
+def test_a_quota_stop_leaves_every_header_and_the_retry_fetches_only_lines_newest_day_first(env):
+    start, end = env.days()
+    first = end - timedelta(days=9)
+    truth = {str(r["idn"]): r for r in env.export("invoices") if first <= partition_day(r) <= end}
+    assert len(truth) > 30, "the test needs many more invoices than the small daily quota below"
+    small_day = precoro(env, "small-quota", per_day=12, time_scale=10_000, max_wait_seconds=0.5)
+    warehouse = env.defs.resources["warehouse"]
+    store, staging = warehouse.open(), warehouse.staging()
+
+    with pytest.raises(QuotaExhausted):
+        sync_documents(small_day.get_client(), store, staging, INVOICES, first, end)
+    stored = dict(env.query("SELECT idn, lines_synced_at IS NOT NULL FROM precoro.invoices"))
+    assert set(stored) == set(truth)  # every listed invoice is queryable, lines or not
+    with_lines = {idn for idn, has_lines in stored.items() if has_lines}
+    assert 0 < len(with_lines) < len(truth)
+    # headers carry what the list row does: number, supplier, amount, dates
+    for idn, number, supplier, amount in env.query(
+            "SELECT idn, invoice_number, supplier_id, sum FROM precoro.invoices WHERE lines_synced_at IS NULL"):
+        assert (number, supplier, str(amount)) == (truth[idn]["invoiceNumber"], truth[idn]["supplier"]["id"],
+                                                   f"{truth[idn]['sum']:.2f}")
+    # the lines came newest day first
+    assert min(partition_day(truth[idn]) for idn in with_lines) >= max(
+        partition_day(truth[idn]) for idn in set(truth) - with_lines)
+    store.write(create_analyst_views)
+    progress = dict((row[0], row[1:]) for row in env.query(
+        "SELECT asset, documents, with_lines, awaiting_lines, quota_days_to_complete FROM precoro.sync_progress"))
+    assert progress["invoices"] == (len(truth), len(with_lines), len(truth) - len(with_lines), 1)
+
+    _, mark = env.request_log()
+    sync_documents(precoro(env, "next-day").get_client(), store, staging, INVOICES, first, end)
+    log, _ = env.request_log(mark)
+    assert [r for r in log if r["path"] == "/invoices"] == []  # the stopped run's listing is reused
+    fetched = [r["url"].rsplit("/", 1)[1] for r in log if r["path"] == "/invoices/{idn}"]
+    # only what still lacked its lines, once (details fetched before the stop, of a day not finished, were
+    # staged: they are not requested again)
+    assert len(fetched) == len(set(fetched)) and set(fetched) <= set(truth) - with_lines
+    assert len(fetched) >= len(truth) - len(with_lines) - 12
+    days = [partition_day(truth[idn]) for idn in fetched]
+    window = 8  # details are fetched a few at a time, so neighbours may swap
+    assert all(days[i] >= days[j] for i in range(len(days)) for j in range(i + window, len(days))), days
+    assert differences(env, INVOICES, in_range=lambda r: first <= partition_day(r) <= end) == []
+    assert env.query("SELECT count(*) FROM precoro.invoices WHERE lines_synced_at IS NULL") == [(0,)]
+
+
+def precoro(env, ledger: str, **limits) -> PrecoroResource:
+    """A client of the simulator with its own request ledger (a quota of its own)."""
+    return PrecoroResource(api_token=env.sim.token, email=env.sim.email, base_url=env.sim.url,
+                           state_dir=str(env.config.state_dir / ledger), **limits)
+
+
+def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leaves_all_their_headers(env):
+    start, end = env.days()
+    warehouse = env.defs.resources["warehouse"]
+    store, staging = warehouse.open(), warehouse.staging()
+    first, *others = [entity for entity in DOCUMENTS if entity.fetch_detail]
+    lists_needed = sum(1 + len(e.also_list) for e in DOCUMENTS if e.fetch_detail) * 2  # a page or two each
+    small_day = precoro(env, "small-quota", per_day=lists_needed + 5, time_scale=10_000, max_wait_seconds=0.5)
+    client = small_day.get_client()
+
+    _, mark = env.request_log()
+    list_ahead(client, store, staging, others, start, end)
+    with pytest.raises(QuotaExhausted):
+        sync_documents(client, store, staging, first, start, end)
+    log, mark = env.request_log(mark)
+    assert [r for r in log if r["path"].endswith("{idn}")], "the quota should have stopped the details"
+    for entity in DOCUMENTS:
+        if not entity.fetch_detail:
+            continue
+        truth = {str(r["idn"]) for r in env.export(entity.path) if start <= partition_day(r) <= end}
+        stored = {idn for (idn,) in env.query(f"SELECT idn FROM precoro.{entity.name}")}
+        assert stored == truth, entity.name  # every type's history is queryable, lines or not
+
+    # each type's own sync takes its listing up: no list request again, only details
+    next_day = precoro(env, "next-day").get_client()
+    for entity in others:
+        sync_documents(next_day, store, staging, entity, start, end)
+    log, _ = env.request_log(mark)
+    assert log and all(r["path"].endswith("{idn}") for r in log)
+    for entity in others:
+        assert differences(env, entity, in_range=lambda r: start <= partition_day(r) <= end) == [], entity.name
+
+
+def test_headers_are_stored_first_only_when_the_details_take_a_while():
+    from datetime import date
+
+    from precoro_assets.ingest.sync import HEADERS_WORTH_SECONDS, _DayPlan, _details_take_a_while
+
+    class Client:
+        def __init__(self, seconds_each: float) -> None:
+            self.seconds_each, self.asked = seconds_each, []
+
+        def seconds_for(self, requests: int) -> float:
+            self.asked.append(requests)
+            return requests * self.seconds_each
+
+    plans = [_DayPlan(date(2026, 1, day), {}, [f"{day}-{n}" for n in range(10)], set(), set()) for day in (1, 2, 3)]
+    fast, paced = Client(0.001), Client(1.25)  # a fast server; Precoro's pace: 30 details take 37.5 s
+    assert not _details_take_a_while(fast, plans) and fast.asked == [30]
+    assert not _details_take_a_while(paced, plans)  # within the minute: each document is written once
+    assert _details_take_a_while(Client(HEADERS_WORTH_SECONDS / 29), plans)  # a little over the minute
+    assert _details_take_a_while(Client(float("inf")), plans)  # the quota would stop the run before its details
+    assert _details_take_a_while(object(), plans)  # a client that cannot say: headers first, as always
+    assert not _details_take_a_while(Client(float("inf")), [_DayPlan(date(2026, 1, 1), {}, [], set(), set())])
