@@ -3,7 +3,10 @@ server and a real S3-compatible server that the tests start themselves)."""
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
+import socket
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -49,3 +52,48 @@ def warehouse_backend(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
 def pytest_sessionfinish(session: pytest.Session) -> None:
     postgres_server.stop()
     object_storage.stop()
+
+
+# ---- the fast tier (`make test-fast`) ----
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true",
+                     help="the fast tier: tests not marked e2e, each refused any socket and any child process")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("fast"):
+        return
+    slow = [item for item in items if item.get_closest_marker("e2e") or item.get_closest_marker("reliability")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in set(slow)]
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_stays_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the fast tier a test that opens a network socket or starts a process fails at once, naming the fix:
+    so the tier stays fast by construction, not by a list someone forgets to update."""
+    if not request.config.getoption("fast"):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the fast tier (make test-fast) opens no socket and starts no process: mark this test "
+                           "(or its module: pytestmark = pytest.mark.e2e) e2e, or talk to the simulator in-process")
+
+    original_connect, original_bind = socket.socket.connect, socket.socket.bind
+
+    def connect(self: socket.socket, *args: object) -> None:
+        if self.family != socket.AF_UNIX:
+            refuse()
+        return original_connect(self, *args)
+
+    def bind(self: socket.socket, *args: object) -> None:
+        if self.family != socket.AF_UNIX:
+            refuse()
+        return original_bind(self, *args)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
