@@ -25,7 +25,7 @@ embedded.apply()
 os.environ.setdefault(ENV_SETTLE_SECONDS, "0")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])
 def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a test twice: shared state in SQLite files under PRECORO_STATE_DIR, then in a fresh PostgreSQL
     database (PRECORO_DATABASE_URL, inherited by every process the test starts). With PostgreSQL the warehouse's
@@ -37,7 +37,7 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     yield request.param
 
 
-@pytest.fixture(params=["local", "postgres+s3"])
+@pytest.fixture(params=["local", pytest.param("postgres+s3", marks=pytest.mark.e2e)])
 def warehouse_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a test twice: the warehouse in a local directory, then with its catalog in a fresh PostgreSQL database
     and its Parquet files in a fresh bucket of an S3-compatible server (as on several hosts)."""

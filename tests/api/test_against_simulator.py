@@ -19,6 +19,9 @@ from precoro_assets.api.errors import (
 )
 from tests.api.api_sim_support import query_of, run_workers
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 # -- pacing across processes ------------------------------------------------------------------
 
 

@@ -11,11 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from precoro_assets.runtime.process_lock import ProcessLock
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
 
 HOLD = """
 import sys, time
 from precoro_assets.runtime.process_lock import ProcessLock
+
 lock = ProcessLock(sys.argv[1])
 with lock.held():
     print("held", flush=True)

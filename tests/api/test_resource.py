@@ -9,6 +9,9 @@ from dagster._serdes import serialize_value
 
 from precoro_assets.defs.resources import PrecoroResource
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 
 @pytest.fixture
 def env(monkeypatch, simulator):

@@ -15,6 +15,7 @@ from bench import report
 from bench.__main__ import parse, run
 
 
+@pytest.mark.e2e
 def test_quick_bench_writes_a_sane_table(tmp_path: Path) -> None:
     args = parse(["--quick", "--parts", "efficiency", "--out", str(tmp_path), "--workdir", str(tmp_path / "work")])
     results = run(args)
@@ -61,6 +62,7 @@ def test_throughput_reports_the_median_run_and_the_highest_memory() -> None:
     assert report._runs(row) == "12 / 9 / 10"  # every run, in the order they ran
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)  # two simulators and two syncs: minutes on a loaded 2-core machine
 def test_an_ab_run_compares_this_checkout_with_an_earlier_commit(tmp_path: Path) -> None:
     """`--ab COMMIT`: our sync at that commit (a git worktree of it) takes turns with this checkout's, and the
@@ -85,6 +87,7 @@ def test_an_ab_run_compares_this_checkout_with_an_earlier_commit(tmp_path: Path)
     assert str(tmp_path) not in worktrees
 
 
+@pytest.mark.e2e
 def test_ab_names_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
     from bench.__main__ import settings_from
 

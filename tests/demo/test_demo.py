@@ -18,6 +18,9 @@ import pytest
 from precoro_assets.catalogue import DOCUMENTS, ENTITIES
 from precoro_assets.warehouse.store import Warehouse
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {

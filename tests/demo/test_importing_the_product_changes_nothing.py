@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT = REPO / "precoro_assets"
 
@@ -84,6 +86,7 @@ def _import_every_module(**settings: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.e2e
 def test_importing_every_product_module_changes_no_variable_and_opens_no_socket():
     report = _import_every_module()
     assert "precoro_assets.definitions" in report["modules"] and "precoro_assets.cli" in report["modules"]
@@ -98,6 +101,7 @@ def test_importing_every_product_module_changes_no_variable_and_opens_no_socket(
     assert "`precoro-assets demo` runs the bundled Precoro simulator" in message
 
 
+@pytest.mark.e2e
 def test_with_an_account_configured_the_code_location_loads_and_still_touches_nothing(tmp_path: Path):
     """The definitions built (every asset, sensor and resource) for an account that does not answer: loading
     them writes no file, creates no directory, opens no socket (the warehouse and the state appear on first use)."""

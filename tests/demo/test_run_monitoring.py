@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.events import EngineEventData
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from precoro_assets.runtime.run_launcher import LocalRunLauncher
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 PROJECT_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 

@@ -30,6 +30,9 @@ from precoro_sim.ground_truth import differences
 from precoro_sim.simulator import RunningSimulator, start_simulator
 from tests.support import object_storage, postgres_server
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 DAYS = 12
 PASSWORD = "pw-7f3a9c1e-never-shown"
 SYNCED = ["invoices", "purchase_orders", "payments", "suppliers"]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from precoro_assets.catalogue import BY_NAME
 from precoro_assets.ingest.sync import partition_day
 from tests.ingest.truth import differences
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 
 def busiest_day(env) -> str:

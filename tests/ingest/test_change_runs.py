@@ -6,6 +6,8 @@ import json
 import time
 from datetime import date, datetime, timedelta
 
+import pytest
+
 from precoro_assets.catalogue import DOCUMENTS
 from precoro_assets.defs.changes import DayChanges, group_runs
 from precoro_assets.ingest.sync import partition_day
@@ -20,6 +22,7 @@ from tests.ingest.test_sync import (
 from tests.ingest.truth import differences
 
 
+@pytest.mark.e2e
 def test_200_changes_across_30_days_become_one_run_that_brings_them_all_in(make_sim_env):
     env = make_sim_env(days=30, documents=600)
     sync_everything(env)
@@ -61,6 +64,7 @@ def test_200_changes_across_30_days_become_one_run_that_brings_them_all_in(make_
         assert handed == {c["key"] for c in later if c["resource"] in {e.path for e in DOCUMENTS}}
 
 
+@pytest.mark.e2e
 def test_the_run_covering_the_range_lists_only_a_day_with_too_many_changes_to_hand_over(make_sim_env):
     env = make_sim_env(days=10, documents=150)
     sync_everything(env)

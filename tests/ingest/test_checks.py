@@ -37,6 +37,7 @@ def moment(value) -> datetime | None:
 
 # ---- item 10: document taxes -----------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flat", [False, True], ids=["tax nested", "tax flat"])
 def test_document_taxes_are_stored_whether_each_tax_is_nested_or_flat(make_sim_env, flat):
     env = make_sim_env(documents=DOCUMENTS)
@@ -56,6 +57,7 @@ def test_document_taxes_are_stored_whether_each_tax_is_nested_or_flat(make_sim_e
     assert all(check["passed"] for check in checks(result, "nothing_only_in_raw").values())
 
 
+@pytest.mark.e2e
 def test_a_document_collection_that_reaches_raw_but_not_its_table_fails_a_check(make_sim_env):
     env = make_sim_env(documents=DOCUMENTS)
     # every tax of every invoice under a name nobody reads: the rows can't be stored, raw keeps them
@@ -73,6 +75,7 @@ def test_a_document_collection_that_reaches_raw_but_not_its_table_fails_a_check(
 
 # ---- item 11: near names, receipt lines' custom field values --------------------------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("near", [False, True], ids=["contract names", "near names"])
 def test_approval_steps_and_attachments_are_read_under_their_near_names(make_sim_env, near):
     env = make_sim_env(documents=DOCUMENTS)
@@ -93,6 +96,7 @@ def test_approval_steps_and_attachments_are_read_under_their_near_names(make_sim
     assert all(check["passed"] for check in checks(result, "nothing_only_in_raw").values())
 
 
+@pytest.mark.e2e
 def test_a_column_left_empty_beside_a_near_name_in_raw_fails_a_check(make_sim_env):
     env = make_sim_env(documents=DOCUMENTS)
     env.control("POST", "faults", json={"kind": "renamed_fields", "path": "/invoices/{idn}", "count": None,
@@ -108,6 +112,7 @@ def test_a_column_left_empty_beside_a_near_name_in_raw_fails_a_check(make_sim_en
             in check["only in raw"])
 
 
+@pytest.mark.e2e
 def test_receipt_lines_custom_field_values_are_stored(make_sim_env):
     env = make_sim_env(documents=DOCUMENTS)
     sync_days(env, ["precoro/receipts"])
@@ -122,6 +127,7 @@ def test_receipt_lines_custom_field_values_are_stored(make_sim_env):
 
 # ---- item 12: totals like with like ------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("net_lines", [False, True], ids=["line sum with tax", "line sum net of tax"])
 def test_a_taxed_correct_document_passes_the_totals_check_and_a_wrong_one_fails(make_sim_env, net_lines):
     env = make_sim_env(documents=DOCUMENTS)
@@ -148,6 +154,7 @@ def test_a_taxed_correct_document_passes_the_totals_check_and_a_wrong_one_fails(
 
 # ---- item 13: schema drift as a change -----------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_schema_drift_warns_on_a_change_once_and_shows_the_steady_state_otherwise(make_sim_env):
     env = make_sim_env(documents=DOCUMENTS)
     start, end = env.days()

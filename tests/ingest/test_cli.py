@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+import pytest
 
 from precoro_assets.runtime.run_launcher import process_tags
 from precoro_sim.simulator import start_simulator
@@ -23,6 +24,7 @@ from precoro_sim.simulator import start_simulator
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
 
 
+@pytest.mark.e2e
 def test_the_summary_counts_the_requests_of_assets_that_failed_too(tmp_path: Path):
     with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
         # every document asset fails after its list pages and retries were spent: no document materialization
@@ -55,6 +57,7 @@ def sync_command(tmp_path: Path, **settings: str) -> tuple[list[str], dict[str, 
     return [sys.executable, "-m", "precoro_sim.cli", "sync", "--start", start], env
 
 
+@pytest.mark.e2e
 def test_rejected_credentials_stop_the_sync_with_one_clear_line(tmp_path: Path):
     with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
         command, env = sync_command(tmp_path, PRECORO_API_TOKEN="not-the-token", PRECORO_BASE_URL=sim.url,
@@ -71,6 +74,7 @@ def test_rejected_credentials_stop_the_sync_with_one_clear_line(tmp_path: Path):
     assert done.stdout.strip().endswith("requests spent: 1")
 
 
+@pytest.mark.e2e
 def test_an_unreachable_base_url_stops_the_sync_within_seconds_naming_the_setting(tmp_path: Path):
     command, env = sync_command(tmp_path, PRECORO_API_TOKEN="token", PRECORO_BASE_URL="http://127.0.0.1:9")
     started = time.monotonic()
@@ -83,6 +87,7 @@ def test_an_unreachable_base_url_stops_the_sync_within_seconds_naming_the_settin
     assert done.stdout.strip().endswith("requests spent: 0")
 
 
+@pytest.mark.e2e
 def test_an_unreachable_shared_state_database_stops_the_sync_naming_the_setting_and_never_the_password(
         tmp_path: Path):
     command, env = sync_command(tmp_path, PRECORO_API_TOKEN="token", PRECORO_BASE_URL="http://127.0.0.1:9",
@@ -98,6 +103,7 @@ def test_an_unreachable_shared_state_database_stops_the_sync_naming_the_setting_
     assert done.stdout.strip().endswith("requests spent: 0")
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_the_sync_and_starts_no_other_run(tmp_path: Path):
     # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the sync takes a while
     with start_simulator(seed=5, days=10, documents=120, limits="scaled:10", port=0) as sim:
@@ -159,6 +165,7 @@ def wait_for_line(lines: queue.Queue, text: str, process: subprocess.Popen, time
     return seen
 
 
+@pytest.mark.e2e
 def test_a_sync_that_finds_the_api_slot_held_says_by_which_run_and_stops_at_once_on_ctrl_c(tmp_path: Path):
     with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
         command, env = sync_command(tmp_path, PRECORO_API_TOKEN=sim.token, PRECORO_EMAIL=sim.email,
@@ -186,6 +193,7 @@ def test_a_sync_that_finds_the_api_slot_held_says_by_which_run_and_stops_at_once
     instance.dispose()
 
 
+@pytest.mark.e2e
 def test_a_sync_blocked_on_the_api_slot_mid_run_stops_within_seconds_on_sigterm_and_gives_back_its_claim(
         tmp_path: Path):
     # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the reference run takes a while
@@ -221,6 +229,7 @@ def test_a_sync_blocked_on_the_api_slot_mid_run_stops_within_seconds_on_sigterm_
     instance.dispose()
 
 
+@pytest.mark.e2e
 def test_writeback_frees_the_api_slot_of_a_killed_run_instead_of_waiting_for_ever(tmp_path: Path):
     # a run of a process that is gone (as after kill -9 of `writeback --send`) holds the only precoro_api slot;
     # `catalogue-sync` goes through the same door (cli._job_in_api_slot)

@@ -17,6 +17,7 @@ from tests.ingest.truth import differences
 INVOICES = BY_NAME["invoices"]
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("state_backend")  # the stopped run's listing kept in SQLite and in PostgreSQL
 def test_a_quota_stop_leaves_every_header_and_the_retry_fetches_only_lines_newest_day_first(env):
     start, end = env.days()
@@ -68,6 +69,7 @@ def precoro(env, ledger: str, **limits) -> PrecoroResource:
                            state_dir=str(env.config.state_dir / ledger), **limits)
 
 
+@pytest.mark.e2e
 def test_a_run_lists_every_document_type_before_any_detail_so_a_quota_stop_leaves_all_their_headers(env):
     start, end = env.days()
     warehouse = env.defs.resources["warehouse"]

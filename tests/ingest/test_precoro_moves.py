@@ -7,6 +7,8 @@ import collections
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from precoro_assets.catalogue import BY_NAME
 from precoro_assets.ingest.sync import partition_day
 from tests.ingest.truth import differences
@@ -38,6 +40,7 @@ def dotted(day: date) -> str:
 
 # ---- a document deleted between its listing and its detail request ---------------------------------------
 
+@pytest.mark.e2e
 def test_a_document_deleted_after_it_was_listed_is_not_stored_and_the_run_goes_on(env):
     day = busiest_day(env)
     env.control("POST", "faults", json={"kind": "vanish", "path": "/invoices/{idn}", "after": 1, "count": 1})
@@ -51,6 +54,7 @@ def test_a_document_deleted_after_it_was_listed_is_not_stored_and_the_run_goes_o
     assert check(result, "count_matches_precoro").passed
 
 
+@pytest.mark.e2e
 def test_a_stored_document_that_changed_and_then_vanished_is_removed(env):
     day = busiest_day(env)
     assert env.materialize("precoro/invoices", partition=day).success
@@ -81,6 +85,7 @@ def test_the_partition_day_is_the_date_in_the_company_zone_whatever_offset_a_rec
     assert partition_day({"createDate": "2026-11-05T23:30:00"}, warsaw) == date(2026, 11, 5)  # the company's time
 
 
+@pytest.mark.e2e
 def test_records_of_one_answer_at_mixed_offsets_are_filed_under_the_day_precoro_listed_them(env):
     first, last = env.days()
     # The same instants written at +02:00, -05:00 and +14:00, one offset per record: about half the records
@@ -105,6 +110,7 @@ def test_records_of_one_answer_at_mixed_offsets_are_filed_under_the_day_precoro_
     assert env.query("SELECT count(*) FROM precoro.rejected_records") == [(0,)]
 
 
+@pytest.mark.e2e
 def test_a_record_precoro_lists_for_a_day_belongs_to_that_day_even_across_a_zone_boundary(make_sim_env):
     # The configured zone (Warsaw) is not the calendar this Precoro filters by (UTC), and the list rows' createDate
     # is written late in the evening at -05:00: the next day in Warsaw. Precoro listed them for `day`: they stay.
@@ -124,6 +130,7 @@ def test_a_record_precoro_lists_for_a_day_belongs_to_that_day_even_across_a_zone
 
 # ---- rows arriving while a long range is walked ------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_rows_arriving_on_the_newest_day_during_a_walk_fail_no_day(make_sim_env):
     env = make_sim_env(documents=1500, days=3)  # ~500 invoices: a walk of several pages
     first, last = env.days()
@@ -139,6 +146,7 @@ def test_rows_arriving_on_the_newest_day_during_a_walk_fail_no_day(make_sim_env)
     assert check(result, "count_matches_precoro").passed
 
 
+@pytest.mark.e2e
 def test_a_day_whose_list_never_holds_still_is_written_as_seen_and_nothing_of_it_is_removed(make_sim_env):
     env = make_sim_env(documents=2400, days=2)  # over 200 invoices a day: pages of a day
     first, last = env.days()
@@ -163,6 +171,7 @@ def test_a_day_whose_list_never_holds_still_is_written_as_seen_and_nothing_of_it
     assert check(result, "count_matches_precoro").passed  # it checks the days that held still
 
 
+@pytest.mark.e2e
 def test_a_document_filed_under_a_neighbouring_day_by_an_earlier_rule_is_never_removed_while_it_exists(env):
     first, _ = env.days()
     per_day = collections.Counter(partition_day(r).isoformat() for r in env.export("invoices"))

@@ -16,7 +16,8 @@ from tests.ingest.truth import differences
 from tests.support.precoro_env import idle_after_failures
 
 # The quota stop holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("state_backend")
+# e2e: a simulator on a socket, a server or a child process (make test runs it, make test-fast does not)
+pytestmark = [pytest.mark.usefixtures("state_backend"), pytest.mark.e2e]
 
 
 def test_a_spent_quota_stops_the_run_cleanly_and_the_retry_finishes_without_paying_twice(env):

@@ -28,6 +28,7 @@ EMPTY_BY_DESIGN = {
 LINKS = ("external_id", "external_integration_log")
 
 
+@pytest.mark.e2e
 def test_every_typed_column_reads_a_field_the_records_carry(env):
     sync_everything(env)
     empty = []
@@ -59,6 +60,7 @@ def warehouse_text(env) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.e2e
 def test_suppliers_bank_details_are_masked_in_columns_raw_and_files(env):
     supplier = env.export("suppliers")[0]
     iban = supplier["internationalBankAccountNumber"]
@@ -78,6 +80,7 @@ def test_suppliers_bank_details_are_masked_in_columns_raw_and_files(env):
         (supplier["bankName"],)]
 
 
+@pytest.mark.e2e
 def test_bank_details_are_kept_when_the_company_asks_for_it(env, monkeypatch):
     monkeypatch.setenv("PRECORO_KEEP_BANK_DETAILS", "1")
     supplier = env.export("suppliers")[0]
@@ -95,6 +98,7 @@ def drift_checks(result) -> dict[str, dict]:
             for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift"}
 
 
+@pytest.mark.e2e
 def test_the_drift_check_passes_on_every_asset_when_every_field_is_read(env):
     start, end = env.days()
     checks = drift_checks(env.materialize(REFERENCE_KEYS))
@@ -105,6 +109,7 @@ def test_the_drift_check_passes_on_every_asset_when_every_field_is_read(env):
     assert not failing, "\n".join(failing)
 
 
+@pytest.mark.e2e
 def test_a_field_precoro_renamed_before_the_first_sync_is_listed_with_counts_without_a_warning(env):
     start, end = env.days()
     env.control("POST", "faults", json={"kind": "renamed_fields", "path": "/invoices/{idn}", "count": None,
@@ -122,6 +127,7 @@ def test_a_field_precoro_renamed_before_the_first_sync_is_listed_with_counts_wit
         f"paymentPeriodDays in {stored} of {stored} invoices (not read into a column; kept in raw)")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("in_plain_list", [True, False], ids=["credit notes listed", "credit notes left out"])
 def test_credit_notes_are_complete_whether_or_not_the_plain_invoice_list_includes_them(make_sim_env, in_plain_list):
     env = make_sim_env()
@@ -145,6 +151,7 @@ def test_credit_notes_are_complete_whether_or_not_the_plain_invoice_list_include
     assert len(details) == len(set(details)) == len(env.export("invoices"))  # a credit note listed twice: one GET
 
 
+@pytest.mark.e2e
 def test_expenses_land_with_their_payments_and_in_the_analyst_views(env):
     start, end = env.days()
 
@@ -162,6 +169,7 @@ def test_expenses_land_with_their_payments_and_in_the_analyst_views(env):
     assert all(rows[str(e["idn"])] == 0 for e in paid)  # paid in full
 
 
+@pytest.mark.e2e
 def test_suppliers_are_complete_from_their_details_fetched_only_when_they_changed(env):
     suppliers = env.export("suppliers")
     _, mark = env.request_log()
@@ -200,6 +208,7 @@ def typed_tables(env, entities) -> dict[str, list[str]]:
     return tables
 
 
+@pytest.mark.e2e
 def test_numbers_sent_as_text_land_exactly_as_numbers_do(env):
     entities = [BY_NAME[name] for name in ("invoices", "expenses", "suppliers", "items", "taxes")]
     start, end = env.days()

@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import httpx
+import pytest
 
 from precoro_assets.catalogue import BY_NAME
 from precoro_assets.ingest import sync
@@ -31,6 +32,8 @@ from precoro_assets.warehouse import tables
 from precoro_assets.warehouse.rows import list_or_empty, value_at
 from precoro_assets.warehouse.staging import DetailStaging
 from tests.ingest.truth import differences
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
 
 INVOICES = BY_NAME["invoices"]
 ASSET = "precoro/invoices"
@@ -45,6 +48,7 @@ RUN_PARTITION = """
 import sys
 import dagster as dg
 from precoro_assets.definitions import defs
+
 key = dg.AssetKey.from_user_string(sys.argv[1])
 assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and key in a.keys]
 result = dg.materialize(assets, partition_key=sys.argv[2], resources=defs.resources, raise_on_error=False)

@@ -8,7 +8,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from precoro_sim.simulator import start_simulator
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 
 def files_containing(root: Path, needle: bytes) -> list[Path]:

@@ -16,6 +16,9 @@ from precoro_assets.warehouse.tables import ident
 from tests.ingest.test_real_shapes import typed_tables
 from tests.ingest.truth import differences
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 # Each switch, and the entities whose records it changes (the ones synced to test it: a whole sync twice per switch
 # would be slow for nothing; test_sync.py syncs everything in the default shapes)
 SWITCHES = {

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import dagster as dg
 import httpx
+import pytest
 
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS, REFERENCE
 from precoro_assets.ingest.sync import partition_day
@@ -33,6 +34,7 @@ def list_gets(log: list[dict]) -> list[dict]:
     return [r for r in log if r["method"] == "GET" and not r["path"].endswith("}")]
 
 
+@pytest.mark.e2e
 def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(env):
     sync_everything(env)
     assert env.unknown_parameters() == []  # every filter sent is one the contract names
@@ -46,6 +48,7 @@ def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(env):
         assert created.isoformat().replace("+00:00", "") == truth[idn]["createDate"].replace("+00:00", "")
 
 
+@pytest.mark.e2e
 def test_every_detail_is_fetched_once_and_list_pages_are_few(env):
     start, end = env.days()
     _, mark = env.request_log()
@@ -66,6 +69,7 @@ def test_every_detail_is_fetched_once_and_list_pages_are_few(env):
     assert len(list_gets(log)) == expected_pages
 
 
+@pytest.mark.e2e
 def test_rematerializing_an_unchanged_partition_spends_only_its_list_requests(env):
     sync_everything(env)
     busiest = max(({partition_day(r) for r in env.export("invoices")}), key=lambda d: sum(
@@ -80,6 +84,7 @@ def test_rematerializing_an_unchanged_partition_spends_only_its_list_requests(en
     assert metadata["new"].value == 0 and metadata["changed"].value == 0 and metadata["unchanged"].value > 0
 
 
+@pytest.mark.e2e
 def test_the_change_sensor_requests_exactly_the_partitions_that_changed(env):
     sync_everything(env)
     changes = env.control("POST", "tick", json={"events": 12})["changes"]
@@ -156,6 +161,7 @@ def run_requested(env, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     return env.materialize(keys, partition_range=(first, last), run_config=request.run_config)
 
 
+@pytest.mark.e2e
 def test_documents_deleted_in_precoro_leave_the_warehouse(env):
     sync_everything(env)
     newest = env.export("invoices")[-1]
@@ -171,6 +177,7 @@ def test_documents_deleted_in_precoro_leave_the_warehouse(env):
     assert differences(env, BY_NAME["invoices"]) == []
 
 
+@pytest.mark.e2e
 def test_analyst_views_resolve_names(env):
     sync_everything(env)
     rows = env.query("SELECT field_name, option_name, display_value FROM precoro.document_custom_fields_resolved "
@@ -188,6 +195,7 @@ def test_analyst_views_resolve_names(env):
     assert lines == env.query("SELECT count(*) FROM precoro.purchase_order_items")[0][0]
 
 
+@pytest.mark.e2e
 def test_every_table_and_column_has_a_description(env):
     sync_everything(env)
     undescribed_tables = env.query(
@@ -212,12 +220,14 @@ def test_every_table_and_column_has_a_description(env):
     assert view_columns and set(view_columns) <= described
 
 
+@pytest.mark.e2e
 def test_partition_start_is_configurable(env):
     partitions = env.defs.get_assets_def(dg.AssetKey(["precoro", "invoices"])).partitions_def
     assert partitions.get_first_partition_key() == env.config.start_date.isoformat()
     assert isinstance(env.config.start_date, date)
 
 
+@pytest.mark.e2e
 def test_drop_down_values_resolve_to_option_names_whatever_the_server_calls_the_field_type(env):
     # another Precoro server says "dropdown" where the simulator says "select"
     for path in ("/documentcustomfields", "/itemcustomfields"):
@@ -240,6 +250,7 @@ def test_drop_down_values_resolve_to_option_names_whatever_the_server_calls_the_
     assert lines[0][0] > 0 and lines[0][0] == lines[0][1]
 
 
+@pytest.mark.e2e
 def test_lineage_starts_at_the_precoro_api_whose_quota_each_sensor_tick_observes(env):
     graph = env.defs.resolve_asset_graph()
     api, folder = dg.AssetKey(["precoro", "api"]), dg.AssetKey(["precoro", "ledger_folder"])
@@ -272,6 +283,7 @@ def test_the_dagster_instance_shows_no_nux_and_monitors_runs(tmp_path):
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
 
 
+@pytest.mark.e2e
 def test_a_run_over_several_days_reports_each_day_its_own_counts(env):
     start, end = env.days()
     result = env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))

@@ -61,6 +61,7 @@ def inbox(env) -> WebhookInbox:
     return WebhookInbox(inbox_path(env.config.state_dir))
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
 def test_the_receiver_records_events_and_refuses_everything_else(env, receiver):
     base = receiver.rsplit("/", 1)[0]
@@ -78,6 +79,7 @@ def test_the_receiver_records_events_and_refuses_everything_else(env, receiver):
     assert [(e.type, e.action, e.id, e.idn) for e in recorded] == [(3, 1, 123456, "5")]
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
 def test_bodies_at_the_edges_of_json_and_of_the_database_are_refused_with_422_and_a_reason(env, receiver):
     good = {"id": 123456, "type": 3, "action": 1, "idn": 5}
@@ -99,6 +101,7 @@ def test_bodies_at_the_edges_of_json_and_of_the_database_are_refused_with_422_an
     assert [(e.type, e.id, e.idn) for e in inbox(env).after(0)] == [(3, 2**63 - 1, "5")]
 
 
+@pytest.mark.e2e
 def test_a_connection_that_sends_nothing_or_drips_is_closed_after_the_request_timeout(env, impatient_receiver):
     port = int(impatient_receiver.split(":")[2].split("/")[0])
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]  # half-open: nothing sent
@@ -141,6 +144,7 @@ def closed(connection: socket.socket) -> bool:
         connection.setblocking(True)
 
 
+@pytest.mark.e2e
 def test_webhooks_lost_and_duplicated_leave_nothing_missed_after_the_safety_net_poll(env, receiver):
     sync_everything(env)
     env.control("POST", "webhooks", json={"urls": [receiver], "lose": 0.2, "duplicate": 0.3, "seed": 5})
@@ -196,6 +200,7 @@ def handed_over(result) -> list[tuple[str, str]]:
             for idn in changed_keys(request, key)]
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("state_backend")  # the inbox in a SQLite file and in PostgreSQL
 def test_a_flood_of_events_spends_at_most_its_share_of_the_days_quota_and_the_rest_waits_for_later_days(
         make_sim_env):

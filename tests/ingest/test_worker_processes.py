@@ -51,6 +51,7 @@ def invoice_details(log: list[dict]) -> list[str]:
     return [r["url"] for r in log if r["path"] == "/invoices/{idn}"]
 
 
+@pytest.mark.e2e
 def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, started):
     start, end = fast_env.days()
     _, mark = fast_env.request_log()
@@ -74,6 +75,7 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
 
 
 
+@pytest.mark.e2e
 def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_env, started, monkeypatch):
     # longer than an asset takes between details, and than the asset checks that follow the last one
     monkeypatch.setattr(detail_workers, "IDLE_SECONDS", 30.0)
@@ -93,6 +95,7 @@ def test_the_assets_of_a_run_share_worker_processes_which_stop_once_idle(fast_en
     assert not any(worker.is_alive() for worker in workers)
 
 
+@pytest.mark.e2e
 def test_unreadable_and_failed_answers_to_workers_are_asked_again(fast_env, started):
     fast_env.control("POST", "faults", json={"kind": "malformed_json", "path": "/invoices/{idn}", "count": 2})
     fast_env.control("POST", "faults", json={"kind": "error", "status": 503, "path": "/invoices/{idn}", "count": 2,
@@ -109,6 +112,7 @@ def test_unreadable_and_failed_answers_to_workers_are_asked_again(fast_env, star
     assert fast_env.query("SELECT count(*) FROM precoro.invoices WHERE NOT json_valid(raw)") == [(0,)]
 
 
+@pytest.mark.e2e
 def test_a_quota_stop_inside_the_workers_is_resumed_without_paying_twice(fast_env, started):
     start, end = fast_env.days()
     first = end - timedelta(days=6)
@@ -145,6 +149,7 @@ class _NoProcesses(multiprocessing.context.SpawnContext):
             raise OSError("new processes are not allowed here")
 
 
+@pytest.mark.e2e
 def test_when_worker_processes_cannot_start_threads_fetch_the_details(fast_env, started, monkeypatch, caplog):
     monkeypatch.setattr(detail_workers, "_context", lambda: _NoProcesses())
     start, end = fast_env.days()
@@ -167,6 +172,7 @@ def test_when_worker_processes_cannot_start_threads_fetch_the_details(fast_env, 
     ("from precoro_assets.ingest.detail_workers import main_module_is_guarded\n"
      "if __name__ == '__main__':\n    print(main_module_is_guarded())\n", True),
 ])
+@pytest.mark.e2e
 def test_a_script_without_a_main_guard_gets_threads_not_processes(tmp_path, script, guarded):
     # A worker process imports the main script again: unguarded top-level code would run a second sync.
     path = tmp_path / "my_sync.py"
@@ -186,6 +192,7 @@ def test_at_precoro_s_own_pace_runs_use_threads(tmp_path):
     assert not detail_workers.wanted(fast, detail_workers.MIN_DETAILS - 1, 4)
 
 
+@pytest.mark.e2e
 def test_a_document_deleted_before_a_worker_asks_for_it_is_left_out_and_the_run_goes_on(fast_env, started):
     fast_env.control("POST", "faults", json={"kind": "vanish", "path": "/invoices/{idn}", "after": 5, "count": 2})
     start, end = fast_env.days()

@@ -8,8 +8,13 @@ import csv
 from collections import defaultdict
 from decimal import Decimal
 
+import pytest
+
 from precoro_assets.ledger.files import ledger_dir
 from tests.reconcile.reconcile_support import SEND
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 
 def write_payments(rows: list[dict]) -> None:

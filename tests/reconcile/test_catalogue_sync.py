@@ -18,6 +18,9 @@ from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.master_data.plan import FIELDS, differences
 from tests.reconcile.reconcile_support import SEND
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 PLAN = ["precoro/catalogue_sync_plan"]
 
 

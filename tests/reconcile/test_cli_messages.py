@@ -8,8 +8,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
+
 from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.writeback.outbox import LEASE
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

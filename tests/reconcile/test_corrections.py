@@ -10,11 +10,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.reconcile.records import MATCHED, PAID_IN_LEDGER_ONLY
 from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID
 from tests.reconcile.reconcile_support import SEND, money
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 TODAY = datetime.now(UTC).date().isoformat()
 

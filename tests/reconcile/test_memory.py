@@ -111,6 +111,7 @@ def test_parts_written_in_one_transaction_are_let_go():
     assert con.execute(f"SELECT count(*), count(source_file) FROM precoro.{name}").fetchone() == (200_000, 0)
 
 
+@pytest.mark.e2e
 def test_a_ledger_stored_out_of_order_reconciles_the_same(env):
     """End to end: a ledger another source stored out of file and line order is read sorted (the first pass notices
     it), and every ledger row comes out as from the drop folder's, in the same order."""

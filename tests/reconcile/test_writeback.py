@@ -10,6 +10,7 @@ from collections import Counter
 from decimal import Decimal
 
 import dagster as dg
+import pytest
 
 from precoro_assets import settings
 from precoro_assets.api.quota import QuotaLimits
@@ -30,6 +31,9 @@ from precoro_assets.writeback.outbox import DONE
 from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 from tests.reconcile.reconcile_support import SEND, money
 from tests.support.precoro_env import idle_after_failures
+
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
 
 # What each scenario of the demo ledger (precoro_sim/demo_ledger.py records them in scenarios.json) must come out as.
 SCENARIO_CLASSES = {

@@ -10,6 +10,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from precoro_assets.catalogue import BY_NAME
 from precoro_assets.ingest.sync import partition_day
 from precoro_assets.ledger.files import FileLedgerSource
@@ -31,6 +33,7 @@ def rejected(env, entity: str) -> list[tuple[str, dict]]:
             env.query("SELECT reason, raw FROM precoro.rejected_records WHERE entity = ?", [entity])]
 
 
+@pytest.mark.e2e
 def test_a_list_answer_missing_required_fields_loses_nothing_already_stored(env):
     day = busiest_days(env, 1)[0]
     assert env.materialize("precoro/invoices", partition=day).success
@@ -53,6 +56,7 @@ def test_a_list_answer_missing_required_fields_loses_nothing_already_stored(env)
     assert day_snapshot(env, day) == before
 
 
+@pytest.mark.e2e
 def test_idn_as_a_number_and_sum_paid_as_a_string_are_stored_exactly(env):
     day = days_with(env, "payments", 1)[0]
     [payment] = [p for p in env.export("payments") if partition_day(p).isoformat() == day]
@@ -72,6 +76,7 @@ def test_idn_as_a_number_and_sum_paid_as_a_string_are_stored_exactly(env):
     assert differences(env, PAYMENTS, lambda r: partition_day(r).isoformat() == day) == []
 
 
+@pytest.mark.e2e
 def test_a_document_listed_for_a_day_is_filed_under_it_whatever_offset_its_create_date_carries(env):
     # (sync.partition_day reads a createDate in the company's zone: tests/ingest/test_precoro_moves.py)
     day = busiest_days(env, 1)[0]
@@ -86,6 +91,7 @@ def test_a_document_listed_for_a_day_is_filed_under_it_whatever_offset_its_creat
             (date.fromisoformat(day), listed)], offset_time
 
 
+@pytest.mark.e2e
 def test_a_one_megabyte_name_and_names_with_quotes_semicolons_and_non_ascii_are_stored_verbatim(env):
     day = days_with(env, "invoices", 2)[0] if days_with(env, "invoices", 2) else busiest_days(env, 1)[0]
     huge = "Ω" + "x" * (1_000_000 - 2) + "Ω"
@@ -103,6 +109,7 @@ def test_a_one_megabyte_name_and_names_with_quotes_semicolons_and_non_ascii_are_
     assert len(str(metadata(result)["preview"])) < 20_000  # the preview shows a prefix, not the megabyte
 
 
+@pytest.mark.e2e
 def test_a_malformed_list_answer_fails_the_run_with_a_clear_message_and_keeps_the_day(env):
     day = busiest_days(env, 1)[0]
     assert env.materialize("precoro/invoices", partition=day).success
@@ -117,6 +124,7 @@ def test_a_malformed_list_answer_fails_the_run_with_a_clear_message_and_keeps_th
     assert day_snapshot(env, day) == before
 
 
+@pytest.mark.e2e
 def test_a_word_where_a_number_belongs_is_a_field_problem_not_a_failed_run(env):
     suppliers = env.export("suppliers")
     # suppliers are stored from their details (their list rows are partial)

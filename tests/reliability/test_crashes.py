@@ -42,7 +42,8 @@ from tests.ingest.test_robustness import (
 from tests.ingest.truth import differences
 
 # Crash safety holds with the shared state in SQLite files and in PostgreSQL (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("state_backend")
+# e2e: a simulator on a socket, a server or a child process (make test runs it, make test-fast does not)
+pytestmark = [pytest.mark.usefixtures("state_backend"), pytest.mark.e2e]
 
 LIST = "/invoices"
 # a day's invoices take one list page, and its credit notes, listed apart as Precoro's own connector does, another
@@ -219,6 +220,7 @@ def create_then_hang(self, invoice_id, sum_paid, pay_date, logic_type=0):
     return answer
 PrecoroClient.create_payment = create_then_hang
 from precoro_assets.definitions import defs
+
 defs.resolve_job_def("precoro_writeback").execute_in_process(
     run_config={"ops": {"write_back": {"config": {"send": True}}}})
 """

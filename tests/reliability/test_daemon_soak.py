@@ -26,6 +26,9 @@ from precoro_sim.simulator.app import token_for_seed
 from precoro_sim.soak.daemon import DaemonSoakReport, run_daemon_soak
 from tests.reliability.reliability_support import files_containing, processes_in_session
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 SEED = 7
 FAULT_KINDS = ("error", "reset", "slow", "lost_response")  # 5xx bursts, resets, slow answers, lost answers
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 import precoro_assets
 import precoro_sim
@@ -29,6 +30,7 @@ PACKAGE = Path(precoro_assets.__file__).resolve().parent
 HARNESS = Path(precoro_sim.__file__).resolve().parent  # the soak and the ground truth query the warehouse too
 
 
+@pytest.mark.e2e
 def test_sql_looking_text_from_precoro_is_stored_verbatim_and_every_table_survives(env):
     day = busiest_day(env)
     listed = sorted(str(r["idn"]) for r in env.export("invoices") if partition_day(r).isoformat() == day)
@@ -78,6 +80,7 @@ def test_the_package_interpolates_only_quoted_identifiers_and_reviewed_text_into
     assert findings == [], "\n".join(map(str, findings))
 
 
+@pytest.mark.e2e
 def test_the_simulator_listens_on_loopback_only():
     with start_simulator(seed=3, days=2, documents=10, limits="off", port=0) as sim:
         port = int(sim.url.rsplit(":", 1)[1])
@@ -95,6 +98,7 @@ def test_the_simulator_listens_on_loopback_only():
             raise AssertionError(f"the simulator answered on {other}")
 
 
+@pytest.mark.e2e
 def test_precoro_echoing_the_token_in_an_error_leaks_it_nowhere(env, tmp_path):
     token = env.sim.token
     env.instance = persistent_instance(tmp_path / "dagster")

@@ -26,6 +26,9 @@ from precoro_sim.simulator.app import token_for_seed
 from precoro_sim.soak.inprocess import run_soak
 from tests.reliability.reliability_support import files_containing
 
+pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+
+
 SEED = 7
 
 

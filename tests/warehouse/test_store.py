@@ -147,6 +147,7 @@ def test_decimal_timestamptz_and_json_round_trip(wh: Warehouse) -> None:
     assert wh.query("SELECT sum(amount) AS total FROM precoro.payments")["total"][0] == Decimal("12345678901234.55")
 
 
+@pytest.mark.e2e
 def test_descriptions_and_views_are_visible_to_an_analyst_process(wh: Warehouse) -> None:
     wh.upsert("suppliers", ["id"], pd.DataFrame({"id": [1], "name": ["O'Brien & Co"]}))
     wh.describe("suppliers", "Suppliers, one row per supplier.", {"name": "The supplier's legal name."})
@@ -240,6 +241,7 @@ ROUNDS = 4
 ROWS = 500
 
 
+@pytest.mark.e2e
 def test_parallel_partition_writers_and_an_open_analyst_session(wh: Warehouse, tmp_path: Path) -> None:
     days = [f"2024-01-0{i + 1}" for i in range(WRITERS)]
     for day in days:
@@ -260,6 +262,7 @@ def test_parallel_partition_writers_and_an_open_analyst_session(wh: Warehouse, t
     assert partition_state(wh) == {day: (ROWS, ROUNDS, ROUNDS) for day in days}
 
 
+@pytest.mark.e2e
 def test_parallel_first_runs_create_the_warehouse_once(tmp_path: Path) -> None:
     """A backfill started on a fresh install: every run tries to create the catalog and the table."""
     location = tmp_path / "fresh"
@@ -271,6 +274,7 @@ def test_parallel_first_runs_create_the_warehouse_once(tmp_path: Path) -> None:
     assert partition_state(Warehouse(location)) == {day: (3, 1, 1) for day in days}
 
 
+@pytest.mark.e2e
 def test_a_writer_killed_mid_transaction_leaves_the_old_partition(wh: Warehouse) -> None:
     wh.replace_partition(TABLE, DAY, "2024-01-01", batch("2024-01-01", 1, ROWS), column_types=TYPES)
 
@@ -288,6 +292,7 @@ def test_a_writer_killed_mid_transaction_leaves_the_old_partition(wh: Warehouse)
     assert partition_state(wh) == {"2024-01-01": (3, 2, 2)}
 
 
+@pytest.mark.e2e
 def test_a_writer_killed_at_any_moment_never_leaves_a_mix(wh: Warehouse) -> None:
     commits_before_kill = 2
     wh.replace_partition(TABLE, DAY, "2024-01-01", batch("2024-01-01", 0, ROWS), column_types=TYPES)
