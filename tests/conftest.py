@@ -58,13 +58,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fast", action="store_true",
-                     help="the fast tier: tests not marked e2e, each refused any socket and any child process")
+                     help="the fast tier: tests not marked e2e or slow, each refused any socket and any child process")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("fast"):
         return
-    slow = [item for item in items if item.get_closest_marker("e2e") or item.get_closest_marker("reliability")]
+    slow = [item for item in items if item.get_closest_marker("e2e") or item.get_closest_marker("slow")
+            or item.get_closest_marker("reliability")]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in set(slow)]

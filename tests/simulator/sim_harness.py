@@ -2,6 +2,8 @@
 the `/_sim/` control API, and the facts of the contract (Precoro's API documentation, as docs/simulator.md
 sums it up) the tests compare with.
 
+The client talks to the simulator in-process (its WSGI application through httpx's WSGITransport: no socket,
+so the fast tier can run it) or over a real localhost socket (for tests of the HTTP server itself).
 Nothing here is taken from the simulator's code: resource names, keys and shapes are the contract's.
 """
 
@@ -15,6 +17,9 @@ from decimal import Decimal
 
 import httpx
 
+from precoro_sim.simulator.app import SimulatorApp, SimulatorConfig
+from precoro_sim.simulator.limits import Limits
+
 # The contract's resources: documents are addressed by idn, reference data by id.
 DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses", "payments"]
 REFERENCE = ["suppliers", "items", "taxes", "paymentterms", "locations", "legalentities",
@@ -27,6 +32,9 @@ PAGINATION_FIELDS = {"total", "count", "per_page", "current_page", "total_pages"
 RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 # Under `scaled:F` (F != 1) the simulator keeps the retry time to the millisecond: "%Y-%m-%d %H:%M:%S.mmm UTC".
 SCALED_RETRY_AFTER_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
+# The base URL of an in-process simulator: a name no resolver knows, so a request that escapes the
+# WSGI transport fails instead of reaching anything.
+IN_PROCESS_URL = "http://simulator.test"
 
 
 def in_plain_list(resource: str, record: dict) -> bool:
@@ -95,17 +103,43 @@ def sleep_until(when: datetime, margin: float = 0.02) -> None:
         time.sleep(delay)
 
 
-class Api:
-    """Precoro's API on a running simulator, as its token user, plus the simulator's control API."""
+def new_simulator_app(seed: int = 7, days: int = 90, documents: int = 600, limits: str = "off") -> SimulatorApp:
+    """The simulator's application without a server, built as `start_simulator` builds it."""
+    return SimulatorApp(SimulatorConfig(seed=seed, days=days, documents=documents, limits=Limits.parse(limits)))
 
-    def __init__(self, running, timeout: float = 30) -> None:
-        self.running = running
-        self.url: str = running.url
-        self.token: str = running.token
-        self.email: str = running.email
+
+class Api:
+    """Precoro's API on a simulator, as its token user, plus the simulator's control API.
+
+    `Api.in_process(app)` calls the application directly (no socket); `Api.over_socket(running)` talks to a
+    simulator served on 127.0.0.1, for what only the server does (connections, dropped connections, arrival
+    stamps, client timeouts)."""
+
+    def __init__(self, app: SimulatorApp, url: str, transport: httpx.BaseTransport | None = None,
+                 timeout: float = 30) -> None:
+        self.app = app
+        self.url = url
+        self.transport = transport  # None: httpx's own, over the network
+        self.token: str = app.token
+        self.email: str = app.email
         self.headers = {"X-AUTH-TOKEN": self.token, "email": self.email}
-        self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
-        self.control = httpx.Client(base_url=self.url, timeout=120)
+        self.http = self.client(headers=self.headers, timeout=timeout)
+        self.control = self.client(timeout=120)
+
+    @classmethod
+    def in_process(cls, app: SimulatorApp, timeout: float = 30) -> Api:
+        """The application called in this process: its links point at IN_PROCESS_URL, as the server would set
+        its own URL."""
+        app.base_url = IN_PROCESS_URL
+        return cls(app, IN_PROCESS_URL, httpx.WSGITransport(app=app), timeout)
+
+    @classmethod
+    def over_socket(cls, running, timeout: float = 30) -> Api:  # noqa: ANN001 - a RunningSimulator
+        return cls(running.app, running.url, None, timeout)
+
+    def client(self, **options) -> httpx.Client:
+        """Another client of the same simulator (no default headers unless given): in-process too if this one is."""
+        return httpx.Client(base_url=self.url, transport=self.transport, **options)
 
     def close(self) -> None:
         self.http.close()

@@ -15,6 +15,8 @@ import pytest
 
 from precoro_sim.simulator import start_simulator
 
+pytestmark = pytest.mark.e2e  # every test here is about the HTTP server: connections, TCP resets, request bodies
+
 
 @pytest.fixture
 def running() -> Iterator[object]:

@@ -3,7 +3,6 @@ and the writes (PATCH externalId on every entity, suppliers, items, form-encoded
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.simulator.sim_harness import (
@@ -174,7 +173,8 @@ def test_bad_credentials_get_a_401_with_an_error_message(api, headers):
     sent = {**api.headers, **headers}
     sent = {name: value for name, value in sent.items() if value is not None}
 
-    response = httpx.get(api.url + "/invoices", headers=sent)
+    with api.client() as client:
+        response = client.get("/invoices", headers=sent)
 
     assert response.status_code == 401
     assert isinstance(response.json()["error"], str) and response.json()["error"]

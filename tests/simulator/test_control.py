@@ -27,6 +27,7 @@ from tests.simulator.sim_harness import (
     key_of,
     modified_since_text,
     moment,
+    new_simulator_app,
     whole_second_now,
 )
 
@@ -115,12 +116,11 @@ def _everything(client: Api) -> dict:
 
 
 def _company_of(seed: int) -> dict:
-    with start_simulator(seed=seed, days=60, documents=400, limits="off", port=0) as running:
-        client = Api(running)
-        try:
-            return _everything(client)
-        finally:
-            client.close()
+    client = Api.in_process(new_simulator_app(seed=seed, days=60, documents=400, limits="off"))
+    try:
+        return _everything(client)
+    finally:
+        client.close()
 
 
 def test_the_same_seed_gives_the_same_company_and_another_seed_another():
@@ -139,11 +139,12 @@ def test_the_same_seed_gives_the_same_company_and_another_seed_another():
 # ---- resources ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # about the server: its stop, its connection threads, a dropped connection
 def test_a_stopped_simulator_frees_its_company_without_waiting_for_the_garbage_collector():
     """Tests start many simulators; one that stays in memory until a full collection makes every later
     collection walk its records."""
     running = start_simulator(seed=5, days=30, documents=200, limits="off", port=0)
-    client = Api(running)
+    client = Api.over_socket(running)
     assert client.get("/invoices").status_code == 200
     client.fault(kind="reset", path="/taxes")
     with pytest.raises(httpx.TransportError):
@@ -202,6 +203,7 @@ def _other_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.e2e  # a child process serving on a socket
 def test_the_cli_starts_prints_how_to_connect_and_listens_on_localhost_only():
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs Linux /proc/net/tcp to see which address the socket is bound to")
@@ -245,6 +247,7 @@ def test_the_cli_starts_prints_how_to_connect_and_listens_on_localhost_only():
             process.wait()
 
 
+@pytest.mark.e2e  # a child process
 def test_the_cli_refuses_bad_limits():
     result = subprocess.run([*_cli(), "simulator", "--port", "0", "--limits", "sometimes"],
                             capture_output=True, text=True, timeout=60)

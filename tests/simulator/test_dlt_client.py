@@ -10,6 +10,9 @@ import pytest
 from precoro_sim.simulator import start_simulator
 from tests.simulator.sim_harness import Api, in_plain_list
 
+# dlt's clients speak HTTP through `requests` to a real URL: every test here needs the simulator on a socket.
+pytestmark = pytest.mark.e2e
+
 RESOURCES = {"invoices": "idn", "purchaseorders": "idn", "suppliers": "id", "expenses": "idn"}
 
 
@@ -17,7 +20,7 @@ RESOURCES = {"invoices": "idn", "purchaseorders": "idn", "suppliers": "id", "exp
 def big_api() -> Iterator[Api]:
     """Enough documents that every resource read here spans several pages."""
     with start_simulator(seed=11, days=120, documents=7000, limits="off", port=0) as running:
-        client = Api(running)
+        client = Api.over_socket(running)
         yield client
         client.close()
 
@@ -53,8 +56,9 @@ def test_dlt_rest_client_reads_every_record_exactly_once(big_api, resource, per_
     assert sorted(keys) == expected
 
 
-def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api, tmp_path):
+def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api_over_socket, tmp_path):
     """dlt's declarative source, 20 rows a page (several pages each), into DuckDB through a pipeline."""
+    api = api_over_socket
     import dlt
     import duckdb
     from dlt.sources.rest_api import rest_api_source
@@ -85,9 +89,10 @@ def test_dlt_rest_api_source_loads_every_record_exactly_once_into_duckdb(api, tm
                          if in_plain_list("invoices", i))
 
 
-def test_dlt_rest_client_reads_credit_notes_by_logic_type_expense_and_supplier_details(api):
+def test_dlt_rest_client_reads_credit_notes_by_logic_type_expense_and_supplier_details(api_over_socket):
     """As Precoro's own connector does: credit notes by `logicType[]=1&logicType[]=5`, expenses with their
     `expensePayments` in the detail, suppliers' payment terms and contacts from their detail."""
+    api = api_over_socket
     from dlt.sources.helpers.rest_client import RESTClient
 
     client = RESTClient(base_url=api.url, headers={"X-AUTH-TOKEN": api.token, "email": api.email},

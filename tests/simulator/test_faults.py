@@ -58,7 +58,9 @@ def test_a_detail_fault_matches_the_path_template(api):
     assert api.get(f"/invoices/{idn}").status_code == 200
 
 
-def test_a_reset_closes_the_connection_without_an_answer(api):
+@pytest.mark.e2e  # a reset is the server ending the TCP connection
+def test_a_reset_closes_the_connection_without_an_answer(api_over_socket):
+    api = api_over_socket
     api.fault(kind="reset", path="/invoices", count=1)
 
     with pytest.raises(httpx.TransportError):
@@ -69,11 +71,13 @@ def test_a_reset_closes_the_connection_without_an_answer(api):
     assert statuses == [0, 200]  # the dropped answer is logged with status 0
 
 
-def test_a_slow_answer_arrives_late_but_whole(api):
+@pytest.mark.e2e  # the client's read timeout runs out only on a connection
+def test_a_slow_answer_arrives_late_but_whole(api_over_socket):
+    api = api_over_socket
     normal = api.get("/suppliers").json()
     api.fault(kind="slow", seconds=1.0, path="/suppliers", count=2)
 
-    with httpx.Client(base_url=api.url, headers=api.headers, timeout=0.25) as impatient, \
+    with api.client(headers=api.headers, timeout=0.25) as impatient, \
             pytest.raises(httpx.ReadTimeout):
         impatient.get("/suppliers")
     patient = api.get("/suppliers")
@@ -81,7 +85,9 @@ def test_a_slow_answer_arrives_late_but_whole(api):
     assert patient.status_code == 200 and patient.json() == normal
 
 
-def test_a_lost_response_on_a_payment_still_creates_the_payment(api):
+@pytest.mark.e2e  # a lost response is the server dropping the connection after the write
+def test_a_lost_response_on_a_payment_still_creates_the_payment(api_over_socket):
+    api = api_over_socket
     invoice = next(i for i in reversed(api.export("invoices"))
                    if i["status"] == 2 and i["logicType"] == 0 and amount(i["sumPaid"]) == 0)
     payments_before = {p["id"] for p in api.export("payments")}
@@ -245,9 +251,10 @@ def test_faults_can_be_listed_and_cleared(api):
 # ---- faulted requests count -------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # one of the faults is a reset: the server drops the connection
 def test_faulted_requests_are_counted_in_stats_and_against_the_quota(simulator):
     scale = 100
-    api = simulator(limits=f"scaled:{scale}")
+    api = simulator(limits=f"scaled:{scale}", over_socket=True)
     api.fault(kind="error", status=500, path="/taxes", count=2)
     api.fault(kind="reset", path="/suppliers", count=1)
 

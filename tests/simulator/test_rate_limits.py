@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from tests.simulator.sim_harness import retry_time, sleep_until
 
@@ -139,7 +140,7 @@ def test_parallel_requests_get_429(simulator):
     statuses: list[int] = []
 
     def one(page: int) -> None:
-        with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as client:
+        with api.client(headers=api.headers, timeout=30) as client:
             barrier.wait()
             statuses.append(client.get("/taxes", params={"page": page}).status_code)
 
@@ -325,6 +326,7 @@ def test_without_limits_nothing_is_ever_429(simulator):
 # ---- arrival times under scheduling jitter -------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # the arrival stamp is the server's (the kernel's receive time of the request's bytes)
 def test_a_request_is_stamped_when_it_arrived_not_when_a_busy_server_got_round_to_it(simulator, monkeypatch):
     """On a loaded machine the thread that serves a connection may run long after the request came in. Precoro
     counts a request when it arrives: two requests sent 0.4 s apart under `scaled:4` (a second lasts 0.25 s) are
@@ -332,7 +334,7 @@ def test_a_request_is_stamped_when_it_arrived_not_when_a_busy_server_got_round_t
     from precoro_sim.simulator import server
 
     scale = 4
-    api = simulator(limits=f"scaled:{scale}")
+    api = simulator(limits=f"scaled:{scale}", over_socket=True)
     read_request_line = server._Handler.parse_request
 
     def descheduled(handler) -> bool:

@@ -9,8 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from precoro_sim.simulator import start_simulator
-from tests.simulator.sim_harness import Api, amount, moment
+from tests.simulator.sim_harness import Api, amount, moment, new_simulator_app
 
 CENT = Decimal("0.01")
 
@@ -18,14 +17,13 @@ CENT = Decimal("0.01")
 @pytest.fixture(scope="module")
 def company() -> dict:
     """Everything a default-sized demo company serves (its list rows and the details of its documents)."""
-    with start_simulator(seed=7, days=90, documents=600, limits="off", port=0) as running:
-        api = Api(running)
-        try:
-            return {resource: api.export(resource) for resource in
-                    ("invoices", "purchaseorders", "purchaserequisitions", "receipts", "payments", "suppliers",
-                     "items", "documentcustomfields", "itemcustomfields", "attachments", "taxes")}
-        finally:
-            api.close()
+    api = Api.in_process(new_simulator_app(seed=7, days=90, documents=600, limits="off"))
+    try:
+        return {resource: api.export(resource) for resource in
+                ("invoices", "purchaseorders", "purchaserequisitions", "receipts", "payments", "suppliers",
+                 "items", "documentcustomfields", "itemcustomfields", "attachments", "taxes")}
+    finally:
+        api.close()
 
 
 def _exact_cents(value: object) -> bool:

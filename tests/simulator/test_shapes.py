@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
 import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -138,6 +137,7 @@ def test_a_write_answers_with_idn_as_a_string_by_default(api):
     assert isinstance(created["idn"], str) and isinstance(created["invoice"]["idn"], str)
 
 
+@pytest.mark.e2e  # the simulator delivers webhooks by HTTP to a receiver on a socket
 def test_a_webhook_names_the_document_by_its_idn_as_a_number(api):
     """Precoro's documented webhook body: {"id": 123456, "type": 2, "action": 0, "idn": 5}."""
     received: list[dict] = []
@@ -205,5 +205,6 @@ def test_the_other_item_shapes_serve_category_and_the_values_as_dataItemCustomFi
 def test_shapes_are_true_or_false_switches_among_known_names(api):
     assert set(shapes(api)) >= {"credit_notes_in_invoice_list", "numbers_as_text", "idn_as_number",
                                 "item_category", "item_values_as_dataItemCustomFields"}
-    for bad in ({"idn_as_numbers": True}, {"idn_as_number": "yes"}):
-        assert httpx.post(f"{api.url}/_sim/shapes", json=bad, timeout=10).status_code == 400
+    with api.client(timeout=10) as control:
+        for bad in ({"idn_as_numbers": True}, {"idn_as_number": "yes"}):
+            assert control.post("/_sim/shapes", json=bad).status_code == 400
