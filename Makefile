@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock test lint demo simulator bench clean
+.PHONY: install lock test test-fast lint demo simulator bench clean
 
 # The versions installed are the ones in requirements.lock (the resolved set the tests last passed with).
 $(STAMP): pyproject.toml requirements.lock
@@ -26,8 +26,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every test but the long reliability runs (what .ci/run and the README call): end to end over real sockets, real
+# PostgreSQL and S3, in parallel workers. Most tests wait on a simulator, a server or a child process rather than
+# compute, so more workers than cores pay off; worksteal keeps them all busy to the end.
+PYTEST_WORKERS ?= 6
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+
+# The edit loop, under 2 minutes: pure tests, definition loading, the engine and the simulator in-process (no socket,
+# no child process: `pytest --fast` refuses them).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q --fast -n 2
 
 # The simulator and the Dagster UI on http://127.0.0.1:3000, ready to launch a backfill (Ctrl-C stops both).
 demo: $(STAMP)
