@@ -47,7 +47,7 @@ def wait_for(url: str, seconds: float) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"{url} did not answer within {seconds:.0f} s")
 
 
@@ -130,5 +130,5 @@ def wait_until_done(status_of, running: tuple[str, ...], success: str, seconds: 
         status = status_of()
         if status not in running:
             break
-        time.sleep(3)
+        time.sleep(0.5)  # a status query is cheap; a 3 s poll added up to 3 s to each of the two waits
     assert status == success

@@ -13,6 +13,7 @@ import pytest
 
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS, REFERENCE
 from precoro_assets.ingest.sync import partition_day
+from tests.ingest.environment import make_env
 from tests.ingest.truth import differences
 
 DOCUMENT_KEYS = [f"precoro/{e.name}" for e in DOCUMENTS]
@@ -26,6 +27,20 @@ def sync_everything(env) -> None:
     assert env.materialize(["precoro/analyst_views"]).success
 
 
+@pytest.fixture(scope="module")
+def synced_env(tmp_path_factory: pytest.TempPathFactory):
+    """One environment synced once, shared by the tests that only read it afterwards (the warehouse, the
+    simulator's ground truth and its statistics): each sync costs a minute of CPU. A test that changes Precoro,
+    the warehouse or the request log takes the function-scoped `env` and syncs its own."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        environment = make_env(tmp_path_factory.mktemp("synced"), monkeypatch)
+        try:
+            sync_everything(environment)
+            yield environment
+        finally:
+            environment.sim.stop()
+
+
 def detail_gets(log: list[dict]) -> list[dict]:
     return [r for r in log if r["method"] == "GET" and r["path"].endswith("{idn}")]
 
@@ -35,8 +50,8 @@ def list_gets(log: list[dict]) -> list[dict]:
 
 
 @pytest.mark.e2e
-def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(env):
-    sync_everything(env)
+def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(synced_env):
+    env = synced_env
     assert env.unknown_parameters() == []  # every filter sent is one the contract names
     for entity in DOCUMENTS + REFERENCE:
         assert differences(env, entity) == [], entity.name
@@ -178,8 +193,8 @@ def test_documents_deleted_in_precoro_leave_the_warehouse(env):
 
 
 @pytest.mark.e2e
-def test_analyst_views_resolve_names(env):
-    sync_everything(env)
+def test_analyst_views_resolve_names(synced_env):
+    env = synced_env
     rows = env.query("SELECT field_name, option_name, display_value FROM precoro.document_custom_fields_resolved "
                      "WHERE field_type = 'select'")
     assert rows and all(name is not None and option is not None for name, option, _ in rows)
@@ -196,8 +211,8 @@ def test_analyst_views_resolve_names(env):
 
 
 @pytest.mark.e2e
-def test_every_table_and_column_has_a_description(env):
-    sync_everything(env)
+def test_every_table_and_column_has_a_description(synced_env):
+    env = synced_env
     undescribed_tables = env.query(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'precoro' AND (comment IS NULL OR comment = '') "
         "AND database_name = current_database()")
