@@ -116,6 +116,7 @@ def test_a_429_makes_every_process_wait_until_its_retry_time_then_continue(simul
         assert result["keys"] == sorted(str(row[key]) for row in sim.listed(path.strip("/")))
 
 
+@pytest.mark.timing  # 3,000 requests within one scaled day: a loaded machine can't send them fast enough
 def test_spending_the_day_raises_quota_exhausted_and_sends_nothing_until_it_resumes(simulator, make_client):
     # A quota day lasts 43.2 s; counts stay the real 3,000 a day. The 3,000 requests must all go out within one
     # scaled day (70 a second): at 4000x (139 a second) a machine at load 16 sent too few, the day's first

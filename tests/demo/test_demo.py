@@ -18,7 +18,8 @@ import pytest
 from precoro_assets.catalogue import DOCUMENTS, ENTITIES
 from precoro_assets.warehouse.store import Warehouse
 
-pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+# e2e: a simulator on a socket or child processes (in make test, not in make test-fast); a Dagster UI, daemon and simulator of its own: minutes on a loaded 2-core machine
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {

@@ -31,7 +31,8 @@ from precoro_sim.simulator import RunningSimulator, start_simulator
 from precoro_sim.simulator.limits import SECOND_LIMITER
 from tests.support import object_storage, postgres_server
 
-pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast
+# e2e: a simulator on a socket or child processes (in make test, not in make test-fast); two hosts' syncs and write-backs: minutes on a loaded 2-core machine
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 DAYS = 12
