@@ -10,8 +10,8 @@ import object_storage
 import postgres_server
 import pytest
 
-from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
-from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+from precoro_assets.ledger import files
+from precoro_assets.settings import ENV_DATABASE_URL, ENV_SETTLE_SECONDS
 from precoro_sim import embedded
 
 # The tests stand on the harness: with no account configured, the bundled simulator (the embedded default), as
@@ -21,6 +21,8 @@ embedded.apply()
 # Tests write a ledger file and load it at once: they don't wait for the 2 s quiet period an export needs in
 # production (tests/reconcile/test_ledger_files.py checks that wait with its own setting). Inherited by subprocesses.
 os.environ.setdefault(ENV_SETTLE_SECONDS, "0")
+# ... and the default of the ledger readers the tests call directly (FileLedgerSource(folder), load_catalogue).
+files.SETTLE_SECONDS = 0.0
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from reconcile_support import SEND
 
-from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.master_data.plan import FIELDS, differences
+from precoro_assets.settings import ledger_dir
 
 PLAN = ["precoro/catalogue_sync_plan"]
 

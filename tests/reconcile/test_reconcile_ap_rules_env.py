@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from reconcile_support import SEND
 
-from precoro_assets.ledger.files import ledger_dir
+from precoro_assets.settings import ledger_dir
 
 
 def write_payments(rows: list[dict]) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from precoro_assets.ledger.files import ledger_dir
+from precoro_assets.settings import ledger_dir
 from precoro_assets.writeback.outbox import LEASE
 
 
