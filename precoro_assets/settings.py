@@ -106,7 +106,7 @@ class StateSettings(BaseSettings):
 
     @field_validator("home", "warehouse", "state_dir", "ledger_dir", "dagster_home", "xdg_state_home",
                      "warehouse_data_path", "s3_endpoint", "s3_access_key_id", "s3_region", "s3_url_style",
-                     "s3_use_ssl", "database_url", "ledger_settle_seconds", mode="before")
+                     "database_url", mode="before")
     @classmethod
     def _unset_when_blank(cls, value: Any) -> Any:
         return _blank_is_unset(value)
@@ -141,14 +141,22 @@ class StateSettings(BaseSettings):
     def _stripped(cls, value: str | None) -> str | None:
         return value.strip() if value is not None else None
 
-    @field_validator("s3_use_ssl", "keep_bank_details", "writeback_send", mode="before")
+    @field_validator("keep_bank_details", "writeback_send", mode="before")
     @classmethod
-    def _boolean(cls, value: Any) -> Any:
+    def _switch(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else _flag(value)  # empty: off
+
+    @field_validator("s3_use_ssl", mode="before")
+    @classmethod
+    def _ssl(cls, value: Any) -> Any:
+        """Unset (or empty): DuckDB's default; else a switch."""
+        value = _blank_is_unset(value)
         return value if value is None or isinstance(value, bool) else _flag(value)
 
     @field_validator("ledger_settle_seconds", mode="before")
     @classmethod
     def _settle(cls, value: Any) -> Any:
+        value = _blank_is_unset(value)
         if value is None:
             return SETTLE_SECONDS
         try:
@@ -224,7 +232,7 @@ class Settings(StateSettings):
     webhook_quota_share: float = _variable(
         "PRECORO_WEBHOOK_QUOTA_SHARE", "the share (%) of the day's request quota that webhook events may spend", 0.30)
 
-    @field_validator("base_url", "start_date", "timezone", mode="before")
+    @field_validator("base_url", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         return _blank_is_unset(value)
@@ -232,6 +240,7 @@ class Settings(StateSettings):
     @field_validator("start_date", mode="before")
     @classmethod
     def _day(cls, value: Any) -> Any:
+        value = _blank_is_unset(value)
         if value is None:
             return datetime.now(UTC).date() - timedelta(days=365)
         if isinstance(value, date):
@@ -244,6 +253,7 @@ class Settings(StateSettings):
     @field_validator("timezone", mode="before")
     @classmethod
     def _zone(cls, value: Any) -> str:
+        value = _blank_is_unset(value)
         name = "UTC" if value is None else str(value)
         try:
             ZoneInfo(name)
@@ -295,7 +305,7 @@ class Settings(StateSettings):
         """A percentage (`30` or `30%`), as a fraction."""
         if isinstance(value, float):
             return value
-        text = str(value).strip().removesuffix("%").strip()
+        text = (_blank_is_unset(value) or "30").strip().removesuffix("%").strip()
         try:
             percent = float(text)
         except ValueError:

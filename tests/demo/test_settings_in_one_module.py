@@ -97,6 +97,18 @@ def test_defaults_are_the_documented_ones(tmp_path: Path):
     assert config.dagster_home is None and config.quota_state_home() == Path.home() / ".local" / "state"
 
 
+def test_an_empty_variable_counts_as_unset(account: Path, monkeypatch: pytest.MonkeyPatch):
+    """As `os.environ.get(name) or default` had it (a compose file's `PRECORO_X=` lines)."""
+    unset = settings.load()
+    for name in ("PRECORO_START_DATE", "PRECORO_TIMEZONE", "PRECORO_WEBHOOK_QUOTA_SHARE", "PRECORO_BASE_URL",
+                 "PRECORO_SENSOR_INTERVAL_SECONDS", "PRECORO_WEBHOOKS", "PRECORO_HOME", "PRECORO_WAREHOUSE",
+                 "PRECORO_STATE_DIR", "PRECORO_LEDGER_DIR", "PRECORO_LEDGER_SETTLE_SECONDS", "PRECORO_DATABASE_URL",
+                 "PRECORO_WAREHOUSE_DATA_PATH", "PRECORO_S3_USE_SSL", "PRECORO_S3_ENDPOINT", "PRECORO_KEEP_BANK_DETAILS",
+                 "PRECORO_WRITEBACK_SEND", "DAGSTER_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, "")
+    assert settings.load() == unset
+
+
 def test_the_accepted_spellings_are_kept(account: Path, monkeypatch: pytest.MonkeyPatch):
     for spelling in ("1", "true", "YES", "on"):
         monkeypatch.setenv("PRECORO_WEBHOOKS", spelling)
