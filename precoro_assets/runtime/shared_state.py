@@ -5,7 +5,8 @@ The request ledger (api/quota.py), the write-back outbox (writeback/outbox.py) a
 Precoro's limits together and what makes a payment go out once. By default each is a SQLite file in
 PRECORO_STATE_DIR, which every process of one machine shares. Dagster deployments that run each run in its own
 container (Kubernetes, ECS, Docker) have no shared disk: `PRECORO_DATABASE_URL=postgresql://...` moves all of
-them into one PostgreSQL database instead, and every host then sees the same ledger and queue.
+them into one PostgreSQL database instead, and every host then sees the same ledger and queue. The settings read
+the variable; each store receives the URL from its caller (`connect(..., database_url=...)`).
 
 The stores write their SQL once, in the dialect both databases speak (`?` and `:name` parameters,
 `INSERT ... ON CONFLICT`, `RETURNING`); this module carries what differs:

@@ -7,7 +7,8 @@ no shared disk need both parts where every host reaches them:
 - PRECORO_WAREHOUSE_DATA_PATH=s3://bucket/prefix/ puts the Parquet files in a bucket, with PRECORO_S3_ENDPOINT,
   PRECORO_S3_ACCESS_KEY_ID, PRECORO_S3_SECRET_ACCESS_KEY, PRECORO_S3_REGION, PRECORO_S3_URL_STYLE and
   PRECORO_S3_USE_SSL for any S3-compatible server (AWS, MinIO, Ceph, R2, ...).
-DuckDB reaches them through its postgres and httpfs extensions, installed as Python wheels (no download at run
+The settings (precoro_assets/settings.py) read these variables; a Warehouse receives them as `database_url` and an
+`ObjectStorage`. DuckDB reaches them through its postgres and httpfs extensions, installed as Python wheels (no download at run
 time). Credentials go into DuckDB as temporary secrets of the connection, never into an ATTACH string, a log line
 or an exception text; `analyst_secrets` prints them without the password and the secret key.
 """
