@@ -41,8 +41,12 @@ def default_state_dir() -> str:
     return str(settings.load_state().quota_state_home() / "precoro-assets" / "quota")
 
 
-def _url(value: str | None) -> str | None:
-    """A database URL as the settings would have it (an EnvVar gives the variable's text as it is)."""
+def _secret(value: str | None) -> str | None:
+    """A secret field's value, stripped, None when empty. Inside a run Dagster has resolved an EnvVar to the
+    variable's text; a resource used directly (a test, a script calling `open()`) still holds the EnvVar, whose
+    value Dagster's `get_value` reads the same way."""
+    if isinstance(value, dg.EnvVar):
+        value = value.get_value()
     return (value or "").strip() or None
 
 
@@ -83,7 +87,7 @@ class PrecoroResource(dg.ConfigurableResource):
             self._client = PrecoroClient(
                 self.api_token, self.email, base_url=self.base_url, region=self.region,
                 timeout_seconds=self.timeout_seconds, state_dir=self.state_dir,
-                database_url=_url(self.database_url), limits=self.limits(),
+                database_url=_secret(self.database_url), limits=self.limits(),
                 max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
             )
         return self._client
@@ -121,19 +125,20 @@ class WarehouseResource(dg.ConfigurableResource):
     def object_storage(self) -> ObjectStorage | None:
         if not self.data_path:
             return None
-        return ObjectStorage(self.data_path, endpoint=self.s3_endpoint, key_id=self.s3_access_key_id,
-                             secret=self.s3_secret_access_key, region=self.s3_region, url_style=self.s3_url_style,
+        return ObjectStorage(self.data_path, endpoint=self.s3_endpoint, key_id=_secret(self.s3_access_key_id),
+                             secret=_secret(self.s3_secret_access_key), region=self.s3_region,
+                             url_style=self.s3_url_style,
                              use_ssl=self.s3_use_ssl)
 
     def shared_database_url(self) -> str | None:
         """Where the shared state is (the webhook inbox too): PostgreSQL's URL, or None for SQLite files."""
-        return _url(self.database_url)
+        return _secret(self.database_url)
 
     def open(self) -> Warehouse:
-        return Warehouse(self.location, database_url=_url(self.database_url), object_storage=self.object_storage())
+        return Warehouse(self.location, database_url=_secret(self.database_url), object_storage=self.object_storage())
 
     def staging(self) -> DetailStaging:
-        return DetailStaging(Path(self.state_dir), _url(self.database_url))
+        return DetailStaging(Path(self.state_dir), _secret(self.database_url))
 
 
 class LedgerResource(dg.ConfigurableResource):
@@ -159,4 +164,4 @@ class OutboxResource(dg.ConfigurableResource):
                        "else a run sends only with run config send: true.")
 
     def open(self) -> Outbox:
-        return Outbox(Path(self.path), _url(self.database_url))
+        return Outbox(Path(self.path), _secret(self.database_url))
