@@ -113,7 +113,7 @@ class Ours:
         from precoro_assets.warehouse.rows import has_lines_column
         from precoro_assets.warehouse.store import Warehouse
 
-        warehouse = Warehouse(self.config.warehouse)
+        warehouse = Warehouse(self.config.warehouse, **self.config.warehouse_options())
 
         def count(con: Any) -> int:
             present = {r[0] for r in con.execute(

@@ -20,6 +20,7 @@ import click
 
 if TYPE_CHECKING:
     from .runtime.run_launcher import StopRequest
+    from .settings import Settings, StateSettings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DAGSTER_YAML = PACKAGE_ROOT / "dagster.yaml"
@@ -32,8 +33,8 @@ def main() -> None:
 
 # ---- shared helpers ---------------------------------------------------------------------------
 
-def _settings():
-    """The settings, or a one-line error that names the variable to fix (never a traceback)."""
+def _settings() -> Settings:
+    """The settings, or an error that names every variable to fix (never a traceback)."""
     from . import settings
 
     try:
@@ -42,11 +43,24 @@ def _settings():
         raise click.ClickException(str(error)) from None
 
 
-def _dagster_home(home: Path) -> Path:
-    """DAGSTER_HOME under the project's var/ (with our dagster.yaml), unless the user set one."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    dagster_home = home / "dagster"
+def _state_settings() -> StateSettings:
+    """Where the state is, for commands that need no account (`sql`); errors as in _settings."""
+    from . import settings
+
+    try:
+        return settings.load_state()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _dagster_home(config: StateSettings) -> Path:
+    """DAGSTER_HOME under the project's var/ (with our dagster.yaml), unless the user set one.
+
+    The one variable the product writes: Dagster's instance (`DagsterInstance.get()`) and the processes it starts
+    (runs, the daemon) find their home only through DAGSTER_HOME."""
+    if config.dagster_home is not None:
+        return config.dagster_home
+    dagster_home = config.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml")
@@ -87,7 +101,7 @@ def sync(start: datetime, end: datetime | None, full_refresh: bool, verbose: boo
         raise click.BadParameter(f"--end {last} is before --start {first}", param_hint="--end")
     from .api.quota import requests_sent_by_this_process
 
-    _dagster_home(config.home)
+    _dagster_home(config)
     stop = _stop_on_sigterm()
     _quiet_logs(verbose)
     with _precoro_service():
@@ -298,11 +312,11 @@ def _print_summary(results: list[tuple[str, str, bool, dict]], spent: int) -> No
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def sql(query: str, fmt: str) -> None:
     """Run a read-only SQL query on the warehouse (does not block running materializations)."""
-    from . import settings
     from .warehouse.store import Warehouse
 
-    warehouse = Warehouse(settings.warehouse_dir())
-    try:  # the warehouse is all a query needs: no other setting is read, so none can stand in its way
+    state = _state_settings()  # where the warehouse is: no account setting can stand in a query's way
+    warehouse = Warehouse(state.warehouse, **state.warehouse_options())
+    try:
         frame = warehouse.query(query, integer_nulls_as_none=True)
     except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
         raise click.ClickException(_query_error(warehouse, error)) from None
@@ -368,7 +382,7 @@ def reconcile(verbose: bool) -> None:
     config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
     from .definitions import defs
 
-    _dagster_home(config.home)
+    _dagster_home(config)
     result = defs.resolve_job_def("precoro_reconcile").execute_in_process(
         run_config=_console_log(verbose), instance=dg.DagsterInstance.get(), raise_on_error=False,
         tags={"precoro/cli": "reconcile"})
@@ -398,7 +412,7 @@ def reconcile(verbose: bool) -> None:
 def catalogue_sync(verbose: bool) -> None:
     """Compare the accounting catalogue with Precoro and queue the writes (sent by `writeback --send`)."""
     config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
-    _dagster_home(config.home)
+    _dagster_home(config)
     with _precoro_service():
         result = _job_in_api_slot("precoro_catalogue_sync", _console_log(verbose), "catalogue-sync")
     if not result.success:
@@ -422,15 +436,16 @@ def catalogue_sync(verbose: bool) -> None:
 def writeback(send: bool, limit: int, retry_failed: bool, verbose: bool) -> None:
     """Run the write-back job headless and print what was (or would be) sent to Precoro."""
     config = _settings()  # first: a missing or bad setting is one line, not a traceback from the definitions
-    _dagster_home(config.home)
+    _dagster_home(config)
     if retry_failed:
         from .writeback.outbox import Outbox
 
-        click.echo(f"{Outbox(config.state_dir / 'outbox.sqlite').requeue_failed()} failed row(s) queued again")
+        outbox = Outbox(config.state_dir / "outbox.sqlite", config.database_url_value)
+        click.echo(f"{outbox.requeue_failed()} failed row(s) queued again")
     run_config = {"ops": {"write_back": {"config": {"send": send, "limit": limit}}}, **_console_log(verbose)}
     from .defs.writeback import sending_enabled
 
-    with _precoro_service() if sending_enabled(send) else nullcontext():  # a dry run talks to nobody
+    with _precoro_service() if sending_enabled(send, config.writeback_send) else nullcontext():  # a dry run: nobody
         result = _job_in_api_slot("precoro_writeback", run_config, "writeback")
     if not result.success:
         raise _run_failed(result)
@@ -457,7 +472,7 @@ def _nothing_to_write_back(config) -> str:
     """Why a run had nothing to do: no pending row, or rows another run (or a dead one) holds under lease."""
     from .writeback.outbox import LEASE, Outbox
 
-    leased = Outbox(config.state_dir / "outbox.sqlite").leased()
+    leased = Outbox(config.state_dir / "outbox.sqlite", config.database_url_value).leased()
     if not leased:
         return "Nothing to write back: the outbox has no pending row."
     free = sorted(datetime.fromisoformat(row.attempted_at) + LEASE for row in leased if row.attempted_at)
@@ -481,14 +496,14 @@ def webhooks(port: int, host: str, request_timeout: float) -> None:
     from .ingest.webhook_inbox import WebhookInbox, inbox_path, serve
 
     config = _settings()
-    secret = os.environ.get("PRECORO_WEBHOOK_SECRET", "")
+    secret = config.webhook_secret.get_secret_value()
     if len(secret) < 16:
         raise click.ClickException(
             "Set PRECORO_WEBHOOK_SECRET to a random string of at least 16 characters (e.g. the output of "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`): Precoro signs nothing, so the secret "
             "in the URL is what keeps strangers' events out. Then give Precoro the URL "
             "https://<your host>/precoro/<that secret>, and set PRECORO_WEBHOOKS=1 for Dagster.")
-    inbox = WebhookInbox(inbox_path(config.state_dir))
+    inbox = WebhookInbox(inbox_path(config.state_dir), config.database_url_value)
     click.echo(f"receiving Precoro's webhooks on http://{host}:{port}/precoro/<PRECORO_WEBHOOK_SECRET>; "
                f"events recorded in {inbox.path}")
     serve(inbox, secret, host, port, request_timeout)

@@ -21,7 +21,6 @@ from .defs.sources import EXTERNAL_ASSETS
 from .defs.views import analyst_views
 from .defs.webhook_events import build_webhook_sensor
 from .defs.writeback import build_writeback_sensor, writeback_job
-from .ledger.files import ledger_dir
 
 # BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
 # The freshness check builders are "preview"/"beta" too; both are the current documented APIs.
@@ -29,7 +28,15 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
+def _secret(name: str, value: object | None) -> dg.EnvVar | None:
+    """A secret setting for a resource: by name (Dagster reads it in each process and shows only the name), and
+    only when the settings found it set."""
+    return dg.EnvVar(name) if value is not None else None
+
+
 def build_definitions(config: settings.Settings) -> dg.Definitions:
+    """Every definition, configured with `config` (settings.load()): the resources receive its values."""
+    database_url = _secret(settings.ENV_DATABASE_URL, config.database_url)
     partitions = build_partitions(config.start_date, config.timezone)
     ingest = build_ingest_assets(partitions)
     documents_job = dg.define_asset_job(
@@ -69,10 +76,18 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                 region=config.region,
                 time_scale=config.time_scale,
                 state_dir=str(config.state_dir / "quota"),
+                database_url=database_url,
             ),
-            "warehouse": WarehouseResource(location=str(config.warehouse), state_dir=str(config.state_dir)),
-            "ledger": LedgerResource(directory=str(ledger_dir())),
-            "outbox": OutboxResource(path=str(config.state_dir / "outbox.sqlite")),
+            "warehouse": WarehouseResource(
+                location=str(config.warehouse), state_dir=str(config.state_dir), database_url=database_url,
+                data_path=config.warehouse_data_path, s3_endpoint=config.s3_endpoint, s3_region=config.s3_region,
+                s3_url_style=config.s3_url_style, s3_use_ssl=config.s3_use_ssl,
+                s3_access_key_id=_secret(settings.ENV_S3_KEY_ID, config.s3_access_key_id),
+                s3_secret_access_key=_secret(settings.ENV_S3_SECRET, config.s3_secret_access_key),
+                keep_bank_details=config.keep_bank_details),
+            "ledger": LedgerResource(directory=str(config.ledger_dir), settle_seconds=config.ledger_settle_seconds),
+            "outbox": OutboxResource(path=str(config.state_dir / "outbox.sqlite"), database_url=database_url,
+                                     send=config.writeback_send),
         },
     )
 

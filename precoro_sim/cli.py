@@ -85,7 +85,7 @@ def demo_ledger_files(directory: Path, from_url: str | None = None) -> tuple[lis
 
 def _demo_ledger_if_empty() -> None:
     """The demo needs an accounting side: write the demo ledger unless the ledger folder already has files."""
-    from precoro_assets.ledger.files import ledger_dir
+    from precoro_assets.settings import ledger_dir
 
     directory = ledger_dir()
     if directory.exists() and any(directory.iterdir()):
@@ -106,7 +106,7 @@ def _demo_ledger_if_empty() -> None:
                    "running, else the same company built in-process from seed 7).")
 def ledger_demo(out: Path | None, from_url: str | None) -> None:
     """Write a demo accounting ledger (CSV) that fits the simulator's company, disagreements included."""
-    from precoro_assets.ledger.files import ledger_dir
+    from precoro_assets.settings import ledger_dir
 
     directory = out or ledger_dir()
     files, origin = demo_ledger_files(directory, from_url)
@@ -136,7 +136,7 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
     """Soak: the simulated company lives under injected faults; print the figures (exit 1 if anything is off)."""
     import tempfile
 
-    from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+    from precoro_assets.settings import ENV_DATABASE_URL
 
     from .soak.daemon import run_daemon_soak
     from .soak.inprocess import run_soak
@@ -171,7 +171,7 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
 def demo(port: int) -> None:
     """Start the simulator and the Dagster UI, ready to launch a backfill."""
     config = product._settings()
-    dagster_home = product._dagster_home(config.home)
+    dagster_home = product._dagster_home(config)
     using_simulator = _embedded_in_use()
     # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
     signal.signal(signal.SIGINT, signal.default_int_handler)

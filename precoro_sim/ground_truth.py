@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from precoro_assets import settings
 from precoro_assets.catalogue import Entity
 from precoro_assets.warehouse.rows import list_or_empty, value_at
 from precoro_assets.warehouse.sensitive import protect
@@ -24,7 +25,8 @@ def exact(record: object) -> Any:
 def differences(env, entity: Entity, in_range=None) -> list[str]:
     """Everything on which precoro.<entity> and its child tables disagree with the simulator's export."""
     # what the warehouse may hold of Precoro's records: bank details masked unless the company keeps them
-    truth = {str(r[entity.key]): exact(protect(entity, r)) for r in env.export(entity.path)}
+    keep = settings.load_state().keep_bank_details
+    truth = {str(r[entity.key]): exact(protect(entity, r, keep)) for r in env.export(entity.path)}
     if in_range is not None:
         truth = {k: r for k, r in truth.items() if in_range(r)}
     problems = []

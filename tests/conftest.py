@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from precoro_assets.ledger.files import ENV_SETTLE_SECONDS
-from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+from precoro_assets.ledger import files
+from precoro_assets.settings import ENV_DATABASE_URL, ENV_SETTLE_SECONDS
 from precoro_sim import embedded
 from tests.support import object_storage, postgres_server
 
@@ -23,6 +23,8 @@ embedded.apply()
 # Tests write a ledger file and load it at once: they don't wait for the 2 s quiet period an export needs in
 # production (tests/reconcile/test_ledger_files.py checks that wait with its own setting). Inherited by subprocesses.
 os.environ.setdefault(ENV_SETTLE_SECONDS, "0")
+# ... and the default of the ledger readers the tests call directly (FileLedgerSource(folder), load_catalogue).
+files.SETTLE_SECONDS = 0.0
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.e2e)])

@@ -126,6 +126,7 @@ class PrecoroClient:
         region: str = "eu",
         timeout_seconds: float = 30.0,
         state_dir: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
         limits: QuotaLimits | None = None,
         max_wait_seconds: float = 600.0,
         quota: QuotaGuard | None = None,
@@ -148,7 +149,8 @@ class PrecoroClient:
         if quota is None:
             if state_dir is None:
                 raise ValueError("state_dir is required (where the shared request budget is kept)")
-            quota = QuotaGuard(state_dir, token, limits, max_wait_seconds=max_wait_seconds)
+            quota = QuotaGuard(state_dir, token, limits, max_wait_seconds=max_wait_seconds,
+                               database_url=database_url)
         self.quota = quota
         self.max_attempts = max_attempts
         self.max_rewalks = max_rewalks
@@ -158,7 +160,8 @@ class PrecoroClient:
         self._backoff = wait_exponential(multiplier=backoff_seconds / scale, max=60.0 / scale)
         self._worker_settings = None if transport is not None else {
             "token": token, "email": email, "base_url": self.base_url, "timeout_seconds": timeout_seconds,
-            "state_dir": str(self.quota.path.parent), "limits": self.quota.limits,
+            "state_dir": str(self.quota.path.parent), "database_url": self.quota.database_url,
+            "limits": self.quota.limits,
             "max_wait_seconds": self.quota.max_wait_seconds, "max_attempts": max_attempts,
             "backoff_seconds": backoff_seconds, "max_rewalks": max_rewalks, "concurrent_requests": 1}
         # Requests go straight to an httpx transport (a pool of kept-alive connections), not through

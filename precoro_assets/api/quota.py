@@ -264,10 +264,14 @@ class QuotaGuard:
         limits: QuotaLimits | None = None,
         *,
         max_wait_seconds: float = 600.0,
+        database_url: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`database_url` (PRECORO_DATABASE_URL, from the settings) puts the ledger in PostgreSQL for every host;
+        None keeps it in a SQLite file of `state_dir`."""
         self.limits = limits or QuotaLimits()
+        self.database_url = database_url
         self.max_wait_seconds = max_wait_seconds
         self.path = Path(state_dir) / "precoro-quota.sqlite3"
         self._key = token_key(token)
@@ -301,7 +305,7 @@ class QuotaGuard:
     def _connection(self) -> shared_state.StateConnection:
         # A connection must not cross a fork: reopen when we find ourselves in a new process.
         if self._conn is None or self._conn_pid != os.getpid():
-            conn = shared_state.connect(self.path)
+            conn = shared_state.connect(self.path, database_url=self.database_url)
             conn.create(_SCHEMA)
             if not conn.postgres and "sent" not in {c[1] for c in conn.execute("PRAGMA table_info(requests)")}:
                 conn.execute("ALTER TABLE requests ADD COLUMN sent REAL")  # a ledger from an earlier version

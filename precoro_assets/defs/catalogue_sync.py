@@ -47,7 +47,7 @@ def catalogue_sync(context: dg.AssetExecutionContext, config: CatalogueSyncConfi
     from ..api.errors import QuotaExhausted
 
     try:
-        catalogue = load_catalogue(Path(ledger.directory))
+        catalogue = load_catalogue(Path(ledger.directory), ledger.settle_seconds)
     except LedgerNotReady as busy:  # a half-written vendors.csv must not plan creates and disables
         raise dg.Failure(description=f"The accounting catalogue was not read: {busy}") from None
     store = warehouse.open()

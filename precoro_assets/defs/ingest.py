@@ -404,7 +404,7 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
         store.write(ensure)
         try:
             summary = sync_reference(precoro.get_client(), store, entity, full_refresh=config.full_refresh,
-                                     progress=context.log.info)
+                                     progress=context.log.info, keep_bank_details=warehouse.keep_bank_details)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
         yield from report(entity, summary, precoro, store)

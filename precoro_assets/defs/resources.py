@@ -1,16 +1,18 @@
 """Dagster resources, all of them: Precoro's API, the warehouse, the ledger folder and the write-back outbox.
 
-Configure PrecoroResource's secrets from the environment so Dagster shows only the variable names, never
-the values (in the UI, run config and logs):
+Configure the secrets from the environment so Dagster shows only the variable names, never the values (in the
+UI, run config and logs):
 
     PrecoroResource(api_token=EnvVar("PRECORO_API_TOKEN"), email=EnvVar("PRECORO_EMAIL"))
 
-Every process that uses it shares one request budget through `state_dir`.
+and so for `database_url` (PRECORO_DATABASE_URL holds the database password) and the S3 keys; the code location
+(definitions.py) does so from its settings. Every other value is passed as the settings read it: the resources
+read no environment themselves. Every process that uses PrecoroResource shares one request budget through
+`state_dir` (and `database_url`, on several hosts).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +22,32 @@ from pydantic import Field, PrivateAttr
 from ..api.client import PrecoroClient
 from ..api.quota import QuotaLimits
 from ..ledger.file_sink import FileLedgerSink
-from ..ledger.files import FileLedgerSource
+from ..ledger.files import SETTLE_SECONDS, FileLedgerSource
 from ..ledger.source import LedgerSink, LedgerSource
+from ..warehouse.remote import ObjectStorage
 from ..warehouse.staging import DetailStaging
 from ..warehouse.store import Warehouse
 from ..writeback.outbox import Outbox
 
+DATABASE_URL_HELP = ("PostgreSQL of the shared state (PRECORO_DATABASE_URL; pass EnvVar, it holds the password); "
+                     "None: SQLite files")
+
 
 def default_state_dir() -> str:
-    """One budget per machine and user, wherever the process was started from."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return str(Path(base) / "precoro-assets" / "quota")
+    """One budget per machine and user, wherever the process was started from (XDG_STATE_HOME, from the
+    settings): for a PrecoroResource configured without `state_dir`."""
+    from .. import settings
+
+    return str(settings.load_state().quota_state_home() / "precoro-assets" / "quota")
+
+
+def _secret(value: str | None) -> str | None:
+    """A secret field's value, stripped, None when empty. Inside a run Dagster has resolved an EnvVar to the
+    variable's text; a resource used directly (a test, a script calling `open()`) still holds the EnvVar, whose
+    value Dagster's `get_value` reads the same way."""
+    if isinstance(value, dg.EnvVar):
+        value = value.get_value()
+    return (value or "").strip() or None
 
 
 class PrecoroResource(dg.ConfigurableResource):
@@ -49,6 +66,7 @@ class PrecoroResource(dg.ConfigurableResource):
     time_scale: float = Field(default=1.0, description="Divides every window; only for the scaled simulator.")
     state_dir: str = Field(default_factory=default_state_dir,
                            description="Directory of the request ledger shared by every process.")
+    database_url: str | None = Field(default=None, repr=False, description=DATABASE_URL_HELP)
     max_wait_seconds: float = Field(
         default=600.0, description="Wait at most this long for quota; beyond it raise QuotaExhausted.")
     concurrent_requests: int = Field(
@@ -68,7 +86,8 @@ class PrecoroResource(dg.ConfigurableResource):
         if self._client is None:
             self._client = PrecoroClient(
                 self.api_token, self.email, base_url=self.base_url, region=self.region,
-                timeout_seconds=self.timeout_seconds, state_dir=self.state_dir, limits=self.limits(),
+                timeout_seconds=self.timeout_seconds, state_dir=self.state_dir,
+                database_url=_secret(self.database_url), limits=self.limits(),
                 max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
             )
         return self._client
@@ -88,21 +107,49 @@ class WarehouseResource(dg.ConfigurableResource):
 
     location: str = Field(description="Directory of the warehouse (PRECORO_WAREHOUSE).")
     state_dir: str = Field(description="Directory for staged details (PRECORO_STATE_DIR).")
+    database_url: str | None = Field(default=None, repr=False, description=DATABASE_URL_HELP + "; the catalog "
+                                     "and staged details go there too")
+    data_path: str | None = Field(default=None, description="s3://bucket/prefix/ for the Parquet files "
+                                  "(PRECORO_WAREHOUSE_DATA_PATH); None: <location>/data")
+    s3_endpoint: str | None = Field(default=None, description="PRECORO_S3_ENDPOINT")
+    s3_region: str | None = Field(default=None, description="PRECORO_S3_REGION")
+    s3_url_style: str | None = Field(default=None, description="PRECORO_S3_URL_STYLE")
+    s3_use_ssl: bool | None = Field(default=None, description="PRECORO_S3_USE_SSL (None: DuckDB's default)")
+    s3_access_key_id: str | None = Field(default=None, repr=False,
+                                         description="PRECORO_S3_ACCESS_KEY_ID; pass EnvVar")
+    s3_secret_access_key: str | None = Field(default=None, repr=False,
+                                             description="PRECORO_S3_SECRET_ACCESS_KEY; pass EnvVar")
+    keep_bank_details: bool = Field(default=False, description="Store suppliers' bank details unmasked "
+                                    "(PRECORO_KEEP_BANK_DETAILS).")
+
+    def object_storage(self) -> ObjectStorage | None:
+        if not self.data_path:
+            return None
+        return ObjectStorage(self.data_path, endpoint=self.s3_endpoint, key_id=_secret(self.s3_access_key_id),
+                             secret=_secret(self.s3_secret_access_key), region=self.s3_region,
+                             url_style=self.s3_url_style,
+                             use_ssl=self.s3_use_ssl)
+
+    def shared_database_url(self) -> str | None:
+        """Where the shared state is (the webhook inbox too): PostgreSQL's URL, or None for SQLite files."""
+        return _secret(self.database_url)
 
     def open(self) -> Warehouse:
-        return Warehouse(self.location)
+        return Warehouse(self.location, database_url=_secret(self.database_url), object_storage=self.object_storage())
 
     def staging(self) -> DetailStaging:
-        return DetailStaging(Path(self.state_dir))
+        return DetailStaging(Path(self.state_dir), _secret(self.database_url))
 
 
 class LedgerResource(dg.ConfigurableResource):
     """The accounting side: where its exports are read from and where documents are offered to it."""
 
     directory: str = Field(description="The ledger drop folder (PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger).")
+    settle_seconds: float = Field(default=SETTLE_SECONDS, description="How long a file must have been left alone before it is "
+                                  "read (PRECORO_LEDGER_SETTLE_SECONDS).")
 
     def source(self) -> LedgerSource:
-        return FileLedgerSource(Path(self.directory))
+        return FileLedgerSource(Path(self.directory), self.settle_seconds)
 
     def sink(self) -> LedgerSink:
         return FileLedgerSink(Path(self.directory))
@@ -112,6 +159,9 @@ class OutboxResource(dg.ConfigurableResource):
     """The write-back queue (a SQLite file in PRECORO_STATE_DIR; see writeback/outbox.py for why)."""
 
     path: str = Field(description="The outbox file, <PRECORO_STATE_DIR>/outbox.sqlite.")
+    database_url: str | None = Field(default=None, repr=False, description=DATABASE_URL_HELP)
+    send: bool = Field(default=False, description="The write-back runs send to Precoro (PRECORO_WRITEBACK_SEND); "
+                       "else a run sends only with run config send: true.")
 
     def open(self) -> Outbox:
-        return Outbox(Path(self.path))
+        return Outbox(Path(self.path), _secret(self.database_url))

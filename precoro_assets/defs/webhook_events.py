@@ -98,7 +98,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
     )
     def precoro_webhook_events(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                                precoro: PrecoroResource):
-        inbox = WebhookInbox(inbox_path(state_dir))
+        inbox = WebhookInbox(inbox_path(state_dir), warehouse.shared_database_url())
         cursor = EventsCursor.parse(context.cursor)
         events = inbox.after(cursor.seq, EVENTS_PER_TICK)
         if not events:

@@ -5,16 +5,16 @@ run of `precoro_writeback` (run key = the reconciliation's run, so a batch is la
 reads; every request to Precoro and every file written happens inside the run.
 
 The job is a dry run unless sending is switched on explicitly, by run config
-`{"ops": {"write_back": {"config": {"send": true}}}}` or by the environment variable PRECORO_WRITEBACK_SEND=1
-of the process that runs it. A dry run reads nothing from Precoro and sends nothing: it lists what it would send.
+`{"ops": {"write_back": {"config": {"send": true}}}}` or by the setting PRECORO_WRITEBACK_SEND=1 (the code
+location passes it to the outbox resource as `send`). A dry run reads nothing from Precoro and sends nothing: it
+lists what it would send.
 """
 
-
-import os
 
 import dagster as dg
 from pydantic import Field
 
+from ..settings import ENV_SEND
 from ..writeback.executor import WriteBack
 from ..writeback.outbox import PENDING
 from .ingest import API_POOL, _quota_stop
@@ -22,13 +22,12 @@ from .reconcile import WRITEBACK_OUTBOX, mirror_outbox
 from .resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .sources import quota_observation
 
-ENV_SEND = "PRECORO_WRITEBACK_SEND"
 JOB_NAME = "precoro_writeback"
 
 
-def sending_enabled(config_send: bool) -> bool:
-    """Run config `send: true`, or PRECORO_WRITEBACK_SEND=1 in the run's environment."""
-    return config_send or os.environ.get(ENV_SEND, "").strip().lower() in ("1", "true", "yes")
+def sending_enabled(config_send: bool, send_setting: bool) -> bool:
+    """Run config `send: true`, or the setting PRECORO_WRITEBACK_SEND=1 (`send_setting`, as the settings read it)."""
+    return config_send or send_setting
 
 
 class WriteBackConfig(dg.Config):
@@ -42,7 +41,7 @@ def write_back(context: dg.OpExecutionContext, config: WriteBackConfig, precoro:
                warehouse: WarehouseResource, outbox: OutboxResource, ledger: LedgerResource) -> dict:
     from ..api.errors import QuotaExhausted
 
-    send = sending_enabled(config.send)
+    send = sending_enabled(config.send, outbox.send)
     queue = outbox.open()
     client = precoro.get_client() if send else None
     executor = WriteBack(client, queue, ledger.sink(), context.run_id, send, log=context.log.info)

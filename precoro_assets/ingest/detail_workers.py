@@ -57,11 +57,13 @@ AHEAD_PER_PROCESS = 8
 
 @dataclass
 class WorkerSettings:
-    """What a worker needs to build its own client and staging (the token is never printed)."""
+    """What a worker needs to build its own client and staging (the token and the database URL are never printed):
+    the run's process hands over the values its settings gave it, so a worker reads no environment."""
 
     client: dict[str, Any] = field(repr=False)
     staging_dir: str = ""
     threads: int = 1
+    database_url: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -190,7 +192,7 @@ def get(client: PrecoroReads, staging: DetailStaging, concurrent_requests: int) 
 
 def _settings(client: PrecoroReads, staging: DetailStaging, concurrent_requests: int) -> WorkerSettings:
     return WorkerSettings(client.worker_settings() or {}, str(staging.directory),
-                          max(1, concurrent_requests // _process_count()))
+                          max(1, concurrent_requests // _process_count()), staging.database_url)
 
 
 def _process_count() -> int:
@@ -276,7 +278,7 @@ _threads: ThreadPoolExecutor | None = None
 def _init_worker(settings: WorkerSettings) -> None:
     global _client, _staging, _threads
     _client = PrecoroClient(**settings.client)
-    _staging = DetailStaging(settings.staging_dir)
+    _staging = DetailStaging(settings.staging_dir, settings.database_url)
     _threads = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="precoro-details")
 
 

@@ -28,8 +28,10 @@ FULL_REFRESH_EVERY = timedelta(days=7)
 
 
 def sync_reference(client: PrecoroReads, warehouse: WarehouseAccess, entity: Entity, full_refresh: bool = False,
-                   now: datetime | None = None, progress: Callable[[str], None] = logger.info) -> SyncSummary:
-    """Bring one reference entity up to date: changes since the last sync, or everything.
+                   now: datetime | None = None, progress: Callable[[str], None] = logger.info,
+                   keep_bank_details: bool = False) -> SyncSummary:
+    """Bring one reference entity up to date: changes since the last sync, or everything. Bank details are masked
+    unless `keep_bank_details` (PRECORO_KEEP_BANK_DETAILS, see warehouse/sensitive.py).
 
     For an entity whose list rows are partial (suppliers: payment terms and contacts come only with the detail),
     each new or changed record's detail is fetched, a request each; a record whose updateDate has not moved keeps
@@ -46,7 +48,7 @@ def sync_reference(client: PrecoroReads, warehouse: WarehouseAccess, entity: Ent
     written: set[str] = set()  # keys whose row is (re)written
     to_fetch: list[str] = []
     for record in client.iter_rows(f"/{entity.path}", key=entity.key, **filters):
-        record = protect(entity, record)
+        record = protect(entity, record, keep_bank_details)
         try:
             key = record_key(entity, record)
         except RecordRejected as error:
@@ -70,7 +72,7 @@ def sync_reference(client: PrecoroReads, warehouse: WarehouseAccess, entity: Ent
             stopped = error
             break
         summary.details_fetched += 1
-        protected = protect(entity, detail)
+        protected = protect(entity, detail, keep_bank_details)
         flatten(entity, protected, rows, now, raw_text=text if protected is detail else None)
         written.add(key)
     listed -= set(summary.vanished)

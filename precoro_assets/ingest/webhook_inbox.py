@@ -84,15 +84,17 @@ class WebhookInbox:
     """Received events, in order, where every process can read them (the receiver writes, sensors read): a SQLite
     file in the state directory, or PostgreSQL with PRECORO_DATABASE_URL (receiver and daemon on other hosts)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, database_url: str | None = None):
+        """A SQLite file at `path`, or PostgreSQL at `database_url` (PRECORO_DATABASE_URL, from the settings)."""
         self.path = Path(path)
+        self.database_url = database_url
         with closing(self._connect()) as con:
             con.create("CREATE TABLE IF NOT EXISTS events (seq {serial_key}, received_at TEXT NOT NULL, "
                        "type INTEGER NOT NULL, action INTEGER NOT NULL, id INTEGER NOT NULL, idn TEXT)")
 
     def _connect(self) -> shared_state.StateConnection:
         # synchronous=FULL: recorded means on disk, and Precoro won't send it again
-        return shared_state.connect(self.path, synchronous="FULL", timeout=30)
+        return shared_state.connect(self.path, database_url=self.database_url, synchronous="FULL", timeout=30)
 
     def record(self, kind: int, action: int, record_id: int, idn: str | None) -> int:
         # one writer at a time: numbers are committed in order, so a reader past seq N never misses one below it

@@ -1,6 +1,7 @@
 """The default accounting side: a drop folder of CSV or Parquet exports, and an export folder for documents.
 
-Layout of the folder (env PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger):
+Layout of the folder (PRECORO_LEDGER_DIR, default <PRECORO_HOME>/ledger: the settings read it and the caller
+passes the directory, as it passes PRECORO_LEDGER_SETTLE_SECONDS):
 
     payments*.csv | payments*.parquet   payment_id, amount, currency, paid_on, and either bill_id
                                          (the bill = the Precoro invoice's externalId) or supplier (with
@@ -42,7 +43,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import settings
 from .source import (
     BILL,
     CREDIT_NOTE,
@@ -53,7 +53,6 @@ from .source import (
     RejectedRow,
 )
 
-ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
 EXPORT_FOLDER = "export"
 VENDORS_FILE = "vendors.csv"
 # The accounting catalogue's files (stems), read by master_data_files.py; vendors.csv also serves the export sink.
@@ -71,12 +70,6 @@ _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
 AMOUNT_LIMIT = Decimal(10) ** 16
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-def ledger_dir() -> Path:
-    """The drop folder: PRECORO_LEDGER_DIR, else <PRECORO_HOME>/ledger."""
-    configured = os.environ.get(ENV_LEDGER_DIR)
-    return Path(configured).expanduser().resolve() if configured else settings.project_home() / "ledger"
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -213,18 +206,15 @@ def bill_from(fields: dict[str, Any], file: str, line: int) -> LedgerBill:
 
 # ---- reading a file of the folder: only regular files, only once nobody writes them -----------------------------
 
-ENV_SETTLE_SECONDS = "PRECORO_LEDGER_SETTLE_SECONDS"
-SETTLE_SECONDS = 2.0  # a file must have been left alone this long before it is read
+# A file must have been left alone this long before it is read, unless the caller passes
+# PRECORO_LEDGER_SETTLE_SECONDS from the settings (whose default this is). Read when called, so tests may lower it.
+SETTLE_SECONDS = 2.0
 WAIT_SECONDS = 30.0  # how long a load waits for a file being written before it gives up (the previous load stays)
 ROW_TEXT_LIMIT = 1000  # characters of a rejected row kept for the person fixing the export
 
 
 class NotRegularFile(Exception):
     """A name in the folder that is a link, a directory, a pipe or a device: never read (see `read_stable`)."""
-
-
-def settle_seconds() -> float:
-    return float(os.environ.get(ENV_SETTLE_SECONDS, SETTLE_SECONDS))
 
 
 def check_regular(path: Path) -> None:
@@ -274,7 +264,7 @@ def read_stable(path: Path, settle: float | None = None, wait: float | None = No
     does not work either. Exporters that write to a hidden name (.payments.csv.tmp) and rename it when done are
     never seen half-written: dot-files are not read.
     """
-    settle = settle_seconds() if settle is None else settle
+    settle = SETTLE_SECONDS if settle is None else settle
     wait = WAIT_SECONDS if wait is None else wait
     deadline = time.monotonic() + wait
     seen, quiet_since = None, time.monotonic()
@@ -405,10 +395,10 @@ MAX_LINES_PER_RECORD = 20  # a quoted field spanning more lines than this is tak
 
 
 def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
-             rejected: list[RejectedRow]) -> Iterator[Row]:
+             rejected: list[RejectedRow], settle: float | None = None) -> Iterator[Row]:
     """Rows of a CSV file (comma-, semicolon- or tab-separated; UTF-8, or UTF-16 with a byte order mark); bad
     encodings, wrong field counts and quotes left open become rejected rows, and no line is lost."""
-    text = _text_lines(read_stable(path))
+    text = _text_lines(read_stable(path, settle))
     first = next(text, "")  # the header (it may lack a line break in a file of no rows)
     lines = _Lines(text, counted=1)
     if not first.strip():
@@ -447,13 +437,13 @@ def read_csv(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
 
 
 def read_parquet(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
-                 rejected: list[RejectedRow]) -> Iterator[Row]:
+                 rejected: list[RejectedRow], settle: float | None = None) -> Iterator[Row]:
     """Rows of a Parquet file (line = row number, from 1); typed values are kept for the parsers."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(pa.BufferReader(read_stable(path)))
+        table = pq.read_table(pa.BufferReader(read_stable(path, settle)))
     except (NotRegularFile, LedgerNotReady):
         raise
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported, not raised
@@ -496,8 +486,10 @@ class _Batches:
 class FileLedgerSource:
     """A LedgerSource over the drop folder (see the module docstring for the format)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, settle_seconds: float | None = None) -> None:
+        """`settle_seconds`: PRECORO_LEDGER_SETTLE_SECONDS from the settings (None: SETTLE_SECONDS)."""
         self.directory = Path(directory)
+        self.settle_seconds = settle_seconds
         self.name = f"files in {self.directory}"
 
     def load(self) -> LedgerSnapshot:
@@ -532,20 +524,20 @@ class FileLedgerSource:
             batches = _Batches(add, "payments" if kind == "payments" else "bills")
             if kind == "payments":
                 self.load_file(path, PAYMENT_COLUMNS, PAYMENT_REQUIRED, payment_from, "payment_id", payment_ids,
-                               batches, snapshot.rejected)
+                               batches, snapshot.rejected, self.settle_seconds)
             else:
                 self.load_file(path, BILL_COLUMNS, BILL_REQUIRED, bill_from, "bill_id", bill_ids, batches,
-                               snapshot.rejected)
+                               snapshot.rejected, self.settle_seconds)
             batches.flush()
         return snapshot
 
     @staticmethod
     def load_file(path: Path, columns: tuple[str, ...], required: tuple[str, ...],
                   build: Callable[[dict[str, Any], str, int], Any], id_column: str, seen: dict[str, str],
-                  into: list | _Batches, rejected: list[RejectedRow]) -> None:
+                  into: list | _Batches, rejected: list[RejectedRow], settle: float | None = None) -> None:
         """Parse each row of one file with `build` into `into`; bad rows, and ids already `seen`, are rejected."""
         reader = read_parquet if path.suffix.lower() == ".parquet" else read_csv
-        rows = reader(path, columns, required, rejected)
+        rows = reader(path, columns, required, rejected, settle)
         while True:
             try:
                 line, fields, raw = next(rows)

@@ -254,9 +254,9 @@ def catalogue_kind(path: Path) -> str | None:
     return stem if stem in KINDS else None
 
 
-def load_catalogue(directory: str | Path) -> LedgerCatalogue:
+def load_catalogue(directory: str | Path, settle_seconds: float | None = None) -> LedgerCatalogue:
     """Read every catalogue file of the drop folder; an id seen twice keeps its first row (the second is
-    rejected, naming where the first is)."""
+    rejected, naming where the first is). `settle_seconds` as for FileLedgerSource."""
     catalogue = LedgerCatalogue()
     folder = Path(directory)
     if not folder.is_dir():
@@ -267,5 +267,5 @@ def load_catalogue(directory: str | Path) -> LedgerCatalogue:
         kind = KINDS[catalogue_kind(path) or ""]
         catalogue.files.append(path.name)
         FileLedgerSource.load_file(path, kind.columns, kind.required, kind.build, kind.id_field, {},
-                                   getattr(catalogue, kind.into), catalogue.rejected)
+                                   getattr(catalogue, kind.into), catalogue.rejected, settle_seconds)
     return catalogue

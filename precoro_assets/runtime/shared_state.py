@@ -5,7 +5,8 @@ The request ledger (api/quota.py), the write-back outbox (writeback/outbox.py) a
 Precoro's limits together and what makes a payment go out once. By default each is a SQLite file in
 PRECORO_STATE_DIR, which every process of one machine shares. Dagster deployments that run each run in its own
 container (Kubernetes, ECS, Docker) have no shared disk: `PRECORO_DATABASE_URL=postgresql://...` moves all of
-them into one PostgreSQL database instead, and every host then sees the same ledger and queue.
+them into one PostgreSQL database instead, and every host then sees the same ledger and queue. The settings read
+the variable; each store receives the URL from its caller (`connect(..., database_url=...)`).
 
 The stores write their SQL once, in the dialect both databases speak (`?` and `:name` parameters,
 `INSERT ... ON CONFLICT`, `RETURNING`); this module carries what differs:
@@ -28,7 +29,6 @@ The URL holds the database password: it is never logged nor put into an exceptio
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -37,26 +37,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ENV_DATABASE_URL = "PRECORO_DATABASE_URL"
-
 # Text outside single-quoted literals: placeholders are rewritten only there.
 _LITERAL_OR_PLACEHOLDER = re.compile(r"('(?:[^']|'')*')|(\?)|(?<![:\w]):([A-Za-z_]\w*)|\b(rowid)\b")
 
 
 class SharedStateUnavailable(RuntimeError):  # noqa: N818 - a state, like QuotaExhausted
     """The PostgreSQL database of PRECORO_DATABASE_URL cannot be reached: nothing may be sent to Precoro."""
-
-
-def database_url() -> str | None:
-    """PRECORO_DATABASE_URL when set (PostgreSQL), else None (SQLite files in the state directory)."""
-    url = (os.environ.get(ENV_DATABASE_URL) or "").strip()
-    if not url:
-        return None
-    if urlsplit(url).scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"{ENV_DATABASE_URL} must be a postgresql://user:password@host:port/database URL "
-                         f"(it starts with {urlsplit(url).scheme or 'no scheme'!r}); unset it to keep the shared "
-                         "state in SQLite files under PRECORO_STATE_DIR")
-    return url
 
 
 def describe_url(url: str) -> str:
@@ -155,14 +141,15 @@ class StateConnection:
         self.raw.close()
 
 
-def connect(sqlite_path: Path, *, synchronous: str = "NORMAL", timeout: float = 60.0, rows_as_dicts: bool = False,
-            read_only: bool = False) -> StateConnection:
-    """A connection to one store: PostgreSQL when PRECORO_DATABASE_URL is set, else the SQLite file
-    `sqlite_path` (its name, without suffix, also names the store's advisory lock on PostgreSQL).
+def connect(sqlite_path: Path, *, database_url: str | None = None, synchronous: str = "NORMAL",
+            timeout: float = 60.0, rows_as_dicts: bool = False, read_only: bool = False) -> StateConnection:
+    """A connection to one store: PostgreSQL at `database_url` (PRECORO_DATABASE_URL, which the caller read from
+    the settings) when given, else the SQLite file `sqlite_path` (its name, without suffix, also names the store's
+    advisory lock on PostgreSQL).
 
     Statements run in autocommit mode; `write_transaction` groups them. `rows_as_dicts` gives rows that
     `dict(row)` and `row["column"]` read on both."""
-    url = database_url()
+    url = database_url
     lock_name = f"precoro-assets:{Path(sqlite_path).stem}"
     if url is not None:
         return StateConnection(_connect_postgres(url, rows_as_dicts, timeout), "postgres", lock_name)
@@ -191,19 +178,16 @@ def _connect_postgres(url: str, rows_as_dicts: bool, timeout: float) -> Any:
     except psycopg.OperationalError as exc:
         # psycopg's message may quote the connection string: say where, without the password
         raise SharedStateUnavailable(f"cannot connect to the shared-state database {describe_url(url)} "
-                           f"({ENV_DATABASE_URL}): {type(exc).__name__}; check that PostgreSQL is running there "
+                           f"(PRECORO_DATABASE_URL): {type(exc).__name__}; check that PostgreSQL is running there "
                            "and that the user and password are right") from None
 
 
 
 @contextmanager
-def advisory_lock(name: str, timeout_s: float) -> Iterator[bool]:
-    """Hold PostgreSQL's session-level advisory lock `name` (all hosts wait for it in turn) for the block; yields
-    False, holding nothing, when it stayed taken for `timeout_s`. A killed holder's connection drops, and the
-    server releases its lock at once."""
-    url = database_url()
-    if url is None:
-        raise RuntimeError("advisory_lock needs PRECORO_DATABASE_URL")
+def advisory_lock(name: str, timeout_s: float, url: str) -> Iterator[bool]:
+    """Hold PostgreSQL's session-level advisory lock `name` (all hosts wait for it in turn) in the database at
+    `url` for the block; yields False, holding nothing, when it stayed taken for `timeout_s`. A killed holder's
+    connection drops, and the server releases its lock at once."""
     con = _connect_postgres(url, rows_as_dicts=False, timeout=60.0)
     try:
         import psycopg

@@ -1,22 +1,18 @@
 """Sensitive fields (suppliers' bank details) masked before anything is stored: typed columns, `raw`, rejected rows.
 
 Masking keeps the last 4 characters, enough to tell two accounts apart or to check one against a remittance,
-and nothing an attacker could pay into. PRECORO_KEEP_BANK_DETAILS=1 stores them as Precoro sends them.
+and nothing an attacker could pay into. PRECORO_KEEP_BANK_DETAILS=1 stores them as Precoro sends them: the
+settings read it, and the sync passes it here as `keep`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TypeVar, cast
 
 from ..catalogue import Entity
 
 MASK = "****"
 T = TypeVar("T")
-
-
-def keep_bank_details() -> bool:
-    return os.environ.get("PRECORO_KEEP_BANK_DETAILS", "").strip().lower() in ("1", "true", "yes")
 
 
 def masked(value: object) -> object:
@@ -27,10 +23,10 @@ def masked(value: object) -> object:
     return MASK + text[-4:] if len(text) > 4 else MASK
 
 
-def protect(entity: Entity, record: T, keep: bool | None = None) -> T:
+def protect(entity: Entity, record: T, keep: bool = False) -> T:
     """The record with the entity's sensitive fields masked wherever they occur (nested too); as is when the
     entity has none or they are to be kept. The record passed in is not changed."""
-    if not entity.sensitive or (keep_bank_details() if keep is None else keep):
+    if not entity.sensitive or keep:
         return record
     return cast(T, _masked_copy(record, frozenset(entity.sensitive)))  # the same shape, masked
 

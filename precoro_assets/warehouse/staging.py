@@ -41,11 +41,13 @@ _PUT = ("INSERT INTO staged VALUES (?, ?, ?, ?) ON CONFLICT (entity, key) "
 class DetailStaging:
     """A durable cache of fetched details: (entity, key) -> detail, with the detail's updateDate."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, database_url: str | None = None):
+        """A SQLite file in `directory`, or PostgreSQL at `database_url` (PRECORO_DATABASE_URL, from the settings)."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self.directory = path
-        self._con = shared_state.connect(path / "staged_details.sqlite")
+        self.database_url = database_url
+        self._con = shared_state.connect(path / "staged_details.sqlite", database_url=database_url)
         self._lock = threading.Lock()  # one statement at a time on the shared connection
         self._writers = ProcessLock(path / "staged_details.lock")  # one write at a time, all processes (one host)
         self._con.create(_SCHEMA)

@@ -46,7 +46,6 @@ Frame: TypeAlias = "pa.Table | pd.DataFrame"  # what the write helpers take: Arr
 
 CATALOG_ALIAS = "warehouse"
 SCHEMA = "precoro"
-ENV_LOCATION = "PRECORO_WAREHOUSE"
 DEFAULT_LOCATION = Path(__file__).resolve().parents[2] / "var" / "warehouse"
 
 # Retries of a whole write attempt: 0.1 s doubling to 5 s, ~25 s in total before giving up.
@@ -146,16 +145,21 @@ class Warehouse:
     """The DuckLake warehouse in one directory: ``catalog.sqlite``, ``data/`` (Parquet) and ``write.lock``; or,
     for runs on several hosts, its catalog in PostgreSQL and its files in object storage (see warehouse.remote)."""
 
-    def __init__(self, location: str | Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(self, location: str | Path | None = None, *, database_url: str | None = None,
+                 object_storage: remote.ObjectStorage | None = None, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+        """`location` is PRECORO_WAREHOUSE (the settings' `warehouse`); `database_url` (PRECORO_DATABASE_URL) puts
+        the catalog in PostgreSQL and `object_storage` (PRECORO_WAREHOUSE_DATA_PATH, PRECORO_S3_*) the Parquet
+        files in a bucket: the caller passes what the settings read (`Settings.warehouse_options()`)."""
         if location is None:
-            location = os.environ.get(ENV_LOCATION) or DEFAULT_LOCATION
+            location = DEFAULT_LOCATION
         self.location = Path(location).expanduser().resolve()
         self.catalog_path = self.location / "catalog.sqlite"
         self.data_path = self.location / "data"
         self.lock_path = self.location / "write.lock"
         self.lock_timeout_s = lock_timeout_s
-        self.database_url = shared_state.database_url()  # the catalog in PostgreSQL, when set
-        self.remote_data_path = remote.data_path()  # the Parquet files in object storage, when set
+        self.database_url = database_url  # the catalog in PostgreSQL, when set
+        self.object_storage = object_storage
+        self.remote_data_path = object_storage.data_path if object_storage is not None else None
         self._created = False
 
     def __repr__(self) -> str:
@@ -189,7 +193,7 @@ class Warehouse:
         """The catalog's and the bucket's credentials, as secrets of this connection only. A failure is reported
         without the statement, which holds them."""
         statements = [remote.catalog_secret_sql(self.database_url)] if self.database_url is not None else []
-        storage = remote.storage_secret_sql() if self.remote_data_path is not None else None
+        storage = remote.storage_secret_sql(self.object_storage) if self.object_storage is not None else None
         statements += [storage] if storage else []
         for statement in statements:
             try:
@@ -257,7 +261,7 @@ class Warehouse:
 
     def _postgres_catalog_ready(self) -> bool:
         """Whether the PostgreSQL catalog exists with our schema (no lock taken)."""
-        con = shared_state.connect(self.catalog_path)
+        con = shared_state.connect(self.catalog_path, database_url=self.database_url)
         try:
             if con.execute("SELECT to_regclass('ducklake_schema')").fetchone()[0] is None:
                 return False
@@ -350,7 +354,7 @@ class Warehouse:
     @contextmanager
     def _write_lock_waiting(self, timeout_s: float) -> Iterator[None]:
         if self.database_url is not None:
-            with shared_state.advisory_lock("precoro-assets:warehouse", timeout_s) as held:
+            with shared_state.advisory_lock("precoro-assets:warehouse", timeout_s, self.database_url) as held:
                 if not held:
                     raise WarehouseBusyError(f"no warehouse write lock after {timeout_s:.0f} s")
                 yield
@@ -590,7 +594,8 @@ class Warehouse:
         PostgreSQL or files in object storage need secrets: the password and keys are placeholders unless
         `credentials` (for a program of ours that runs with the same settings)."""
         loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in self.extension_files())
-        secrets = "".join(f"{statement};\n" for statement in remote.analyst_secrets(self.database_url, reveal=credentials))
+        secrets = "".join(f"{statement};\n" for statement in remote.analyst_secrets(
+            self.database_url, self.object_storage, reveal=credentials))
         extensions = ["postgres" if self.database_url is not None else "sqlite",
                       *(["httpfs"] if self.remote_data_path is not None else []), "ducklake"]
         return (

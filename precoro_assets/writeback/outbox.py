@@ -137,18 +137,21 @@ class ProposeSummary:
 class Outbox:
     """The queue in one SQLite file (or PostgreSQL table). Each method is one short transaction."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, database_url: str | None = None) -> None:
+        """`path` is the SQLite file; `database_url` (PRECORO_DATABASE_URL, from the settings) keeps the queue in
+        PostgreSQL instead."""
         self.path = Path(path)
+        self.database_url = database_url
 
     def exists(self) -> bool:
         """Whether anything was ever queued here (reading must not create a SQLite file)."""
-        return shared_state.database_url() is not None or self.path.exists()
+        return self.database_url is not None or self.path.exists()
 
     @contextmanager
     def _connect(self, write: bool = True) -> Iterator[shared_state.StateConnection]:
         # synchronous=FULL: a committed status survives a power cut
-        con = shared_state.connect(self.path, synchronous="FULL", timeout=30, rows_as_dicts=True,
-                                   read_only=not write)
+        con = shared_state.connect(self.path, database_url=self.database_url, synchronous="FULL", timeout=30,
+                                   rows_as_dicts=True, read_only=not write)
         try:
             if write or con.postgres:
                 con.create(SCHEMA)

@@ -192,7 +192,7 @@ class _DaemonSoak(_Soak):
                    PRECORO_HOME=str(home / "var"), PRECORO_TIME_SCALE="1000",
                    PRECORO_START_DATE=(datetime.now(UTC).date() - timedelta(days=days)).isoformat(),
                    PRECORO_SENSOR_INTERVAL_SECONDS=str(sensor_interval), DAGSTER_HOME=str(self.dagster_home))
-        from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+        from precoro_assets.settings import ENV_DATABASE_URL
 
         if os.environ.get(ENV_DATABASE_URL):  # the shared state in PostgreSQL, for the daemon's runs too
             env[ENV_DATABASE_URL] = os.environ[ENV_DATABASE_URL]
@@ -201,7 +201,7 @@ class _DaemonSoak(_Soak):
         os.environ.update(env)  # for this process: the settings, the warehouse, the ledger folder, the outbox
         self.child_env = {**os.environ, "PRECORO_WRITEBACK_SEND": "1"}  # the daemon's runs really send
         self.config = settings.load()
-        self.warehouse = Warehouse(self.config.warehouse)
+        self.warehouse = Warehouse(self.config.warehouse, **self.config.warehouse_options())
         self.report = DaemonSoakReport(state=_state_described())
         self.writeback_payments: Counter = Counter()
         self.tick_payments: set[str] = set()  # payments the company's own ticks made (not write-back)
@@ -426,7 +426,7 @@ class _DaemonSoak(_Soak):
     # ---- the whole soak ----
     def run(self, seconds: float, tick_every: float, rng: random.Random, min_rounds: int = 1,
             timeout: float = 900, smoke: bool = False) -> DaemonSoakReport:
-        from precoro_assets.ledger.files import ledger_dir
+        from precoro_assets.settings import ledger_dir
 
         from ..demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 

@@ -200,7 +200,7 @@ class _Soak:
                                    schedules=defs.schedules, sensors=defs.sensors,
                                    resources={**resources, "precoro": precoro})
         self.instance = dg.DagsterInstance.from_config(str(dagster_home))
-        self.warehouse = Warehouse(self.config.warehouse)
+        self.warehouse = Warehouse(self.config.warehouse, **self.config.warehouse_options())
         self.report = SoakReport(state=_state_described(), hostile=hostile)
         self.home = home
         self.names: dict[str, str] = {}  # purchase orders whose supplier got a hostile name
@@ -313,7 +313,8 @@ class _Soak:
     def hostile_supplier_names(self, rng: random.Random) -> None:
         """Someone renames the supplier of a few purchase orders in Precoro: spreadsheet formulas, one of 200 KiB;
         the accounting side knows the formula-looking vendors (vendors.csv), so their exports are accepted."""
-        from precoro_assets.ledger.files import VENDORS_FILE, ledger_dir
+        from precoro_assets.ledger.files import VENDORS_FILE
+        from precoro_assets.settings import ledger_dir
 
         from .faults import hostile_supplier_names
 
@@ -329,7 +330,8 @@ class _Soak:
 
         from .faults import WebhookStorm
 
-        self.webhooks = WebhookStorm(self.home / "logs", WebhookInbox(inbox_path(self.config.state_dir)))
+        inbox = WebhookInbox(inbox_path(self.config.state_dir), self.config.database_url_value)
+        self.webhooks = WebhookStorm(self.home / "logs", inbox)
 
     def kill_a_sync(self) -> None:
         from .faults import kill_a_sync_in_the_api_slot
@@ -346,7 +348,7 @@ class _Soak:
 
     # ---- the whole soak ----
     def run(self, seconds: float, tick_every: float, rng: random.Random, min_rounds: int = 1) -> SoakReport:
-        from precoro_assets.ledger.files import ledger_dir
+        from precoro_assets.settings import ledger_dir
 
         from ..demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 
@@ -406,7 +408,7 @@ class _Soak:
     def _pending(self) -> int:
         from precoro_assets.writeback.outbox import Outbox
 
-        return Outbox(self.config.state_dir / "outbox.sqlite").counts().get("pending", 0)
+        return Outbox(self.config.state_dir / "outbox.sqlite", self.config.database_url_value).counts().get("pending", 0)
 
     def measure(self) -> SoakReport:
         from precoro_assets.catalogue import DOCUMENTS
@@ -435,7 +437,7 @@ class _Soak:
             found = differences(self, entity)
             report.rows_stale += sum(" fields differ" in d for d in found)
             report.differences += found
-        rows = Outbox(self.config.state_dir / "outbox.sqlite").rows()
+        rows = Outbox(self.config.state_dir / "outbox.sqlite", self.config.database_url_value).rows()
         sent = [r for r in rows if r.kind == CREATE_PAYMENT and r.status == "sent"]
         report.payments_sent = len(sent)
         report.payments_adopted = sum("adopted" in (r.outcome or "") for r in sent)
@@ -453,7 +455,8 @@ class _Soak:
         return report
 
     def measure_hostile(self, rows: list) -> None:
-        from precoro_assets.ledger.files import EXPORT_FOLDER, ledger_dir
+        from precoro_assets.ledger.files import EXPORT_FOLDER
+        from precoro_assets.settings import ledger_dir
 
         from .faults import check_exports
 
@@ -493,9 +496,10 @@ KILL_EVERY = 4  # rounds between two syncs killed in the precoro_api slot (from 
 
 
 def _state_described() -> str:
-    from precoro_assets.runtime.shared_state import database_url, describe_url
+    from precoro_assets.runtime.shared_state import describe_url
+    from precoro_assets.settings import load_state
 
-    url = database_url()
+    url = load_state().database_url_value
     return f"PostgreSQL ({describe_url(url)})" if url else "SQLite files"
 
 

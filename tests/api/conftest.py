@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from precoro_assets import settings
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.quota import QuotaLimits
 from tests.api.api_sim_support import Sim
@@ -42,6 +43,7 @@ def make_client(state_dir: Path) -> Iterator[Callable[..., PrecoroClient]]:
     def make(sim: Sim, scale: float = 1000.0, max_wait_seconds: float = 30, token: str | None = None,
              timeout_seconds: float = 10.0, concurrent_requests: int = 4, **limits) -> PrecoroClient:
         client = PrecoroClient(token or sim.token, sim.email, base_url=sim.url, state_dir=state_dir,
+                               database_url=settings.load_state().database_url_value,  # see state_backend
                                limits=QuotaLimits(time_scale=scale, **limits), max_wait_seconds=max_wait_seconds,
                                timeout_seconds=timeout_seconds, concurrent_requests=concurrent_requests)
         clients.append(client)

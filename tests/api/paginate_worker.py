@@ -11,13 +11,14 @@ import sys
 
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.quota import QuotaLimits
+from precoro_assets.settings import load_state
 
 
 def main() -> None:
     url, state_dir, scale, path, key, per_page = sys.argv[1:7]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with PrecoroClient(os.environ["PRECORO_API_TOKEN"], os.environ["PRECORO_EMAIL"], base_url=url,
-                       state_dir=state_dir, limits=QuotaLimits(time_scale=float(scale)),
+                       state_dir=state_dir, database_url=load_state().database_url_value, limits=QuotaLimits(time_scale=float(scale)),
                        max_wait_seconds=30) as client:
         keys = [str(row[key]) for row in client.iter_rows(path, key=key, per_page=int(per_page))]
         print(json.dumps({"rows": len(keys), "keys": sorted(set(keys)), "spent": client.spent}))

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from precoro_assets import settings
 from precoro_assets.api.errors import (
     PrecoroAuthError,
     PrecoroNotFound,
@@ -306,7 +307,8 @@ def test_an_unreachable_base_url_fails_within_seconds_names_the_setting_and_spen
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Precoro's real pace: a retry that waited out the identical-GET minute would take minutes
-    client = PrecoroClient("token", "me@example.com", base_url=f"http://127.0.0.1:{port}", state_dir=state_dir)
+    client = PrecoroClient("token", "me@example.com", base_url=f"http://127.0.0.1:{port}", state_dir=state_dir,
+                           database_url=settings.load_state().database_url_value)
     try:
         started = time.monotonic()
         with pytest.raises(PrecoroUnreachable) as failure:

@@ -7,7 +7,7 @@ import pytest
 
 from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.api.quota import QuotaGuard, QuotaLimits
-from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+from precoro_assets.settings import ENV_DATABASE_URL, load_state
 from tests.support import postgres_server
 
 # Every specification holds with the ledger in a SQLite file and in PostgreSQL (tests/conftest.py).
@@ -40,7 +40,7 @@ def clock():
 def guard(tmp_path, clock, token=TOKEN, **limits) -> QuotaGuard:
     max_wait = limits.pop("max_wait_seconds", 600.0)
     return QuotaGuard(tmp_path, token, QuotaLimits(**limits), max_wait_seconds=max_wait,
-                      clock=clock, sleep=clock.sleep)
+                      database_url=load_state().database_url_value, clock=clock, sleep=clock.sleep)
 
 
 def test_request_starts_are_spaced_one_second_plus_a_quarter(tmp_path, clock):

@@ -13,6 +13,7 @@ import sys
 from precoro_assets.api.client import PrecoroClient
 from precoro_assets.api.errors import PrecoroRateLimited
 from precoro_assets.api.quota import QuotaLimits
+from precoro_assets.settings import load_state
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     refused = 0
     with PrecoroClient(os.environ["PRECORO_API_TOKEN"], os.environ["PRECORO_EMAIL"], base_url=url,
-                       state_dir=state_dir, limits=QuotaLimits(time_scale=float(scale)),
+                       state_dir=state_dir, database_url=load_state().database_url_value, limits=QuotaLimits(time_scale=float(scale)),
                        max_wait_seconds=60, concurrent_requests=4) as client:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -1,5 +1,6 @@
-"""docs/configuration.md's settings table names every environment variable precoro-assets reads; the README's
-short table and click path agree with it and with the jobs."""
+"""docs/configuration.md's settings table names every environment variable precoro-assets reads (the fields of
+precoro_assets.settings.Settings, and the harness's few) and nothing else; the README's short table and click path
+agree with it and with the jobs."""
 
 from __future__ import annotations
 
@@ -7,30 +8,48 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# os.environ["X"], os.environ.get("X"), os.getenv("X"), EnvVar("X"), setdefault("X"), and NAME = "PRECORO_X"
+# The harness's own variables (precoro_sim reads them by hand): os.environ["X"], os.environ.get("X"), getenv("X"),
+# setdefault("X"), and NAME = "PRECORO_X"
 READ = re.compile(r"""(?:environ(?:\.get|\.setdefault)?\(?\[?|getenv\(|EnvVar\(|^[A-Z_]+ = )\s*["'](PRECORO_[A-Z_]+)["']""",
                   re.MULTILINE)
 
 
-PACKAGES = ("precoro_assets", "precoro_sim")  # precoro_sim: the harness (the embedded default), once it exists
+def product_variables() -> set[str]:
+    """The variables the product reads: one per field of its settings."""
+    from precoro_assets.settings import Settings
+
+    return {str(field.validation_alias) for field in Settings.model_fields.values()}
 
 
-def variables_read() -> set[str]:
-    # the product's and the harness's (the embedded default reads PRECORO_SIMULATOR_PORT, the demo PRECORO_WEBHOOK_PORT)
-    return {name for package in PACKAGES for path in (REPO / package).rglob("*.py")
-            for name in READ.findall(path.read_text())}
+def harness_variables() -> set[str]:
+    # the embedded default reads PRECORO_SIMULATOR_PORT, the demo PRECORO_WEBHOOK_PORT
+    return {name for path in (REPO / "precoro_sim").rglob("*.py") for name in READ.findall(path.read_text())}
 
 
 def settings_rows(page: str) -> list[str]:
     return [line for line in (REPO / page).read_text().splitlines() if line.startswith("| `PRECORO_")]
 
 
-def test_every_precoro_variable_the_package_reads_is_in_the_settings_table_of_docs_configuration():
-    read = variables_read()
-    assert {"PRECORO_API_TOKEN", "PRECORO_TIME_SCALE", "PRECORO_LEDGER_DIR"} <= read  # the scan finds them
-    table = settings_rows("docs/configuration.md")
+def every_setting_rows() -> list[str]:
+    """The rows of docs/configuration.md's table of every setting (environment variables, PRECORO_ or not)."""
+    text = (REPO / "docs/configuration.md").read_text()
+    section = text.split("## Every setting", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def test_every_variable_the_product_or_the_harness_reads_is_in_the_settings_table_of_docs_configuration():
+    read = product_variables() | harness_variables()
+    assert {"PRECORO_API_TOKEN", "PRECORO_TIME_SCALE", "PRECORO_LEDGER_DIR", "DAGSTER_HOME"} <= read
+    assert "PRECORO_SIMULATOR_PORT" in read  # the scan of the harness finds its variables
+    table = every_setting_rows()
     undocumented = {name for name in read if not any(f"`{name}`" in line for line in table)}
     assert undocumented == set()
+
+
+def test_the_settings_table_names_only_variables_that_are_read():
+    named = {name for line in every_setting_rows() for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])}
+    assert len(named) > 25
+    assert named - (product_variables() | harness_variables()) == set()
 
 
 def test_the_readme_names_only_settings_of_the_full_table():

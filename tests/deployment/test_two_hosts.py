@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from precoro_assets.catalogue import BY_NAME
-from precoro_assets.runtime.shared_state import ENV_DATABASE_URL
+from precoro_assets.settings import ENV_DATABASE_URL, load_state
 from precoro_assets.warehouse.store import Warehouse
 from precoro_assets.writeback.outbox import Outbox
 from precoro_assets.writeback.proposals import CREATE_PAYMENT
@@ -63,7 +63,8 @@ class Host:
         return response.json()["data"]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        frame = Warehouse(self.home / "warehouse").query(sql, params)  # the shared one: settings in os.environ
+        # the shared one: this process's settings name it (see the test)
+        frame = Warehouse(self.home / "warehouse", **load_state().warehouse_options()).query(sql, params)
         return [tuple(row) for row in frame.itertuples(index=False, name=None)]
 
 
@@ -137,7 +138,7 @@ def test_two_hosts_sync_and_write_back_at_once_within_one_budget_everything_stor
     sent_outputs = both([host.start("writeback", "--send") for host in hosts])
 
     # each queued write went out once, whichever host took it: one answered POST or PATCH per row that sent one
-    rows = Outbox(tmp_path / "unused.sqlite").rows()
+    rows = Outbox(tmp_path / "unused.sqlite", load_state().database_url_value).rows()
     writes = Counter(r["method"] for r in requests_of(sim)[before:] if r["method"] != "GET" and r["status"] == 200)
     sent = Counter(row.kind for row in rows if row.status == "sent")
     assert sent[CREATE_PAYMENT] and writes["POST"] == sent[CREATE_PAYMENT]

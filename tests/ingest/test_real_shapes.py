@@ -8,7 +8,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from precoro_assets import settings
 from precoro_assets.catalogue import BY_NAME, ENTITIES
+from precoro_assets.definitions import build_definitions
 from precoro_assets.warehouse.rows import table_columns
 from precoro_assets.warehouse.tables import ident, qualified
 from tests.ingest.test_sync import DOCUMENT_KEYS, REFERENCE_KEYS, sync_everything
@@ -83,6 +85,8 @@ def test_suppliers_bank_details_are_masked_in_columns_raw_and_files(env):
 @pytest.mark.e2e
 def test_bank_details_are_kept_when_the_company_asks_for_it(env, monkeypatch):
     monkeypatch.setenv("PRECORO_KEEP_BANK_DETAILS", "1")
+    env.config = settings.load()  # the code location reads it when it loads: load it again
+    env.defs = build_definitions(env.config)
     supplier = env.export("suppliers")[0]
 
     assert env.materialize("precoro/suppliers").success

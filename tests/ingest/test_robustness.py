@@ -186,7 +186,7 @@ def test_a_run_killed_mid_partition_leaves_the_day_intact_and_its_retry_reuses_p
     answered = 2
     env.control("POST", "faults", json={"kind": "slow", "seconds": 20, "method": "GET", "path": DETAIL,
                                         "after": answered, "count": None})
-    staging = DetailStaging(env.config.state_dir)
+    staging = DetailStaging(env.config.state_dir, env.config.database_url_value)
     _, mark = env.request_log()
     output = tmp_path / "killed-run.log"
     run = start_cli(dagster_home(tmp_path, "dagster-killed"), day, output)

@@ -58,7 +58,7 @@ def start_receiver(*options: str) -> Iterator[str]:
 
 
 def inbox(env) -> WebhookInbox:
-    return WebhookInbox(inbox_path(env.config.state_dir))
+    return WebhookInbox(inbox_path(env.config.state_dir), env.config.database_url_value)
 
 
 @pytest.mark.e2e

@@ -22,7 +22,7 @@ import pytest
 
 from precoro_assets import settings
 from precoro_assets.definitions import build_definitions
-from precoro_assets.ledger.files import ledger_dir
+from precoro_assets.settings import ledger_dir
 from precoro_assets.writeback.outbox import Outbox
 from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
 from precoro_sim.simulator import RunningSimulator, start_simulator
@@ -103,7 +103,7 @@ class Env(precoro_env.SimEnv):
     # ---- local state ----
     @property
     def outbox(self) -> Outbox:
-        return Outbox(self.config.state_dir / "outbox.sqlite")
+        return Outbox(self.config.state_dir / "outbox.sqlite", self.config.database_url_value)
 
 
 @dataclass

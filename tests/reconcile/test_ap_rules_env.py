@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from precoro_assets.ledger.files import ledger_dir
+from precoro_assets.settings import ledger_dir
 from tests.reconcile.reconcile_support import SEND
 
 pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast

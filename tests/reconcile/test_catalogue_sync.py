@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.master_data.plan import FIELDS, differences
+from precoro_assets.settings import ledger_dir
 from tests.reconcile.reconcile_support import SEND
 
 pytestmark = pytest.mark.e2e  # a simulator on a socket or child processes: in make test, not in make test-fast

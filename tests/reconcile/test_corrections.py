@@ -12,8 +12,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.reconcile.records import MATCHED, PAID_IN_LEDGER_ONLY
+from precoro_assets.settings import ledger_dir
 from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID
 from tests.reconcile.reconcile_support import SEND, money
 

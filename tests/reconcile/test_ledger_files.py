@@ -14,7 +14,7 @@ import pytest
 
 from precoro_assets.ledger import files
 from precoro_assets.ledger.file_sink import ExportFileError, FileLedgerSink
-from precoro_assets.ledger.files import ENV_SETTLE_SECONDS, FileLedgerSource
+from precoro_assets.ledger.files import FileLedgerSource
 from precoro_assets.ledger.master_data_files import load_catalogue
 from precoro_assets.ledger.source import CREDIT_NOTE, ExportDocument, LedgerNotReady, LedgerSink, LedgerSource
 from precoro_assets.reconcile.ap_matching import load_rules
@@ -223,23 +223,21 @@ def exporter_writes_while_the_loader_waits(monkeypatch: pytest.MonkeyPatch, path
 
 def test_a_file_being_written_is_read_only_once_it_has_been_left_alone(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.3")
     exporter_writes_while_the_loader_waits(monkeypatch, tmp_path / "payments.csv", rows=8)
-    snapshot = FileLedgerSource(tmp_path).load()
+    snapshot = FileLedgerSource(tmp_path, settle_seconds=0.3).load()  # PRECORO_LEDGER_SETTLE_SECONDS=0.3
 
     assert [p.payment_id for p in snapshot.payments] == [f"P-{n}" for n in range(1, 9)]
     assert snapshot.rejected == []
 
 
 def test_a_file_that_keeps_changing_is_not_loaded_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(ENV_SETTLE_SECONDS, "0.3")
     monkeypatch.setattr(files, "WAIT_SECONDS", 1.0)
     (tmp_path / "bills.csv").write_text("bill_id,supplier,invoice_number,amount,currency\nB-1,ACME,INV-1,5.00,EUR\n")
     os.utime(tmp_path / "bills.csv", (time.time() - 60, time.time() - 60))  # finished a minute ago
     exporter_writes_while_the_loader_waits(monkeypatch, tmp_path / "payments.csv", rows=10**6)
 
     with pytest.raises(LedgerNotReady, match="payments.csv is still being written.*previous load stays"):
-        FileLedgerSource(tmp_path).load()
+        FileLedgerSource(tmp_path, settle_seconds=0.3).load()
 
 
 def test_a_large_ledger_is_handed_over_in_batches_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

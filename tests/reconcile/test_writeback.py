@@ -14,7 +14,6 @@ import pytest
 
 from precoro_assets import settings
 from precoro_assets.api.quota import QuotaLimits
-from precoro_assets.ledger.files import ledger_dir
 from precoro_assets.reconcile.records import (
     AMBIGUOUS,
     AMOUNT_MISMATCH,
@@ -27,6 +26,7 @@ from precoro_assets.reconcile.records import (
     PAID_IN_PRECORO_ONLY,
     UNMATCHED,
 )
+from precoro_assets.settings import ledger_dir
 from precoro_assets.writeback.outbox import DONE
 from precoro_assets.writeback.proposals import CREATE_PAYMENT, EXPORT, SET_EXTERNAL_ID, SET_LOG
 from tests.reconcile.reconcile_support import SEND, money
@@ -347,12 +347,14 @@ def test_an_amount_too_large_for_the_warehouse_is_one_rejected_row_and_the_rest_
     assert "out of range" in reason and "DECIMAL(18,2)" in reason
 
 
-def test_a_ledger_file_still_being_written_fails_the_load_and_the_previous_load_stays(env, monkeypatch):
+def test_a_ledger_file_still_being_written_fails_the_load_and_the_previous_load_stays(env, monkeypatch,
+                                                                                      suite_definitions):
     from precoro_assets.ledger import files
 
     env.reconcile()
     loaded = env.query("SELECT count(*), max(loaded_at) FROM precoro.ledger_payments")[0]
-    monkeypatch.setenv(files.ENV_SETTLE_SECONDS, "3600")  # as if the exporter wrote it a moment ago, again and again
+    monkeypatch.setenv(settings.ENV_SETTLE_SECONDS, "3600")  # as if the exporter wrote it a moment ago, again and again
+    env.defs = suite_definitions(settings.load())  # the code location reads it when it loads
     monkeypatch.setattr(files, "WAIT_SECONDS", 0.3)
     result = env.materialize_keys(["precoro/ledger_payments", "precoro/ledger_bills"], raise_on_error=False)
 

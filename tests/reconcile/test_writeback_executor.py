@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from precoro_assets import settings
 from precoro_assets.api.errors import PrecoroConnectionError, PrecoroServerError, PrecoroValidationError
 from precoro_assets.ledger.file_sink import FileLedgerSink
 from precoro_assets.ledger.source import BILL, CREDIT_NOTE, ExportDocument, ExportVendor
@@ -69,7 +70,7 @@ def pay(amount: str = "40.00", ledger_id: str = "L-1") -> Proposal:
 @pytest.fixture
 def outbox(tmp_path: Path, state_backend: str) -> Outbox:
     """An empty queue, in a SQLite file and in PostgreSQL (each test runs on both)."""
-    return Outbox(tmp_path / "outbox.sqlite")
+    return Outbox(tmp_path / "outbox.sqlite", settings.load_state().database_url_value)  # see state_backend
 
 
 def run(precoro: FakePrecoro, outbox: Outbox, tmp_path: Path, run_id: str = "run-1"):

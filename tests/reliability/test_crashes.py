@@ -111,7 +111,7 @@ def test_a_run_killed_while_listing_changes_nothing_and_its_retry_spends_only_wh
     assert [r["status"] for r in list_gets(killed)] == [None] and detail_gets(killed) == []  # killed mid-list
 
     assert day_snapshot(env, day) == before  # nothing of the killed run is visible
-    assert DetailStaging(env.config.state_dir).count(INVOICES.name) == 0
+    assert DetailStaging(env.config.state_dir, env.config.database_url_value).count(INVOICES.name) == 0
     assert lock_is_free(env)
 
     env.control("DELETE", "faults")
@@ -152,7 +152,7 @@ def test_a_run_killed_while_it_holds_the_write_lock_leaves_the_old_day_and_its_r
 
     assert lock_is_free(env)  # the kernel dropped the dead writer's lock
     assert day_snapshot(env, day) == before  # its transaction never committed: not one row of it is visible
-    assert DetailStaging(env.config.state_dir).count(INVOICES.name) == len(changed)
+    assert DetailStaging(env.config.state_dir, env.config.database_url_value).count(INVOICES.name) == len(changed)
 
     result = env.materialize(ASSET, partition=day)
     assert result.success
@@ -233,7 +233,7 @@ RECONCILIATION = ["precoro/ledger_payments", "precoro/ledger_bills", "precoro/re
 
 def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_not_pays_twice(
         env, tmp_path, monkeypatch):
-    from precoro_assets.ledger.files import ledger_dir
+    from precoro_assets.settings import ledger_dir
     from precoro_assets.writeback import outbox as outbox_module
     from precoro_assets.writeback.proposals import CREATE_PAYMENT
     from precoro_sim.demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
@@ -242,7 +242,7 @@ def test_a_write_back_killed_between_its_payment_post_and_recording_it_adopts_no
     assert env.materialize(SYNCED, partition_range=(first, last)).success
     write_demo_ledger(demo_ledger_for(company_from_simulator(env.sim.url)), ledger_dir())
     assert env.materialize(RECONCILIATION).success
-    queue = outbox_module.Outbox(env.config.state_dir / "outbox.sqlite")
+    queue = outbox_module.Outbox(env.config.state_dir / "outbox.sqlite", env.config.database_url_value)
     creates = {r.key: r for r in queue.rows() if r.kind == CREATE_PAYMENT}
     assert creates
     payments_before = {p["id"] for p in env.export("payments")}

@@ -87,9 +87,9 @@ def test_a_soak_killing_syncs_in_the_api_slot_loses_duplicates_and_pays_nothing_
 @pytest.mark.reliability
 @pytest.mark.timeout(3600)
 def test_the_reliability_command_soaks_for_five_minutes_and_prints_the_figures(tmp_path, state_backend):
-    from precoro_assets.runtime.shared_state import ENV_DATABASE_URL, database_url
+    from precoro_assets.settings import ENV_DATABASE_URL, load_state
 
-    url = database_url()
+    url = load_state().database_url_value
     environment = {k: v for k, v in os.environ.items() if k != ENV_DATABASE_URL}  # given as --database-url
     done = subprocess.run([sys.executable, "-m", "precoro_sim.cli", "reliability", "--minutes", "5",
                            "--home", str(tmp_path), "--seed", str(SEED), *(["--database-url", url] if url else [])],

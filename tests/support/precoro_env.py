@@ -76,7 +76,7 @@ class SimEnv:
     # ---- local state ----
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.config.warehouse)
+        return Warehouse(self.config.warehouse, **self.config.warehouse_options())
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return [tuple(row) for row in self.warehouse.query(sql, params).itertuples(index=False, name=None)]

@@ -20,8 +20,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from precoro_assets import settings
 from precoro_assets.warehouse import store
 from precoro_assets.warehouse.store import Warehouse
+
+
+def open_warehouse(location: str | Path) -> Warehouse:
+    """The warehouse at `location`, its catalog and files where the settings say (PRECORO_DATABASE_URL,
+    PRECORO_WAREHOUSE_DATA_PATH, ...: see the warehouse_backend fixture), as the product's callers open it."""
+    return Warehouse(location, **settings.load_state().warehouse_options())
 
 PROJECT = Path(__file__).resolve().parents[2]
 TABLE = "documents"
@@ -61,7 +68,7 @@ def spawn(*args: str, **kwargs) -> subprocess.Popen:
 def wh(tmp_path: Path, warehouse_backend: str) -> Warehouse:
     """A new warehouse: in a directory, then with its catalog in PostgreSQL and its files in S3 (each test runs
     on both)."""
-    return Warehouse(tmp_path / "warehouse")
+    return open_warehouse(tmp_path / "warehouse")
 
 
 # ---------------------------------------------------------------------------------------------- writes
@@ -174,11 +181,13 @@ def test_descriptions_and_views_are_visible_to_an_analyst_process(wh: Warehouse)
     ]
 
 
-def test_location_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(store.ENV_LOCATION, str(tmp_path / "elsewhere"))
-    assert Warehouse().location == (tmp_path / "elsewhere").resolve()
-    monkeypatch.delenv(store.ENV_LOCATION)
-    assert Warehouse().location == store.DEFAULT_LOCATION
+def test_location_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(settings.ENV_WAREHOUSE, str(tmp_path / "elsewhere"))
+    assert settings.warehouse_dir() == (tmp_path / "elsewhere").resolve()
+    monkeypatch.delenv(settings.ENV_WAREHOUSE)
+    monkeypatch.setenv(settings.ENV_HOME, str(tmp_path / "home"))
+    assert settings.warehouse_dir() == (tmp_path / "home" / "warehouse").resolve()
+    assert Warehouse().location == store.DEFAULT_LOCATION  # the class itself reads no setting
 
 
 # ---------------------------------------------------------------------------------------------- retries
@@ -271,7 +280,7 @@ def test_parallel_first_runs_create_the_warehouse_once(tmp_path: Path) -> None:
     writers = [spawn("writer", str(location), day, "1", "3") for day in days]
 
     assert [w.wait(timeout=120) for w in writers] == [0] * WRITERS
-    assert partition_state(Warehouse(location)) == {day: (3, 1, 1) for day in days}
+    assert partition_state(open_warehouse(location)) == {day: (3, 1, 1) for day in days}
 
 
 @pytest.mark.e2e
@@ -314,7 +323,7 @@ def test_a_writer_killed_at_any_moment_never_leaves_a_mix(wh: Warehouse) -> None
 
 
 def _writer(location: str, day: str, rounds: str, rows: str) -> None:
-    wh = Warehouse(location)
+    wh = open_warehouse(location)
     for version in range(1, int(rounds) + 1):
         wh.replace_partition(TABLE, DAY, day, batch(day, version, int(rows)), key_columns=["id"], column_types=TYPES)
 
@@ -322,7 +331,7 @@ def _writer(location: str, day: str, rounds: str, rows: str) -> None:
 def _reader(location: str, stop: str, rows: str) -> None:
     """An analyst: plain duckdb, the copy-paste snippet, one session held open while querying in a loop."""
     con = duckdb.connect()
-    con.execute(Warehouse(location).analyst_snippet(credentials=True))
+    con.execute(open_warehouse(location).analyst_snippet(credentials=True))
     sql = f"SELECT count(*), min(version), max(version) FROM precoro.{TABLE} GROUP BY {DAY}"
     queries = inconsistent = 0
     while True:
@@ -348,11 +357,11 @@ def _hang(location: str, day: str) -> None:
         return written
 
     store._insert_incoming = insert_then_hang
-    Warehouse(location).replace_partition(TABLE, DAY, day, batch(day, 99, 7), column_types=TYPES)
+    open_warehouse(location).replace_partition(TABLE, DAY, day, batch(day, 99, 7), column_types=TYPES)
 
 
 def _loop(location: str, day: str) -> None:
-    wh = Warehouse(location)
+    wh = open_warehouse(location)
     version = 1
     while True:
         wh.replace_partition(TABLE, DAY, day, batch(day, version, ROWS), column_types=TYPES)
