@@ -45,6 +45,7 @@ ENV_SEND = "PRECORO_WRITEBACK_SEND"
 ENV_WEBHOOK_SECRET = "PRECORO_WEBHOOK_SECRET"
 
 TRUE = ("1", "true", "yes", "on")
+SWITCH_ON = ("1", "true", "yes")  # PRECORO_WRITEBACK_SEND, PRECORO_KEEP_BANK_DETAILS: as they always were
 FALSE = ("", "0", "false", "no", "off")
 SETTLE_SECONDS = 2.0  # a ledger file must have been left alone this long before it is read (= ledger.files')
 OBJECT_STORAGE_SCHEMES = ("s3://", "s3a://", "gcs://", "r2://")
@@ -55,9 +56,9 @@ def _variable(name: str, description: str, default: Any = None, **extra: Any) ->
     return Field(default, validation_alias=name, description=description, **extra)
 
 
-def _flag(value: Any, accepts: str = "1, true, yes or on (or 0, false, no, off)") -> bool:
+def _flag(value: Any, accepts: str = "1, true, yes or on (or 0, false, no, off)", true: tuple[str, ...] = TRUE) -> bool:
     text = str(value).strip().lower()
-    if text in TRUE:
+    if text in true:
         return True
     if text in FALSE:
         return False
@@ -144,7 +145,10 @@ class StateSettings(BaseSettings):
     @field_validator("keep_bank_details", "writeback_send", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
-        return value if isinstance(value, bool) else _flag(value)  # empty: off
+        # the two switches that send payments or keep bank details: only the spellings they always took turn them
+        # on ("on" too would be a guess), and an unknown word is an error rather than quietly off
+        return value if isinstance(value, bool) else _flag(value, "1, true or yes (or 0, false, no, off)",
+                                                           true=SWITCH_ON)  # empty: off
 
     @field_validator("s3_use_ssl", mode="before")
     @classmethod

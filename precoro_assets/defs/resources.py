@@ -8,7 +8,8 @@ UI, run config and logs):
 and so for `database_url` (PRECORO_DATABASE_URL holds the database password) and the S3 keys; the code location
 (definitions.py) does so from its settings. Every other value is passed as the settings read it: the resources
 read no environment themselves. Every process that uses PrecoroResource shares one request budget through
-`state_dir` (and `database_url`, on several hosts).
+`state_dir` (and `database_url`, on several hosts: a resource given none uses PRECORO_DATABASE_URL when it is
+set).
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def _secret(value: str | None) -> str | None:
     return (value or "").strip() or None
 
 
+def _database_url(value: str | None) -> str | None:
+    """A resource's `database_url`, or else PRECORO_DATABASE_URL as the settings read it, at run time (so no
+    config shown in the UI holds it): a resource built without one (a script, another code location) still
+    shares the request budget, the catalog and the outbox of every host, as the code location's do."""
+    from .. import settings
+
+    return _secret(value) or settings.load_state().database_url_value
+
+
 class PrecoroResource(dg.ConfigurableResource):
     """Precoro API access with the shared request budget (see precoro_assets/api/quota.py)."""
 
@@ -87,7 +97,7 @@ class PrecoroResource(dg.ConfigurableResource):
             self._client = PrecoroClient(
                 self.api_token, self.email, base_url=self.base_url, region=self.region,
                 timeout_seconds=self.timeout_seconds, state_dir=self.state_dir,
-                database_url=_secret(self.database_url), limits=self.limits(),
+                database_url=_database_url(self.database_url), limits=self.limits(),
                 max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
             )
         return self._client
@@ -132,13 +142,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def shared_database_url(self) -> str | None:
         """Where the shared state is (the webhook inbox too): PostgreSQL's URL, or None for SQLite files."""
-        return _secret(self.database_url)
+        return _database_url(self.database_url)
 
     def open(self) -> Warehouse:
-        return Warehouse(self.location, database_url=_secret(self.database_url), object_storage=self.object_storage())
+        return Warehouse(self.location, database_url=_database_url(self.database_url), object_storage=self.object_storage())
 
     def staging(self) -> DetailStaging:
-        return DetailStaging(Path(self.state_dir), _secret(self.database_url))
+        return DetailStaging(Path(self.state_dir), _database_url(self.database_url))
 
 
 class LedgerResource(dg.ConfigurableResource):
@@ -164,4 +174,4 @@ class OutboxResource(dg.ConfigurableResource):
                        "else a run sends only with run config send: true.")
 
     def open(self) -> Outbox:
-        return Outbox(Path(self.path), _secret(self.database_url))
+        return Outbox(Path(self.path), _database_url(self.database_url))

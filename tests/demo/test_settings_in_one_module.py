@@ -110,12 +110,20 @@ def test_an_empty_variable_counts_as_unset(account: Path, monkeypatch: pytest.Mo
 
 
 def test_the_accepted_spellings_are_kept(account: Path, monkeypatch: pytest.MonkeyPatch):
-    for spelling in ("1", "true", "YES", "on"):
+    for spelling in ("1", "true", "YES"):
         monkeypatch.setenv("PRECORO_WEBHOOKS", spelling)
         monkeypatch.setenv("PRECORO_KEEP_BANK_DETAILS", spelling)
         config = settings.load()
         assert config.webhooks and config.keep_bank_details, spelling
         assert config.sensor_interval_seconds == 21600  # polling is the safety net with webhooks on
+    monkeypatch.setenv("PRECORO_WEBHOOKS", "on")
+    assert settings.load().webhooks
+    # the switches that send payments or keep bank details take only the spellings they always took
+    for name in ("PRECORO_KEEP_BANK_DETAILS", "PRECORO_WRITEBACK_SEND"):
+        monkeypatch.setenv(name, "on")
+        with pytest.raises(ValueError, match=f"{name} must be 1, true or yes"):
+            settings.load()
+        monkeypatch.setenv(name, "1")
     for spelling in ("0", "false", "no", "off", ""):
         monkeypatch.setenv("PRECORO_WRITEBACK_SEND", spelling)
         assert not settings.load().writeback_send, spelling
