@@ -4,6 +4,7 @@ server and a real S3-compatible server that the tests start themselves)."""
 from __future__ import annotations
 
 import multiprocessing.process
+import multiprocessing.util
 import os
 import socket
 import subprocess
@@ -73,30 +74,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in set(slow)]
 
 
-@pytest.fixture(autouse=True)
-def _fast_tier_stays_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_stays_in_process(request: pytest.FixtureRequest) -> None:
     """In the fast tier a test that opens a network socket or starts a process fails at once, naming the fix:
-    so the tier stays fast by construction, not by a list someone forgets to update."""
-    if not request.config.getoption("fast"):
-        return
+    so the tier stays fast by construction, not by a list someone forgets to update.
 
+    A session-wide autouse fixture, so it is in place before every other fixture of any scope, in the process that
+    runs the tests (each xdist worker, once it has started). Not covered: sockets opened in C (libpq, DuckDB's
+    httpfs), and the embedded default's look for a simulator on 127.0.0.1 when this file is imported."""
+    if request.config.getoption("fast"):
+        _refuse_sockets_and_processes()
+
+
+def _refuse_sockets_and_processes() -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the fast tier (make test-fast) opens no socket and starts no process: mark this test "
                            "(or its module: pytestmark = pytest.mark.e2e) e2e, or talk to the simulator in-process")
 
-    original_connect, original_bind = socket.socket.connect, socket.socket.bind
+    def network_only(method):  # noqa: ANN001, ANN202 - wraps socket methods of several signatures
+        def guarded(self: socket.socket, *args: object, **kwargs: object):  # noqa: ANN202
+            if self.family != socket.AF_UNIX:
+                refuse()
+            return method(self, *args, **kwargs)
+        return guarded
 
-    def connect(self: socket.socket, *args: object) -> None:
-        if self.family != socket.AF_UNIX:
-            refuse()
-        return original_connect(self, *args)
-
-    def bind(self: socket.socket, *args: object) -> None:
-        if self.family != socket.AF_UNIX:
-            refuse()
-        return original_bind(self, *args)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "bind", bind)
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
-    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    for name in ("connect", "connect_ex", "bind", "sendto"):
+        setattr(socket.socket, name, network_only(getattr(socket.socket, name)))
+    subprocess.Popen._execute_child = refuse  # type: ignore[method-assign]
+    multiprocessing.process.BaseProcess.start = refuse  # type: ignore[method-assign]
+    multiprocessing.util.spawnv_passfds = refuse  # the forkserver's and resource tracker's own way to start
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+        if hasattr(os, name):
+            setattr(os, name, refuse)
