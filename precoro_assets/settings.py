@@ -14,6 +14,7 @@ secret key, the webhook secret) are `SecretStr`: no repr, str or error message s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -63,6 +64,17 @@ def _flag(value: Any, accepts: str = "1, true, yes or on (or 0, false, no, off)"
     if text in FALSE:
         return False
     raise ValueError(f"must be {accepts}, not {value!r}")
+
+
+def _number(value: Any, fits: Callable[[float], bool], takes: str) -> float:
+    """A number read from a variable's text, or the error saying what the setting takes (NaN fits nothing)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not fits(number):
+        raise ValueError(f"must be {takes}, not {value!r}")
+    return number
 
 
 def _blank_is_unset(value: Any) -> Any:
@@ -163,13 +175,7 @@ class StateSettings(BaseSettings):
         value = _blank_is_unset(value)
         if value is None:
             return SETTLE_SECONDS
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            seconds = -1.0
-        if seconds < 0:
-            raise ValueError(f"must be a number of seconds, 0 or more (e.g. 2), not {value!r}")
-        return seconds
+        return _number(value, lambda seconds: seconds >= 0, "a number of seconds, 0 or more (e.g. 2)")
 
     @model_validator(mode="before")
     @classmethod
@@ -268,13 +274,7 @@ class Settings(StateSettings):
     @field_validator("time_scale", mode="before")
     @classmethod
     def _scale(cls, value: Any) -> Any:
-        try:
-            scale = float(value)
-        except (TypeError, ValueError):
-            scale = 0.0
-        if not scale > 0:
-            raise ValueError(f"must be a number above 0 (e.g. 10), not {value!r}")
-        return scale
+        return _number(value, lambda scale: scale > 0, "a number above 0 (e.g. 10)")
 
     @field_validator("sensor_interval_seconds", mode="before")
     @classmethod
@@ -310,13 +310,7 @@ class Settings(StateSettings):
         if isinstance(value, float):
             return value
         text = (_blank_is_unset(value) or "30").strip().removesuffix("%").strip()
-        try:
-            percent = float(text)
-        except ValueError:
-            percent = -1.0
-        if not 0 < percent <= 100:
-            raise ValueError(f"must be a percentage above 0 and at most 100 (e.g. 30), not {text!r}")
-        return percent / 100
+        return _number(text, lambda percent: 0 < percent <= 100, "a percentage above 0 and at most 100 (e.g. 30)") / 100
 
     @model_validator(mode="before")
     @classmethod
