@@ -24,7 +24,7 @@ from ..catalogue import DOCUMENTS, REFERENCE, Entity
 from ..ingest.details import prepare_detail_workers
 from ..ingest.reference import sync_reference
 from ..ingest.summary import SyncSummary
-from ..ingest.sync import list_ahead, sync_changes, sync_documents
+from ..ingest.sync import list_ahead, sync_changes, sync_documents, worth_listing_ahead
 from ..reconcile.tables import RECONCILIATION_LEDGER
 from ..warehouse import tables, views
 from ..warehouse.drift import (
@@ -119,25 +119,21 @@ def _has_totals_check(entity: Entity) -> bool:
     return any(spec.name == "total_equals_lines" for spec in check_specs(entity))
 
 
-def check_findings(entity: Entity, store, start: date | None, end: date | None,
-                   pool: ThreadPoolExecutor | None = None) -> CheckFindings:
-    """Run the checks' queries. With `pool` (two threads or more), the raw JSON's (what the schema_drift and
-    nothing_only_in_raw checks read: about half the time) run on one thread and the others on another: DuckDB
-    runs a query over tables this small on a single core, so the two halves take the machine's two."""
-    def raw_side(con) -> tuple:
-        counts = tables.field_counts(con, entity, start, end)
-        before = tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)])
-        return counts, before, tables.filled_counts(con, entity, start, end)
-
-    def table_side(con) -> tuple:
+def check_findings(entity: Entity, store, start: date | None, end: date | None) -> CheckFindings:
+    """Run the checks' queries, in one read transaction: DuckLake then looks each table's files up once, and no
+    other query of this process reads the catalog meanwhile. Two threads reading the SQLite catalog at once
+    could stall for a whole second: the SQLite that DuckDB's extension bundles sleeps in whole seconds when
+    the catalog is busy, and a second reader made it busy one run in two (see report)."""
+    def queries(con) -> tuple:
         return (tables.duplicate_keys(con, entity), tables.orphan_children(con, entity),
                 tables.count_per_day(con, entity, start, end) if entity.partitioned else None,
                 tables.totals_not_matching_lines(con, entity, start, end) if _has_totals_check(entity) else None,
-                tables.collections_not_stored(con, entity, start, end))
+                tables.collections_not_stored(con, entity, start, end),
+                tables.field_counts(con, entity, start, end),
+                tables.seen_fields(con, [entity.table(child) for child in (None, *entity.children)]),
+                tables.filled_counts(con, entity, start, end))
 
-    raw = pool.submit(store.read, raw_side) if pool is not None else None
-    duplicates, orphans, stored_per_day, totals_off, collections = store.read(table_side)
-    counts, before, filled = raw.result() if raw is not None else store.read(raw_side)
+    duplicates, orphans, stored_per_day, totals_off, collections, counts, before, filled = store.read(queries)
     changes, to_remember = schema_changes(schema_now(counts), before)
     return CheckFindings(
         duplicates=duplicates, orphans=orphans, stored_per_day=stored_per_day, totals_off=totals_off,
@@ -187,9 +183,10 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     """The materialization (for a run over several days, each day's own figures given first through
     `add_day_metadata(metadata, day)`, see day_metadata), then the checks' results.
 
-    The checks' queries run in two threads (see check_findings) while Dagster records the materialization (an
-    event per partition of the run: seconds for 90 days), which takes about as long: DuckDB works without the GIL.
-    The day's figures are read before, not to compete with them. The analyst views are
+    The checks' queries run in a thread (see check_findings) while Dagster records the materialization (an event
+    per partition of the run: seconds for 90 days), which takes about as long: DuckDB works without the GIL.
+    The materialization's and the days' figures are read before: no two queries of the run read the catalog
+    at once (see check_findings). The analyst views are
     created here when the warehouse has none yet: whoever syncs can query them at once (precoro/analyst_views
     re-creates them all)."""
     if store.read(views.missing_views):
@@ -197,9 +194,10 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
-        findings = pool.submit(check_findings, entity, store, start, end, pool)
-        yield store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
+    result = store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
+        findings = pool.submit(check_findings, entity, store, start, end)
+        yield result
         found = findings.result()
     if found.schema_to_remember:  # written only when something changed: a write adds a snapshot to the catalog
         store.write(lambda con: tables.remember_fields(con, found.schema_to_remember, datetime.now(UTC)),
@@ -331,6 +329,12 @@ def _changed_documents(config: DocumentSyncConfig, start: date, end: date) -> di
     return by_day
 
 
+def run_assets(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
+    """The assets this run materializes. Not `context.selected_asset_keys`: for a single asset's step that names the
+    step's own asset only. The run's job is subset to what was selected (in the UI, by a sensor, a backfill)."""
+    return set(context.job_def.asset_layer.asset_graph.executable_asset_keys)
+
+
 def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=asset_key(entity),
@@ -357,9 +361,8 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
             if changed is None:
                 # every document type of the run is listed (and its headers stored) before any detail is fetched
-                others = [other for other in DOCUMENTS
-                          if other is not entity and asset_key(other) in context.selected_asset_keys]
-                if others and staging.claim_list_ahead(context.run_id):
+                others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in run_assets(context)]
+                if others and worth_listing_ahead(client) and staging.claim_list_ahead(context.run_id):
                     list_ahead(client, store, staging, others, start, end, progress=context.log.info,
                                zone=ZoneInfo(partitions.timezone))
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,

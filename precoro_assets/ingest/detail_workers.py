@@ -9,8 +9,11 @@ per second) there is no CPU to save, and runs use threads (see MIN_REQUESTS_PER_
 Each worker has its own PrecoroClient over the same request ledger and its own connection to the detail
 staging, so every rule of the budget holds exactly as in the run's process, and a fetched detail survives the
 run's death as well: a worker stages each chunk's details together, before handing them over (see
-_fetch_chunk). A worker returns each detail's JSON text as received, never a parsed object: text crosses a
-process boundary far cheaper than a tree of dicts and Decimals.
+_fetch_chunk). Where the run's process says each document's day, a worker also parses and flattens each detail into
+its rows (see Flattened): parsing and flattening cost the run's process as much as the rest of its work together
+(a profile of a 9k-document sync: about 2.5 s of its 14 s), while handing rows over costs a tenth of that. Where it
+doesn't (a change sensor's run, whose documents are filed under their own day), a worker returns each detail's JSON
+text as received, which the run's process parses.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from ..api.client import PrecoroClient
-from ..api.errors import PrecoroNotFound
-from ..api.responses import detail_path
-from ..warehouse.rows import parse_time
+from ..api.errors import PrecoroNotFound, PrecoroServerError
+from ..api.responses import detail_from_text, detail_path
+from ..catalogue import BY_NAME, Entity
+from ..warehouse.rows import RecordRejected, Rows, flatten, parse_time
 from ..warehouse.staging import DetailStaging
 from .seams import PrecoroReads
 
@@ -68,21 +72,38 @@ class WorkerSettings:
 
 @dataclass
 class Chunk:
-    """Some documents of one entity to fetch: (key, the list row's updateDate as ISO text or None, staged)."""
+    """Some documents of one entity to fetch: (key, the list row's updateDate as ISO text or None, staged); with
+    `days` (each document's partition day, by key), the worker flattens each detail for its day."""
 
     resource: str
     entity: str
     documents: Sequence[tuple[str, str | None, bool]]
+    days: dict[str, date] | None = None
+
+
+@dataclass
+class Flattened:
+    """A detail parsed and flattened by a worker: the rows it adds to its entity's tables for its day, or, when it
+    can't be stored, why (with the record, which precoro.rejected_records keeps)."""
+
+    rows: Rows
+    rejected: tuple[str, dict] | None = None
 
 
 @dataclass
 class Fetched:
-    """A chunk's details, in the order asked: (key, JSON text or None for a 404, came from staging), the
-    requests spent, and the error that stopped the chunk early (the details before it are here, and staged)."""
+    """A chunk's details, in the order asked: (key, the detail flattened, or its JSON text when the chunk has no
+    days or the text is unreadable, or None for a 404; came from staging), the requests spent, and the error
+    that stopped the chunk early (the details before it are here, and staged)."""
 
-    details: list[tuple[str, str | None, bool]]
+    details: list[tuple[str, Flattened | str | None, bool]]
     spent: int
     error: BaseException | None = None
+
+
+def flattens(entity: Entity) -> bool:
+    """Whether a worker can flatten this entity's details: it finds the entity by name in its own catalogue."""
+    return BY_NAME.get(entity.name) is entity
 
 
 # Worker processes only where the budget allows more requests per second than one process can send and
@@ -291,9 +312,9 @@ def _fetch_one(entity: str, resource: str, key: str, at_least: str | None,
     """(key, JSON text or None when Precoro answers 404, came from staging)."""
     assert _client is not None and _staging is not None  # noqa: S101 - set by _init_worker
     if staged:
-        found = _staging.get(entity, key, parse_time(at_least) if at_least else None)
-        if found is not None:
-            return key, found[1], True
+        text = _staging.get_text(entity, key, parse_time(at_least) if at_least else None)
+        if text is not None:
+            return key, text, True
     # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
     try:
         return key, _client.request("GET", detail_path(resource, key), text_only=True), False
@@ -330,7 +351,27 @@ def _fetch_chunk(chunk: Chunk) -> Fetched:
             if not from_staging and text is not None:
                 arrived.append((key, at_least, text))
     _staging.put_texts(chunk.entity, arrived)
-    return Fetched(details, _client.spent - spent_before, error)
+    if chunk.days is None:
+        return Fetched(list(details), _client.spent - spent_before, error)
+    synced_at = datetime.now(UTC)
+    return Fetched([(key, _flatten(chunk, key, text, synced_at) if text is not None else None, from_staging)
+                    for key, text, from_staging in details], _client.spent - spent_before, error)
+
+
+def _flatten(chunk: Chunk, key: str, text: str, synced_at: datetime) -> Flattened | str:
+    """The detail's rows for its day, as the run's process would flatten it (see sync._apply); its text as
+    received when it is unreadable: the run's process asks for it again (see details._fetched)."""
+    assert chunk.days is not None  # noqa: S101 - only called for a chunk with days
+    try:
+        record, raw = detail_from_text(chunk.resource, key, text)
+    except PrecoroServerError:
+        return text
+    rows = Rows()
+    try:
+        flatten(BY_NAME[chunk.entity], record, rows, synced_at, chunk.days[key], raw_text=raw)
+    except RecordRejected as error:
+        return Flattened(Rows(), (str(error), record))
+    return Flattened(rows)
 
 
 def iso(moment: datetime | None) -> str | None:

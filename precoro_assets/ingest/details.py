@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
 
 from ..api.client import retry_later
 from ..api.errors import PrecoroNotFound, PrecoroServerError
@@ -23,8 +24,10 @@ from .summary import SyncSummary, update_date
 logger = logging.getLogger(__name__)
 
 # A wanted document as the run receives it: (key, its detail, its JSON text as received); detail and text are
-# None when it was deleted between the listing and its request.
-Detail = tuple[str, dict | None, str | None]
+# None when it was deleted between the listing and its request. A worker process may have flattened the detail
+# already (when the run said each document's day): then it comes as Flattened, without its text.
+Flattened = detail_workers.Flattened
+Detail = tuple[str, dict | Flattened | None, str | None]
 
 
 def prepare_detail_workers(client: PrecoroReads, staging: DetailStaging) -> None:
@@ -40,9 +43,11 @@ def detail_threads(client: PrecoroReads) -> int:
 
 
 def details_in_order(client: PrecoroReads, staging: DetailStaging, entity: Entity, wanted: list[tuple[str, dict]],
-                      summary: SyncSummary, workers: int) -> Generator[Detail, None, None]:
+                      summary: SyncSummary, workers: int,
+                      days: dict[str, date] | None = None) -> Generator[Detail, None, None]:
     """Each wanted document's detail (with its JSON text as received), in the order asked for, fetched by up
-    to `workers` threads at once, or by worker processes when there are many (see detail_workers).
+    to `workers` threads at once, or by worker processes when there are many (see detail_workers). Given each
+    document's partition day (`days`), worker processes flatten the details too, which come as Flattened.
 
     Only a few details are fetched ahead of the caller, so memory stays flat however many documents a run
     covers; a detail waiting to be retried (see _DetailFetches) leaves its place to the next ones. Every fetched
@@ -55,7 +60,8 @@ stages its chunk of them in one commit, before handing them over). If one fetch 
     if detail_workers.wanted(client, len(wanted), workers):
         processes = detail_workers.get(client, staging, workers)
         if processes is not None:
-            yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged)
+            yield from _details_from_processes(processes, client, staging, entity, wanted, summary, staged,
+                                               days if detail_workers.flattens(entity) else None)
             return
     fetches = _DetailFetches(client, staging, entity, staged, workers)
     ahead: deque[tuple[str, Future]] = deque()
@@ -170,15 +176,16 @@ class _DetailFetches:
 
 def _details_from_processes(processes: detail_workers.DetailWorkers, client: PrecoroReads, staging: DetailStaging,
                             entity: Entity, wanted: list[tuple[str, dict]], summary: SyncSummary,
-                            staged: set[str]) -> Generator[Detail, None, None]:
+                            staged: set[str], days: dict[str, date] | None) -> Generator[Detail, None, None]:
     """`details_in_order` from worker processes: chunks of documents, handed out in order, taken in order."""
     documents = [(key, detail_workers.iso(update_date(header)), key in staged) for key, header in wanted]
     size = detail_workers.CHUNK
     ahead: deque[Future] = deque()
     try:
         for first in range(0, len(documents), size):
-            ahead.append(processes.submit(detail_workers.Chunk(entity.path, entity.name,
-                                                                 documents[first:first + size])))
+            part = documents[first:first + size]
+            ahead.append(processes.submit(detail_workers.Chunk(
+                entity.path, entity.name, part, None if days is None else {key: days[key] for key, *_ in part})))
             if len(ahead) >= processes.ahead:
                 yield from _fetched(client, staging, entity, summary, ahead.popleft())
         while ahead:
@@ -189,13 +196,14 @@ def _details_from_processes(processes: detail_workers.DetailWorkers, client: Pre
 
 def _fetched(client: PrecoroReads, staging: DetailStaging, entity: Entity, summary: SyncSummary,
              future: Future) -> Generator[Detail, None, None]:
-    """A worker's chunk as (key, detail, raw text), parsed here; the chunk's error (if any) after its details."""
+    """A worker's chunk as (key, detail, raw text), parsed here unless the worker flattened it; the chunk's error
+    (if any) after its details."""
     fetched: detail_workers.Fetched = future.result()
     client.count_spent_elsewhere(fetched.spent)  # the workers' requests are this run's too
     for key, text, from_staging in fetched.details:
         summary.count_detail(from_staging)
-        if text is None:  # 404: deleted between the listing and the request
-            yield key, None, None
+        if text is None or isinstance(text, Flattened):  # None: 404, deleted between the listing and the request
+            yield key, text, None
             continue
         try:
             detail, raw = detail_from_text(entity.path, key, text)
@@ -226,3 +234,4 @@ def _detail(client: PrecoroReads, staging: DetailStaging, entity: Entity, key: s
         return None, None, False  # deleted between the listing and now
     staging.put(entity.name, key, detail, text)
     return detail, text, False
+

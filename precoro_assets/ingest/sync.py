@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from ..api.errors import PrecoroNotFound, PrecoroPaginationError, QuotaExhausted
+from ..api.quota import DAILY_QUOTA
 from ..api.responses import parse_json
 from ..catalogue import Entity
 from ..warehouse import tables
@@ -31,7 +32,7 @@ from ..warehouse.rows import (
     to_json,
 )
 from ..warehouse.staging import DetailStaging
-from .details import detail_threads, details_in_order
+from .details import Flattened, detail_threads, details_in_order
 from .seams import PrecoroReads, WarehouseAccess
 from .summary import SyncSummary, update_date
 
@@ -158,6 +159,16 @@ def _drop_headers(plans: list[_DayPlan]) -> None:
     for plan in plans:
         for row in plan.listed.values():
             row.pop(HEADER, None)
+
+
+def worth_listing_ahead(client: PrecoroReads) -> bool:
+    """Whether a run should list its other document types first (list_ahead): when the budget paces it, so that
+    a quota day's requests take a while and the first type's details may spend them. Against a budget that
+    doesn't (the simulator sped up, or with its limits off) every type is listed within seconds anyway, and
+    listing ahead would only add work: each table's state read twice, each listing kept and read back.
+    A client that cannot say (no `seconds_for`) lists ahead."""
+    seconds_for = getattr(client, "seconds_for", None)
+    return seconds_for is None or seconds_for(DAILY_QUOTA) > HEADERS_WORTH_SECONDS
 
 
 def list_ahead(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStaging, entities: list[Entity], start: date, end: date,
@@ -375,7 +386,11 @@ def _apply(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStag
         moved = warehouse.read(lambda con: tables.keys_present(con, entity, new)) if new and not table_is_new \
             else set()
     if entity.fetch_detail:
-        records = details_in_order(client, staging, entity, wanted, summary, workers=detail_threads(client))
+        # worker processes (if any) flatten the details too, unless documents are filed under their own day
+        days = {key: plan.day for plan in plans for key in plan.to_write} \
+            if all(plan.file_in is None for plan in plans) else None
+        records = details_in_order(client, staging, entity, wanted, summary, workers=detail_threads(client),
+                                   days=days)
     else:
         records = ((key, row, None) for key, row in wanted)  # the list row is the whole record
     writer = _BatchWriter(warehouse, staging, entity, summary, progress)
@@ -396,6 +411,11 @@ def _apply(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStag
                 if record is None:  # deleted in Precoro after it was listed: not stored, removed if it was
                     summary.vanished.append(key)
                     progress(f"{entity.name}: {entity.key} {key} was listed but is gone now (404): removed")
+                    continue
+                if isinstance(record, Flattened):  # by a worker process, for plan.day
+                    if record.rejected is not None:
+                        summary.reject(f"{entity.key} {key}: {record.rejected[0]}", record.rejected[1], plan.day)
+                    day_rows.absorb(record.rows)
                     continue
                 try:
                     day = plan.day if plan.file_in is None else _own_day(record, plan.day, plan.file_in)

@@ -55,6 +55,11 @@ class DetailStaging:
     def get(self, entity: str, key: str, at_least: datetime | None) -> tuple[dict, str] | None:
         """The staged detail and its JSON text, if it is at least as new as `at_least` (the list row's
         updateDate)."""
+        text = self.get_text(entity, key, at_least)
+        return None if text is None else (json.loads(text, parse_float=Decimal), text)
+
+    def get_text(self, entity: str, key: str, at_least: datetime | None) -> str | None:
+        """The staged detail's JSON text, if it is at least as new as `at_least` (see get)."""
         with self._lock:
             row = self._con.execute("SELECT update_date, detail FROM staged WHERE entity = ? AND key = ?",
                                     (entity, key)).fetchone()
@@ -62,7 +67,7 @@ class DetailStaging:
             return None
         if at_least is not None and (row[0] is None or parse_time(row[0]) < at_least):
             return None
-        return json.loads(row[1], parse_float=Decimal), row[1]
+        return row[1]
 
     def keys(self, entity: str) -> set[str]:
         """Keys with a staged detail: one query up front spares a lookup per document when nothing is staged."""

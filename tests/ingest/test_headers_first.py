@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import dagster as dg
 import pytest
 
 from precoro_assets.api.errors import QuotaExhausted
@@ -125,3 +126,42 @@ def test_headers_are_stored_first_only_when_the_details_take_a_while():
     assert _details_take_a_while(Client(float("inf")), plans)  # the quota would stop the run before its details
     assert _details_take_a_while(object(), plans)  # a client that cannot say: headers first, as always
     assert not _details_take_a_while(Client(float("inf")), [_DayPlan(date(2026, 1, 1), {}, [], set(), set())])
+
+
+@pytest.mark.e2e
+def test_a_dagster_run_of_several_document_types_lists_them_all_before_its_first_detail(env):
+    """As a backfill runs: the run's first asset lists the run's other document types before its own details
+    (it never did: a step's `selected_asset_keys` names its own asset only, so no other type was ever seen)."""
+    start, end = env.days()
+    names = ["invoices", "purchase_orders", "receipts"]
+    wanted = {dg.AssetKey(["precoro", name]) for name in names}
+    assets = [a for a in env.defs.assets if wanted & set(getattr(a, "keys", ()))]
+    paced = precoro(env, "paced", time_scale=50)  # Precoro's pace sped up 50x: a quota day's requests take minutes
+    _, mark = env.request_log()
+    result = dg.materialize(assets, instance=env.instance, resources={**env.defs.resources, "precoro": paced},
+                            tags={"dagster/asset_partition_range_start": start.isoformat(),
+                                  "dagster/asset_partition_range_end": end.isoformat()}, raise_on_error=False)
+    assert result.success
+    log, _ = env.request_log(mark)
+    lists = [i for i, r in enumerate(log) if r["path"] in {f"/{BY_NAME[name].path}" for name in names}]
+    details = [i for i, r in enumerate(log) if r["path"].endswith("{idn}")]
+    assert lists and details and max(lists) < min(details), "every type listed before the first detail"
+    assert len({log[i]["url"] for i in lists}) == len(lists), "each list page once: each step took its listing up"
+    for name in names:
+        assert differences(env, BY_NAME[name], in_range=lambda r: start <= partition_day(r) <= end) == [], name
+
+
+def test_a_run_lists_ahead_only_when_the_budget_paces_it():
+    from precoro_assets.ingest.sync import worth_listing_ahead
+
+    class Client:
+        def __init__(self, seconds_each: float) -> None:
+            self.seconds_each = seconds_each
+
+        def seconds_for(self, requests: int) -> float:
+            return requests * self.seconds_each
+
+    assert worth_listing_ahead(Client(1.0))  # Precoro's pace: a quota day's requests take hours
+    assert worth_listing_ahead(Client(0.05))  # sped up 20x (the demo): minutes
+    assert not worth_listing_ahead(Client(1e-6))  # limits off: every type is listed within seconds anyway
+    assert worth_listing_ahead(object())  # a client that cannot say

@@ -6,6 +6,7 @@ where a sync is CPU-bound and the workers pay off. `MIN_DETAILS` is lowered so a
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import subprocess
@@ -73,6 +74,34 @@ def test_details_from_worker_processes_reach_the_warehouse_once_each(fast_env, s
                        headers={"X-AUTH-TOKEN": fast_env.sim.token, "email": fast_env.sim.email})
     assert raw == answer.text
 
+
+
+@pytest.mark.e2e
+def test_workers_flatten_the_details_and_what_cannot_be_stored_is_kept_apart_as_in_the_run_s_process(fast_env, started):
+    """The workers parse and flatten each detail for its day: a detail without its key is kept in
+    precoro.rejected_records (as sent), a mistyped field becomes NULL and is counted, every other row is stored."""
+    fast_env.control("POST", "faults", json={"kind": "missing_fields", "fields": ["idn"], "path": "/invoices/{idn}",
+                                             "after": 4, "count": 3})
+    fast_env.control("POST", "faults", json={"kind": "unknown_fields", "fields": {"sum": "12,50 EUR"},
+                                             "path": "/invoices/{idn}", "after": 20, "count": 2})
+    start, end = fast_env.days()
+
+    result = fast_env.materialize("precoro/invoices", partition_range=(start.isoformat(), end.isoformat()))
+
+    assert result.success and started[0] is not None
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["rejected records"].value == 3
+    assert metadata["field problems"].value >= 2
+    kept = fast_env.query("SELECT reason, raw FROM precoro.rejected_records WHERE entity = 'invoices'")
+    assert len(kept) == 3 and all("idn" in reason and "idn" not in json.loads(raw) for reason, raw in kept)
+    rejected = {json.loads(raw)["id"] for _, raw in kept}
+    stored = {idn for (idn,) in fast_env.query("SELECT idn FROM precoro.invoices")}
+    truth = {str(r["idn"]) for r in fast_env.export("invoices") if r["id"] not in rejected}
+    assert stored == truth
+    assert len(fast_env.query("SELECT idn FROM precoro.invoices WHERE sum IS NULL")) == 2
+    # each document's rows are filed under its own day, as the run's process files them
+    days = dict(fast_env.query("SELECT idn, partition_day FROM precoro.invoices"))
+    assert all(days[str(r["idn"])] == partition_day(r) for r in fast_env.export("invoices") if str(r["idn"]) in days)
 
 
 @pytest.mark.e2e
