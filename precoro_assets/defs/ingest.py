@@ -362,7 +362,8 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
             if changed is None:
                 # every document type of the run is listed (and its headers stored) before any detail is fetched
                 others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in run_assets(context)]
-                if others and worth_listing_ahead(client) and staging.claim_list_ahead(context.run_id):
+                # only the run's first step may list ahead (a later one would list types whose steps already ran)
+                if others and staging.claim_list_ahead(context.run_id) and worth_listing_ahead(client):
                     list_ahead(client, store, staging, others, start, end, progress=context.log.info,
                                zone=ZoneInfo(partitions.timezone))
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
