@@ -166,12 +166,24 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
 
 # ---- demo ------------------------------------------------------------------------------------
 
+def _limit_api_pool() -> None:
+    """The demo's instance runs one Precoro-bound step at a time (see precoro_assets.defs.ingest.API_POOL_LIMIT)."""
+    import dagster as dg
+
+    from precoro_assets.defs.ingest import API_POOL, API_POOL_LIMIT
+    from precoro_assets.runtime.run_launcher import limit_pool
+
+    with dg.DagsterInstance.get() as instance:
+        limit_pool(instance, API_POOL, API_POOL_LIMIT)
+
+
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI on 127.0.0.1.")
 def demo(port: int) -> None:
     """Start the simulator and the Dagster UI, ready to launch a backfill."""
     config = product._settings()
     dagster_home = product._dagster_home(config)
+    _limit_api_pool()
     using_simulator = _embedded_in_use()
     # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
     signal.signal(signal.SIGINT, signal.default_int_handler)

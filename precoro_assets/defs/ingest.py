@@ -44,6 +44,10 @@ from .sources import PRECORO_API
 DOCUMENTS_GROUP = "precoro_documents"
 REFERENCE_GROUP = "precoro_reference"
 API_POOL = "precoro_api"
+# Steps that talk to Precoro at once, on the instances our commands set up (`precoro-assets sync`, `demo`): one.
+# The shared request ledger paces every step whatever the pool allows; one at a time spares database locks and
+# keeps a backfill's days in order. Another deployment sets it with `dagster instance concurrency set precoro_api 1`.
+API_POOL_LIMIT = 1
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:

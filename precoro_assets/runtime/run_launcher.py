@@ -101,6 +101,17 @@ def holders(instance: dg.DagsterInstance, pool: str) -> list[str]:
     return list(dict.fromkeys(held))
 
 
+def limit_pool(instance: dg.DagsterInstance, pool: str, limit: int) -> bool:
+    """Give `pool` a limit of its own on this instance unless it has one (what `dagster instance concurrency set
+    <pool> <limit>` does); True when set now. Per pool, not through dagster.yaml's `pools: default_limit`, which
+    caps every pool of the instance: in a host's own deployment, its own pools too."""
+    storage = instance.event_log_storage
+    if pool in storage.get_concurrency_keys():
+        return False  # set before, by us or by whoever runs the instance (the UI's Concurrency tab, the CLI)
+    storage.set_concurrency_slots(pool, limit)
+    return True
+
+
 def pool_is_full(instance: dg.DagsterInstance, pool: str) -> bool:
     info = instance.event_log_storage.get_concurrency_info(pool)
     limit = info.limit if info.limit is not None else (info.slot_count or None)

@@ -48,3 +48,13 @@ def test_what_the_dockerfile_copies_exists():
             *sources, _ = line.split()[1:]
             for source in sources:
                 assert (REPO / source).exists(), source
+
+
+def test_no_instance_file_of_ours_caps_every_pool_of_the_instance():
+    """A host's own pools are its business: our dagster.yaml files set no `pools: default_limit`; the precoro_api
+    pool gets its limit alone (the CLI sets it on its instances; deploy/ when the daemon starts)."""
+    for path in (REPO / "dagster.yaml", REPO / "precoro_assets" / "dagster.yaml", DEPLOY / "dagster.yaml"):
+        pools = (yaml.safe_load(path.read_text()).get("concurrency") or {}).get("pools") or {}
+        assert "default_limit" not in pools, path
+    daemon = " ".join(compose()["services"]["daemon"]["command"])
+    assert "dagster instance concurrency set precoro_api 1 &&" in daemon and "dagster-daemon run" in daemon

@@ -18,7 +18,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from precoro_assets.runtime.run_launcher import process_tags
+from precoro_assets.runtime.run_launcher import limit_pool, process_tags
 from precoro_sim.simulator import start_simulator
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "precoro_assets" / "dagster.yaml"
@@ -47,6 +47,10 @@ def test_the_summary_counts_the_requests_of_assets_that_failed_too(tmp_path: Pat
         sent = httpx.get(f"{sim.url}/_sim/stats").json()["total"]
         [spent] = re.findall(r"requests spent: (\d+)", done.stdout)
         assert int(spent) == sent and sent > 20
+    # its Dagster instance runs one Precoro-bound step at a time, by a limit on that pool alone
+    with dg.DagsterInstance.from_config(str(tmp_path / "var" / "dagster")) as instance:
+        assert instance.event_log_storage.get_concurrency_info("precoro_api").slot_count == 1
+        assert instance.event_log_storage.get_concurrency_info("some_pool_of_yours").slot_count == 0
 
 
 def sync_command(tmp_path: Path, **settings: str) -> tuple[list[str], dict[str, str]]:
@@ -128,6 +132,17 @@ def test_sigterm_stops_the_sync_and_starts_no_other_run(tmp_path: Path):
 
 # ---- the precoro_api pool slot, held by another run ---------------------------------------------------------------
 
+def test_the_api_pool_gets_a_limit_of_its_own_and_one_set_before_is_kept():
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert limit_pool(instance, "precoro_api", 1)
+        assert instance.event_log_storage.get_concurrency_info("precoro_api").slot_count == 1
+        instance.event_log_storage.set_concurrency_slots("precoro_api", 3)  # its owner allows three
+        assert not limit_pool(instance, "precoro_api", 1)
+        assert instance.event_log_storage.get_concurrency_info("precoro_api").slot_count == 3
+        assert instance.event_log_storage.get_concurrency_info("other").slot_count == 0  # no other pool capped
+
+
+
 def api_slot_taken_by_a_live_run(tmp_path: Path, wait: bool = False) -> tuple[dg.DagsterInstance, str]:
     """A run of a live process (this test's) that holds the only precoro_api slot of the sync's Dagster instance;
     with `wait`, it queues for the slot and takes it as soon as a step of the sync gives it back."""
@@ -138,7 +153,7 @@ def api_slot_taken_by_a_live_run(tmp_path: Path, wait: bool = False) -> tuple[dg
     instance = dg.DagsterInstance.from_config(str(home))
     holder = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
                                             tags={"precoro/cli": "sync documents", **process_tags()}))
-    instance.event_log_storage.initialize_concurrency_limit_to_default("precoro_api")  # 1, from dagster.yaml
+    limit_pool(instance, "precoro_api", 1)  # as the sync itself does (it keeps a limit already set)
     deadline = time.monotonic() + 120
     while not instance.event_log_storage.claim_concurrency_slot("precoro_api", holder.run_id,
                                                                 "precoro__invoices").is_claimed:
