@@ -7,7 +7,7 @@ did and what it spent, and checks what it wrote (keys, counts against Precoro's 
 
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +39,7 @@ from ..warehouse.drift import (
 from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
 from .resources import PrecoroResource, WarehouseResource
-from .sources import PRECORO_API
+from .sources import PRECORO_API, quota_observation
 
 DOCUMENTS_GROUP = "precoro_documents"
 REFERENCE_GROUP = "precoro_reference"
@@ -48,6 +48,9 @@ API_POOL = "precoro_api"
 # The shared request ledger paces every step whatever the pool allows; one at a time spares database locks and
 # keeps a backfill's days in order. Another deployment sets it with `dagster instance concurrency set precoro_api 1`.
 API_POOL_LIMIT = 1
+
+
+ANALYST_VIEWS = dg.AssetKey(["precoro", "analyst_views"])
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -183,7 +186,7 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
 
 def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
            end: date | None = None, add_day_metadata: Callable[[dict, str], None] | None = None,
-           ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+           ) -> Generator[dg.MaterializeResult | dg.AssetCheckResult, None, list[str]]:
     """The materialization (for a run over several days, each day's own figures given first through
     `add_day_metadata(metadata, day)`, see day_metadata), then the checks' results.
 
@@ -193,8 +196,8 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     at once (see check_findings). The analyst views are
     created here when the warehouse has none yet: whoever syncs can query them at once (precoro/analyst_views
     re-creates them all)."""
-    if store.read(views.missing_views):
-        store.write(create_analyst_views, what="create the analyst views")
+    created = store.write(create_analyst_views, what="create the analyst views") \
+        if store.read(views.missing_views) else []
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)
@@ -207,6 +210,17 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
         store.write(lambda con: tables.remember_fields(con, found.schema_to_remember, datetime.now(UTC)),
                     what="remember the fields seen")
     yield from check_results(entity, found, summary)
+    return created
+
+
+def after_report(context: dg.AssetExecutionContext, precoro: PrecoroResource, views_created: list[str]) -> None:
+    """What a sync shows beyond its own asset: the analyst views as materialized when it created them (they are
+    queryable from then on), and what is left of the request quota on precoro/api."""
+    if views_created:
+        context.log_event(dg.AssetMaterialization(asset_key=ANALYST_VIEWS, description=(
+            f"Created by the sync of {context.asset_key.to_user_string()}: the warehouse had no analyst views yet."),
+            metadata={"views": ", ".join(f"precoro.{name}" for name in views_created)}))
+    context.log_event(quota_observation(precoro))
 
 
 # ---- metadata ----------------------------------------------------------------------------------
@@ -255,6 +269,8 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         # (see day_metadata); its own totals are labelled so
         **({"run total": f"yes: {start}..{end}", "rows in the run's days": rows} if several_days
            else {"dagster/row_count": rows}),
+        # a partition's row count is its day's: the whole table's too, for the asset's page
+        **({"rows in the table": tables.count_rows(con, entity.name)} if entity.partitioned else {}),
         "listed by Precoro": summary.listed,
         "new": summary.new,
         "changed": summary.changed,
@@ -383,8 +399,10 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         for rejection in summary.rejected[:20]:
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
                                 f"{rejection['reason']}")
-        yield from report(entity, summary, precoro, store, start, end, add_day_metadata=lambda metadata, day:
-                          context.add_asset_metadata(metadata, partition_key=day))
+        created = yield from report(entity, summary, precoro, store, start, end,
+                                    add_day_metadata=lambda metadata, day:
+                                    context.add_asset_metadata(metadata, partition_key=day))
+        after_report(context, precoro, created)
 
     return _document
 
@@ -415,7 +433,7 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
                                      progress=context.log.info, keep_bank_details=warehouse.keep_bank_details)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        yield from report(entity, summary, precoro, store)
+        after_report(context, precoro, (yield from report(entity, summary, precoro, store)))
 
     return _reference
 

@@ -5,12 +5,12 @@ import dagster as dg
 
 from ..catalogue import ENTITIES
 from ..warehouse.views import VIEWS
-from .ingest import asset_key, create_analyst_views
+from .ingest import ANALYST_VIEWS, asset_key, create_analyst_views
 from .resources import WarehouseResource
 
 
 @dg.asset(
-    key=dg.AssetKey(["precoro", "analyst_views"]),
+    key=ANALYST_VIEWS,
     deps=[asset_key(entity) for entity in ENTITIES],
     group_name="precoro_analytics",
     kinds={"duckdb"},
