@@ -59,8 +59,10 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
               catalogue_sync_job],
         schedules=[dg.ScheduleDefinition(
             name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Reference data changes rarely: every 6 hours costs about 40 requests a day."),
+            # on from the start: the reference assets' freshness policy (at most 26 h old) relies on it
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Reference data changes rarely: every 6 hours costs about 40 requests a day, and keeps it "
+                        "within its freshness policy (at most 26 hours old)."),
             maintenance_schedule],
         sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
                  build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,

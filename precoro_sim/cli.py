@@ -265,7 +265,8 @@ What to click:
   3. Runs -> Backfills: watch it; each asset page shows rows, new/changed counts and requests spent
   4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
      reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
-     too, the polling safety net for lost webhooks and for payments (it looks every {interval} s)
+     too, the polling safety net for lost webhooks and for payments (it looks every {interval} s);
+     the schedule "precoro_reference_every_6h" is on: it keeps reference data fresh
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
   6. Jobs -> precoro_reconcile -> Materialize all: the demo ledger (in {home}/ledger) is
      reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says

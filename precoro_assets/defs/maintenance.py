@@ -25,6 +25,6 @@ maintenance_schedule = dg.ScheduleDefinition(
 
 
 # Freshness (evaluated by Dagster's FreshnessDaemon, shown on each asset): documents of a day are expected
-# by 06:00 UTC the next morning; reference data at most 26 hours old (the schedule runs every 6 hours).
+# by 06:00 UTC the next morning; reference data at most 26 hours old (precoro_reference_every_6h, on by default).
 DOCUMENTS_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=24))
 REFERENCE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=13))
