@@ -225,7 +225,7 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
     import dagster as dg
 
     from .definitions import defs
-    from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP
+    from .defs.ingest import ANALYST_VIEWS, DOCUMENTS_GROUP, REFERENCE_GROUP
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
     # Dagster's console log repeats each failure with its stack trace; the causes are printed below instead.
@@ -236,7 +236,7 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         ("documents", dg.AssetSelection.groups(DOCUMENTS_GROUP),
          {"dagster/asset_partition_range_start": first.isoformat(),
           "dagster/asset_partition_range_end": last.isoformat()}, {}),
-        ("views", dg.AssetSelection.assets(dg.AssetKey(["precoro", "analyst_views"])), {}, {}),
+        ("views", dg.AssetSelection.assets(ANALYST_VIEWS), {}, {}),
     ]
     results: list[tuple[str, str, bool, dict]] = []
     for name, selection, tags, run_config in runs:

@@ -26,6 +26,7 @@ from ..ingest.reference import sync_reference
 from ..ingest.summary import SyncSummary
 from ..ingest.sync import list_ahead, sync_changes, sync_documents, worth_listing_ahead
 from ..reconcile.tables import RECONCILIATION_LEDGER
+from ..runtime.run_launcher import pool_limit
 from ..warehouse import tables, views
 from ..warehouse.drift import (
     Drift,
@@ -218,7 +219,7 @@ def after_report(context: dg.AssetExecutionContext, precoro: PrecoroResource, vi
     queryable from then on), and what is left of the request quota on precoro/api."""
     if views_created:
         context.log_event(dg.AssetMaterialization(asset_key=ANALYST_VIEWS, description=(
-            f"Created by the sync of {context.asset_key.to_user_string()}: the warehouse had no analyst views yet."),
+            f"Created by the sync of {context.asset_key.to_user_string()}: some or all of them were missing."),
             metadata={"views": ", ".join(f"precoro.{name}" for name in views_created)}))
     context.log_event(quota_observation(precoro))
 
@@ -272,6 +273,8 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         # a partition's row count is its day's: the whole table's too, for the asset's page
         **({"rows in the table": tables.count_rows(con, entity.name)} if entity.partitioned else {}),
         "listed by Precoro": summary.listed,
+        # a change run's documents came from a sensor: their days were not listed
+        **({"handed over by a sensor": summary.handed_over} if summary.handed_over else {}),
         "new": summary.new,
         "changed": summary.changed,
         "unchanged": summary.unchanged,
@@ -292,6 +295,9 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         metadata["not listed on their day but still in Precoro (kept)"] = ", ".join(summary.kept_elsewhere[:20])
     if summary.unstable_days:
         metadata["days whose list kept moving (nothing removed)"] = ", ".join(summary.unstable_days)
+    if summary.filed_under:  # a change run: its partition is the sensor's day, a document's rows are its own day's
+        metadata["filed under their own days (createDate)"] = ", ".join(
+            f"{day}: {count}" for day, count in sorted(summary.filed_under.items()))
     if summary.full_refresh is not None:
         metadata["full refresh"] = summary.full_refresh
     if summary.rejected:
@@ -350,9 +356,19 @@ def _changed_documents(config: DocumentSyncConfig, start: date, end: date) -> di
 
 
 def run_assets(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
-    """The assets this run materializes. Not `context.selected_asset_keys`: for a single asset's step that names the
-    step's own asset only. The run's job is subset to what was selected (in the UI, by a sensor, a backfill)."""
-    return set(context.job_def.asset_layer.asset_graph.executable_asset_keys)
+    """The assets whose steps this run executes. Not `context.selected_asset_keys`: for a single asset's step that
+    names the step's own asset only. The run's job is subset to what was selected (in the UI, by a sensor, a
+    backfill); a retry from failure runs only some of its steps."""
+    steps = context.run.step_keys_to_execute
+    return {key for key in context.job_def.asset_layer.asset_graph.executable_asset_keys
+            if steps is None or key.to_python_identifier() in steps}
+
+
+def steps_one_at_a_time(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run's Precoro-bound steps run one after the other (the precoro_api pool's limit is 1, as our
+    commands and deploy/ set it): listing the other types ahead is only safe then. Side by side, a type's own
+    step may already be listing and writing it."""
+    return pool_limit(context.instance, API_POOL) == 1
 
 
 def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -381,9 +397,12 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
             if changed is None:
                 # every document type of the run is listed (and its headers stored) before any detail is fetched
-                others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in run_assets(context)]
-                # only the run's first step may list ahead (a later one would list types whose steps already ran)
-                if others and staging.claim_list_ahead(context.run_id) and worth_listing_ahead(client):
+                in_run = run_assets(context)
+                others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in in_run]
+                # Only the run's first step may, whether or not it does: a later one would list types whose steps
+                # already ran (whether listing ahead pays depends on the requests left, which change meanwhile).
+                first_step = bool(others) and staging.claim_list_ahead(context.run_id)
+                if first_step and worth_listing_ahead(client) and steps_one_at_a_time(context):
                     list_ahead(client, store, staging, others, start, end, progress=context.log.info,
                                zone=ZoneInfo(partitions.timezone))
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
@@ -433,7 +452,8 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
                                      progress=context.log.info, keep_bank_details=warehouse.keep_bank_details)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        after_report(context, precoro, (yield from report(entity, summary, precoro, store)))
+        created = yield from report(entity, summary, precoro, store)
+        after_report(context, precoro, created)
 
     return _reference
 

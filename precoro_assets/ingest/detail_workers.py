@@ -315,7 +315,7 @@ def _fetch_one(entity: str, resource: str, key: str, at_least: str | None,
         text = _staging.get_text(entity, key, parse_time(at_least) if at_least else None)
         if text is not None:
             return key, text, True
-    # The text only: the run's process parses it (it needs the objects), so parsing here too would be waste.
+    # The text only: the chunk parses and flattens it (see _flatten) when it has the documents' days.
     try:
         return key, _client.request("GET", detail_path(resource, key), text_only=True), False
     except PrecoroNotFound:

@@ -208,8 +208,8 @@ def _fetched(client: PrecoroReads, staging: DetailStaging, entity: Entity, summa
         try:
             detail, raw = detail_from_text(entity.path, key, text)
         except PrecoroServerError as error:
-            # Workers don't parse (this process must anyway): an unreadable answer is found here, and asked
-            # for again here, as the client retries any failed request.
+            # A worker hands back an answer it could not parse as it came: it is asked for again here, as the
+            # client retries any failed request.
             logger.warning("%s; asking again", error)
             detail, raw = client.get_detail_with_text(entity.path, key)
             staging.put(entity.name, key, detail, raw)
@@ -234,4 +234,3 @@ def _detail(client: PrecoroReads, staging: DetailStaging, entity: Entity, key: s
         return None, None, False  # deleted between the listing and now
     staging.put(entity.name, key, detail, text)
     return detail, text, False
-

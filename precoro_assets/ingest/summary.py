@@ -18,7 +18,8 @@ class SyncSummary:
     """What one sync did, for logs and Dagster metadata."""
 
     entity: str
-    listed: int = 0
+    listed: int = 0  # documents this run listed (a list walk of their days)
+    handed_over: int = 0  # documents a sensor handed to this run as changed (their days not listed)
     new: int = 0
     changed: int = 0
     unchanged: int = 0
@@ -31,6 +32,8 @@ class SyncSummary:
     unstable_days: list[str] = field(default_factory=list)  # days whose list kept moving: nothing removed
     kept_elsewhere: list[str] = field(default_factory=list)  # missing from their day's list, but they exist
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)  # day -> listed/new/changed/... of that day
+    # documents a change run filed under their own createDate's day, not the run's partition: day -> documents
+    filed_under: dict[str, int] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # partition_day, reason, raw, seen_at
     problems: list[Problem] = field(default_factory=list)
@@ -52,12 +55,14 @@ class SyncSummary:
 
     def merge(self, other: SyncSummary) -> None:
         """Add another sync of the same entity (other days) to this one."""
-        for name in ("listed", "new", "changed", "unchanged", "removed", "details_fetched", "details_from_staging"):
+        for name in ("listed", "handed_over", "new", "changed", "unchanged", "removed", "details_fetched", "details_from_staging"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("vanished", "unstable_days", "kept_elsewhere", "rejected", "problems"):
             getattr(self, name).extend(getattr(other, name))
         self.listed_per_day.update(other.listed_per_day)
         self.per_day.update(other.per_day)
+        for day, count in other.filed_under.items():
+            self.filed_under[day] = self.filed_under.get(day, 0) + count
         self.add_written(other.rows_written)
 
 

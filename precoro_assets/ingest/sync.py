@@ -64,7 +64,8 @@ def sync_documents(client: PrecoroReads, warehouse: WarehouseAccess, staging: De
             listed, list_complete = _restore_listing(saved, summary)
             progress(f"{entity.name}: continuing with the listing saved at {saved['listed_at']} (by this run "
                      "ahead of its details, or by the run the quota stopped): no list request spent again; later "
-                     "changes reach the change sensor")
+                     "changes reach the change sensor, and nothing is removed (a document stored since, by a "
+                     "sensor's run, is missing from it too): the day's next listing removes what Precoro deleted")
         stored_by_day, had_rejected, table_is_new = stored_ready.result()
     summary.listed = sum(len(rows) for rows in listed.values())
     progress(f"{entity.name}: listed {summary.listed} documents created {start}..{end}")
@@ -72,8 +73,10 @@ def sync_documents(client: PrecoroReads, warehouse: WarehouseAccess, staging: De
     if summary.unstable_days:
         progress(f"{entity.name}: Precoro's list of {', '.join(summary.unstable_days)} kept moving while it was "
                  "read: its documents are written as seen, none is removed (materialize the day again later)")
+    # Only a listing made now proves a stored document was deleted: a saved one predates what was stored since.
+    fresh = saved is None
     plans = [_plan_day(day, listed.get(day, {}), stored_by_day.get(day, {}), summary,
-                       may_remove=list_complete and day.isoformat() not in summary.unstable_days)
+                       may_remove=fresh and list_complete and day.isoformat() not in summary.unstable_days)
              for day in _days(start, end)]
     if has_lines_column(entity):
         if _details_take_a_while(client, plans):
@@ -90,9 +93,9 @@ def sync_documents(client: PrecoroReads, warehouse: WarehouseAccess, staging: De
         raise
     summary.per_day = _day_counts(plans)
     # What the count check holds each day to: the documents listed, less those deleted before their detail
-    # was read; a day whose list kept moving has no count to hold to.
+    # was read; a day whose list kept moving, or listed earlier (a saved listing), has no count to hold to.
     summary.listed_per_day = {plan.day.isoformat(): len(set(plan.listed) - set(summary.vanished))
-                              for plan in plans if plan.day.isoformat() not in summary.unstable_days}
+                              for plan in plans if fresh and plan.day.isoformat() not in summary.unstable_days}
     if summary.rejected or had_rejected:
         warehouse.write(lambda con: tables.replace_rejected(con, entity, start, end, summary.rejected),
                         what=f"record rejected {entity.name}")
@@ -334,16 +337,16 @@ def sync_changes(client: PrecoroReads, warehouse: WarehouseAccess, staging: Deta
         _ensure_tables(warehouse, entity)
         first, last = min(given), max(given)
         stored = warehouse.read(lambda con: tables.stored_versions_between(con, entity, first, last))
-        summary.listed = sum(len(rows) for rows in given.values())
+        summary.handed_over = sum(len(rows) for rows in given.values())
         # listed_per_day stays empty: the days were not listed, there is no count to hold them to
         plans = [_plan_day(day, rows, stored.get(day, {}), summary, may_remove=False)
                  for day, rows in sorted(given.items(), reverse=True)]  # the newest day's changes first
         for plan in plans:
             plan.file_in = zone
-        progress(f"{entity.name}: {summary.listed} document(s) changed in Precoro on {len(plans)} day(s), "
+        progress(f"{entity.name}: {summary.handed_over} document(s) changed in Precoro on {len(plans)} day(s), "
                  f"{sum(len(plan.to_write) for plan in plans)} not in the warehouse at that version")
         _apply(client, warehouse, staging, entity, plans, summary, progress)
-        summary.per_day = _day_counts(plans)
+        summary.per_day = _day_counts(plans, handed_over=True)
         if summary.rejected:
             warehouse.write(lambda con: tables.add_rejected(con, entity, summary.rejected),
                             what=f"record rejected {entity.name}")
@@ -360,10 +363,12 @@ def _own_day(record: dict, fallback: date, zone: tzinfo) -> date:
         return fallback
 
 
-def _day_counts(plans: list[_DayPlan]) -> dict[str, dict[str, int]]:
-    """Each day's own counts, for its materialization."""
+def _day_counts(plans: list[_DayPlan], handed_over: bool = False) -> dict[str, dict[str, int]]:
+    """Each day's own counts, for its materialization. `handed_over`: the plans' documents came from a sensor,
+    the days were not listed (they are not called listed)."""
     return {plan.day.isoformat(): {
-        "listed by Precoro": len(plan.listed), "new": len(plan.to_write) - len(plan.replaced),
+        "handed over by a sensor" if handed_over else "listed by Precoro": len(plan.listed),
+        "new": len(plan.to_write) - len(plan.replaced),
         "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
         "removed": len(plan.removed)} for plan in plans}
 
@@ -420,6 +425,8 @@ def _apply(client: PrecoroReads, warehouse: WarehouseAccess, staging: DetailStag
                 try:
                     day = plan.day if plan.file_in is None else _own_day(record, plan.day, plan.file_in)
                     flatten(entity, record, day_rows, synced_at, day, raw_text=text)
+                    if day != plan.day:
+                        summary.filed_under[day.isoformat()] = summary.filed_under.get(day.isoformat(), 0) + 1
                 except RecordRejected as error:
                     summary.reject(f"{entity.key} {key}: {error}", record, plan.day)
             batch.rows.absorb(day_rows)

@@ -112,9 +112,15 @@ def limit_pool(instance: dg.DagsterInstance, pool: str, limit: int) -> bool:
     return True
 
 
+def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
+    """The pool's limit on this instance; None when it has none (its steps run side by side)."""
+    info = instance.event_log_storage.get_concurrency_info(pool)
+    return info.limit if info.limit is not None else (info.slot_count or None)
+
+
 def pool_is_full(instance: dg.DagsterInstance, pool: str) -> bool:
     info = instance.event_log_storage.get_concurrency_info(pool)
-    limit = info.limit if info.limit is not None else (info.slot_count or None)
+    limit = pool_limit(instance, pool)
     return limit is not None and len(info.claimed_slots) >= limit
 
 

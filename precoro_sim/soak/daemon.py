@@ -202,6 +202,7 @@ class _DaemonSoak(_Soak):
         self.child_env = {**os.environ, "PRECORO_WRITEBACK_SEND": "1"}  # the daemon's runs really send
         self.config = settings.load()
         self.warehouse = Warehouse(self.config.warehouse, **self.config.warehouse_options())
+        _limit_api_pool(self.dagster_home)  # as `precoro-assets demo` and deploy/ limit it
         self.report = DaemonSoakReport(state=_state_described())
         self.writeback_payments: Counter = Counter()
         self.tick_payments: set[str] = set()  # payments the company's own ticks made (not write-back)
@@ -534,3 +535,14 @@ def run_daemon_soak(home: Path, seconds: float, tick_every: float = 3.0, seed: i
         for name in [k for k in os.environ if k.startswith(("PRECORO_", "DAGSTER_"))]:
             del os.environ[name]
         os.environ.update(saved)
+
+
+def _limit_api_pool(dagster_home: Path) -> None:
+    """One Precoro-bound step at a time on the soak's instance, as on the instances users get."""
+    import dagster as dg
+
+    from precoro_assets.defs.ingest import API_POOL, API_POOL_LIMIT
+    from precoro_assets.runtime.run_launcher import limit_pool
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        limit_pool(instance, API_POOL, API_POOL_LIMIT)

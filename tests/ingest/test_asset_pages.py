@@ -4,6 +4,7 @@ as materialized once a sync created them, and the request quota on precoro/api f
 from __future__ import annotations
 
 import collections
+import json
 
 import dagster as dg
 import pytest
@@ -58,3 +59,21 @@ def test_the_first_sync_shows_the_analyst_views_it_created_and_the_quota_left(en
     # a second sync finds the views there: they are not recorded again
     assert env.materialize("precoro/invoices", partition=day).success
     assert env.instance.get_latest_materialization_event(ANALYST_VIEWS).run_id == result.run_id
+
+
+def test_a_change_run_says_its_documents_were_handed_over_and_under_which_days_they_are_filed(env):
+    """A webhook names a document, not its day: its run materializes the sensor's day, and the document is filed
+    under its own createDate's. The run says so; it never says it listed anything."""
+    today = max(partition_day(r) for r in env.export("invoices"))
+    older = min(partition_day(r) for r in env.export("invoices"))
+    invoice = next(r for r in env.export("invoices") if partition_day(r) == older)
+    changed = {today.isoformat(): {str(invoice["idn"]): {"updateDate": invoice["updateDate"]}}}
+    config = {"ops": {"precoro__invoices": {"config": {"changed_documents": json.dumps(changed)}}}}
+
+    result = env.materialize("precoro/invoices", partition=today.isoformat(), run_config=config)
+
+    assert result.success
+    shown = metadata(result)
+    assert shown["handed over by a sensor"] == 1 and shown["listed by Precoro"] == 0 and shown["new"] == 1
+    assert shown["filed under their own days (createDate)"] == f"{older.isoformat()}: 1"
+    assert env.query("SELECT partition_day FROM precoro.invoices WHERE idn = ?", [str(invoice["idn"])]) == [(older,)]

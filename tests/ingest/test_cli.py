@@ -142,7 +142,6 @@ def test_the_api_pool_gets_a_limit_of_its_own_and_one_set_before_is_kept():
         assert instance.event_log_storage.get_concurrency_info("other").slot_count == 0  # no other pool capped
 
 
-
 def api_slot_taken_by_a_live_run(tmp_path: Path, wait: bool = False) -> tuple[dg.DagsterInstance, str]:
     """A run of a live process (this test's) that holds the only precoro_api slot of the sync's Dagster instance;
     with `wait`, it queues for the slot and takes it as soon as a step of the sync gives it back."""

@@ -12,7 +12,8 @@ from precoro_assets.api.errors import QuotaExhausted
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS
 from precoro_assets.defs.ingest import create_analyst_views
 from precoro_assets.defs.resources import PrecoroResource
-from precoro_assets.ingest.sync import list_ahead, partition_day, sync_documents
+from precoro_assets.ingest.sync import list_ahead, partition_day, sync_changes, sync_documents
+from precoro_assets.runtime.run_launcher import limit_pool
 from tests.ingest.truth import differences
 
 INVOICES = BY_NAME["invoices"]
@@ -137,6 +138,7 @@ def test_a_dagster_run_of_several_document_types_lists_them_all_before_its_first
     wanted = {dg.AssetKey(["precoro", name]) for name in names}
     assets = [a for a in env.defs.assets if wanted & set(getattr(a, "keys", ()))]
     paced = precoro(env, "paced", time_scale=50)  # Precoro's pace sped up 50x: a quota day's requests take minutes
+    limit_pool(env.instance, "precoro_api", 1)  # one step at a time, as `sync`, `demo` and deploy/ set it
     _, mark = env.request_log()
     result = dg.materialize(assets, instance=env.instance, resources={**env.defs.resources, "precoro": paced},
                             tags={"dagster/asset_partition_range_start": start.isoformat(),
@@ -162,6 +164,37 @@ def test_a_run_lists_ahead_only_when_the_budget_paces_it():
             return requests * self.seconds_each
 
     assert worth_listing_ahead(Client(1.0))  # Precoro's pace: a quota day's requests take hours
-    assert worth_listing_ahead(Client(0.05))  # sped up 20x (the demo): minutes
+    assert worth_listing_ahead(Client(0.05))  # sped up 20x: minutes
     assert not worth_listing_ahead(Client(1e-6))  # limits off: every type is listed within seconds anyway
     assert worth_listing_ahead(object())  # a client that cannot say
+
+
+@pytest.mark.e2e
+def test_a_saved_listing_removes_nothing_so_a_document_a_sensor_stored_since_stays(env):
+    """A listing saved ahead of its step (or by a run the quota stopped) predates what a sensor's run stores
+    meanwhile: a document created since is missing from it, and must not be taken for deleted."""
+    start, end = env.days()
+    warehouse = env.defs.resources["warehouse"]
+    store, staging = warehouse.open(), warehouse.staging()
+    orders = BY_NAME["purchase_orders"]
+    client = precoro(env, "own").get_client()
+    list_ahead(client, store, staging, [orders], start, end)  # saved now; its step comes later
+
+    changes = env.control("POST", "tick", json={"events": 40})["changes"]
+    created = [c["key"] for c in changes if c["resource"] == orders.path and c["action"] == "created"]
+    assert created, "the tick should have created purchase orders"
+    rows = {str(r["idn"]): r for r in env.export(orders.path)}
+    today = max(partition_day(rows[key]) for key in created)
+    handed = {today: {key: {"updateDate": rows[key]["updateDate"]} for key in created
+                      if partition_day(rows[key]) == today}}
+    sync_changes(client, store, staging, orders, handed)  # a sensor's run stores them
+    assert {k for (k,) in env.query("SELECT idn FROM precoro.purchase_orders")} >= set(handed[today])
+
+    summary = sync_documents(client, store, staging, orders, start, end)  # the step, with the saved listing
+
+    assert summary.removed == 0
+    stored = {k for (k,) in env.query("SELECT idn FROM precoro.purchase_orders")}
+    assert stored >= set(handed[today])  # still there
+    # the day's next listing (a fresh one) brings the table in line with Precoro
+    sync_documents(client, store, staging, orders, start, end)
+    assert differences(env, orders, in_range=lambda r: start <= partition_day(r) <= end) == []
