@@ -7,14 +7,7 @@ import pytest
 from precoro_assets import settings
 from precoro_assets.definitions import build_definitions
 
-
-@pytest.fixture(autouse=True)
-def _configured(monkeypatch, tmp_path) -> None:
-    """A configured account (so settings.load() starts no simulator and sets nothing in os.environ)."""
-    for name, value in {"PRECORO_API_TOKEN": "token", "PRECORO_EMAIL": "api@example.com",
-                        "PRECORO_BASE_URL": "http://127.0.0.1:9", "PRECORO_START_DATE": "2026-11-01",
-                        "PRECORO_HOME": str(tmp_path)}.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("configured_account")
 
 
 def asset_nodes(monkeypatch, owners: str | None):

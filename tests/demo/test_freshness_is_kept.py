@@ -12,13 +12,7 @@ from precoro_assets import settings
 from precoro_assets.definitions import build_definitions
 from precoro_assets.defs.ingest import REFERENCE_GROUP
 
-
-@pytest.fixture(autouse=True)
-def _configured(monkeypatch, tmp_path) -> None:
-    for name, value in {"PRECORO_API_TOKEN": "token", "PRECORO_EMAIL": "api@example.com",
-                        "PRECORO_BASE_URL": "http://127.0.0.1:9", "PRECORO_START_DATE": "2026-11-01",
-                        "PRECORO_HOME": str(tmp_path)}.items():
-        monkeypatch.setenv(name, value)
+pytestmark = pytest.mark.usefixtures("configured_account")
 
 
 def test_reference_data_is_kept_fresh_by_a_schedule_that_is_on_and_runs_well_within_the_policy():
