@@ -368,8 +368,8 @@ def _day_counts(plans: list[_DayPlan], handed_over: bool = False) -> dict[str, d
     the days were not listed (they are not called listed)."""
     return {plan.day.isoformat(): {
         "handed over by a sensor" if handed_over else "listed by Precoro": len(plan.listed),
-        "new": len(plan.to_write) - len(plan.replaced),
-        "changed": len(plan.replaced), "unchanged": len(plan.listed) - len(plan.to_write),
+        "new": len(plan.to_write) - len(plan.replaced) + len(plan.awaiting),
+        "changed": len(plan.replaced) - len(plan.awaiting), "unchanged": len(plan.listed) - len(plan.to_write),
         "removed": len(plan.removed)} for plan in plans}
 
 
@@ -461,7 +461,8 @@ class _DayPlan:
     listed: dict[str, dict]
     to_write: list[str]
     removed: set[str]
-    replaced: set[str]  # the documents of to_write whose older version is stored
+    replaced: set[str]  # the documents of to_write whose older version (or header) is stored
+    awaiting: set[str] = field(default_factory=set)  # of replaced: only a header is stored, lines to come (new)
     headers: set[str] = field(default_factory=set)  # new documents of to_write stored as headers by this run
     # set for documents handed over by a sensor: each is filed under its own createDate's day in this zone
     # (a webhook names a document, not its day), not under the plan's
@@ -474,14 +475,18 @@ def _plan_day(day: date, listed: dict[str, dict], stored: dict[str, datetime | N
 
     Stored documents missing from the list are removed only when `may_remove` (every list row was usable)."""
     new = [k for k in listed if k not in stored]
-    changed = [k for k in listed if k in stored and (update_date(listed[k]) is None
-                                                       or update_date(listed[k]) != stored[k])]
+    # a stored header whose lines are still to come (no version: see tables.stored_versions_between) is a new
+    # document to the counts, though its header row is replaced like a changed document's
+    awaiting = [k for k in listed if k in stored and stored[k] is None]
+    changed = [k for k in listed if k in stored and stored[k] is not None
+               and (update_date(listed[k]) is None or update_date(listed[k]) != stored[k])]
     removed = set(stored) - set(listed) if may_remove else set()
-    summary.new += len(new)
+    summary.new += len(new) + len(awaiting)
     summary.changed += len(changed)
-    summary.unchanged += len(listed) - len(new) - len(changed)
+    summary.unchanged += len(listed) - len(new) - len(awaiting) - len(changed)
     summary.removed += len(removed)
-    return _DayPlan(day, listed, new + changed, removed, set(changed))
+    return _DayPlan(day, listed, new + awaiting + changed, removed, set(changed) | set(awaiting),
+                    awaiting=set(awaiting))
 
 
 @dataclass
