@@ -108,6 +108,7 @@ def test_an_unreachable_shared_state_database_stops_the_sync_naming_the_setting_
 
 
 @pytest.mark.e2e
+@pytest.mark.timing  # a wall-clock bound (stopped within 30 s): 6 busy test workers once stretched it to 31 s
 def test_sigterm_stops_the_sync_and_starts_no_other_run(tmp_path: Path):
     # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the sync takes a while
     with start_simulator(seed=5, days=10, documents=120, limits="scaled:10", port=0) as sim:
