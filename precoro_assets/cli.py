@@ -187,10 +187,10 @@ def _api_slot(instance, stop: StopRequest | None) -> Iterator[dict[str, str]]:
     """Around a run this process executes in-process: first free the precoro_api slot of a run whose process died
     (kill -9), or say which live run holds it and wait without spinning; then watch the run (SIGTERM and Ctrl-C end
     it at once). Yields the tags that name this process on the run, so that a later run can tell if it dies."""
-    from .defs.ingest import API_POOL, API_POOL_LIMIT
-    from .runtime.run_launcher import SlotWatch, limit_pool, process_tags, wait_for_slot
+    from .defs.ingest import API_POOL, limit_api_pool
+    from .runtime.run_launcher import SlotWatch, process_tags, wait_for_slot
 
-    limit_pool(instance, API_POOL, API_POOL_LIMIT)
+    limit_api_pool(instance)
     wait_for_slot(instance, API_POOL, _say)
     with SlotWatch(API_POOL, _say, stop):
         yield process_tags()

@@ -170,11 +170,10 @@ def _limit_api_pool() -> None:
     """The demo's instance runs one Precoro-bound step at a time (see precoro_assets.defs.ingest.API_POOL_LIMIT)."""
     import dagster as dg
 
-    from precoro_assets.defs.ingest import API_POOL, API_POOL_LIMIT
-    from precoro_assets.runtime.run_launcher import limit_pool
+    from precoro_assets.defs.ingest import limit_api_pool
 
     with dg.DagsterInstance.get() as instance:
-        limit_pool(instance, API_POOL, API_POOL_LIMIT)
+        limit_api_pool(instance)
 
 
 @main.command()

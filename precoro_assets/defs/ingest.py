@@ -26,7 +26,7 @@ from ..ingest.reference import sync_reference
 from ..ingest.summary import SyncSummary
 from ..ingest.sync import list_ahead, sync_changes, sync_documents, worth_listing_ahead
 from ..reconcile.tables import RECONCILIATION_LEDGER
-from ..runtime.run_launcher import pool_limit
+from ..runtime.run_launcher import limit_pool, pool_limit
 from ..warehouse import tables, views
 from ..warehouse.drift import (
     Drift,
@@ -49,6 +49,11 @@ API_POOL = "precoro_api"
 # The shared request ledger paces every step whatever the pool allows; one at a time spares database locks and
 # keeps a backfill's days in order. Another deployment sets it with `dagster instance concurrency set precoro_api 1`.
 API_POOL_LIMIT = 1
+
+
+def limit_api_pool(instance: dg.DagsterInstance) -> None:
+    """Give this instance's precoro_api pool its limit, unless its owner set one (see runtime.run_launcher.limit_pool)."""
+    limit_pool(instance, API_POOL, API_POOL_LIMIT)
 
 
 ANALYST_VIEWS = dg.AssetKey(["precoro", "analyst_views"])

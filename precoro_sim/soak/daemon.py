@@ -541,8 +541,7 @@ def _limit_api_pool(dagster_home: Path) -> None:
     """One Precoro-bound step at a time on the soak's instance, as on the instances users get."""
     import dagster as dg
 
-    from precoro_assets.defs.ingest import API_POOL, API_POOL_LIMIT
-    from precoro_assets.runtime.run_launcher import limit_pool
+    from precoro_assets.defs.ingest import limit_api_pool
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        limit_pool(instance, API_POOL, API_POOL_LIMIT)
+        limit_api_pool(instance)
