@@ -406,7 +406,7 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
                 others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in in_run]
                 # Only the run's first step may, whether or not it does: a later one would list types whose steps
                 # already ran (whether listing ahead pays depends on the requests left, which change meanwhile).
-                first_step = bool(others) and staging.claim_list_ahead(context.run_id)
+                first_step = bool(others) and staging.claim_list_ahead(context.run.run_id)
                 if first_step and worth_listing_ahead(client) and steps_one_at_a_time(context):
                     list_ahead(client, store, staging, others, start, end, progress=context.log.info,
                                zone=ZoneInfo(partitions.timezone))

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 
@@ -94,8 +95,13 @@ def test_the_demo_serves_every_asset_and_a_7_day_backfill_completes(demo):
         "repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"],
         "pipelineName": "precoro_reference"}, "mode": "default"})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    wait_until_done(lambda: graphql(graphql_url, RUN_STATUS, id=launched["run"]["runId"])["runOrError"]["status"],
+    reference_run = launched["run"]["runId"]
+    wait_until_done(lambda: graphql(graphql_url, RUN_STATUS, id=reference_run)["runOrError"]["status"],
                     ("QUEUED", "NOT_STARTED", "STARTING", "STARTED"), "SUCCESS")
+    # its steps shared the run's process: a process per step took 3-4 s to start, most of the run
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert instance.all_logs(reference_run, of_type=dg.DagsterEventType.STEP_SUCCESS)
+        assert not instance.all_logs(reference_run, of_type=dg.DagsterEventType.STEP_WORKER_STARTED)
 
     # step 2: a 7-day backfill of the documents group
     today = datetime.now(UTC).date()
