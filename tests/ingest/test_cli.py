@@ -181,6 +181,7 @@ def wait_for_line(lines: queue.Queue, text: str, process: subprocess.Popen, time
 
 
 @pytest.mark.e2e
+@pytest.mark.timing  # a wall-clock bound (stopped within 5 s): 6 busy test workers stretched one to 7.6 s
 def test_a_sync_that_finds_the_api_slot_held_says_by_which_run_and_stops_at_once_on_ctrl_c(tmp_path: Path):
     with start_simulator(seed=5, days=10, documents=120, limits="off", port=0) as sim:
         command, env = sync_command(tmp_path, PRECORO_API_TOKEN=sim.token, PRECORO_EMAIL=sim.email,
@@ -209,6 +210,7 @@ def test_a_sync_that_finds_the_api_slot_held_says_by_which_run_and_stops_at_once
 
 
 @pytest.mark.e2e
+@pytest.mark.timing  # a wall-clock bound (stopped within 5 s): 6 busy test workers stretched one to 7.6 s
 def test_a_sync_blocked_on_the_api_slot_mid_run_stops_within_seconds_on_sigterm_and_gives_back_its_claim(
         tmp_path: Path):
     # the simulator's limits 10x faster than Precoro's: a request every 0.1 s, so the reference run takes a while
