@@ -6,7 +6,7 @@ column schema metadata, asset checks and analyst documentation. To add a field, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -645,3 +645,15 @@ REFERENCE: tuple[Entity, ...] = (
 
 ENTITIES: tuple[Entity, ...] = DOCUMENTS + REFERENCE
 BY_NAME: dict[str, Entity] = {entity.name: entity for entity in ENTITIES}
+
+
+def select(names: Iterable[str] | None) -> tuple[Entity, ...]:
+    """The entities named (in catalogue order), every entity for None; an unknown name is an error that lists the
+    known ones."""
+    if names is None:
+        return ENTITIES
+    wanted = set(names)
+    unknown = sorted(wanted - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown entities {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    return tuple(entity for entity in ENTITIES if entity.name in wanted)

@@ -232,7 +232,7 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
     quiet = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
     runs = [
         ("reference", dg.AssetSelection.groups(REFERENCE_GROUP), {},
-         _full_refresh_config() if full_refresh else {}),
+         _full_refresh_config(graph) if full_refresh else {}),
         ("documents", dg.AssetSelection.groups(DOCUMENTS_GROUP),
          {"dagster/asset_partition_range_start": first.isoformat(),
           "dagster/asset_partition_range_end": last.isoformat()}, {}),
@@ -243,6 +243,8 @@ def run_sync(first: date, last: date, full_refresh: bool = False, verbose: bool 
         if stop is not None and stop.is_set():
             break
         keys = selection.resolve(graph)
+        if not keys:  # no entity of this kind is selected (PRECORO_ENTITIES)
+            continue
         assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and set(a.keys) & keys]
         try:
             # a sync killed earlier (kill -9) may hold the API slot: freed here, else who holds it is said
@@ -271,10 +273,14 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _full_refresh_config() -> dict:
+def _full_refresh_config(graph) -> dict:
+    """Every selected reference asset reads all its records."""
     from .catalogue import REFERENCE
+    from .defs.ingest import asset_key
 
-    return {"ops": {f"precoro__{e.name}": {"config": {"full_refresh": True}} for e in REFERENCE}}
+    keys = graph.get_all_asset_keys()
+    return {"ops": {asset_key(e).to_python_identifier(): {"config": {"full_refresh": True}}
+                    for e in REFERENCE if asset_key(e) in keys}}
 
 
 def _run_metadata(per_day: list[dict]) -> dict:

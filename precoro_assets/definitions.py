@@ -10,9 +10,11 @@ import warnings
 import dagster as dg
 
 from . import settings
+from .catalogue import ENTITIES, Entity
+from .catalogue import select as select_entities
 from .defs.catalogue_sync import CATALOGUE_SYNC_ASSETS, catalogue_sync_job
 from .defs.changes import build_change_sensor
-from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, build_ingest_assets, build_partitions
+from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, asset_key, build_ingest_assets, build_partitions
 from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
 from .defs.reconcile import GROUP as RECONCILIATION_GROUP
 from .defs.reconcile import RECONCILIATION_ASSETS
@@ -34,11 +36,25 @@ def _secret(name: str, value: object | None) -> dg.EnvVar | None:
     return dg.EnvVar(name) if value is not None else None
 
 
+def deselected(entities: tuple[Entity, ...]) -> set[dg.AssetKey]:
+    """The asset keys of the catalogue's entities left out of `entities`."""
+    return {asset_key(entity) for entity in ENTITIES if entity not in entities}
+
+
+def _without_deps_on(keys: set[dg.AssetKey], assets: list) -> list:
+    """The assets, none depending on `keys` any more: the views, reconciliation and the catalogue sync read the
+    tables of deselected entities as empty ones (they create them so)."""
+    return list(dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(deps=[dep for dep in spec.deps if dep.asset_key not in keys]), assets))
+
+
 def build_definitions(config: settings.Settings) -> dg.Definitions:
     """Every definition, configured with `config` (settings.load()): the resources receive its values."""
     database_url = _secret(settings.ENV_DATABASE_URL, config.database_url)
     partitions = build_partitions(config.start_date, config.timezone)
-    ingest = build_ingest_assets(partitions)
+    entities = select_entities(config.entities)  # PRECORO_ENTITIES: the others have no asset, cost no request
+    documents = tuple(entity for entity in entities if entity.partitioned)
+    ingest = build_ingest_assets(partitions, entities)
     documents_job = dg.define_asset_job(
         "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),
         description="Sync Precoro documents for one or more days of createDate.")
@@ -52,7 +68,8 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
     ours = dg.with_source_code_references(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
             tags={"domain": "procurement"}),
-        [*ingest, analyst_views, *RECONCILIATION_ASSETS, *CATALOGUE_SYNC_ASSETS]))
+        _without_deps_on(deselected(entities), [*ingest, analyst_views, *RECONCILIATION_ASSETS,
+                                                 *CATALOGUE_SYNC_ASSETS])))
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *ours],
         # a run's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and
@@ -60,16 +77,12 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
         executor=dg.in_process_executor,
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job,
               catalogue_sync_job],
-        schedules=[dg.ScheduleDefinition(
-            name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
-            # on from the start: the reference assets' freshness policy (at most 26 h old) relies on it
-            default_status=dg.DefaultScheduleStatus.RUNNING,
-            description="Reference data changes rarely: every 6 hours costs about 40 requests a day, and keeps it "
-                        "within its freshness policy (at most 26 hours old)."),
-            maintenance_schedule],
-        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job),
+        schedules=[*([reference_schedule(reference_job)] if len(documents) < len(entities) else []),
+                   maintenance_schedule],
+        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job,
+                                     documents),
                  build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
-                                      config.webhooks, config.webhook_quota_share),
+                                      config.webhooks, config.webhook_quota_share, entities),
                  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
                  reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
                  build_writeback_sensor(min(config.sensor_interval_seconds, 60))],
@@ -95,6 +108,15 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                                      send=config.writeback_send),
         },
     )
+
+
+def reference_schedule(reference_job) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="precoro_reference_every_6h", job=reference_job, cron_schedule="15 */6 * * *",
+        # on from the start: the reference assets' freshness policy (at most 26 h old) relies on it
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Reference data changes rarely: every 6 hours costs about 40 requests a day, and keeps it "
+                    "within its freshness policy (at most 26 hours old).")
 
 
 def reconcile_automation_sensor(interval_seconds: int) -> dg.AutomationConditionSensorDefinition:

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .catalogue import BY_NAME
+
 if TYPE_CHECKING:
     from .warehouse.remote import ObjectStorage
 
@@ -237,6 +239,9 @@ class Settings(StateSettings):
     owners: Annotated[tuple[str, ...], NoDecode] = _variable(
         "PRECORO_ASSET_OWNERS", "who answers for the assets (Dagster owners): e-mail addresses or team:names, "
         "comma-separated (empty: none)", ("team:finance_integration",))
+    entities: Annotated[tuple[str, ...] | None, NoDecode] = _variable(
+        "PRECORO_ENTITIES", "the entities to sync, comma-separated (e.g. invoices,payments,suppliers): the others "
+        "have no asset and cost no request; default all")
     webhooks: bool = _variable("PRECORO_WEBHOOKS", "Precoro sends webhooks to `precoro-assets webhooks`: the "
                                "polling sensor is the safety net", False)
     webhook_quota_share: float = _variable(
@@ -302,6 +307,20 @@ class Settings(StateSettings):
             if not (owner.startswith("team:") and owner[5:]) and "@" not in owner:
                 raise ValueError(f"holds e-mail addresses or team:names, comma-separated; {owner!r} is neither")
         return owners
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities(cls, value: Any) -> Any:
+        """Entity names, comma-separated; empty or unset: every entity."""
+        value = _blank_is_unset(value)
+        if not isinstance(value, str):
+            return value
+        names = tuple(part.strip() for part in value.split(",") if part.strip())
+        unknown = [name for name in names if name not in BY_NAME]
+        if unknown:
+            raise ValueError(f"must name entities among {', '.join(BY_NAME)} (comma-separated), not "
+                             f"{', '.join(map(repr, unknown))}")
+        return names or None
 
     @field_validator("webhook_quota_share", mode="before")
     @classmethod

@@ -84,15 +84,18 @@ def changed_partitions(client, store, entity: Entity, since: datetime, first_day
 
 
 def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: date, interval_seconds: int,
-                        job) -> dg.SensorDefinition:
+                        job, documents: tuple[Entity, ...] = DOCUMENTS) -> dg.SensorDefinition:
+    """The sensor that lists the selected document types changed since its last tick (a request each, and one
+    for invoices' credit notes)."""
     @dg.sensor(
         name="precoro_changes",
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Lists documents changed in Precoro (modifiedSince) and re-materializes exactly the "
-        "partitions (days of createDate) they belong to, all in one run. Costs one request per document type "
-        "per tick.",
+        "partitions (days of createDate) they belong to, all in one run. Costs "
+        f"{sum(1 + len(e.also_list) for e in documents)} list request(s) per tick: one per selected document type "
+        f"({', '.join(e.name for e in documents) or 'none'}), and one more for invoices' credit notes.",
     )
     def precoro_changes(context: dg.SensorEvaluationContext, precoro: PrecoroResource,
                         warehouse: WarehouseResource):
@@ -104,7 +107,7 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         client = precoro.get_client()
         changes: dict[str, dict[date, DayChanges]] = {}
         skipped = []
-        for entity in DOCUMENTS:
+        for entity in documents:
             since = _since(cursor.get(entity.name), store, entity)
             try:
                 days, newest, seen = changed_partitions(client, store, entity, since, first_day,

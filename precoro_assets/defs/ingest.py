@@ -474,5 +474,7 @@ def build_partitions(start_date: date, timezone: str = "UTC") -> dg.DailyPartiti
     return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1, timezone=timezone)
 
 
-def build_ingest_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [document_asset(e, partitions) for e in DOCUMENTS] + [reference_asset(e) for e in REFERENCE]
+def build_ingest_assets(partitions: dg.DailyPartitionsDefinition,
+                        entities: tuple[Entity, ...] = DOCUMENTS + REFERENCE) -> list[dg.AssetsDefinition]:
+    """An asset per selected entity (catalogue.select): documents partitioned by day, reference data not."""
+    return [document_asset(e, partitions) if e.partitioned else reference_asset(e) for e in entities]

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from ..catalogue import BY_NAME, Entity
+from ..catalogue import BY_NAME, ENTITIES, Entity
 from ..ingest.webhook_inbox import WebhookEvent, WebhookInbox, inbox_path
 from ..warehouse import tables
 from .changes import DayChanges, group_runs, run_request
@@ -65,16 +65,34 @@ class EventsCursor:
         return json.dumps({"seq": self.seq, "spent": self.spent})
 
 
-def affordable(events: list[WebhookEvent], left: int) -> tuple[list[WebhookEvent], int]:
+@dataclass(frozen=True)
+class Synced:
+    """The webhook types whose entity is synced (selected): webhook type -> entity name."""
+
+    documents: dict[int, str]
+    references: dict[int, str]
+
+    @classmethod
+    def of(cls, names: set[str]) -> Synced:
+        return cls({t: n for t, n in DOCUMENT_TYPES.items() if n in names},
+                   {t: n for t, n in REFERENCE_TYPES.items() if n in names})
+
+
+EVERY_TYPE = Synced(DOCUMENT_TYPES, REFERENCE_TYPES)
+
+
+def affordable(events: list[WebhookEvent], left: int,
+               synced: Synced = EVERY_TYPE) -> tuple[list[WebhookEvent], int]:
     """The first events, in order, whose cost fits in `left` requests, and that cost: a document's detail is one
-    request however many events name it, a reference asset's re-sync REFERENCE_SYNC_COST; other events nothing."""
+    request however many events name it, a reference asset's re-sync REFERENCE_SYNC_COST; other events (and
+    those of entities not synced) nothing."""
     seen: set[tuple[str, str]] = set()
     cost = 0
     for index, event in enumerate(events):
-        if event.type in DOCUMENT_TYPES and event.idn:
-            key, price = (DOCUMENT_TYPES[event.type], event.idn), 1
-        elif event.type in REFERENCE_TYPES:
-            key, price = (REFERENCE_TYPES[event.type], ""), REFERENCE_SYNC_COST
+        if event.type in synced.documents and event.idn:
+            key, price = (synced.documents[event.type], event.idn), 1
+        elif event.type in synced.references:
+            key, price = (synced.references[event.type], ""), REFERENCE_SYNC_COST
         else:
             continue
         if key not in seen:
@@ -86,7 +104,11 @@ def affordable(events: list[WebhookEvent], left: int) -> tuple[list[WebhookEvent
 
 
 def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: str, documents_job,
-                         reference_job, enabled: bool, quota_share: float = 0.30) -> dg.SensorDefinition:
+                         reference_job, enabled: bool, quota_share: float = 0.30,
+                         entities: tuple[Entity, ...] = ENTITIES) -> dg.SensorDefinition:
+    """The sensor that hands webhook events to runs; events about entities not selected are passed over."""
+    synced = Synced.of({entity.name for entity in entities})
+
     @dg.sensor(
         name="precoro_webhook_events",
         jobs=[documents_job, reference_job],
@@ -106,7 +128,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         now, day = time.time(), DAY_S / precoro.time_scale  # the quota's day, as the client counts it
         cursor.spent = [(at, cost) for at, cost in cursor.spent if at > now - day]
         budget = max(REFERENCE_SYNC_COST, int(quota_share * precoro.per_day))
-        events, cost = affordable(events, budget - sum(cost for _, cost in cursor.spent))
+        events, cost = affordable(events, budget - sum(cost for _, cost in cursor.spent), synced)
         waiting = inbox.count_after(cursor.seq) - len(events)
         cap = (f"{waiting} webhook event(s) wait for a later day: the events handed to runs may spend "
                f"{quota_share * 100:g} % of the day's {precoro.per_day} requests ({budget}; "
@@ -116,7 +138,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         if not events:
             return dg.SkipReason(cap)
         zone = ZoneInfo(partitions.timezone)
-        changes = documents_changed(events, warehouse.open(), zone, partitions)
+        changes = documents_changed(events, warehouse.open(), zone, partitions, synced)
         flood = {WAITING_TAG: str(waiting)} if waiting else {}
         requests = []
         if changes:
@@ -124,7 +146,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
                             for name in changes}
             requests += [run_request(group, trigger="webhook events", job_name=documents_job.name, extra_tags=flood)
                          for group in group_runs(changes, materialized)]
-        references = sorted({REFERENCE_TYPES[e.type] for e in events if e.type in REFERENCE_TYPES})
+        references = sorted({synced.references[e.type] for e in events if e.type in synced.references})
         if references:
             requests.append(dg.RunRequest(
                 run_key=f"webhook:reference:{events[0].seq}-{events[-1].seq}", job_name=reference_job.name,
@@ -153,11 +175,11 @@ def _when_spent(cursor: EventsCursor, day: float, now: float) -> str:
 
 
 def documents_changed(events: list[WebhookEvent], store, zone: ZoneInfo,
-                      partitions: dg.DailyPartitionsDefinition) -> dict[str, dict]:
+                      partitions: dg.DailyPartitionsDefinition, synced: Synced = EVERY_TYPE) -> dict[str, dict]:
     """The events' documents by asset and day (one entry per document however many events name it)."""
     by_entity: dict[str, dict[str, datetime]] = {}
     for event in events:
-        name = DOCUMENT_TYPES.get(event.type)
+        name = synced.documents.get(event.type)
         if name is None or not event.idn:
             continue
         seen = by_entity.setdefault(name, {})
