@@ -52,6 +52,7 @@ def test_a_spent_quota_stops_the_run_cleanly_and_the_retry_finishes_without_payi
     assert metadata["details reused from a failed run"].value > 0
 
 
+@pytest.mark.timing  # idle time against a 3 s window; six busy workers once reordered the retries (a chain of 3)
 def test_failed_detail_requests_wait_out_their_identical_get_minutes_together_not_one_after_another(make_sim_env):
     """Precoro forbids repeating a GET within 60 s, so a failed detail GET may only be retried a minute later.
     Other requests may go meanwhile: a run with many failures loses about one identical-GET window in all, not
