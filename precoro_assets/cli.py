@@ -63,9 +63,23 @@ def _dagster_home(config: StateSettings) -> Path:
     dagster_home = config.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml")
+        _create_storage(dagster_home)
+        shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml.new")  # whole or absent to whoever looks
+        os.replace(dagster_home / "dagster.yaml.new", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
+
+
+def _create_storage(dagster_home: Path) -> None:
+    """Create the instance's storage (its SQLite files and their schema version) before dagster.yaml appears.
+
+    Dagster creates it on first use, and two processes that first use it at once (the UI and the daemon of
+    `demo`, or anything that opens the instance when it sees dagster.yaml) can both stamp the schema version:
+    every later start then fails with "Version table 'alembic_version' has more than one head present".
+    Storage does not depend on our dagster.yaml's settings, so Dagster's defaults create the same files."""
+    import dagster as dg
+
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
 
 
 # Around the commands that talk to Precoro, a harness that runs these commands (the demo's entry point) may

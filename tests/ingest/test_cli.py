@@ -79,6 +79,7 @@ def test_rejected_credentials_stop_the_sync_with_one_clear_line(tmp_path: Path):
 
 
 @pytest.mark.e2e
+@pytest.mark.timing  # a bound on wall-clock time: a clean-clone CI under six busy workers took 71 s, alone ~15 s
 def test_an_unreachable_base_url_stops_the_sync_within_seconds_naming_the_setting(tmp_path: Path):
     command, env = sync_command(tmp_path, PRECORO_API_TOKEN="token", PRECORO_BASE_URL="http://127.0.0.1:9")
     started = time.monotonic()
