@@ -12,6 +12,7 @@ import dagster as dg
 from . import settings
 from .catalogue import ENTITIES, Entity
 from .catalogue import select as select_entities
+from .defs.alerts import AlertResource, build_quota_watch, precoro_run_failure_alerts, quota_left
 from .defs.catalogue_sync import CATALOGUE_SYNC_ASSETS, catalogue_sync_job
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, asset_key, build_ingest_assets, build_partitions
@@ -20,6 +21,7 @@ from .defs.reconcile import GROUP as RECONCILIATION_GROUP
 from .defs.reconcile import RECONCILIATION_ASSETS
 from .defs.resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
 from .defs.sources import EXTERNAL_ASSETS
+from .defs.sweep import build_deletion_sweep
 from .defs.views import analyst_views
 from .defs.webhook_events import build_webhook_sensor
 from .defs.writeback import build_writeback_sensor, writeback_job
@@ -72,12 +74,15 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                                                  *CATALOGUE_SYNC_ASSETS])))
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *ours],
+        asset_checks=[quota_left],
         # a run's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and
         # a process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process)
         executor=dg.in_process_executor,
         jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job,
               catalogue_sync_job],
         schedules=[*([reference_schedule(reference_job)] if len(documents) < len(entities) else []),
+                   *([build_deletion_sweep(partitions, config.start_date, config.sweep_days, documents_job, documents)]
+                     if config.sweep_days and documents else []),
                    maintenance_schedule],
         sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job,
                                      documents),
@@ -85,7 +90,8 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                                       config.webhooks, config.webhook_quota_share, entities),
                  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
                  reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
-                 build_writeback_sensor(min(config.sensor_interval_seconds, 60))],
+                 build_writeback_sensor(min(config.sensor_interval_seconds, 60)),
+                 build_quota_watch(), precoro_run_failure_alerts],
         resources={
             "precoro": PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"),
@@ -104,6 +110,7 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                 s3_secret_access_key=_secret(settings.ENV_S3_SECRET, config.s3_secret_access_key),
                 keep_bank_details=config.keep_bank_details),
             "ledger": LedgerResource(directory=str(config.ledger_dir), settle_seconds=config.ledger_settle_seconds),
+            "alerts": AlertResource(url=_secret(settings.ENV_ALERT_URL, config.alert_url)),
             "outbox": OutboxResource(path=str(config.state_dir / "outbox.sqlite"), database_url=database_url,
                                      send=config.writeback_send),
         },

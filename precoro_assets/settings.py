@@ -42,6 +42,7 @@ ENV_S3_REGION = "PRECORO_S3_REGION"
 ENV_S3_URL_STYLE = "PRECORO_S3_URL_STYLE"
 ENV_S3_USE_SSL = "PRECORO_S3_USE_SSL"
 ENV_LEDGER_DIR = "PRECORO_LEDGER_DIR"
+ENV_ALERT_URL = "PRECORO_ALERT_URL"
 ENV_SETTLE_SECONDS = "PRECORO_LEDGER_SETTLE_SECONDS"
 ENV_KEEP_BANK_DETAILS = "PRECORO_KEEP_BANK_DETAILS"
 ENV_SEND = "PRECORO_WRITEBACK_SEND"
@@ -242,6 +243,10 @@ class Settings(StateSettings):
     entities: Annotated[tuple[str, ...] | None, NoDecode] = _variable(
         "PRECORO_ENTITIES", "the entities to sync, comma-separated (e.g. invoices,payments,suppliers): the others "
         "have no asset and cost no request; default all")
+    alert_url: SecretStr | None = _variable(
+        ENV_ALERT_URL, "an incoming-webhook URL (Slack-compatible JSON) for failed runs and a low request quota")
+    sweep_days: int = _variable(
+        "PRECORO_SWEEP_DAYS", "how many recent days the daily deletion sweep lists again (0: no sweep)", 7)
     webhooks: bool = _variable("PRECORO_WEBHOOKS", "Precoro sends webhooks to `precoro-assets webhooks`: the "
                                "polling sensor is the safety net", False)
     webhook_quota_share: float = _variable(
@@ -290,6 +295,27 @@ class Settings(StateSettings):
             return int(str(value))
         except ValueError:
             raise ValueError(f"must be a whole number of seconds (e.g. 1800), not {value!r}") from None
+
+    @field_validator("alert_url", mode="before")
+    @classmethod
+    def _alert_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        text = _blank_is_unset(text)
+        if text is None:
+            return None
+        if urlsplit(str(text).strip()).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL (an incoming webhook, e.g. Slack's)")
+        return SecretStr(str(text).strip())
+
+    @field_validator("sweep_days", mode="before")
+    @classmethod
+    def _sweep_days(cls, value: Any) -> Any:
+        value = _blank_is_unset(value)
+        if value is None:
+            return 7
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            return int(value)
+        raise ValueError(f"must be a whole number of days (0: no sweep), not {value!r}")
 
     @field_validator("webhooks", mode="before")
     @classmethod
@@ -345,7 +371,8 @@ class Settings(StateSettings):
 
 
 # Whose value is never quoted in an error.
-_SECRET = {"PRECORO_API_TOKEN", "PRECORO_EMAIL", ENV_DATABASE_URL, ENV_S3_SECRET, ENV_S3_KEY_ID, ENV_WEBHOOK_SECRET}
+_SECRET = {"PRECORO_API_TOKEN", "PRECORO_EMAIL", ENV_DATABASE_URL, ENV_S3_SECRET, ENV_S3_KEY_ID, ENV_WEBHOOK_SECRET,
+           ENV_ALERT_URL}
 
 
 def _problems(error: ValidationError) -> list[str]:

@@ -265,7 +265,9 @@ What to click:
   4. Automation: "precoro_webhook_events" is on: the simulated company's webhooks (it changes every minute)
      reach `precoro-assets webhooks` and are synced within a minute, details only; turn on "precoro_changes"
      too, the polling safety net for lost webhooks and for payments (it looks every {interval} s);
-     the schedule "precoro_reference_every_6h" is on: it keeps reference data fresh
+     the schedules "precoro_reference_every_6h" (reference data kept fresh) and "precoro_deletion_sweep" (the
+     last 7 days listed again each morning: Precoro reports no deletion) are on, and so is "precoro_quota_watch"
+     (a check on precoro/api warns below 10 % of the day's requests)
   5. Query the warehouse:  .venv/bin/precoro-assets sql "SELECT * FROM precoro.invoices_overview LIMIT 10"
   6. Jobs -> precoro_reconcile -> Materialize all: the demo ledger (in {home}/ledger) is
      reconciled with the synced invoices; then Jobs -> precoro_writeback (a dry run unless its config says

@@ -86,6 +86,8 @@ class ControlApi(PrecoroApi):
                 return dict(self.shapes)
         if action == "records" and request.method == "POST" and len(parts) == 4:
             return self._edit_in_company(parts[2], parts[3], body or {})
+        if action == "records" and request.method == "DELETE" and len(parts) == 4:
+            return self._delete_in_company(parts[2], parts[3])
         if action == "warm" and request.method == "POST":
             return {"serialised": self.warm()}
         if action == "reset" and request.method == "POST":
@@ -128,6 +130,15 @@ class ControlApi(PrecoroApi):
             record.data.update(fields)
             self.company.touch(record)
             return self.company.detail(record)
+
+    def _delete_in_company(self, resource: str, key: str) -> dict:
+        """Someone deletes a record in Precoro's UI: no webhook says so, and `modifiedSince` lists it no more."""
+        with self.lock:
+            record = self.company.get(resource, key) if resource in RESOURCES else None
+            if record is None:
+                raise NotFound(f"no {resource} record {key}")
+            self.company.delete(record)
+            return {"deleted": {"resource": resource, "key": key}}
 
     def warm(self) -> int:
         """Serialise every list row and detail into the JSON cache now, as the first request for each would: the

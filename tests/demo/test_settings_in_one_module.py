@@ -92,6 +92,7 @@ def test_defaults_are_the_documented_ones(tmp_path: Path):
     assert (config.region, config.timezone, config.time_scale) == ("eu", "UTC", 1.0)
     assert (config.sensor_interval_seconds, config.webhooks, config.webhook_quota_share) == (1800, False, 0.30)
     assert config.owners == ("team:finance_integration",)
+    assert (config.entities, config.sweep_days) == (None, 7)  # every entity; a week swept for deletions
     assert config.database_url is None and config.object_storage() is None
     assert (config.ledger_settle_seconds, config.keep_bank_details, config.writeback_send) == (2.0, False, False)
     assert config.dagster_home is None and config.quota_state_home() == Path.home() / ".local" / "state"
@@ -104,7 +105,8 @@ def test_an_empty_variable_counts_as_unset(account: Path, monkeypatch: pytest.Mo
                  "PRECORO_SENSOR_INTERVAL_SECONDS", "PRECORO_WEBHOOKS", "PRECORO_HOME", "PRECORO_WAREHOUSE",
                  "PRECORO_STATE_DIR", "PRECORO_LEDGER_DIR", "PRECORO_LEDGER_SETTLE_SECONDS", "PRECORO_DATABASE_URL",
                  "PRECORO_WAREHOUSE_DATA_PATH", "PRECORO_S3_USE_SSL", "PRECORO_S3_ENDPOINT", "PRECORO_KEEP_BANK_DETAILS",
-                 "PRECORO_WRITEBACK_SEND", "DAGSTER_HOME", "XDG_STATE_HOME"):
+                 "PRECORO_WRITEBACK_SEND", "PRECORO_ENTITIES", "PRECORO_SWEEP_DAYS", "DAGSTER_HOME",
+                 "XDG_STATE_HOME"):
         monkeypatch.setenv(name, "")
     assert settings.load() == unset
 
@@ -161,7 +163,8 @@ def test_every_wrong_variable_is_named_in_one_error_with_what_it_accepts(monkeyp
              "PRECORO_WEBHOOK_QUOTA_SHARE": "150", "PRECORO_ASSET_OWNERS": "finance", "PRECORO_WEBHOOKS": "maybe",
              "PRECORO_SENSOR_INTERVAL_SECONDS": "often", "PRECORO_LEDGER_SETTLE_SECONDS": "-1",
              "PRECORO_KEEP_BANK_DETAILS": "2", "PRECORO_WAREHOUSE_DATA_PATH": "/tmp/files",
-             "PRECORO_DATABASE_URL": "mysql://user:pw@host/db", "PRECORO_S3_USE_SSL": "perhaps"}
+             "PRECORO_DATABASE_URL": "mysql://user:pw@host/db", "PRECORO_S3_USE_SSL": "perhaps",
+             "PRECORO_SWEEP_DAYS": "-1", "PRECORO_ENTITIES": "invoices,bills"}
     for name, value in wrong.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError) as error:
