@@ -16,7 +16,7 @@ from .defs.alerts import AlertResource, build_quota_watch, precoro_run_failure_a
 from .defs.catalogue_sync import CATALOGUE_SYNC_ASSETS, catalogue_sync_job
 from .defs.changes import build_change_sensor
 from .defs.ingest import DOCUMENTS_GROUP, REFERENCE_GROUP, asset_key, build_ingest_assets, build_partitions
-from .defs.maintenance import maintenance_schedule, precoro_warehouse_maintenance
+from .defs.maintenance import document_freshness, maintenance_schedule, precoro_warehouse_maintenance
 from .defs.reconcile import GROUP as RECONCILIATION_GROUP
 from .defs.reconcile import RECONCILIATION_ASSETS
 from .defs.resources import LedgerResource, OutboxResource, PrecoroResource, WarehouseResource
@@ -27,9 +27,12 @@ from .defs.webhook_events import build_webhook_sensor
 from .defs.writeback import build_writeback_sensor, writeback_job
 
 # BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
-# The freshness check builders are "preview"/"beta" too; both are the current documented APIs.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+# Dagster 1.13 calls the partition freshness checks "superseded" by FreshnessPolicy, but a policy ignores
+# partitions (a backfill of an old day makes it green): the checks are what say whether yesterday was listed
+# (defs/maintenance.py).
+warnings.filterwarnings("ignore", category=dg.SupersessionWarning, message=r".*freshness_checks` is superseded")
 
 
 def _secret(name: str, value: object | None) -> dg.EnvVar | None:
@@ -57,15 +60,39 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
     entities = select_entities(config.entities)  # PRECORO_ENTITIES: the others have no asset, cost no request
     documents = tuple(entity for entity in entities if entity.partitioned)
     ingest = build_ingest_assets(partitions, entities)
-    documents_job = dg.define_asset_job(
-        "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),
-        description="Sync Precoro documents for one or more days of createDate.")
-    reference_job = dg.define_asset_job(
-        "precoro_reference", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
-        description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
     reconcile_job = dg.define_asset_job(
         "precoro_reconcile", selection=dg.AssetSelection.groups(RECONCILIATION_GROUP),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
+    jobs: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [
+        precoro_warehouse_maintenance, reconcile_job, writeback_job, catalogue_sync_job]
+    schedules: list[dg.ScheduleDefinition] = [maintenance_schedule]
+    checks = [quota_left]
+    sensors = [  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
+        reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
+        build_writeback_sensor(min(config.sensor_interval_seconds, 60)),
+        build_quota_watch(), precoro_run_failure_alerts]
+    documents_job = reference_job = None  # a kind none of whose entities is selected has no job, schedule or sensor
+    if documents:
+        documents_job = dg.define_asset_job(
+            "precoro_documents", selection=dg.AssetSelection.groups(DOCUMENTS_GROUP),
+            description="Sync Precoro documents for one or more days of createDate.")
+        freshness_checks, freshness_sensor = document_freshness(
+            [asset for asset in ingest if asset.partitions_def is not None], config.timezone)
+        jobs.append(documents_job)
+        checks += freshness_checks
+        sensors += [build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job,
+                                        documents), freshness_sensor]
+        if config.sweep_days:
+            schedules.append(build_deletion_sweep(partitions, config.start_date, config.sweep_days, documents_job,
+                                                  documents))
+    if any(not entity.partitioned for entity in entities):
+        reference_job = dg.define_asset_job(
+            "precoro_reference", selection=dg.AssetSelection.groups(REFERENCE_GROUP),
+            description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
+        jobs.append(reference_job)
+        schedules.append(reference_schedule(reference_job))
+    sensors.append(build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
+                                        config.webhooks, config.webhook_quota_share, entities))
     # code references: each asset's page links to the function that builds it; owners and a domain tag on each
     ours = dg.with_source_code_references(dg.map_asset_specs(
         lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
@@ -74,24 +101,13 @@ def build_definitions(config: settings.Settings) -> dg.Definitions:
                                                  *CATALOGUE_SYNC_ASSETS])))
     return dg.Definitions(
         assets=[*EXTERNAL_ASSETS, *ours],
-        asset_checks=[quota_left],
+        asset_checks=checks,
         # a run's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and
         # a process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process)
         executor=dg.in_process_executor,
-        jobs=[documents_job, reference_job, precoro_warehouse_maintenance, reconcile_job, writeback_job,
-              catalogue_sync_job],
-        schedules=[*([reference_schedule(reference_job)] if len(documents) < len(entities) else []),
-                   *([build_deletion_sweep(partitions, config.start_date, config.sweep_days, documents_job, documents)]
-                     if config.sweep_days and documents else []),
-                   maintenance_schedule],
-        sensors=[build_change_sensor(partitions, config.start_date, config.sensor_interval_seconds, documents_job,
-                                     documents),
-                 build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
-                                      config.webhooks, config.webhook_quota_share, entities),
-                 # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
-                 reconcile_automation_sensor(min(config.sensor_interval_seconds, 60)),
-                 build_writeback_sensor(min(config.sensor_interval_seconds, 60)),
-                 build_quota_watch(), precoro_run_failure_alerts],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={
             "precoro": PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"),

@@ -15,6 +15,8 @@ that has them (docs/deployment.md).
 from __future__ import annotations
 
 import json
+import logging
+import math
 
 import dagster as dg
 import httpx
@@ -34,28 +36,43 @@ class AlertResource(dg.ConfigurableResource):
     url: str | None = Field(default=None, repr=False, description="PRECORO_ALERT_URL (unset: nothing is posted)")
 
     def post(self, text: str) -> bool:
-        """Post `text`; whether it was sent (False without a URL). A refused post raises: the tick fails and Dagster
-        shows why, and the run failure sensor tries the failure again on its next tick."""
+        """Post `text`; whether it was sent (False without a URL). A post that fails raises: the sensor's tick fails
+        and the UI says why. The URL is a secret: no message names it, and httpx's own log line (INFO, with the
+        whole URL) is held back while it is sent."""
         if not self.url:
             return False
-        response = httpx.post(self.url, json={"text": text}, timeout=POST_TIMEOUT_S)
-        if response.is_error:
-            # the URL is a secret: the answer's status alone is said
+        httpx_log = logging.getLogger("httpx")
+        level = httpx_log.level
+        httpx_log.setLevel(max(level, logging.WARNING))
+        try:
+            response = httpx.post(self.url, json={"text": text}, timeout=POST_TIMEOUT_S)
+        except httpx.HTTPError as error:
+            raise RuntimeError(f"the alert URL (PRECORO_ALERT_URL) could not be reached ({type(error).__name__})"
+                               ) from None
+        finally:
+            httpx_log.setLevel(level)
+        if not response.is_success:  # a redirect delivered nothing either
             raise RuntimeError(f"the alert URL (PRECORO_ALERT_URL) answered {response.status_code}")
         return True
 
 
 def quota_verdict(precoro: PrecoroResource) -> dg.AssetCheckEvaluation:
-    """The check `quota_left`: the day's requests left, a warning below LOW_SHARE of them."""
+    """The check `quota_left`: the day's requests left, a warning below LOW_SHARE of them, or while Precoro
+    blocks the token (a 429 seen by any process: another integration may use the same token)."""
     usage = precoro.get_client().usage()
-    left = usage.remaining.get("day", precoro.per_day)
-    passed = left >= LOW_SHARE * precoro.per_day
+    left, warn_below = usage.remaining["day"], math.ceil(LOW_SHARE * precoro.per_day)
+    passed = left >= warn_below and usage.blocked_until is None
+    description = None
+    if usage.blocked_until is not None:
+        description = (f"Precoro refuses requests (429) until {usage.blocked_until:%Y-%m-%d %H:%M:%S %Z}: syncs "
+                       "wait until then.")
+    elif not passed:
+        description = (f"{left} of the day's {precoro.per_day} Precoro requests are left: syncs stop when they run "
+                       "out and resume as the sliding day frees requests.")
     return dg.AssetCheckEvaluation(
         asset_key=PRECORO_API.key, check_name=QUOTA_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN,
-        description=None if passed else f"{left} of the day's {precoro.per_day} Precoro requests are left: syncs "
-                                         "stop when they run out and resume as the sliding day frees requests.",
-        metadata={"requests left this day": left, "requests per day": precoro.per_day,
-                  "warn below": int(LOW_SHARE * precoro.per_day)})
+        description=description,
+        metadata={"requests left this day": left, "requests per day": precoro.per_day, "warn below": warn_below})
 
 
 @dg.asset_check(asset=PRECORO_API.key, name=QUOTA_CHECK, description=(
@@ -87,9 +104,12 @@ def build_quota_watch(interval_seconds: int = 300) -> dg.SensorDefinition:
 
 
 @dg.run_failure_sensor(name="precoro_run_failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Posts each failed run of this code location to PRECORO_ALERT_URL (unset: none).")
+                       description="Posts each failed run of this code location to PRECORO_ALERT_URL (unset: none), "
+                                   "once it will not be retried.")
 def precoro_run_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
+    if run.tags.get("dagster/will_retry") == "true":  # dagster.yaml retries a failed run twice: the last one counts
+        return
     reason = context.failure_event.message or "no message"
     what = run.tags.get("dagster/partition") or " to ".join(
         filter(None, (run.tags.get("dagster/asset_partition_range_start"),

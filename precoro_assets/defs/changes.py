@@ -95,7 +95,7 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         description="Lists documents changed in Precoro (modifiedSince) and re-materializes exactly the "
         "partitions (days of createDate) they belong to, all in one run. Costs "
         f"{sum(1 + len(e.also_list) for e in documents)} list request(s) per tick: one per selected document type "
-        f"({', '.join(e.name for e in documents) or 'none'}), and one more for invoices' credit notes.",
+        f"({', '.join(e.name for e in documents)}), and one for invoices' credit notes if they are selected.",
     )
     def precoro_changes(context: dg.SensorEvaluationContext, precoro: PrecoroResource,
                         warehouse: WarehouseResource):

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ..api.errors import QuotaExhausted
 from ..api.quota import DAILY_QUOTA
-from ..catalogue import DOCUMENTS, REFERENCE, Entity
+from ..catalogue import DOCUMENTS, ENTITIES, Entity
 from ..ingest.details import prepare_detail_workers
 from ..ingest.reference import sync_reference
 from ..ingest.summary import SyncSummary
@@ -38,7 +38,7 @@ from ..warehouse.drift import (
     steady_state,
 )
 from ..warehouse.rows import has_lines_column, table_columns
-from .maintenance import DOCUMENTS_FRESHNESS, REFERENCE_FRESHNESS
+from .maintenance import REFERENCE_FRESHNESS
 from .resources import PrecoroResource, WarehouseResource
 from .sources import PRECORO_API, quota_observation
 
@@ -192,7 +192,7 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
 
 def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
            end: date | None = None, add_day_metadata: Callable[[dict, str], None] | None = None,
-           ) -> Generator[dg.MaterializeResult | dg.AssetCheckResult, None, list[str]]:
+           spent_before: int = 0) -> Generator[dg.MaterializeResult | dg.AssetCheckResult, None, list[str]]:
     """The materialization (for a run over several days, each day's own figures given first through
     `add_day_metadata(metadata, day)`, see day_metadata), then the checks' results.
 
@@ -207,7 +207,7 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)
-    result = store.read(lambda con: materialization(entity, summary, precoro, con, start, end))
+    result = store.read(lambda con: materialization(entity, summary, precoro, con, start, end, spent_before))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
         findings = pool.submit(check_findings, entity, store, start, end)
         yield result
@@ -267,7 +267,7 @@ def progress_metadata(entity: Entity, con) -> dict:
 
 
 def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, con,
-                    start: date | None = None, end: date | None = None) -> dg.MaterializeResult:
+                    start: date | None = None, end: date | None = None, spent_before: int = 0) -> dg.MaterializeResult:
     several_days = start is not None and end is not None and start < end
     rows = tables.count_rows_between(con, entity.name, start, end)
     metadata: dict = {
@@ -291,7 +291,7 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
         "field problems": len(summary.problems),
         "preview": _preview(con, entity.name, start, end),
         **progress_metadata(entity, con),
-        **{k.replace("precoro_", "").replace("_", " "): v for k, v in precoro.accounting_metadata().items()},
+        **{k.replace("precoro_", "").replace("_", " "): v for k, v in precoro.accounting_metadata(spent_before).items()},
     }
     if summary.vanished:
         metadata["gone before their detail was read (removed)"] = dg.MetadataValue.md(
@@ -384,7 +384,6 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         group_name=DOCUMENTS_GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=DOCUMENTS_FRESHNESS,
         pool=API_POOL,
         kinds={"precoro", "duckdb"},
         deps=[PRECORO_API],
@@ -397,6 +396,7 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
         start, end = window.start.date(), (window.end - timedelta(days=1)).date()
         changed = _changed_documents(config, start, end)
         client, staging, store = precoro.get_client(), warehouse.staging(), warehouse.open()
+        spent_before = client.spent  # the run's steps share its client (in-process): this step's requests only
         if changed is None and entity.fetch_detail:
             prepare_detail_workers(client, staging)  # they start while the tables are made ready and days listed
         try:  # each sync makes the entity's tables ready (the catalogue's columns and descriptions) first
@@ -425,7 +425,7 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
                                 f"{rejection['reason']}")
         created = yield from report(entity, summary, precoro, store, start, end,
                                     add_day_metadata=lambda metadata, day:
-                                    context.add_asset_metadata(metadata, partition_key=day))
+                                    context.add_asset_metadata(metadata, partition_key=day), spent_before=spent_before)
         after_report(context, precoro, created)
 
     return _document
@@ -447,6 +447,8 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
     def _reference(context: dg.AssetExecutionContext, config: ReferenceSyncConfig, precoro: PrecoroResource,
                    warehouse: WarehouseResource):
         store = warehouse.open()
+        spent_before = precoro.get_client().spent  # the run's steps share its client (in-process)
+
         def ensure(con) -> None:
             tables.ensure_sync_state(con)
             tables.ensure_tables(con, entity)
@@ -457,7 +459,7 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
                                      progress=context.log.info, keep_bank_details=warehouse.keep_bank_details)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        created = yield from report(entity, summary, precoro, store)
+        created = yield from report(entity, summary, precoro, store, spent_before=spent_before)
         after_report(context, precoro, created)
 
     return _reference
@@ -475,6 +477,6 @@ def build_partitions(start_date: date, timezone: str = "UTC") -> dg.DailyPartiti
 
 
 def build_ingest_assets(partitions: dg.DailyPartitionsDefinition,
-                        entities: tuple[Entity, ...] = DOCUMENTS + REFERENCE) -> list[dg.AssetsDefinition]:
+                        entities: tuple[Entity, ...] = ENTITIES) -> list[dg.AssetsDefinition]:
     """An asset per selected entity (catalogue.select): documents partitioned by day, reference data not."""
     return [document_asset(e, partitions) if e.partitioned else reference_asset(e) for e in entities]

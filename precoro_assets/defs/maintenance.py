@@ -24,7 +24,24 @@ maintenance_schedule = dg.ScheduleDefinition(
 )
 
 
-# Freshness (evaluated by Dagster's FreshnessDaemon, shown on each asset): documents of a day are expected
-# by 06:00 UTC the next morning; reference data at most 26 hours old (precoro_reference_every_6h, on by default).
-DOCUMENTS_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=24))
+# Reference data: at most 26 hours old (precoro_reference_every_6h, on by default, keeps it so), evaluated by
+# Dagster's FreshnessDaemon and shown on each asset.
 REFERENCE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=13))
+
+
+# Documents: a freshness policy looks at an asset's latest materialization whatever its day, so a quiet day (no
+# change, no run) turned it red while the warehouse was current, and a backfill of an old day turned it green.
+# Instead, each morning by 06:00 (the company's time zone) yesterday's partition must have been listed against
+# Precoro: by a change run, or by the deletion sweep (04:45), which lists the last days whether or not they changed.
+DOCUMENTS_DEADLINE_CRON = "0 6 * * *"
+
+
+def document_freshness(documents: list[dg.AssetsDefinition],
+                       timezone: str) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
+    """A check per document asset (yesterday's partition listed by 06:00), and the sensor that evaluates them."""
+    checks = list(dg.build_time_partition_freshness_checks(
+        assets=documents, deadline_cron=DOCUMENTS_DEADLINE_CRON, timezone=timezone,
+        severity=dg.AssetCheckSeverity.WARN))
+    sensor = dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks, name="precoro_documents_freshness", default_status=dg.DefaultSensorStatus.RUNNING)
+    return checks, sensor

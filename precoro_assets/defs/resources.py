@@ -102,9 +102,12 @@ class PrecoroResource(dg.ConfigurableResource):
             )
         return self._client
 
-    def accounting_metadata(self) -> dict[str, Any]:
-        """Requests spent by this run's client and what is left per window, for MaterializeResult."""
-        return self.get_client().usage().as_metadata()
+    def accounting_metadata(self, spent_before: int = 0) -> dict[str, Any]:
+        """Requests this run's client spent since it had spent `spent_before` (a step's own, as the run's steps
+        share one client), and what is left per window, for MaterializeResult."""
+        metadata = self.get_client().usage().as_metadata()
+        metadata["precoro_requests_spent"] = int(metadata["precoro_requests_spent"]) - spent_before
+        return metadata
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._client is not None:

@@ -9,7 +9,7 @@ company with fewer than 200 documents of a type a week that is 7 requests a day,
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -32,7 +32,8 @@ def build_deletion_sweep(partitions: dg.DailyPartitionsDefinition, first_day: da
                     "day (PRECORO_SWEEP_DAYS; 0 turns it off).",
     )
     def precoro_deletion_sweep(context: dg.ScheduleEvaluationContext):
-        today = context.scheduled_execution_time.astimezone(ZoneInfo(partitions.timezone)).date()
+        when = context.scheduled_execution_time or datetime.now(UTC)  # None when evaluated by hand
+        today = when.astimezone(ZoneInfo(partitions.timezone)).date()
         first = max(today - timedelta(days=days - 1), first_day)
         synced = [asset_key(entity) for entity in documents
                   if context.instance.get_materialized_partitions(asset_key(entity))]

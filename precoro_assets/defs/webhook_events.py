@@ -106,12 +106,13 @@ def affordable(events: list[WebhookEvent], left: int,
 def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: str, documents_job,
                          reference_job, enabled: bool, quota_share: float = 0.30,
                          entities: tuple[Entity, ...] = ENTITIES) -> dg.SensorDefinition:
-    """The sensor that hands webhook events to runs; events about entities not selected are passed over."""
+    """The sensor that hands webhook events to runs; events about entities not selected are passed over (a job
+    is None when none of its entities is selected)."""
     synced = Synced.of({entity.name for entity in entities})
 
     @dg.sensor(
         name="precoro_webhook_events",
-        jobs=[documents_job, reference_job],
+        jobs=[job for job in (documents_job, reference_job) if job is not None],
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
         description="Turns the webhook events `precoro-assets webhooks` recorded into one run for the changed "
@@ -153,7 +154,8 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
                 asset_selection=[asset_key(BY_NAME[name]) for name in references],
                 tags={"precoro/trigger": "webhook events", **flood}))
         cursor.seq = events[-1].seq
-        cursor.spent.append((now, cost))
+        if cost:  # events about nothing synced cost nothing
+            cursor.spent.append((now, cost))
         context.update_cursor(cursor.dump())
         documents = sum(len(c.rows) for by_day in changes.values() for c in by_day.values())
         context.log.info(f"{len(events)} webhook event(s) {events[0].seq}..{events[-1].seq}: {documents} "
