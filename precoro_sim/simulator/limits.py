@@ -131,6 +131,7 @@ class RateLimiter:
         state.arrivals.insert(index, now)  # every request counts, the rejected ones too
         self._forget_old(state, now)
 
+        blocked = state.blocked if state.blocked is not None and now < state.blocked.retry_at else None
         rejections = []
         for limit_type, window, allowed in self.limits.windows():
             if limit_type == SECOND_LIMITER:
@@ -138,6 +139,8 @@ class RateLimiter:
                              or (following is not None and following - now < window))
                 if too_close:
                     rejections.append(Rejection(limit_type, allowed, max(now, following or now) + window))
+                elif blocked is not None:  # refused by the block, it still fills its second: the retry covers it
+                    rejections.append(Rejection(limit_type, allowed, now + window))
             elif self._in_window(state, now, window) > allowed:
                 # the next request passes once all but `allowed - 1` requests have left the window
                 oldest_that_must_leave = state.arrivals[len(state.arrivals) - allowed]
@@ -145,7 +148,6 @@ class RateLimiter:
         identical_window = self.limits.identical_get_seconds / self.limits.scale
         if previous_same_get is not None and abs(now - previous_same_get) < identical_window:
             rejections.append(Rejection(IDENTICAL_GET_LIMITER, 1, previous_same_get + identical_window))
-        blocked = state.blocked if state.blocked is not None and now < state.blocked.retry_at else None
         if blocked is None and not rejections:
             if method == "GET":
                 state.last_armed = (url_key, previous_same_get)

@@ -366,3 +366,17 @@ def test_a_request_is_stamped_when_it_arrived_not_when_a_busy_server_got_round_t
     stamped = {entry["url"]: entry["time"] for entry in api.requests()}
     assert abs(stamped["/taxes?page=1"] - sent[1]) < 0.2, "stamped when it arrived, not when it was read"
     assert api.stats()["rate_limited"] == {}
+
+
+def test_a_request_refused_by_a_block_still_fills_its_second_so_its_retry_time_covers_it():
+    """A clock run by hand: blocked until t=1.0, a request at t=0.96 (more than a second after the one before it)
+    is refused by the block, but it still fills [0.96, 1.06): a retry at 1.0 would be refused again."""
+    from precoro_sim.simulator.limits import Limits, RateLimiter
+
+    limiter = RateLimiter(Limits.parse("scaled:10"))
+    assert limiter.admit("token", "GET", "/taxes?page=1", now=0.0) is None
+    block = limiter.admit("token", "GET", "/taxes?page=2", now=0.05)
+    assert block is not None and block.retry_at == 1.0  # 0.15, shown as Precoro shows it: the whole second
+    late = limiter.admit("token", "GET", "/taxes?page=3", now=0.96)
+    assert late is not None and late.retry_at >= 0.96 + 0.1
+    assert limiter.admit("token", "GET", "/taxes?page=3", now=late.retry_at) is None
