@@ -30,7 +30,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LOADER = """
 import dagster as dg
 from precoro_assets.definitions import defs
-from precoro_assets.defs.reconcile import load_ledger
+from precoro_assets.catalogue import ENTITIES
+from precoro_assets.defs.naming import DEFAULT
+from precoro_assets.defs.reconcile import build_reconciliation
+load_ledger = build_reconciliation(DEFAULT, ENTITIES)[0]
 result = dg.materialize([load_ledger], resources=defs.resources, raise_on_error=True)
 """
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .catalogue import BY_NAME
@@ -390,9 +390,9 @@ def _problems(error: ValidationError) -> list[str]:
     return lines
 
 
-def _read(model: type[StateSettings]) -> Any:
+def _read(model: type[StateSettings], values: dict[str, Any] | None = None) -> Any:
     try:
-        return model()
+        return model(**(values or {}))
     except ValidationError as error:
         lines = _problems(error)
         if len(lines) == 1:
@@ -413,12 +413,24 @@ class _Token(BaseSettings):
     api_token: SecretStr = _variable("PRECORO_API_TOKEN", "the API token", SecretStr(""))
 
 
-def load() -> Settings:
+def _token(variable: str) -> str:
+    """The token in the variable `variable` (a company's own, or PRECORO_API_TOKEN), read as every setting is."""
+    model = create_model("_CompanyToken", __base__=_Token,
+                         api_token=(SecretStr, _variable(variable, "the API token", SecretStr(""))))
+    return model().api_token.get_secret_value()
+
+
+def load(token_variable: str = "PRECORO_API_TOKEN", **values: str) -> Settings:
     """Every setting, for the code location and the commands that talk to Precoro: no token is the error
-    MISSING_TOKEN; any wrong value, one ValueError naming every wrong variable."""
-    if not _Token().api_token.get_secret_value():
-        raise ValueError(MISSING_TOKEN)
-    config: Settings = _read(Settings)
+    MISSING_TOKEN; any wrong value, one ValueError naming every wrong variable.
+
+    For one company of several in a project (factory.build_definitions): `values`, by variable name
+    (`PRECORO_HOME="/data/acme"`), override the environment, and the company's token is in `token_variable`."""
+    if not (values.get(token_variable) or _token(token_variable)).strip():
+        raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
+            f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "
+            "token per company)"))
+    config: Settings = _read(Settings, values)
     return config
 
 

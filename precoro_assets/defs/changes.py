@@ -27,7 +27,8 @@ from ..catalogue import BY_NAME, DOCUMENTS, Entity
 from ..ingest.sync import partition_day
 from ..warehouse import tables
 from ..warehouse.rows import parse_time, to_json
-from .ingest import DocumentSyncConfig, asset_key
+from .ingest import DocumentSyncConfig
+from .naming import DEFAULT, PrecoroTranslator
 from .resources import PrecoroResource, WarehouseResource
 from .sources import quota_observation
 
@@ -84,11 +85,13 @@ def changed_partitions(client, store, entity: Entity, since: datetime, first_day
 
 
 def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: date, interval_seconds: int,
-                        job, documents: tuple[Entity, ...] = DOCUMENTS) -> dg.SensorDefinition:
-    """The sensor that lists the selected document types changed since its last tick (a request each, and one
-    for invoices' credit notes)."""
+                        job, documents: tuple[Entity, ...] = DOCUMENTS,
+                        t: PrecoroTranslator = DEFAULT) -> dg.SensorDefinition:
+    """The sensor (`<prefix>_changes`) that lists the selected document types changed since its last tick (a
+    request each, and one for invoices' credit notes)."""
     @dg.sensor(
-        name="precoro_changes",
+        name=t.name("changes"),
+        required_resource_keys=t.resource_keys("precoro", "warehouse"),
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
@@ -97,8 +100,9 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         f"{sum(1 + len(e.also_list) for e in documents)} list request(s) per tick: one per selected document type "
         f"({', '.join(e.name for e in documents)}), and one for invoices' credit notes if they are selected.",
     )
-    def precoro_changes(context: dg.SensorEvaluationContext, precoro: PrecoroResource,
-                        warehouse: WarehouseResource):
+    def precoro_changes(context: dg.SensorEvaluationContext):
+        precoro: PrecoroResource = t.resource(context, "precoro")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
         cursor: dict = json.loads(context.cursor) if context.cursor else {}
         # what earlier ticks handed to runs, by entity: key -> updateDate. The overlap shows a change to several
         # ticks, and while its run waits in the queue the warehouse doesn't hold it yet: it is not asked again.
@@ -129,13 +133,13 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
                 changes[entity.name] = days
             _remember(requested, entity, days, since)
         context.update_cursor(json.dumps(cursor))
-        observed = [quota_observation(precoro)]  # the tick's requests are spent: say what is left
+        observed = [quota_observation(precoro, t.key("api"))]  # the tick's requests are spent: say what is left
         if not changes:
             return dg.SensorResult(skip_reason="No document changed in Precoro since the last tick."
                                    + (f" Errors: {'; '.join(skipped)}" if skipped else ""), asset_events=observed)
-        materialized = {name: context.instance.get_materialized_partitions(asset_key(BY_NAME[name]))
+        materialized = {name: context.instance.get_materialized_partitions(t.entity_key(BY_NAME[name]))
                         for name in changes}
-        requests = [run_request(group) for group in group_runs(changes, materialized)]
+        requests = [run_request(group, t=t) for group in group_runs(changes, materialized)]
         return dg.SensorResult(run_requests=requests, asset_events=observed)
 
     return precoro_changes
@@ -187,7 +191,8 @@ def _held_or_changed(name: str, day: date, changes: dict[str, dict[date, DayChan
 
 
 def run_request(group: dict[str, dict[date, DayChanges]], trigger: str = "change sensor",
-                job_name: str | None = None, extra_tags: dict[str, str] | None = None) -> dg.RunRequest:
+                job_name: str | None = None, extra_tags: dict[str, str] | None = None,
+                t: PrecoroTranslator = DEFAULT) -> dg.RunRequest:
     """One run for all the group's changes: its document types, over its days (a partition range when more
     than one), each asset told which documents changed on which day. The run key names every (type, day,
     newest change) it covers, so a tick that sees the same changes again requests nothing new."""
@@ -206,8 +211,8 @@ def run_request(group: dict[str, dict[date, DayChanges]], trigger: str = "change
         run_key=f"{trigger.split()[0]}:{first}..{last}:{digest}",
         job_name=job_name,
         partition_key=first if first == last else None,
-        asset_selection=[asset_key(BY_NAME[name]) for name in sorted(group)],
-        run_config=dg.RunConfig(ops={asset_key(BY_NAME[name]).to_python_identifier(): _sync_config(by_day)
+        asset_selection=[t.entity_key(BY_NAME[name]) for name in sorted(group)],
+        run_config=dg.RunConfig(ops={t.entity_key(BY_NAME[name]).to_python_identifier(): _sync_config(by_day)
                                      for name, by_day in group.items()}),
         tags=tags,
     )

@@ -39,12 +39,16 @@ from ..warehouse.drift import (
 )
 from ..warehouse.rows import has_lines_column, table_columns
 from .maintenance import REFERENCE_FRESHNESS
+from .naming import DEFAULT, PrecoroTranslator
+from .naming import DOCUMENTS as DOCUMENTS_FLOW
+from .naming import REFERENCE as REFERENCE_FLOW
 from .resources import PrecoroResource, WarehouseResource
-from .sources import PRECORO_API, quota_observation
+from .sources import quota_observation
 
-DOCUMENTS_GROUP = "precoro_documents"
-REFERENCE_GROUP = "precoro_reference"
-API_POOL = "precoro_api"
+# The bundled code location's names (naming.DEFAULT); a company of build_definitions names its own.
+DOCUMENTS_GROUP = DEFAULT.name(DOCUMENTS_FLOW)
+REFERENCE_GROUP = DEFAULT.name(REFERENCE_FLOW)
+API_POOL = DEFAULT.name("api")
 # Steps that talk to Precoro at once, on the instances our commands set up (`precoro-assets sync`, `demo`): one.
 # The shared request ledger paces every step whatever the pool allows; one at a time spares database locks and
 # keeps a backfill's days in order. Another deployment sets it with `dagster instance concurrency set precoro_api 1`.
@@ -56,7 +60,7 @@ def limit_api_pool(instance: dg.DagsterInstance) -> None:
     limit_pool(instance, API_POOL, API_POOL_LIMIT)
 
 
-ANALYST_VIEWS = dg.AssetKey(["precoro", "analyst_views"])
+ANALYST_VIEWS = DEFAULT.key("analyst_views")
 
 
 def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -65,7 +69,8 @@ def create_analyst_views(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def asset_key(entity: Entity) -> dg.AssetKey:
-    return dg.AssetKey(["precoro", entity.name])
+    """The entity's asset key in the bundled code location (naming.DEFAULT)."""
+    return DEFAULT.entity_key(entity)
 
 
 def table_schema(entity: Entity, child=None) -> dg.TableSchema:
@@ -87,8 +92,7 @@ def definition_metadata(entity: Entity) -> dict:
 
 # ---- checks -----------------------------------------------------------------------------------
 
-def check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
-    key = asset_key(entity)
+def check_specs(entity: Entity, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec("unique_keys", asset=key, description=f"Every {entity.key} appears once in "
                           f"precoro.{entity.name}, and child rows are unique within their parent."),
@@ -129,7 +133,7 @@ class CheckFindings:
 
 
 def _has_totals_check(entity: Entity) -> bool:
-    return any(spec.name == "total_equals_lines" for spec in check_specs(entity))
+    return any(spec.name == "total_equals_lines" for spec in check_specs(entity, asset_key(entity)))
 
 
 def check_findings(entity: Entity, store, start: date | None, end: date | None) -> CheckFindings:
@@ -154,8 +158,7 @@ def check_findings(entity: Entity, store, start: date | None, end: date | None) 
         schema_changes=changes, schema_seen={**before, **to_remember}, schema_to_remember=to_remember)
 
 
-def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
-    key = asset_key(entity)
+def check_results(key: dg.AssetKey, found: CheckFindings, summary: SyncSummary) -> Iterator[dg.AssetCheckResult]:
     yield dg.AssetCheckResult(asset_key=key, check_name="unique_keys", passed=not found.duplicates,
                               metadata={"duplicates": len(found.duplicates), "examples": str(found.duplicates[:5])})
     yield dg.AssetCheckResult(asset_key=key, check_name="children_have_parents",
@@ -190,7 +193,8 @@ def check_results(entity: Entity, found: CheckFindings, summary: SyncSummary) ->
                       "examples (key, which total, document, lines)": str(off[:5])})
 
 
-def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store, start: date | None = None,
+def report(entity: Entity, key: dg.AssetKey, summary: SyncSummary, precoro: PrecoroResource, store,
+           start: date | None = None,
            end: date | None = None, add_day_metadata: Callable[[dict, str], None] | None = None,
            spent_before: int = 0) -> Generator[dg.MaterializeResult | dg.AssetCheckResult, None, list[str]]:
     """The materialization (for a run over several days, each day's own figures given first through
@@ -207,7 +211,7 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     if add_day_metadata is not None and start is not None and end is not None and start < end:
         for day, metadata in day_metadata(entity, summary, store, start, end).items():
             add_day_metadata(metadata, day)
-    result = store.read(lambda con: materialization(entity, summary, precoro, con, start, end, spent_before))
+    result = store.read(lambda con: materialization(entity, key, summary, precoro, con, start, end, spent_before))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"precoro-checks-{entity.name}") as pool:
         findings = pool.submit(check_findings, entity, store, start, end)
         yield result
@@ -215,18 +219,19 @@ def report(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, store
     if found.schema_to_remember:  # written only when something changed: a write adds a snapshot to the catalog
         store.write(lambda con: tables.remember_fields(con, found.schema_to_remember, datetime.now(UTC)),
                     what="remember the fields seen")
-    yield from check_results(entity, found, summary)
+    yield from check_results(key, found, summary)
     return created
 
 
-def after_report(context: dg.AssetExecutionContext, precoro: PrecoroResource, views_created: list[str]) -> None:
+def after_report(context: dg.AssetExecutionContext, t: PrecoroTranslator, precoro: PrecoroResource,
+                 views_created: list[str]) -> None:
     """What a sync shows beyond its own asset: the analyst views as materialized when it created them (they are
     queryable from then on), and what is left of the request quota on precoro/api."""
     if views_created:
-        context.log_event(dg.AssetMaterialization(asset_key=ANALYST_VIEWS, description=(
+        context.log_event(dg.AssetMaterialization(asset_key=t.key("analyst_views"), description=(
             f"Created by the sync of {context.asset_key.to_user_string()}: some or all of them were missing."),
             metadata={"views": ", ".join(f"precoro.{name}" for name in views_created)}))
-    context.log_event(quota_observation(precoro))
+    context.log_event(quota_observation(precoro, t.key("api")))
 
 
 # ---- metadata ----------------------------------------------------------------------------------
@@ -266,7 +271,7 @@ def progress_metadata(entity: Entity, con) -> dict:
             "quota days to complete (at most)": -(-(total - with_lines) // DAILY_QUOTA)}
 
 
-def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResource, con,
+def materialization(entity: Entity, key: dg.AssetKey, summary: SyncSummary, precoro: PrecoroResource, con,
                     start: date | None = None, end: date | None = None, spent_before: int = 0) -> dg.MaterializeResult:
     several_days = start is not None and end is not None and start < end
     rows = tables.count_rows_between(con, entity.name, start, end)
@@ -311,7 +316,7 @@ def materialization(entity: Entity, summary: SyncSummary, precoro: PrecoroResour
     if summary.problems:
         metadata["field problems (first 10)"] = dg.MetadataValue.md(
             "\n".join(f"- {p}" for p in summary.problems[:10]))
-    return dg.MaterializeResult(asset_key=asset_key(entity), metadata=metadata)
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 # A run stops whenever an hour's or a day's requests are spent (about 3 times per quota day at full speed) and
@@ -369,29 +374,40 @@ def run_assets(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
             if steps is None or key.to_python_identifier() in steps}
 
 
-def steps_one_at_a_time(context: dg.AssetExecutionContext) -> bool:
+def steps_one_at_a_time(context: dg.AssetExecutionContext, pool: str) -> bool:
     """Whether the run's Precoro-bound steps run one after the other (the precoro_api pool's limit is 1, as our
     commands and deploy/ set it): listing the other types ahead is only safe then. Side by side, a type's own
     step may already be listing and writing it."""
-    return pool_limit(context.instance, API_POOL) == 1
+    return pool_limit(context.instance, pool) == 1
 
 
-def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def _spec_arguments(spec: dg.AssetSpec) -> dict:
+    """What the translator's spec decides of an entity asset (naming.PrecoroTranslator.get_asset_spec)."""
+    return {"key": spec.key, "group_name": spec.group_name, "tags": spec.tags, "owners": spec.owners,
+            "automation_condition": spec.automation_condition}
+
+
+def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition,
+                   t: PrecoroTranslator = DEFAULT) -> dg.AssetsDefinition:
+    spec = t.get_asset_spec(entity)
+    pool = t.name("api")
+
     @dg.asset(
-        key=asset_key(entity),
+        **_spec_arguments(spec),
         description=entity.description + f"\n\nTable `precoro.{entity.name}`, partitioned by day of createDate; "
         "a run lists the days' documents and fetches details only for new or changed ones.",
-        group_name=DOCUMENTS_GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=API_POOL,
+        pool=pool,
         kinds={"precoro", "duckdb"},
-        deps=[PRECORO_API],
+        deps=[t.key("api")],
         metadata=definition_metadata(entity),
-        check_specs=check_specs(entity),
+        check_specs=check_specs(entity, spec.key),
+        required_resource_keys=t.resource_keys("precoro", "warehouse"),
     )
-    def _document(context: dg.AssetExecutionContext, config: DocumentSyncConfig, precoro: PrecoroResource,
-                  warehouse: WarehouseResource):
+    def _document(context: dg.AssetExecutionContext, config: DocumentSyncConfig):
+        precoro: PrecoroResource = t.resource(context, "precoro")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
         window = context.partition_time_window
         start, end = window.start.date(), (window.end - timedelta(days=1)).date()
         changed = _changed_documents(config, start, end)
@@ -403,11 +419,11 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
             if changed is None:
                 # every document type of the run is listed (and its headers stored) before any detail is fetched
                 in_run = run_assets(context)
-                others = [other for other in DOCUMENTS if other is not entity and asset_key(other) in in_run]
+                others = [other for other in DOCUMENTS if other is not entity and t.entity_key(other) in in_run]
                 # Only the run's first step may, whether or not it does: a later one would list types whose steps
                 # already ran (whether listing ahead pays depends on the requests left, which change meanwhile).
                 first_step = bool(others) and staging.claim_list_ahead(context.run.run_id)
-                if first_step and worth_listing_ahead(client) and steps_one_at_a_time(context):
+                if first_step and worth_listing_ahead(client) and steps_one_at_a_time(context, pool):
                     list_ahead(client, store, staging, others, start, end, progress=context.log.info,
                                zone=ZoneInfo(partitions.timezone))
                 summary = sync_documents(client, store, staging, entity, start, end, progress=context.log.info,
@@ -417,35 +433,38 @@ def document_asset(entity: Entity, partitions: dg.DailyPartitionsDefinition) -> 
                                        zone=ZoneInfo(partitions.timezone))
         except QuotaExhausted as error:
             if has_lines_column(entity):  # the headers of the listed documents are stored: how far are the lines
-                context.log_event(dg.AssetObservation(asset_key=asset_key(entity), metadata=store.read(
+                context.log_event(dg.AssetObservation(asset_key=spec.key, metadata=store.read(
                     lambda con: progress_metadata(entity, con))))
             raise _quota_stop(context, error) from error
         for rejection in summary.rejected[:20]:
             context.log.warning(f"kept out of precoro.{entity.name} (see precoro.rejected_records): "
                                 f"{rejection['reason']}")
-        created = yield from report(entity, summary, precoro, store, start, end,
+        created = yield from report(entity, spec.key, summary, precoro, store, start, end,
                                     add_day_metadata=lambda metadata, day:
                                     context.add_asset_metadata(metadata, partition_key=day), spent_before=spent_before)
-        after_report(context, precoro, created)
+        after_report(context, t, precoro, created)
 
     return _document
 
 
-def reference_asset(entity: Entity) -> dg.AssetsDefinition:
+def reference_asset(entity: Entity, t: PrecoroTranslator = DEFAULT) -> dg.AssetsDefinition:
+    spec = t.get_asset_spec(entity)
+
     @dg.asset(
-        key=asset_key(entity),
+        **_spec_arguments(spec),
         description=entity.description + f"\n\nTable `precoro.{entity.name}`, synced by modifiedSince "
         "(with a full refresh every 7 days, or when `full_refresh` is set).",
-        group_name=REFERENCE_GROUP,
         freshness_policy=REFERENCE_FRESHNESS,
-        pool=API_POOL,
+        pool=t.name("api"),
         kinds={"precoro", "duckdb"},
-        deps=[PRECORO_API],
+        deps=[t.key("api")],
         metadata=definition_metadata(entity),
-        check_specs=check_specs(entity),
+        check_specs=check_specs(entity, spec.key),
+        required_resource_keys=t.resource_keys("precoro", "warehouse"),
     )
-    def _reference(context: dg.AssetExecutionContext, config: ReferenceSyncConfig, precoro: PrecoroResource,
-                   warehouse: WarehouseResource):
+    def _reference(context: dg.AssetExecutionContext, config: ReferenceSyncConfig):
+        precoro: PrecoroResource = t.resource(context, "precoro")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
         store = warehouse.open()
         spent_before = precoro.get_client().spent  # the run's steps share its client (in-process)
 
@@ -459,8 +478,8 @@ def reference_asset(entity: Entity) -> dg.AssetsDefinition:
                                      progress=context.log.info, keep_bank_details=warehouse.keep_bank_details)
         except QuotaExhausted as error:
             raise _quota_stop(context, error) from error
-        created = yield from report(entity, summary, precoro, store, spent_before=spent_before)
-        after_report(context, precoro, created)
+        created = yield from report(entity, spec.key, summary, precoro, store, spent_before=spent_before)
+        after_report(context, t, precoro, created)
 
     return _reference
 
@@ -476,7 +495,7 @@ def build_partitions(start_date: date, timezone: str = "UTC") -> dg.DailyPartiti
     return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1, timezone=timezone)
 
 
-def build_ingest_assets(partitions: dg.DailyPartitionsDefinition,
-                        entities: tuple[Entity, ...] = ENTITIES) -> list[dg.AssetsDefinition]:
+def build_ingest_assets(partitions: dg.DailyPartitionsDefinition, entities: tuple[Entity, ...] = ENTITIES,
+                        t: PrecoroTranslator = DEFAULT) -> list[dg.AssetsDefinition]:
     """An asset per selected entity (catalogue.select): documents partitioned by day, reference data not."""
-    return [document_asset(e, partitions) if e.partitioned else reference_asset(e) for e in entities]
+    return [document_asset(e, partitions, t) if e.partitioned else reference_asset(e, t) for e in entities]

@@ -4,24 +4,29 @@ from datetime import timedelta
 
 import dagster as dg
 
+from .naming import PrecoroTranslator
 from .resources import WarehouseResource
 
 
-@dg.op(description="Merge DuckLake's small files and delete files of snapshots older than 7 days.")
-def maintain_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
-    warehouse.open().maintain(older_than_days=7)
-    context.log.info("warehouse files merged; snapshots older than 7 days expired")
+def build_maintenance(t: PrecoroTranslator) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """The daily DuckLake upkeep job (`<prefix>_warehouse_maintenance`) and its schedule."""
 
+    @dg.op(name=t.op_name("maintain_warehouse"), required_resource_keys=t.resource_keys("warehouse"),
+           description="Merge DuckLake's small files and delete files of snapshots older than 7 days.")
+    def maintain_warehouse(context: dg.OpExecutionContext) -> None:
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
+        warehouse.open().maintain(older_than_days=7)
+        context.log.info("warehouse files merged; snapshots older than 7 days expired")
 
-@dg.job(description="Daily DuckLake upkeep: every commit adds files; this merges them (no Precoro requests).")
-def precoro_warehouse_maintenance():
-    maintain_warehouse()
+    @dg.job(name=t.name("warehouse_maintenance"),
+            description="Daily DuckLake upkeep: every commit adds files; this merges them (no Precoro requests).")
+    def warehouse_maintenance():
+        maintain_warehouse()
 
-
-maintenance_schedule = dg.ScheduleDefinition(
-    name="precoro_warehouse_maintenance_daily", job=precoro_warehouse_maintenance, cron_schedule="30 3 * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+    schedule = dg.ScheduleDefinition(
+        name=t.name("warehouse_maintenance_daily"), job=warehouse_maintenance, cron_schedule="30 3 * * *",
+        default_status=dg.DefaultScheduleStatus.RUNNING)
+    return warehouse_maintenance, schedule
 
 
 # Reference data: at most 26 hours old (precoro_reference_every_6h, on by default, keeps it so), evaluated by
@@ -36,12 +41,12 @@ REFERENCE_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours
 DOCUMENTS_DEADLINE_CRON = "0 6 * * *"
 
 
-def document_freshness(documents: list[dg.AssetsDefinition],
-                       timezone: str) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
+def document_freshness(documents: list[dg.AssetsDefinition], timezone: str,
+                       t: PrecoroTranslator) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
     """A check per document asset (yesterday's partition listed by 06:00), and the sensor that evaluates them."""
     checks = list(dg.build_time_partition_freshness_checks(
         assets=documents, deadline_cron=DOCUMENTS_DEADLINE_CRON, timezone=timezone,
         severity=dg.AssetCheckSeverity.WARN))
     sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=checks, name="precoro_documents_freshness", default_status=dg.DefaultSensorStatus.RUNNING)
+        freshness_checks=checks, name=t.name("documents_freshness"), default_status=dg.DefaultSensorStatus.RUNNING)
     return checks, sensor

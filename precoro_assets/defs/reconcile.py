@@ -21,7 +21,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..catalogue import BY_NAME, Column
+from ..catalogue import Column, Entity
 from ..ledger.files import FileLedgerSource
 from ..ledger.source import LedgerNotReady, LedgerSnapshot, LedgerSource
 from ..reconcile import tables
@@ -36,17 +36,12 @@ from ..reconcile.records import (
     ledger_tally,
 )
 from ..writeback.outbox import Outbox
-from .ingest import asset_key
+from .naming import DEFAULT, RECONCILIATION, PrecoroTranslator
 from .resources import LedgerResource, OutboxResource, WarehouseResource
-from .sources import LEDGER_FOLDER
 
-GROUP = "precoro_reconciliation"
-LEDGER_PAYMENTS = dg.AssetKey(["precoro", "ledger_payments"])
-LEDGER_BILLS = dg.AssetKey(["precoro", "ledger_bills"])
-RECONCILIATION_INVOICES = dg.AssetKey(["precoro", "reconciliation_invoices"])
-RECONCILIATION_LEDGER = dg.AssetKey(["precoro", "reconciliation_ledger"])
-WRITEBACK_OUTBOX = dg.AssetKey(["precoro", "writeback_outbox"])
-PRECORO_INPUTS = [asset_key(BY_NAME[name]) for name in ("invoices", "payments", "purchase_orders")]
+GROUP = DEFAULT.name(RECONCILIATION)  # the bundled code location's
+# the synced entities reconciliation reads (a deselected one's table is read as an empty one)
+PRECORO_INPUTS = ("invoices", "payments", "purchase_orders")
 
 # Declarative automation, evaluated by the automation sensor `precoro_reconcile_automation` (definitions.py).
 # Unlike AutomationCondition.eager(), the first evaluation does not count as "handled": an asset that is missing
@@ -72,10 +67,10 @@ def schema(columns: tuple[Column, ...]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])
 
 
-def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey],
+def spec(key: dg.AssetKey, layout: tuple, deps: list[dg.AssetKey], group: str,
          automation: dg.AutomationCondition | None = RECONCILIATION_AUTOMATION) -> dg.AssetSpec:
     name, description, columns = layout
-    return dg.AssetSpec(key, description=f"{description}\n\nTable `precoro.{name}`.", deps=deps, group_name=GROUP,
+    return dg.AssetSpec(key, description=f"{description}\n\nTable `precoro.{name}`.", deps=deps, group_name=group,
                         kinds={"duckdb"}, metadata={"dagster/column_schema": schema(columns),
                                                     "dagster/table_name": f"precoro.{name}"},
                         automation_condition=automation)
@@ -98,38 +93,6 @@ def load_in_batches(source: LedgerSource, add: Callable[[str, list], None]) -> L
     add("payments", snapshot.payments)
     add("bills", snapshot.bills)
     return LedgerSnapshot(rejected=snapshot.rejected, files=snapshot.files)
-
-
-@dg.multi_asset(
-    name="ledger",
-    specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION),
-           spec(LEDGER_BILLS, tables.LEDGER_BILLS, [LEDGER_FOLDER.key], LEDGER_AUTOMATION)],
-    description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
-    check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=LEDGER_PAYMENTS, description=(
-        "Every row of the ledger's files loaded (WARN: rows kept out are listed in precoro.ledger_rejected_rows "
-        "with file, line and reason)."))],
-)
-def load_ledger(context: dg.AssetExecutionContext, ledger: LedgerResource, warehouse: WarehouseResource):
-    source = ledger.source()
-    rows = tables.LedgerRows(datetime.now(UTC))
-    try:
-        snapshot = load_in_batches(source, rows.add)
-    except LedgerNotReady as busy:  # a half-written export must not replace the last complete load
-        raise dg.Failure(description=f"The ledger was not loaded: {busy}") from None
-    written = warehouse.open().write(lambda con: rows.write(con, snapshot.rejected), what="write the ledger")
-    for row in snapshot.rejected:
-        context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
-    rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])
-    common: dict[str, Any] = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
-              "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected,
-              "rejected files": dg.MetadataValue.json({r.file: r.reason for r in snapshot.rejected if r.rejects_file})}
-    yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={
-        "dagster/row_count": written["ledger_payments"], **common})
-    yield dg.AssetCheckResult(asset_key=LEDGER_PAYMENTS, check_name="no_rejected_rows",
-                              passed=not snapshot.rejected, severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"rejected rows": len(snapshot.rejected), "first rejected": rejected})
-    yield dg.MaterializeResult(asset_key=LEDGER_BILLS, metadata={
-        "dagster/row_count": written["ledger_bills"], **common})
 
 
 # ---- the reconciliation ---------------------------------------------------------------------------------------
@@ -161,67 +124,6 @@ def class_totals(result: Reconciliation) -> dict[str, dict]:
     return out
 
 
-@dg.multi_asset(
-    name="reconciliation",
-    specs=[spec(RECONCILIATION_INVOICES, tables.RECONCILIATION_INVOICES, [*PRECORO_INPUTS, LEDGER_PAYMENTS,
-                                                                          LEDGER_BILLS]),
-           spec(RECONCILIATION_LEDGER, tables.RECONCILIATION_LEDGER, [LEDGER_PAYMENTS, LEDGER_BILLS]),
-           spec(WRITEBACK_OUTBOX, tables.WRITEBACK_OUTBOX, [RECONCILIATION_INVOICES, RECONCILIATION_LEDGER])],
-    description="Classify every invoice and ledger record and queue the write-backs that make both sides agree.",
-    check_specs=[dg.AssetCheckSpec("all_reconciled", asset=key, description=(
-        "Every record is matched, or unmatched with nothing to compare (WARN: the differences, per class, with "
-        "their reasons in the table)")) for key in (RECONCILIATION_INVOICES, RECONCILIATION_LEDGER)],
-)
-def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, outbox: OutboxResource,
-                   ledger: LedgerResource):
-    try:
-        rules = load_rules(Path(ledger.directory))
-    except ValueError as error:  # a misread threshold or tolerance must not decide what is paid
-        raise dg.Failure(description=f"{error} (in {ledger.directory}); fix it or remove the file to use the "
-                                     "defaults (docs/reconciliation.md: reconciliation.yaml)") from None
-    store = warehouse.open()
-    store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
-    now, batch = datetime.now(UTC), context.run.run_id
-
-    def reconcile_and_write(con, ordered: bool) -> Reconciliation:
-        """Read, classify and write in one read snapshot (a read is one transaction): the ledger's payments are
-        read in batches, once per pass (a million of them are never in memory at once; see
-        reconcile.records.LedgerResults), and every pass must see the same ledger even if it is loaded again meanwhile."""
-        invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
-        result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
-                                  tables.load_ledger_bills(con), purchase_orders, rules)
-        store.write(lambda out: tables.write_reconciliation(out, result, now, batch),
-                    what="write the reconciliation")  # reads the payments' rows as it writes them
-        return result
-
-    try:  # the drop folder's payments are stored in order: read as stored
-        result = store.read(lambda con: reconcile_and_write(con, ordered=False))
-    except tables.OutOfOrder:  # another source's: sorted on every pass (nothing was written: start over)
-        result = store.read(lambda con: reconcile_and_write(con, ordered=True))
-    queue = outbox.open()
-    proposed = queue.propose(result.proposals, batch, resources=RECONCILED_RESOURCES)
-    mirror_outbox(store, queue)
-    totals = class_totals(result)
-    context.log.info(f"reconciled {len(result.invoices)} invoices and {len(result.ledger)} ledger records; "
-                     f"{proposed.new} new write-backs queued ({proposed.known} already known)")
-    yield dg.MaterializeResult(asset_key=RECONCILIATION_INVOICES, metadata={
-        "dagster/row_count": len(result.invoices), **totals["invoices"]})
-    yield dg.MaterializeResult(asset_key=RECONCILIATION_LEDGER, metadata={
-        "dagster/row_count": len(result.ledger), **totals["ledger"]})
-    for key, side in ((RECONCILIATION_INVOICES, "invoices"), (RECONCILIATION_LEDGER, "ledger")):
-        yield _differences_check(key, side, result.totals()[side])
-    kinds: dict[str, int] = {}
-    for proposal in result.proposals:
-        kinds[proposal.kind] = kinds.get(proposal.kind, 0) + 1
-    counts = queue.counts()
-    yield dg.MaterializeResult(asset_key=WRITEBACK_OUTBOX, metadata={
-        "dagster/row_count": sum(counts.values()), "batch": batch, "proposed": proposed.proposed,
-        "newly queued": proposed.new, "already queued": proposed.known, "queued again": proposed.revived,
-        "superseded": proposed.superseded,
-        "proposed per kind": dg.MetadataValue.json(kinds), **{f"status: {k}": v for k, v in counts.items()},
-        "outbox file": outbox.path})
-
-
 SETTLED = (MATCHED, UNMATCHED)  # classes that show no difference between the two sides
 
 
@@ -239,4 +141,114 @@ def mirror_outbox(store, queue: Outbox) -> int:
     return store.write(lambda con: tables.write_outbox_copy(con, rows), what="copy the outbox")
 
 
-RECONCILIATION_ASSETS = [load_ledger, reconciliation]
+# ---- the assets -----------------------------------------------------------------------------------------------
+
+def build_reconciliation(t: PrecoroTranslator, entities: tuple[Entity, ...]) -> list[dg.AssetsDefinition]:
+    """The ledger's load (`<prefix>/ledger_payments`, `<prefix>/ledger_bills`) and the reconciliation
+    (`<prefix>/reconciliation_invoices`, `reconciliation_ledger`, `writeback_outbox`), after the selected
+    entities among invoices, payments and purchase orders."""
+    group = t.name(RECONCILIATION)
+    LEDGER_PAYMENTS, LEDGER_BILLS = t.key("ledger_payments"), t.key("ledger_bills")
+    RECONCILIATION_INVOICES, RECONCILIATION_LEDGER = (
+        t.key("reconciliation_invoices"), t.key("reconciliation_ledger"))
+    WRITEBACK_OUTBOX = t.key("writeback_outbox")
+    inputs = [t.entity_key(entity) for entity in entities if entity.name in PRECORO_INPUTS]
+
+    @dg.multi_asset(
+        name=t.op_name("ledger"),
+        specs=[spec(LEDGER_PAYMENTS, tables.LEDGER_PAYMENTS, [t.key("ledger_folder")], group, LEDGER_AUTOMATION),
+               spec(LEDGER_BILLS, tables.LEDGER_BILLS, [t.key("ledger_folder")], group, LEDGER_AUTOMATION)],
+        required_resource_keys=t.resource_keys("ledger", "warehouse"),
+        description="Load the accounting system's exports (payments and bills); bad rows are reported, not loaded.",
+        check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=LEDGER_PAYMENTS, description=(
+            "Every row of the ledger's files loaded (WARN: rows kept out are listed in precoro.ledger_rejected_rows "
+            "with file, line and reason)."))],
+    )
+    def load_ledger(context: dg.AssetExecutionContext):
+        ledger: LedgerResource = t.resource(context, "ledger")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
+        source = ledger.source()
+        rows = tables.LedgerRows(datetime.now(UTC))
+        try:
+            snapshot = load_in_batches(source, rows.add)
+        except LedgerNotReady as busy:  # a half-written export must not replace the last complete load
+            raise dg.Failure(description=f"The ledger was not loaded: {busy}") from None
+        written = warehouse.open().write(lambda con: rows.write(con, snapshot.rejected), what="write the ledger")
+        for row in snapshot.rejected:
+            context.log.warning(f"ledger row kept out: {row.file}:{row.line}: {row.reason}")
+        rejected = _markdown([[r.file, r.line, r.reason] for r in snapshot.rejected[:50]], ["file", "line", "reason"])
+        common: dict[str, Any] = {"source": source.name, "files": ", ".join(snapshot.files) or "(none)",
+                  "rejected rows": len(snapshot.rejected), "rejected (file, line, reason)": rejected,
+                  "rejected files": dg.MetadataValue.json({r.file: r.reason for r in snapshot.rejected if r.rejects_file})}
+        yield dg.MaterializeResult(asset_key=LEDGER_PAYMENTS, metadata={
+            "dagster/row_count": written["ledger_payments"], **common})
+        yield dg.AssetCheckResult(asset_key=LEDGER_PAYMENTS, check_name="no_rejected_rows",
+                                  passed=not snapshot.rejected, severity=dg.AssetCheckSeverity.WARN,
+                                  metadata={"rejected rows": len(snapshot.rejected), "first rejected": rejected})
+        yield dg.MaterializeResult(asset_key=LEDGER_BILLS, metadata={
+            "dagster/row_count": written["ledger_bills"], **common})
+
+    @dg.multi_asset(
+        name=t.op_name("reconciliation"),
+        specs=[spec(RECONCILIATION_INVOICES, tables.RECONCILIATION_INVOICES, [*inputs, LEDGER_PAYMENTS, LEDGER_BILLS],
+                    group),
+               spec(RECONCILIATION_LEDGER, tables.RECONCILIATION_LEDGER, [LEDGER_PAYMENTS, LEDGER_BILLS], group),
+               spec(WRITEBACK_OUTBOX, tables.WRITEBACK_OUTBOX, [RECONCILIATION_INVOICES, RECONCILIATION_LEDGER], group)],
+        required_resource_keys=t.resource_keys("ledger", "warehouse", "outbox"),
+        description="Classify every invoice and ledger record and queue the write-backs that make both sides agree.",
+        check_specs=[dg.AssetCheckSpec("all_reconciled", asset=key, description=(
+            "Every record is matched, or unmatched with nothing to compare (WARN: the differences, per class, with "
+            "their reasons in the table)")) for key in (RECONCILIATION_INVOICES, RECONCILIATION_LEDGER)],
+    )
+    def reconciliation(context: dg.AssetExecutionContext):
+        ledger: LedgerResource = t.resource(context, "ledger")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
+        outbox: OutboxResource = t.resource(context, "outbox")
+        try:
+            rules = load_rules(Path(ledger.directory))
+        except ValueError as error:  # a misread threshold or tolerance must not decide what is paid
+            raise dg.Failure(description=f"{error} (in {ledger.directory}); fix it or remove the file to use the "
+                                         "defaults (docs/reconciliation.md: reconciliation.yaml)") from None
+        store = warehouse.open()
+        store.write(tables.ensure_inputs, what="make sure the tables reconciliation reads exist")
+        now, batch = datetime.now(UTC), context.run.run_id
+
+        def reconcile_and_write(con, ordered: bool) -> Reconciliation:
+            """Read, classify and write in one read snapshot (a read is one transaction): the ledger's payments are
+            read in batches, once per pass (a million of them are never in memory at once; see
+            reconcile.records.LedgerResults), and every pass must see the same ledger even if it is loaded again meanwhile."""
+            invoices, purchase_orders = tables.load_invoices(con), tables.load_purchase_orders(con)
+            result = reconcile_stored(invoices, lambda: tables.ledger_payments(con, ordered),
+                                      tables.load_ledger_bills(con), purchase_orders, rules)
+            store.write(lambda out: tables.write_reconciliation(out, result, now, batch),
+                        what="write the reconciliation")  # reads the payments' rows as it writes them
+            return result
+
+        try:  # the drop folder's payments are stored in order: read as stored
+            result = store.read(lambda con: reconcile_and_write(con, ordered=False))
+        except tables.OutOfOrder:  # another source's: sorted on every pass (nothing was written: start over)
+            result = store.read(lambda con: reconcile_and_write(con, ordered=True))
+        queue = outbox.open()
+        proposed = queue.propose(result.proposals, batch, resources=RECONCILED_RESOURCES)
+        mirror_outbox(store, queue)
+        totals = class_totals(result)
+        context.log.info(f"reconciled {len(result.invoices)} invoices and {len(result.ledger)} ledger records; "
+                         f"{proposed.new} new write-backs queued ({proposed.known} already known)")
+        yield dg.MaterializeResult(asset_key=RECONCILIATION_INVOICES, metadata={
+            "dagster/row_count": len(result.invoices), **totals["invoices"]})
+        yield dg.MaterializeResult(asset_key=RECONCILIATION_LEDGER, metadata={
+            "dagster/row_count": len(result.ledger), **totals["ledger"]})
+        for key, side in ((RECONCILIATION_INVOICES, "invoices"), (RECONCILIATION_LEDGER, "ledger")):
+            yield _differences_check(key, side, result.totals()[side])
+        kinds: dict[str, int] = {}
+        for proposal in result.proposals:
+            kinds[proposal.kind] = kinds.get(proposal.kind, 0) + 1
+        counts = queue.counts()
+        yield dg.MaterializeResult(asset_key=WRITEBACK_OUTBOX, metadata={
+            "dagster/row_count": sum(counts.values()), "batch": batch, "proposed": proposed.proposed,
+            "newly queued": proposed.new, "already queued": proposed.known, "queued again": proposed.revived,
+            "superseded": proposed.superseded,
+            "proposed per kind": dg.MetadataValue.json(kinds), **{f"status: {k}": v for k, v in counts.items()},
+            "outbox file": outbox.path})
+
+    return [load_ledger, reconciliation]

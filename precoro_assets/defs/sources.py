@@ -10,27 +10,33 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .naming import DEFAULT, SOURCES, PrecoroTranslator
 from .resources import PrecoroResource
 
-SOURCES_GROUP = "precoro_sources"
 
-PRECORO_API = dg.AssetSpec(
-    ["precoro", "api"], group_name=SOURCES_GROUP, kinds={"precoro"},
-    description="The Precoro REST API of the configured account (PRECORO_BASE_URL / PRECORO_REGION): where every "
-                "table of the warehouse comes from, and where the write-back job sends payments, externalId links "
-                "and externalIntegrationLog texts. Its observations show what is left of the request quota "
-                "(1/s, 300/min, 1,500/h, 3,000/day, shared by every process) and what was written back.")
+def external_assets(t: PrecoroTranslator) -> list[dg.AssetSpec]:
+    """The Precoro API (`<prefix>/api`) and the ledger folder (`<prefix>/ledger_folder`)."""
+    return [
+        dg.AssetSpec(
+            t.key("api"), group_name=t.name(SOURCES), kinds={"precoro"},
+            description="The Precoro REST API of the configured account (its base URL or region): where every table "
+                        "of the warehouse comes from, and where the write-back job sends payments, externalId links "
+                        "and externalIntegrationLog texts. Its observations show what is left of the request quota "
+                        "(1/s, 300/min, 1,500/h, 3,000/day, shared by every process) and what was written back."),
+        dg.AssetSpec(
+            t.key("ledger_folder"), group_name=t.name(SOURCES), kinds={"csv", "parquet"},
+            description="The accounting side: the drop folder of payment and bill exports (CSV or Parquet), and its "
+                        "export/ folder, where the write-back job offers documents the ledger lacks."),
+    ]
 
-LEDGER_FOLDER = dg.AssetSpec(
-    ["precoro", "ledger_folder"], group_name=SOURCES_GROUP, kinds={"csv", "parquet"},
-    description="The accounting side: the drop folder of payment and bill exports (PRECORO_LEDGER_DIR; CSV or "
-                "Parquet), and its export/ folder, where the write-back job offers documents the ledger lacks.")
 
-EXTERNAL_ASSETS = [PRECORO_API, LEDGER_FOLDER]
+PRECORO_API, LEDGER_FOLDER = external_assets(DEFAULT)
 
 
-def quota_observation(precoro: PrecoroResource, **extra: int | str) -> dg.AssetObservation:
-    """What is left of the quota in each window now (read from the shared request ledger: no request)."""
+def quota_observation(precoro: PrecoroResource, api: dg.AssetKey = PRECORO_API.key,
+                      **extra: int | str) -> dg.AssetObservation:
+    """What is left of the quota in each window now (read from the shared request ledger: no request), observed
+    on `api` (the company's `<prefix>/api`)."""
     metadata = {key.replace("precoro_", "").replace("_", " "): value
                 for key, value in precoro.accounting_metadata().items()}
-    return dg.AssetObservation(asset_key=PRECORO_API.key, metadata={**metadata, **extra})
+    return dg.AssetObservation(asset_key=api, metadata={**metadata, **extra})

@@ -15,17 +15,16 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from ..catalogue import Entity
-from .ingest import asset_key
-
-NAME = "precoro_deletion_sweep"
+from .naming import PrecoroTranslator
 
 
 def build_deletion_sweep(partitions: dg.DailyPartitionsDefinition, first_day: date, days: int, job,
-                         documents: tuple[Entity, ...]) -> dg.ScheduleDefinition:
-    """A daily schedule that re-materializes the last `days` days of the document types synced so far."""
+                         documents: tuple[Entity, ...], t: PrecoroTranslator) -> dg.ScheduleDefinition:
+    """A daily schedule (`<prefix>_deletion_sweep`) that re-materializes the last `days` days of the document types
+    synced so far."""
 
     @dg.schedule(
-        name=NAME, job=job, cron_schedule="45 4 * * *", execution_timezone=partitions.timezone,
+        name=t.name("deletion_sweep"), job=job, cron_schedule="45 4 * * *", execution_timezone=partitions.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Lists the last {days} days of each document type synced so far again, in one run, and removes "
                     "what Precoro deleted (nothing else reports a deletion). About one request per document type a "
@@ -35,8 +34,8 @@ def build_deletion_sweep(partitions: dg.DailyPartitionsDefinition, first_day: da
         when = context.scheduled_execution_time or datetime.now(UTC)  # None when evaluated by hand
         today = when.astimezone(ZoneInfo(partitions.timezone)).date()
         first = max(today - timedelta(days=days - 1), first_day)
-        synced = [asset_key(entity) for entity in documents
-                  if context.instance.get_materialized_partitions(asset_key(entity))]
+        synced = [t.entity_key(entity) for entity in documents
+                  if context.instance.get_materialized_partitions(t.entity_key(entity))]
         if not synced:
             return dg.SkipReason("No document type is synced yet: there is nothing to sweep.")
         tags = {"precoro/trigger": "deletion sweep"}

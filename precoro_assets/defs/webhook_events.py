@@ -30,7 +30,7 @@ from ..catalogue import BY_NAME, ENTITIES, Entity
 from ..ingest.webhook_inbox import WebhookEvent, WebhookInbox, inbox_path
 from ..warehouse import tables
 from .changes import DayChanges, group_runs, run_request
-from .ingest import asset_key
+from .naming import DEFAULT, PrecoroTranslator
 from .resources import PrecoroResource, WarehouseResource
 
 # Precoro's webhook `type` -> the asset it changes (0 warehouse requests, 4 RFPs, 8 stock transfers and 9 budgets
@@ -105,13 +105,15 @@ def affordable(events: list[WebhookEvent], left: int,
 
 def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: str, documents_job,
                          reference_job, enabled: bool, quota_share: float = 0.30,
-                         entities: tuple[Entity, ...] = ENTITIES) -> dg.SensorDefinition:
-    """The sensor that hands webhook events to runs; events about entities not selected are passed over (a job
-    is None when none of its entities is selected)."""
+                         entities: tuple[Entity, ...] = ENTITIES,
+                         t: PrecoroTranslator = DEFAULT) -> dg.SensorDefinition:
+    """The sensor (`<prefix>_webhook_events`) that hands webhook events to runs; events about entities not
+    selected are passed over (a job is None when none of its entities is selected)."""
     synced = Synced.of({entity.name for entity in entities})
 
     @dg.sensor(
-        name="precoro_webhook_events",
+        name=t.name("webhook_events"),
+        required_resource_keys=t.resource_keys("precoro", "warehouse"),
         jobs=[job for job in (documents_job, reference_job) if job is not None],
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
@@ -119,8 +121,9 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         "documents (their details only, no list request) and a sync of changed reference data. Spends no "
         "request itself.",
     )
-    def precoro_webhook_events(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
-                               precoro: PrecoroResource):
+    def precoro_webhook_events(context: dg.SensorEvaluationContext):
+        precoro: PrecoroResource = t.resource(context, "precoro")
+        warehouse: WarehouseResource = t.resource(context, "warehouse")
         inbox = WebhookInbox(inbox_path(state_dir), warehouse.shared_database_url())
         cursor = EventsCursor.parse(context.cursor)
         events = inbox.after(cursor.seq, EVENTS_PER_TICK)
@@ -143,15 +146,16 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         flood = {WAITING_TAG: str(waiting)} if waiting else {}
         requests = []
         if changes:
-            materialized = {name: context.instance.get_materialized_partitions(asset_key(BY_NAME[name]))
+            materialized = {name: context.instance.get_materialized_partitions(t.entity_key(BY_NAME[name]))
                             for name in changes}
-            requests += [run_request(group, trigger="webhook events", job_name=documents_job.name, extra_tags=flood)
+            requests += [run_request(group, trigger="webhook events", job_name=documents_job.name, extra_tags=flood,
+                                     t=t)
                          for group in group_runs(changes, materialized)]
         references = sorted({synced.references[e.type] for e in events if e.type in synced.references})
         if references:
             requests.append(dg.RunRequest(
                 run_key=f"webhook:reference:{events[0].seq}-{events[-1].seq}", job_name=reference_job.name,
-                asset_selection=[asset_key(BY_NAME[name]) for name in references],
+                asset_selection=[t.entity_key(BY_NAME[name]) for name in references],
                 tags={"precoro/trigger": "webhook events", **flood}))
         cursor.seq = events[-1].seq
         if cost:  # events about nothing synced cost nothing

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from precoro_assets.defs.alerts import AlertResource, quota_left
+from precoro_assets.defs.alerts import AlertResource, build_quota_check
+from precoro_assets.defs.naming import DEFAULT
 from precoro_assets.defs.resources import PrecoroResource
 from precoro_assets.defs.sources import PRECORO_API
 from tests.ingest.environment import make_env
@@ -103,7 +104,8 @@ def test_a_quota_below_a_tenth_of_the_day_is_a_check_warning_posted_once(alertin
     # the same check, run on demand (the asset check's own step): the same verdict, no request
     _, mark = env.request_log()
     low_precoro = precoro_with(env, spent + spent // 20)
-    assert not quota_left(precoro=low_precoro).passed
+    quota_left = build_quota_check(DEFAULT)
+    assert not quota_left(dg.build_asset_check_context(resources={"precoro": low_precoro})).passed
     assert env.request_log(mark)[0] == []
 
 
@@ -117,8 +119,7 @@ def test_a_failed_run_is_posted_with_its_job_days_and_reason(alerting_env, recei
     sensor = env.defs.resolve_sensor_def("precoro_run_failure_alerts")
     context = dg.build_run_status_sensor_context(
         sensor_name=sensor.name, dagster_instance=env.instance, dagster_run=failed.dagster_run,
-        dagster_event=failed.get_run_failure_event(), resources={"alerts": AlertResource(url=receiver.url)},
-    ).for_run_failure()
+        dagster_event=failed.get_run_failure_event()).for_run_failure()  # the alert URL: PRECORO_ALERT_URL
     sensor(context)
     [post] = receiver.posts
     assert post["text"].startswith(f"precoro-assets: run {failed.run_id} of ")

@@ -1,0 +1,86 @@
+"""`PrecoroComponent`: one Precoro company in a `dg` project, declared in a `defs.yaml`
+(`dg scaffold defs precoro_assets.PrecoroComponent acme`), once per company:
+
+    type: precoro_assets.PrecoroComponent
+    attributes:
+      company: acme
+      api_token: "{{ env.ACME_PRECORO_TOKEN }}"
+      email: "{{ env.ACME_PRECORO_EMAIL }}"
+      home: /srv/precoro/acme
+      entities: [invoices, payments, suppliers]
+
+It builds what `build_definitions` builds (factory.py), named after the company (docs/embedding.md). The token and
+the e-mail are written as `{{ env.NAME }}`, and the component keeps the variable's name, never its value: Dagster
+reads the variable in each process and shows only its name (a value rendered into the YAML would show in the UI).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import dagster as dg
+from pydantic import Field
+
+from .defs.naming import PrecoroTranslator
+from .factory import build_definitions
+from .settings import load
+
+# `{{ env.NAME }}` or `{{ env('NAME') }}`, the whole value
+_ENV_TEMPLATE = re.compile(
+    r"^\{\{\s*env(?:\.([A-Za-z_][A-Za-z0-9_]*)|\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\))\s*\}\}$")
+
+
+def variable_name(context: dg.ResolutionContext, raw: Any) -> str:
+    """The environment variable a secret attribute names, from its unrendered template."""
+    match = _ENV_TEMPLATE.match(raw.strip()) if isinstance(raw, str) else None
+    if match is None:
+        raise ValueError('write the Precoro token and e-mail as "{{ env.NAME }}" (the variable that holds them): '
+                         "a value written or rendered into the YAML would show in Dagster's UI")
+    return match.group(1) or match.group(2)
+
+
+def _secret(what: str) -> dg.Resolver:
+    return dg.Resolver(variable_name, inject_before_resolve=False, model_field_type=str,
+                       description=f'{what}, as "{{{{ env.NAME }}}}": the variable is read in each process, never shown',
+                       examples=["{{ env.ACME_PRECORO_TOKEN }}"])
+
+
+class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
+    """One Precoro company: its documents and reference data synced into its warehouse, reconciled with its ledger
+    and written back, under keys, groups, jobs, sensors and resource keys named after `company`."""
+
+    company: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description=(
+        "A short name (lowercase letters, digits, _): asset keys are <company>/precoro/<entity>, groups, jobs, "
+        "schedules and sensors <company>_..., resource keys <company>_precoro, <company>_warehouse, ..."))
+    api_token: Annotated[str, _secret("The company's Precoro API token (one per company)")]
+    email: Annotated[str, _secret("The e-mail of the token's user")]
+    base_url: str | None = Field(None, description="Precoro's API URL (overrides region), e.g. a simulator's")
+    region: str | None = Field(None, description="eu (api.precoro.com, the default) or us (api.precoro.us)")
+    timezone: str | None = Field(None, description="The company's time zone (IANA name); default UTC")
+    start_date: str | None = Field(None, description="The first daily partition (YYYY-MM-DD); default 365 days ago")
+    entities: list[str] | None = Field(None, description="The entities to sync; default all")
+    home: str | None = Field(None, description=(
+        "Where the company's state lives (warehouse, request budget, outbox, ledger folder): one per company"))
+    warehouse: str | None = Field(None, description="The warehouse's directory; default <home>/warehouse")
+    ledger_dir: str | None = Field(None, description="The ledger's drop folder; default <home>/ledger")
+    owners: list[str] | None = Field(None, description="Who answers for the assets (e-mails or team:names)")
+    key_prefix: list[str] | None = Field(None, description="The asset keys' prefix; default [<company>, precoro]")
+
+    def settings_values(self) -> dict[str, str]:
+        """The attributes given, as the settings' variables (settings.py): the YAML overrides the environment."""
+        values = {"PRECORO_BASE_URL": self.base_url, "PRECORO_REGION": self.region, "PRECORO_TIMEZONE": self.timezone,
+                  "PRECORO_START_DATE": self.start_date, "PRECORO_HOME": self.home, "PRECORO_WAREHOUSE": self.warehouse,
+                  "PRECORO_LEDGER_DIR": self.ledger_dir,
+                  "PRECORO_ENTITIES": ",".join(self.entities) if self.entities is not None else None,
+                  "PRECORO_ASSET_OWNERS": ",".join(self.owners) if self.owners is not None else None}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def translator(self) -> PrecoroTranslator:
+        return PrecoroTranslator(key_prefix=tuple(self.key_prefix or (self.company, "precoro")),
+                                 name_prefix=self.company, resource_prefix=f"{self.company}_")
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        config = load(self.api_token, **self.settings_values())
+        return build_definitions(config, self.translator(), token_variable=self.api_token,
+                                 email_variable=self.email)
