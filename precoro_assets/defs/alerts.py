@@ -117,17 +117,20 @@ def build_run_failure_alerts(t: PrecoroTranslator, alerts: AlertResource) -> dg.
     not be retried. `alerts` is given directly, not as a resource: a run failure sensor receives resources only
     as parameters named after their keys, and a company's keys are prefixed."""
 
-    def ours(run: dg.DagsterRun) -> bool:
-        prefix = list(t.key_prefix)
-        return run.job_name.startswith(t.name_prefix + "_") or any(
-            key.path[:len(prefix)] == prefix for key in run.asset_selection or ())
+    def ours(context: dg.RunFailureSensorContext) -> bool:
+        """A run of the company's jobs, of its assets, or whose failed steps are its assets' or ops'."""
+        run, prefix = context.dagster_run, list(t.key_prefix)
+        steps = ("__".join(prefix) + "__", t.op_name(""))  # asset steps, and ops (unprefixed in the bundled location)
+        return (run.job_name.startswith(t.name_prefix + "_")
+                or any(key.path[:len(prefix)] == prefix for key in run.asset_selection or ())
+                or any((event.step_key or "").startswith(steps) for event in context.get_step_failure_events()))
 
     @dg.run_failure_sensor(name=t.name("run_failure_alerts"), default_status=dg.DefaultSensorStatus.RUNNING,
                            description="Posts each failed run of this company's jobs and assets to the alert URL "
                                        "(PRECORO_ALERT_URL; unset: none), once it will not be retried.")
     def precoro_run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
         run = context.dagster_run
-        if run.tags.get("dagster/will_retry") == "true" or not ours(run):  # dagster.yaml retries a run twice
+        if run.tags.get("dagster/will_retry") == "true" or not ours(context):  # dagster.yaml retries a run twice
             return
         reason = context.failure_event.message or "no message"
         what = run.tags.get("dagster/partition") or " to ".join(

@@ -105,7 +105,10 @@ def test_a_quota_below_a_tenth_of_the_day_is_a_check_warning_posted_once(alertin
     _, mark = env.request_log()
     low_precoro = precoro_with(env, spent + spent // 20)
     quota_left = build_quota_check(DEFAULT)
-    assert not quota_left(dg.build_asset_check_context(resources={"precoro": low_precoro})).passed
+    checked = dg.materialize([PRECORO_API, quota_left], resources={"precoro": low_precoro}, instance=env.instance,
+                             selection=dg.AssetSelection.checks(quota_left))
+    [evaluation] = checked.get_asset_check_evaluations()
+    assert evaluation.asset_key == PRECORO_API.key and not evaluation.passed
     assert env.request_log(mark)[0] == []
 
 
