@@ -74,7 +74,7 @@ class SimulatorConfig:
         if self.companies < 1:
             raise ValueError(f"a simulator serves at least one company, not {self.companies}")
 
-    def identities(self) -> builtins.list[CompanyIdentity]:
+    def identities(self) -> list[CompanyIdentity]:
         """Who each company is, company 1 first."""
         return [CompanyIdentity.of(self, number) for number in range(1, self.companies + 1)]
 

@@ -143,7 +143,14 @@ def test_a_payment_posted_to_company_2_appears_in_company_2_only(first, second):
 
 
 def test_the_control_api_addresses_one_company_at_a_time(first, second):
-    """Faults, records deleted in the UI, statistics and the request log are one company's."""
+    """Faults, records deleted in the UI, shapes, webhooks, statistics and the request log are one company's."""
+    defaults = first.control.get("/_sim/shapes").json()
+    assert second.control.post("/_sim/shapes", json={"numbers_as_text": True}).status_code == 200
+    assert second.control.post("/_sim/webhooks", json={"urls": ["http://127.0.0.1:9/precoro"]}).status_code == 200
+    assert first.control.get("/_sim/shapes").json() == defaults
+    assert second.control.get("/_sim/shapes").json() == {**defaults, "numbers_as_text": True}
+    assert first.control.get("/_sim/webhooks").json()["urls"] == []
+    assert second.control.get("/_sim/webhooks").json()["urls"] == ["http://127.0.0.1:9/precoro"]
     # a supplier id both companies have (their ids run in the same ranges): two different suppliers
     supplier = next(key for key in first.exported("suppliers") if key in second.exported("suppliers"))
     assert second.fault(kind="error", status=503, path="/taxes", count=None)
