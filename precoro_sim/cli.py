@@ -53,8 +53,12 @@ def _embedded_in_use() -> bool:
 @click.option("--documents", default=600, show_default=True, help="About how many documents to generate.")
 @click.option("--limits", default="real", show_default=True, help="real | off | scaled:F (windows divided by F).")
 @click.option("--tick-every", type=float, default=None, help="Let the company live: a tick every N seconds.")
-def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick_every: float | None) -> None:
-    """Serve a simulated Precoro company on http://127.0.0.1:PORT."""
+@click.option("--companies", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many companies to serve, each with its own token and data (company N from seed + N - 1; "
+              "the control API's ?company=N addresses one).")
+def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick_every: float | None,
+              companies: int) -> None:
+    """Serve a simulated Precoro company (or several, one token each) on http://127.0.0.1:PORT."""
     from .simulator.limits import Limits
     from .simulator.server import serve_forever
 
@@ -62,7 +66,7 @@ def simulator(port: int, seed: int, days: int, documents: int, limits: str, tick
         Limits.parse(limits)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--limits") from None
-    serve_forever(seed, days, documents, limits, port, tick_every)
+    serve_forever(seed, days, documents, limits, port, tick_every, companies)
 
 
 

@@ -1,5 +1,8 @@
 """The simulator's `/_sim/` control API: what the tests, the demo and the benchmarks steer it with (see
-docs/simulator.md)."""
+docs/simulator.md).
+
+Every endpoint is one company's: the app (app.py) hands a control request to the company its `?company=N` query
+parameter names, company 1 without it; `GET /_sim/info` also lists every company the simulator serves."""
 
 from __future__ import annotations
 
@@ -16,8 +19,14 @@ from .http import JsonCache, _json_default
 from .state import DEFAULT_SHAPES
 
 
+def control_error(status: int, message: str | None) -> Response:
+    """A control API error: `{"error": message}`."""
+    return Response(json.dumps({"error": message}), status=status, content_type="application/json")
+
+
 class ControlApi(PrecoroApi):
-    """The `/_sim/` control API: reset, tick, faults, shapes, webhooks, statistics, the request log, exports."""
+    """One company's `/_sim/` control API: reset, tick, faults, shapes, webhooks, statistics, the request log,
+    exports."""
 
     def control(self, request: Request) -> Response:
         try:
@@ -26,10 +35,9 @@ class ControlApi(PrecoroApi):
                                                                        ensure_ascii=False)
             return Response(text, content_type="application/json")
         except BadRule as error:
-            return Response(json.dumps({"error": str(error)}), status=400, content_type="application/json")
+            return control_error(400, str(error))
         except HTTPException as error:
-            return Response(json.dumps({"error": error.description}), status=error.code or 400,
-                            content_type="application/json")
+            return control_error(error.code or 400, error.description)
 
     def _control(self, request: Request) -> object:
         parts = request.path.strip("/").split("/")
@@ -156,9 +164,11 @@ class ControlApi(PrecoroApi):
             return warmed
 
     def info(self) -> dict:
-        return {"url": self.base_url, "token": self.token, "email": self.email, "seed": self.config.seed,
+        """This company's URL, token, e-mail and seed, the simulator's settings, and every company it serves."""
+        return {"url": self.base_url, "token": self.token, "email": self.email, "seed": self.identity.seed,
                 "days": self.config.days, "documents": self.config.documents,
-                "limits": self.config.limits.describe(), "resources": sorted(RESOURCES)}
+                "limits": self.config.limits.describe(), "resources": sorted(RESOURCES),
+                "companies": [identity.as_dict() for identity in self.config.identities()]}
 
     def stats(self) -> dict:
         with self.lock:

@@ -32,9 +32,10 @@ def start_of_today() -> datetime:
 class CompanyBuilder:
     """Creates realistic records in a `Company`."""
 
-    def __init__(self, company: Company, rng: random.Random):
+    def __init__(self, company: Company, rng: random.Random, reference: dict | None = None):
         self.company = company
         self.rng = rng
+        self.reference = reference or {"id": 1, "name": content.COMPANY_NAME}  # the company, as documents name it
         self._lists: dict[str, tuple[int, list[Record]]] = {}
         self._fields: dict[tuple[str, str], tuple[int, Record]] = {}
         self._cumulative: dict[tuple, tuple[list[int], list[int]]] = {}
@@ -513,7 +514,7 @@ class CompanyBuilder:
             "prepaymentPercent": payment_term.data["prepaymentPercent"],
             "postpaymentPercent": payment_term.data["postpaymentPercent"],
             "approvalStep": None,
-            "company": {"id": 1, "name": content.COMPANY_NAME},
+            "company": dict(self.reference),
             "budgetedSum": money(Decimal(rng.randint(1000, 90000))) if rng.random() < 0.4 else None,
             "allDocumentCustomFieldOptionsIds": "",
             "budget": None,
@@ -723,10 +724,12 @@ class CompanyBuilder:
 
 
 def build_company(seed: int, days: int, documents: int, end: datetime | None = None,
-                  clock: Callable[[], datetime] | None = None) -> tuple[Company, CompanyBuilder]:
-    """The company a seed describes, with its documents dated over the `days` days before today."""
+                  clock: Callable[[], datetime] | None = None,
+                  reference: dict | None = None) -> tuple[Company, CompanyBuilder]:
+    """The company a seed describes, with its documents dated over the `days` days before today (`reference`: how
+    its documents name it, {"id", "name"}; company 1's by default)."""
     company = Company(clock)
-    builder = CompanyBuilder(company, random.Random(seed))
+    builder = CompanyBuilder(company, random.Random(seed), reference)
     # Building allocates millions of small, long-lived containers and no garbage cycles: the cyclic
     # collector would rescan the growing heap again and again (it more than doubles the time at 100k).
     collecting = gc.isenabled()

@@ -386,10 +386,14 @@ class RunningSimulator:
 
 
 def start_simulator(seed: int = 7, days: int = 90, documents: int = 600, limits: str | Limits = "off",
-                    port: int = 0, tick_every: float | None = None) -> RunningSimulator:
-    """Start a simulator on 127.0.0.1:`port` (0 = a free port) and return once it accepts connections."""
+                    port: int = 0, tick_every: float | None = None, companies: int = 1) -> RunningSimulator:
+    """Start a simulator on 127.0.0.1:`port` (0 = a free port) and return once it accepts connections.
+
+    `companies`: how many companies it serves, each with its own token and data (see `SimulatorConfig`); `token`
+    and `email` are company 1's, `app.companies` has them all."""
     limits = Limits.parse(limits) if isinstance(limits, str) else limits
-    app = SimulatorApp(SimulatorConfig(seed=seed, days=days, documents=documents, limits=limits))
+    app = SimulatorApp(SimulatorConfig(seed=seed, days=days, documents=documents, limits=limits,
+                                       companies=companies))
     server = _Server(HOST, port, app)
     app.base_url = f"http://{HOST}:{server.server_port}"
     running = RunningSimulator(app, server)
@@ -400,7 +404,8 @@ def start_simulator(seed: int = 7, days: int = 90, documents: int = 600, limits:
     if tick_every:
         def live() -> None:
             while not running.stopping.wait(tick_every):
-                app.tick(3)
+                for simulated in app.companies:  # every company lives
+                    simulated.tick(3)
 
         ticker = threading.Thread(target=live, name="precoro-simulator-ticks", daemon=True)
         ticker.start()
@@ -408,10 +413,11 @@ def start_simulator(seed: int = 7, days: int = 90, documents: int = 600, limits:
     return running
 
 
-def serve_forever(seed: int, days: int, documents: int, limits: str, port: int, tick_every: float | None) -> None:
+def serve_forever(seed: int, days: int, documents: int, limits: str, port: int, tick_every: float | None,
+                  companies: int = 1) -> None:
     """The `precoro-assets simulator` command: start, print how to connect, serve until Ctrl-C."""
     started = time.monotonic()
-    simulator = start_simulator(seed, days, documents, limits, port, tick_every)
+    simulator = start_simulator(seed, days, documents, limits, port, tick_every, companies)
     # This process serves the simulator and nothing else. The company is millions of long-lived containers
     # (built with the collector off, see `build_company`) that the cyclic collector need never scan: without
     # this its first collections once requests come in, each 2-3 s at 100k documents, would stall answers.
@@ -425,6 +431,10 @@ def serve_forever(seed: int, days: int, documents: int, limits: str, port: int, 
     print(f"  PRECORO_BASE_URL={simulator.url}")
     print(f"  PRECORO_API_TOKEN={simulator.token}")
     print(f"  PRECORO_EMAIL={simulator.email}")
+    for simulated in simulator.app.companies[1:]:  # the same URL and e-mail, another token
+        identity = simulated.identity
+        print(f"  company {identity.number} ({identity.name}, seed {identity.seed}): PRECORO_API_TOKEN={identity.token}"
+              f"  (control API: ?company={identity.number})")
     print(f"  limits: {simulator.app.config.limits.mode}; control API: {simulator.url}/_sim/info", flush=True)
     try:
         while True:

@@ -1,4 +1,7 @@
-"""The simulator's state: one simulated company, its token, the answer shapes and what requests changed."""
+"""The simulator's state: one simulated company, its token, the answer shapes and what requests changed.
+
+A simulator may serve several companies (`SimulatorConfig.companies`), as Precoro issues one API token per
+company: each company is a `SimulatorState` of its own (see app.py), company N generated from seed + N - 1."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from .content import COMPANY_NAME
 from .faults import FaultBook
 from .generator import build_company, start_of_today
 from .http import JsonCache
@@ -61,17 +65,57 @@ class SimulatorConfig:
     days: int = 90
     documents: int = 600
     limits: Limits = Limits(enabled=False)
+    # How many companies the simulator serves on its port, each behind its own token ("If you have multiple
+    # companies within your account, you have to set up a separate API token for each company"). Company 1 is
+    # the seed's, exactly the company a single-company simulator serves; company N is generated from seed + N - 1.
+    companies: int = 1
+
+    def __post_init__(self) -> None:
+        if self.companies < 1:
+            raise ValueError(f"a simulator serves at least one company, not {self.companies}")
+
+    def identities(self) -> list[CompanyIdentity]:
+        """Who each company is, company 1 first."""
+        return [CompanyIdentity.of(self, number) for number in range(1, self.companies + 1)]
+
+
+@dataclass(frozen=True)
+class CompanyIdentity:
+    """Who one simulated company is to a client: what `GET /_sim/info` lists under `companies`.
+
+    Every company has the same token user (one user, one e-mail, several companies: Precoro generates a token per
+    user and company), its own seed and so its own token and data."""
+
+    number: int  # 1, 2, ...: what `?company=N` on the control API names
+    name: str
+    seed: int
+    token: str
+    email: str
+
+    @classmethod
+    def of(cls, config: SimulatorConfig, number: int) -> CompanyIdentity:
+        seed = config.seed + number - 1
+        name = COMPANY_NAME if number == 1 else f"{COMPANY_NAME} {number}"
+        return cls(number, name, seed, token_for_seed(seed), SIM_EMAIL)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def reference(self) -> dict:
+        """How the company's documents name it (an invoice's `company`)."""
+        return {"id": self.number, "name": self.name}
 
 
 class SimulatorState:
-    """The simulated company and everything a request may change: the limiter, the faults, the shapes, the
-    statistics and the request log. `reset()` puts it back as it was built."""
+    """One simulated company (company `number` of `config`) and everything a request may change: the limiter, the
+    faults, the shapes, the statistics and the request log. `reset()` puts it back as it was built."""
 
-    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time):
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] = time.time, number: int = 1):
         self.config = config
         self.clock = clock
-        self.token = token_for_seed(config.seed)
-        self.email = SIM_EMAIL
+        self.identity = CompanyIdentity.of(config, number)
+        self.token = self.identity.token
+        self.email = self.identity.email
         self.base_url = ""  # set by the server once the port is known
         self.lock = threading.RLock()
         self._pristine: tuple | None = None
@@ -82,7 +126,8 @@ class SimulatorState:
     def reset(self) -> None:
         with self.lock:
             if self._pristine is None or self._fingerprint() != self._pristine:
-                self.company, self.builder = build_company(self.config.seed, self.config.days, self.config.documents)
+                self.company, self.builder = build_company(self.identity.seed, self.config.days, self.config.documents,
+                                                           reference=self.identity.reference())
                 self._pristine = self._fingerprint()
                 self.json_cache = JsonCache()  # keyed by the versions of this company's resources
             # else: nothing has changed the company since it was built today, and rebuilding it would give

@@ -64,6 +64,14 @@ def without_collections(record: dict, resource: str = "") -> dict:
     return {name: value for name, value in record.items() if not is_collection(value) or name in kept}
 
 
+def list_row(resource: str, record: dict) -> dict:
+    """An exported record as a list of its resource shows it: documents without their nested collections,
+    reference data without what only its detail has."""
+    if resource in DOCUMENTS:
+        return without_collections(record, resource)
+    return {k: v for k, v in record.items() if k not in DETAIL_ONLY.get(resource, set())}
+
+
 def moment(text: str) -> datetime:
     """A response date (ISO 8601 with offset) as an aware datetime."""
     parsed = datetime.fromisoformat(text)
@@ -113,29 +121,38 @@ class Api:
 
     `Api.in_process(app)` calls the application directly (no socket); `Api.over_socket(running)` talks to a
     simulator served on 127.0.0.1, for what only the server does (connections, dropped connections, arrival
-    stamps, client timeouts)."""
+    stamps, client timeouts).
+
+    `company`: which of the simulator's companies (1, 2, ...): its token, as `GET /_sim/info` lists it, and its
+    control API (`?company=N`; company 1's without the parameter)."""
 
     def __init__(self, app: SimulatorApp, url: str, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30) -> None:
+                 timeout: float = 30, company: int = 1) -> None:
         self.app = app
         self.url = url
         self.transport = transport  # None: httpx's own, over the network
-        self.token: str = app.token
-        self.email: str = app.email
+        self.company = company
+        self.control = self.client(timeout=120, params={"company": company} if company != 1 else None)
+        if company == 1:
+            self.token: str = app.token
+            self.email: str = app.email
+        else:
+            listed = self.control.get("/_sim/info").json()["companies"]
+            identity = next(entry for entry in listed if entry["number"] == company)
+            self.token, self.email = identity["token"], identity["email"]
         self.headers = {"X-AUTH-TOKEN": self.token, "email": self.email}
         self.http = self.client(headers=self.headers, timeout=timeout)
-        self.control = self.client(timeout=120)
 
     @classmethod
-    def in_process(cls, app: SimulatorApp, timeout: float = 30) -> Api:
+    def in_process(cls, app: SimulatorApp, timeout: float = 30, company: int = 1) -> Api:
         """The application called in this process: its links point at IN_PROCESS_URL, as the server would set
         its own URL."""
         app.base_url = IN_PROCESS_URL
-        return cls(app, IN_PROCESS_URL, httpx.WSGITransport(app=app), timeout)
+        return cls(app, IN_PROCESS_URL, httpx.WSGITransport(app=app), timeout, company)
 
     @classmethod
-    def over_socket(cls, running, timeout: float = 30) -> Api:  # noqa: ANN001 - a RunningSimulator
-        return cls(running.app, running.url, None, timeout)
+    def over_socket(cls, running, timeout: float = 30, company: int = 1) -> Api:  # noqa: ANN001 - a RunningSimulator
+        return cls(running.app, running.url, None, timeout, company)
 
     def client(self, **options) -> httpx.Client:
         """Another client of the same simulator (no default headers unless given): in-process too if this one is."""
