@@ -66,8 +66,8 @@ def budget_sheet(warehouse: dg.ResourceParam[str]) -> str:
 
 
 @dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"warehouse": "snowflake"})
+def own() -> dg.Definitions:
+    return dg.Definitions(assets=[budget_sheet], resources={"warehouse": "snowflake"})
 """
 
 COMPANY = """\
@@ -86,28 +86,36 @@ attributes:
 
 @dataclass
 class Company:
+    """One of the simulator's companies (`GET /_sim/info`'s `companies`), as the project declares it."""
+
     name: str
     sim: RunningSimulator
+    number: int
+    token: str
+    email: str
     entities: list[str]
     home: Path
 
     @property
     def variables(self) -> dict[str, str]:
         upper = self.name.upper()
-        return {f"{upper}_PRECORO_TOKEN": self.sim.token, f"{upper}_PRECORO_EMAIL": self.sim.email}
+        return {f"{upper}_PRECORO_TOKEN": self.token, f"{upper}_PRECORO_EMAIL": self.email}
+
+    def control(self, path: str) -> dict:
+        response = httpx.get(f"{self.sim.url}/_sim/{path}", params={"company": self.number}, timeout=30)
+        response.raise_for_status()
+        return response.json()
 
     # what ground_truth.differences reads: the company's Precoro and its warehouse
     def export(self, resource: str) -> list[dict]:
-        response = httpx.get(f"{self.sim.url}/_sim/export/{resource}", timeout=30)
-        response.raise_for_status()
-        return response.json()["data"]
+        return self.control(f"export/{resource}")["data"]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         frame = Warehouse(self.home / "warehouse").query(sql, params)
         return [tuple(row) for row in frame.itertuples(index=False, name=None)]
 
     def requests(self) -> list[dict]:
-        return httpx.get(f"{self.sim.url}/_sim/requests", timeout=30).json()["requests"]
+        return self.control("requests")["requests"]
 
 
 def build_wheel(into: Path) -> Path:
@@ -157,13 +165,14 @@ def run(command: list[str], root: Path, companies: list[Company], log: Path) -> 
 
 @pytest.fixture
 def companies(tmp_path: Path):
-    acme = Company("acme", start_simulator(seed=21, days=DAYS, documents=30), ["invoices", "payments", "suppliers"],
-                   tmp_path / "state" / "acme")
-    globex = Company("globex", start_simulator(seed=22, days=DAYS, documents=30),
-                     ["purchase_orders", "invoices", "items"], tmp_path / "state" / "globex")
-    yield [acme, globex]
-    for company in (acme, globex):
-        company.sim.stop()
+    """Two companies of one simulator, each with its own token and data."""
+    sim = start_simulator(seed=21, days=DAYS, documents=30, companies=2)
+    first, second = httpx.get(f"{sim.url}/_sim/info", timeout=30).json()["companies"]
+    yield [Company("acme", sim, first["number"], first["token"], first["email"], ["invoices", "payments", "suppliers"],
+                   tmp_path / "state" / "acme"),
+           Company("globex", sim, second["number"], second["token"], second["email"],
+                   ["purchase_orders", "invoices", "items"], tmp_path / "state" / "globex")]
+    sim.stop()
 
 
 def test_two_companies_declared_in_yaml_fill_their_own_warehouses_in_a_project_of_its_own(tmp_path, companies):
@@ -200,13 +209,14 @@ def test_two_companies_declared_in_yaml_fill_their_own_warehouses_in_a_project_o
         sent = company.requests()
         urls = [(r["method"], r["url"]) for r in sent]
         assert len(urls) == len(set(urls)), company.name  # no request twice
-        details = [r for r in sent if r["path"].endswith("{idn}")]
+        details = [r for r in sent if r["path"].endswith(("/{idn}", "/{id}"))]
         documents = sum(len(company.export(BY_NAME[name].path)) for name in company.entities
                         if BY_NAME[name].fetch_detail)
         assert len(details) == documents, company.name  # one detail per document, nothing more
     acme, globex = companies
+    assert companies[0].token != companies[1].token
     for company in companies:  # neither token in any state, log, table or Dagster's event log
-        token = company.sim.token
+        token = company.token
         assert token not in log.read_text(), company.name
         assert files_containing(root / "dagster", token.encode()) == [], company.name
         for other in companies:
