@@ -46,6 +46,24 @@ def _secret(what: str) -> dg.Resolver:
                        examples=["{{ env.ACME_PRECORO_TOKEN }}"])
 
 
+class PrecoroScaffolder(dg.Scaffolder):
+    """`dg scaffold defs precoro_assets.PrecoroComponent acme`: a defs.yaml for the company named after the folder,
+    its secrets read from ACME_PRECORO_TOKEN and ACME_PRECORO_EMAIL."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        company = re.sub(r"[^a-z0-9_]", "_", request.target_path.name.lower()).lstrip("_0123456789") or "company"
+        upper = company.upper()
+        dg.scaffold_component(request, {
+            "company": company,
+            "api_token": f"{{{{ env.{upper}_PRECORO_TOKEN }}}}",
+            "email": f"{{{{ env.{upper}_PRECORO_EMAIL }}}}",
+            "region": "eu",
+            "timezone": "UTC",
+            "home": f"var/precoro/{company}",
+        })
+
+
+@dg.scaffold_with(PrecoroScaffolder)
 class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
     """One Precoro company: its documents and reference data synced into its warehouse, reconciled with its ledger
     and written back, under keys, groups, jobs, sensors and resource keys named after `company`."""

@@ -3,12 +3,14 @@
 precoro-assets is installed into the project's environment from a wheel built from the checkout, the way a
 team installs it from PyPI; the project has an asset of its own and its own resource named `warehouse`. `dg
 check defs` passes, each company's jobs fill its own warehouse exactly as its Precoro holds it, at one request per
-page and per document, and neither company's token reaches the other's state, logs or tables.
+page and per document, and neither company's token reaches the other's state, logs or tables. `dg scaffold
+defs` writes a company's defs.yaml with its secrets by name.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -185,6 +187,11 @@ def test_two_companies_declared_in_yaml_fill_their_own_warehouses_in_a_project_o
 
     installed = run([str(python), "-c", "import precoro_assets; print(precoro_assets.__file__)"], root, companies, log)
     assert installed.stdout.strip().startswith(str(root / ".venv"))  # the wheel's copy, not the checkout's
+    run([str(DG), "scaffold", "defs", "precoro_assets.PrecoroComponent", "initech"], root, companies, log)
+    scaffolded = root / "src" / "procurement" / "defs" / "initech" / "defs.yaml"
+    assert "type: precoro_assets.PrecoroComponent" in scaffolded.read_text()
+    assert "{{ env.INITECH_PRECORO_TOKEN }}" in scaffolded.read_text()  # a secret by name, never by value
+    shutil.rmtree(scaffolded.parent)  # (a third company would need its own simulator company)
     checked = run([str(DG), "check", "defs"], root, companies, log)
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
     listed = run([str(python), "-c", LIST_DEFS], root, companies, log)
