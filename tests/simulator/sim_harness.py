@@ -10,6 +10,8 @@ Nothing here is taken from the simulator's code: resource names, keys and shapes
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
 import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -256,3 +258,13 @@ def check_envelope(body: dict, page: int, per_page: int) -> None:
     expected_count = max(0, min(per_page, total - (page - 1) * per_page))
     assert pagination["count"] == expected_count
     assert isinstance(pagination["links"], dict)
+
+
+def interrupt(process: subprocess.Popen) -> None:
+    """Stop a simulator process as Ctrl-C does; kill it if it has not stopped within 10 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -12,7 +12,6 @@ simulator's own ground truth (`/_sim/export`, `/_sim/stats`, `/_sim/requests`), 
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from precoro_sim.simulator import start_simulator
-from tests.simulator.sim_harness import RESOURCES, Api, amount, key_of, list_row
+from tests.simulator.sim_harness import RESOURCES, Api, amount, interrupt, key_of, list_row
 from tests.simulator.test_control import _cli
 
 pytestmark = pytest.mark.e2e
@@ -253,12 +252,7 @@ def test_the_cli_serves_several_companies_and_prints_each_token():
             (1, tokens[1][1], 5), (2, tokens[2][1], 6)]
     finally:
         deadline.cancel()
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
 
 
 def test_the_cli_refuses_fewer_than_one_company():

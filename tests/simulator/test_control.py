@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import os
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from tests.simulator.sim_harness import (
     RESOURCES,
     Api,
     amount,
+    interrupt,
     key_of,
     modified_since_text,
     moment,
@@ -239,12 +239,7 @@ def test_the_cli_starts_prints_how_to_connect_and_listens_on_localhost_only():
             in_process = httpx.get(f"{running.url}/_sim/export/invoices", timeout=30).json()["data"]
         assert {str(r[key_of("invoices")]): r for r in served} == {str(r["idn"]): r for r in in_process}
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
 
 
 @pytest.mark.e2e  # a child process
