@@ -282,8 +282,9 @@ def materialization(entity: Entity, key: dg.AssetKey, summary: SyncSummary, prec
            else {"dagster/row_count": rows}),
         # a partition's row count is its day's: the whole table's too, for the asset's page
         **({"rows in the table": tables.count_rows(con, entity.name)} if entity.partitioned else {}),
-        "listed by Precoro": summary.listed,
-        # a change run's documents came from a sensor: their days were not listed
+        # a change run's documents came from a sensor: their days were not listed (unless one had too many
+        # changes to hand over), and it never says it listed what it did not
+        **({"listed by Precoro": summary.listed} if summary.listed or not summary.handed_over else {}),
         **({"handed over by a sensor": summary.handed_over} if summary.handed_over else {}),
         "new": summary.new,
         "changed": summary.changed,
