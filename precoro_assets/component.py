@@ -20,7 +20,7 @@ import re
 from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .defs.naming import PrecoroTranslator
 from .factory import build_definitions
@@ -31,13 +31,14 @@ _ENV_TEMPLATE = re.compile(
     r"^\{\{\s*env(?:\.([A-Za-z_][A-Za-z0-9_]*)|\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\))\s*\}\}$")
 
 
+NOT_A_VARIABLE = ""  # what a secret written out resolves to: build_defs refuses it
+
+
 def variable_name(context: dg.ResolutionContext, raw: Any) -> str:
-    """The environment variable a secret attribute names, from its unrendered template."""
+    """The environment variable a secret attribute names, from its unrendered template. Anything else resolves to
+    NOT_A_VARIABLE and build_defs says what to write: an error raised here would quote the YAML, the secret too."""
     match = _ENV_TEMPLATE.match(raw.strip()) if isinstance(raw, str) else None
-    if match is None:
-        raise ValueError('write the Precoro token and e-mail as "{{ env.NAME }}" (the variable that holds them): '
-                         "a value written or rendered into the YAML would show in Dagster's UI")
-    return match.group(1) or match.group(2)
+    return (match.group(1) or match.group(2)) if match else NOT_A_VARIABLE
 
 
 def _secret(what: str) -> dg.Resolver:
@@ -70,7 +71,8 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
 
     company: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description=(
         "A short name (lowercase letters, digits, _): asset keys are <company>/precoro/<entity>, groups, jobs, "
-        "schedules and sensors <company>_..., resource keys <company>_precoro, <company>_warehouse, ..."))
+        "schedules and sensors <company>_..., resource keys <company>_precoro, <company>_warehouse, ... (not "
+        "'precoro', the bundled code location's names)"))
     api_token: Annotated[str, _secret("The company's Precoro API token (one per company)")]
     email: Annotated[str, _secret("The e-mail of the token's user")]
     base_url: str | None = Field(None, description="Precoro's API URL (overrides region), e.g. a simulator's")
@@ -79,16 +81,25 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
     start_date: str | None = Field(None, description="The first daily partition (YYYY-MM-DD); default 365 days ago")
     entities: list[str] | None = Field(None, description="The entities to sync; default all")
     home: str | None = Field(None, description=(
-        "Where the company's state lives (warehouse, request budget, outbox, ledger folder): one per company"))
+        "Where the company's state lives (warehouse, request budget, outbox, ledger folder): one per company; "
+        "default var/precoro/<company>"))
     warehouse: str | None = Field(None, description="The warehouse's directory; default <home>/warehouse")
     ledger_dir: str | None = Field(None, description="The ledger's drop folder; default <home>/ledger")
     owners: list[str] | None = Field(None, description="Who answers for the assets (e-mails or team:names)")
     key_prefix: list[str] | None = Field(None, description="The asset keys' prefix; default [<company>, precoro]")
 
+    @field_validator("company")
+    @classmethod
+    def _not_the_bundled_name(cls, company: str) -> str:
+        if company == "precoro":
+            raise ValueError("'precoro' names the bundled code location's definitions: choose the company's name")
+        return company
+
     def settings_values(self) -> dict[str, str]:
         """The attributes given, as the settings' variables (settings.py): the YAML overrides the environment."""
         values = {"PRECORO_BASE_URL": self.base_url, "PRECORO_REGION": self.region, "PRECORO_TIMEZONE": self.timezone,
-                  "PRECORO_START_DATE": self.start_date, "PRECORO_HOME": self.home, "PRECORO_WAREHOUSE": self.warehouse,
+                  "PRECORO_START_DATE": self.start_date, "PRECORO_HOME": self.home or f"var/precoro/{self.company}",
+                  "PRECORO_WAREHOUSE": self.warehouse,
                   "PRECORO_LEDGER_DIR": self.ledger_dir,
                   "PRECORO_ENTITIES": ",".join(self.entities) if self.entities is not None else None,
                   "PRECORO_ASSET_OWNERS": ",".join(self.owners) if self.owners is not None else None}
@@ -99,6 +110,11 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
                                  name_prefix=self.company, resource_prefix=f"{self.company}_")
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        written_out = [name for name in ("api_token", "email") if getattr(self, name) == NOT_A_VARIABLE]
+        if written_out:
+            raise ValueError(f"{' and '.join(written_out)} of company {self.company}: write it as "
+                             '"{{ env.NAME }}", NAME the environment variable that holds it. A value written or '
+                             "rendered into the YAML would show in Dagster's UI.")
         config = load(self.api_token, **self.settings_values())
         return build_definitions(config, self.translator(), token_variable=self.api_token,
                                  email_variable=self.email)

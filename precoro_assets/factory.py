@@ -39,6 +39,11 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     (keys, groups, jobs, sensors, resource keys: defs/naming.py). The token and e-mail are read from the
     environment variables named, in each process, and never shown."""
     t = translator
+    if config.database_url is not None and t != DEFAULT:
+        # the resources would all use it: one warehouse catalog, one outbox, one staging area for every company
+        raise ValueError(f"{settings.ENV_DATABASE_URL} is set, and the companies of one project would share that "
+                         f"database (warehouse, outbox, staged details): not supported yet. Unset it for a project "
+                         f"of several companies; each keeps its state in files under its own home.")
     database_url = _secret(settings.ENV_DATABASE_URL, config.database_url)
     partitions = build_partitions(config.start_date, config.timezone)
     entities = select_entities(config.entities)  # PRECORO_ENTITIES: the others have no asset, cost no request
@@ -58,7 +63,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     checks = [build_quota_check(t)]
     sensors = [  # both only read (the outbox, Dagster's own state): at most a minute behind the change sensor
         reconcile_automation_sensor(t, reconciliation, min(config.sensor_interval_seconds, 60)),
-        writeback_sensor, build_quota_watch(t), build_run_failure_alerts(t, alerts)]
+        writeback_sensor, build_quota_watch(t)]
     documents_job = reference_job = None  # a kind none of whose entities is selected has no job, schedule or sensor
     if documents:
         documents_job = dg.define_asset_job(
@@ -80,11 +85,12 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
             description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
         jobs.append(reference_job)
         schedules.append(reference_schedule(t, reference_job))
+    sensors.append(build_run_failure_alerts(t, alerts, {job.name for job in jobs}))
     sensors.append(build_webhook_sensor(partitions, str(config.state_dir), documents_job, reference_job,
                                         config.webhooks, config.webhook_quota_share, entities, t))
     # code references: each asset's page links to the function that builds it; owners and a domain tag on each
     ours = dg.with_source_code_references(dg.map_asset_specs(
-        lambda spec: spec.replace_attributes(owners=list(config.owners)).merge_attributes(
+        lambda spec: spec.replace_attributes(owners=list(spec.owners) or list(config.owners)).merge_attributes(
             tags={"domain": "procurement"}),
         [*ingest, build_analyst_views(t, entities), *reconciliation, catalogue_sync]))
     return dg.Definitions(

@@ -425,7 +425,21 @@ def load(token_variable: str = "PRECORO_API_TOKEN", **values: str) -> Settings:
     MISSING_TOKEN; any wrong value, one ValueError naming every wrong variable.
 
     For one company of several in a project (factory.build_definitions): `values`, by variable name
-    (`PRECORO_HOME="/data/acme"`), override the environment, and the company's token is in `token_variable`."""
+    (`PRECORO_HOME="/data/acme"`), override the environment (a home given so holds the company's warehouse, state
+    and ledger folder unless they are given too), and the company's token is in `token_variable`. Secrets are not
+    values: they stay in the environment."""
+    known = {field.validation_alias for field in Settings.model_fields.values()}
+    unknown = sorted(name for name in values if name not in known)
+    if unknown:
+        raise ValueError(f"no such setting: {', '.join(unknown)} (the settings: docs/configuration.md)")
+    secret = sorted(name for name in values if name in _SECRET)
+    if secret:
+        raise ValueError(f"{', '.join(secret)}: a secret is read from the environment in each process, never "
+                         "given as a value (a company's token: token_variable)")
+    if ENV_HOME in values:  # a company's own home: its places are under it, whatever the environment says
+        home = Path(values[ENV_HOME])
+        values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(home / "state"),
+                  ENV_LEDGER_DIR: str(home / "ledger"), **values}
     if not (values.get(token_variable) or _token(token_variable)).strip():
         raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
             f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "

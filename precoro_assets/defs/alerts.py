@@ -22,7 +22,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from .naming import PrecoroTranslator
+from .naming import DEFAULT, PrecoroTranslator
 from .resources import PrecoroResource
 
 QUOTA_CHECK = "quota_left"
@@ -104,7 +104,8 @@ def build_quota_watch(t: PrecoroTranslator, interval_seconds: int = 300) -> dg.S
         if previous is not None and previous == verdict.passed:
             return dg.SkipReason("The quota's verdict is unchanged: "
                                  + ("enough requests left." if verdict.passed else "still low."))
-        if not verdict.passed and alerts.post(f"precoro-assets: {verdict.description}"):
+        if not verdict.passed and alerts.post(f"precoro-assets ({t.key('api').to_user_string()}): "
+                                              f"{verdict.description}"):
             context.log.info("posted the quota warning to the alert URL")
         context.update_cursor(json.dumps(verdict.passed))
         return dg.SensorResult(asset_events=[verdict])
@@ -112,18 +113,20 @@ def build_quota_watch(t: PrecoroTranslator, interval_seconds: int = 300) -> dg.S
     return precoro_quota_watch
 
 
-def build_run_failure_alerts(t: PrecoroTranslator, alerts: AlertResource) -> dg.SensorDefinition:
-    """The sensor `<prefix>_run_failure_alerts`: a failed run of this company's jobs or assets, posted once it will
-    not be retried. `alerts` is given directly, not as a resource: a run failure sensor receives resources only
+def build_run_failure_alerts(t: PrecoroTranslator, alerts: AlertResource, jobs: set[str]) -> dg.SensorDefinition:
+    """The sensor `<prefix>_run_failure_alerts`: a failed run of this company's `jobs` or assets, posted once it
+    will not be retried. `alerts` is given directly, not as a resource: a run failure sensor receives resources only
     as parameters named after their keys, and a company's keys are prefixed."""
 
     def ours(context: dg.RunFailureSensorContext) -> bool:
-        """A run of the company's jobs, of its assets, or whose failed steps are its assets' or ops'."""
+        """In the bundled location every run; a company's: its jobs', and runs of its assets (launched from the UI:
+        their asset selection, or their failed steps, name its keys)."""
+        if t == DEFAULT:
+            return True
         run, prefix = context.dagster_run, list(t.key_prefix)
-        steps = ("__".join(prefix) + "__", t.op_name(""))  # asset steps, and ops (unprefixed in the bundled location)
-        return (run.job_name.startswith(t.name_prefix + "_")
-                or any(key.path[:len(prefix)] == prefix for key in run.asset_selection or ())
-                or any((event.step_key or "").startswith(steps) for event in context.get_step_failure_events()))
+        return (run.job_name in jobs or any(key.path[:len(prefix)] == prefix for key in run.asset_selection or ())
+                or any((event.step_key or "").startswith("__".join(prefix) + "__")
+                       for event in context.get_step_failure_events()))
 
     @dg.run_failure_sensor(name=t.name("run_failure_alerts"), default_status=dg.DefaultSensorStatus.RUNNING,
                            description="Posts each failed run of this company's jobs and assets to the alert URL "

@@ -228,3 +228,26 @@ def test_no_secret_shows_in_a_repr_a_str_or_an_error(monkeypatch: pytest.MonkeyP
 def test_the_object_storage_keys_stay_out_of_the_repr():
     storage = ObjectStorage("s3://bucket/", key_id="AKIA-KEY-ID-VALUE", secret="s3-secret-key-value")
     assert "AKIA" not in repr(storage) and "s3-secret" not in repr(storage)
+
+
+def test_a_companys_settings_live_under_its_home_and_refuse_typos_and_secrets_given_as_values(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from precoro_assets import PrecoroTranslator, build_definitions
+
+    monkeypatch.setenv("ACME_TOKEN", "tok-acme")
+    monkeypatch.setenv("PRECORO_STATE_DIR", str(tmp_path / "shared"))  # the environment's, not the company's
+    config = settings.load("ACME_TOKEN", PRECORO_HOME=str(tmp_path / "acme"))
+    assert (config.warehouse, config.state_dir, config.ledger_dir) == (
+        tmp_path / "acme" / "warehouse", tmp_path / "acme" / "state", tmp_path / "acme" / "ledger")
+
+    with pytest.raises(ValueError, match="no such setting: PRECORO_HOM "):
+        settings.load("ACME_TOKEN", PRECORO_HOM=str(tmp_path))
+    with pytest.raises(ValueError, match="PRECORO_ALERT_URL: a secret is read from the environment") as refused:
+        settings.load("ACME_TOKEN", PRECORO_ALERT_URL="https://hooks.example/very-secret-path")
+    assert "very-secret-path" not in str(refused.value)
+
+    monkeypatch.setenv("PRECORO_DATABASE_URL", "postgresql://u:Pw-never-shown@127.0.0.1:9/db")
+    shared = settings.load("ACME_TOKEN", PRECORO_HOME=str(tmp_path / "acme"))
+    with pytest.raises(ValueError, match="would share that database") as refused:
+        build_definitions(shared, PrecoroTranslator(key_prefix=("acme",), name_prefix="acme", resource_prefix="acme_"))
+    assert "Pw-never-shown" not in str(refused.value)
