@@ -65,8 +65,7 @@ class PrecoroTranslator:
 
     def get_asset_spec(self, entity: Entity) -> dg.AssetSpec:
         """An entity asset's key, group and tags; override to rename or re-group, or to add automation."""
-        return dg.AssetSpec(self.key(entity.name), group_name=self.name(DOCUMENTS if entity.partitioned else REFERENCE),
-                            tags={"domain": "procurement"})
+        return dg.AssetSpec(self.key(entity.name), group_name=self.name(DOCUMENTS if entity.partitioned else REFERENCE))
 
     def entity_key(self, entity: Entity) -> dg.AssetKey:
         return self.get_asset_spec(entity).key
