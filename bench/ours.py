@@ -48,7 +48,7 @@ class Ours:
             self.resources["precoro"] = PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"), email=dg.EnvVar("PRECORO_EMAIL"),
                 base_url=self.config.base_url, region=self.config.region, time_scale=self.config.time_scale,
-                state_dir=str(self.config.state_dir / "quota"), max_wait_seconds=max_wait_seconds)
+                state_dir=str(self.config.budget_dir), max_wait_seconds=max_wait_seconds)
         self.instance = dg.DagsterInstance.ephemeral()
 
     def _document_assets(self, only: list[str] | None = None) -> tuple[Any, list]:

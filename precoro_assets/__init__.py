@@ -32,11 +32,13 @@ _EXPORTS = {
     "AlertResource": "precoro_assets.defs.alerts",
     "Settings": "precoro_assets.settings",
     "load_settings": "precoro_assets.settings",
+    "connect_companies": "precoro_assets.warehouse.companies",
     "ENTITIES": "precoro_assets.catalogue",
     "Entity": "precoro_assets.catalogue",
 }
 __all__ = ["ENTITIES", "AlertResource", "Entity", "LedgerResource", "OutboxResource", "PrecoroComponent",
-           "PrecoroResource", "PrecoroTranslator", "Settings", "WarehouseResource", "build_definitions", "load_settings"]
+           "PrecoroResource", "PrecoroTranslator", "Settings", "WarehouseResource", "build_definitions", "connect_companies",
+           "load_settings"]
 
 if TYPE_CHECKING:
     from .catalogue import ENTITIES, Entity
@@ -47,13 +49,14 @@ if TYPE_CHECKING:
     from .factory import build_definitions
     from .settings import Settings
     from .settings import load as load_settings
+    from .warehouse.companies import connect as connect_companies
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use (PEP 562)."""
     if name not in _EXPORTS:
         raise AttributeError(f"module 'precoro_assets' has no attribute {name!r}")
-    attribute = "load" if name == "load_settings" else name
+    attribute = {"load_settings": "load", "connect_companies": "connect"}.get(name, name)
     value = getattr(importlib.import_module(_EXPORTS[name]), attribute)
     globals()[name] = value
     return value

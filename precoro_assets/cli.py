@@ -331,16 +331,23 @@ def _print_summary(results: list[tuple[str, str, bool, dict]], spent: int) -> No
 @main.command()
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query: str, fmt: str) -> None:
+@click.option("--company", "companies", multiple=True, metavar="NAME=HOME",
+              help="Query several companies' warehouses (repeat it): each is the catalog NAME "
+                   "(NAME.precoro.invoices), and companies.<table> has every company's rows with a `company` column. "
+                   "HOME: the company's home (or its warehouse directory).")
+def sql(query: str, fmt: str, companies: tuple[str, ...]) -> None:
     """Run a read-only SQL query on the warehouse (does not block running materializations)."""
     from .warehouse.store import Warehouse
 
-    state = _state_settings()  # where the warehouse is: no account setting can stand in a query's way
-    warehouse = Warehouse(state.warehouse, **state.warehouse_options())
-    try:
-        frame = warehouse.query(query, integer_nulls_as_none=True)
-    except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
-        raise click.ClickException(_query_error(warehouse, error)) from None
+    if companies:
+        frame = _query_companies(query, companies)
+    else:
+        state = _state_settings()  # where the warehouse is: no account setting can stand in a query's way
+        warehouse = Warehouse(state.warehouse, **state.warehouse_options())
+        try:
+            frame = warehouse.query(query, integer_nulls_as_none=True)
+        except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
+            raise click.ClickException(_query_error(warehouse, error)) from None
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -352,6 +359,31 @@ def sql(query: str, fmt: str) -> None:
         with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
             shown = frame.astype(object).where(frame.notna(), "")  # NULL shows as nothing, not NaN or None
             click.echo(shown.to_string(index=False) if len(frame) else "(no rows)")
+
+
+def _query_companies(query: str, given: tuple[str, ...]):
+    """`sql --company acme=var/precoro/acme --company globex=...`: the query on every company's warehouse."""
+    from .warehouse import companies
+
+    places: dict[str, str] = {}
+    for text in given:
+        name, _, home = text.partition("=")
+        if not name.strip() or not home.strip():
+            raise click.BadParameter(f"{text!r}: write NAME=HOME, e.g. acme=var/precoro/acme", param_hint="--company")
+        if name.strip() in places:
+            raise click.BadParameter(f"{name.strip()} is given twice", param_hint="--company")
+        places[name.strip()] = home.strip()
+    try:
+        con = companies.connect(places)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--company") from None
+    try:
+        return con.execute(query).to_arrow_table().to_pandas(integer_object_nulls=True)
+    except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
+        raise click.ClickException(f"{str(error).strip()}\nWhat the companies hold: precoro-assets sql --company "
+                                   f"... \"SHOW ALL TABLES\"") from None
+    finally:
+        con.close()
 
 
 def _query_error(warehouse, error: Exception) -> str:

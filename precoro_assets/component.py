@@ -85,8 +85,14 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         "default var/precoro/<company>"))
     warehouse: str | None = Field(None, description="The warehouse's directory; default <home>/warehouse")
     ledger_dir: str | None = Field(None, description="The ledger's drop folder; default <home>/ledger")
+    budget_dir: str | None = Field(None, description=(
+        "The request budget's directory; default <home>/state/quota. Companies whose tokens belong to one Precoro "
+        "user, if Precoro counts that user's limits across them: the same directory for each"))
     owners: list[str] | None = Field(None, description="Who answers for the assets (e-mails or team:names)")
     key_prefix: list[str] | None = Field(None, description="The asset keys' prefix; default [<company>, precoro]")
+    sensors: bool | None = Field(None, description=(
+        "true: every sensor and schedule starts running; false: all start stopped (the project launches the jobs "
+        "itself); default: each as documented (docs/operations.md)"))
 
     @field_validator("company")
     @classmethod
@@ -100,14 +106,14 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         values = {"PRECORO_BASE_URL": self.base_url, "PRECORO_REGION": self.region, "PRECORO_TIMEZONE": self.timezone,
                   "PRECORO_START_DATE": self.start_date, "PRECORO_HOME": self.home or f"var/precoro/{self.company}",
                   "PRECORO_WAREHOUSE": self.warehouse,
-                  "PRECORO_LEDGER_DIR": self.ledger_dir,
+                  "PRECORO_LEDGER_DIR": self.ledger_dir, "PRECORO_BUDGET_DIR": self.budget_dir,
                   "PRECORO_ENTITIES": ",".join(self.entities) if self.entities is not None else None,
                   "PRECORO_ASSET_OWNERS": ",".join(self.owners) if self.owners is not None else None}
         return {name: value for name, value in values.items() if value is not None}
 
     def translator(self) -> PrecoroTranslator:
         return PrecoroTranslator(key_prefix=tuple(self.key_prefix or (self.company, "precoro")),
-                                 name_prefix=self.company, resource_prefix=f"{self.company}_")
+                                 name_prefix=self.company, resource_prefix=f"{self.company}_", sensors=self.sensors)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         written_out = [name for name in ("api_token", "email") if getattr(self, name) == NOT_A_VARIABLE]

@@ -39,7 +39,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     (keys, groups, jobs, sensors, resource keys: defs/naming.py). The token and e-mail are read from the
     environment variables named, in each process, and never shown."""
     t = translator
-    if config.database_url is not None and t != DEFAULT:
+    if config.database_url is not None and not t.bundled:
         # the resources would all use it: one warehouse catalog, one outbox, one staging area for every company
         raise ValueError(f"{settings.ENV_DATABASE_URL} is set, and the companies of one project would share that "
                          f"database (warehouse, outbox, staged details): not supported yet. Unset it for a project "
@@ -52,7 +52,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     reconciliation = build_reconciliation(t, entities)
     catalogue_sync, catalogue_sync_job = build_catalogue_sync(t, entities)
     reconcile_job = dg.define_asset_job(
-        t.name("reconcile"), selection=dg.AssetSelection.assets(*(key for a in reconciliation for key in a.keys)),
+        t.name("reconcile"), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(key for a in reconciliation for key in a.keys)),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
     maintenance_job, maintenance_schedule = build_maintenance(t)
     writeback_job, writeback_sensor = build_writeback(t, min(config.sensor_interval_seconds, 60))
@@ -67,7 +67,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     documents_job = reference_job = None  # a kind none of whose entities is selected has no job, schedule or sensor
     if documents:
         documents_job = dg.define_asset_job(
-            t.name(DOCUMENTS), selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in documents)),
+            t.name(DOCUMENTS), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in documents)),
             description="Sync Precoro documents for one or more days of createDate.")
         freshness_checks, freshness_sensor = document_freshness(
             [asset for asset in ingest if asset.partitions_def is not None], config.timezone, t)
@@ -81,7 +81,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     references = [entity for entity in entities if not entity.partitioned]
     if references:
         reference_job = dg.define_asset_job(
-            t.name(REFERENCE), selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in references)),
+            t.name(REFERENCE), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in references)),
             description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
         jobs.append(reference_job)
         schedules.append(reference_schedule(t, reference_job))
@@ -97,8 +97,9 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
         assets=[*external_assets(t), *ours],
         asset_checks=checks,
         # a run's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and
-        # a process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process)
-        executor=dg.in_process_executor,
+        # a process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process). Each job
+        # says so; the bundled location's ad-hoc runs too, while a project's own code location keeps its executor.
+        executor=dg.in_process_executor if t.bundled else None,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
@@ -109,7 +110,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
                 base_url=config.base_url,
                 region=config.region,
                 time_scale=config.time_scale,
-                state_dir=str(config.state_dir / "quota"),
+                state_dir=str(config.budget_dir),
                 database_url=database_url,
             ),
             t.resource_key("warehouse"): WarehouseResource(
@@ -132,7 +133,7 @@ def reference_schedule(t: PrecoroTranslator, reference_job) -> dg.ScheduleDefini
     return dg.ScheduleDefinition(
         name=t.name("reference_every_6h"), job=reference_job, cron_schedule="15 */6 * * *",
         # on from the start: the reference assets' freshness policy (at most 26 h old) relies on it
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=t.schedule_status(True),
         description="Reference data changes rarely: every 6 hours costs about 40 requests a day, and keeps it "
                     "within its freshness policy (at most 26 hours old).")
 
@@ -142,7 +143,7 @@ def reconcile_automation_sensor(t: PrecoroTranslator, reconciliation: list[dg.As
     """Evaluates the reconciliation assets' automation conditions (defs/reconcile.py) in the daemon."""
     return dg.AutomationConditionSensorDefinition(
         t.name("reconcile_automation"), target=dg.AssetSelection.assets(*reconciliation),
-        minimum_interval_seconds=interval_seconds, default_status=dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=interval_seconds, default_status=t.sensor_status(False),
         description="Loads the ledger when it is missing and hourly, and reconciles after the synced invoices, "
                     f"payments, purchase orders or the ledger changed. It only queues write-backs: the sensor "
                     f"{t.name('writeback')} launches them, a dry run unless sending is on.")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 ENV_HOME = "PRECORO_HOME"
 ENV_WAREHOUSE = "PRECORO_WAREHOUSE"
 ENV_STATE_DIR = "PRECORO_STATE_DIR"
+ENV_BUDGET_DIR = "PRECORO_BUDGET_DIR"
 ENV_DATABASE_URL = "PRECORO_DATABASE_URL"
 ENV_DATA_PATH = "PRECORO_WAREHOUSE_DATA_PATH"
 ENV_S3_ENDPOINT = "PRECORO_S3_ENDPOINT"
@@ -96,6 +97,9 @@ class StateSettings(BaseSettings):
     warehouse: Path = _variable(ENV_WAREHOUSE, "directory of the warehouse; default <PRECORO_HOME>/warehouse")
     state_dir: Path = _variable(ENV_STATE_DIR, "the request ledger shared by every process, staged details, the "
                                 "write-back outbox; default <PRECORO_HOME>/state")
+    budget_dir: Path = _variable(ENV_BUDGET_DIR, "the request budget (every request sent, by every process); "
+                                 "default <PRECORO_STATE_DIR>/quota. Companies whose tokens are one Precoro user's "
+                                 "and share its limits: the same directory for each")
     database_url: SecretStr | None = _variable(
         ENV_DATABASE_URL, "postgresql://user:password@host:5432/db: the shared state and the warehouse's catalog in "
         "PostgreSQL instead of files (several hosts)")
@@ -120,7 +124,7 @@ class StateSettings(BaseSettings):
     xdg_state_home: Path | None = _variable("XDG_STATE_HOME", "where a PrecoroResource configured without "
                                             "state_dir keeps the request budget; default ~/.local/state")
 
-    @field_validator("home", "warehouse", "state_dir", "ledger_dir", "dagster_home", "xdg_state_home",
+    @field_validator("home", "warehouse", "state_dir", "budget_dir", "ledger_dir", "dagster_home", "xdg_state_home",
                      "warehouse_data_path", "s3_endpoint", "s3_access_key_id", "s3_region", "s3_url_style",
                      "database_url", mode="before")
     @classmethod
@@ -192,6 +196,7 @@ class StateSettings(BaseSettings):
         data[ENV_HOME] = home
         for name, default in ((ENV_WAREHOUSE, home / "warehouse"), (ENV_STATE_DIR, home / "state")):
             data[name] = Path(_blank_is_unset(data.get(name)) or default).resolve()
+        data[ENV_BUDGET_DIR] = Path(_blank_is_unset(data.get(ENV_BUDGET_DIR)) or data[ENV_STATE_DIR] / "quota").resolve()
         ledger = _blank_is_unset(data.get(ENV_LEDGER_DIR))
         data[ENV_LEDGER_DIR] = Path(ledger).expanduser().resolve() if ledger else home / "ledger"
         return data
@@ -440,6 +445,7 @@ def load(token_variable: str = "PRECORO_API_TOKEN", **values: str) -> Settings:
         home = Path(values[ENV_HOME])
         values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(home / "state"),
                   ENV_LEDGER_DIR: str(home / "ledger"), **values}
+        values.setdefault(ENV_BUDGET_DIR, str(Path(values[ENV_STATE_DIR]) / "quota"))
     if not (values.get(token_variable) or _token(token_variable)).strip():
         raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
             f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "

@@ -22,7 +22,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from .naming import DEFAULT, PrecoroTranslator
+from .naming import PrecoroTranslator
 from .resources import PrecoroResource
 
 QUOTA_CHECK = "quota_left"
@@ -93,7 +93,7 @@ def build_quota_check(t: PrecoroTranslator) -> dg.AssetChecksDefinition:
 
 def build_quota_watch(t: PrecoroTranslator, interval_seconds: int = 300) -> dg.SensorDefinition:
     @dg.sensor(name=t.name("quota_watch"), minimum_interval_seconds=interval_seconds,
-               default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys=t.resource_keys("precoro", "alerts"),
+               default_status=t.sensor_status(True), required_resource_keys=t.resource_keys("precoro", "alerts"),
                description=f"Evaluates the check quota_left on {t.key('api').to_user_string()} (no request) and "
                            f"posts to the alert URL when less than {LOW_SHARE:.0%} of the day's requests are left.")
     def precoro_quota_watch(context: dg.SensorEvaluationContext):
@@ -121,14 +121,14 @@ def build_run_failure_alerts(t: PrecoroTranslator, alerts: AlertResource, jobs: 
     def ours(context: dg.RunFailureSensorContext) -> bool:
         """In the bundled location every run; a company's: its jobs', and runs of its assets (launched from the UI:
         their asset selection, or their failed steps, name its keys)."""
-        if t == DEFAULT:
+        if t.bundled:
             return True
         run, prefix = context.dagster_run, list(t.key_prefix)
         return (run.job_name in jobs or any(key.path[:len(prefix)] == prefix for key in run.asset_selection or ())
                 or any((event.step_key or "").startswith("__".join(prefix) + "__")
                        for event in context.get_step_failure_events()))
 
-    @dg.run_failure_sensor(name=t.name("run_failure_alerts"), default_status=dg.DefaultSensorStatus.RUNNING,
+    @dg.run_failure_sensor(name=t.name("run_failure_alerts"), default_status=t.sensor_status(True),
                            description="Posts each failed run of this company's jobs and assets to the alert URL "
                                        "(PRECORO_ALERT_URL; unset: none), once it will not be retried.")
     def precoro_run_failure_alerts(context: dg.RunFailureSensorContext) -> None:

@@ -94,7 +94,7 @@ def build_change_sensor(partitions: dg.DailyPartitionsDefinition, first_day: dat
         required_resource_keys=t.resource_keys("precoro", "warehouse"),
         job=job,
         minimum_interval_seconds=interval_seconds,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=t.sensor_status(False),
         description="Lists documents changed in Precoro (modifiedSince) and re-materializes exactly the "
         "partitions (days of createDate) they belong to, all in one run. Costs "
         f"{sum(1 + len(e.also_list) for e in documents)} list request(s) per tick: one per selected document type "

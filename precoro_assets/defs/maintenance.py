@@ -18,14 +18,14 @@ def build_maintenance(t: PrecoroTranslator) -> tuple[dg.JobDefinition, dg.Schedu
         warehouse.open().maintain(older_than_days=7)
         context.log.info("warehouse files merged; snapshots older than 7 days expired")
 
-    @dg.job(name=t.name("warehouse_maintenance"),
+    @dg.job(name=t.name("warehouse_maintenance"), executor_def=dg.in_process_executor,
             description="Daily DuckLake upkeep: every commit adds files; this merges them (no Precoro requests).")
     def warehouse_maintenance():
         maintain_warehouse()
 
     schedule = dg.ScheduleDefinition(
         name=t.name("warehouse_maintenance_daily"), job=warehouse_maintenance, cron_schedule="30 3 * * *",
-        default_status=dg.DefaultScheduleStatus.RUNNING)
+        default_status=t.schedule_status(True))
     return warehouse_maintenance, schedule
 
 
@@ -48,5 +48,5 @@ def document_freshness(documents: list[dg.AssetsDefinition], timezone: str,
         assets=documents, deadline_cron=DOCUMENTS_DEADLINE_CRON, timezone=timezone,
         severity=dg.AssetCheckSeverity.WARN))
     sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=checks, name=t.name("documents_freshness"), default_status=dg.DefaultSensorStatus.RUNNING)
+        freshness_checks=checks, name=t.name("documents_freshness"), default_status=t.sensor_status(True))
     return checks, sensor

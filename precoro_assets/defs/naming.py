@@ -7,7 +7,8 @@ prefix. The defaults are the names the bundled code location has always used (`p
 `precoro_documents`, job `precoro_documents`, resource `warehouse`).
 
 As dagster-dlt's and dagster-fivetran's translators, `get_asset_spec(entity)` is the one place to override an
-entity asset's key, group, tags, owners or automation condition; the other names follow the prefixes.
+entity asset's key, group, tags, owners or automation condition; the other names follow the prefixes. `sensors`
+says whether the sensors and schedules start running: each as documented (None), all (True) or none (False).
 """
 
 from __future__ import annotations
@@ -33,11 +34,30 @@ class PrecoroTranslator:
 
     key_prefix: the first parts of every asset key (`("acme", "precoro")` gives `acme/precoro/invoices`).
     name_prefix: groups, jobs, schedules, sensors and the API pool are `<name_prefix>_<what>`.
-    resource_prefix: resource keys are `<resource_prefix><what>` (`acme_` gives `acme_warehouse`)."""
+    resource_prefix: resource keys are `<resource_prefix><what>` (`acme_` gives `acme_warehouse`).
+    sensors: None: each sensor and schedule starts as documented (docs/operations.md); True: all start running;
+    False: all start stopped, for a team that launches the jobs itself (someone may still start one in the UI)."""
 
     key_prefix: Sequence[str] = ("precoro",)
     name_prefix: str = DEFAULT_NAME_PREFIX
     resource_prefix: str = ""
+    sensors: bool | None = None
+
+    @property
+    def bundled(self) -> bool:
+        """Names as the bundled code location's (one company, the whole location)."""
+        return (tuple(self.key_prefix) == ("precoro",) and self.name_prefix == DEFAULT_NAME_PREFIX
+                and self.resource_prefix == "")
+
+    def sensor_status(self, running: bool) -> dg.DefaultSensorStatus:
+        """How a sensor starts: `running` as documented, unless `sensors` says for all."""
+        on = running if self.sensors is None else self.sensors
+        return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+
+    def schedule_status(self, running: bool) -> dg.DefaultScheduleStatus:
+        """How a schedule starts: `running` as documented, unless `sensors` says for all."""
+        on = running if self.sensors is None else self.sensors
+        return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
 
     def key(self, name: str) -> dg.AssetKey:
         """The asset key of one of our assets that is not an entity's (`api`, `analyst_views`, ...)."""

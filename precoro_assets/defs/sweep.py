@@ -25,7 +25,7 @@ def build_deletion_sweep(partitions: dg.DailyPartitionsDefinition, first_day: da
 
     @dg.schedule(
         name=t.name("deletion_sweep"), job=job, cron_schedule="45 4 * * *", execution_timezone=partitions.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=t.schedule_status(True),
         description=f"Lists the last {days} days of each document type synced so far again, in one run, and removes "
                     "what Precoro deleted (nothing else reports a deletion). About one request per document type a "
                     "day (PRECORO_SWEEP_DAYS; 0 turns it off).",

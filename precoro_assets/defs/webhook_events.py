@@ -116,7 +116,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
         required_resource_keys=t.resource_keys("precoro", "warehouse"),
         jobs=[job for job in (documents_job, reference_job) if job is not None],
         minimum_interval_seconds=15,
-        default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
+        default_status=t.sensor_status(enabled),
         description="Turns the webhook events `precoro-assets webhooks` recorded into one run for the changed "
         "documents (their details only, no list request) and a sync of changed reference data. Spends no "
         "request itself.",

@@ -81,7 +81,7 @@ def build_writeback(t: PrecoroTranslator, interval_seconds: int = 60
         context.add_output_metadata(metadata)
         return {"send": send, "reports": [vars(r) for r in reports]}
 
-    @dg.job(name=t.name("writeback"), tags={"precoro/writes": "true"},
+    @dg.job(name=t.name("writeback"), executor_def=dg.in_process_executor, tags={"precoro/writes": "true"},
             description="Write reconciliation results back to Precoro: payments, externalId links, "
             "externalIntegrationLog errors, exports to the accounting side; and the catalogue sync's suppliers, "
             "items, taxes and custom field options. Dry run unless send is on.")
@@ -94,7 +94,7 @@ def build_writeback(t: PrecoroTranslator, interval_seconds: int = 60
         name=t.name("writeback"),
         required_resource_keys=t.resource_keys("outbox"),
         minimum_interval_seconds=interval_seconds,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=t.sensor_status(False),
         description=f"After a reconciliation that left pending write-backs, launches {t.name('writeback')} once "
                     "for that batch (a dry run unless sending is on).",
     )

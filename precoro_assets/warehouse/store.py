@@ -110,7 +110,7 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote_literal(text: str) -> str:
+def quote_literal(text: str) -> str:
     """Quote a string for the few statements that take no parameters (COMMENT ON, LOAD, ATTACH)."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -175,19 +175,20 @@ class Warehouse:
     def extension_files(self) -> list[Path]:
         return extension_files(self.database_url is not None, self.remote_data_path is not None)
 
-    def attach_sql(self, *, read_only: bool, catalog_path: Path | None = None) -> str:
+    def attach_sql(self, *, read_only: bool, catalog_path: Path | None = None, alias: str = CATALOG_ALIAS) -> str:
         """The ATTACH statement; the data path is always given so a moved warehouse directory still works. A
-        PostgreSQL catalog is reached through the `precoro_catalog` secret (no password in this text)."""
-        options = [f"DATA_PATH {_quote_literal(self.data_location)}", "OVERRIDE_DATA_PATH TRUE"]
+        PostgreSQL catalog is reached through the `precoro_catalog` secret (no password in this text). `alias`:
+        the catalog's name in the session (a company's, when several are attached: warehouse/companies.py)."""
+        options = [f"DATA_PATH {quote_literal(self.data_location)}", "OVERRIDE_DATA_PATH TRUE"]
         if self.database_url is not None:
             options.append(f"METADATA_PARAMETERS MAP {{'TYPE': 'postgres', 'SECRET': '{remote.CATALOG_SECRET}'}}")
-            target = _quote_literal(f"ducklake:dbname={remote.catalog_parts(self.database_url)['DATABASE']}")
+            target = quote_literal(f"ducklake:dbname={remote.catalog_parts(self.database_url)['DATABASE']}")
         else:
             options += ["META_JOURNAL_MODE 'WAL'", f"META_BUSY_TIMEOUT {META_BUSY_TIMEOUT_MS}"]
-            target = _quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
+            target = quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
         if read_only:
             options.append("READ_ONLY")
-        return f"ATTACH {target} AS {CATALOG_ALIAS} ({', '.join(options)})"
+        return f"ATTACH {target} AS {alias if alias == CATALOG_ALIAS else quote_ident(alias)} ({', '.join(options)})"
 
     def _create_secrets(self, con: duckdb.DuckDBPyConnection) -> None:
         """The catalog's and the bucket's credentials, as secrets of this connection only. A failure is reported
@@ -207,7 +208,7 @@ class Warehouse:
         con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
         try:
             for path in self.extension_files():
-                con.execute(f"LOAD {_quote_literal(str(path))}")
+                con.execute(f"LOAD {quote_literal(str(path))}")
             con.execute("SET TimeZone = 'UTC'")
             self._create_secrets(con)
             con.execute(self.attach_sql(read_only=read_only, catalog_path=catalog_path))
@@ -543,9 +544,9 @@ class Warehouse:
         target = _table_ref(table)
 
         def fn(con: duckdb.DuckDBPyConnection) -> None:
-            con.execute(f"COMMENT ON TABLE {target} IS {_quote_literal(table_description)}")
+            con.execute(f"COMMENT ON TABLE {target} IS {quote_literal(table_description)}")
             for column, text in (column_descriptions or {}).items():
-                con.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {_quote_literal(text)}")
+                con.execute(f"COMMENT ON COLUMN {target}.{quote_ident(column)} IS {quote_literal(text)}")
 
         self.write(fn, what=f"describe {table}")
 
@@ -559,7 +560,7 @@ class Warehouse:
 
         def fn(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE OR REPLACE VIEW {target} AS {sql}")
-            con.execute(f"COMMENT ON VIEW {target} IS {_quote_literal(description)}")
+            con.execute(f"COMMENT ON VIEW {target} IS {quote_literal(description)}")
 
         self.write(fn, what=f"view {name}")
 
@@ -593,7 +594,7 @@ class Warehouse:
         """The SQL an analyst pastes into the duckdb CLI (1.5.5) or ``duckdb.connect().execute(...)``. A catalog in
         PostgreSQL or files in object storage need secrets: the password and keys are placeholders unless
         `credentials` (for a program of ours that runs with the same settings)."""
-        loads = "\n".join(f"LOAD {_quote_literal(str(path))};" for path in self.extension_files())
+        loads = "\n".join(f"LOAD {quote_literal(str(path))};" for path in self.extension_files())
         secrets = "".join(f"{statement};\n" for statement in remote.analyst_secrets(
             self.database_url, self.object_storage, reveal=credentials))
         extensions = ["postgres" if self.database_url is not None else "sqlite",

@@ -150,8 +150,9 @@ def make_project(root: Path, wheel: Path, companies: list[Company]) -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "procurement.pth").write_text(f"{root / 'src'}\n")
     (site / "zz_dependencies.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")  # after the venv's own
+    # forced: pip would take the checkout for an installed precoro-assets when PYTHONPATH names it
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-                    "--no-index", str(wheel)], check=True, capture_output=True, timeout=300)
+                    "--no-index", "--force-reinstall", str(wheel)], check=True, capture_output=True, timeout=300)
     return python
 
 
@@ -221,6 +222,16 @@ def test_two_companies_declared_in_yaml_fill_their_own_warehouses_in_a_project_o
                         if BY_NAME[name].fetch_detail)
         assert len(details) == documents, company.name  # one detail per document, nothing more
     acme, globex = companies
+    # an analyst compares the companies: every company's invoices, by company, in one query
+    queried = run([str(root / ".venv" / "bin" / "precoro-assets"), "sql", "--format", "json",
+                   "--company", f"acme={acme.home}", "--company", f"globex={globex.home}",
+                   "SELECT company, count(*) AS n FROM companies.invoices GROUP BY 1 ORDER BY 1"], root, companies, log)
+    assert json.loads(queried.stdout) == [{"company": c.name, "n": len(c.export(BY_NAME["invoices"].path))}
+                                          for c in companies]
+    only_globex = run([str(root / ".venv" / "bin" / "precoro-assets"), "sql", "--format", "json",
+                       "--company", f"acme={acme.home}", "--company", f"globex={globex.home}",
+                       "SELECT DISTINCT company FROM companies.items"], root, companies, log)
+    assert json.loads(only_globex.stdout) == [{"company": "globex"}]  # acme does not sync items
     assert companies[0].token != companies[1].token
     for company in companies:  # neither token in any state, log, table or Dagster's event log
         token = company.token

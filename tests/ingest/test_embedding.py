@@ -4,6 +4,7 @@ company synced under its own names lands in its warehouse exactly as Precoro hol
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 import dagster as dg
 import pytest
 
-from precoro_assets import PrecoroTranslator, build_definitions
+from precoro_assets import PrecoroTranslator, build_definitions, load_settings
 from precoro_assets.catalogue import ENTITIES
 from tests.ingest.environment import make_env
 from tests.ingest.truth import differences
@@ -113,3 +114,23 @@ def _ours() -> set[str]:
     return {entity.name for entity in ENTITIES} | {
         "api", "ledger_folder", "analyst_views", "ledger_payments", "ledger_bills", "reconciliation_invoices",
         "reconciliation_ledger", "writeback_outbox", "catalogue_sync_plan"}
+
+
+@pytest.mark.parametrize("sensors", [None, True, False])
+def test_sensors_and_schedules_start_as_the_company_says(tmp_path, monkeypatch, sensors):
+    """None: each as documented (the change and write-back sensors stopped, the alerts running); True or False:
+    every one of the company's sensors and schedules starts so."""
+    monkeypatch.setenv("ACME_TOKEN", "acme-token")
+    config = load_settings("ACME_TOKEN", PRECORO_HOME=str(tmp_path / "acme"), PRECORO_BASE_URL="http://127.0.0.1:9")
+    defs = build_definitions(config, dataclasses.replace(ACME, sensors=sensors))
+    repository = defs.get_repository_def()
+    running = {definition.name: definition.default_status == dg.DefaultSensorStatus.RUNNING
+               for definition in repository.sensor_defs}
+    running |= {definition.name: definition.default_status == dg.DefaultScheduleStatus.RUNNING
+                for definition in repository.schedule_defs}
+    assert len(running) >= 10
+    if sensors is None:
+        assert not running["acme_changes"] and not running["acme_writeback"]
+        assert running["acme_run_failure_alerts"] and running["acme_reference_every_6h"]
+    else:
+        assert set(running.values()) == {sensors}, running

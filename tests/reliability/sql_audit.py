@@ -18,7 +18,7 @@ SQL_METHODS = {"execute", "executemany", "sql", "query", "create_or_replace_view
 SQL_FUNCTIONS = {"one_row"}
 # Helpers that turn our own names/text into quoted SQL (tables.ident/qualified/sql_text, store.quote_ident/...),
 # or make a value harmless (int()).
-HELPERS = {"ident", "qualified", "quote_ident", "sql_text", "_quote_literal", "_table_ref", "_check_type", "int",
+HELPERS = {"ident", "qualified", "quote_ident", "sql_text", "quote_literal", "_table_ref", "_check_type", "int",
            "attach_sql"}
 
 # (file relative to the package, expression as written) -> why it is safe.

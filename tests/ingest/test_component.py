@@ -1,0 +1,69 @@
+"""PrecoroComponent as a `dg` project's defs.yaml declares it: each company its own home and request budget unless
+two companies say they share one, its sensors as the YAML says, and a secret only ever by its variable's name.
+(tests/deployment/test_dg_project.py runs the component in a real project against the simulator.)"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from precoro_assets import PrecoroComponent
+
+
+def company(name: str, extra: str = "", token: str | None = None) -> dg.Definitions:
+    token = token or f"{{{{ env.{name.upper()}_TOKEN }}}}"
+    component = PrecoroComponent.resolve_from_yaml(f"""
+company: {name}
+api_token: "{token}"
+email: "{{{{ env.{name.upper()}_EMAIL }}}}"
+base_url: http://127.0.0.1:9
+{extra}
+""")
+    return component.build_defs(dg.ComponentTree.for_test().load_context)
+
+
+@pytest.fixture(autouse=True)
+def tokens(monkeypatch):
+    for name in ("ACME", "GLOBEX"):
+        monkeypatch.setenv(f"{name}_TOKEN", f"{name.lower()}-token")
+        monkeypatch.setenv(f"{name}_EMAIL", f"ap@{name.lower()}.example")
+
+
+def test_each_company_has_its_own_request_budget_under_its_home(tmp_path):
+    acme = company("acme", f"home: {tmp_path / 'acme'}")
+    globex = company("globex", f"home: {tmp_path / 'globex'}")
+    assert acme.resources["acme_precoro"].state_dir == str(tmp_path / "acme" / "state" / "quota")
+    assert globex.resources["globex_precoro"].state_dir == str(tmp_path / "globex" / "state" / "quota")
+
+
+def test_two_companies_of_one_precoro_user_may_share_one_request_budget(tmp_path):
+    shared = tmp_path / "one-user"
+    acme = company("acme", f"home: {tmp_path / 'acme'}\nbudget_dir: {shared}")
+    globex = company("globex", f"home: {tmp_path / 'globex'}\nbudget_dir: {shared}")
+    assert acme.resources["acme_precoro"].state_dir == globex.resources["globex_precoro"].state_dir == str(shared)
+    # the rest of their state stays apart
+    assert acme.resources["acme_outbox"].path != globex.resources["globex_outbox"].path
+    assert acme.resources["acme_warehouse"].location == str(tmp_path / "acme" / "warehouse")
+
+
+@pytest.mark.parametrize("sensors", ["true", "false"])
+def test_the_yaml_turns_every_sensor_and_schedule_on_or_off(tmp_path, sensors):
+    repository = company("acme", f"home: {tmp_path}\nsensors: {sensors}").get_repository_def()
+    statuses = {str(definition.default_status.value) for definition in
+                (*repository.sensor_defs, *repository.schedule_defs)}
+    assert statuses == {"RUNNING" if sensors == "true" else "STOPPED"}
+
+
+def test_a_token_written_out_is_refused_and_never_repeated(tmp_path):
+    with pytest.raises(ValueError) as refused:
+        company("acme", f"home: {tmp_path}", token="s3cr3t-token-value")
+    assert "{{ env.NAME }}" in str(refused.value) and "s3cr3t" not in str(refused.value)
+
+
+def test_a_project_keeps_its_own_executor_and_the_companys_jobs_run_in_one_process(tmp_path):
+    acme = company("acme", f"home: {tmp_path}")
+    project = dg.Definitions.merge(acme, dg.Definitions(executor=dg.multiprocess_executor))
+    repository = project.get_repository_def()
+    jobs = [job for job in repository.get_all_jobs() if job.name.startswith("acme_")]
+    assert len(jobs) >= 5 and {job.executor_def.name for job in jobs} == {dg.in_process_executor.name}
+    assert repository.get_job("__ASSET_JOB").executor_def.name == dg.multiprocess_executor.name
