@@ -160,8 +160,11 @@ class RateLimiter:
                 state.last_armed = (url_key, previous_same_get)
                 state.last_get[url_key] = max(now, previous_same_get or now)
             return None
-        # refused (by a rule or by the block), it still counts: the windows it fills must have passed by its retry time
-        rejections += fills
+        # refused (by a rule or by the block), it still counts: the windows it fills must have passed by its retry time;
+        # the 429 names the rule that refused it, if one did (as Precoro's would), with the later time
+        refusing = max(rejections, key=lambda r: r.retry_at) if rejections else None
+        rejections += [Rejection(refusing.limit_type, refusing.limit, fill.retry_at) if refusing else fill
+                       for fill in fills]
         if blocked is not None:
             # after a 429 every request fails until the window passes; this one still counts (in the
             # per-second window at least), so its answer may have to name a later time than the block's

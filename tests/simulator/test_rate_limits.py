@@ -400,13 +400,13 @@ def test_a_request_refused_while_it_fills_a_longer_window_gets_a_retry_time_afte
     limiter but is the minute's fifth. A retry counts itself, so it is the sixth until the one at 0 has left the
     minute: its retry time is 60, not 4.5. And refused by the minute limiter itself (a sixth), the retry waits for
     all but four of the arrivals so far, the refused one included, to leave the minute."""
-    from precoro_sim.simulator.limits import MINUTE_LIMITER, Limits, RateLimiter
+    from precoro_sim.simulator.limits import MINUTE_LIMITER, SECOND_LIMITER, Limits, RateLimiter
 
     limiter = RateLimiter(Limits(per_minute=5))
     for second in range(4):
         assert limiter.admit("token", "POST", "/invoices", now=float(second)) is None
     refused = limiter.admit("token", "POST", "/invoices", now=3.5)
-    assert refused is not None and refused.retry_at == 60.0 and refused.limit_type == MINUTE_LIMITER
+    assert refused is not None and refused.retry_at == 60.0 and refused.limit_type == SECOND_LIMITER  # the rule that refused
     assert limiter.admit("token", "POST", "/invoices", now=refused.retry_at) is None
 
     limiter = RateLimiter(Limits(per_minute=5))
