@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
@@ -63,11 +64,30 @@ def _dagster_home(config: StateSettings) -> Path:
     dagster_home = config.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        _create_storage(dagster_home)
-        shutil.copy(DAGSTER_YAML, dagster_home / "dagster.yaml.new")  # whole or absent to whoever looks
-        os.replace(dagster_home / "dagster.yaml.new", dagster_home / "dagster.yaml")
+        # Two processes starting at once on a fresh home (two commands, the UI and the daemon) would both create the
+        # storage, the race `_create_storage` exists to avoid: one creates it while the others wait for the lock (an
+        # OS lock, released if its holder dies), then find dagster.yaml there.
+        from filelock import FileLock
+
+        with FileLock(dagster_home / ".dagster.yaml.lock"):
+            if not (dagster_home / "dagster.yaml").exists():
+                _create_storage(dagster_home)
+                _write_atomically(DAGSTER_YAML, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
+
+
+def _write_atomically(source: Path, target: Path) -> None:
+    """Copy `source` to `target`, whole or absent to whoever looks: through a temporary file of a name of its own
+    in the same directory (a name shared with another writer could be replaced or removed under this one)."""
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new")
+    os.close(fd)
+    try:
+        shutil.copy(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _create_storage(dagster_home: Path) -> None:

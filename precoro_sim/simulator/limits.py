@@ -132,19 +132,26 @@ class RateLimiter:
         self._forget_old(state, now)
 
         blocked = state.blocked if state.blocked is not None and now < state.blocked.retry_at else None
-        rejections = []
+        # `rejections`: the rules that refuse this request. `fills`: windows it passes but fills up, so that the same
+        # request sent again would be refused by them: if it is refused anyway, its retry time must cover them too.
+        rejections: list[Rejection] = []
+        fills: list[Rejection] = []
         for limit_type, window, allowed in self.limits.windows():
             if limit_type == SECOND_LIMITER:
                 too_close = ((previous is not None and now - previous < window)
                              or (following is not None and following - now < window))
-                if too_close:
-                    rejections.append(Rejection(limit_type, allowed, max(now, following or now) + window))
-                elif blocked is not None:  # refused by the block, it still fills its second: the retry covers it
-                    rejections.append(Rejection(limit_type, allowed, now + window))
-            elif self._in_window(state, now, window) > allowed:
-                # the next request passes once all but `allowed - 1` requests have left the window
-                oldest_that_must_leave = state.arrivals[len(state.arrivals) - allowed]
-                rejections.append(Rejection(limit_type, allowed, oldest_that_must_leave + window))
+                # a request passes a window's length after the latest arrival (this one, or one that reached
+                # the limiter before it though it arrived later); nothing arrives in between if the client waits
+                passes_at = state.arrivals[-1] + window
+                (rejections if too_close else fills).append(Rejection(limit_type, allowed, passes_at))
+                continue
+            in_window = self._in_window(state, now, window)  # this request included
+            if in_window >= allowed:
+                # A request sent at T counts itself too, so it passes once at most `allowed - 1` of the arrivals so far
+                # (this one included) are in (T - window, T]: once arrivals[-allowed] has left. This one is refused
+                # only past `allowed` (> allowed); at exactly `allowed` it passes but a retry of it would not.
+                passes_at = state.arrivals[len(state.arrivals) - allowed] + window
+                (rejections if in_window > allowed else fills).append(Rejection(limit_type, allowed, passes_at))
         identical_window = self.limits.identical_get_seconds / self.limits.scale
         if previous_same_get is not None and abs(now - previous_same_get) < identical_window:
             rejections.append(Rejection(IDENTICAL_GET_LIMITER, 1, previous_same_get + identical_window))
@@ -153,6 +160,11 @@ class RateLimiter:
                 state.last_armed = (url_key, previous_same_get)
                 state.last_get[url_key] = max(now, previous_same_get or now)
             return None
+        # refused (by a rule or by the block), it still counts: the windows it fills must have passed by its retry time;
+        # the 429 names the rule that refused it, if one did (as Precoro's would), with the later time
+        refusing = max(rejections, key=lambda r: r.retry_at) if rejections else None
+        rejections += [Rejection(refusing.limit_type, refusing.limit, fill.retry_at) if refusing else fill
+                       for fill in fills]
         if blocked is not None:
             # after a 429 every request fails until the window passes; this one still counts (in the
             # per-second window at least), so its answer may have to name a later time than the block's

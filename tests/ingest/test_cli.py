@@ -279,3 +279,49 @@ def test_the_summary_of_a_run_over_several_days_adds_up_each_days_counts():
     assert summary["detail requests"] == 5 and summary["rows in the run's days"] == 7  # the run's own, once
     one_day = {"dagster/row_count": 3, "listed by Precoro": 3, "new": 3}
     assert _run_metadata([one_day]) == one_day and _run_metadata([]) == {}
+
+
+@pytest.mark.e2e
+def test_commands_started_at_once_on_a_fresh_home_create_one_dagster_instance_that_opens(tmp_path: Path):
+    """Three processes open a fresh PRECORO_HOME's Dagster instance at the same moment (as two commands, or the UI
+    and the daemon, do): one creates its storage and dagster.yaml while the others wait, so all succeed and the
+    instance then opens, with no "more than one head" from storage stamped twice and no temporary file left."""
+    opener = (
+        "import sys, time, pathlib\n"
+        "import dagster\n"  # imported before the start line, so that the three reach the home at once
+        "from precoro_assets.cli import _dagster_home\n"
+        "from precoro_assets.settings import load_state\n"
+        "config = load_state()\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
+        "while not pathlib.Path(sys.argv[2]).exists():\n"
+        "    time.sleep(0.001)\n"
+        "print(_dagster_home(config))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_"))}
+    env["PRECORO_HOME"] = str(tmp_path / "var")
+    go = tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", opener, str(tmp_path / f"ready{n}"), str(go)], env=env,
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready{n}").exists() for n in range(3)):
+            assert all(p.poll() is None for p in processes), [p.communicate()[1][-2000:] for p in processes]
+            assert time.monotonic() < deadline, "(the premise: the three processes start)"
+            time.sleep(0.01)
+        go.touch()
+        outcomes = [(p.wait(timeout=60), *p.communicate()) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+
+    home = tmp_path / "var" / "dagster"
+    assert [code for code, _, _ in outcomes] == [0, 0, 0], [err[-2000:] for _, _, err in outcomes]
+    assert {out.strip() for _, out, _ in outcomes} == {str(home)}
+    assert (home / "dagster.yaml").read_text() == DAGSTER_YAML.read_text()
+    assert not list(home.glob("*.new")), "no temporary copy of dagster.yaml is left"
+    for _ in range(2):  # a later start opens it too
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert instance.get_runs() == []
+            instance.event_log_storage.get_concurrency_info("precoro_api")

@@ -380,3 +380,70 @@ def test_a_request_refused_by_a_block_still_fills_its_second_so_its_retry_time_c
     late = limiter.admit("token", "GET", "/taxes?page=3", now=0.96)
     assert late is not None and late.retry_at >= 0.96 + 0.1
     assert limiter.admit("token", "GET", "/taxes?page=3", now=late.retry_at) is None
+
+
+def test_a_get_refused_by_the_identical_get_rule_alone_still_fills_its_second_so_its_retry_time_covers_it():
+    """A clock run by hand (identical-GET window 6 s, a second 0.1 s): the same GET at 0 and at 5.95 is refused by
+    the identical-GET rule alone (no block, more than a second after the request before it), its minute ending at
+    6.0. But the refused GET fills [5.95, 6.05): a retry at 6.0 would be refused again by the second limiter."""
+    from precoro_sim.simulator.limits import Limits, RateLimiter
+
+    limiter = RateLimiter(Limits.parse("scaled:10"))
+    assert limiter.admit("token", "GET", "/taxes?page=1", now=0.0) is None
+    refused = limiter.admit("token", "GET", "/taxes?page=1", now=5.95)
+    assert refused is not None and refused.retry_at >= 5.95 + 0.1
+    assert limiter.admit("token", "GET", "/taxes?page=1", now=refused.retry_at) is None
+
+
+def test_a_request_refused_while_it_fills_a_longer_window_gets_a_retry_time_after_that_window_has_room():
+    """A clock run by hand, 5 a minute: four requests pass at 0, 1, 2 and 3, a fifth at 3.5 is refused by the second
+    limiter but is the minute's fifth. A retry counts itself, so it is the sixth until the one at 0 has left the
+    minute: its retry time is 60, not 4.5. And refused by the minute limiter itself (a sixth), the retry waits for
+    all but four of the arrivals so far, the refused one included, to leave the minute."""
+    from precoro_sim.simulator.limits import MINUTE_LIMITER, SECOND_LIMITER, Limits, RateLimiter
+
+    limiter = RateLimiter(Limits(per_minute=5))
+    for second in range(4):
+        assert limiter.admit("token", "POST", "/invoices", now=float(second)) is None
+    refused = limiter.admit("token", "POST", "/invoices", now=3.5)
+    assert refused is not None and refused.retry_at == 60.0 and refused.limit_type == SECOND_LIMITER  # the rule that refused
+    assert limiter.admit("token", "POST", "/invoices", now=refused.retry_at) is None
+
+    limiter = RateLimiter(Limits(per_minute=5))
+    for second in range(5):
+        assert limiter.admit("token", "POST", "/invoices", now=float(second)) is None
+    sixth = limiter.admit("token", "POST", "/invoices", now=5.0)
+    assert sixth is not None and sixth.limit_type == MINUTE_LIMITER and sixth.retry_at == 61.0  # 0 and 1 have left
+    assert limiter.admit("token", "POST", "/invoices", now=sixth.retry_at) is None
+
+
+def test_after_any_429_the_refused_request_sent_again_exactly_at_its_retry_time_passes():
+    """The contract of a retry time, over seeded random request patterns on a hand-run clock (small limits, so
+    that every window refuses now and then; a few requests reach the limiter slightly out of order): after every
+    429, the refused request sent again at its retry time, with nothing else in between, passes."""
+    import copy
+    import random
+
+    from precoro_sim.simulator.limits import Limits, RateLimiter
+
+    rng = random.Random(19)
+    limits = Limits(scale=10, identical_get_seconds=30, per_minute=5, per_hour=9, per_day=14)
+    refusals = Counter[str]()
+    for _ in range(400):
+        limiter = RateLimiter(limits)
+        now = rng.uniform(0, 5)
+        for _ in range(rng.randint(5, 40)):
+            method = rng.choice(["GET", "GET", "GET", "POST"])
+            url = f"/taxes?page={rng.randint(1, 3)}"
+            sent_at = now - rng.uniform(0, 0.1) if rng.random() < 0.1 else now  # reached the limiter late
+            refused = limiter.admit("token", method, url, now=sent_at)
+            if refused is not None:
+                refusals[refused.limit_type] += 1
+                retried = copy.deepcopy(limiter)
+                again = retried.admit("token", method, url, now=refused.retry_at)
+                assert again is None, (method, url, sent_at, refused, again)
+                if rng.random() < 0.3:  # sometimes the client does retry then, and carries on from there
+                    limiter, now = retried, refused.retry_at
+            now += rng.choice([0.0, 0.05, 0.1, 0.3, 1.0, 3.0, 10.0, 400.0]) * rng.random()
+    assert set(refusals) >= {"Second limiter", "Route based limiter by minute", "Minute limiter",
+                             "Hourly limiter", "Daily limiter"}, refusals
