@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -381,20 +382,26 @@ def sql(query: str, fmt: str, companies: tuple[str, ...]) -> None:
             click.echo(shown.to_string(index=False) if len(frame) else "(no rows)")
 
 
+def _companies(given: tuple[str, ...]) -> dict[str, str]:
+    """`--company acme=var/precoro/acme --company globex=...`: each company's name and home."""
+    places: dict[str, str] = {}
+    for text in given:
+        name, _, home = text.partition("=")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip()) or not home.strip():
+            raise click.BadParameter(f"{text!r}: write NAME=HOME, NAME in lowercase letters, digits and _ (as the "
+                                     "component's company), e.g. acme=var/precoro/acme", param_hint="--company")
+        if name.strip() in places:
+            raise click.BadParameter(f"{name.strip()} is given twice", param_hint="--company")
+        places[name.strip()] = home.strip()
+    return places
+
+
 def _query_companies(query: str, given: tuple[str, ...]):
     """`sql --company acme=var/precoro/acme --company globex=...`: the query on every company's warehouse."""
     from .warehouse import companies
 
-    places: dict[str, str] = {}
-    for text in given:
-        name, _, home = text.partition("=")
-        if not name.strip() or not home.strip():
-            raise click.BadParameter(f"{text!r}: write NAME=HOME, e.g. acme=var/precoro/acme", param_hint="--company")
-        if name.strip() in places:
-            raise click.BadParameter(f"{name.strip()} is given twice", param_hint="--company")
-        places[name.strip()] = home.strip()
     try:
-        con = companies.connect(places)
+        con = companies.connect(_companies(given))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--company") from None
     try:
@@ -562,24 +569,48 @@ def _nothing_to_write_back(config) -> str:
               help="Address to listen on (0.0.0.0 behind your HTTPS proxy, so Precoro can reach it).")
 @click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a connection has to send a whole request; then it is closed (slow or idle clients).")
-def webhooks(port: int, host: str, request_timeout: float) -> None:
+@click.option("--company", "companies", multiple=True, metavar="NAME=HOME",
+              help="Receive for the companies of a project (repeat it): each company's events go to the inbox under "
+                   "its HOME, its secret in NAME_PRECORO_WEBHOOK_SECRET (e.g. ACME_PRECORO_WEBHOOK_SECRET).")
+def webhooks(port: int, host: str, request_timeout: float, companies: tuple[str, ...]) -> None:
     """Receive Precoro's webhooks and record them for the precoro_webhook_events sensor.
 
-    Give Precoro (Settings > Webhooks) the URL https://<your host>/precoro/<PRECORO_WEBHOOK_SECRET>."""
-    from .ingest.webhook_inbox import WebhookInbox, inbox_path, serve
+    Give Precoro (Settings > Webhooks) the URL https://<your host>/precoro/<PRECORO_WEBHOOK_SECRET>; with
+    --company, each company's own URL https://<your host>/precoro/<its secret>."""
+    from . import settings
+    from .ingest.webhook_inbox import Mailbox, WebhookInbox, inbox_path, serve
 
-    config = _settings()
-    secret = config.webhook_secret.get_secret_value()
+    if companies:
+        mailboxes = []
+        for name, home in _companies(companies).items():
+            variable = settings.webhook_secret_variable(name)
+            secret = settings.secret_variable(variable)
+            _check_webhook_secret(secret, variable, name)
+            mailboxes.append(Mailbox(WebhookInbox(inbox_path(settings.company_state_dir(home))), secret, name))
+        if len({mailbox.secret for mailbox in mailboxes}) < len(mailboxes):
+            raise click.ClickException("Two companies have the same webhook secret: give each its own (the URL's "
+                                       "secret is what says whose event it is).")
+    else:
+        config = _settings()
+        secret = config.webhook_secret.get_secret_value()
+        _check_webhook_secret(secret, settings.ENV_WEBHOOK_SECRET)
+        mailboxes = [Mailbox(WebhookInbox(inbox_path(config.state_dir), config.database_url_value), secret)]
+    for mailbox in mailboxes:
+        secret_name = settings.webhook_secret_variable(mailbox.company) if mailbox.company else "PRECORO_WEBHOOK_SECRET"
+        click.echo(f"receiving Precoro's webhooks{f' for {mailbox.company}' if mailbox.company else ''} on "
+                   f"http://{host}:{port}/precoro/<{secret_name}>; events recorded in {mailbox.inbox.path}")
+    serve(mailboxes, host, port, request_timeout)
+
+
+def _check_webhook_secret(secret: str, variable: str, company: str = "") -> None:
     if len(secret) < 16:
         raise click.ClickException(
-            "Set PRECORO_WEBHOOK_SECRET to a random string of at least 16 characters (e.g. the output of "
+            f"Set {variable} to a random string of at least 16 characters (e.g. the output of "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`): Precoro signs nothing, so the secret "
             "in the URL is what keeps strangers' events out. Then give Precoro the URL "
-            "https://<your host>/precoro/<that secret>, and set PRECORO_WEBHOOKS=1 for Dagster.")
-    inbox = WebhookInbox(inbox_path(config.state_dir), config.database_url_value)
-    click.echo(f"receiving Precoro's webhooks on http://{host}:{port}/precoro/<PRECORO_WEBHOOK_SECRET>; "
-               f"events recorded in {inbox.path}")
-    serve(inbox, secret, host, port, request_timeout)
+            "https://<your host>/precoro/<that secret>, and " + (
+                f"webhooks: true in company {company}'s defs.yaml." if company
+                else "set PRECORO_WEBHOOKS=1 for Dagster."))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ reads the variable in each process and shows only its name (a value rendered int
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, field_validator
@@ -90,6 +90,9 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         "user, if Precoro counts that user's limits across them: the same directory for each"))
     owners: list[str] | None = Field(None, description="Who answers for the assets (e-mails or team:names)")
     key_prefix: list[str] | None = Field(None, description="The asset keys' prefix; default [<company>, precoro]")
+    webhooks: bool | None = Field(None, description=(
+        "true: Precoro sends this company's webhooks to `precoro-assets webhooks --company <company>=<home>` (its "
+        "secret in <COMPANY>_PRECORO_WEBHOOK_SECRET), and the webhook sensor turns them into runs"))
     sensors: bool | None = Field(None, description=(
         "true: every sensor and schedule starts running; false: all start stopped (the project launches the jobs "
         "itself); default: each as documented (docs/operations.md)"))
@@ -101,15 +104,22 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
             raise ValueError("'precoro' names the bundled code location's definitions: choose the company's name")
         return company
 
+    # each attribute and the setting (settings.py) it gives
+    ATTRIBUTES: ClassVar[dict[str, str]] = {
+        "base_url": "PRECORO_BASE_URL", "region": "PRECORO_REGION", "timezone": "PRECORO_TIMEZONE",
+        "start_date": "PRECORO_START_DATE", "home": "PRECORO_HOME", "warehouse": "PRECORO_WAREHOUSE",
+        "ledger_dir": "PRECORO_LEDGER_DIR", "budget_dir": "PRECORO_BUDGET_DIR", "entities": "PRECORO_ENTITIES",
+        "owners": "PRECORO_ASSET_OWNERS", "webhooks": "PRECORO_WEBHOOKS"}
+
     def settings_values(self) -> dict[str, str]:
         """The attributes given, as the settings' variables (settings.py): the YAML overrides the environment."""
-        values = {"PRECORO_BASE_URL": self.base_url, "PRECORO_REGION": self.region, "PRECORO_TIMEZONE": self.timezone,
-                  "PRECORO_START_DATE": self.start_date, "PRECORO_HOME": self.home or f"var/precoro/{self.company}",
-                  "PRECORO_WAREHOUSE": self.warehouse,
-                  "PRECORO_LEDGER_DIR": self.ledger_dir, "PRECORO_BUDGET_DIR": self.budget_dir,
-                  "PRECORO_ENTITIES": ",".join(self.entities) if self.entities is not None else None,
-                  "PRECORO_ASSET_OWNERS": ",".join(self.owners) if self.owners is not None else None}
-        return {name: value for name, value in values.items() if value is not None}
+        values: dict[str, str] = {"PRECORO_HOME": f"var/precoro/{self.company}"}
+        for attribute, variable in self.ATTRIBUTES.items():
+            value = getattr(self, attribute)
+            if value is not None:
+                values[variable] = (",".join(value) if isinstance(value, list)
+                                    else ("1" if value else "0") if isinstance(value, bool) else value)
+        return values
 
     def translator(self) -> PrecoroTranslator:
         return PrecoroTranslator(key_prefix=tuple(self.key_prefix or (self.company, "precoro")),
@@ -121,6 +131,13 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
             raise ValueError(f"{' and '.join(written_out)} of company {self.company}: write it as "
                              '"{{ env.NAME }}", NAME the environment variable that holds it. A value written or '
                              "rendered into the YAML would show in Dagster's UI.")
-        config = load(self.api_token, **self.settings_values())
+        try:
+            config = load(self.api_token, email_variable=self.email, **self.settings_values())
+        except ValueError as error:  # name the YAML's attributes, not the variables they stand for
+            message = str(error)
+            for attribute, variable in self.ATTRIBUTES.items():
+                if getattr(self, attribute) is not None:
+                    message = message.replace(variable, f"{attribute}")
+            raise ValueError(f"company {self.company}: {message}") from None
         return build_definitions(config, self.translator(), token_variable=self.api_token,
                                  email_variable=self.email)

@@ -419,20 +419,22 @@ class _Token(BaseSettings):
 
 
 def _token(variable: str) -> str:
-    """The token in the variable `variable` (a company's own, or PRECORO_API_TOKEN), read as every setting is."""
+    """The secret in the variable `variable` (a company's token or e-mail, or PRECORO_API_TOKEN), read as every
+    setting is."""
     model = create_model("_CompanyToken", __base__=_Token,
                          api_token=(SecretStr, _variable(variable, "the API token", SecretStr(""))))
     return model().api_token.get_secret_value()
 
 
-def load(token_variable: str = "PRECORO_API_TOKEN", **values: str) -> Settings:
+def load(token_variable: str = "PRECORO_API_TOKEN", *, email_variable: str | None = None, **values: str) -> Settings:
     """Every setting, for the code location and the commands that talk to Precoro: no token is the error
     MISSING_TOKEN; any wrong value, one ValueError naming every wrong variable.
 
     For one company of several in a project (factory.build_definitions): `values`, by variable name
     (`PRECORO_HOME="/data/acme"`), override the environment (a home given so holds the company's warehouse, state
-    and ledger folder unless they are given too), and the company's token is in `token_variable`. Secrets are not
-    values: they stay in the environment."""
+    and ledger folder unless they are given too), the company's token is in `token_variable` and, when given, its
+    user's e-mail in `email_variable` (checked now, so a project that lacks it fails to load rather than at its first
+    run). Secrets are not values: they stay in the environment."""
     known = {field.validation_alias for field in Settings.model_fields.values()}
     unknown = sorted(name for name in values if name not in known)
     if unknown:
@@ -443,15 +445,33 @@ def load(token_variable: str = "PRECORO_API_TOKEN", **values: str) -> Settings:
                          "given as a value (a company's token: token_variable)")
     if ENV_HOME in values:  # a company's own home: its places are under it, whatever the environment says
         home = Path(values[ENV_HOME])
-        values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(home / "state"),
+        values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(company_state_dir(home)),
                   ENV_LEDGER_DIR: str(home / "ledger"), **values}
         values.setdefault(ENV_BUDGET_DIR, str(Path(values[ENV_STATE_DIR]) / "quota"))
     if not (values.get(token_variable) or _token(token_variable)).strip():
         raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
             f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "
             "token per company)"))
+    if email_variable is not None and not _token(email_variable).strip():
+        raise ValueError(f"{email_variable} is not set: it holds the e-mail of the user whose Precoro API token is in "
+                         f"{token_variable}")
     config: Settings = _read(Settings, values)
     return config
+
+
+def company_state_dir(home: str | Path) -> Path:
+    """A company's state directory (request budget, outbox, webhook inbox) under the home `load` is given."""
+    return Path(home).expanduser().resolve() / "state"
+
+
+def webhook_secret_variable(company: str) -> str:
+    """The variable of a company's webhook secret, for `precoro-assets webhooks --company acme=HOME`."""
+    return f"{company.upper()}_PRECORO_WEBHOOK_SECRET"
+
+
+def secret_variable(name: str) -> str:
+    """The value of a secret's variable (a company's own), read as every setting is; "" when unset."""
+    return _token(name)
 
 
 def load_state() -> StateSettings:

@@ -2,7 +2,8 @@
 before the 200, and the `precoro_webhook_events` sensor turns recorded events into runs (see defs/changes.py).
 
 Precoro signs nothing (its documented body is `{"id", "type", "action", "idn"}`), so the receiver trusts
-little: the URL carries a secret path segment (PRECORO_WEBHOOK_SECRET), bodies over a small limit or of any
+little: the URL carries a secret path segment (PRECORO_WEBHOOK_SECRET; one per company, when one receiver serves
+several: the secret says whose event it is), bodies over a small limit or of any
 other shape are refused with a 4xx and logged, and an event is only a hint: the run re-reads the record.
 
 Starlette and uvicorn serve it: the ASGI pair dagster-webserver already installs.
@@ -13,8 +14,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,15 +121,42 @@ def inbox_path(state_dir: Path | str) -> Path:
     return Path(state_dir) / "webhooks.sqlite"
 
 
-def build_app(inbox: WebhookInbox, secret: str) -> Starlette:
-    """POST /precoro/<secret>: record the event, then 200. Anything else: a 4xx, logged without the secret."""
-    if len(secret) < 16:
-        raise ValueError("PRECORO_WEBHOOK_SECRET must be at least 16 characters (it is all that guards the URL)")
+@dataclass(frozen=True)
+class Mailbox:
+    """Where one company's events go: its inbox, behind the secret of its webhook URL. `company` names it in the
+    log ("" for the bundled location's one company)."""
+
+    inbox: WebhookInbox
+    secret: str = field(repr=False)
+    company: str = ""
+
+
+def build_app(mailboxes: Sequence[Mailbox]) -> Starlette:
+    """POST /precoro/<secret>: record the event in the inbox of the company whose secret it is, then 200. Anything
+    else: a 4xx, logged without the secret. Each company gives Precoro its own URL (Precoro issues a token, and so a
+    webhook, per company)."""
+    if not mailboxes:
+        raise ValueError("no company to receive webhooks for")
+    if any(len(mailbox.secret) < 16 for mailbox in mailboxes):
+        raise ValueError("a webhook secret must be at least 16 characters (it is all that guards the URL)")
+    if len({mailbox.secret for mailbox in mailboxes}) < len(mailboxes):
+        raise ValueError("two companies have the same webhook secret: each needs its own (its URL says whose "
+                         "events they are)")
+
+    def addressee(given: str) -> Mailbox | None:
+        """The company whose secret the URL carries: each secret compared in constant time, all of them."""
+        found = None
+        for mailbox in mailboxes:
+            if hmac.compare_digest(given.encode(), mailbox.secret.encode()):
+                found = mailbox
+        return found
 
     async def receive(request: Request) -> JSONResponse:
-        if not hmac.compare_digest(request.path_params["secret"].encode(), secret.encode()):
+        mailbox = addressee(request.path_params["secret"])
+        if mailbox is None:
             logger.warning("webhook refused: wrong secret in the URL (from %s)", _client(request))
             return JSONResponse({"error": "not found"}, status_code=404)
+        inbox, company = mailbox.inbox, f" for {mailbox.company}" if mailbox.company else ""
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             logger.warning("webhook refused: body of %s bytes (limit %d) from %s", declared, MAX_BODY_BYTES,
@@ -150,7 +179,8 @@ def build_app(inbox: WebhookInbox, secret: str) -> Starlette:
             logger.warning("webhook refused: %s (from %s): %r", error, _client(request), body[:200])
             return JSONResponse({"error": str(error)}, status_code=422)
         seq = inbox.record(kind, action, record_id, idn)
-        logger.info("webhook %d recorded: type %d, %s, id %d, idn %s", seq, kind, ACTIONS[action], record_id, idn)
+        logger.info("webhook %d recorded%s: type %d, %s, id %d, idn %s", seq, company, kind, ACTIONS[action],
+                    record_id, idn)
         return JSONResponse({"recorded": seq})
 
     async def refuse(request: Request) -> JSONResponse:
@@ -171,11 +201,11 @@ REQUEST_TIMEOUT_S = 10.0  # Precoro's event is ~50 bytes: whole within a second 
 KEEP_ALIVE_S = 5  # an idle connection between requests (uvicorn's own timeout)
 
 
-def serve(inbox: WebhookInbox, secret: str, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
+def serve(mailboxes: Sequence[Mailbox], host: str, port: int, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
     import uvicorn
 
     # uvicorn's access log prints each request's path, the secret included: ours logs without it
-    uvicorn.run(build_app(inbox, secret), host=host, port=port, access_log=False, log_level="info",
+    uvicorn.run(build_app(mailboxes), host=host, port=port, access_log=False, log_level="info",
                 http=deadline_protocol(request_timeout), timeout_keep_alive=KEEP_ALIVE_S)
 
 

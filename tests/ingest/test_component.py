@@ -67,3 +67,28 @@ def test_a_project_keeps_its_own_executor_and_the_companys_jobs_run_in_one_proce
     jobs = [job for job in repository.get_all_jobs() if job.name.startswith("acme_")]
     assert len(jobs) >= 5 and {job.executor_def.name for job in jobs} == {dg.in_process_executor.name}
     assert repository.get_job("__ASSET_JOB").executor_def.name == dg.multiprocess_executor.name
+
+
+def test_a_wrong_attribute_is_named_as_the_yaml_names_it(tmp_path):
+    with pytest.raises(ValueError) as refused:
+        company("acme", f"home: {tmp_path}\ntimezone: Mars/Olympus\nstart_date: someday")
+    message = str(refused.value)
+    assert message.startswith("company acme: 2 settings are wrong")
+    assert "timezone" in message and "start_date" in message and "PRECORO_TIMEZONE" not in message
+
+
+def test_a_company_whose_e_mail_variable_is_unset_fails_to_load_saying_which(tmp_path, monkeypatch):
+    monkeypatch.delenv("ACME_EMAIL")
+    with pytest.raises(ValueError, match="ACME_EMAIL is not set: it holds the e-mail of the user whose Precoro API "
+                                         "token is in ACME_TOKEN"):
+        company("acme", f"home: {tmp_path}")
+
+
+def test_webhooks_on_in_the_yaml_start_the_companys_webhook_sensor_and_poll_less(tmp_path):
+    on = company("acme", f"home: {tmp_path}\nwebhooks: true").get_repository_def()
+    off = company("acme", f"home: {tmp_path}").get_repository_def()
+    assert on.get_sensor_def("acme_webhook_events").default_status == dg.DefaultSensorStatus.RUNNING
+    assert off.get_sensor_def("acme_webhook_events").default_status == dg.DefaultSensorStatus.STOPPED
+    # polling becomes the safety net for lost deliveries
+    assert on.get_sensor_def("acme_changes").minimum_interval_seconds > \
+        off.get_sensor_def("acme_changes").minimum_interval_seconds

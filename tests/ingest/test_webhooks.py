@@ -252,3 +252,48 @@ def test_the_share_of_the_quota_for_events_is_a_percentage_and_a_wrong_one_names
         monkeypatch.setenv("PRECORO_WEBHOOK_QUOTA_SHARE", wrong)
         with pytest.raises(ValueError, match="PRECORO_WEBHOOK_QUOTA_SHARE must be a percentage above 0"):
             settings.load()
+
+
+@pytest.mark.e2e
+def test_one_receiver_serves_several_companies_each_event_to_the_inbox_its_secret_names(tmp_path, monkeypatch):
+    """`precoro-assets webhooks --company acme=HOME --company globex=HOME`: each company gives Precoro its own URL
+    (its secret in <NAME>_PRECORO_WEBHOOK_SECRET), and its events land in the inbox its webhook sensor reads (the
+    company's state under its home, as load_settings(PRECORO_HOME=...) places it)."""
+    secrets = {"acme": "acme-secret-0123456789abcdef", "globex": "globex-secret-0123456789abcd"}
+    homes = {name: tmp_path / name for name in secrets}
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "precoro_assets.cli", "webhooks", "--port", str(port),
+         *(option for name in secrets for option in ("--company", f"{name}={homes[name]}"))],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+             **{f"{name.upper()}_PRECORO_WEBHOOK_SECRET": secret for name, secret in secrets.items()}},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_serving(process, port, "the webhook receiver")
+        url = f"http://127.0.0.1:{port}/precoro"
+        assert httpx.post(f"{url}/{secrets['acme']}", json={"id": 1, "type": 3, "action": 1, "idn": 7}).status_code \
+            == 200
+        assert httpx.post(f"{url}/{secrets['globex']}", json={"id": 2, "type": 5, "action": 0, "idn": 9}
+                          ).status_code == 200
+        assert httpx.post(f"{url}/not-a-company-secret-0123", json={"id": 3, "type": 3, "action": 1, "idn": 1}
+                          ).status_code == 404
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    for secret in secrets.values():
+        assert secret not in output  # the log names the variable, never the secret
+    assert f"for acme on http://127.0.0.1:{port}/precoro/<ACME_PRECORO_WEBHOOK_SECRET>" in output
+    for name, event in (("acme", (3, 1, "7")), ("globex", (5, 2, "9"))):
+        monkeypatch.setenv("COMPANY_TOKEN", "x")
+        state = settings.load("COMPANY_TOKEN", PRECORO_HOME=str(homes[name])).state_dir
+        assert [(e.type, e.id, e.idn) for e in WebhookInbox(inbox_path(state)).after(0)] == [event], name
+
+
+@pytest.mark.e2e
+def test_a_company_without_its_webhook_secret_is_told_which_variable_to_set(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "precoro_assets.cli", "webhooks", "--company",
+                           f"acme={tmp_path / 'acme'}"], capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    assert done.returncode != 0 and "Set ACME_PRECORO_WEBHOOK_SECRET to a random string" in done.stderr
+    assert "webhooks: true in company acme's defs.yaml" in done.stderr
