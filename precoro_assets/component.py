@@ -126,6 +126,10 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
                                  name_prefix=self.company, resource_prefix=f"{self.company}_", sensors=self.sensors)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return self.definitions()
+
+    def definitions(self) -> dg.Definitions:
+        """The company's definitions (what `build_defs` returns; it needs nothing of the project's context)."""
         written_out = [name for name in ("api_token", "email") if getattr(self, name) == NOT_A_VARIABLE]
         if written_out:
             raise ValueError(f"{' and '.join(written_out)} of company {self.company}: write it as "

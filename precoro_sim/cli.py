@@ -170,6 +170,9 @@ def reliability(minutes: float, tick_every: float, daemon: bool, sensor_interval
 
 # ---- demo ------------------------------------------------------------------------------------
 
+# the names of `demo --companies N`'s companies, in the simulator's order
+DEMO_COMPANY_NAMES = ("acme", "globex", "initech", "umbrella", "hooli", "soylent", "tyrell", "wonka", "stark")
+
 def _limit_api_pool() -> None:
     """The demo's instance runs one Precoro-bound step at a time (see precoro_assets.defs.ingest.API_POOL_LIMIT)."""
     import dagster as dg
@@ -182,12 +185,21 @@ def _limit_api_pool() -> None:
 
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI on 127.0.0.1.")
-def demo(port: int) -> None:
+@click.option("--companies", type=click.IntRange(1, len(DEMO_COMPANY_NAMES)), default=1, show_default=True,
+              help="Simulated companies, each declared as a project declares it (PrecoroComponent): assets under "
+                   "<company>/precoro/..., state under PRECORO_HOME/companies/<company>.")
+def demo(port: int, companies: int) -> None:
     """Start the simulator and the Dagster UI, ready to launch a backfill."""
     config = product._settings()
     dagster_home = product._dagster_home(config)
-    _limit_api_pool()
     using_simulator = _embedded_in_use()
+    if companies > 1:
+        if not using_simulator:
+            raise click.UsageError("--companies shows the bundled simulator's companies: unset PRECORO_API_TOKEN "
+                                   "(a project of your own companies declares them in YAML: docs/embedding.md)")
+        _demo_companies(port, companies, config, dagster_home)
+        return
+    _limit_api_pool()
     # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -219,13 +231,7 @@ def demo(port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
 
 
 def _demo_webhooks(processes: list) -> bool:
@@ -254,6 +260,137 @@ def _demo_webhooks(processes: list) -> bool:
         return False
     return True
 
+
+def _demo_companies(port: int, count: int, config, dagster_home: Path) -> None:
+    """`demo --companies N`: the simulator serves N companies (one token each); the code location
+    (precoro_sim/demo_companies.py) declares each with a PrecoroComponent, its state under its own home, and one
+    webhook receiver serves them all."""
+    import json
+
+    import dagster as dg
+    import httpx
+
+    from precoro_assets.defs.ingest import API_POOL_LIMIT
+    from precoro_assets.runtime.run_launcher import limit_pool
+
+    from .demo_companies import DEMO_COMPANIES, company_yaml
+    from .demo_ledger import company_from_simulator, demo_ledger_for, write_demo_ledger
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    simulator_url = f"http://127.0.0.1:{embedded.simulator_port()}"
+    processes: list[subprocess.Popen] = []
+    try:
+        if not embedded.port_open(embedded.simulator_port()):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", str(embedded.simulator_port()),
+                 "--seed", str(embedded.SIMULATOR_SEED), "--limits", embedded.simulator_limits(),
+                 "--tick-every", "60", "--companies", str(count)]))
+            _wait_for_port(embedded.simulator_port())
+        served = httpx.get(f"{simulator_url}/_sim/info", timeout=10).json()["companies"]
+        if len(served) < count:
+            raise click.ClickException(f"the simulator on port {embedded.simulator_port()} serves {len(served)} "
+                                       f"companies, not {count}: stop it, or set PRECORO_SIMULATOR_PORT to a free port")
+        environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        environment.setdefault("PRECORO_SENSOR_INTERVAL_SECONDS", str(DEMO_SENSOR_INTERVAL_SECONDS))
+        companies = []
+        for name, identity in zip(DEMO_COMPANY_NAMES, served[:count], strict=False):
+            home = config.home / "companies" / name
+            ledger = home / "ledger"
+            if not (ledger.exists() and any(ledger.iterdir())):
+                records = company_from_simulator(simulator_url, company=identity["number"])
+                write_demo_ledger(demo_ledger_for(records, seed=identity["seed"]), ledger)
+            environment[f"{name.upper()}_PRECORO_TOKEN"] = identity["token"]
+            environment[f"{name.upper()}_PRECORO_EMAIL"] = identity["email"]
+            companies.append({"company": name, "home": str(home), "number": identity["number"], "webhooks": False})
+        receiver = _demo_companies_webhooks(processes, companies, simulator_url)
+        for company in companies:
+            company["webhooks"] = receiver
+        environment[DEMO_COMPANIES] = json.dumps(companies)
+        with dg.DagsterInstance.get() as instance:
+            for company in companies:
+                limit_pool(instance, f"{company['company']}_api", API_POOL_LIMIT)
+        workspace = dagster_home / "companies_workspace.yaml"
+        workspace.write_text("load_from:\n  - python_module: precoro_sim.demo_companies\n")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+            env=environment))
+        first = companies[0]
+        click.echo(DEMO_COMPANIES_GUIDE.format(
+            port=port, count=count, names=", ".join(c["company"] for c in companies), first=first["company"],
+            yaml=company_yaml(first["company"], first["home"], receiver).rstrip().replace("\n", "\n    "),
+            query_companies=" ".join(f"--company {c['company']}={c['home']}" for c in companies),
+            home=config.home, webhooks="on" if receiver else "off (the port was taken)"))
+        processes[-1].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(processes)
+
+
+def _demo_companies_webhooks(processes: list, companies: list[dict], simulator_url: str) -> bool:
+    """One `precoro-assets webhooks --company ...` for every company, each with a fresh secret, and each simulated
+    company sending its webhooks to its own URL; returns whether it could."""
+    import secrets
+
+    import httpx
+
+    port = embedded.webhook_port()
+    if embedded.port_open(port):
+        click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
+        return False
+    from precoro_assets.settings import webhook_secret_variable
+
+    keys = {c["company"]: secrets.token_urlsafe(24) for c in companies}  # the receiver's alone
+    processes.append(subprocess.Popen(
+        [sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(port),
+         *(option for c in companies for option in ("--company", f"{c['company']}={c['home']}"))],
+        env={**os.environ, **{webhook_secret_variable(name): key for name, key in keys.items()}}))
+    _wait_for_port(port)
+    try:
+        for c in companies:
+            httpx.post(f"{simulator_url}/_sim/webhooks", params={"company": c["number"]}, timeout=10,
+                       json={"urls": [f"http://127.0.0.1:{port}/precoro/{keys[c['company']]}"]}).raise_for_status()
+    except httpx.HTTPError as error:
+        click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
+        return False
+    return True
+
+
+def _wait_for_port(port: int) -> None:
+    for _ in range(300):
+        if embedded.port_open(port):
+            return
+        time.sleep(0.1)
+
+
+def _stop(processes: list) -> None:
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+DEMO_COMPANIES_GUIDE = """
+Dagster UI: http://127.0.0.1:{port}   (Ctrl-C stops the UI, the simulator and the webhook receiver)
+
+{count} companies of the simulator ({names}), each declared as a team declares it in its own Dagster project
+(docs/embedding.md), e.g. {first}'s defs.yaml:
+
+    {yaml}
+
+What to click, for each company:
+  1. Jobs -> {first}_reference -> Materialize all
+  2. Jobs -> {first}_documents -> Materialize all... -> pick a date range -> Launch backfill
+  3. Automation: each company's webhook sensor is {webhooks}; "{first}_changes" polls when turned on
+  4. Every company in one query:
+     .venv/bin/precoro-assets sql {query_companies} \\
+       "SELECT company, count(*) AS invoices FROM companies.invoices GROUP BY 1"
+Each company's warehouse and state live in {home}/companies/<company>
+"""
 
 DEMO_SENSOR_INTERVAL_SECONDS = 60  # 5 requests a tick: a quarter of what the 10x-scaled simulator allows an hour
 

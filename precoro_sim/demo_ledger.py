@@ -312,13 +312,15 @@ def write_demo_ledger(ledger: DemoLedger, directory: Path) -> list[Path]:
 RESOURCES = ("invoices", "suppliers", "purchaseorders", "payments")
 
 
-def company_from_simulator(base_url: str, timeout: float = 30.0) -> dict[str, list[dict]]:
-    """The company a running simulator serves, from its control API (ground truth, no quota spent)."""
+def company_from_simulator(base_url: str, timeout: float = 30.0, company: int | None = None) -> dict[str, list[dict]]:
+    """The company a running simulator serves (its company number `company`, when it serves several), from its
+    control API (ground truth, no quota spent)."""
     import httpx
 
     records = {}
     for resource in RESOURCES:
-        response = httpx.get(f"{base_url.rstrip('/')}/_sim/export/{resource}", timeout=timeout)
+        response = httpx.get(f"{base_url.rstrip('/')}/_sim/export/{resource}", timeout=timeout,
+                             params={"company": company} if company is not None else None)
         response.raise_for_status()
         records[resource] = json.loads(response.content, parse_float=Decimal)["data"]
     return records
