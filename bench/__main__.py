@@ -32,9 +32,9 @@ def _sizes(text: str) -> tuple[int, ...]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="efficiency,quota,throughput,time_to_data,hosts,catalogue",
-                        help="comma-separated: efficiency, quota, throughput, time_to_data, hosts, catalogue "
-                             "(default: all)")
+    parser.add_argument("--parts", default="efficiency,quota,throughput,time_to_data,hosts,catalogue,companies",
+                        help="comma-separated: efficiency, quota, throughput, time_to_data, hosts, catalogue, "
+                             "companies (default: all)")
     parser.add_argument("--time-to-data-documents", type=int, default=100_000,
                         help="documents of the time_to_data backfill (default 100k)")
     parser.add_argument("--tools", default=None,
@@ -87,6 +87,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> runner.Settings:
         settings.time_to_data_documents, settings.time_to_data_days = 600, 10
         settings.hosts_documents, settings.hosts_days = 300, 8
         settings.catalogue_vendors, settings.catalogue_changes = 250, 8
+        settings.companies_documents, settings.companies_days = 100, 5
     return settings
 
 

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 
-def configure(url: str, token: str, email: str, home: Path, start: date, time_scale: float) -> None:
-    """Point the definitions at the simulator the way tests/ingest/conftest.py does."""
+def configure(url: str, token: str, email: str, home: Path, start: date, time_scale: float,
+              shared_budget: str | None = None) -> None:
+    """Point the definitions at the simulator the way tests/ingest/conftest.py does (`shared_budget`: the
+    directory of a request budget shared with another company's sync)."""
+    if shared_budget:
+        os.environ["PRECORO_SHARED_BUDGET"] = shared_budget
     os.environ.update({
         "PRECORO_API_TOKEN": token,
         "PRECORO_EMAIL": email,
@@ -48,7 +52,8 @@ class Ours:
             self.resources["precoro"] = PrecoroResource(
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"), email=dg.EnvVar("PRECORO_EMAIL"),
                 base_url=self.config.base_url, region=self.config.region, time_scale=self.config.time_scale,
-                state_dir=str(self.config.budget_dir), max_wait_seconds=max_wait_seconds)
+                state_dir=str(self.config.budget_dir), max_wait_seconds=max_wait_seconds,
+                shared_budget="shared" if self.config.shared_budget else None)
         self.instance = dg.DagsterInstance.ephemeral()
 
     def _document_assets(self, only: list[str] | None = None) -> tuple[Any, list]:

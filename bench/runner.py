@@ -63,6 +63,10 @@ class Settings:
     catalogue_vendors: int = 1000
     catalogue_changes: int = 20
     catalogue_scale: float = 100.0
+    # Several companies: each its own token and budget, synced one alone, then two at once (and sharing a budget).
+    companies_documents: int = 600
+    companies_days: int = 30
+    companies_scale: float = 10.0  # Precoro's pace matters here, not the CPU: the demo's scale
     tools: tuple[str, ...] = TOOLS
     # An A/B of the throughput part: our sync at this commit (a git worktree of it, its own simulator) taking turns
     # with the current checkout, so that a slowdown shows up the day it lands.
@@ -551,3 +555,52 @@ def catalogue(settings: Settings) -> dict:
     finally:
         simulator.stop()
     return {"scale": scale, "rounds": rounds}
+
+
+# ---- part 7: several companies -------------------------------------------------------------------
+
+def companies(settings: Settings) -> dict:
+    """Companies each with its own token sync at once as fast as one alone: each has its own request budget (its
+    home's), so neither waits for the other. Three rounds of our document sync at Precoro's limits sped up F times,
+    each a first sync of every company in it (a fresh home each, its own worker process): company 1 alone; two
+    companies at once; the two at once with one PRECORO_BUDGET_DIR (companies of one Precoro user who shares its
+    limits), which paces them as one. Counted per company from its own request log: requests against its minimum,
+    and 429s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scale = settings.companies_scale
+    first, last = _history(settings.companies_days)
+    base = _fresh(settings.workdir / "companies")
+    simulator = sim.start(settings.companies_documents, settings.companies_days, _limits(scale), settings.seed,
+                          companies=2)
+    try:
+        views = [simulator.of_company(c["number"], c["token"]) for c in simulator.control("GET", "info")["companies"]]
+        minimum = {view.company: sim.minimum_initial(sim.counts(view.versions()))["total"] for view in views}
+        rounds: list[dict] = []
+        for label, together, shared in (("one company alone", views[:1], False),
+                                        ("two companies at once, a budget each", views, False),
+                                        ("two companies at once, one shared budget", views, True)):
+            where = base / f"round-{len(rounds)}"
+            positions = {view.company: view.log_position() for view in together}
+            specs = [{**_spec(view, "ours", "range", where / f"company-{view.company}", first, last, scale),
+                      "shared_budget": str(where / "shared-budget") if shared else None} for view in together]
+            settings.log(f"[companies] {label}")
+            with ThreadPoolExecutor(len(specs)) as pool:
+                results = list(pool.map(worker, specs))
+            seconds = max(result["seconds"] for result in results)  # the syncs', their processes' start apart
+            spent = {view.company: sim.spent(view.request_log(positions[view.company])[0]) for view in together}
+            rounds.append({
+                "round": label, "companies": len(together), "shared_budget": shared, "seconds": round(seconds, 1),
+                "ok": all(result["ok"] for result in results),
+                "errors": ["; ".join(r.get("failures") or []) or str(r.get("error")) for r in results if not r["ok"]],
+                "requests": {str(c): s.total for c, s in spent.items()},
+                "minimum": {str(c): minimum[c] for c in spent},
+                "rate_limited": sum(s.rate_limited for s in spent.values()),
+                "rate_limited_by": {f"{c}: {kind}": n for c, s in spent.items() for kind, n in s.rate_limited_by.items()},
+                "spent_twice": sum(s.duplicate_details + s.duplicate_lists for s in spent.values())})
+            settings.log(f"[companies] {label}: {seconds:.0f} s, requests {rounds[-1]['requests']} (minimum "
+                         f"{rounds[-1]['minimum']}), {rounds[-1]['rate_limited']} x 429")
+    finally:
+        simulator.stop()
+    return {"scale": scale, "documents": settings.companies_documents, "days": settings.companies_days,
+            "rounds": rounds}

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,17 @@ class Simulator:
     days: int
     startup_seconds: float
     _output: list[str] = field(default_factory=list)
+    company: int | None = None  # which of a several-company simulator's companies this one speaks for
+
+    def of_company(self, number: int, token: str) -> Simulator:
+        """The same simulator, as company `number` (its token; its control API reads with `?company=N`)."""
+        return replace(self, token=token, company=number)
 
     # -- control API -----------------------------------------------------------------------------
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self.company is not None:
+            kwargs["params"] = {**kwargs.get("params", {}), "company": self.company}
         response = httpx.request(method, f"{self.url}/_sim/{path}", timeout=600, **kwargs)
         response.raise_for_status()
         return response.json()
@@ -66,7 +73,7 @@ class Simulator:
         return self.control("GET", "stats")
 
     def request_log(self, since: int = 0) -> tuple[list[dict], int]:
-        body = self.control("GET", f"requests?since={since}")
+        body = self.control("GET", "requests", params={"since": since})
         return body["requests"], body["next"]
 
     def log_position(self) -> int:
@@ -132,11 +139,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start(documents: int, days: int, limits: str, seed: int = 7, timeout: float = 600.0,
-          root: Path = ROOT) -> Simulator:
+          root: Path = ROOT, companies: int = 1) -> Simulator:
     """Start the simulator CLI of the checkout `root` on a free port; return once it has generated the company and
     listens. (Another checkout: an earlier commit, for an A/B comparison; it serves its own simulator.)"""
     command = [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", "0", "--seed", str(seed),
-               "--days", str(days), "--documents", str(documents), "--limits", limits]
+               "--days", str(days), "--documents", str(documents), "--limits", limits,
+               *(["--companies", str(companies)] if companies > 1 else [])]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root,
                                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)})

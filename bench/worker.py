@@ -139,7 +139,7 @@ def _run(spec: dict) -> dict:
     if spec["tool"] == "ours":
         from .ours import Ours, configure
 
-        configure(spec["url"], spec["token"], spec["email"], home, start, scale)
+        configure(spec["url"], spec["token"], spec["email"], home, start, scale, spec.get("shared_budget"))
         ours = Ours(max_wait_seconds=spec.get("max_wait_seconds"))
         baseline = peak_rss_mb()
         began = time.perf_counter()

@@ -85,9 +85,9 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         "default var/precoro/<company>"))
     warehouse: str | None = Field(None, description="The warehouse's directory; default <home>/warehouse")
     ledger_dir: str | None = Field(None, description="The ledger's drop folder; default <home>/ledger")
-    budget_dir: str | None = Field(None, description=(
-        "The request budget's directory; default <home>/state/quota. Companies whose tokens belong to one Precoro "
-        "user, if Precoro counts that user's limits across them: the same directory for each"))
+    shared_budget: str | None = Field(None, description=(
+        "A directory of one request budget for the companies that name it: for companies whose tokens belong to "
+        "one Precoro user, if Precoro counts that user's limits across them (default: the company's own budget)"))
     owners: list[str] | None = Field(None, description="Who answers for the assets (e-mails or team:names)")
     key_prefix: list[str] | None = Field(None, description="The asset keys' prefix; default [<company>, precoro]")
     webhooks: bool | None = Field(None, description=(
@@ -108,7 +108,7 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
     ATTRIBUTES: ClassVar[dict[str, str]] = {
         "base_url": "PRECORO_BASE_URL", "region": "PRECORO_REGION", "timezone": "PRECORO_TIMEZONE",
         "start_date": "PRECORO_START_DATE", "home": "PRECORO_HOME", "warehouse": "PRECORO_WAREHOUSE",
-        "ledger_dir": "PRECORO_LEDGER_DIR", "budget_dir": "PRECORO_BUDGET_DIR", "entities": "PRECORO_ENTITIES",
+        "ledger_dir": "PRECORO_LEDGER_DIR", "shared_budget": "PRECORO_SHARED_BUDGET", "entities": "PRECORO_ENTITIES",
         "owners": "PRECORO_ASSET_OWNERS", "webhooks": "PRECORO_WEBHOOKS"}
 
     def settings_values(self) -> dict[str, str]:

@@ -111,6 +111,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
                 region=config.region,
                 time_scale=config.time_scale,
                 state_dir=str(config.budget_dir),
+                shared_budget="shared" if config.shared_budget else None,
                 database_url=database_url,
             ),
             t.resource_key("warehouse"): WarehouseResource(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ENV_HOME = "PRECORO_HOME"
 ENV_WAREHOUSE = "PRECORO_WAREHOUSE"
 ENV_STATE_DIR = "PRECORO_STATE_DIR"
-ENV_BUDGET_DIR = "PRECORO_BUDGET_DIR"
+ENV_SHARED_BUDGET = "PRECORO_SHARED_BUDGET"
 ENV_DATABASE_URL = "PRECORO_DATABASE_URL"
 ENV_DATA_PATH = "PRECORO_WAREHOUSE_DATA_PATH"
 ENV_S3_ENDPOINT = "PRECORO_S3_ENDPOINT"
@@ -97,9 +97,10 @@ class StateSettings(BaseSettings):
     warehouse: Path = _variable(ENV_WAREHOUSE, "directory of the warehouse; default <PRECORO_HOME>/warehouse")
     state_dir: Path = _variable(ENV_STATE_DIR, "the request ledger shared by every process, staged details, the "
                                 "write-back outbox; default <PRECORO_HOME>/state")
-    budget_dir: Path = _variable(ENV_BUDGET_DIR, "the request budget (every request sent, by every process); "
-                                 "default <PRECORO_STATE_DIR>/quota. Companies whose tokens are one Precoro user's "
-                                 "and share its limits: the same directory for each")
+    shared_budget: Path | None = _variable(
+        ENV_SHARED_BUDGET, "a directory of one request budget for every company that names it (companies whose "
+        "tokens are one Precoro user's, if Precoro counts that user's limits across them): their requests are paced "
+        "as one; unset, each company has its own budget in <PRECORO_STATE_DIR>/quota")
     database_url: SecretStr | None = _variable(
         ENV_DATABASE_URL, "postgresql://user:password@host:5432/db: the shared state and the warehouse's catalog in "
         "PostgreSQL instead of files (several hosts)")
@@ -124,7 +125,7 @@ class StateSettings(BaseSettings):
     xdg_state_home: Path | None = _variable("XDG_STATE_HOME", "where a PrecoroResource configured without "
                                             "state_dir keeps the request budget; default ~/.local/state")
 
-    @field_validator("home", "warehouse", "state_dir", "budget_dir", "ledger_dir", "dagster_home", "xdg_state_home",
+    @field_validator("home", "warehouse", "state_dir", "shared_budget", "ledger_dir", "dagster_home", "xdg_state_home",
                      "warehouse_data_path", "s3_endpoint", "s3_access_key_id", "s3_region", "s3_url_style",
                      "database_url", mode="before")
     @classmethod
@@ -196,7 +197,6 @@ class StateSettings(BaseSettings):
         data[ENV_HOME] = home
         for name, default in ((ENV_WAREHOUSE, home / "warehouse"), (ENV_STATE_DIR, home / "state")):
             data[name] = Path(_blank_is_unset(data.get(name)) or default).resolve()
-        data[ENV_BUDGET_DIR] = Path(_blank_is_unset(data.get(ENV_BUDGET_DIR)) or data[ENV_STATE_DIR] / "quota").resolve()
         ledger = _blank_is_unset(data.get(ENV_LEDGER_DIR))
         data[ENV_LEDGER_DIR] = Path(ledger).expanduser().resolve() if ledger else home / "ledger"
         return data
@@ -222,6 +222,11 @@ class StateSettings(BaseSettings):
     def warehouse_options(self) -> dict[str, Any]:
         """The keyword arguments of `Warehouse(config.warehouse, ...)`: where its catalog and files are."""
         return {"database_url": self.database_url_value, "object_storage": self.object_storage()}
+
+    @property
+    def budget_dir(self) -> Path:
+        """Where the request budget's ledger is: the shared budget's directory, else <PRECORO_STATE_DIR>/quota."""
+        return (self.shared_budget or self.state_dir / "quota").resolve()
 
     def quota_state_home(self) -> Path:
         """XDG_STATE_HOME, else ~/.local/state: where an unconfigured PrecoroResource keeps its request budget."""
@@ -447,7 +452,6 @@ def load(token_variable: str = "PRECORO_API_TOKEN", *, email_variable: str | Non
         home = Path(values[ENV_HOME])
         values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(company_state_dir(home)),
                   ENV_LEDGER_DIR: str(home / "ledger"), **values}
-        values.setdefault(ENV_BUDGET_DIR, str(Path(values[ENV_STATE_DIR]) / "quota"))
     if not (values.get(token_variable) or _token(token_variable)).strip():
         raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
             f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "

@@ -127,6 +127,7 @@ class PrecoroClient:
         timeout_seconds: float = 30.0,
         state_dir: str | os.PathLike[str] | None = None,
         database_url: str | None = None,
+        shared_budget: str | None = None,
         limits: QuotaLimits | None = None,
         max_wait_seconds: float = 600.0,
         quota: QuotaGuard | None = None,
@@ -150,7 +151,7 @@ class PrecoroClient:
             if state_dir is None:
                 raise ValueError("state_dir is required (where the shared request budget is kept)")
             quota = QuotaGuard(state_dir, token, limits, max_wait_seconds=max_wait_seconds,
-                               database_url=database_url)
+                               database_url=database_url, shared_budget=shared_budget)
         self.quota = quota
         self.max_attempts = max_attempts
         self.max_rewalks = max_rewalks

@@ -265,16 +265,19 @@ class QuotaGuard:
         *,
         max_wait_seconds: float = 600.0,
         database_url: str | None = None,
+        shared_budget: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`database_url` (PRECORO_DATABASE_URL, from the settings) puts the ledger in PostgreSQL for every host;
-        None keeps it in a SQLite file of `state_dir`."""
+        None keeps it in a SQLite file of `state_dir`. `shared_budget`: a name that keys the budget instead of the
+        token, so that the tokens of several companies that give the same name (and ledger) are paced as one (one
+        Precoro user's limits counted across its companies)."""
         self.limits = limits or QuotaLimits()
         self.database_url = database_url
         self.max_wait_seconds = max_wait_seconds
         self.path = Path(state_dir) / "precoro-quota.sqlite3"
-        self._key = token_key(token)
+        self._key = token_key(f"shared budget {shared_budget}" if shared_budget else token)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # one transaction at a time per process

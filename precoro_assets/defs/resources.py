@@ -77,6 +77,9 @@ class PrecoroResource(dg.ConfigurableResource):
     state_dir: str = Field(default_factory=default_state_dir,
                            description="Directory of the request ledger shared by every process.")
     database_url: str | None = Field(default=None, repr=False, description=DATABASE_URL_HELP)
+    shared_budget: str | None = Field(default=None, description=(
+        "None: this token's own request budget. A name: one budget for every token that gives the same name and "
+        "state_dir (companies of one Precoro user whose limits are counted across them), paced as one."))
     max_wait_seconds: float = Field(
         default=600.0, description="Wait at most this long for quota; beyond it raise QuotaExhausted.")
     concurrent_requests: int = Field(
@@ -97,7 +100,8 @@ class PrecoroResource(dg.ConfigurableResource):
             self._client = PrecoroClient(
                 self.api_token, self.email, base_url=self.base_url, region=self.region,
                 timeout_seconds=self.timeout_seconds, state_dir=self.state_dir,
-                database_url=_database_url(self.database_url), limits=self.limits(),
+                database_url=_database_url(self.database_url), shared_budget=self.shared_budget,
+                limits=self.limits(),
                 max_wait_seconds=self.max_wait_seconds, concurrent_requests=self.concurrent_requests,
             )
         return self._client

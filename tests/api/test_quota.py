@@ -85,6 +85,29 @@ def test_tokens_have_separate_budgets_and_the_token_is_not_stored(tmp_path, cloc
         assert "/x" in stored and TOKEN not in stored
 
 
+def test_companies_that_share_a_budget_are_paced_as_one_token(tmp_path, clock):
+    """Two companies' tokens (one Precoro user) naming one shared budget: the second waits for the first's second,
+    and a full minute of one stops the other; by default they do not wait for each other."""
+    def company(token: str, shared: str | None, **limits) -> QuotaGuard:
+        return QuotaGuard(tmp_path, token, QuotaLimits(**limits), database_url=load_state().database_url_value,
+                          shared_budget=shared, clock=clock, sleep=clock.sleep)
+
+    company("acme-token", "one-user").acquire("GET", "/invoices?page=1")
+    start = clock.now
+    company("globex-token", "one-user").acquire("GET", "/suppliers?page=1")
+    assert clock.now - start >= 1.0  # the shared second
+    start = clock.now
+    company("initech-token", None).acquire("GET", "/suppliers?page=1")
+    assert clock.now == start  # a company of its own budget waits for nobody
+
+    full = [company(token, "minute", per_minute=2) for token in ("a-token", "b-token")]
+    full[0].acquire("GET", "/a")
+    full[0].acquire("GET", "/b")
+    start = clock.now
+    full[1].acquire("GET", "/c")  # the third of the shared minute
+    assert clock.now - start >= 55
+
+
 def test_a_full_window_within_max_wait_is_waited_for(tmp_path, clock):
     quota = guard(tmp_path, clock, per_minute=3)
     for page in range(4):

@@ -38,9 +38,11 @@ def test_each_company_has_its_own_request_budget_under_its_home(tmp_path):
 
 def test_two_companies_of_one_precoro_user_may_share_one_request_budget(tmp_path):
     shared = tmp_path / "one-user"
-    acme = company("acme", f"home: {tmp_path / 'acme'}\nbudget_dir: {shared}")
-    globex = company("globex", f"home: {tmp_path / 'globex'}\nbudget_dir: {shared}")
-    assert acme.resources["acme_precoro"].state_dir == globex.resources["globex_precoro"].state_dir == str(shared)
+    acme = company("acme", f"home: {tmp_path / 'acme'}\nshared_budget: {shared}")
+    globex = company("globex", f"home: {tmp_path / 'globex'}\nshared_budget: {shared}")
+    acme_api, globex_api = acme.resources["acme_precoro"], globex.resources["globex_precoro"]
+    assert acme_api.state_dir == globex_api.state_dir == str(shared)
+    assert acme_api.shared_budget == globex_api.shared_budget is not None  # one key: paced as one token
     # the rest of their state stays apart
     assert acme.resources["acme_outbox"].path != globex.resources["globex_outbox"].path
     assert acme.resources["acme_warehouse"].location == str(tmp_path / "acme" / "warehouse")
