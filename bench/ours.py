@@ -53,7 +53,7 @@ class Ours:
                 api_token=dg.EnvVar("PRECORO_API_TOKEN"), email=dg.EnvVar("PRECORO_EMAIL"),
                 base_url=self.config.base_url, region=self.config.region, time_scale=self.config.time_scale,
                 state_dir=str(self.config.budget_dir), max_wait_seconds=max_wait_seconds,
-                shared_budget="shared" if self.config.shared_budget else None)
+                shared_budget=str(self.config.budget_dir) if self.config.shared_budget else None)
         self.instance = dg.DagsterInstance.ephemeral()
 
     def _document_assets(self, only: list[str] | None = None) -> tuple[Any, list]:

@@ -563,7 +563,7 @@ def companies(settings: Settings) -> dict:
     """Companies each with its own token sync at once as fast as one alone: each has its own request budget (its
     home's), so neither waits for the other. Three rounds of our document sync at Precoro's limits sped up F times,
     each a first sync of every company in it (a fresh home each, its own worker process): company 1 alone; two
-    companies at once; the two at once with one PRECORO_BUDGET_DIR (companies of one Precoro user who shares its
+    companies at once; the two at once with one PRECORO_SHARED_BUDGET (companies of one Precoro user who shares its
     limits), which paces them as one. Counted per company from its own request log: requests against its minimum,
     and 429s."""
     from concurrent.futures import ThreadPoolExecutor

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .runtime.run_launcher import StopRequest
     from .settings import Settings, StateSettings
 
@@ -384,28 +385,31 @@ def sql(query: str, fmt: str, companies: tuple[str, ...]) -> None:
 
 def _companies(given: tuple[str, ...]) -> dict[str, str]:
     """`--company acme=var/precoro/acme --company globex=...`: each company's name and home."""
+    from .settings import COMPANY_NAME
+
     places: dict[str, str] = {}
     for text in given:
-        name, _, home = text.partition("=")
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip()) or not home.strip():
+        name, _, home = (part.strip() for part in text.partition("="))
+        if not COMPANY_NAME.fullmatch(name) or not home:
             raise click.BadParameter(f"{text!r}: write NAME=HOME, NAME in lowercase letters, digits and _ (as the "
                                      "component's company), e.g. acme=var/precoro/acme", param_hint="--company")
-        if name.strip() in places:
-            raise click.BadParameter(f"{name.strip()} is given twice", param_hint="--company")
-        places[name.strip()] = home.strip()
+        if name in places:
+            raise click.BadParameter(f"{name} is given twice", param_hint="--company")
+        places[name] = home
     return places
 
 
-def _query_companies(query: str, given: tuple[str, ...]):
+def _query_companies(query: str, given: tuple[str, ...]) -> pd.DataFrame:
     """`sql --company acme=var/precoro/acme --company globex=...`: the query on every company's warehouse."""
     from .warehouse import companies
+    from .warehouse.store import retrying
 
     try:
         con = companies.connect(_companies(given))
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--company") from None
     try:
-        return con.execute(query).to_arrow_table().to_pandas(integer_object_nulls=True)
+        return retrying(lambda: con.execute(query).to_arrow_table().to_pandas(integer_object_nulls=True), "query")
     except Exception as error:  # noqa: BLE001 - show DuckDB's message, not a traceback
         raise click.ClickException(f"{str(error).strip()}\nWhat the companies hold: precoro-assets sql --company "
                                    f"... \"SHOW ALL TABLES\"") from None
@@ -586,20 +590,24 @@ def webhooks(port: int, host: str, request_timeout: float, companies: tuple[str,
             variable = settings.webhook_secret_variable(name)
             secret = settings.secret_variable(variable)
             _check_webhook_secret(secret, variable, name)
+            if not Path(home).expanduser().is_dir():
+                click.echo(f"warning: {home} does not exist yet: {name}'s events are recorded there; check it is "
+                           f"the home of {name}'s defs.yaml, or its webhook sensor will not see them", err=True)
             mailboxes.append(Mailbox(WebhookInbox(inbox_path(settings.company_state_dir(home))), secret, name))
-        if len({mailbox.secret for mailbox in mailboxes}) < len(mailboxes):
-            raise click.ClickException("Two companies have the same webhook secret: give each its own (the URL's "
-                                       "secret is what says whose event it is).")
     else:
         config = _settings()
         secret = config.webhook_secret.get_secret_value()
         _check_webhook_secret(secret, settings.ENV_WEBHOOK_SECRET)
         mailboxes = [Mailbox(WebhookInbox(inbox_path(config.state_dir), config.database_url_value), secret)]
     for mailbox in mailboxes:
-        secret_name = settings.webhook_secret_variable(mailbox.company) if mailbox.company else "PRECORO_WEBHOOK_SECRET"
+        secret_name = (settings.webhook_secret_variable(mailbox.company) if mailbox.company
+                       else settings.ENV_WEBHOOK_SECRET)
         click.echo(f"receiving Precoro's webhooks{f' for {mailbox.company}' if mailbox.company else ''} on "
                    f"http://{host}:{port}/precoro/<{secret_name}>; events recorded in {mailbox.inbox.path}")
-    serve(mailboxes, host, port, request_timeout)
+    try:
+        serve(mailboxes, host, port, request_timeout)
+    except ValueError as error:  # e.g. two companies with one secret
+        raise click.ClickException(str(error)) from None
 
 
 def _check_webhook_secret(secret: str, variable: str, company: str = "") -> None:
@@ -609,7 +617,7 @@ def _check_webhook_secret(secret: str, variable: str, company: str = "") -> None
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`): Precoro signs nothing, so the secret "
             "in the URL is what keeps strangers' events out. Then give Precoro the URL "
             "https://<your host>/precoro/<that secret>, and " + (
-                f"webhooks: true in company {company}'s defs.yaml." if company
+                f"set `webhooks: true` in company {company}'s defs.yaml." if company
                 else "set PRECORO_WEBHOOKS=1 for Dagster."))
 
 

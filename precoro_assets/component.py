@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 
 from .defs.naming import PrecoroTranslator
 from .factory import build_definitions
-from .settings import load
+from .settings import COMPANY_NAME, load
 
 # `{{ env.NAME }}` or `{{ env('NAME') }}`, the whole value
 _ENV_TEMPLATE = re.compile(
@@ -69,7 +69,7 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
     """One Precoro company: its documents and reference data synced into its warehouse, reconciled with its ledger
     and written back, under keys, groups, jobs, sensors and resource keys named after `company`."""
 
-    company: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description=(
+    company: str = Field(pattern=rf"^{COMPANY_NAME.pattern}$", description=(
         "A short name (lowercase letters, digits, _): asset keys are <company>/precoro/<entity>, groups, jobs, "
         "schedules and sensors <company>_..., resource keys <company>_precoro, <company>_warehouse, ... (not "
         "'precoro', the bundled code location's names)"))
@@ -140,8 +140,8 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         except ValueError as error:  # name the YAML's attributes, not the variables they stand for
             message = str(error)
             for attribute, variable in self.ATTRIBUTES.items():
-                if getattr(self, attribute) is not None:
-                    message = message.replace(variable, f"{attribute}")
+                if getattr(self, attribute) is not None:  # the whole name only (not PRECORO_WAREHOUSE_DATA_PATH's)
+                    message = re.sub(rf"\b{re.escape(variable)}\b", attribute, message)
             raise ValueError(f"company {self.company}: {message}") from None
         return build_definitions(config, self.translator(), token_variable=self.api_token,
                                  email_variable=self.email)

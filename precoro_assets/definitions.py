@@ -7,23 +7,14 @@ Read this file first; `build_definitions` (factory.py) builds each piece from th
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
 from . import settings
-from .factory import build_definitions
+from .factory import build_definitions, quiet_dagster_warnings
 
 __all__ = ["build_definitions", "defs"]
 
-# BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-# Dagster 1.13 calls the partition freshness checks "superseded" by FreshnessPolicy, but a policy ignores
-# partitions (a backfill of an old day makes it green): the checks are what say whether yesterday was listed
-# (defs/maintenance.py).
-warnings.filterwarnings("ignore", category=dg.SupersessionWarning, message=r".*freshness_checks` is superseded")
+quiet_dagster_warnings()
 
-
-
-defs = build_definitions(settings.load())
+# the location's own runs too (an asset materialized from the UI outside a job): one process, as each job's
+defs = dg.Definitions.merge(build_definitions(settings.load()), dg.Definitions(executor=dg.in_process_executor))

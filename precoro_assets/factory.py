@@ -7,6 +7,8 @@ Dagster in each process, and every other value comes from the settings passed.
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from . import settings
@@ -24,6 +26,18 @@ from .defs.sweep import build_deletion_sweep
 from .defs.views import build_analyst_views
 from .defs.webhook_events import build_webhook_sensor
 from .defs.writeback import build_writeback
+
+
+def quiet_dagster_warnings() -> None:
+    """For a code location of ours: Dagster's warnings about the APIs we chose on purpose, once per load, not once
+    per asset of every company (they filled `dagster dev`'s log)."""
+    # BackfillPolicy is "beta" in Dagster 1.12/1.13 but is the documented way to backfill a range in one run.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    # Dagster 1.13 calls the partition freshness checks "superseded" by FreshnessPolicy, but a policy ignores
+    # partitions (a backfill of an old day makes it green): the checks are what say whether yesterday was listed
+    # (defs/maintenance.py).
+    warnings.filterwarnings("ignore", category=dg.SupersessionWarning, message=r".*freshness_checks` is superseded")
 
 
 def _secret(name: str, value: object | None) -> dg.EnvVar | None:
@@ -51,8 +65,12 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     ingest = build_ingest_assets(partitions, entities, t)
     reconciliation = build_reconciliation(t, entities)
     catalogue_sync, catalogue_sync_job = build_catalogue_sync(t, entities)
+    # Each job's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and a
+    # process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process). The code
+    # location's executor stays its owner's (definitions.py sets the bundled one's).
     reconcile_job = dg.define_asset_job(
-        t.name("reconcile"), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(key for a in reconciliation for key in a.keys)),
+        t.name("reconcile"), executor_def=dg.in_process_executor,
+        selection=dg.AssetSelection.assets(*(key for a in reconciliation for key in a.keys)),
         description="Load the ledger, reconcile it with the synced Precoro data and queue write-backs.")
     maintenance_job, maintenance_schedule = build_maintenance(t)
     writeback_job, writeback_sensor = build_writeback(t, min(config.sensor_interval_seconds, 60))
@@ -67,7 +85,8 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     documents_job = reference_job = None  # a kind none of whose entities is selected has no job, schedule or sensor
     if documents:
         documents_job = dg.define_asset_job(
-            t.name(DOCUMENTS), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in documents)),
+            t.name(DOCUMENTS), executor_def=dg.in_process_executor,
+            selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in documents)),
             description="Sync Precoro documents for one or more days of createDate.")
         freshness_checks, freshness_sensor = document_freshness(
             [asset for asset in ingest if asset.partitions_def is not None], config.timezone, t)
@@ -81,7 +100,8 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     references = [entity for entity in entities if not entity.partitioned]
     if references:
         reference_job = dg.define_asset_job(
-            t.name(REFERENCE), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in references)),
+            t.name(REFERENCE), executor_def=dg.in_process_executor,
+            selection=dg.AssetSelection.assets(*(t.entity_key(e) for e in references)),
             description="Sync Precoro reference data (suppliers, items, taxes, custom fields, ...).")
         jobs.append(reference_job)
         schedules.append(reference_schedule(t, reference_job))
@@ -96,10 +116,6 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
     return dg.Definitions(
         assets=[*external_assets(t), *ours],
         asset_checks=checks,
-        # a run's steps share one process: Precoro-bound steps run one at a time anyway (the precoro_api pool), and
-        # a process per step cost 3-4 s of start-up each (a 10-asset reference run: 46 s, 10 s in-process). Each job
-        # says so; the bundled location's ad-hoc runs too, while a project's own code location keeps its executor.
-        executor=dg.in_process_executor if t.bundled else None,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
@@ -111,7 +127,7 @@ def build_definitions(config: settings.Settings, translator: PrecoroTranslator =
                 region=config.region,
                 time_scale=config.time_scale,
                 state_dir=str(config.budget_dir),
-                shared_budget="shared" if config.shared_budget else None,
+                shared_budget=str(config.budget_dir) if config.shared_budget else None,
                 database_url=database_url,
             ),
             t.resource_key("warehouse"): WarehouseResource(

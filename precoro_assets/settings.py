@@ -14,6 +14,7 @@ secret key, the webhook secret) are `SecretStr`: no repr, str or error message s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,9 @@ ENV_SETTLE_SECONDS = "PRECORO_LEDGER_SETTLE_SECONDS"
 ENV_KEEP_BANK_DETAILS = "PRECORO_KEEP_BANK_DETAILS"
 ENV_SEND = "PRECORO_WRITEBACK_SEND"
 ENV_WEBHOOK_SECRET = "PRECORO_WEBHOOK_SECRET"
+
+# a company's name in a project: its key prefix, the start of its definitions' names, a DuckDB catalog's name
+COMPANY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 TRUE = ("1", "true", "yes", "on")
 SWITCH_ON = ("1", "true", "yes")  # PRECORO_WRITEBACK_SEND, PRECORO_KEEP_BANK_DETAILS: as they always were
@@ -193,10 +197,10 @@ class StateSettings(BaseSettings):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        home = Path(_blank_is_unset(data.get(ENV_HOME)) or Path.cwd() / "var").resolve()
+        home = Path(_blank_is_unset(data.get(ENV_HOME)) or Path.cwd() / "var").expanduser().resolve()
         data[ENV_HOME] = home
         for name, default in ((ENV_WAREHOUSE, home / "warehouse"), (ENV_STATE_DIR, home / "state")):
-            data[name] = Path(_blank_is_unset(data.get(name)) or default).resolve()
+            data[name] = Path(_blank_is_unset(data.get(name)) or default).expanduser().resolve()
         ledger = _blank_is_unset(data.get(ENV_LEDGER_DIR))
         data[ENV_LEDGER_DIR] = Path(ledger).expanduser().resolve() if ledger else home / "ledger"
         return data
@@ -423,7 +427,7 @@ class _Token(BaseSettings):
     api_token: SecretStr = _variable("PRECORO_API_TOKEN", "the API token", SecretStr(""))
 
 
-def _token(variable: str) -> str:
+def secret_variable(variable: str) -> str:
     """The secret in the variable `variable` (a company's token or e-mail, or PRECORO_API_TOKEN), read as every
     setting is."""
     model = create_model("_CompanyToken", __base__=_Token,
@@ -449,14 +453,14 @@ def load(token_variable: str = "PRECORO_API_TOKEN", *, email_variable: str | Non
         raise ValueError(f"{', '.join(secret)}: a secret is read from the environment in each process, never "
                          "given as a value (a company's token: token_variable)")
     if ENV_HOME in values:  # a company's own home: its places are under it, whatever the environment says
-        home = Path(values[ENV_HOME])
+        home = Path(values[ENV_HOME]).expanduser()
         values = {ENV_WAREHOUSE: str(home / "warehouse"), ENV_STATE_DIR: str(company_state_dir(home)),
                   ENV_LEDGER_DIR: str(home / "ledger"), **values}
-    if not (values.get(token_variable) or _token(token_variable)).strip():
+    if not (values.get(token_variable) or secret_variable(token_variable)).strip():
         raise ValueError(MISSING_TOKEN if token_variable == "PRECORO_API_TOKEN" else (
             f"{token_variable} is not set: it holds the company's Precoro API token (Precoro → Settings → API; one "
             "token per company)"))
-    if email_variable is not None and not _token(email_variable).strip():
+    if email_variable is not None and not secret_variable(email_variable).strip():
         raise ValueError(f"{email_variable} is not set: it holds the e-mail of the user whose Precoro API token is in "
                          f"{token_variable}")
     config: Settings = _read(Settings, values)
@@ -471,11 +475,6 @@ def company_state_dir(home: str | Path) -> Path:
 def webhook_secret_variable(company: str) -> str:
     """The variable of a company's webhook secret, for `precoro-assets webhooks --company acme=HOME`."""
     return f"{company.upper()}_PRECORO_WEBHOOK_SECRET"
-
-
-def secret_variable(name: str) -> str:
-    """The value of a secret's variable (a company's own), read as every setting is; "" when unset."""
-    return _token(name)
 
 
 def load_state() -> StateSettings:

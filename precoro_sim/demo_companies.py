@@ -14,6 +14,7 @@ import textwrap
 import dagster as dg
 
 from precoro_assets import PrecoroComponent
+from precoro_assets.factory import quiet_dagster_warnings
 
 DEMO_COMPANIES = "PRECORO_DEMO_COMPANIES"
 
@@ -40,6 +41,10 @@ def company_yaml(company: str, home: str, webhooks: bool) -> str:
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    if DEMO_COMPANIES not in os.environ:
+        raise RuntimeError(f"{DEMO_COMPANIES} is not set: this is the code location of `precoro-assets demo "
+                           "--companies N`, which sets it; run that")
+    quiet_dagster_warnings()
     companies = json.loads(os.environ[DEMO_COMPANIES])
     return dg.Definitions.merge(
         *(PrecoroComponent.resolve_from_yaml(attributes(c["company"], c["home"], c["webhooks"])).definitions()

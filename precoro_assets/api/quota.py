@@ -278,6 +278,7 @@ class QuotaGuard:
         self.max_wait_seconds = max_wait_seconds
         self.path = Path(state_dir) / "precoro-quota.sqlite3"
         self._key = token_key(f"shared budget {shared_budget}" if shared_budget else token)
+        self._token_key = token_key(token)  # a rejected token is this token's alone, budget shared or not
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # one transaction at a time per process
@@ -548,7 +549,7 @@ class QuotaGuard:
         logger.warning("Precoro answered 429 (%s): every process waits until %s", limit_type, until.isoformat())
 
     def _credentials_key(self, email: str) -> str:
-        return token_key(self._key + "\n" + email.strip().lower())
+        return token_key(self._token_key + "\n" + email.strip().lower())
 
     def record_rejected_credentials(self, email: str) -> None:
         """Remember a 401 for this token and e-mail, for every process."""

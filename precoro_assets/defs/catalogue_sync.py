@@ -101,7 +101,8 @@ def build_catalogue_sync(t: PrecoroTranslator, entities: tuple[Entity, ...]
                 "first rejected": "; ".join(f"{r['file']}:{r['line']}: {r['reason']}" for r in rejected[:5]) or "none"})
 
     job = dg.define_asset_job(
-        t.name(CATALOGUE_SYNC), executor_def=dg.in_process_executor, selection=dg.AssetSelection.assets(CATALOGUE_SYNC_PLAN),
+        t.name(CATALOGUE_SYNC), executor_def=dg.in_process_executor,
+        selection=dg.AssetSelection.assets(CATALOGUE_SYNC_PLAN),
         description=f"Compare the accounting catalogue with Precoro's suppliers, items, taxes and custom field "
                     f"options and queue the writes; {t.name('writeback')} sends them (a dry run unless send is on).")
     return catalogue_sync, job

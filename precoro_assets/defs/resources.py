@@ -78,8 +78,9 @@ class PrecoroResource(dg.ConfigurableResource):
                            description="Directory of the request ledger shared by every process.")
     database_url: str | None = Field(default=None, repr=False, description=DATABASE_URL_HELP)
     shared_budget: str | None = Field(default=None, description=(
-        "None: this token's own request budget. A name: one budget for every token that gives the same name and "
-        "state_dir (companies of one Precoro user whose limits are counted across them), paced as one."))
+        "None: this token's own request budget. A name (build_definitions gives the shared budget's directory, "
+        "PRECORO_SHARED_BUDGET): one budget for every token that gives the same name and state_dir (companies of "
+        "one Precoro user whose limits are counted across them), paced as one."))
     max_wait_seconds: float = Field(
         default=600.0, description="Wait at most this long for quota; beyond it raise QuotaExhausted.")
     concurrent_requests: int = Field(

@@ -28,6 +28,7 @@ import dagster as dg
 
 from ..catalogue import BY_NAME, ENTITIES, Entity
 from ..ingest.webhook_inbox import WebhookEvent, WebhookInbox, inbox_path
+from ..settings import ENV_WEBHOOK_SECRET, webhook_secret_variable
 from ..warehouse import tables
 from .changes import DayChanges, group_runs, run_request
 from .naming import DEFAULT, PrecoroTranslator
@@ -110,6 +111,8 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
     """The sensor (`<prefix>_webhook_events`) that hands webhook events to runs; events about entities not
     selected are passed over (a job is None when none of its entities is selected)."""
     synced = Synced.of({entity.name for entity in entities})
+    # the variable of the secret in this company's webhook URL (`precoro-assets webhooks [--company ...]`)
+    secret_name = ENV_WEBHOOK_SECRET if t.bundled else webhook_secret_variable(t.name_prefix)
 
     @dg.sensor(
         name=t.name("webhook_events"),
@@ -138,7 +141,7 @@ def build_webhook_sensor(partitions: dg.DailyPartitionsDefinition, state_dir: st
                f"{quota_share * 100:g} % of the day's {precoro.per_day} requests ({budget}; "
                f"PRECORO_WEBHOOK_QUOTA_SHARE), and {sum(c for _, c in cursor.spent) + cost} were handed over in the "
                f"last day; more from {_when_spent(cursor, day, now)}. So many events at once may be a flood: check "
-               "who knows PRECORO_WEBHOOK_SECRET.")
+               f"who knows {secret_name}.")
         if not events:
             return dg.SkipReason(cap)
         zone = ZoneInfo(partitions.timezone)

@@ -12,16 +12,24 @@ Written by hand: DuckDB attaches and unions, but nothing knows which catalogs ar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
-from .store import SCHEMA, Warehouse, extension_files, quote_ident, quote_literal
+from ..settings import COMPANY_NAME
+from .store import (
+    SCHEMA,
+    Warehouse,
+    extension_files,
+    is_retryable,
+    new_session,
+    quote_ident,
+    quote_literal,
+    retrying,
+)
 
 COMPANIES = "companies"  # the session's schema of views over every company
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TAKEN = {"memory", "system", "temp", "main", COMPANIES, SCHEMA}  # DuckDB's catalogs and our schemas
 
 
@@ -36,31 +44,42 @@ def warehouse_of(place: str | Path) -> Warehouse:
 def connect(companies: Mapping[str, str | Path | Warehouse]) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB session over the companies' warehouses: each attached as its name's catalog, and the
     schema `companies` of views that union them with a `company` column. Close it when done (it holds no lock: a
-    sync goes on meanwhile, and a query sees each warehouse's latest snapshot)."""
+    sync goes on meanwhile, and a query sees each warehouse's latest snapshot). Warehouses in files only: the
+    companies of a project keep theirs under their homes (a catalog in PostgreSQL is the bundled location's)."""
     if not companies:
         raise ValueError("no company: give each company's name and its home (or warehouse directory)")
     warehouses = {name: place if isinstance(place, Warehouse) else warehouse_of(place)
                   for name, place in companies.items()}
     for name, warehouse in warehouses.items():
-        if not _NAME.match(name) or name in _TAKEN:
+        if not COMPANY_NAME.fullmatch(name) or name in _TAKEN:
             raise ValueError(f"{name!r} can't name a company's catalog: lowercase letters, digits and _, starting "
                              f"with a letter, and none of {', '.join(sorted(_TAKEN))}")
-        if warehouse.database_url is None and not warehouse.catalog_path.exists():
+        if warehouse.database_url is not None or warehouse.object_storage is not None:
+            raise ValueError(f"company {name}: its warehouse's catalog or files are not in its directory "
+                             "(PostgreSQL, object storage): only warehouses in files can be read together")
+        if not warehouse.catalog_path.exists():
             raise ValueError(f"company {name} has no warehouse at {warehouse.location} yet: sync it first (or give "
                              "the company's home, or its warehouse directory)")
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
-    try:
-        for path in sorted({path for warehouse in warehouses.values() for path in warehouse.extension_files()}
-                           | set(extension_files())):
-            con.execute(f"LOAD {quote_literal(str(path))}")
-        con.execute("SET TimeZone = 'UTC'")
-        for name, warehouse in warehouses.items():
-            con.execute(warehouse.attach_sql(read_only=True, alias=name))
-        _create_views(con, list(warehouses))
-    except BaseException:
-        con.close()
-        raise
-    return con
+
+    def attempt() -> duckdb.DuckDBPyConnection:
+        con = new_session(extension_files())
+        try:
+            for name, warehouse in warehouses.items():
+                try:
+                    con.execute(warehouse.attach_sql(read_only=True, alias=name))
+                except duckdb.Error as error:
+                    if is_retryable(error):
+                        raise
+                    raise ValueError(f"company {name}: DuckDB could not open the warehouse at "
+                                     f"{warehouse.location}: {error}") from None
+            _create_views(con, list(warehouses))
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    return retrying(attempt, "attach the companies' warehouses")
+
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, companies: list[str]) -> None:
@@ -76,7 +95,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, companies: list[str]) -> None:
         for database, table, comment in found:
             if database == company:
                 holders.setdefault(table, []).append(company)
-                descriptions.setdefault(table, comment or "")
+                if comment:
+                    descriptions.setdefault(table, comment)
     con.execute(f"CREATE SCHEMA memory.{COMPANIES}")
     columns = _column_descriptions(con, companies)
     for table in sorted(holders):
@@ -85,7 +105,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, companies: list[str]) -> None:
             f"SELECT {quote_literal(company)} AS company, * FROM {quote_ident(company)}.{SCHEMA}.{quote_ident(table)}"  # noqa: S608 - names checked and quoted
             for company in holders[table])
         con.execute(f"CREATE VIEW {view} AS {union}")
-        described = descriptions[table].rstrip(". ")
+        described = descriptions.get(table, "").rstrip(". ")
         con.execute(f"COMMENT ON VIEW {view} IS " + quote_literal(
             f"{described + '. ' if described else ''}Every company's rows ({', '.join(holders[table])}), by company."))
         con.execute(f"COMMENT ON COLUMN {view}.company IS "

@@ -121,7 +121,7 @@ def _check_type(sql_type: str) -> str:
     return sql_type
 
 
-def _is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException) -> bool:
     """Commit races and catalog locks are worth another attempt; anything else is a real error."""
     if not isinstance(exc, duckdb.Error):
         return False
@@ -131,6 +131,35 @@ def _is_retryable(exc: BaseException) -> bool:
         or "database is locked" in message
         or "conflict" in message
     )
+
+
+def retrying(attempt: Callable[[], T], what: str) -> T:
+    """Run attempt() until it succeeds, retrying only on lock/conflict errors, with back-off."""
+    backoff = FIRST_BACKOFF_S
+    for number in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if not is_retryable(exc) or number == MAX_ATTEMPTS:
+                raise
+            log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, number, exc, backoff)
+        time.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+        backoff = min(backoff * 2, MAX_BACKOFF_S)
+    raise AssertionError("unreachable")
+
+
+def new_session(extensions: Sequence[Path]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with `extensions` loaded, in UTC. No network (no autoinstall) and no Python replacement
+    scans: a typo must not read a local variable."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
+    try:
+        for path in extensions:
+            con.execute(f"LOAD {quote_literal(str(path))}")
+        con.execute("SET TimeZone = 'UTC'")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _as_arrow(rows: Frame) -> pa.Table:
@@ -188,7 +217,8 @@ class Warehouse:
             target = quote_literal(f"ducklake:sqlite:{catalog_path or self.catalog_path}")
         if read_only:
             options.append("READ_ONLY")
-        return f"ATTACH {target} AS {alias if alias == CATALOG_ALIAS else quote_ident(alias)} ({', '.join(options)})"
+        name = alias if alias == CATALOG_ALIAS else quote_ident(alias)
+        return f"ATTACH {target} AS {name} ({', '.join(options)})"
 
     def _create_secrets(self, con: duckdb.DuckDBPyConnection) -> None:
         """The catalog's and the bucket's credentials, as secrets of this connection only. A failure is reported
@@ -204,12 +234,8 @@ class Warehouse:
                                    "PRECORO_DATABASE_URL and the PRECORO_S3_* settings") from None
 
     def _open(self, *, read_only: bool, catalog_path: Path | None = None) -> duckdb.DuckDBPyConnection:
-        # No network (no autoinstall) and no Python replacement scans: a typo must not read a local variable.
-        con = duckdb.connect(config={"autoinstall_known_extensions": False, "python_enable_replacements": False})
+        con = new_session(self.extension_files())
         try:
-            for path in self.extension_files():
-                con.execute(f"LOAD {quote_literal(str(path))}")
-            con.execute("SET TimeZone = 'UTC'")
             self._create_secrets(con)
             con.execute(self.attach_sql(read_only=read_only, catalog_path=catalog_path))
             con.execute(f"USE {CATALOG_ALIAS}")
@@ -380,18 +406,7 @@ class Warehouse:
             return False
 
     def _retrying(self, attempt: Callable[[], T], what: str) -> T:
-        """Run attempt() until it succeeds, retrying only on lock/conflict errors, with back-off."""
-        backoff = FIRST_BACKOFF_S
-        for number in range(1, MAX_ATTEMPTS + 1):
-            try:
-                return attempt()
-            except duckdb.Error as exc:
-                if not _is_retryable(exc) or number == MAX_ATTEMPTS:
-                    raise
-                log.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, number, exc, backoff)
-            time.sleep(backoff * (0.5 + random.random()))  # noqa: S311 - jitter, not security
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
-        raise AssertionError("unreachable")
+        return retrying(attempt, what)
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "write") -> T:
         """Run fn(con) in one transaction under the write lock; on a conflict the whole attempt is redone.

@@ -161,8 +161,8 @@ class RateLimiter:
                 state.last_get[url_key] = max(now, previous_same_get or now)
             return None
         # refused (by a rule or by the block), it still counts: the windows it fills must have passed by its retry time;
-        # the 429 names the rule that refused it, if one did (as Precoro's would), with the later time
-        refusing = max(rejections, key=lambda r: r.retry_at) if rejections else None
+        # the 429 names what refused it (a rule, else the block in force), as Precoro's would, with the later time
+        refusing = max(rejections, key=lambda r: r.retry_at) if rejections else blocked
         rejections += [Rejection(refusing.limit_type, refusing.limit, fill.retry_at) if refusing else fill
                        for fill in fills]
         if blocked is not None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from precoro_assets.api.errors import QuotaExhausted
-from precoro_assets.api.quota import QuotaGuard, QuotaLimits
+from precoro_assets.api.quota import CredentialsRejected, QuotaGuard, QuotaLimits
 from precoro_assets.settings import ENV_DATABASE_URL, load_state
 from tests.support import postgres_server
 
@@ -106,6 +106,19 @@ def test_companies_that_share_a_budget_are_paced_as_one_token(tmp_path, clock):
     start = clock.now
     full[1].acquire("GET", "/c")  # the third of the shared minute
     assert clock.now - start >= 55
+
+
+def test_a_rejected_token_blocks_only_itself_under_a_shared_budget(tmp_path, clock):
+    """Companies of one Precoro user share the e-mail and, if they say so, the budget: a revoked token of one must
+    not stop the other's valid token."""
+    def company(token: str) -> QuotaGuard:
+        return QuotaGuard(tmp_path, token, QuotaLimits(), database_url=load_state().database_url_value,
+                          shared_budget="one-user", clock=clock, sleep=clock.sleep)
+
+    company("acme-token-revoked").record_rejected_credentials("ap@example.com")
+    with pytest.raises(CredentialsRejected):
+        company("acme-token-revoked").acquire("GET", "/x", email="ap@example.com")
+    company("globex-token-valid").acquire("GET", "/x", email="ap@example.com")  # not refused
 
 
 def test_a_full_window_within_max_wait_is_waited_for(tmp_path, clock):

@@ -24,7 +24,7 @@ base_url: http://127.0.0.1:9
 
 @pytest.fixture(autouse=True)
 def tokens(monkeypatch):
-    for name in ("ACME", "GLOBEX"):
+    for name in ("ACME", "GLOBEX", "INITECH"):
         monkeypatch.setenv(f"{name}_TOKEN", f"{name.lower()}-token")
         monkeypatch.setenv(f"{name}_EMAIL", f"ap@{name.lower()}.example")
 
@@ -42,7 +42,9 @@ def test_two_companies_of_one_precoro_user_may_share_one_request_budget(tmp_path
     globex = company("globex", f"home: {tmp_path / 'globex'}\nshared_budget: {shared}")
     acme_api, globex_api = acme.resources["acme_precoro"], globex.resources["globex_precoro"]
     assert acme_api.state_dir == globex_api.state_dir == str(shared)
-    assert acme_api.shared_budget == globex_api.shared_budget is not None  # one key: paced as one token
+    assert acme_api.shared_budget == globex_api.shared_budget == str(shared)  # one key: paced as one token
+    alone = company("initech", f"home: {tmp_path / 'initech'}").resources["initech_precoro"]
+    assert alone.shared_budget is None  # keyed by its own token
     # the rest of their state stays apart
     assert acme.resources["acme_outbox"].path != globex.resources["globex_outbox"].path
     assert acme.resources["acme_warehouse"].location == str(tmp_path / "acme" / "warehouse")
@@ -94,3 +96,11 @@ def test_webhooks_on_in_the_yaml_start_the_companys_webhook_sensor_and_poll_less
     # polling becomes the safety net for lost deliveries
     assert on.get_sensor_def("acme_changes").minimum_interval_seconds > \
         off.get_sensor_def("acme_changes").minimum_interval_seconds
+
+
+def test_a_setting_named_inside_a_longer_one_keeps_its_name(tmp_path, monkeypatch):
+    """`warehouse` stands for PRECORO_WAREHOUSE, not for the start of PRECORO_WAREHOUSE_DATA_PATH."""
+    monkeypatch.setenv("PRECORO_WAREHOUSE_DATA_PATH", "/not/a/bucket")
+    with pytest.raises(ValueError) as refused:
+        company("acme", f"home: {tmp_path}\nwarehouse: {tmp_path / 'w'}")
+    assert "PRECORO_WAREHOUSE_DATA_PATH must be" in str(refused.value)

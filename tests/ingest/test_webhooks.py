@@ -296,4 +296,4 @@ def test_a_company_without_its_webhook_secret_is_told_which_variable_to_set(tmp_
                           env={"PATH": os.environ["PATH"], "HOME": str(tmp_path),
                                "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     assert done.returncode != 0 and "Set ACME_PRECORO_WEBHOOK_SECRET to a random string" in done.stderr
-    assert "webhooks: true in company acme's defs.yaml" in done.stderr
+    assert "set `webhooks: true` in company acme's defs.yaml" in done.stderr

@@ -447,3 +447,18 @@ def test_after_any_429_the_refused_request_sent_again_exactly_at_its_retry_time_
             now += rng.choice([0.0, 0.05, 0.1, 0.3, 1.0, 3.0, 10.0, 400.0]) * rng.random()
     assert set(refusals) >= {"Second limiter", "Route based limiter by minute", "Minute limiter",
                              "Hourly limiter", "Daily limiter"}, refusals
+
+
+def test_a_request_refused_by_a_block_is_told_the_blocks_rule_with_the_later_time_of_the_second_it_fills():
+    """Hand-run clock: a GET repeated at 10 s is refused by the identical-GET rule (blocked until 60). A request at
+    59.5 is refused by that block and fills its own second, so it can pass only at 60.5 (shown as 61). Its 429
+    still names what refused it, the identical-GET rule, not the second that only set the time."""
+    from precoro_sim.simulator.limits import IDENTICAL_GET_LIMITER, Limits, RateLimiter
+
+    limiter = RateLimiter(Limits())
+    assert limiter.admit("token", "GET", "/a", now=0.0) is None
+    blocked = limiter.admit("token", "GET", "/a", now=10.0)
+    assert blocked is not None and blocked.limit_type == IDENTICAL_GET_LIMITER and blocked.retry_at == 60.0
+    later = limiter.admit("token", "POST", "/b", now=59.5)
+    assert later is not None and later.limit_type == IDENTICAL_GET_LIMITER and later.retry_at == 61.0
+    assert limiter.admit("token", "POST", "/b", now=later.retry_at) is None

@@ -68,3 +68,11 @@ def test_a_company_name_or_home_that_cannot_work_is_refused_with_what_to_give(tm
         companies.connect({"Acme Corp": homes["acme"]})
     with pytest.raises(ValueError, match="can't name a company"):
         companies.connect({"memory": homes["acme"]})
+
+
+def test_a_warehouse_duckdb_cannot_open_is_named_by_its_company(tmp_path, homes):
+    broken = tmp_path / "initech" / "warehouse"
+    broken.mkdir(parents=True)
+    (broken / "catalog.sqlite").write_bytes(b"not a catalog")
+    with pytest.raises(ValueError, match="company initech: DuckDB could not open the warehouse"):
+        companies.connect({"acme": homes["acme"], "initech": broken})
