@@ -87,7 +87,7 @@ class CompanyBuilder:
     # ---- reference data ------------------------------------------------------------------------
 
     def reference_data(self, suppliers: int, start: datetime, end: datetime) -> None:
-        """Taxes, payment terms, locations, legal entities, custom fields, users, warehouses, suppliers, items."""
+        """Taxes, payment terms, locations, legal entities, custom fields, users, warehouses, units, suppliers, items."""
         c, rng = self.company, self.rng
         before = start - timedelta(days=365)
 
