@@ -222,7 +222,7 @@ def _line_columns(document_type: str) -> tuple[Column, ...]:
         c("item_id", "BIGINT", "item.id", "The catalogue item (precoro.items.id); empty for free-text lines."),
         c("name", "VARCHAR", "name", "What was ordered, as written on the line."),
         c("sku", "VARCHAR", "sku", "The item's SKU."),
-        c("unit", "VARCHAR", "unit", "Unit of measure."),
+        c("unit", "VARCHAR", "unit", "Unit of measure, as text (a unit's code in precoro.units)."),
         c("quantity", QUANTITY, "quantity", "Quantity."),
         c("price", UNIT_PRICE, "price", f"Unit price, in the {document_type}'s currency (every decimal Precoro "
           "sends)."),
@@ -641,6 +641,10 @@ REFERENCE: tuple[Entity, ...] = (
         document_type="user"),
     _simple("warehouses", "warehouses", "Warehouses (stock locations).",
             (c("location_id", "BIGINT", "location.id", "The location (precoro.locations.id)."),)),
+    # no webhook type: kept current by modifiedSince only
+    _simple("units", "units", "Units of measure (pieces, kilograms, hours...); a line's `unit` is a unit's code.",
+            (c("code", "VARCHAR", "code", "The unit's code, as lines name their unit (e.g. pcs, kg, hour)."),
+             c("enable", "BOOLEAN", "enable", "Active."))),
 )
 
 ENTITIES: tuple[Entity, ...] = DOCUMENTS + REFERENCE

@@ -63,6 +63,7 @@ RESOURCES: dict[str, ResourceSpec] = {
         ResourceSpec("itemcustomfields", "id", False, False),
         ResourceSpec("users", "id", False, False),
         ResourceSpec("warehouses", "id", False, False),
+        ResourceSpec("units", "id", False, False),
     ]
 }
 
@@ -90,6 +91,7 @@ ID_BASES = {
     "itemcustomfields": 70,
     "users": 100,
     "warehouses": 200,
+    "units": 250,
     "options": 500,
     "attachments": 700_000,
     "lines": 2_000_000,

@@ -95,6 +95,25 @@ LEGAL_ENTITIES = [
 
 UNITS: dict[str, str] = dict(ITEM_NAMES)  # an item name's unit: items carry no unit, lines do
 
+# Units of measure (GET /units: name, code, enable, externalId): each line's `unit` text is a unit's code, so an
+# analyst joins lines to units on it; a few more units the company defined, one of them disabled.
+UNITS_OF_MEASURE: list[tuple[str, str, bool]] = [
+    ("Pieces", "pcs", True),
+    ("Pack", "pack", True),
+    ("Kilogram", "kg", True),
+    ("Service", "service", True),
+    ("Licence", "licence", True),
+    ("Pair", "pair", True),
+    ("Set", "set", True),
+    ("Person", "person", True),
+    ("Hour", "hour", True),
+    ("Metre", "m", True),
+    ("Litre", "l", True),
+    ("Box", "box", True),
+    ("Square metre", "m²", True),
+    ("Dozen", "doz", False),
+]
+
 CITIES = ["Kraków", "Zürich", "Lyon", "Oslo", "São Paulo", "Kyiv", "Austin", "Leeds"]
 COUNTRIES = ["PL", "CH", "FR", "NO", "BR", "UA", "US", "GB"]
 # a city's state (region) and postal code, for the supplier detail's `state` and `postalCode`

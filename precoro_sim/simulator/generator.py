@@ -87,7 +87,7 @@ class CompanyBuilder:
     # ---- reference data ------------------------------------------------------------------------
 
     def reference_data(self, suppliers: int, start: datetime, end: datetime) -> None:
-        """Taxes, payment terms, locations, legal entities, custom fields, users, warehouses, suppliers, items."""
+        """Taxes, payment terms, locations, legal entities, custom fields, users, warehouses, units, suppliers, items."""
         c, rng = self.company, self.rng
         before = start - timedelta(days=365)
 
@@ -142,11 +142,27 @@ class CompanyBuilder:
         locations = list(c.all("locations"))
         for index, name in enumerate(content.WAREHOUSES):
             simple("warehouses", {"name": name, "location": self._ref(locations[index % len(locations)], "name")})
+        self.units(before, start, end)
         for index in range(suppliers):
             self.supplier(created(), index, end)
         for supplier in list(c.all("suppliers")):
             for _ in range(rng.randint(2, 6)):
                 self.item(self._between(supplier.created, start), supplier, end)
+
+    def units(self, before: datetime, start: datetime, end: datetime) -> None:
+        """Units of measure, every line's `unit` among their codes. Dated, and a third of them edited during the
+        simulated period, from their place in the list without drawing from the random state, so the rest of the
+        company is the one the seed gave before."""
+        count = len(content.UNITS_OF_MEASURE)
+        for index, (name, code, enable) in enumerate(content.UNITS_OF_MEASURE):
+            created = before + timedelta(days=7 * index, hours=9)
+            edited = start + (end - start) * (index + 1) / (count + 1)
+            updated = edited.replace(microsecond=0) if index % 3 == 1 else created
+            self.company.add("units", {
+                "name": name, "code": code, "enable": enable,
+                "externalId": f"QB-UNIT-{index + 1:03d}" if enable and index % 2 == 0 else None,
+                "externalIntegrationLog": None,
+            }, created, updated)
 
     def supplier(self, moment: datetime, index: int, end: datetime) -> Record:
         c, rng = self.company, self.rng

@@ -14,6 +14,7 @@ import pytest
 from precoro_assets.catalogue import BY_NAME, DOCUMENTS, REFERENCE
 from precoro_assets.defs.ingest import ANALYST_VIEWS
 from precoro_assets.ingest.sync import partition_day
+from precoro_sim.simulator.company import RESOURCES as SIMULATED_RESOURCES
 from tests.ingest.environment import make_env
 from tests.ingest.truth import differences
 
@@ -50,12 +51,23 @@ def list_gets(log: list[dict]) -> list[dict]:
     return [r for r in log if r["method"] == "GET" and not r["path"].endswith("}")]
 
 
+def test_every_resource_precoro_serves_has_its_entity():
+    # what the simulator serves is what the warehouse must hold: a resource without an entity is never synced
+    assert sorted(e.path for e in DOCUMENTS + REFERENCE) == sorted(SIMULATED_RESOURCES)
+
+
 @pytest.mark.e2e
 def test_a_sync_of_the_whole_range_equals_precoro_ground_truth(synced_env):
     env = synced_env
     assert env.unknown_parameters() == []  # every filter sent is one the contract names
     for entity in DOCUMENTS + REFERENCE:
         assert differences(env, entity) == [], entity.name
+    # units of measure (the latest entity): every one, and lines join them on their code
+    units = env.export("units")
+    assert units and sorted(env.query("SELECT id, code FROM precoro.units")) == sorted(
+        (u["id"], u["code"]) for u in units)
+    assert env.query("SELECT count(*) FROM precoro.invoice_items i LEFT JOIN precoro.units u ON u.code = i.unit "
+                     "WHERE u.id IS NULL") == [(0,)]
     # typed columns carry exact values: money as DECIMAL, sumPaid read from Precoro's string
     truth = {str(r["idn"]): r for r in env.export("invoices")}
     for idn, amount, paid, created in env.query("SELECT idn, sum, sum_paid, create_date FROM precoro.invoices"):

@@ -25,7 +25,7 @@ from precoro_sim.simulator.limits import Limits
 # The contract's resources: documents are addressed by idn, reference data by id.
 DOCUMENTS = ["purchaserequisitions", "purchaseorders", "receipts", "invoices", "expenses", "payments"]
 REFERENCE = ["suppliers", "items", "taxes", "paymentterms", "locations", "legalentities",
-             "documentcustomfields", "itemcustomfields", "users", "warehouses"]
+             "documentcustomfields", "itemcustomfields", "users", "warehouses", "units"]
 RESOURCES = DOCUMENTS + REFERENCE
 CREDIT_NOTE_TYPES = (1, 5)  # an invoice's logicType when it is a credit note
 CREDIT_NOTES = [("logicType[]", t) for t in CREDIT_NOTE_TYPES]  # the filter Precoro's connector lists them with

@@ -7,6 +7,7 @@ import pytest
 
 from tests.simulator.sim_harness import (
     DOCUMENTS,
+    REFERENCE,
     RESOURCES,
     WITH_DETAIL,
     in_plain_list,
@@ -30,6 +31,25 @@ def test_walking_a_list_page_by_page_returns_every_record_exactly_once(api, reso
 
         assert len(keys) == len(set(keys)), f"{resource}: a record served twice with per_page={per_page}"
         assert sorted(keys) == expected
+
+
+@pytest.mark.parametrize("resource", [r for r in REFERENCE if r != "taxes"])  # taxes may come without dates
+def test_a_reference_list_filtered_by_modified_since_lists_exactly_the_records_changed_since(api, resource):
+    updated = {key: moment(record["updateDate"]) for key, record in api.exported(resource).items()}
+    since = sorted(updated.values())[len(updated) // 2]
+    expected = sorted(key for key, when in updated.items() if when >= since)
+    assert 0 < len(expected) < len(updated), f"{resource}: some records changed since, some not"
+
+    for per_page in (10, 200):
+        assert sorted(api.keys(resource, [("modifiedSince", modified_since_text(since))], per_page)) == expected
+
+
+def test_units_have_the_fields_the_contract_lists(api):
+    rows = api.walk("units", per_page=10)
+
+    assert len(rows) > 10, "more than a page of units"
+    for row in rows:
+        assert {"id", "name", "code", "enable", "externalId", "createDate", "updateDate"} <= set(row)
 
 
 @pytest.mark.parametrize("per_page", [10, 20, 50, 100, 200])

@@ -21,7 +21,7 @@ def company() -> dict:
     try:
         return {resource: api.export(resource) for resource in
                 ("invoices", "purchaseorders", "purchaserequisitions", "receipts", "payments", "suppliers",
-                 "items", "documentcustomfields", "itemcustomfields", "attachments", "taxes")}
+                 "items", "documentcustomfields", "itemcustomfields", "attachments", "taxes", "units", "expenses")}
     finally:
         api.close()
 
@@ -171,3 +171,16 @@ def test_suppliers_and_items_look_like_a_real_vendor_list(company):
     for item in company["items"]:
         assert _exact_cents(item["price"]) and amount(item["price"]) > 0
         assert item["supplier"]["id"] in {s["id"] for s in suppliers}
+
+
+def test_units_of_measure_name_every_unit_a_line_carries(company):
+    units = company["units"]
+    codes = [u["code"] for u in units]
+
+    assert len(codes) == len(set(codes)) and {"pcs", "kg", "hour", "m", "l", "box"} <= set(codes)
+    assert all(u["name"] and isinstance(u["enable"], bool) for u in units)
+    assert any(u["enable"] is False for u in units) and any(u["externalId"] for u in units)
+    # receipt lines name no unit: they point at the ordered line
+    line_units = {line["unit"] for resource in ("invoices", "purchaseorders", "purchaserequisitions", "expenses")
+                  for document in company[resource] for line in document["items"]["data"]}
+    assert line_units and line_units <= set(codes), "an analyst joins lines to units on the unit's code"
