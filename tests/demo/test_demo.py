@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,11 +56,20 @@ def wait_for(url: str, seconds: float) -> None:
 
 @pytest.fixture
 def demo(tmp_path: Path):
+    yield from running_demo(tmp_path)
+
+
+def running_demo(tmp_path: Path, *options: str) -> Iterator[tuple[str, str, Path]]:
+    """`precoro-assets demo [options]` on free ports with a home in `tmp_path`: its GraphQL URL, its simulator's URL
+    and its home, until it is stopped as Ctrl-C would."""
     ui_port, simulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_"))}
-    env.update(PRECORO_HOME=str(tmp_path / "var"), PRECORO_SIMULATOR_PORT=str(simulator_port))
-    process = subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "demo", "--port", str(ui_port)],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    env.update(PRECORO_HOME=str(tmp_path / "var"), PRECORO_SIMULATOR_PORT=str(simulator_port),
+               PRECORO_WEBHOOK_PORT=str(free_port()))
+    process = subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "demo", "--port", str(ui_port), *options],
+                               cwd=tmp_path, env=env,
+                               # a file, not a pipe: dagster dev logs to stdout, and a pipe nobody reads fills up
+                               stdout=(tmp_path / "demo.log").open("w"), stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{ui_port}/server_info", 120)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,8 @@ from tests.demo.test_demo import (
     REPOSITORY,
     RUN_STATUS,
     STATUS,
-    free_port,
     graphql,
-    wait_for,
+    running_demo,
     wait_until_done,
 )
 
@@ -36,25 +34,7 @@ COMPANIES = ("acme", "globex")
 
 @pytest.fixture
 def demo(tmp_path: Path):
-    ui_port, simulator_port, webhook_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRECORO_", "DAGSTER_"))}
-    env.update(PRECORO_HOME=str(tmp_path / "var"), PRECORO_SIMULATOR_PORT=str(simulator_port),
-               PRECORO_WEBHOOK_PORT=str(webhook_port))
-    process = subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "demo", "--port", str(ui_port),
-                                "--companies", "2"], cwd=tmp_path, env=env,
-                               # a file, not a pipe: dagster dev logs to stdout, and a pipe nobody reads fills up
-                               stdout=(tmp_path / "demo.log").open("w"), stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    try:
-        wait_for(f"http://127.0.0.1:{ui_port}/server_info", 120)
-        yield f"http://127.0.0.1:{ui_port}/graphql", f"http://127.0.0.1:{simulator_port}", tmp_path / "var"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
+    yield from running_demo(tmp_path, "--companies", "2")
 
 
 def test_two_companies_side_by_side_each_in_its_own_warehouse_and_one_query_reads_both(demo):
