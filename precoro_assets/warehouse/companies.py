@@ -81,7 +81,6 @@ def connect(companies: Mapping[str, str | Path | Warehouse]) -> duckdb.DuckDBPyC
     return retrying(attempt, "attach the companies' warehouses")
 
 
-
 def _create_views(con: duckdb.DuckDBPyConnection, companies: list[str]) -> None:
     """One view per table or view name of any company, over the companies that have it, with the description
     and column descriptions of the first company that has it."""
@@ -101,9 +100,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, companies: list[str]) -> None:
     columns = _column_descriptions(con, companies)
     for table in sorted(holders):
         view = f"memory.{COMPANIES}.{quote_ident(table)}"
-        union = " UNION ALL BY NAME ".join(
-            f"SELECT {quote_literal(company)} AS company, * FROM {quote_ident(company)}.{SCHEMA}.{quote_ident(table)}"  # noqa: S608 - names checked and quoted
-            for company in holders[table])
+        union = " UNION ALL BY NAME ".join(  # names checked (COMPANY_NAME) and quoted
+            f"SELECT {quote_literal(company)} AS company, * "  # noqa: S608
+            f"FROM {quote_ident(company)}.{SCHEMA}.{quote_ident(table)}" for company in holders[table])
         con.execute(f"CREATE VIEW {view} AS {union}")
         described = descriptions.get(table, "").rstrip(". ")
         con.execute(f"COMMENT ON VIEW {view} IS " + quote_literal(
