@@ -95,7 +95,7 @@ class PrecoroComponent(dg.Component, dg.Model, dg.Resolvable):
         "secret in <COMPANY>_PRECORO_WEBHOOK_SECRET), and the webhook sensor turns them into runs"))
     sensors: bool | None = Field(None, description=(
         "true: every sensor and schedule starts running; false: all start stopped (the project launches the jobs "
-        "itself); default: each as documented (docs/operations.md)"))
+        "itself); default: each as documented (docs/embedding.md, the translator)"))
 
     @field_validator("company")
     @classmethod

@@ -203,18 +203,10 @@ def demo(port: int, companies: int) -> None:
     # Ctrl-C (even when started in the background) and `kill` both stop the UI and the simulator.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    processes = []
+    processes: list[subprocess.Popen] = []
     try:
-        if using_simulator and not embedded.port_open(embedded.simulator_port()):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", str(embedded.simulator_port()),
-                 "--seed", str(embedded.SIMULATOR_SEED), "--limits", embedded.simulator_limits(),
-                 "--tick-every", "60"]))
-            for _ in range(300):
-                if embedded.port_open(embedded.simulator_port()):
-                    break
-                time.sleep(0.1)
         if using_simulator:
+            _start_demo_simulator(processes)
             _demo_ledger_if_empty()
         workspace = product.PACKAGE_ROOT / "workspace.yaml"
         environment = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
@@ -232,33 +224,6 @@ def demo(port: int, companies: int) -> None:
         pass
     finally:
         _stop(processes)
-
-
-def _demo_webhooks(processes: list) -> bool:
-    """Start `precoro-assets webhooks` with a fresh secret and have the simulator send its webhooks there; returns
-    whether it could (the port may be taken: the demo then polls only)."""
-    import secrets
-
-    import httpx
-
-    port = embedded.webhook_port()
-    if embedded.port_open(port):
-        click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
-        return False
-    secret = secrets.token_urlsafe(24)  # the receiver's alone: Dagster's processes never see it
-    processes.append(subprocess.Popen([sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(port)],
-                                      env={**os.environ, "PRECORO_WEBHOOK_SECRET": secret}))
-    for _ in range(300):
-        if embedded.port_open(port):
-            break
-        time.sleep(0.1)
-    try:
-        httpx.post(f"http://127.0.0.1:{embedded.simulator_port()}/_sim/webhooks", timeout=10,
-                   json={"urls": [f"http://127.0.0.1:{port}/precoro/{secret}"]}).raise_for_status()
-    except httpx.HTTPError as error:
-        click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
-        return False
-    return True
 
 
 def _demo_companies(port: int, count: int, config, dagster_home: Path) -> None:
@@ -281,12 +246,7 @@ def _demo_companies(port: int, count: int, config, dagster_home: Path) -> None:
     simulator_url = f"http://127.0.0.1:{embedded.simulator_port()}"
     processes: list[subprocess.Popen] = []
     try:
-        if not embedded.port_open(embedded.simulator_port()):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", str(embedded.simulator_port()),
-                 "--seed", str(embedded.SIMULATOR_SEED), "--limits", embedded.simulator_limits(),
-                 "--tick-every", "60", "--companies", str(count)]))
-            _wait_for_port(embedded.simulator_port())
+        _start_demo_simulator(processes, count)
         served = httpx.get(f"{simulator_url}/_sim/info", timeout=10).json()["companies"]
         if len(served) < count:
             raise click.ClickException(f"the simulator on port {embedded.simulator_port()} serves {len(served)} "
@@ -303,7 +263,7 @@ def _demo_companies(port: int, count: int, config, dagster_home: Path) -> None:
             environment[f"{name.upper()}_PRECORO_TOKEN"] = identity["token"]
             environment[f"{name.upper()}_PRECORO_EMAIL"] = identity["email"]
             companies.append({"company": name, "home": str(home), "number": identity["number"], "webhooks": False})
-        receiver = _demo_companies_webhooks(processes, companies, simulator_url)
+        receiver = _demo_webhooks(processes, companies)
         for company in companies:
             company["webhooks"] = receiver
         environment[DEMO_COMPANIES] = json.dumps(companies)
@@ -328,29 +288,45 @@ def _demo_companies(port: int, count: int, config, dagster_home: Path) -> None:
         _stop(processes)
 
 
-def _demo_companies_webhooks(processes: list, companies: list[dict], simulator_url: str) -> bool:
-    """One `precoro-assets webhooks --company ...` for every company, each with a fresh secret, and each simulated
-    company sending its webhooks to its own URL; returns whether it could."""
+def _start_demo_simulator(processes: list, companies: int = 1) -> None:
+    """The simulator of the demo (its `companies`), unless one already listens on its port."""
+    if embedded.port_open(embedded.simulator_port()):
+        return
+    processes.append(subprocess.Popen(
+        [sys.executable, "-m", "precoro_sim.cli", "simulator", "--port", str(embedded.simulator_port()),
+         "--seed", str(embedded.SIMULATOR_SEED), "--limits", embedded.simulator_limits(), "--tick-every", "60",
+         *(["--companies", str(companies)] if companies > 1 else [])]))
+    _wait_for_port(embedded.simulator_port())
+
+
+def _demo_webhooks(processes: list, companies: list[dict] | None = None) -> bool:
+    """Start `precoro-assets webhooks` with fresh secrets (the receiver's alone: Dagster's processes never see them),
+    for the bundled location's company or for each of `companies` (`--company`), and have each simulated company
+    send its webhooks to its own URL; returns whether it could (the port may be taken: the demo then polls only)."""
     import secrets
 
     import httpx
+
+    from precoro_assets.settings import ENV_WEBHOOK_SECRET, webhook_secret_variable
 
     port = embedded.webhook_port()
     if embedded.port_open(port):
         click.echo(f"port {port} is taken: the demo runs without webhooks (set PRECORO_WEBHOOK_PORT to another)")
         return False
-    from precoro_assets.settings import webhook_secret_variable
-
-    keys = {c["company"]: secrets.token_urlsafe(24) for c in companies}  # the receiver's alone
+    # (simulator company number or None for the only one, secret variable, secret, --company option)
+    receivers = [(c["number"], webhook_secret_variable(c["company"]), secrets.token_urlsafe(24),
+                  ["--company", f"{c['company']}={c['home']}"]) for c in companies or []]
+    receivers = receivers or [(None, ENV_WEBHOOK_SECRET, secrets.token_urlsafe(24), [])]
     processes.append(subprocess.Popen(
         [sys.executable, "-m", "precoro_sim.cli", "webhooks", "--port", str(port),
-         *(option for c in companies for option in ("--company", f"{c['company']}={c['home']}"))],
-        env={**os.environ, **{webhook_secret_variable(name): key for name, key in keys.items()}}))
+         *(option for *_, options in receivers for option in options)],
+        env={**os.environ, **{variable: secret for _, variable, secret, _ in receivers}}))
     _wait_for_port(port)
     try:
-        for c in companies:
-            httpx.post(f"{simulator_url}/_sim/webhooks", params={"company": c["number"]}, timeout=10,
-                       json={"urls": [f"http://127.0.0.1:{port}/precoro/{keys[c['company']]}"]}).raise_for_status()
+        for number, _, secret, _ in receivers:
+            httpx.post(f"http://127.0.0.1:{embedded.simulator_port()}/_sim/webhooks", timeout=10,
+                       params={"company": number} if number is not None else None,
+                       json={"urls": [f"http://127.0.0.1:{port}/precoro/{secret}"]}).raise_for_status()
     except httpx.HTTPError as error:
         click.echo(f"the simulator would not send webhooks ({error}): the demo polls only")
         return False

@@ -35,8 +35,8 @@ class PrecoroTranslator:
     key_prefix: the first parts of every asset key (`("acme", "precoro")` gives `acme/precoro/invoices`).
     name_prefix: groups, jobs, schedules, sensors and the API pool are `<name_prefix>_<what>`.
     resource_prefix: resource keys are `<resource_prefix><what>` (`acme_` gives `acme_warehouse`).
-    sensors: None: each sensor and schedule starts as documented (docs/operations.md); True: all start running;
-    False: all start stopped, for a team that launches the jobs itself (someone may still start one in the UI)."""
+    sensors: None: each sensor and schedule starts as documented (docs/embedding.md, the translator); True: all
+    start running; False: all start stopped, for a team that launches the jobs itself (the UI may still start one)."""
 
     key_prefix: Sequence[str] = ("precoro",)
     name_prefix: str = DEFAULT_NAME_PREFIX
